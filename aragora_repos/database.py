@@ -1,0 +1,34 @@
+"""Open the configured backend; the generated facade (``aragora_db``) builds on this."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+from aragora_repos.config import Config
+from aragora_repos.errors import ConfigError
+from aragora_repos.postgres import PostgresDatabase
+from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
+
+AsyncBackend: TypeAlias = PostgresDatabase | AsyncSqliteDatabase
+
+
+async def open_async(config: Config | None = None) -> AsyncBackend:
+    """Open PostgreSQL or SQLite as ``config`` (default: the environment) says."""
+    config = config or Config.from_env()
+    if config.backend == "postgres":
+        assert config.dsn is not None
+        return await PostgresDatabase.open(
+            config.dsn, min_size=config.pool_min, max_size=config.pool_max
+        )
+    return await AsyncSqliteDatabase.open(config.sqlite_file, timeout=config.timeout)
+
+
+def open_sync(config: Config | None = None) -> SqliteConnection:
+    """Open the configured SQLite database synchronously."""
+    config = config or Config.from_env()
+    if config.backend != "sqlite":
+        raise ConfigError(
+            "cannot open a synchronous connection: the sync API is for sqlite; "
+            "use `await connect()` for postgresql"
+        )
+    return SqliteConnection(config.sqlite_file, timeout=config.timeout)

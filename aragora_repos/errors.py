@@ -1,0 +1,162 @@
+"""The error tree. Driver errors are mapped by SQLSTATE (PostgreSQL) and extended result
+code (SQLite), never by message text, and chained with ``raise ... from``.
+
+SQLite errors carry the SQLSTATE of the matching PostgreSQL error, so callers can
+handle both backends with one ``except`` clause and one ``sqlstate`` check.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+class DatabaseError(Exception):
+    """Root of every error raised by aragora_repos."""
+
+    sqlstate: str | None = None
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        if sqlstate is not None:
+            self.sqlstate = sqlstate
+
+
+class ConfigError(DatabaseError):
+    """The configuration (environment) is invalid; the message names the variable."""
+
+
+class InterfaceError(DatabaseError):
+    """Client-side misuse, e.g. a transaction used after it ended."""
+
+
+class ConnectionFailure(DatabaseError):
+    """The server could not be reached or the connection was lost."""
+
+
+class PoolTimeout(DatabaseError):
+    """No connection became free within the configured wait."""
+
+
+class PoolClosed(DatabaseError):
+    """The database object was closed."""
+
+
+class DataError(DatabaseError):
+    """A value cannot be stored: wrong type, out of range, invalid text (class 22)."""
+
+
+class ProgrammingError(DatabaseError):
+    """The statement is invalid for this database: syntax, unknown table (class 42)."""
+
+
+class OperationalError(DatabaseError):
+    """The database could not run the statement now (busy, canceled, out of resources)."""
+
+
+class DatabaseBusy(OperationalError):
+    """SQLite stayed locked by another writer for longer than the busy timeout."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint was violated (class 23)."""
+
+
+class UniqueViolation(IntegrityError):
+    sqlstate = "23505"
+
+
+class ForeignKeyViolation(IntegrityError):
+    sqlstate = "23503"
+
+
+class NotNullViolation(IntegrityError):
+    sqlstate = "23502"
+
+
+class CheckViolation(IntegrityError):
+    sqlstate = "23514"
+
+
+class NotFoundError(DatabaseError):
+    """A row that had to exist does not."""
+
+
+class TransactionError(DatabaseError):
+    """A transaction could not be started, finished or used as asked."""
+
+
+class SerializationFailure(TransactionError):
+    """The transaction conflicted with a concurrent one; re-run it whole (40001)."""
+
+    sqlstate = "40001"
+
+
+class DeadlockDetected(TransactionError):
+    """The transaction was chosen as a deadlock victim; re-run it whole (40P01)."""
+
+    sqlstate = "40P01"
+
+
+class MigrationError(DatabaseError):
+    """Migrations cannot be applied as they stand."""
+
+
+_BY_SQLSTATE: dict[str, type[DatabaseError]] = {
+    "23505": UniqueViolation,
+    "23503": ForeignKeyViolation,
+    "23502": NotNullViolation,
+    "23514": CheckViolation,
+    "40001": SerializationFailure,
+    "40P01": DeadlockDetected,
+    "57014": OperationalError,
+    "55P03": OperationalError,
+}
+_BY_CLASS: dict[str, type[DatabaseError]] = {
+    "22": DataError,
+    "23": IntegrityError,
+    "40": TransactionError,
+    "25": TransactionError,
+    "42": ProgrammingError,
+    "08": ConnectionFailure,
+    "53": OperationalError,
+    "54": OperationalError,
+    "55": OperationalError,
+    "57": ConnectionFailure,
+}
+
+
+def from_sqlstate(sqlstate: str | None, message: str) -> DatabaseError:
+    """The error for a PostgreSQL SQLSTATE (Appendix A of the PostgreSQL docs)."""
+    code = sqlstate or ""
+    cls = _BY_SQLSTATE.get(code) or _BY_CLASS.get(code[:2], DatabaseError)
+    return cls(message, sqlstate=sqlstate)
+
+
+# SQLite extended result codes (sqlite.org/rescode.html) -> (class, PostgreSQL SQLSTATE).
+_SQLITE: dict[int, tuple[type[DatabaseError], str | None]] = {
+    2067: (UniqueViolation, "23505"),  # SQLITE_CONSTRAINT_UNIQUE
+    1555: (UniqueViolation, "23505"),  # SQLITE_CONSTRAINT_PRIMARYKEY
+    787: (ForeignKeyViolation, "23503"),  # SQLITE_CONSTRAINT_FOREIGNKEY
+    1299: (NotNullViolation, "23502"),  # SQLITE_CONSTRAINT_NOTNULL
+    275: (CheckViolation, "23514"),  # SQLITE_CONSTRAINT_CHECK
+    3091: (DataError, "22P02"),  # SQLITE_CONSTRAINT_DATATYPE (STRICT tables)
+    19: (IntegrityError, "23000"),  # SQLITE_CONSTRAINT
+    20: (DataError, "22000"),  # SQLITE_MISMATCH
+    18: (DataError, "22001"),  # SQLITE_TOOBIG
+    25: (ProgrammingError, "42P02"),  # SQLITE_RANGE: parameter index out of range
+    1: (ProgrammingError, "42000"),  # SQLITE_ERROR: syntax, no such table, ...
+    5: (DatabaseBusy, "55P03"),  # SQLITE_BUSY
+    6: (DatabaseBusy, "55P03"),  # SQLITE_LOCKED
+}
+
+
+def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
+    """The error for a :mod:`sqlite3` exception, by extended then primary result code."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    message = str(exc)
+    if code is None:
+        if isinstance(exc, sqlite3.ProgrammingError):
+            return InterfaceError(message)
+        return OperationalError(message)
+    cls, sqlstate = _SQLITE.get(code) or _SQLITE.get(code & 0xFF) or (OperationalError, None)
+    return cls(message, sqlstate=sqlstate)

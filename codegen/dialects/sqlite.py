@@ -1,0 +1,463 @@
+"""PostgreSQL -> SQLite translation: named, pure rewrite rules over sqlglot trees.
+
+sqlglot's own PostgreSQL -> SQLite output is the base; each rule below fixes one place
+where that output would change the meaning of the statement on SQLite (verified on
+SQLite 3.40). A construct no rule can carry faithfully raises :class:`Untranslatable`,
+which the pipeline reports with file, line and column; nothing is silently changed.
+
+Runtime contract (set on every connection by ``aragora_repos``, and by the verifier):
+``PRAGMA case_sensitive_like = ON`` so ``LIKE`` is case-sensitive as in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlglot
+from sqlglot import exp
+
+from codegen.model import types
+from codegen.model.ir import Column, PgType, Table
+
+#: SQLite's ``now()``: the canonical UTC text form (see codegen.model.types).
+#: ``%f`` yields milliseconds (sqlite.org/lang_datefunc.html), padded to microseconds.
+TS_FORMAT = "%Y-%m-%d %H:%M:%f000+00:00"
+NOW_SQL = f"strftime('{TS_FORMAT}', 'now')"
+
+
+class Untranslatable(Exception):
+    """A construct that has no faithful SQLite form; ``construct`` names it in the source."""
+
+    def __init__(self, construct: str, reason: str) -> None:
+        self.construct = construct
+        self.reason = reason
+        super().__init__(f"cannot translate {construct} to sqlite: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What rules may consult: the parameters that are lists (``= ANY`` / sqlc.slice)."""
+
+    list_params: frozenset[int] = frozenset()
+
+
+Rule = Callable[[exp.Expr, Context], exp.Expr]
+
+
+def type_of(dt: exp.DataType) -> PgType:
+    """Resolve a sqlglot data type to a :class:`PgType` (base name + array depth)."""
+    dims = 0
+    while dt.is_type(exp.DType.ARRAY) and dt.expressions:
+        inner = dt.expressions[0]
+        assert isinstance(inner, exp.DataType)
+        dt = inner
+        dims += 1
+    text = dt.sql("postgres")
+    while text.endswith("[]"):
+        text = text[:-2]
+        dims += 1
+    return PgType(types.normalize(text), dims)
+
+
+def _param_number(node: exp.Expr) -> int | None:
+    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
+        return int(node.this.this)
+    return None
+
+
+def _strip_casts(node: exp.Expr) -> exp.Expr:
+    while isinstance(node, exp.Cast | exp.Paren):
+        node = node.this
+    return node
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+def rewrite_list_membership(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``x = ANY($1)`` and sqlc.slice's ``x IN ($1)`` -> ``x IN (SELECT value FROM json_each(?1))``.
+
+    SQLite has no arrays; list parameters are bound as one JSON array text, so the
+    statement text does not depend on the list's length and stays cached.
+    """
+
+    def json_each_in(this: exp.Expr, param: exp.Expr, negate: bool) -> exp.Expr:
+        sub = exp.select("value").from_(exp.func("json_each", param.copy()))
+        node: exp.Expr = exp.In(this=this.copy(), query=exp.Subquery(this=sub))
+        return exp.Not(this=node) if negate else node
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.EQ | exp.NEQ) and isinstance(node.expression, exp.Any | exp.All):
+            quantifier = node.expression
+            target = _strip_casts(quantifier.this)
+            if _param_number(target) is None:
+                raise Untranslatable("ANY", "only = ANY(<parameter>) has a sqlite form")
+            if isinstance(node, exp.EQ) == isinstance(quantifier, exp.Any):
+                return json_each_in(node.this, target, negate=isinstance(node, exp.NEQ))
+            raise Untranslatable("ALL", "only <> ALL(<parameter>) has a sqlite form")
+        if isinstance(node, exp.In) and len(node.expressions) == 1:
+            n = _param_number(node.expressions[0])
+            if n is not None and n in ctx.list_params:
+                return json_each_in(node.this, node.expressions[0], negate=False)
+        return node
+
+    return tree.transform(fix)
+
+
+#: Target types whose SQLite storage is the already-encoded parameter or column value.
+_CAST_DROP = frozenset(
+    {"json", "jsonb", "uuid", "timestamptz", "timestamp", "date", "time", "bool", "interval"}
+)
+_CAST_TO = {
+    "text": "TEXT",
+    "int2": "INTEGER",
+    "int4": "INTEGER",
+    "int8": "INTEGER",
+    "float4": "REAL",
+    "float8": "REAL",
+}
+
+
+def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """Map ``::type`` casts onto SQLite storage.
+
+    ``CAST(x AS JSONB)`` on SQLite yields the integer 0 (JSONB gets NUMERIC affinity,
+    sqlite.org/datatype3.html §3.1), so JSON, uuid, timestamp, enum and array casts are
+    dropped: the value is already in its storage form. Literals are converted here.
+    """
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.Cast):
+            return node
+        target = type_of(node.to)
+        inner: exp.Expr = node.this
+        if target.array_dims:
+            if isinstance(inner, exp.Literal) and inner.is_string:
+                return exp.Literal.string(_array_literal(inner.this))
+            return inner
+        name = target.name
+        if isinstance(inner, exp.Literal) and inner.is_string:
+            return _convert_literal(inner.this, name)
+        if name in _CAST_TO:
+            return exp.Cast(this=inner, to=exp.DataType.build(_CAST_TO[name]))
+        if name in _CAST_DROP or name not in types.BUILTIN:
+            return inner  # enums and storage-identical types
+        raise Untranslatable(f"::{name}", f"{name} is stored as text on sqlite; no exact cast")
+
+    return tree.transform(fix)
+
+
+def _array_literal(text: str) -> str:
+    if text.strip() == "{}":
+        return "[]"
+    raise Untranslatable(f"'{text}'", "only the empty array literal '{}' has a sqlite form")
+
+
+def _convert_literal(text: str, name: str) -> exp.Expr:
+    if name in ("json", "jsonb"):
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise Untranslatable(f"'{text}'::{name}", "invalid json literal") from exc
+        return exp.Literal.string(text)
+    if name == "timestamptz":
+        value = datetime.fromisoformat(text)
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return exp.Literal.string(value.astimezone(UTC).isoformat(" ", "microseconds"))
+    if name == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("t", "true", "yes", "on", "1"):
+            return exp.Literal.number(1)
+        if lowered in ("f", "false", "no", "off", "0"):
+            return exp.Literal.number(0)
+        raise Untranslatable(f"'{text}'::boolean", "not a boolean literal")
+    if name in _CAST_TO:
+        return exp.Cast(this=exp.Literal.string(text), to=exp.DataType.build(_CAST_TO[name]))
+    return exp.Literal.string(text)
+
+
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+_UNIT_MONTHS = {"month": 1, "year": 12}
+
+
+def _unit(raw: str) -> str:
+    unit = raw.lower().rstrip("s")
+    if unit not in _UNIT_SECONDS and unit not in _UNIT_MONTHS:
+        raise Untranslatable(f"interval unit {raw!r}", "supported: seconds .. years")
+    return unit
+
+
+def _interval_parts(node: exp.Interval) -> list[tuple[float, str]]:
+    """``INTERVAL '2 hours 30 minutes'`` -> [(2, 'hour'), (30, 'minute')]."""
+    text = str(node.this.this if isinstance(node.this, exp.Literal) else node.this.sql())
+    if node.unit is not None:
+        text = f"{text} {node.unit.name}"
+    tokens = text.split()
+    if len(tokens) % 2:
+        raise Untranslatable(f"interval '{text}'", "expected '<number> <unit>' pairs")
+    parts = []
+    for amount, unit in zip(tokens[::2], tokens[1::2], strict=True):
+        try:
+            parts.append((float(amount), _unit(unit)))
+        except ValueError as exc:
+            raise Untranslatable(f"interval '{text}'", "expected a number") from exc
+    return parts
+
+
+def _modifiers(interval: exp.Expr, sign: int) -> list[exp.Expr]:
+    """SQLite date-function modifiers (lang_datefunc.html §3) for ``sign * interval``."""
+    factor: exp.Expr | None = None
+    node = interval
+    if isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Mul):
+        if isinstance(node.expression, exp.Interval):
+            factor, node = node.this, node.expression
+        elif isinstance(node.this, exp.Interval):
+            factor, node = node.expression, node.this
+    if not isinstance(node, exp.Interval):
+        raise Untranslatable("interval expression", "use <timestamp> ± [<number> *] interval")
+    mods: list[exp.Expr] = []
+    for amount, unit in _interval_parts(node):
+        if unit in _UNIT_MONTHS:
+            count = amount * _UNIT_MONTHS[unit] * sign
+            fmt, base = "%+d months", count
+        else:
+            fmt, base = "%+.6f seconds", amount * _UNIT_SECONDS[unit] * sign
+        if factor is None:
+            if fmt == "%+d months" and base != int(base):
+                raise Untranslatable("fractional months", "sqlite adds whole months only")
+            text = f"{int(base):+d} months" if "months" in fmt else f"{base:+.6f} seconds"
+            mods.append(exp.Literal.string(text))
+        else:
+            scaled = exp.Mul(
+                this=exp.Paren(this=factor.copy()), expression=exp.Literal.number(base)
+            )
+            mods.append(exp.func("printf", exp.Literal.string(fmt), scaled))
+    return mods
+
+
+def rewrite_interval_arithmetic(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``ts ± interval`` -> ``strftime(<canonical>, ts, <modifiers>)``.
+
+    SQLite has no interval type; its date functions take modifiers such as
+    ``'+900.000000 seconds'``. The result is in the canonical timestamptz text form.
+    """
+
+    def has_interval(node: exp.Expr) -> bool:
+        return any(True for _ in node.find_all(exp.Interval))
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Add | exp.Sub) and (
+            has_interval(node.expression) or has_interval(node.this)
+        ):
+            left, right = node.this, node.expression
+            if isinstance(node, exp.Add) and has_interval(left) and not has_interval(right):
+                left, right = right, left
+            if has_interval(left):
+                raise Untranslatable("interval arithmetic", "only timestamp ± interval")
+            sign = -1 if isinstance(node, exp.Sub) else 1
+            base = exp.Literal.string("now") if isinstance(left, exp.CurrentTimestamp) else left
+            return exp.func(
+                "strftime", exp.Literal.string(TS_FORMAT), base, *_modifiers(right, sign)
+            )
+        return node
+
+    out = tree.transform(fix)
+    leftover = next(out.find_all(exp.Interval), None)
+    if leftover is not None:
+        raise Untranslatable(
+            "interval", "only <timestamp> ± [<number> *] interval has a sqlite form"
+        )
+    return out
+
+
+def rewrite_now(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``now()`` / ``CURRENT_TIMESTAMP`` -> the canonical UTC text of the current time."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.CurrentTimestamp):
+            return exp.func("strftime", exp.Literal.string(TS_FORMAT), exp.Literal.string("now"))
+        if isinstance(node, exp.CurrentDate):
+            return exp.func("date", exp.Literal.string("now"))
+        return node
+
+    return tree.transform(fix)
+
+
+def rewrite_like(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """Match PostgreSQL's LIKE: backslash is the default escape (functions-matching.html
+    §9.7.1) and ILIKE folds case. Case sensitivity itself comes from the connection's
+    ``PRAGMA case_sensitive_like = ON``."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Escape):
+            return node
+        if isinstance(node, exp.ILike):
+            like = exp.Like(
+                this=exp.Lower(this=node.this.copy()),
+                expression=exp.Lower(this=node.expression.copy()),
+            )
+            return exp.Escape(this=like, expression=exp.Literal.string("\\"))
+        if isinstance(node, exp.Like) and not isinstance(node.parent, exp.Escape):
+            return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
+        return node
+
+    return tree.transform(fix)
+
+
+def rewrite_ordering(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """Keep PostgreSQL's NULL placement in ORDER BY (NULLs sort as larger than any value,
+    queries.html §7.5); SQLite sorts them as smaller, so the placement is made explicit.
+    Ordered terms elsewhere (index keys, ON CONFLICT targets) take no NULLS clause on SQLite."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.Ordered):
+            return node
+        desc = bool(node.args.get("desc"))
+        if isinstance(node.parent, exp.Order):
+            nulls_first = node.args.get("nulls_first")
+            if nulls_first is None:
+                nulls_first = desc
+            node.set("nulls_first", bool(nulls_first))
+            return node
+        # SQLite's own default placement, so the generator prints no NULLS clause.
+        node.set("nulls_first", not desc)
+        return node
+
+    return tree.transform(fix)
+
+
+def rewrite_placeholders(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``$1`` -> ``?1``: SQLite's numbered parameters, which may repeat (lang_expr.html §4)."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        n = _param_number(node)
+        return exp.Var(this=f"?{n}") if n is not None else node
+
+    return tree.transform(fix)
+
+
+def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """TRUE/FALSE -> 1/0: SQLite stores booleans as integers (datatype3.html §2.1)."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Boolean):
+            return exp.Literal.number(1 if node.this else 0)
+        return node
+
+    return tree.transform(fix)
+
+
+#: Applied in this order; each is a pure Expression -> Expression function.
+RULES: Sequence[Rule] = (
+    rewrite_list_membership,
+    rewrite_casts,
+    rewrite_interval_arithmetic,
+    rewrite_now,
+    rewrite_like,
+    rewrite_ordering,
+    rewrite_booleans,
+    rewrite_placeholders,
+)
+
+
+def translate(tree: exp.Expr, ctx: Context = Context()) -> exp.Expr:
+    out = tree.copy()
+    for rule in RULES:
+        out = rule(out, ctx)
+    return out
+
+
+def render(tree: exp.Expr) -> str:
+    return tree.sql(dialect="sqlite")
+
+
+def translate_query(sql: str, ctx: Context = Context()) -> str:
+    """Translate one PostgreSQL statement (sqlc's text, ``$n`` parameters) to SQLite."""
+    tree = sqlglot.parse_one(sql, read="postgres")
+    return render(translate(tree, ctx))
+
+
+def translate_expression(node: exp.Expr) -> str:
+    return render(translate(node))
+
+
+_RESERVED_DEFAULT = re.compile(r"^[-+]?\d+(\.\d+)?$")
+
+
+# --- DDL -------------------------------------------------------------------------------
+
+
+def quote(name: str) -> str:
+    return exp.to_identifier(name).sql("sqlite")
+
+
+def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]]) -> str:
+    """One column definition of a STRICT table (sqlite.org/stricttables.html)."""
+    name = quote(col.name)
+    pk_single = table.primary_key == (col.name,)
+    storage = "TEXT" if col.type.array_dims else _storage(col.type.name, enum_values)
+    if col.identity:
+        if not pk_single or storage != "INTEGER":
+            raise Untranslatable(
+                f"identity column {col.name}",
+                "only a single-column integer primary key can auto-increment on sqlite",
+            )
+        # AUTOINCREMENT: ids are never reused, as with a PostgreSQL sequence (autoinc.html).
+        return f"{name} INTEGER PRIMARY KEY AUTOINCREMENT"
+    parts = [name, storage]
+    if col.not_null or col.name in table.primary_key:
+        parts.append("NOT NULL")  # a non-INTEGER primary key would accept NULL otherwise
+    if pk_single:
+        parts.append("PRIMARY KEY")
+    if col.default_sqlite is not None:
+        default = col.default_sqlite
+        literal = _RESERVED_DEFAULT.match(default) or (
+            default.startswith("'") and default.endswith("'") and default.count("'") == 2
+        )
+        # An expression DEFAULT must be parenthesised (lang_createtable.html §3.2).
+        parts.append(f"DEFAULT {default}" if literal else f"DEFAULT ({default})")
+    checks = []
+    if col.type.array_dims or col.type.name in ("json", "jsonb"):
+        checks.append(f"json_valid({name})")
+    elif col.type.name == "bool":
+        checks.append(f"{name} IN (0, 1)")
+    elif col.type.name in enum_values:
+        values = ", ".join(exp.Literal.string(v).sql("sqlite") for v in enum_values[col.type.name])
+        checks.append(f"{name} IN ({values})")
+    parts.extend(f"CHECK ({c})" for c in checks)
+    return " ".join(parts)
+
+
+def _storage(name: str, enum_values: dict[str, tuple[str, ...]]) -> str:
+    if name in enum_values:
+        return "TEXT"
+    info = types.BUILTIN.get(name)
+    if info is None:
+        raise Untranslatable(f"type {name}", "no sqlite storage is defined for it")
+    return info.sqlite_storage
+
+
+def create_table_sql(table: Table, enum_values: dict[str, tuple[str, ...]]) -> str:
+    lines = [column_sql(c, table, enum_values) for c in table.columns]
+    if len(table.primary_key) > 1:
+        lines.append(f"PRIMARY KEY ({', '.join(quote(c) for c in table.primary_key)})")
+    lines.extend(f"UNIQUE ({', '.join(quote(c) for c in u)})" for u in table.uniques)
+    lines.extend(f"CHECK ({c})" for c in table.checks_sqlite)
+    for fk in table.foreign_keys:
+        clause = (
+            f"FOREIGN KEY ({', '.join(quote(c) for c in fk.columns)}) REFERENCES "
+            f"{quote(fk.ref_table)} ({', '.join(quote(c) for c in fk.ref_columns)})"
+        )
+        if fk.on_delete:
+            clause += f" ON DELETE {fk.on_delete}"
+        if fk.on_update:
+            clause += f" ON UPDATE {fk.on_update}"
+        lines.append(clause)
+    body = ",\n    ".join(lines)
+    return f"CREATE TABLE {quote(table.name)} (\n    {body}\n) STRICT"

@@ -1,0 +1,79 @@
+"""Prove every translated statement compiles on SQLite before any code is written.
+
+Builds an in-memory database from the translated migrations (up, then down and up
+again where every migration has a down section, comparing snapshots), then prepares
+each query with ``EXPLAIN``, which compiles without running (sqlite.org/lang_explain.html).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from codegen.errors import CodegenError, Problem
+from codegen.model.ir import Migration, QueryFile
+
+#: Connection settings the runtime applies too; translation relies on them.
+CONNECTION_PRAGMAS = ("PRAGMA foreign_keys = ON", "PRAGMA case_sensitive_like = ON")
+
+
+def snapshot(conn: sqlite3.Connection) -> str:
+    rows = conn.execute(
+        "SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type DESC, name"
+    ).fetchall()
+    return "".join(f"{sql};\n\n" for _, _, sql in rows)
+
+
+def verify(migrations: Sequence[Migration], files: Sequence[QueryFile]) -> str:
+    """Return the resulting SQLite schema; raise :class:`CodegenError` with every problem."""
+    problems: list[Problem] = []
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for pragma in CONNECTION_PRAGMAS:
+            conn.execute(pragma)
+
+        def run(m: Migration, sql: str, what: str) -> bool:
+            try:
+                conn.executescript(sql)
+            except sqlite3.Error as exc:
+                problems.append(
+                    Problem(m.path, 1, 1, f"sqlite rejected the translated {what} section: {exc}")
+                )
+                return False
+            return True
+
+        ok = all([run(m, m.sqlite_up, "up") for m in migrations])
+        schema = snapshot(conn)
+        if ok and migrations and all(m.sqlite_down is not None for m in migrations):
+            for m in reversed(migrations):
+                assert m.sqlite_down is not None
+                run(m, m.sqlite_down, "down")
+            for m in migrations:
+                run(m, m.sqlite_up, "up")
+            if snapshot(conn) != schema:
+                last = migrations[-1]
+                problems.append(
+                    Problem(last.path, 1, 1, "down then up on sqlite does not give the same schema")
+                )
+        if ok:
+            for qf in files:
+                for q in qf.queries:
+                    count = max((p.number for p in q.params), default=0)
+                    try:
+                        conn.execute("EXPLAIN " + q.sqlite_sql, (None,) * count)
+                    except sqlite3.Error as exc:
+                        loc = q.location
+                        problems.append(
+                            Problem(
+                                loc.file,
+                                loc.line,
+                                loc.col,
+                                f"query {q.name}: sqlite rejected the translated statement: {exc}",
+                            )
+                        )
+    finally:
+        conn.close()
+    if problems:
+        raise CodegenError(sorted(problems))
+    return schema

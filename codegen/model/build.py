@@ -1,0 +1,299 @@
+"""Build the IR from sqlc's request and the catalog; translate each query to SQLite.
+
+Pure: takes parsed data, returns IR or raises :class:`CodegenError` with every problem.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from codegen.dialects import sqlite
+from codegen.errors import CodegenError, Problem
+from codegen.model import naming, types
+from codegen.model.ir import Catalog, Location, Param, PgType, Query, QueryFile, ResultColumn
+
+COMMANDS = frozenset({":one", ":many", ":exec", ":execrows", ":execresult", ":copyfrom"})
+_SLICE_IN = re.compile(r"\bIN\s*\(\s*\$(\d+)\s*\)", re.IGNORECASE)
+
+
+def _pg_type(col: Mapping[str, Any], catalog: Catalog) -> PgType:
+    name = types.normalize(str(col["type"]["name"]))
+    dims = int(col.get("array_dims") or (1 if col.get("is_array") else 0))
+    return PgType(name, dims)
+
+
+def _check_type(t: PgType, catalog: Catalog, what: str) -> str | None:
+    if t.name in types.BUILTIN or catalog.enum(t.name) is not None:
+        return None
+    if t.name in types.PSEUDO:
+        return f"cannot infer the type of {what}; add an explicit cast such as ::text"
+    return f"unsupported type {t.name!r} for {what}"
+
+
+def _projections(tree: exp.Expr) -> list[exp.Expr]:
+    if isinstance(tree, exp.Select):
+        return list(tree.expressions)
+    returning = tree.args.get("returning")
+    if isinstance(returning, exp.Returning):
+        return list(returning.expressions)
+    return []
+
+
+def _unwrap(node: exp.Expr) -> exp.Expr:
+    while isinstance(node, exp.Alias | exp.Cast | exp.Paren):
+        node = node.this
+    return node
+
+
+def _repair_columns(
+    columns: list[ResultColumn], tree: exp.Expr, catalog: Catalog
+) -> list[ResultColumn]:
+    """Fix what sqlc infers wrongly for aggregates.
+
+    sqlc reports ``max(col)`` as ``anyarray`` and marks MIN/MAX/SUM/AVG NOT NULL, but over
+    an empty input they return NULL (PostgreSQL docs §9.21) unless the query groups rows.
+    """
+    projections = _projections(tree)
+    if len(projections) != len(columns):
+        return columns
+    grouped = isinstance(tree, exp.Select) and tree.args.get("group") is not None
+    tables = [catalog.table(t.name) for t in tree.find_all(exp.Table)]
+    out = []
+    for col, proj in zip(columns, projections, strict=True):
+        inner = _unwrap(proj)
+        if isinstance(inner, exp.Min | exp.Max | exp.Sum | exp.Avg):
+            arg = _unwrap(inner.this)
+            if col.type.name in types.PSEUDO and isinstance(arg, exp.Column):
+                for table in tables:
+                    source = table.column(arg.name) if table else None
+                    if source is not None:
+                        col = ResultColumn(col.name, source.type, col.nullable)
+                        break
+            if not grouped:
+                col = ResultColumn(col.name, col.type, True)
+        out.append(col)
+    return out
+
+
+def _is_readonly(tree: exp.Expr) -> bool:
+    if not isinstance(tree, exp.Select | exp.Union | exp.Intersect | exp.Except):
+        return False
+    if any(True for _ in tree.find_all(exp.Lock)):
+        return False  # SELECT ... FOR UPDATE takes row locks: primary only
+    return not any(True for _ in tree.find_all(exp.Insert, exp.Update, exp.Delete))
+
+
+def _param_names(raw: list[Mapping[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for p in raw:
+        base = naming.snake(str(p["column"]["name"] or f"arg{p['number']}"))
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _locate(source: str, construct: str, line: int) -> tuple[int, int]:
+    needle = construct.strip("'").split()[-1] if construct.strip() else ""
+    idx = source.lower().find(needle.lower()) if needle else -1
+    if idx < 0:
+        return line, 1
+    before = source[:idx]
+    return line + before.count("\n"), idx - (before.rfind("\n") + 1) + 1
+
+
+def build_queries(
+    request: Mapping[str, Any],
+    catalog: Catalog,
+    locations: Mapping[tuple[str, str], tuple[str, int, str]],
+    queries_dir: str,
+) -> tuple[QueryFile, ...]:
+    problems: list[Problem] = []
+    by_file: dict[str, list[Query]] = {}
+    paths: dict[str, str] = {}
+    for raw in request.get("queries") or []:
+        filename = str(raw["filename"])
+        name = str(raw["name"])
+        rel, line, source = locations.get(
+            (PurePosixPath(filename).name, name), (f"{queries_dir}/{filename}", 1, "")
+        )
+        loc = Location(rel, line, 1)
+        stem = naming.snake(PurePosixPath(filename).stem)
+        paths[stem] = rel
+        cmd = str(raw["cmd"])
+        if cmd not in COMMANDS:
+            problems.append(
+                Problem(
+                    rel,
+                    line,
+                    1,
+                    f"query {name}: command {cmd} is not supported "
+                    f"(use one of {', '.join(sorted(COMMANDS))})",
+                )
+            )
+            continue
+        query = _build_one(raw, name, cmd, loc, source, catalog, problems)
+        if query is not None:
+            by_file.setdefault(stem, []).append(query)
+    if problems:
+        raise CodegenError(sorted(problems))
+    return tuple(QueryFile(stem, paths[stem], tuple(qs)) for stem, qs in sorted(by_file.items()))
+
+
+def _build_one(
+    raw: Mapping[str, Any],
+    name: str,
+    cmd: str,
+    loc: Location,
+    source: str,
+    catalog: Catalog,
+    problems: list[Problem],
+) -> Query | None:
+    text = str(raw["text"])
+    raw_params = sorted(raw.get("params") or [], key=lambda p: int(p["number"]))
+    names = _param_names(raw_params)
+    params: list[Param] = []
+    for pname, p in zip(names, raw_params, strict=True):
+        col = p["column"]
+        ptype = _pg_type(col, catalog)
+        is_slice = bool(col.get("is_sqlc_slice"))
+        if is_slice:
+            ptype = PgType(ptype.name, ptype.array_dims + 1)
+        message = _check_type(ptype, catalog, f"parameter {pname}")
+        if message:
+            problems.append(Problem(loc.file, loc.line, loc.col, f"query {name}: {message}"))
+        params.append(Param(int(p["number"]), pname, ptype, not col.get("not_null"), is_slice))
+
+    slices = {p.number for p in params if p.is_slice}
+    # PostgreSQL: sqlc.slice expands to IN ($n); a list binds as an array to = ANY($n).
+    pg_sql = _SLICE_IN.sub(
+        lambda m: f"= ANY(${m.group(1)})" if int(m.group(1)) in slices else m.group(0), text
+    )
+    try:
+        tree = sqlglot.parse_one(text, read="postgres")
+    except ParseError as exc:
+        problems.append(
+            Problem(
+                loc.file, loc.line, loc.col, f"query {name}: cannot parse for translation: {exc}"
+            )
+        )
+        return None
+
+    columns = [
+        ResultColumn(
+            naming.snake(str(c["name"]) or f"column_{i + 1}"),
+            _pg_type(c, catalog),
+            not c.get("not_null"),
+        )
+        for i, c in enumerate(raw.get("columns") or [])
+    ]
+    columns = _repair_columns(columns, tree, catalog)
+    seen: set[str] = set()
+    for col in columns:
+        message = _check_type(col.type, catalog, f"result column {col.name}")
+        if message:
+            problems.append(Problem(loc.file, loc.line, loc.col, f"query {name}: {message}"))
+        if col.name in seen:
+            problems.append(
+                Problem(
+                    loc.file,
+                    loc.line,
+                    loc.col,
+                    f"query {name}: duplicate result column {col.name!r}; give it an alias",
+                )
+            )
+        seen.add(col.name)
+
+    ctx = sqlite.Context(
+        list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims)
+    )
+    try:
+        sqlite_sql = sqlite.render(sqlite.translate(tree, ctx))
+    except sqlite.Untranslatable as exc:
+        line, col = _locate(source, exc.construct, loc.line)
+        problems.append(Problem(loc.file, line, col, f"query {name}: {exc}"))
+        return None
+
+    model_table = _model_table(raw, columns, catalog)
+    insert = raw.get("insert_into_table")
+    insert_table = str(insert["name"]) if insert else None
+    insert_columns: tuple[str, ...] = ()
+    if cmd == ":copyfrom":
+        if not isinstance(tree, exp.Insert) or insert_table is None:
+            problems.append(
+                Problem(
+                    loc.file,
+                    loc.line,
+                    loc.col,
+                    f"query {name}: :copyfrom needs INSERT INTO t (cols) VALUES",
+                )
+            )
+            return None
+        schema = tree.this
+        insert_columns = (
+            tuple(i.name for i in schema.expressions) if isinstance(schema, exp.Schema) else ()
+        )
+        values = tree.expression
+        row = values.expressions[0] if isinstance(values, exp.Values) else None
+        plain = row is not None and [sqlite._param_number(e) for e in row.expressions] == list(
+            range(1, len(params) + 1)
+        )
+        if not plain or len(insert_columns) != len(params) or tree.args.get("returning"):
+            problems.append(
+                Problem(
+                    loc.file,
+                    loc.line,
+                    loc.col,
+                    f"query {name}: :copyfrom takes one VALUES row of plain "
+                    "parameters $1..$n, one per listed column",
+                )
+            )
+            return None
+    if cmd in (":one", ":many") and not columns:
+        problems.append(
+            Problem(
+                loc.file,
+                loc.line,
+                loc.col,
+                f"query {name}: {cmd} needs a statement that returns columns",
+            )
+        )
+    comments = tuple(str(c).strip() for c in raw.get("comments") or [])
+    return Query(
+        name,
+        cmd,
+        loc,
+        comments,
+        pg_sql,
+        sqlite_sql,
+        tuple(params),
+        tuple(columns),
+        _is_readonly(tree),
+        model_table,
+        insert_table,
+        insert_columns,
+    )
+
+
+def _model_table(
+    raw: Mapping[str, Any], columns: list[ResultColumn], catalog: Catalog
+) -> str | None:
+    """The table whose model a row maps to, when the columns are exactly that table's."""
+    tables = {(c.get("table") or {}).get("name") for c in raw.get("columns") or []}
+    if len(tables) != 1:
+        return None
+    table = catalog.table(str(next(iter(tables))))
+    if table is None or len(table.columns) != len(columns):
+        return None
+    for tc, rc in zip(table.columns, columns, strict=True):
+        if tc.name != rc.name or tc.type != rc.type or tc.not_null == rc.nullable:
+            return None
+    return table.name

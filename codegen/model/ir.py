@@ -1,0 +1,143 @@
+"""The frozen intermediate representation every later stage works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    file: str
+    line: int
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class PgType:
+    """A resolved column or parameter type: a base name (see types.py) and array depth."""
+
+    name: str
+    array_dims: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str | None = None
+    on_update: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: PgType
+    not_null: bool
+    default_pg: str | None = None
+    default_sqlite: str | None = None
+    identity: bool = False
+    """serial, bigserial or GENERATED ... AS IDENTITY."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    uniques: tuple[tuple[str, ...], ...]
+    foreign_keys: tuple[ForeignKey, ...]
+    checks_sqlite: tuple[str, ...]
+    location: Location
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    table: str
+    unique: bool
+    sqlite_sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class Enum:
+    name: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    tables: tuple[Table, ...]
+    indexes: tuple[Index, ...]
+    enums: tuple[Enum, ...]
+
+    def table(self, name: str) -> Table | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+    def enum(self, name: str) -> Enum | None:
+        return next((e for e in self.enums if e.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    path: str
+    checksum: str
+    postgres_up: str
+    postgres_down: str | None
+    sqlite_up: str
+    sqlite_down: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    number: int
+    name: str
+    type: PgType
+    nullable: bool
+    is_slice: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResultColumn:
+    name: str
+    type: PgType
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    cmd: str
+    location: Location
+    comments: tuple[str, ...]
+    postgres_sql: str
+    sqlite_sql: str
+    params: tuple[Param, ...]
+    columns: tuple[ResultColumn, ...]
+    readonly: bool
+    model_table: str | None = None
+    """Set when the result columns are exactly a table's columns, in order."""
+    insert_table: str | None = None
+    insert_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFile:
+    stem: str
+    path: str
+    queries: tuple[Query, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    catalog: Catalog
+    migrations: tuple[Migration, ...]
+    query_files: tuple[QueryFile, ...]
+    versions: dict[str, str] = field(default_factory=dict)
+    postgres_schema: str = ""
+    sqlite_schema: str = ""

@@ -1,0 +1,32 @@
+"""The generator, top to bottom: config, analysis, model, translation, verification, render."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+from codegen.analysis.schema import load_schema
+from codegen.analysis.sqlc import query_locations, run_sqlc, sqlc_version
+from codegen.config import load_config
+from codegen.dialects.verify import verify
+from codegen.format import format_files
+from codegen.model.build import build_queries
+from codegen.model.ir import Project
+from codegen.render import render
+
+
+def generate(root: Path) -> dict[str, str]:
+    """Return every generated file for the project at ``root``; raise CodegenError."""
+    config = load_config(root)
+    request = run_sqlc(config)  # checks every query against the schema first
+    catalog, migrations = load_schema(root, config.schema_dir)
+    files = build_queries(
+        request, catalog, query_locations(root, config.queries_dir), config.queries_dir
+    )
+    sqlite_schema = verify(migrations, files)
+    versions = {
+        "sqlc": str(request.get("sqlc_version") or sqlc_version()),
+        "sqlglot": version("sqlglot"),
+    }
+    project = Project(catalog, migrations, files, versions, sqlite_schema=sqlite_schema)
+    return format_files(render(project), root)

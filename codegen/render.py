@@ -1,0 +1,384 @@
+"""Render the IR into ``{relative path: text}``. Pure: no disk access.
+
+Values (signatures, conversions, row constructors) are computed here on the IR;
+the Jinja templates only loop and branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from codegen.model import naming, types
+from codegen.model.ir import Catalog, Param, PgType, Project, Query, ResultColumn
+
+PACKAGE = "aragora_db"
+TEMPLATES = Path(__file__).parent / "templates"
+_STDLIB = {
+    "datetime": "datetime",
+    "date": "datetime",
+    "time": "datetime",
+    "timedelta": "datetime",
+    "Decimal": "decimal",
+    "UUID": "uuid",
+}
+_CODEC = (
+    "encode_timestamptz",
+    "decode_timestamptz",
+    "encode_timestamp",
+    "encode_json",
+    "encode_interval",
+    "decode_interval",
+)
+
+
+@dataclass
+class Imports:
+    """Names a module needs, collected while rendering its expressions."""
+
+    stdlib: set[tuple[str, str]] = field(default_factory=set)
+    modules: set[str] = field(default_factory=set)
+    codec: set[str] = field(default_factory=set)
+    json_alias: bool = False
+    models: set[str] = field(default_factory=set)
+
+    def note(self, text: str) -> str:
+        for name in _CODEC:
+            if f"{name}(" in text:
+                self.codec.add(name)
+        if "json.loads(" in text:
+            self.modules.add("json")
+        for name, module in _STDLIB.items():
+            if f"{name}(" in text or f"{name}.fromisoformat(" in text:
+                self.stdlib.add((module, name))
+        return text
+
+    def lines(self) -> list[str]:
+        out = [f"import {m}" for m in sorted(self.modules)]
+        by_module: dict[str, list[str]] = {}
+        for module, name in self.stdlib:
+            by_module.setdefault(module, []).append(name)
+        out += [f"from {m} import {', '.join(sorted(ns))}" for m, ns in sorted(by_module.items())]
+        return out
+
+
+class Types:
+    """Python annotations and conversion expressions for one catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.enum_names = {e.name: naming.pascal(e.name) for e in catalog.enums}
+
+    def info(self, t: PgType) -> types.TypeInfo:
+        if t.name in self.enum_names:
+            return types.enum_info(self.enum_names[t.name])
+        return types.BUILTIN[t.name]
+
+    def annotation(self, t: PgType, nullable: bool, imports: Imports) -> str:
+        py = self.info(t).py
+        if py in _STDLIB:
+            imports.stdlib.add((_STDLIB[py], py))
+        elif py == "JSON":
+            imports.json_alias = True
+        elif t.name in self.enum_names:
+            imports.models.add(py)
+        for _ in range(t.array_dims):
+            py = f"list[{py}]"
+        return f"{py} | None" if nullable else py
+
+    def _elem(self, template: str | None, v: str) -> str | None:
+        return template.format(v=v) if template else None
+
+    def sqlite_decode(self, t: PgType, v: str) -> str | None:
+        info = self.info(t)
+        if t.array_dims:
+            elem = (
+                None if t.name in ("json", "jsonb", "bool") else self._elem(info.sqlite_decode, "x")
+            )
+            return f"json.loads({v})" if elem is None else f"[{elem} for x in json.loads({v})]"
+        return self._elem(info.sqlite_decode, v)
+
+    def sqlite_encode(self, t: PgType, v: str) -> str | None:
+        info = self.info(t)
+        if t.array_dims:
+            elem = self._elem(info.json_element_encode, "x")
+            return f"encode_json({v})" if elem is None else f"encode_json([{elem} for x in {v}])"
+        return self._elem(info.sqlite_encode, v)
+
+    def postgres_decode(self, t: PgType, v: str) -> str | None:
+        if t.name in self.enum_names:
+            cls = self.enum_names[t.name]
+            return f"[{cls}(x) for x in {v}]" if t.array_dims else f"{cls}({v})"
+        return None
+
+
+def _nullable(expr: str | None, v: str, nullable: bool) -> str:
+    if expr is None:
+        return v
+    return f"None if {v} is None else {expr}" if nullable else expr
+
+
+def _literal(sql: str) -> str:
+    body = sql.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return f'"""{body}"""'
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    annotation: str
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    name: str
+    doc: str
+    fields: tuple[FieldSpec, ...]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    query: Query
+    const: str
+    scalar: str
+    signature: str
+    returns: str
+    doc: str
+    call_kwargs: str
+    pg_args: str
+    sqlite_args: str
+    pg_row: str
+    sqlite_row: str
+    copy_columns: str
+    copy_record: str
+    sqlite_record: str
+
+
+def _row(cls: str, cols: tuple[ResultColumn, ...], decode: list[str | None]) -> str:
+    values = [
+        _nullable(d, f"r[{i}]", c.nullable)
+        for i, (c, d) in enumerate(zip(cols, decode, strict=True))
+    ]
+    if not values:
+        return ""
+    if cls == "":
+        return values[0]
+    return f"{cls}({', '.join(values)})"
+
+
+def _tuple(items: list[str]) -> str:
+    if not items:
+        return "()"
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> MethodSpec:
+    method = naming.snake(q.name)
+    const = naming.upper(q.name)
+    row_cls = ""
+    if q.columns:
+        if q.model_table is not None:
+            row_cls = naming.singular(q.model_table)
+            imports.models.add(row_cls)
+        elif len(q.columns) > 1 or q.columns[0].nullable:
+            row_cls = f"{naming.pascal(q.name)}Row"
+            classes.append(
+                ClassSpec(
+                    row_cls,
+                    f"A row of {q.name}.",
+                    tuple(
+                        FieldSpec(c.name, ty.annotation(c.type, c.nullable, imports))
+                        for c in q.columns
+                    ),
+                )
+            )
+    scalar = (
+        ty.annotation(q.columns[0].type, q.columns[0].nullable, imports)
+        if (q.columns and not row_cls)
+        else ""
+    )
+    row_type = row_cls or scalar
+
+    params: list[str] = []
+    if q.cmd == ":copyfrom":
+        params_cls = f"{naming.pascal(q.name)}Params"
+        classes.append(
+            ClassSpec(
+                params_cls,
+                f"One row for {q.name}.",
+                tuple(
+                    FieldSpec(p.name, ty.annotation(p.type, p.nullable, imports)) for p in q.params
+                ),
+            )
+        )
+        imports.stdlib.add(("collections.abc", "Iterable"))
+        signature = f"self, rows: Iterable[{params_cls}]"
+        call_kwargs = "rows"
+    else:
+        for p in q.params:
+            params.append(f"{p.name}: {ty.annotation(p.type, p.nullable, imports)}")
+        signature = "self, *, " + ", ".join(params) if params else "self"
+        call_kwargs = ", ".join(f"{p.name}={p.name}" for p in q.params)
+
+    returns = {
+        ":one": f"{row_type} | None",
+        ":many": f"list[{row_type}]",
+        ":exec": "None",
+        ":execrows": "int",
+        ":execresult": "ExecResult",
+        ":copyfrom": "int",
+    }[q.cmd]
+
+    def enc(p: Param, v: str) -> str:
+        return imports.note(_nullable(ty.sqlite_encode(p.type, v), v, p.nullable))
+
+    pg_args = _tuple([p.name for p in q.params])
+    sqlite_args = _tuple([enc(p, p.name) for p in q.params])
+    decode_pg = [ty.postgres_decode(c.type, "") for c in q.columns]
+    pg_row = _row(
+        row_cls,
+        q.columns,
+        [
+            ty.postgres_decode(c.type, f"r[{i}]") if d else None
+            for i, (c, d) in enumerate(zip(q.columns, decode_pg, strict=True))
+        ],
+    )
+    sqlite_row = imports.note(
+        _row(
+            row_cls,
+            q.columns,
+            [ty.sqlite_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
+        )
+    )
+    copy_columns = _tuple([repr(c) for c in q.insert_columns])
+    copy_record = _tuple([f"p.{p.name}" for p in q.params])
+    sqlite_record = _tuple([enc(p, f"p.{p.name}") for p in q.params])
+
+    doc = _doc(q)
+    return MethodSpec(
+        method,
+        q,
+        const,
+        scalar,
+        signature,
+        returns,
+        doc,
+        call_kwargs,
+        pg_args,
+        sqlite_args,
+        pg_row,
+        sqlite_row,
+        copy_columns,
+        copy_record,
+        sqlite_record,
+    )
+
+
+def _doc(q: Query) -> str:
+    lines = [c.removeprefix("--").strip() for c in q.comments if c.strip()]
+    summary = lines[0] if lines else f"Run {q.name} ({q.cmd})."
+    more = lines[1:]
+    what = {
+        ":one": "The row, or None when no row matches.",
+        ":many": "Every matching row.",
+        ":exec": "Nothing.",
+        ":execrows": "The number of rows affected.",
+        ":execresult": "The command's result (rows affected).",
+        ":copyfrom": "The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).",
+    }[q.cmd]
+    sql = "\n".join("    " + line for line in q.postgres_sql.strip().splitlines())
+    parts = [summary, *more, "", "SQL (PostgreSQL)::", "", sql, "", "Returns:", f"    {what}"]
+    return "\n".join(parts).replace("\\", "\\\\").replace('"""', "'''")
+
+
+def _header(source: str, versions: dict[str, str]) -> str:
+    tools = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    return (
+        f"# Code generated by aragora-repos codegen from {source}. DO NOT EDIT.\n"
+        f"# Versions: {tools}.\n"
+        "# ruff: noqa: E501  (SQL text and signatures are kept on one line each)"
+    )
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(project: Project) -> dict[str, str]:
+    """Return every generated file as ``{path relative to generated/: text}``."""
+    env = _env()
+    ty = Types(project.catalog)
+    out: dict[str, str] = {}
+    pkg = PACKAGE
+
+    model_imports = Imports()
+    enums = [
+        (naming.pascal(e.name), [(naming.enum_member(v), v) for v in e.values])
+        for e in project.catalog.enums
+    ]
+    models = [
+        ClassSpec(
+            naming.singular(t.name),
+            f"A row of the {t.name} table.",
+            tuple(
+                FieldSpec(naming.safe(c.name), ty.annotation(c.type, not c.not_null, model_imports))
+                for c in t.columns
+            ),
+        )
+        for t in project.catalog.tables
+    ]
+    out[f"{pkg}/models.py"] = env.get_template("models.py.j2").render(
+        header=_header("sql/schema", project.versions),
+        imports=model_imports.lines(),
+        json_alias=model_imports.json_alias,
+        enums=enums,
+        models=models,
+    )
+
+    modules = []
+    for qf in project.query_files:
+        imports = Imports()
+        classes: list[ClassSpec] = []
+        methods = [_method(q, ty, imports, classes) for q in qf.queries]
+        base = naming.pascal(qf.stem)
+        modules.append((qf.stem, base))
+        out[f"{pkg}/{qf.stem}.py"] = env.get_template("queries.py.j2").render(
+            header=_header(qf.path, project.versions),
+            imports=imports.lines(),
+            codec=sorted(imports.codec),
+            json_alias=imports.json_alias,
+            models=sorted(imports.models),
+            classes=classes,
+            methods=methods,
+            base=base,
+            literal=_literal,
+            needs_exec_result=any(m.query.cmd == ":execresult" for m in methods),
+            source=qf.path,
+        )
+
+    out[f"{pkg}/migrations.py"] = env.get_template("migrations.py.j2").render(
+        header=_header("sql/schema", project.versions),
+        migrations=project.migrations,
+        literal=_literal,
+    )
+    out[f"{pkg}/__init__.py"] = env.get_template("init.py.j2").render(
+        header=_header("sql/", project.versions),
+        modules=modules,
+        models=[m.name for m in models] + [e[0] for e in enums],
+    )
+    out[f"{pkg}/py.typed"] = ""
+    out["schema/sqlite.sql"] = (
+        f"-- Generated by aragora-repos codegen from sql/schema. DO NOT EDIT.\n"
+        f"-- The SQLite schema after every migration.\n\n{project.sqlite_schema}"
+    ).rstrip("\n") + "\n"
+    return out

@@ -1,0 +1,38 @@
+-- name: AppendAuditEvent :one
+INSERT INTO audit_log (user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING id;
+
+-- name: AppendAuditEvents :copyfrom
+INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: GetAuditEvent :one
+SELECT * FROM audit_log WHERE id = $1;
+
+-- name: ListAuditEventsByUser :many
+SELECT * FROM audit_log
+WHERE user_id = $1
+ORDER BY timestamp DESC, id DESC
+LIMIT sqlc.arg(lim);
+
+-- name: ListAuditEventsByOrg :many
+SELECT * FROM audit_log
+WHERE org_id = $1
+ORDER BY timestamp DESC, id DESC
+LIMIT sqlc.arg(lim) OFFSET sqlc.arg(off);
+
+-- name: ListAuditEventsInRange :many
+SELECT * FROM audit_log
+WHERE timestamp >= sqlc.arg(start_time) AND timestamp < sqlc.arg(end_time)
+ORDER BY timestamp, id;
+
+-- name: CountAuditEventsByAction :many
+SELECT action, count(*) AS events, max(timestamp) AS last_seen
+FROM audit_log
+WHERE org_id = $1
+GROUP BY action
+ORDER BY events DESC, action;
+
+-- name: DeleteAuditEventsOlderThan :execrows
+DELETE FROM audit_log WHERE timestamp < now() - sqlc.arg(days)::int * interval '1 day';
