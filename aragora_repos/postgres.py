@@ -65,6 +65,8 @@ async def _init_connection(conn: Connection) -> None:
 def _map(exc: BaseException) -> errors.DatabaseError:
     if isinstance(exc, asyncpg.PostgresError):
         return errors.from_sqlstate(exc.sqlstate, str(exc))
+    if isinstance(exc, asyncpg.DataError):  # a parameter the client cannot encode
+        return errors.DataError(f"cannot encode a parameter: {exc}", sqlstate="22000")
     if isinstance(exc, asyncpg.InterfaceError):
         return errors.InterfaceError(f"cannot use the connection: {exc}")
     return errors.ConnectionFailure(f"cannot reach postgresql: {type(exc).__name__}: {exc}")

@@ -127,6 +127,11 @@ DELETE FROM users WHERE id = $1"""
 DELETE_USER_SQLITE: Final = """-- name: DeleteUser :exec
 DELETE FROM users WHERE id = ?1"""
 
+LIST_USERS_BY_RECENT_LOGIN: Final = """-- name: ListUsersByRecentLogin :many
+SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT $1"""
+LIST_USERS_BY_RECENT_LOGIN_SQLITE: Final = """-- name: ListUsersByRecentLogin :many
+SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC NULLS FIRST, id NULLS LAST LIMIT ?1"""
+
 
 @dataclass(frozen=True, slots=True)
 class RecordFailedLoginRow:
@@ -163,6 +168,15 @@ class ListUsersByEmailPatternRow:
 
     id: str
     email: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListUsersByRecentLoginRow:
+    """A row of ListUsersByRecentLogin."""
+
+    id: str
+    email: str
+    last_login_at: datetime | None
 
 
 class UsersRepository(abc.ABC):
@@ -405,6 +419,18 @@ class UsersRepository(abc.ABC):
             Nothing.
         """
 
+    @abc.abstractmethod
+    async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
+        """Most recent logins first; users who never logged in come first, as PostgreSQL sorts NULL high.
+
+        SQL (PostgreSQL)::
+
+            SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT $1
+
+        Returns:
+            Every matching row.
+        """
+
 
 class PostgresUsersRepository(UsersRepository):
     """UsersRepository on PostgreSQL (asyncpg)."""
@@ -618,6 +644,10 @@ class PostgresUsersRepository(UsersRepository):
 
     async def delete_user(self, *, id: str) -> None:
         await self._db.execute(DELETE_USER, (id,))
+
+    async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
+        rows = await self._db.fetch(LIST_USERS_BY_RECENT_LOGIN, (lim,), readonly=True)
+        return [ListUsersByRecentLoginRow(r[0], r[1], r[2]) for r in rows]
 
 
 class UsersSyncRepository:
@@ -1006,6 +1036,23 @@ class UsersSyncRepository:
         """
         self._db.execute(DELETE_USER_SQLITE, (id,))
 
+    def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
+        """Most recent logins first; users who never logged in come first, as PostgreSQL sorts NULL high.
+
+        SQL (PostgreSQL)::
+
+            SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT $1
+
+        Returns:
+            Every matching row.
+        """
+        return [
+            ListUsersByRecentLoginRow(
+                r[0], r[1], None if r[2] is None else decode_timestamptz(r[2])
+            )
+            for r in self._db.fetchall(LIST_USERS_BY_RECENT_LOGIN_SQLITE, (lim,))
+        ]
+
 
 class SqliteUsersRepository(UsersRepository):
     """UsersRepository on SQLite: each call is one hop to the connection's thread."""
@@ -1102,3 +1149,6 @@ class SqliteUsersRepository(UsersRepository):
 
     async def delete_user(self, *, id: str) -> None:
         return await self._db.run(self._sync.delete_user, id=id)
+
+    async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
+        return await self._db.run(self._sync.list_users_by_recent_login, lim=lim)

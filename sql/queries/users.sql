@@ -78,3 +78,7 @@ UPDATE users SET is_active = FALSE, updated_at = now() WHERE id = $1;
 
 -- name: DeleteUser :exec
 DELETE FROM users WHERE id = $1;
+
+-- name: ListUsersByRecentLogin :many
+-- Most recent logins first; users who never logged in come first, as PostgreSQL sorts NULL high.
+SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT sqlc.arg(lim);

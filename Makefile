@@ -1,0 +1,39 @@
+# Quickstart: `make demo` (embedded SQLite) and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install generate check test demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## generate: analyse sql/ and write generated/ (untouched on any error)
+generate: $(STAMP)
+	$(PY) -m codegen generate
+
+## check: generated/ is current, ruff and mypy --strict pass
+check: $(STAMP)
+	$(PY) -m codegen check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory)
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+## demo: generate, migrate an embedded SQLite database under .nomic/, run the example app
+demo: $(STAMP)
+	$(PY) -m codegen generate
+	$(PY) examples/demo.py
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache

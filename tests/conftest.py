@@ -1,0 +1,59 @@
+"""Shared fixtures: a real SQLite file per test and a real PostgreSQL database per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from aragora_db import Database, connect
+from aragora_repos import Config, Secret
+from tests.pg_server import find_server, fresh_database
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """A fresh, empty database for this session; fails under CI=true when none is found."""
+    with find_server() as server:
+        if server is None:
+            message = ("no PostgreSQL server: set ARAGORA_TEST_POSTGRES_DSN, run the local "
+                       "service, or install the server binaries")
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"CI=true requires PostgreSQL: {message}")
+            pytest.skip(message)
+        with fresh_database(server.admin_dsn) as dsn:
+            yield dsn
+
+
+async def _truncate_all(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = [r[0] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'schema_version'")]
+        if tables:
+            await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """The generated facade over a migrated, empty database of each backend."""
+    if request.param == "sqlite":
+        database = await connect(Config(data_dir=tmp_path))
+    else:
+        dsn: str = request.getfixturevalue("postgres_dsn")
+        database = await connect(Config(backend="postgres", dsn=Secret(dsn), pool_max=4))
+    await database.migrate()
+    if request.param == "postgres":
+        await _truncate_all(dsn)
+    try:
+        yield database
+    finally:
+        await database.close()

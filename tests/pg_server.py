@@ -1,0 +1,154 @@
+"""Find a PostgreSQL server for the tests, in this order:
+
+1. ``ARAGORA_TEST_POSTGRES_DSN`` (a DSN whose user may create databases);
+2. the local service on 127.0.0.1:5432 as user ``postgres``;
+3. a throwaway server started here with ``initdb`` / ``pg_ctl`` (as the ``postgres``
+   user when running as root, since initdb refuses root);
+4. testcontainers, if it is installed and a Docker engine answers.
+
+Each test session then works in a fresh database of its own, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a private loop (callers may be inside a running loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@dataclass(frozen=True)
+class Server:
+    admin_dsn: str
+    source: str
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+async def _reachable(dsn: str) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _own_server() -> Iterator[Server | None]:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        yield None
+        return
+    bindir = os.path.dirname(found[-1])
+    root = os.geteuid() == 0
+    workdir = tempfile.mkdtemp(prefix="aragora-pg-")
+    datadir = os.path.join(workdir, "data")
+    prefix = ["runuser", "-u", "postgres", "--"] if root else []
+    if root:
+        shutil.chown(workdir, "postgres")
+    port = _free_port()
+    try:
+        subprocess.run([*prefix, f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U",
+                        "postgres"], check=True, capture_output=True)
+        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l",
+                        os.path.join(workdir, "log"), "-o",
+                        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.rmtree(workdir, ignore_errors=True)
+        yield None
+        return
+    try:
+        yield Server(f"postgresql://postgres@127.0.0.1:{port}/postgres", f"own server :{port}")
+    finally:
+        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", datadir, "-m", "fast", "stop"],
+                       check=False, capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _container() -> Iterator[Server | None]:
+    try:
+        from testcontainers.postgres import PostgresContainer  # type: ignore[import-not-found]
+    except ImportError:
+        yield None
+        return
+    try:
+        container = PostgresContainer("postgres:15").start()
+    except Exception:  # no Docker engine answering
+        yield None
+        return
+    try:
+        url = container.get_connection_url().replace("+psycopg2", "")
+        yield Server(url, "testcontainers")
+    finally:
+        container.stop()
+
+
+@contextlib.contextmanager
+def find_server() -> Iterator[Server | None]:
+    explicit = os.environ.get("ARAGORA_TEST_POSTGRES_DSN")
+    if explicit:
+        yield Server(explicit, "ARAGORA_TEST_POSTGRES_DSN") if run_async(
+            _reachable(explicit)) else None
+        return
+    if run_async(_reachable(LOCAL_DSN)):
+        yield Server(LOCAL_DSN, "local service")
+        return
+    with _own_server() as server:
+        if server is not None:
+            yield server
+            return
+    with _container() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """Create ``aragora_test_<random>`` and drop it afterwards; yield its DSN."""
+    name = f"aragora_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    run_async(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        run_async(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
