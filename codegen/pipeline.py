@@ -29,4 +29,4 @@ def generate(root: Path) -> dict[str, str]:
         "sqlglot": version("sqlglot"),
     }
     project = Project(catalog, migrations, files, versions, sqlite_schema=sqlite_schema)
-    return format_files(render(project), root)
+    return format_files(render(project))

@@ -21,8 +21,10 @@ def postgres_dsn() -> Iterator[str]:
     """A fresh, empty database for this session; fails under CI=true when none is found."""
     with find_server() as server:
         if server is None:
-            message = ("no PostgreSQL server: set ARAGORA_TEST_POSTGRES_DSN, run the local "
-                       "service, or install the server binaries")
+            message = (
+                "no PostgreSQL server: set ARAGORA_TEST_POSTGRES_DSN, run the local "
+                "service, or install the server binaries"
+            )
             if os.environ.get("CI", "").lower() == "true":
                 pytest.fail(f"CI=true requires PostgreSQL: {message}")
             pytest.skip(message)
@@ -33,9 +35,13 @@ def postgres_dsn() -> Iterator[str]:
 async def _truncate_all(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        tables = [r[0] for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'schema_version'")]
+        tables = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_version'"
+            )
+        ]
         if tables:
             await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     finally:

@@ -22,8 +22,8 @@ import tempfile
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -80,12 +80,27 @@ def _own_server() -> Iterator[Server | None]:
         shutil.chown(workdir, "postgres")
     port = _free_port()
     try:
-        subprocess.run([*prefix, f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U",
-                        "postgres"], check=True, capture_output=True)
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l",
-                        os.path.join(workdir, "log"), "-o",
-                        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*prefix, f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *prefix,
+                f"{bindir}/pg_ctl",
+                "-D",
+                datadir,
+                "-w",
+                "-l",
+                os.path.join(workdir, "log"),
+                "-o",
+                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         shutil.rmtree(workdir, ignore_errors=True)
         yield None
@@ -93,8 +108,11 @@ def _own_server() -> Iterator[Server | None]:
     try:
         yield Server(f"postgresql://postgres@127.0.0.1:{port}/postgres", f"own server :{port}")
     finally:
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", datadir, "-m", "fast", "stop"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            [*prefix, f"{bindir}/pg_ctl", "-D", datadir, "-m", "fast", "stop"],
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -121,8 +139,11 @@ def _container() -> Iterator[Server | None]:
 def find_server() -> Iterator[Server | None]:
     explicit = os.environ.get("ARAGORA_TEST_POSTGRES_DSN")
     if explicit:
-        yield Server(explicit, "ARAGORA_TEST_POSTGRES_DSN") if run_async(
-            _reachable(explicit)) else None
+        yield (
+            Server(explicit, "ARAGORA_TEST_POSTGRES_DSN")
+            if run_async(_reachable(explicit))
+            else None
+        )
         return
     if run_async(_reachable(LOCAL_DSN)):
         yield Server(LOCAL_DSN, "local service")

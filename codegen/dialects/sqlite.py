@@ -90,15 +90,31 @@ def rewrite_list_membership(tree: exp.Expr, ctx: Context) -> exp.Expr:
         node: exp.Expr = exp.In(this=this.copy(), query=exp.Subquery(this=sub))
         return exp.Not(this=node) if negate else node
 
+    def quantified(node: exp.Expr) -> tuple[str, exp.Expr] | None:
+        """``ANY(x)`` / ``ALL(x)`` -> (kind, x); sqlglot parses ALL(...) as a plain call."""
+        if isinstance(node, exp.Any):
+            return "ANY", node.this
+        if isinstance(node, exp.All):
+            return "ALL", node.this
+        if isinstance(node, exp.Anonymous) and str(node.this).upper() == "ALL":
+            return "ALL", node.expressions[0]
+        return None
+
     def fix(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.EQ | exp.NEQ) and isinstance(node.expression, exp.Any | exp.All):
-            quantifier = node.expression
-            target = _strip_casts(quantifier.this)
+        if isinstance(node, exp.EQ | exp.NEQ) and (q := quantified(node.expression)):
+            kind, inner = q
+            target = _strip_casts(inner)
             if _param_number(target) is None:
-                raise Untranslatable("ANY", "only = ANY(<parameter>) has a sqlite form")
-            if isinstance(node, exp.EQ) == isinstance(quantifier, exp.Any):
-                return json_each_in(node.this, target, negate=isinstance(node, exp.NEQ))
-            raise Untranslatable("ALL", "only <> ALL(<parameter>) has a sqlite form")
+                raise Untranslatable(
+                    kind, "only = ANY(<parameter>) and <> ALL(<parameter>) have a sqlite form"
+                )
+            if isinstance(node, exp.EQ) and kind == "ANY":
+                return json_each_in(node.this, target, negate=False)
+            if isinstance(node, exp.NEQ) and kind == "ALL":
+                return json_each_in(node.this, target, negate=True)
+            raise Untranslatable(
+                kind, "only = ANY(<parameter>) and <> ALL(<parameter>) have a sqlite form"
+            )
         if isinstance(node, exp.In) and len(node.expressions) == 1:
             n = _param_number(node.expressions[0])
             if n is not None and n in ctx.list_params:

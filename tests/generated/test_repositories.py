@@ -23,18 +23,32 @@ from aragora_repos import (
 )
 
 
-async def make_user(db: Database, uid: str, email: str | None = None, *, name: str = "",
-                    org_id: str | None = None, role: UserRole = UserRole.MEMBER) -> User:
+async def make_user(
+    db: Database,
+    uid: str,
+    email: str | None = None,
+    *,
+    name: str = "",
+    org_id: str | None = None,
+    role: UserRole = UserRole.MEMBER,
+) -> User:
     user = await db.users.create_user(
-        id=uid, email=email or f"{uid}@example.com", password_hash="h", password_salt="s",
-        name=name or uid, org_id=org_id, role=role)
+        id=uid,
+        email=email or f"{uid}@example.com",
+        password_hash="h",
+        password_salt="s",
+        name=name or uid,
+        org_id=org_id,
+        role=role,
+    )
     assert user is not None
     return user
 
 
 async def make_org(db: Database, oid: str, owner: str | None) -> Organization:
-    org = await db.orgs.create_organization(id=oid, name=oid.title(), slug=oid, tier="free",
-                                            owner_id=owner, settings={})
+    org = await db.orgs.create_organization(
+        id=oid, name=oid.title(), slug=oid, tier="free", owner_id=owner, settings={}
+    )
     assert org is not None
     return org
 
@@ -42,8 +56,12 @@ async def make_org(db: Database, oid: str, owner: str | None) -> Organization:
 async def test_create_returns_whole_row_with_defaults(db: Database) -> None:
     before = datetime.now(UTC) - timedelta(seconds=5)
     user = await make_user(db, "u1", "ann@example.com", name="Ann", role=UserRole.ADMIN)
-    assert (user.id, user.email, user.name, user.role) == ("u1", "ann@example.com", "Ann",
-                                                           UserRole.ADMIN)
+    assert (user.id, user.email, user.name, user.role) == (
+        "u1",
+        "ann@example.com",
+        "Ann",
+        UserRole.ADMIN,
+    )
     assert isinstance(user.role, UserRole)
     assert user.is_active is True and user.email_verified is False
     assert user.preferences == {} and user.failed_login_count == 0
@@ -70,39 +88,55 @@ async def test_unique_violation_is_typed_alike(db: Database) -> None:
 
 async def test_foreign_key_violation_is_typed_alike(db: Database) -> None:
     with pytest.raises(ForeignKeyViolation) as info:
-        await db.usage.record_usage_event(org_id="missing", event_type="debate", count=1,
-                                          metadata={})
+        await db.usage.record_usage_event(
+            org_id="missing", event_type="debate", count=1, metadata={}
+        )
     assert info.value.sqlstate == "23503"
 
 
 async def test_not_null_violation_is_typed_alike(db: Database) -> None:
     with pytest.raises(NotNullViolation):
-        await db.users.create_user(id="u1", email=cast(str, None), password_hash="h",
-                                   password_salt="s", name="", org_id=None, role=UserRole.MEMBER)
+        await db.users.create_user(
+            id="u1",
+            email=cast(str, None),
+            password_hash="h",
+            password_salt="s",
+            name="",
+            org_id=None,
+            role=UserRole.MEMBER,
+        )
 
 
 async def test_wrong_value_type_is_a_data_error(db: Database) -> None:
     await make_user(db, "owner")
     await make_org(db, "o", "owner")
     with pytest.raises(DataError):  # STRICT tables and asyncpg's encoder both refuse it
-        await db.usage.record_usage_event(org_id="o", event_type="debate",
-                                          count=cast(Any, "three"), metadata={})
+        await db.usage.record_usage_event(
+            org_id="o", event_type="debate", count=cast(Any, "three"), metadata={}
+        )
     assert await db.usage.sum_usage_since(org_id="o", since=datetime(2000, 1, 1, tzinfo=UTC)) == []
 
 
 async def test_partial_profile_update_keeps_unset_fields(db: Database) -> None:
     await make_user(db, "u1", name="Ann")
-    updated = await db.users.update_user_profile(name=None, avatar_url="https://x/a.png",
-                                                 preferences={"theme": "dark", "n": [1, 2.5]},
-                                                 id="u1")
+    updated = await db.users.update_user_profile(
+        name=None,
+        avatar_url="https://x/a.png",
+        preferences={"theme": "dark", "n": [1, 2.5]},
+        id="u1",
+    )
     assert updated is not None
     assert updated.name == "Ann" and updated.avatar_url == "https://x/a.png"
     assert updated.preferences == {"theme": "dark", "n": [1, 2.5]}
-    again = await db.users.update_user_profile(name="Anna", avatar_url=None, preferences=None,
-                                               id="u1")
+    again = await db.users.update_user_profile(
+        name="Anna", avatar_url=None, preferences=None, id="u1"
+    )
     assert again is not None
     assert (again.name, again.avatar_url, again.preferences) == (
-        "Anna", "https://x/a.png", {"theme": "dark", "n": [1, 2.5]})
+        "Anna",
+        "https://x/a.png",
+        {"theme": "dark", "n": [1, 2.5]},
+    )
     assert again.updated_at >= updated.updated_at
 
 
@@ -133,8 +167,9 @@ async def test_org_membership_listing_pages_in_order(db: Database) -> None:
     org = await make_org(db, "acme", owner.id)
     for i in range(5):
         await make_user(db, f"m{i}", org_id=org.id)
-    assert await db.users.set_user_organization(org_id=org.id, role=UserRole.OWNER,
-                                                id=owner.id) == 1
+    assert (
+        await db.users.set_user_organization(org_id=org.id, role=UserRole.OWNER, id=owner.id) == 1
+    )
     first = await db.users.list_organization_members(org_id=org.id, lim=4, off=0)
     rest = await db.users.list_organization_members(org_id=org.id, lim=4, off=4)
     ids = [m.id for m in first + rest]
@@ -143,8 +178,9 @@ async def test_org_membership_listing_pages_in_order(db: Database) -> None:
     roles = {m.id: m.role for m in first + rest}
     assert roles["owner"] is UserRole.OWNER and roles["m0"] is UserRole.MEMBER
     assert await db.orgs.count_organization_members(org_id=org.id) == 6
-    assert await db.users.set_user_organization(org_id=None, role=UserRole.VIEWER,
-                                                id="missing") == 0
+    assert (
+        await db.users.set_user_organization(org_id=None, role=UserRole.VIEWER, id="missing") == 0
+    )
 
 
 async def test_slice_parameter_is_an_in_list(db: Database) -> None:
@@ -167,7 +203,9 @@ async def test_like_is_case_sensitive_and_ilike_is_not(db: Database) -> None:
     # Backslash is LIKE's escape character in PostgreSQL; the translation keeps it.
     assert [r.id for r in await db.users.list_users_by_email_pattern(pattern="a\\_b%")] == ["u3"]
     assert [r.id for r in await db.users.list_users_by_email_pattern(pattern="a_b%")] == [
-        "u3", "u4"]
+        "u3",
+        "u4",
+    ]
     assert [r.id for r in await db.users.search_users_by_name(term="ANN", lim=10)] == ["u1", "u2"]
 
 
@@ -182,10 +220,15 @@ async def test_nulls_sort_high_as_in_postgresql(db: Database) -> None:
 
 async def test_json_round_trip(db: Database) -> None:
     await make_user(db, "owner")
-    settings: dict[str, Any] = {"unicode": "débat ✓ 🤖", "quote": "it's \"x\"",
-                                "nested": {"a": [1, None, True, 1.5, {"b": []}]}, "empty": ""}
-    org = await db.orgs.create_organization(id="o", name="O", slug="o", tier="free",
-                                            owner_id="owner", settings=settings)
+    settings: dict[str, Any] = {
+        "unicode": "débat ✓ 🤖",
+        "quote": 'it\'s "x"',
+        "nested": {"a": [1, None, True, 1.5, {"b": []}]},
+        "empty": "",
+    }
+    org = await db.orgs.create_organization(
+        id="o", name="O", slug="o", tier="free", owner_id="owner", settings=settings
+    )
     assert org is not None and org.settings == settings
     assert await db.orgs.update_organization_settings(id="o", settings=[1, "two"]) == [1, "two"]
     assert await db.orgs.update_organization_settings(id="o", settings="plain") == "plain"
@@ -209,8 +252,12 @@ async def test_execresult_and_execrows(db: Database) -> None:
 async def test_timestamps_compare_as_instants_across_zones(db: Database) -> None:
     base = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
     plus5 = timezone(timedelta(hours=5))
-    rows = [AppendAuditEventsParams(base + timedelta(hours=h), "u", "o", f"a{h}", "user", None,
-                                    {"h": h}, None, None) for h in range(4)]
+    rows = [
+        AppendAuditEventsParams(
+            base + timedelta(hours=h), "u", "o", f"a{h}", "user", None, {"h": h}, None, None
+        )
+        for h in range(4)
+    ]
     assert await db.audit.append_audit_events(rows) == 4
     # 17:00 at +05:00 is 12:00 UTC: the window [12:00, 14:00) UTC holds a0 and a1.
     start = datetime(2024, 1, 15, 17, 0, tzinfo=plus5)
@@ -220,19 +267,31 @@ async def test_timestamps_compare_as_instants_across_zones(db: Database) -> None
     assert found[0].timestamp == base and found[0].timestamp.utcoffset() == timedelta(0)
     assert found[1].details == {"h": 1}
     naive = datetime(2024, 1, 15, 13, 0)  # naive values are taken as UTC on both backends
-    later = await db.audit.list_audit_events_in_range(start_time=naive, end_time=base.replace(
-        hour=23))
+    later = await db.audit.list_audit_events_in_range(
+        start_time=naive, end_time=base.replace(hour=23)
+    )
     assert [e.action for e in later] == ["a1", "a2", "a3"]
 
 
 async def test_audit_listing_and_retention(db: Database) -> None:
     now = datetime.now(UTC)
-    old = [AppendAuditEventsParams(now - timedelta(days=40 + i), "u1", "o1", "old", "debate",
-                                   str(i), {}, "10.0.0.1", "ua") for i in range(3)]
+    old = [
+        AppendAuditEventsParams(
+            now - timedelta(days=40 + i), "u1", "o1", "old", "debate", str(i), {}, "10.0.0.1", "ua"
+        )
+        for i in range(3)
+    ]
     assert await db.audit.append_audit_events(old) == 3
     new_id = await db.audit.append_audit_event(
-        user_id="u1", org_id="o1", action="login", resource_type="user", resource_id=None,
-        details={"ok": True}, ip_address=None, user_agent=None)
+        user_id="u1",
+        org_id="o1",
+        action="login",
+        resource_type="user",
+        resource_id=None,
+        details={"ok": True},
+        ip_address=None,
+        user_agent=None,
+    )
     assert isinstance(new_id, int)
     event = await db.audit.get_audit_event(id=new_id)
     assert event is not None and event.details == {"ok": True} and event.ip_address is None
@@ -245,29 +304,34 @@ async def test_audit_listing_and_retention(db: Database) -> None:
     assert summary[1].last_seen is not None and summary[1].last_seen >= now - timedelta(minutes=1)
     assert await db.audit.delete_audit_events_older_than(days=30) == 3
     assert await db.audit.delete_audit_events_older_than(days=30) == 0
-    assert [e.action for e in await db.audit.list_audit_events_by_org(
-        org_id="o1", lim=10, off=0)] == ["login"]
+    assert [
+        e.action for e in await db.audit.list_audit_events_by_org(org_id="o1", lim=10, off=0)
+    ] == ["login"]
 
 
 async def test_aggregates_over_empty_sets(db: Database) -> None:
     assert await db.users.count_active_users() == 0
     assert await db.audit.count_audit_events_by_action(org_id="none") == []
-    assert await db.usage.sum_usage_since(org_id="none", since=datetime(2000, 1, 1,
-                                                                        tzinfo=UTC)) == []
+    assert (
+        await db.usage.sum_usage_since(org_id="none", since=datetime(2000, 1, 1, tzinfo=UTC)) == []
+    )
 
 
 async def test_usage_events_aggregate_and_prune(db: Database) -> None:
     await make_user(db, "owner")
     await make_org(db, "o", "owner")
     for kind, count in (("debate", 2), ("debate", 3), ("api_call", 7)):
-        event = await db.usage.record_usage_event(org_id="o", event_type=kind, count=count,
-                                                  metadata={"k": kind})
+        event = await db.usage.record_usage_event(
+            org_id="o", event_type=kind, count=count, metadata={"k": kind}
+        )
         assert event is not None and event.count == count
     since = datetime.now(UTC) - timedelta(hours=1)
     totals = await db.usage.sum_usage_since(org_id="o", since=since)
     assert [(t.event_type, t.total) for t in totals] == [("api_call", 7), ("debate", 5)]
-    assert await db.usage.prune_usage_events_before(cutoff=datetime.now(UTC) + timedelta(
-        seconds=5)) == 3
+    assert (
+        await db.usage.prune_usage_events_before(cutoff=datetime.now(UTC) + timedelta(seconds=5))
+        == 3
+    )
 
 
 async def test_transaction_rolls_back_on_error(db: Database) -> None:
