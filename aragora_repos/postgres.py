@@ -72,6 +72,9 @@ def _map(exc: BaseException) -> errors.DatabaseError:
     return errors.ConnectionFailure(f"cannot reach postgresql: {type(exc).__name__}: {exc}")
 
 
+#: UTC sessions: date_trunc and timestamptz text casts then agree with SQLite's storage form.
+SESSION_SETTINGS = {"timezone": "UTC"}
+
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
@@ -104,6 +107,7 @@ class PostgresDatabase:
                 max_size=max_size,
                 init=_init_connection,
                 timeout=timeout,
+                server_settings=SESSION_SETTINGS,
             )
         except (TimeoutError, *_DRIVER_ERRORS) as exc:
             # Built from the exception type and the redacted DSN only: driver messages for

