@@ -121,7 +121,8 @@ def build_queries(
     catalog: Catalog,
     locations: Mapping[tuple[str, str], tuple[str, int, str]],
     queries_dir: str,
-) -> tuple[QueryFile, ...]:
+) -> tuple[tuple[QueryFile, ...], list[Problem]]:
+    """Build every query; problems are returned, so verification can still report more."""
     problems: list[Problem] = []
     by_file: dict[str, list[Query]] = {}
     paths: dict[str, str] = {}
