@@ -100,6 +100,7 @@ class PostgresDatabase:
     async def open(
         cls, dsn: Secret, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
     ) -> PostgresDatabase:
+        failure: errors.DatabaseError | None = None
         try:
             pool = await asyncpg.create_pool(
                 dsn.reveal(),
@@ -110,12 +111,21 @@ class PostgresDatabase:
                 server_settings=SESSION_SETTINGS,
             )
         except (TimeoutError, *_DRIVER_ERRORS) as exc:
-            # Built from the exception type and the redacted DSN only: driver messages for
-            # some failures echo connection parameters.
-            raise errors.ConnectionFailure(
-                f"cannot connect to {redact_dsn(dsn.reveal())}: {type(exc).__name__}"
-                + (f" ({exc.sqlstate})" if isinstance(exc, asyncpg.PostgresError) else "")
-            ) from None
+            # Built from the exception type and the redacted DSN only, and raised outside
+            # this block: the driver's frames (kept as __context__) hold the raw DSN.
+            failure = (
+                errors.from_sqlstate(exc.sqlstate, "")
+                if isinstance(exc, asyncpg.PostgresError)
+                else errors.ConnectionFailure("")
+            )
+            reason = type(exc).__name__ + (
+                f" ({exc.sqlstate})" if isinstance(exc, asyncpg.PostgresError) else ""
+            )
+            failure = type(failure)(
+                f"cannot connect to {redact_dsn(dsn.reveal())}: {reason}", sqlstate=failure.sqlstate
+            )
+        if failure is not None:
+            raise failure
         assert pool is not None
         return cls(pool, dsn)
 
