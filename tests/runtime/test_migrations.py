@@ -1,0 +1,95 @@
+"""The minimal migration runner on both backends: once, in order, atomic, checksummed."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from aragora_repos import AsyncBackend, Config, Migration, MigrationError, Secret, open_async
+from tests.conftest import BACKENDS
+from tests.pg_server import run_async
+
+FIRST = Migration(
+    1,
+    "things",
+    "c1",
+    "CREATE TABLE things (id BIGINT PRIMARY KEY, name TEXT NOT NULL);\n",
+    "DROP TABLE things;\n",
+    "CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT;\n",
+    "DROP TABLE things;\n",
+)
+# Fails on its last statement, after creating a table and an index.
+BROKEN = Migration(
+    2,
+    "broken",
+    "c2",
+    "CREATE TABLE extra (id BIGINT);\nCREATE INDEX extra_id ON extra (id);\n"
+    "INSERT INTO missing VALUES (1);\n",
+    None,
+    "CREATE TABLE extra (id INTEGER) STRICT;\nCREATE INDEX extra_id ON extra (id);\n"
+    "INSERT INTO missing VALUES (1);\n",
+    None,
+)
+
+
+async def _drop(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS things, extra, schema_version")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncBackend]:
+    if request.param == "sqlite":
+        db = await open_async(Config(data_dir=tmp_path))
+    else:
+        dsn: str = request.getfixturevalue("postgres_dsn")
+        run_async(_drop(dsn))
+        db = await open_async(Config(backend="postgres", dsn=Secret(dsn)))
+    try:
+        yield db
+    finally:
+        await db.close()
+        if request.param == "postgres":
+            run_async(_drop(dsn))
+
+
+async def test_applies_once_in_order(backend: AsyncBackend) -> None:
+    assert await backend.schema_version() is None
+    assert await backend.migrate([FIRST]) == [1]
+    assert await backend.migrate([FIRST]) == []
+    assert await backend.schema_version() == 1
+
+
+async def test_failed_migration_leaves_the_previous_version(backend: AsyncBackend) -> None:
+    await backend.migrate([FIRST])
+    with pytest.raises(MigrationError, match="cannot apply migration 0002_broken"):
+        await backend.migrate([FIRST, BROKEN])
+    assert await backend.schema_version() == 1
+    fixed = dataclasses.replace(
+        BROKEN,
+        checksum="c2b",
+        postgres_up=BROKEN.postgres_up.replace("INSERT INTO missing VALUES (1);\n", ""),
+        sqlite_up=BROKEN.sqlite_up.replace("INSERT INTO missing VALUES (1);\n", ""),
+    )
+    # Re-running works only because the failed attempt left no table or index behind.
+    assert await backend.migrate([FIRST, fixed]) == [2]
+
+
+async def test_changed_migration_is_refused(backend: AsyncBackend) -> None:
+    await backend.migrate([FIRST])
+    tampered = dataclasses.replace(FIRST, checksum="other")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        await backend.migrate([tampered])
+
+
+async def test_unknown_applied_version_is_refused(backend: AsyncBackend) -> None:
+    await backend.migrate([FIRST])
+    with pytest.raises(MigrationError, match="does not know"):
+        await backend.migrate([])
