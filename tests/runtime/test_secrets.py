@@ -9,7 +9,7 @@ import traceback
 import pytest
 
 from aragora_db import connect
-from aragora_repos import Config, ConnectionFailure, DatabaseError, Secret
+from aragora_repos import Config, ConnectionFailure, DatabaseError, ProgrammingError, Secret
 from aragora_repos.postgres import PostgresDatabase
 from tests.pg_server import with_database
 
@@ -67,8 +67,8 @@ async def test_unknown_database_and_reprs(
     try:
         assert isinstance(db.backend, PostgresDatabase)
         assert CANARY not in repr(db.backend) and "***" in repr(db.backend)
-        with pytest.raises(DatabaseError) as query_error:
-            await db.users.get_user_by_id(id="x")  # schema not migrated in a fresh db
+        with pytest.raises(ProgrammingError) as query_error:
+            await db.backend.fetchrow("SELECT * FROM no_such_table", ())
         assert CANARY not in _everything(query_error.value)
     finally:
         await db.close()
