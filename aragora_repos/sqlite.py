@@ -254,30 +254,30 @@ class AsyncSqliteDatabase:
     ) -> AsyncIterator[None]:
         """``async with db.transaction():``; nested blocks become savepoints."""
         _check_isolation(isolation)
-        conn = self.connection
         if self._in_tx.get():
-            await self._hop(functools.partial(conn.begin, readonly=readonly))
-            try:
+            async with self._block(readonly):
                 yield
-            except BaseException:
-                await asyncio.shield(self._hop(conn.rollback))
-                raise
-            await asyncio.shield(self._hop(conn.commit))
             return
         async with self._lock:
             token = self._in_tx.set(True)
             try:
-                await self._hop(functools.partial(conn.begin, readonly=readonly))
-                try:
+                async with self._block(readonly):
                     yield
-                except BaseException:
-                    # Shielded: the rollback reaches the connection's thread even if the
-                    # caller is cancelled, before the lock lets anyone else in.
-                    await asyncio.shield(self._hop(conn.rollback))
-                    raise
-                await asyncio.shield(self._hop(conn.commit))
             finally:
                 self._in_tx.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _block(self, readonly: bool) -> AsyncIterator[None]:
+        conn = self.connection
+        await self._hop(functools.partial(conn.begin, readonly=readonly))
+        try:
+            yield
+        except BaseException:
+            # Shielded: the rollback reaches the connection's thread even if the caller
+            # is cancelled, before the lock lets anyone else in.
+            await asyncio.shield(self._hop(conn.rollback))
+            raise
+        await asyncio.shield(self._hop(conn.commit))
 
     async def migrate(self, migrations: Sequence[Migration]) -> list[int]:
         return await self.run(self.connection.migrate, migrations)

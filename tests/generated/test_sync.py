@@ -13,6 +13,18 @@ from aragora_db.audit import AppendAuditEventsParams
 from aragora_repos import Config, ConfigError, Isolation, Secret, TransactionError, UniqueViolation
 
 
+def add_user(db: SyncDatabase, uid: str, email: str) -> None:
+    db.users.create_user(
+        id=uid,
+        email=email,
+        password_hash="h",
+        password_salt="s",
+        name="",
+        org_id=None,
+        role=UserRole.MEMBER,
+    )
+
+
 @pytest.fixture
 def sync_db(tmp_path: Path) -> Iterator[SyncDatabase]:
     with connect_sync(Config(data_dir=tmp_path)) as db:
@@ -33,15 +45,7 @@ def test_crud_and_types(sync_db: SyncDatabase) -> None:
     assert user is not None and user.role is UserRole.VIEWER and user.is_active is True
     assert sync_db.users.get_user_by_email(email="a@b.c") == user
     with pytest.raises(UniqueViolation):
-        sync_db.users.create_user(
-            id="u2",
-            email="a@b.c",
-            password_hash="h",
-            password_salt="s",
-            name="",
-            org_id=None,
-            role=UserRole.MEMBER,
-        )
+        add_user(sync_db, "u2", "a@b.c")
     rows = [
         AppendAuditEventsParams(
             datetime(2024, 1, 1, tzinfo=UTC), "u1", None, "x", "user", None, {"i": i}, None, None
@@ -55,46 +59,14 @@ def test_crud_and_types(sync_db: SyncDatabase) -> None:
 
 def test_transactions_and_savepoints(sync_db: SyncDatabase) -> None:
     with pytest.raises(ZeroDivisionError), sync_db.transaction():
-        sync_db.users.create_user(
-            id="u1",
-            email="a@b.c",
-            password_hash="h",
-            password_salt="s",
-            name="",
-            org_id=None,
-            role=UserRole.MEMBER,
-        )
+        add_user(sync_db, "u1", "a@b.c")
         _ = 1 / 0
     assert sync_db.users.count_active_users() == 0
     with sync_db.transaction():
-        sync_db.users.create_user(
-            id="u1",
-            email="a@b.c",
-            password_hash="h",
-            password_salt="s",
-            name="",
-            org_id=None,
-            role=UserRole.MEMBER,
-        )
+        add_user(sync_db, "u1", "a@b.c")
         with pytest.raises(UniqueViolation), sync_db.transaction():
-            sync_db.users.create_user(
-                id="u2",
-                email="b@b.c",
-                password_hash="h",
-                password_salt="s",
-                name="",
-                org_id=None,
-                role=UserRole.MEMBER,
-            )
-            sync_db.users.create_user(
-                id="u3",
-                email="b@b.c",
-                password_hash="h",
-                password_salt="s",
-                name="",
-                org_id=None,
-                role=UserRole.MEMBER,
-            )
+            add_user(sync_db, "u2", "b@b.c")
+            add_user(sync_db, "u3", "b@b.c")
         assert sync_db.connection.in_transaction
     assert not sync_db.connection.in_transaction
     assert [u.id for u in sync_db.users.get_users_by_ids(ids=["u1", "u2", "u3"])] == ["u1"]
