@@ -1,8 +1,14 @@
-"""Applying the generated migrations: a ``schema_version`` table per database.
+"""Migrations: the generated list, a ``schema_version`` table per database, and a planner
+shared by both backends.
 
-Each pending migration runs in its own transaction together with its version row, so a
-failure leaves the database at the previous version. An applied migration whose text
-changed since is refused before any DDL runs.
+A plan is a list of :class:`Step`; a real run executes exactly the statements of its
+steps (``--dry-run`` prints them), each step in its own transaction together with its
+bookkeeping where the backend allows. Integrity rules, checked before any DDL runs:
+
+* an applied migration whose text changed since is refused (checksum, as Flyway/sqlx);
+* a version the code does not know is refused (the code is older than the database);
+* a step that could not run in a transaction and was interrupted leaves a row with
+  ``success = false``; every later run refuses until ``repair`` (sqlx's "dirty" state).
 """
 
 from __future__ import annotations
@@ -10,64 +16,197 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from aragora_repos.errors import MigrationError
+
+Direction = Literal["up", "down"]
 
 SCHEMA_VERSION_POSTGRES = """CREATE TABLE IF NOT EXISTS schema_version (
     version BIGINT PRIMARY KEY,
     name TEXT NOT NULL,
     checksum TEXT NOT NULL,
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    execution_ms DOUBLE PRECISION NOT NULL
+    execution_ms DOUBLE PRECISION NOT NULL DEFAULT 0,
+    success BOOLEAN NOT NULL DEFAULT TRUE
 )"""
 SCHEMA_VERSION_SQLITE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     checksum TEXT NOT NULL,
     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
-    execution_ms REAL NOT NULL
+    execution_ms REAL NOT NULL DEFAULT 0,
+    success INTEGER NOT NULL DEFAULT 1
 ) STRICT"""
-#: Key for pg_advisory_lock while migrating: the first 8 bytes of sha1("aragora_repos").
+#: Key for pg_try_advisory_lock while migrating (an arbitrary constant of this project).
 ADVISORY_LOCK_KEY = 0x0A7A_60A2_E905
 
 
 @dataclass(frozen=True, slots=True)
+class Section:
+    """One direction of a migration, as statements for each dialect."""
+
+    postgres: tuple[str, ...]
+    sqlite: tuple[str, ...]
+    transactional: bool = True
+    """False when a PostgreSQL statement cannot run in a transaction (CONCURRENTLY)."""
+    sqlite_rebuild: bool = False
+    """A SQLite table rebuild: foreign keys off around the transaction, checked at the end."""
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
-    """One file of ``sql/schema``, in both dialects (see ``aragora_db.migrations``)."""
+    """One file of ``sql/schema`` in both dialects (see ``aragora_db.migrations``)."""
 
     version: int
     name: str
     checksum: str
-    postgres_up: str
-    postgres_down: str | None
-    sqlite_up: str
-    sqlite_down: str | None
+    up: Section
+    down: Section | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.version:04d}_{self.name}"
 
 
-def pending(migrations: Sequence[Migration], applied: Mapping[int, str]) -> list[Migration]:
-    """The migrations still to apply; raise if the database disagrees with the code."""
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A row of ``schema_version``."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: datetime | str
+    execution_ms: float
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One migration in one direction: exactly the statements a run executes."""
+
+    migration: Migration
+    direction: Direction
+    statements: tuple[str, ...]
+    transactional: bool
+    sqlite_rebuild: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    current: int | None
+    target: int | None
+    applied: tuple[Applied, ...]
+    pending: tuple[Migration, ...]
+
+    def render(self) -> str:
+        lines = [f"current version: {_v(self.current)}", f"target version:  {_v(self.target)}"]
+        for a in self.applied:
+            state = "applied" if a.success else "INTERRUPTED (run `migrate repair`)"
+            lines.append(
+                f"  {a.version:04d}_{a.name}  {state} at {a.applied_at} ({a.execution_ms:.1f} ms)"
+            )
+        lines += [f"  {m.label}  pending" for m in self.pending]
+        return "\n".join(lines)
+
+
+def _v(version: int | None) -> str:
+    return "none" if version is None else f"{version:04d}"
+
+
+def check_applied(migrations: Sequence[Migration], applied: Mapping[int, Applied]) -> None:
+    """Refuse before any DDL when the database and the code disagree."""
     known = {m.version: m for m in migrations}
-    for version, checksum in sorted(applied.items()):
+    for version, row in sorted(applied.items()):
+        if not row.success:
+            raise MigrationError(
+                f"cannot migrate: migration {version:04d}_{row.name} was interrupted part way "
+                "(it could not run in a transaction); check the schema by hand, then run "
+                "`aragora-repos migrate repair`"
+            )
         m = known.get(version)
         if m is None:
             raise MigrationError(
                 f"cannot migrate: the database has version {version:04d}, "
                 "which this code does not know (is the code older?)"
             )
-        if m.checksum != checksum:
+        if m.checksum != row.checksum:
             raise MigrationError(
-                f"cannot migrate: migration {version:04d}_{m.name} changed "
-                "after it was applied (checksum differs)"
+                f"cannot migrate: migration {m.label} changed after it was "
+                "applied (checksum differs); restore the file or add a new "
+                "migration instead"
             )
+
+
+def pending(migrations: Sequence[Migration], applied: Mapping[int, Applied]) -> list[Migration]:
+    check_applied(migrations, applied)
     return [m for m in migrations if m.version not in applied]
 
 
-def sqlite_statements(script: str) -> Iterator[str]:
-    """Split a script into statements with ``sqlite3.complete_statement``.
+def plan_up(
+    migrations: Sequence[Migration],
+    applied: Mapping[int, Applied],
+    dialect: Literal["postgres", "sqlite"],
+    target: int | None = None,
+) -> list[Step]:
+    steps = []
+    for m in pending(migrations, applied):
+        if target is not None and m.version > target:
+            break
+        steps.append(_step(m, "up", m.up, dialect))
+    return steps
 
-    ``executescript`` would commit the open transaction first (cpython pysqlite#59), so
-    statements are executed one by one inside the migration's transaction.
-    """
+
+def plan_down(
+    migrations: Sequence[Migration],
+    applied: Mapping[int, Applied],
+    dialect: Literal["postgres", "sqlite"],
+    target: int,
+) -> list[Step]:
+    """Steps that roll back every applied migration above ``target`` (newest first)."""
+    check_applied(migrations, applied)
+    known = {m.version: m for m in migrations}
+    steps = []
+    for version in sorted((v for v in applied if v > target), reverse=True):
+        m = known[version]
+        if m.down is None:
+            raise MigrationError(
+                f"cannot roll back {m.label}: it has no down section (-- migrate:down)"
+            )
+        steps.append(_step(m, "down", m.down, dialect))
+    return steps
+
+
+def _step(
+    m: Migration, direction: Direction, section: Section, dialect: Literal["postgres", "sqlite"]
+) -> Step:
+    if dialect == "postgres":
+        return Step(m, direction, section.postgres, section.transactional, False)
+    return Step(m, direction, section.sqlite, True, section.sqlite_rebuild)
+
+
+def render_plan(steps: Sequence[Step], dialect: str) -> str:
+    """The SQL a run would execute, with the bookkeeping shown as comments."""
+    if not steps:
+        return f"-- {dialect}: nothing to do\n"
+    out = []
+    for step in steps:
+        mode = "in one transaction" if step.transactional else "without a transaction"
+        out.append(f"-- {step.direction} {step.migration.label} ({dialect}, {mode})")
+        if step.sqlite_rebuild:
+            out.append(
+                "-- PRAGMA foreign_keys = OFF around the transaction; "
+                "PRAGMA foreign_key_check before COMMIT"
+            )
+        out += [f"{s.rstrip(';')};" for s in step.statements]
+        record = "record" if step.direction == "up" else "remove"
+        out.append(f"-- {record} version {step.migration.version} in schema_version\n")
+    return "\n".join(out)
+
+
+def sqlite_statements(script: str) -> Iterator[str]:
+    """Split a script with ``sqlite3.complete_statement`` (strings may hold semicolons)."""
     buffer = ""
     for line in script.splitlines(keepends=True):
         buffer += line

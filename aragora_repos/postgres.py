@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import json
+import os
+import shutil
+import subprocess
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextvars import ContextVar
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -22,8 +28,11 @@ from aragora_repos.config import Secret, redact_dsn
 from aragora_repos.migrations import (
     ADVISORY_LOCK_KEY,
     SCHEMA_VERSION_POSTGRES,
+    Applied,
     Migration,
-    pending,
+    Step,
+    plan_down,
+    plan_up,
 )
 from aragora_repos.transaction import Isolation
 from aragora_repos.types import JSON
@@ -84,14 +93,125 @@ def _rows(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+async def _applied(conn: BoundConnection) -> dict[int, Applied]:
+    await conn.execute(SCHEMA_VERSION_POSTGRES)
+    rows = await conn.fetch(
+        "SELECT version, name, checksum, applied_at, execution_ms, success "
+        "FROM schema_version ORDER BY version"
+    )
+    return {r[0]: Applied(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+
+async def _run_step(
+    conn: BoundConnection,
+    step: Step,
+    lock_timeout: float,
+    on_statement: Callable[[str], None] | None,
+) -> None:
+    """Run one step. A lock timeout makes a blocked ALTER fail fast instead of queueing
+    every other query behind its ACCESS EXCLUSIVE request (explicit-locking.html)."""
+    m = step.migration
+    timeout = f"SET {{}} lock_timeout = '{int(lock_timeout * 1000)}ms'"
+    started = time.perf_counter()
+
+    async def run_statements() -> None:
+        for statement in step.statements:
+            if on_statement is not None:
+                on_statement(statement)
+            try:
+                await conn.execute(statement)
+            except asyncpg.PostgresError as exc:
+                raise errors.MigrationError(
+                    f"cannot apply {step.direction} {m.label} on postgresql: {exc} ({exc.sqlstate})"
+                ) from exc
+
+    if step.transactional:
+        async with conn.transaction():
+            await conn.execute(timeout.format("LOCAL"))
+            await run_statements()
+            if step.direction == "up":
+                await conn.execute(
+                    "INSERT INTO schema_version (version, name, checksum, execution_ms) "
+                    "VALUES ($1, $2, $3, $4)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                    (time.perf_counter() - started) * 1000,
+                )
+            else:
+                await conn.execute("DELETE FROM schema_version WHERE version = $1", m.version)
+        return
+    # Not transactional (CREATE INDEX CONCURRENTLY): mark the version dirty first, so an
+    # interruption is detected by every later run until `migrate repair`.
+    if step.direction == "up":
+        await conn.execute(
+            "INSERT INTO schema_version (version, name, checksum, success) "
+            "VALUES ($1, $2, $3, FALSE)",
+            m.version,
+            m.name,
+            m.checksum,
+        )
+    else:
+        await conn.execute(
+            "UPDATE schema_version SET success = FALSE WHERE version = $1", m.version
+        )
+    await conn.execute(timeout.format("SESSION"))
+    try:
+        await run_statements()
+    finally:
+        await conn.execute("RESET lock_timeout")
+    if step.direction == "up":
+        await conn.execute(
+            "UPDATE schema_version SET success = TRUE, execution_ms = $2 WHERE version = $1",
+            m.version,
+            (time.perf_counter() - started) * 1000,
+        )
+    else:
+        await conn.execute("DELETE FROM schema_version WHERE version = $1", m.version)
+
+
+def pg_dump(dsn: Secret, directory: Path) -> Path | None:
+    """Dump with pg_dump when installed; the password goes by PGPASSWORD, never argv."""
+    binary = shutil.which("pg_dump") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"), reverse=True)), None
+    )
+    if binary is None:
+        return None
+    parts = urlsplit(dsn.reveal())
+    env = dict(os.environ)
+    if parts.password:
+        env["PGPASSWORD"] = unquote(parts.password)
+    host = parts.hostname or "localhost"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    safe = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{(parts.path.strip('/') or 'postgres')}.dump"
+    proc = subprocess.run(
+        [binary, "--format=custom", f"--file={target}", safe],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise errors.MigrationError(
+            f"cannot back up {redact_dsn(dsn.reveal())}: pg_dump "
+            f"exited {proc.returncode}: {proc.stderr.strip()[:300]}"
+        )
+    return target
+
+
 class PostgresDatabase:
     """An asyncpg pool with JSON codecs, error mapping and context-bound transactions."""
 
-    __slots__ = ("_conn", "_dsn", "_pool")
+    __slots__ = ("_conn", "_dsn", "_lock_timeout", "_pool")
 
-    def __init__(self, pool: Pool, dsn: Secret) -> None:
+    def __init__(self, pool: Pool, dsn: Secret, *, lock_timeout: float = 5.0) -> None:
         self._pool = pool
         self._dsn = dsn
+        self._lock_timeout = lock_timeout
         self._conn: ContextVar[BoundConnection | None] = ContextVar(
             f"aragora_pg_conn_{id(self)}", default=None
         )
@@ -216,45 +336,78 @@ class PostgresDatabase:
 
     # --- migrations and housekeeping ---------------------------------------------------
 
-    async def migrate(self, migrations: Sequence[Migration]) -> list[int]:
-        """Apply pending migrations, each with its version row in one transaction.
+    async def applied(self) -> dict[int, Applied]:
+        try:
+            async with self._pool.acquire() as conn:
+                return await _applied(conn)
+        except _DRIVER_ERRORS as exc:
+            raise _map(exc) from exc
 
-        Instances starting together serialise on an advisory lock taken by polling
+    async def migrate(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int | None = None,
+        on_statement: Callable[[str], None] | None = None,
+    ) -> list[int]:
+        """Apply pending migrations (up to ``target``); return the versions applied."""
+        return await self._run_plan(
+            lambda done: plan_up(migrations, done, "postgres", target), on_statement
+        )
+
+    async def migrate_down(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int,
+        on_statement: Callable[[str], None] | None = None,
+    ) -> list[int]:
+        """Run down sections until the version is ``target``; return the versions undone."""
+        return await self._run_plan(
+            lambda done: plan_down(migrations, done, "postgres", target), on_statement
+        )
+
+    async def plan(
+        self, migrations: Sequence[Migration], *, target: int | None = None, down: bool = False
+    ) -> list[Step]:
+        done = await self.applied()
+        if down:
+            return plan_down(migrations, done, "postgres", -1 if target is None else target)
+        return plan_up(migrations, done, "postgres", target)
+
+    async def repair(self) -> list[int]:
+        """Forget interrupted migrations so they run again; return their versions."""
+        rows = await self.fetch(
+            "DELETE FROM schema_version WHERE NOT success RETURNING version", ()
+        )
+        return sorted(r[0] for r in rows)
+
+    async def _run_plan(
+        self,
+        planner: Callable[[dict[int, Applied]], list[Step]],
+        on_statement: Callable[[str], None] | None,
+    ) -> list[int]:
+        """Instances starting together serialise on an advisory lock taken by polling
         ``pg_try_advisory_lock``: a waiter blocked in ``pg_advisory_lock`` can be killed
-        by the deadlock detector during ``CREATE INDEX CONCURRENTLY``.
-        """
-        applied: list[int] = []
+        by the deadlock detector during ``CREATE INDEX CONCURRENTLY``."""
+        done: list[int] = []
         try:
             async with self._pool.acquire() as conn:
                 while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
                     await asyncio.sleep(0.1)
                 try:
-                    await conn.execute(SCHEMA_VERSION_POSTGRES)
-                    rows = await conn.fetch("SELECT version, checksum FROM schema_version")
-                    for m in pending(migrations, {r[0]: r[1] for r in rows}):
-                        started = time.perf_counter()
-                        async with conn.transaction():
-                            try:
-                                await conn.execute(m.postgres_up)
-                            except asyncpg.PostgresError as exc:
-                                raise errors.MigrationError(
-                                    f"cannot apply migration {m.version:04d}_{m.name} on "
-                                    f"postgresql: {exc} ({exc.sqlstate})"
-                                ) from exc
-                            await conn.execute(
-                                "INSERT INTO schema_version (version, name, checksum, "
-                                "execution_ms) VALUES ($1, $2, $3, $4)",
-                                m.version,
-                                m.name,
-                                m.checksum,
-                                (time.perf_counter() - started) * 1000,
-                            )
-                        applied.append(m.version)
+                    for step in planner(await _applied(conn)):
+                        await _run_step(conn, step, self._lock_timeout, on_statement)
+                        done.append(step.migration.version)
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
         except _DRIVER_ERRORS as exc:
             raise _map(exc) from exc
-        return applied
+        return done
+
+    async def backup(self, directory: Path) -> Path | None:
+        """``pg_dump --format=custom`` into ``directory``; None when pg_dump is missing."""
+        return await asyncio.to_thread(pg_dump, self._dsn, directory)
 
     async def schema_version(self) -> int | None:
         try:

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from aragora_repos import errors
-from aragora_repos.migrations import SCHEMA_VERSION_SQLITE, Migration, pending, sqlite_statements
+from aragora_repos.migrations import (
+    SCHEMA_VERSION_SQLITE,
+    Applied,
+    Migration,
+    Step,
+    plan_down,
+    plan_up,
+)
 from aragora_repos.transaction import Isolation
 
 P = ParamSpec("P")
@@ -156,44 +163,139 @@ class SqliteConnection:
 
     # --- migrations and housekeeping ---------------------------------------------------
 
-    def migrate(self, migrations: Sequence[Migration]) -> list[int]:
-        """Apply pending migrations, each with its version row in one transaction.
-
-        The first ``BEGIN IMMEDIATE`` holds the write lock while versions are read, so
-        processes migrating together apply each migration once.
-        """
+    def applied(self) -> dict[int, Applied]:
+        """The ``schema_version`` rows, creating the table on first use."""
         self._raw(SCHEMA_VERSION_SQLITE)
-        applied: list[int] = []
+        rows = self.fetchall(
+            "SELECT version, name, checksum, applied_at, execution_ms, success "
+            "FROM schema_version ORDER BY version",
+            (),
+        )
+        return {r[0]: Applied(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+
+    def migrate(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int | None = None,
+        on_statement: Callable[[str], None] | None = None,
+    ) -> list[int]:
+        """Apply pending migrations (up to ``target``); return the versions applied."""
+        return self._run_plan(
+            lambda done: plan_up(migrations, done, "sqlite", target), on_statement
+        )
+
+    def migrate_down(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int,
+        on_statement: Callable[[str], None] | None = None,
+    ) -> list[int]:
+        """Run down sections until the version is ``target``; return the versions undone."""
+        return self._run_plan(
+            lambda done: plan_down(migrations, done, "sqlite", target), on_statement
+        )
+
+    def plan(
+        self, migrations: Sequence[Migration], *, target: int | None = None, down: bool = False
+    ) -> list[Step]:
+        done = self.applied()
+        if down:
+            return plan_down(migrations, done, "sqlite", -1 if target is None else target)
+        return plan_up(migrations, done, "sqlite", target)
+
+    def repair(self) -> list[int]:
+        """Forget interrupted migrations so they run again; return their versions."""
+        with self.transaction():
+            bad = [
+                r[0]
+                for r in self.fetchall("SELECT version FROM schema_version WHERE success = 0", ())
+            ]
+            self.execute("DELETE FROM schema_version WHERE success = 0", ())
+        return bad
+
+    def _run_plan(
+        self,
+        planner: Callable[[dict[int, Applied]], list[Step]],
+        on_statement: Callable[[str], None] | None,
+    ) -> list[int]:
+        """One step per transaction. ``BEGIN IMMEDIATE`` holds the write lock while the
+        versions are read, so processes migrating together apply each step once."""
+        self.applied()
+        done: list[int] = []
         while True:
             with self.transaction():
-                done: dict[int, str] = dict(
-                    self.fetchall("SELECT version, checksum FROM schema_version", ())
+                steps = planner(self.applied())
+                if not steps:
+                    return done
+                step = steps[0]
+                if not step.sqlite_rebuild:
+                    self._run_step(step, on_statement)
+                    done.append(step.migration.version)
+                    continue
+            # A rebuild needs foreign keys off, which SQLite only allows outside a
+            # transaction (pragma.html#pragma_foreign_keys); plan again under the lock.
+            self._raw("PRAGMA foreign_keys = OFF")
+            try:
+                with self.transaction():
+                    steps = planner(self.applied())
+                    if steps and steps[0] == step:
+                        self._run_step(step, on_statement)
+                        done.append(step.migration.version)
+            finally:
+                self._raw("PRAGMA foreign_keys = ON")
+
+    def _run_step(self, step: Step, on_statement: Callable[[str], None] | None) -> None:
+        m = step.migration
+        started = time.perf_counter()
+        for statement in step.statements:
+            if on_statement is not None:
+                on_statement(statement)
+            try:
+                self._conn.execute(statement)
+            except sqlite3.Error as exc:
+                raise errors.MigrationError(
+                    f"cannot apply {step.direction} {m.label} on sqlite: {exc}"
+                ) from exc
+        if step.sqlite_rebuild:
+            broken = self._conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise errors.MigrationError(
+                    f"cannot apply {step.direction} {m.label} on sqlite: the rebuild leaves "
+                    f"{len(broken)} foreign key violation(s), first in table {broken[0][0]}"
                 )
-                todo = pending(migrations, done)
-                if not todo:
-                    return applied
-                m = todo[0]
-                started = time.perf_counter()
-                for statement in sqlite_statements(m.sqlite_up):
-                    try:
-                        self._conn.execute(statement)
-                    except sqlite3.Error as exc:
-                        raise errors.MigrationError(
-                            f"cannot apply migration {m.version:04d}_{m.name} on sqlite: {exc}"
-                        ) from exc
-                self.execute(
-                    "INSERT INTO schema_version (version, name, checksum, execution_ms) "
-                    "VALUES (?, ?, ?, ?)",
-                    (m.version, m.name, m.checksum, (time.perf_counter() - started) * 1000),
-                )
-                applied.append(m.version)
+        if step.direction == "up":
+            self.execute(
+                "INSERT INTO schema_version (version, name, checksum, execution_ms) "
+                "VALUES (?, ?, ?, ?)",
+                (m.version, m.name, m.checksum, (time.perf_counter() - started) * 1000),
+            )
+        else:
+            self.execute("DELETE FROM schema_version WHERE version = ?", (m.version,))
 
     def schema_version(self) -> int | None:
         try:
-            row = self._conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            row = self._conn.execute(
+                "SELECT max(version) FROM schema_version WHERE success"
+            ).fetchone()
         except sqlite3.OperationalError:
             return None
         return int(row[0]) if row and row[0] is not None else None
+
+    def backup(self, directory: Path) -> Path:
+        """Copy the database with SQLite's online backup API (backup.html) into
+        ``directory``; safe while other connections write."""
+        directory.mkdir(parents=True, exist_ok=True)
+        target_path = directory / Path(self.path).name
+        target = sqlite3.connect(target_path)
+        try:
+            self._conn.backup(target)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc) from exc
+        finally:
+            target.close()
+        return target_path
 
     def close(self) -> None:
         if not self._closed:
@@ -279,8 +381,41 @@ class AsyncSqliteDatabase:
             raise
         await asyncio.shield(self._hop(conn.commit))
 
-    async def migrate(self, migrations: Sequence[Migration]) -> list[int]:
-        return await self.run(self.connection.migrate, migrations)
+    async def applied(self) -> dict[int, Applied]:
+        return await self.run(self.connection.applied)
+
+    async def migrate(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int | None = None,
+        on_statement: Callable[[str], None] | None = None,
+    ) -> list[int]:
+        return await self.run(
+            self.connection.migrate, migrations, target=target, on_statement=on_statement
+        )
+
+    async def migrate_down(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int,
+        on_statement: Callable[[str], None] | None = None,
+    ) -> list[int]:
+        return await self.run(
+            self.connection.migrate_down, migrations, target=target, on_statement=on_statement
+        )
+
+    async def plan(
+        self, migrations: Sequence[Migration], *, target: int | None = None, down: bool = False
+    ) -> list[Step]:
+        return await self.run(self.connection.plan, migrations, target=target, down=down)
+
+    async def repair(self) -> list[int]:
+        return await self.run(self.connection.repair)
+
+    async def backup(self, directory: Path) -> Path | None:
+        return await self.run(self.connection.backup, directory)
 
     async def schema_version(self) -> int | None:
         return await self.run(self.connection.schema_version)

@@ -1,14 +1,18 @@
 """Read the ordered migrations in ``sql/schema/`` with sqlglot.
 
 sqlc checks queries against the schema but omits defaults, keys, foreign keys and
-CHECK constraints from its output; those come from here. Each migration is also
-translated statement by statement into SQLite DDL.
+CHECK constraints from its output; those come from here. Each migration is applied to a
+catalog in order and translated statement by statement into SQLite DDL. What SQLite's
+ALTER TABLE cannot do is done with its documented table rebuild
+(sqlite.org/lang_altertable.html §7: create the new table, copy, drop, rename, recreate
+indexes), with foreign keys switched off by the runner and checked before commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,7 +24,18 @@ from sqlglot.tokenizer_core import TokenType
 from codegen.dialects import sqlite
 from codegen.errors import CodegenError, Problem, line_col
 from codegen.model import types
-from codegen.model.ir import Catalog, Column, Enum, ForeignKey, Index, Location, Migration, Table
+from codegen.model.ir import (
+    Catalog,
+    Check,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Location,
+    Migration,
+    Section,
+    Table,
+)
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 UP = re.compile(r"^--\s*migrate:up\b.*$", re.MULTILINE)
@@ -44,6 +59,34 @@ class _State:
     def enum_values(self) -> dict[str, tuple[str, ...]]:
         return {name: e.values for name, e in self.enums.items()}
 
+    def copy(self) -> _State:
+        return _State(dict(self.tables), dict(self.indexes), dict(self.enums))
+
+    def catalog(self) -> Catalog:
+        return Catalog(
+            tuple(self.tables.values()), tuple(self.indexes.values()), tuple(self.enums.values())
+        )
+
+
+@dataclass
+class _Out:
+    """What one section produces while its statements are applied."""
+
+    postgres: list[str] = field(default_factory=list)
+    sqlite: list[str] = field(default_factory=list)
+    transactional: bool = True
+    rebuild: bool = False
+    renames: list[str] = field(default_factory=list)
+
+    def section(self) -> Section:
+        return Section(
+            tuple(self.postgres),
+            tuple(self.sqlite),
+            self.transactional,
+            self.rebuild,
+            tuple(self.renames),
+        )
+
 
 def split_statements(text: str, base: int = 0) -> list[Statement]:
     """Split on top-level semicolons using sqlglot's tokenizer (strings, dollar quotes)."""
@@ -57,7 +100,6 @@ def split_statements(text: str, base: int = 0) -> list[Statement]:
             start = None
         elif start is None:
             start = tok.start
-            # Comments attached to the first token belong to no statement.
     if start is not None:
         out.append(Statement(text[start:].rstrip(), base + start))
     return out
@@ -73,15 +115,26 @@ def sections(text: str) -> tuple[int, str, int, str | None]:
     return up_start, text[up_start : down.start()], down.end(), text[down.end() :]
 
 
+def read_migrations(root: Path, schema_dir: str) -> dict[str, str]:
+    """``{relative path: text}`` of the migration files (the only file reads here)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted((root / schema_dir).glob("*.sql"))
+    }
+
+
 def load_schema(root: Path, schema_dir: str) -> tuple[Catalog, tuple[Migration, ...]]:
+    return analyse_schema(read_migrations(root, schema_dir))
+
+
+def analyse_schema(files: dict[str, str]) -> tuple[Catalog, tuple[Migration, ...]]:
+    """Apply every migration in order; raise :class:`CodegenError` with every problem."""
     problems: list[Problem] = []
     state = _State()
     migrations: list[Migration] = []
     versions: dict[int, str] = {}
-    for path in sorted((root / schema_dir).glob("*.sql")):
-        rel = path.relative_to(root).as_posix()
-        text = path.read_text(encoding="utf-8")
-        match = MIGRATION_NAME.match(path.name)
+    for rel, text in sorted(files.items()):
+        match = MIGRATION_NAME.match(rel.rsplit("/", 1)[-1])
         if not match:
             problems.append(Problem(rel, 1, 1, "migration file name must be NNNN_<name>.sql"))
             continue
@@ -98,79 +151,52 @@ def load_schema(root: Path, schema_dir: str) -> tuple[Catalog, tuple[Migration, 
             continue
         versions[version] = rel
         up_at, up_text, down_at, down_text = sections(text)
-        up_sql = _translate_section(rel, text, up_text, up_at, state, problems)
-        down_sql = None
+        # The down section is translated against the catalog as it is after the up
+        # section, on a scratch copy: it must not change what later migrations see.
+        up = _translate_section(rel, text, up_text, up_at, state, problems)
+        down = None
         if down_text is not None and down_text.strip():
-            # Down sections are translated against a scratch copy: they must not change
-            # the catalog that later migrations see.
-            scratch = _State(dict(state.tables), dict(state.indexes), dict(state.enums))
-            down_sql = _translate_section(rel, text, down_text, down_at, scratch, problems)
+            down = _translate_section(rel, text, down_text, down_at, state.copy(), problems)
         migrations.append(
             Migration(
-                version=version,
-                name=match.group(2),
-                path=rel,
-                checksum=hashlib.sha256(text.encode()).hexdigest(),
-                postgres_up=_strip_section(up_text),
-                postgres_down=_strip_section(down_text)
-                if down_text and down_text.strip()
-                else None,
-                sqlite_up=up_sql,
-                sqlite_down=down_sql,
+                version, match.group(2), rel, hashlib.sha256(text.encode()).hexdigest(), up, down
             )
         )
     if problems:
         raise CodegenError(sorted(problems))
-    catalog = Catalog(
-        tuple(state.tables.values()), tuple(state.indexes.values()), tuple(state.enums.values())
-    )
-    return catalog, tuple(migrations)
-
-
-def _strip_section(text: str | None) -> str:
-    return (text or "").strip() + "\n"
+    return state.catalog(), tuple(migrations)
 
 
 def _translate_section(
     rel: str, whole: str, text: str, base: int, state: _State, problems: list[Problem]
-) -> str:
-    out: list[str] = []
+) -> Section:
+    out = _Out()
     try:
         statements = split_statements(text, base)
     except TokenError as exc:
         line, col = line_col(whole, base)
         problems.append(Problem(rel, line, col, f"cannot tokenize: {exc}"))
-        return ""
+        return out.section()
     for stmt in statements:
         line, col = line_col(whole, stmt.offset)
-        loc = Location(rel, line, col)
         try:
             tree = sqlglot.parse_one(stmt.sql, read="postgres")
-            out.extend(_apply(tree, state, loc))
+            out.postgres.append(stmt.sql.strip())
+            _apply(tree, state, Location(rel, line, col), out)
         except ParseError as exc:
-            problems.append(
-                Problem(
-                    rel,
-                    line,
-                    col,
-                    "cannot parse statement: " + _parse_message(exc),
-                )
-            )
+            message = str(exc.errors[0]["description"]) if exc.errors else str(exc)
+            problems.append(Problem(rel, line, col, f"cannot parse statement: {message}"))
         except sqlite.Untranslatable as exc:
-            where = _find(whole, stmt, exc.construct)
-            problems.append(Problem(rel, *line_col(whole, where), str(exc)))
-    return "".join(s + ";\n" for s in out)
+            problems.append(Problem(rel, *line_col(whole, _find(stmt, exc.construct)), str(exc)))
+    return out.section()
 
 
-def _parse_message(exc: ParseError) -> str:
-    return str(exc.errors[0]["description"]) if exc.errors else str(exc)
-
-
-def _find(whole: str, stmt: Statement, construct: str) -> int:
+def _find(stmt: Statement, construct: str) -> int:
     """Best position of ``construct`` inside the statement, else the statement start."""
-    for needle in (construct, construct.split()[-1] if construct.split() else construct):
-        idx = stmt.sql.lower().find(needle.lower().strip("'"))
-        if idx >= 0 and needle:
+    words = construct.split()
+    for needle in (construct, words[-1] if words else ""):
+        idx = stmt.sql.lower().find(needle.lower().strip("'")) if needle else -1
+        if idx >= 0:
             return stmt.offset + idx
     return stmt.offset
 
@@ -180,63 +206,77 @@ def _name(node: exp.Expr | None) -> str:
     return node.name
 
 
-def _apply(tree: exp.Expr, state: _State, loc: Location) -> list[str]:
-    """Apply one statement to the catalog; return its SQLite statements."""
+def _apply(tree: exp.Expr, state: _State, loc: Location, out: _Out) -> None:
+    """Apply one statement to the catalog and append its SQLite statements to ``out``."""
     if isinstance(tree, exp.Create):
         kind = (tree.args.get("kind") or "").upper()
         if kind == "TABLE":
             table = _table(tree, state, loc)
             state.tables[table.name] = table
-            return [sqlite.create_table_sql(table, state.enum_values())]
+            out.sqlite.append(sqlite.create_table_sql(table, state.enum_values()))
+            return
         if kind == "INDEX":
-            index = _index(tree)
+            index = _index(tree, state)
             state.indexes[index.name] = index
-            return [index.sqlite_sql]
+            if index.concurrently:
+                out.transactional = False  # 25001 inside a transaction block
+            out.sqlite.append(index.sqlite_sql)
+            return
         if kind == "TYPE":
             dt = tree.args.get("expression")
             if isinstance(dt, exp.DataType) and dt.is_type(exp.DType.ENUM):
                 name = _name(tree.this)
                 state.enums[name] = Enum(name, tuple(str(v.this) for v in dt.expressions))
-                return []  # enum columns become TEXT with a CHECK on SQLite
+                return  # enum columns become TEXT with a CHECK on SQLite
         raise sqlite.Untranslatable(f"CREATE {kind}", "not supported in migrations")
     if isinstance(tree, exp.Drop):
-        kind = (tree.args.get("kind") or "").upper()
-        names = [_name(t) for t in tree.args.get("tables") or []]
-        exists = " IF EXISTS" if tree.args.get("exists") else ""
-        if kind == "TABLE":
-            for n in names:
-                state.tables.pop(n, None)
-                state.indexes = {k: v for k, v in state.indexes.items() if v.table != n}
-            return [f"DROP TABLE{exists} {sqlite.quote(n)}" for n in names]
-        if kind == "INDEX":
-            for n in names:
-                state.indexes.pop(n, None)
-            return [f"DROP INDEX{exists} {sqlite.quote(n)}" for n in names]
-        if kind == "TYPE":
-            for n in names:
-                state.enums.pop(n, None)
-            return []
-        raise sqlite.Untranslatable(f"DROP {kind}", "not supported in migrations")
+        _drop(tree, state, out)
+        return
     if isinstance(tree, exp.Alter) and (tree.args.get("kind") or "").upper() == "TABLE":
-        return _alter(tree, state)
+        _alter(tree, state, out)
+        return
     if isinstance(tree, exp.Comment):
-        return []  # comments are documentation in PostgreSQL; SQLite has no COMMENT ON
+        return  # documentation in PostgreSQL; SQLite has no COMMENT ON
     raise sqlite.Untranslatable(tree.key.upper(), "not supported in migrations")
+
+
+def _drop(tree: exp.Drop, state: _State, out: _Out) -> None:
+    kind = (tree.args.get("kind") or "").upper()
+    names = [_name(t) for t in tree.args.get("tables") or []]
+    exists = " IF EXISTS" if tree.args.get("exists") else ""
+    if tree.args.get("concurrently"):
+        out.transactional = False
+    if kind == "TABLE":
+        for n in names:
+            state.tables.pop(n, None)
+            state.indexes = {k: v for k, v in state.indexes.items() if v.table != n}
+            out.sqlite.append(f"DROP TABLE{exists} {sqlite.quote(n)}")
+    elif kind == "INDEX":
+        for n in names:
+            state.indexes.pop(n, None)
+            out.sqlite.append(f"DROP INDEX{exists} {sqlite.quote(n)}")
+    elif kind == "TYPE":
+        for n in names:
+            state.enums.pop(n, None)
+    else:
+        raise sqlite.Untranslatable(f"DROP {kind}", "not supported in migrations")
+
+
+def _type_sql(kind: exp.DataType) -> str:
+    return kind.sql("postgres").lower()
 
 
 def _column(
     cdef: exp.ColumnDef,
-    table_name: str,
     pk: list[str],
     uniques: list[tuple[str, ...]],
     fks: list[ForeignKey],
-    checks: list[str],
+    checks: list[Check],
 ) -> Column:
     kind = cdef.args.get("kind")
     if not isinstance(kind, exp.DataType):
         raise sqlite.Untranslatable(f"column {cdef.name}", "a column needs a type")
-    pg_type = sqlite.type_of(kind)
-    raw_type = kind.sql("postgres").lower()
+    raw_type = _type_sql(kind)
     identity = raw_type in types.SERIAL_NAMES
     not_null = identity
     default_pg: str | None = None
@@ -257,12 +297,18 @@ def _column(
             default_pg = ck.this.sql("postgres")
             default_sqlite = sqlite.translate_expression(ck.this)
         elif isinstance(ck, exp.CheckColumnConstraint):
-            checks.append(sqlite.translate_expression(ck.this))
+            checks.append(_check(ck.this))
         elif isinstance(ck, exp.Reference):
             fks.append(_reference((cdef.name,), ck))
         else:
             raise sqlite.Untranslatable(constraint.sql("postgres"), "unsupported column constraint")
-    return Column(cdef.name, pg_type, not_null, default_pg, default_sqlite, identity)
+    return Column(
+        cdef.name, sqlite.type_of(kind), not_null, raw_type, default_pg, default_sqlite, identity
+    )
+
+
+def _check(node: exp.Expr) -> Check:
+    return Check(node.sql("postgres"), sqlite.translate_expression(node))
 
 
 def _reference(columns: tuple[str, ...], ref: exp.Reference) -> ForeignKey:
@@ -279,6 +325,31 @@ def _reference(columns: tuple[str, ...], ref: exp.Reference) -> ForeignKey:
     return ForeignKey(columns, ref_table, ref_cols, on_delete, on_update)
 
 
+def _constraint(
+    node: exp.Expr,
+    pk: list[str],
+    uniques: list[tuple[str, ...]],
+    fks: list[ForeignKey],
+    checks: list[Check],
+) -> None:
+    """A table-level constraint (CREATE TABLE or ALTER TABLE ... ADD CONSTRAINT)."""
+    original = node
+    if isinstance(node, exp.Constraint):  # CONSTRAINT <name> <kind>
+        node = node.expressions[0]
+    if isinstance(node, exp.PrimaryKey):
+        pk.extend(_name(e) for e in node.expressions)
+    elif isinstance(node, exp.UniqueColumnConstraint) and isinstance(node.this, exp.Schema):
+        uniques.append(tuple(_name(e) for e in node.this.expressions))
+    elif isinstance(node, exp.ForeignKey):
+        ref = node.args.get("reference")
+        assert isinstance(ref, exp.Reference)
+        fks.append(_reference(tuple(_name(e) for e in node.expressions), ref))
+    elif isinstance(node, exp.CheckColumnConstraint):
+        checks.append(_check(node.this))
+    else:
+        raise sqlite.Untranslatable(original.sql("postgres"), "unsupported table constraint")
+
+
 def _table(tree: exp.Create, state: _State, loc: Location) -> Table:
     schema = tree.this
     assert isinstance(schema, exp.Schema)
@@ -286,112 +357,319 @@ def _table(tree: exp.Create, state: _State, loc: Location) -> Table:
     pk: list[str] = []
     uniques: list[tuple[str, ...]] = []
     fks: list[ForeignKey] = []
-    checks: list[str] = []
+    checks: list[Check] = []
     columns: list[Column] = []
     for item in schema.expressions:
         if isinstance(item, exp.ColumnDef):
-            columns.append(_column(item, name, pk, uniques, fks, checks))
-            continue
-        node = item
-        if isinstance(node, exp.Constraint):  # CONSTRAINT <name> <kind>
-            node = node.expressions[0]
-        if isinstance(node, exp.PrimaryKey):
-            pk.extend(_name(e) for e in node.expressions)
-        elif isinstance(node, exp.UniqueColumnConstraint) and isinstance(node.this, exp.Schema):
-            uniques.append(tuple(_name(e) for e in node.this.expressions))
-        elif isinstance(node, exp.ForeignKey):
-            ref = node.args.get("reference")
-            assert isinstance(ref, exp.Reference)
-            fks.append(_reference(tuple(_name(e) for e in node.expressions), ref))
-        elif isinstance(node, exp.CheckColumnConstraint):
-            checks.append(sqlite.translate_expression(node.this))
+            columns.append(_column(item, pk, uniques, fks, checks))
         else:
-            raise sqlite.Untranslatable(item.sql("postgres"), "unsupported table constraint")
+            _constraint(item, pk, uniques, fks, checks)
     columns = [replace(c, not_null=True) if c.name in pk else c for c in columns]
-    known = {c.name for c in columns}
-    for fk in fks:
-        if fk.ref_table not in state.tables and fk.ref_table != name:
+    table = Table(name, tuple(columns), tuple(pk), tuple(uniques), tuple(fks), tuple(checks), loc)
+    _validate(table, state)
+    return table
+
+
+def _validate(table: Table, state: _State) -> None:
+    known = {c.name for c in table.columns}
+    for fk in table.foreign_keys:
+        if fk.ref_table not in state.tables and fk.ref_table != table.name:
             raise sqlite.Untranslatable(
                 f"REFERENCES {fk.ref_table}", f"table {fk.ref_table} does not exist"
             )
-    for col_name in pk:
+    for col_name in table.primary_key:
         if col_name not in known:
             raise sqlite.Untranslatable(f"PRIMARY KEY ({col_name})", "no such column")
-    for c in columns:
+    for c in table.columns:
         if c.type.name not in types.BUILTIN and c.type.name not in state.enums:
             raise sqlite.Untranslatable(c.type.name, f"unknown type for column {c.name}")
-    return Table(name, tuple(columns), tuple(pk), tuple(uniques), tuple(fks), tuple(checks), loc)
 
 
-def _index(tree: exp.Create) -> Index:
+def _index(tree: exp.Create, state: _State) -> Index:
     index = tree.this
     assert isinstance(index, exp.Index)
-    if tree.args.get("concurrently"):
-        pass  # CONCURRENTLY only changes locking on PostgreSQL; SQLite builds it the same way
     table = _name(index.args.get("table"))
+    if table not in state.tables:
+        raise sqlite.Untranslatable(f"ON {table}", f"table {table} does not exist")
     params = index.args.get("params")
     assert isinstance(params, exp.IndexParameters)
     if params.args.get("using") is not None:
         raise sqlite.Untranslatable("USING", "index methods other than btree")
-    cols = [sqlite.translate_expression(c) for c in params.args.get("columns") or []]
+    terms = params.args.get("columns") or []
+    cols = [sqlite.translate_expression(c) for c in terms]
+    covered = {col.name for t in terms for col in t.find_all(exp.Column)}
     where = params.args.get("where")
     unique = bool(tree.args.get("unique"))
     exists = " IF NOT EXISTS" if tree.args.get("exists") else ""
+    # CONCURRENTLY only changes locking on PostgreSQL; SQLite builds the index the same way.
     sql = (
         f"CREATE {'UNIQUE ' if unique else ''}INDEX{exists} {sqlite.quote(index.name)} "
         f"ON {sqlite.quote(table)} ({', '.join(cols)})"
     )
     if where is not None:
         sql += f" WHERE {sqlite.translate_expression(where.this)}"
-    return Index(index.name, table, unique, sql)
+        covered |= {col.name for col in where.find_all(exp.Column)}
+    pg = tree.copy()
+    pg.set("concurrently", False)  # the snapshot describes the result, not how it was built
+    pg.set("exists", False)
+    return Index(
+        index.name,
+        table,
+        unique,
+        pg.sql("postgres"),
+        sql,
+        bool(tree.args.get("concurrently")),
+        tuple(sorted(covered)),
+    )
 
 
-def _alter(tree: exp.Alter, state: _State) -> list[str]:
+def _alter(tree: exp.Alter, state: _State, out: _Out) -> None:
     table_name = _name(tree.this)
     table = state.tables.get(table_name)
     if table is None:
         raise sqlite.Untranslatable(f"ALTER TABLE {table_name}", "no such table")
-    out: list[str] = []
+    rebuild = False
+    copied = {c.name for c in table.columns}  # columns the rebuild copies, after renames
     for action in tree.args.get("actions") or []:
         if isinstance(action, exp.ColumnDef):
-            pk: list[str] = []
-            uniques: list[tuple[str, ...]] = []
-            fks: list[ForeignKey] = []
-            checks: list[str] = []
-            col = _column(action, table_name, pk, uniques, fks, checks)
-            if pk or uniques or col.identity:
-                raise sqlite.Untranslatable(
-                    "ADD COLUMN", "sqlite cannot add a key column (lang_altertable.html §5)"
-                )
-            if col.default_sqlite and not (
-                col.default_sqlite.startswith("'") or col.default_sqlite.lstrip("-").isdigit()
-            ):
-                raise sqlite.Untranslatable(
-                    "DEFAULT",
-                    "sqlite cannot add a column with a "
-                    "non-constant default (lang_altertable.html §5)",
-                )
+            table, native = _add_column(table, action, state)
+            if native is None:
+                rebuild = True
+            else:
+                out.sqlite.append(native)
+        elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
+            for col in action.args.get("tables") or []:
+                if table.column(col.name) is None:
+                    if action.args.get("exists"):
+                        continue
+                    raise sqlite.Untranslatable(f"DROP COLUMN {col.name}", "no such column")
+                table = _without_column(table, col.name, state)
+                rebuild = True
+        elif isinstance(action, exp.AlterColumn):
+            table = _alter_column(table, action)
+            rebuild = True
+        elif isinstance(action, exp.RenameColumn):
+            old, new = _name(action.this), _name(action.args.get("to"))
+            table = _rename_column(table, old, new, state)
+            copied = {new if c == old else c for c in copied}
+            out.renames.append(f"column {table_name}.{old} -> {new}")
+            out.sqlite.append(
+                f"ALTER TABLE {sqlite.quote(table_name)} RENAME COLUMN "
+                f"{sqlite.quote(old)} TO {sqlite.quote(new)}"
+            )
+        elif isinstance(action, exp.AlterRename):
+            new = _name(action.this)
+            state.tables.pop(table_name)
+            state.indexes = {
+                k: _retable(v, new) if v.table == table_name else v
+                for k, v in state.indexes.items()
+            }
+            out.renames.append(f"table {table_name} -> {new}")
+            out.sqlite.append(
+                f"ALTER TABLE {sqlite.quote(table_name)} RENAME TO {sqlite.quote(new)}"
+            )
+            table_name, table = new, replace(table, name=new)
+        elif isinstance(action, exp.AddConstraint):
+            pk, uniques = list(table.primary_key), list(table.uniques)
+            fks, checks = list(table.foreign_keys), list(table.checks)
+            for constraint in action.expressions:
+                _constraint(constraint, pk, uniques, fks, checks)
             table = replace(
                 table,
-                columns=(*table.columns, col),
-                foreign_keys=(*table.foreign_keys, *fks),
-                checks_sqlite=table.checks_sqlite,
+                primary_key=tuple(pk),
+                uniques=tuple(uniques),
+                foreign_keys=tuple(fks),
+                checks=tuple(checks),
             )
-            coldef = sqlite.column_sql(col, table, state.enum_values())
-            coldef += "".join(f" CHECK ({c})" for c in checks)
-            if fks:
-                fk = fks[0]
-                coldef += (
-                    f" REFERENCES {sqlite.quote(fk.ref_table)} "
-                    f"({', '.join(sqlite.quote(c) for c in fk.ref_columns)})"
-                )
-                if fk.on_delete:
-                    coldef += f" ON DELETE {fk.on_delete}"
-            out.append(f"ALTER TABLE {sqlite.quote(table_name)} ADD COLUMN {coldef}")
+            rebuild = True
         else:
             raise sqlite.Untranslatable(
-                f"ALTER TABLE {table_name} {action.sql('postgres')}",
-                "only ADD COLUMN is translated so far",
+                f"ALTER TABLE {table_name} {action.sql('postgres')}", "not supported in migrations"
             )
+    _validate(table, state)
     state.tables[table_name] = table
-    return out
+    if rebuild:
+        out.sqlite.extend(_rebuild(table, copied, state))
+        out.rebuild = True
+
+
+def _add_column(table: Table, cdef: exp.ColumnDef, state: _State) -> tuple[Table, str | None]:
+    """Add a column; return the new table and the native SQLite statement, or None when
+    SQLite's ADD COLUMN cannot express it (lang_altertable.html §5) and a rebuild is due."""
+    pk: list[str] = []
+    uniques: list[tuple[str, ...]] = []
+    fks: list[ForeignKey] = []
+    checks: list[Check] = []
+    col = _column(cdef, pk, uniques, fks, checks)
+    if table.column(col.name) is not None:
+        raise sqlite.Untranslatable(f"ADD COLUMN {col.name}", "column already exists")
+    new = replace(
+        table,
+        columns=(*table.columns, col),
+        primary_key=table.primary_key + tuple(pk),
+        uniques=table.uniques + tuple(uniques),
+        foreign_keys=table.foreign_keys + tuple(fks),
+        checks=table.checks + tuple(checks),
+    )
+    constant_default = col.default_sqlite is None or sqlite.is_literal(col.default_sqlite)
+    if (
+        pk
+        or uniques
+        or col.identity
+        or not constant_default
+        or (col.not_null and col.default_sqlite is None)
+    ):
+        return new, None
+    coldef = sqlite.column_sql(col, new, state.enum_values())
+    coldef += "".join(f" CHECK ({c.sqlite})" for c in checks)
+    for fk in fks:
+        coldef += (
+            f" REFERENCES {sqlite.quote(fk.ref_table)} "
+            f"({', '.join(sqlite.quote(c) for c in fk.ref_columns)})"
+        )
+        if fk.on_delete:
+            coldef += f" ON DELETE {fk.on_delete}"
+    return new, f"ALTER TABLE {sqlite.quote(table.name)} ADD COLUMN {coldef}"
+
+
+def _without_column(table: Table, name: str, state: _State) -> Table:
+    """Drop a column; indexes over it go too, as in PostgreSQL (sql-altertable.html)."""
+    if name in table.primary_key:
+        raise sqlite.Untranslatable(f"DROP COLUMN {name}", "cannot drop a primary key column")
+    state.indexes = {
+        k: v for k, v in state.indexes.items() if not (v.table == table.name and name in v.columns)
+    }
+    return replace(
+        table,
+        columns=tuple(c for c in table.columns if c.name != name),
+        uniques=tuple(u for u in table.uniques if name not in u),
+        foreign_keys=tuple(f for f in table.foreign_keys if name not in f.columns),
+        checks=tuple(c for c in table.checks if not _mentions(c.postgres, name)),
+    )
+
+
+def _mentions(sql: str, column: str) -> bool:
+    return any(
+        c.name == column for c in sqlglot.parse_one(sql, read="postgres").find_all(exp.Column)
+    )
+
+
+def _alter_column(table: Table, action: exp.AlterColumn) -> Table:
+    name = _name(action.this)
+    col = table.column(name)
+    if col is None:
+        raise sqlite.Untranslatable(f"ALTER COLUMN {name}", "no such column")
+    dtype = action.args.get("dtype")
+    if isinstance(dtype, exp.DataType):
+        if action.args.get("using") is not None:
+            raise sqlite.Untranslatable("USING", "ALTER COLUMN ... USING has no sqlite form")
+        col = replace(col, type=sqlite.type_of(dtype), pg_type_sql=_type_sql(dtype))
+    elif "default" in action.args and action.args.get("default") is not None:
+        default = action.args["default"]
+        col = replace(
+            col,
+            default_pg=default.sql("postgres"),
+            default_sqlite=sqlite.translate_expression(default),
+        )
+    elif action.args.get("allow_null") is not None:
+        col = replace(col, not_null=not action.args["allow_null"])
+    elif action.args.get("drop"):
+        col = replace(col, default_pg=None, default_sqlite=None)
+    else:
+        raise sqlite.Untranslatable(f"ALTER COLUMN {name}", "unsupported column change")
+    return replace(table, columns=tuple(col if c.name == name else c for c in table.columns))
+
+
+def _rename_in(sql: str, old: str, new: str, dialect: str) -> str:
+    tree = sqlglot.parse_one(sql, read=dialect)
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and node.name == old:
+            return exp.column(new)
+        return node
+
+    return tree.transform(fix).sql(dialect)
+
+
+def _rename_column(table: Table, old: str, new: str, state: _State) -> Table:
+    if table.column(old) is None:
+        raise sqlite.Untranslatable(f"RENAME COLUMN {old}", "no such column")
+    for key, index in list(state.indexes.items()):
+        if index.table == table.name and old in index.columns:
+            state.indexes[key] = replace(
+                index,
+                postgres_sql=_rename_in(index.postgres_sql, old, new, "postgres"),
+                sqlite_sql=_rename_in(index.sqlite_sql, old, new, "sqlite"),
+                columns=tuple(sorted(new if c == old else c for c in index.columns)),
+            )
+    rename: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda cols: tuple(  # noqa: E731
+        new if c == old else c for c in cols
+    )
+    return replace(
+        table,
+        columns=tuple(replace(c, name=new) if c.name == old else c for c in table.columns),
+        primary_key=rename(table.primary_key),
+        uniques=tuple(rename(u) for u in table.uniques),
+        foreign_keys=tuple(replace(f, columns=rename(f.columns)) for f in table.foreign_keys),
+        checks=tuple(
+            Check(
+                _rename_in(c.postgres, old, new, "postgres"),
+                _rename_in(c.sqlite, old, new, "sqlite"),
+            )
+            for c in table.checks
+        ),
+    )
+
+
+def _retable(index: Index, table: str) -> Index:
+    return replace(index, table=table)
+
+
+def _rebuild(table: Table, old_columns: set[str], state: _State) -> list[str]:
+    """SQLite's table rebuild (lang_altertable.html §7, steps 4-10)."""
+    temp = replace(table, name=f"{table.name}__rebuild")
+    kept = [c for c in table.columns if c.name in old_columns]
+    cols = ", ".join(sqlite.quote(c.name) for c in kept)
+    return [
+        sqlite.create_table_sql(temp, state.enum_values()),
+        f"INSERT INTO {sqlite.quote(temp.name)} ({cols}) SELECT {cols} "
+        f"FROM {sqlite.quote(table.name)}",
+        f"DROP TABLE {sqlite.quote(table.name)}",
+        f"ALTER TABLE {sqlite.quote(temp.name)} RENAME TO {sqlite.quote(table.name)}",
+        *(i.sqlite_sql for i in state.indexes.values() if i.table == table.name),
+    ]
+
+
+def postgres_schema(catalog: Catalog) -> str:
+    """The resulting PostgreSQL schema, deterministic, for review in pull requests."""
+    parts: list[str] = []
+    for enum in sorted(catalog.enums, key=lambda e: e.name):
+        values = ", ".join(exp.Literal.string(v).sql("postgres") for v in enum.values)
+        parts.append(f"CREATE TYPE {enum.name} AS ENUM ({values});")
+    for table in sorted(catalog.tables, key=lambda t: t.name):
+        lines = []
+        for c in table.columns:
+            line = f"{c.name} {c.pg_type_sql}"
+            if c.not_null and not c.identity:
+                line += " NOT NULL"
+            if c.default_pg is not None:
+                line += f" DEFAULT {c.default_pg}"
+            lines.append(line)
+        if table.primary_key:
+            lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+        lines.extend(f"UNIQUE ({', '.join(u)})" for u in table.uniques)
+        lines.extend(f"CHECK ({c.postgres})" for c in table.checks)
+        for fk in table.foreign_keys:
+            line = (
+                f"FOREIGN KEY ({', '.join(fk.columns)}) REFERENCES {fk.ref_table} "
+                f"({', '.join(fk.ref_columns)})"
+            )
+            if fk.on_delete:
+                line += f" ON DELETE {fk.on_delete}"
+            if fk.on_update:
+                line += f" ON UPDATE {fk.on_update}"
+            lines.append(line)
+        body = ",\n    ".join(lines)
+        parts.append(f"CREATE TABLE {table.name} (\n    {body}\n);")
+    parts.extend(f"{i.postgres_sql};" for i in sorted(catalog.indexes, key=lambda i: i.name))
+    return "\n\n".join(parts) + "\n"

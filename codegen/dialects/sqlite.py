@@ -448,6 +448,13 @@ def quote(name: str) -> str:
     return exp.to_identifier(name).sql("sqlite")
 
 
+def is_literal(sql: str) -> bool:
+    """A number or a single string literal: a constant DEFAULT on SQLite."""
+    if _RESERVED_DEFAULT.match(sql):
+        return True
+    return sql.startswith("'") and sql.endswith("'") and "'" not in sql[1:-1].replace("''", "")
+
+
 def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]]) -> str:
     """One column definition of a STRICT table (sqlite.org/stricttables.html)."""
     name = quote(col.name)
@@ -468,11 +475,8 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
         parts.append("PRIMARY KEY")
     if col.default_sqlite is not None:
         default = col.default_sqlite
-        literal = _RESERVED_DEFAULT.match(default) or (
-            default.startswith("'") and default.endswith("'") and default.count("'") == 2
-        )
         # An expression DEFAULT must be parenthesised (lang_createtable.html §3.2).
-        parts.append(f"DEFAULT {default}" if literal else f"DEFAULT ({default})")
+        parts.append(f"DEFAULT {default}" if is_literal(default) else f"DEFAULT ({default})")
     checks = []
     if col.type.array_dims or col.type.name in ("json", "jsonb"):
         checks.append(f"json_valid({name})")
@@ -499,7 +503,7 @@ def create_table_sql(table: Table, enum_values: dict[str, tuple[str, ...]]) -> s
     if len(table.primary_key) > 1:
         lines.append(f"PRIMARY KEY ({', '.join(quote(c) for c in table.primary_key)})")
     lines.extend(f"UNIQUE ({', '.join(quote(c) for c in u)})" for u in table.uniques)
-    lines.extend(f"CHECK ({c})" for c in table.checks_sqlite)
+    lines.extend(f"CHECK ({c.sqlite})" for c in table.checks)
     for fk in table.foreign_keys:
         clause = (
             f"FOREIGN KEY ({', '.join(quote(c) for c in fk.columns)}) REFERENCES "

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from codegen.errors import Problem
-from codegen.model.ir import Migration, QueryFile
+from codegen.model.ir import Migration, QueryFile, Section
 
 #: Connection settings the runtime applies too; translation relies on them.
 CONNECTION_PRAGMAS = ("PRAGMA foreign_keys = ON", "PRAGMA case_sensitive_like = ON")
@@ -34,24 +34,34 @@ def verify(
         for pragma in CONNECTION_PRAGMAS:
             conn.execute(pragma)
 
-        def run(m: Migration, sql: str, what: str) -> bool:
+        def run(m: Migration, section: Section | None, what: str) -> bool:
+            assert section is not None
+            if section.sqlite_rebuild:
+                conn.execute("PRAGMA foreign_keys = OFF")
             try:
-                conn.executescript(sql)
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in section.sqlite:
+                    conn.execute(statement)
+                if conn.execute("PRAGMA foreign_key_check").fetchall():
+                    raise sqlite3.IntegrityError("foreign key check fails after the rebuild")
+                conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                conn.execute("ROLLBACK") if conn.in_transaction else None
                 problems.append(
                     Problem(m.path, 1, 1, f"sqlite rejected the translated {what} section: {exc}")
                 )
                 return False
+            finally:
+                conn.execute("PRAGMA foreign_keys = ON")
             return True
 
-        ok = all([run(m, m.sqlite_up, "up") for m in migrations])
+        ok = all([run(m, m.up, "up") for m in migrations])
         schema = snapshot(conn)
-        if ok and migrations and all(m.sqlite_down is not None for m in migrations):
+        if ok and migrations and all(m.down is not None for m in migrations):
             for m in reversed(migrations):
-                assert m.sqlite_down is not None
-                run(m, m.sqlite_down, "down")
+                run(m, m.down, "down")
             for m in migrations:
-                run(m, m.sqlite_up, "up")
+                run(m, m.up, "up")
             if snapshot(conn) != schema:
                 last = migrations[-1]
                 problems.append(

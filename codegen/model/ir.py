@@ -30,10 +30,18 @@ class ForeignKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Check:
+    postgres: str
+    sqlite: str
+
+
+@dataclass(frozen=True, slots=True)
 class Column:
     name: str
     type: PgType
     not_null: bool
+    pg_type_sql: str = ""
+    """The type as written in PostgreSQL, with modifiers (``varchar(20)``, ``text[]``)."""
     default_pg: str | None = None
     default_sqlite: str | None = None
     identity: bool = False
@@ -47,7 +55,7 @@ class Table:
     primary_key: tuple[str, ...]
     uniques: tuple[tuple[str, ...], ...]
     foreign_keys: tuple[ForeignKey, ...]
-    checks_sqlite: tuple[str, ...]
+    checks: tuple[Check, ...]
     location: Location
 
     def column(self, name: str) -> Column | None:
@@ -59,7 +67,11 @@ class Index:
     name: str
     table: str
     unique: bool
+    postgres_sql: str
     sqlite_sql: str
+    concurrently: bool = False
+    columns: tuple[str, ...] = ()
+    """Plain columns the index covers (a dropped column drops the index, as in PostgreSQL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +94,27 @@ class Catalog:
 
 
 @dataclass(frozen=True, slots=True)
+class Section:
+    """One direction of a migration, as statements for each dialect."""
+
+    postgres: tuple[str, ...]
+    sqlite: tuple[str, ...]
+    transactional: bool = True
+    """False when a PostgreSQL statement cannot run in a transaction (CONCURRENTLY)."""
+    sqlite_rebuild: bool = False
+    """A SQLite table rebuild: foreign keys off around the transaction, checked before commit."""
+    renames: tuple[str, ...] = ()
+    """Tables and columns renamed (for schema review)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
     path: str
     checksum: str
-    postgres_up: str
-    postgres_down: str | None
-    sqlite_up: str
-    sqlite_down: str | None
+    up: Section
+    down: Section | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,5 +163,4 @@ class Project:
     migrations: tuple[Migration, ...]
     query_files: tuple[QueryFile, ...]
     versions: dict[str, str] = field(default_factory=dict)
-    postgres_schema: str = ""
     sqlite_schema: str = ""

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from aragora_repos.migrations import Migration
+from aragora_repos.migrations import Migration, Section
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
         name="users_and_organizations",
         checksum="b8f47db355736d500936166f83bd4a7c1f477ea979f6648716b4592e7cbffa9f",
-        postgres_up="""CREATE TYPE user_role AS ENUM ('owner', 'admin', 'member', 'viewer');
-
-CREATE TABLE users (
+        up=Section(
+            postgres=(
+                """CREATE TYPE user_role AS ENUM ('owner', 'admin', 'member', 'viewer')""",
+                """CREATE TABLE users (
     id                 TEXT PRIMARY KEY,
     email              TEXT NOT NULL UNIQUE,
     password_hash      TEXT NOT NULL,
@@ -35,12 +36,10 @@ CREATE TABLE users (
     lockout_reason     TEXT,
     last_activity_at   TIMESTAMPTZ,
     last_debate_at     TIMESTAMPTZ
-);
-
-CREATE INDEX idx_users_org_id ON users (org_id);
-CREATE INDEX idx_users_created_at ON users (created_at);
-
-CREATE TABLE organizations (
+)""",
+                """CREATE INDEX idx_users_org_id ON users (org_id)""",
+                """CREATE INDEX idx_users_created_at ON users (created_at)""",
+                """CREATE TABLE organizations (
     id                     TEXT PRIMARY KEY,
     name                   TEXT NOT NULL,
     slug                   TEXT NOT NULL UNIQUE,
@@ -51,15 +50,11 @@ CREATE TABLE organizations (
     created_at             TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at             TIMESTAMPTZ NOT NULL DEFAULT now(),
     settings               JSONB NOT NULL DEFAULT '{}'::jsonb
-);
-
-CREATE INDEX idx_organizations_owner_id ON organizations (owner_id);
-""",
-        postgres_down="""DROP TABLE organizations;
-DROP TABLE users;
-DROP TYPE user_role;
-""",
-        sqlite_up="""CREATE TABLE users (
+)""",
+                """CREATE INDEX idx_organizations_owner_id ON organizations (owner_id)""",
+            ),
+            sqlite=(
+                """CREATE TABLE users (
     id TEXT NOT NULL PRIMARY KEY,
     email TEXT NOT NULL,
     password_hash TEXT NOT NULL,
@@ -81,10 +76,10 @@ DROP TYPE user_role;
     last_debate_at TEXT,
     UNIQUE (email),
     CHECK (failed_login_count >= 0)
-) STRICT;
-CREATE INDEX idx_users_org_id ON users (org_id);
-CREATE INDEX idx_users_created_at ON users (created_at);
-CREATE TABLE organizations (
+) STRICT""",
+                """CREATE INDEX idx_users_org_id ON users (org_id)""",
+                """CREATE INDEX idx_users_created_at ON users (created_at)""",
+                """CREATE TABLE organizations (
     id TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,
     slug TEXT NOT NULL,
@@ -97,18 +92,29 @@ CREATE TABLE organizations (
     settings TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(settings)),
     UNIQUE (slug),
     FOREIGN KEY (owner_id) REFERENCES users (id) ON DELETE SET NULL
-) STRICT;
-CREATE INDEX idx_organizations_owner_id ON organizations (owner_id);
-""",
-        sqlite_down="""DROP TABLE organizations;
-DROP TABLE users;
-""",
+) STRICT""",
+                """CREATE INDEX idx_organizations_owner_id ON organizations (owner_id)""",
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """DROP TABLE organizations""",
+                """DROP TABLE users""",
+                """DROP TYPE user_role""",
+            ),
+            sqlite=(
+                """DROP TABLE organizations""",
+                """DROP TABLE users""",
+            ),
+        ),
     ),
     Migration(
         version=2,
         name="audit_and_usage",
         checksum="907606abe8804ffb0a2fcd96aa3f75db3944d1d612eeb62c59c8a07763ad435c",
-        postgres_up="""CREATE TABLE audit_log (
+        up=Section(
+            postgres=(
+                """CREATE TABLE audit_log (
     id            BIGSERIAL PRIMARY KEY,
     timestamp     TIMESTAMPTZ NOT NULL DEFAULT now(),
     user_id       TEXT,
@@ -119,27 +125,22 @@ DROP TABLE users;
     details       JSONB NOT NULL DEFAULT '{}'::jsonb,
     ip_address    TEXT,
     user_agent    TEXT
-);
-
-CREATE INDEX idx_audit_log_user_time ON audit_log (user_id, timestamp);
-CREATE INDEX idx_audit_log_org_time ON audit_log (org_id, timestamp);
-CREATE INDEX idx_audit_log_timestamp ON audit_log (timestamp);
-
-CREATE TABLE usage_events (
+)""",
+                """CREATE INDEX idx_audit_log_user_time ON audit_log (user_id, timestamp)""",
+                """CREATE INDEX idx_audit_log_org_time ON audit_log (org_id, timestamp)""",
+                """CREATE INDEX idx_audit_log_timestamp ON audit_log (timestamp)""",
+                """CREATE TABLE usage_events (
     id         BIGSERIAL PRIMARY KEY,
     org_id     TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     event_type TEXT NOT NULL,
     count      INTEGER NOT NULL DEFAULT 1,
     metadata   JSONB NOT NULL DEFAULT '{}'::jsonb,
     timestamp  TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
-CREATE INDEX idx_usage_events_org_time ON usage_events (org_id, timestamp);
-""",
-        postgres_down="""DROP TABLE usage_events;
-DROP TABLE audit_log;
-""",
-        sqlite_up="""CREATE TABLE audit_log (
+)""",
+                """CREATE INDEX idx_usage_events_org_time ON usage_events (org_id, timestamp)""",
+            ),
+            sqlite=(
+                """CREATE TABLE audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     timestamp TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
     user_id TEXT,
@@ -150,11 +151,11 @@ DROP TABLE audit_log;
     details TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(details)),
     ip_address TEXT,
     user_agent TEXT
-) STRICT;
-CREATE INDEX idx_audit_log_user_time ON audit_log (user_id, timestamp);
-CREATE INDEX idx_audit_log_org_time ON audit_log (org_id, timestamp);
-CREATE INDEX idx_audit_log_timestamp ON audit_log (timestamp);
-CREATE TABLE usage_events (
+) STRICT""",
+                """CREATE INDEX idx_audit_log_user_time ON audit_log (user_id, timestamp)""",
+                """CREATE INDEX idx_audit_log_org_time ON audit_log (org_id, timestamp)""",
+                """CREATE INDEX idx_audit_log_timestamp ON audit_log (timestamp)""",
+                """CREATE TABLE usage_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
@@ -162,11 +163,19 @@ CREATE TABLE usage_events (
     metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
     timestamp TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
     FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
-) STRICT;
-CREATE INDEX idx_usage_events_org_time ON usage_events (org_id, timestamp);
-""",
-        sqlite_down="""DROP TABLE usage_events;
-DROP TABLE audit_log;
-""",
+) STRICT""",
+                """CREATE INDEX idx_usage_events_org_time ON usage_events (org_id, timestamp)""",
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """DROP TABLE usage_events""",
+                """DROP TABLE audit_log""",
+            ),
+            sqlite=(
+                """DROP TABLE usage_events""",
+                """DROP TABLE audit_log""",
+            ),
+        ),
     ),
 )

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from aragora_repos import AsyncBackend, Config, Migration, MigrationError, Secret, open_async
+from aragora_repos.migrations import Section
 from tests.conftest import BACKENDS
 from tests.pg_server import run_async
 
@@ -17,22 +18,22 @@ FIRST = Migration(
     1,
     "things",
     "c1",
-    "CREATE TABLE things (id BIGINT PRIMARY KEY, name TEXT NOT NULL);\n",
-    "DROP TABLE things;\n",
-    "CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT;\n",
-    "DROP TABLE things;\n",
+    Section(
+        ("CREATE TABLE things (id BIGINT PRIMARY KEY, name TEXT NOT NULL)",),
+        ("CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT",),
+    ),
+    Section(("DROP TABLE things",), ("DROP TABLE things",)),
 )
 # Fails on its last statement, after creating a table and an index.
+FAILING = "INSERT INTO missing VALUES (1)"
 BROKEN = Migration(
     2,
     "broken",
     "c2",
-    "CREATE TABLE extra (id BIGINT);\nCREATE INDEX extra_id ON extra (id);\n"
-    "INSERT INTO missing VALUES (1);\n",
-    None,
-    "CREATE TABLE extra (id INTEGER) STRICT;\nCREATE INDEX extra_id ON extra (id);\n"
-    "INSERT INTO missing VALUES (1);\n",
-    None,
+    Section(
+        ("CREATE TABLE extra (id BIGINT)", "CREATE INDEX extra_id ON extra (id)", FAILING),
+        ("CREATE TABLE extra (id INTEGER) STRICT", "CREATE INDEX extra_id ON extra (id)", FAILING),
+    ),
 )
 
 
@@ -69,14 +70,13 @@ async def test_applies_once_in_order(backend: AsyncBackend) -> None:
 
 async def test_failed_migration_leaves_the_previous_version(backend: AsyncBackend) -> None:
     await backend.migrate([FIRST])
-    with pytest.raises(MigrationError, match="cannot apply migration 0002_broken"):
+    with pytest.raises(MigrationError, match="cannot apply up 0002_broken on (sqlite|postgresql)"):
         await backend.migrate([FIRST, BROKEN])
     assert await backend.schema_version() == 1
     fixed = dataclasses.replace(
         BROKEN,
         checksum="c2b",
-        postgres_up=BROKEN.postgres_up.replace("INSERT INTO missing VALUES (1);\n", ""),
-        sqlite_up=BROKEN.sqlite_up.replace("INSERT INTO missing VALUES (1);\n", ""),
+        up=Section(BROKEN.up.postgres[:-1], BROKEN.up.sqlite[:-1]),
     )
     # Re-running works only because the failed attempt left no table or index behind.
     assert await backend.migrate([FIRST, fixed]) == [2]

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from aragora_repos.migrations import Migration
+from aragora_repos.migrations import Migration, Section
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
         name="init",
         checksum="37489aed5132ec6dce0ee3109b716c4172c6874459e02cae279c54c3e5451cb9",
-        postgres_up="""CREATE TYPE mood AS ENUM ('happy', 'sad', 'in-between');
-
-CREATE TABLE authors (
+        up=Section(
+            postgres=(
+                """CREATE TYPE mood AS ENUM ('happy', 'sad', 'in-between')""",
+                """CREATE TABLE authors (
     id         BIGSERIAL PRIMARY KEY,
     name       TEXT NOT NULL,
     bio        TEXT,
@@ -28,14 +29,11 @@ CREATE TABLE authors (
     avatar     BYTEA,
     born_on    DATE,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
-CREATE UNIQUE INDEX idx_authors_name ON authors (lower(name));
-""",
-        postgres_down="""DROP TABLE authors;
-DROP TYPE mood;
-""",
-        sqlite_up="""CREATE TABLE authors (
+)""",
+                """CREATE UNIQUE INDEX idx_authors_name ON authors (lower(name))""",
+            ),
+            sqlite=(
+                """CREATE TABLE authors (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     bio TEXT,
@@ -48,10 +46,16 @@ DROP TYPE mood;
     avatar BLOB,
     born_on TEXT,
     created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
-) STRICT;
-CREATE UNIQUE INDEX idx_authors_name ON authors (LOWER(name));
-""",
-        sqlite_down="""DROP TABLE authors;
-""",
+) STRICT""",
+                """CREATE UNIQUE INDEX idx_authors_name ON authors (LOWER(name))""",
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """DROP TABLE authors""",
+                """DROP TYPE mood""",
+            ),
+            sqlite=("""DROP TABLE authors""",),
+        ),
     ),
 )
