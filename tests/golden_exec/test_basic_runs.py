@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg_server import fresh_database
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 
@@ -38,7 +40,8 @@ def test_basic_case_same_results_on_both_backends(tmp_path: Path, postgres_dsn: 
         ROOT / "tests" / "golden" / "basic" / "expected" / "aragora_db", package_root / "aragora_db"
     )
     sqlite_out = _run(package_root, "sqlite", str(tmp_path / "data"))
-    postgres_out = _run(package_root, postgres_dsn)
+    with fresh_database(postgres_dsn) as dsn:  # its own schema_version, not the session's
+        postgres_out = _run(package_root, dsn)
     assert sqlite_out == postgres_out
     ada, bob, fetched, count, listed, copied, renamed, touched, bio, final = json.loads(sqlite_out)
     assert ada == fetched and ada["tags"] == ["x", "é", ""] and ada["mood"] == "in-between"

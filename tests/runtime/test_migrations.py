@@ -70,7 +70,7 @@ async def test_applies_once_in_order(backend: AsyncBackend) -> None:
 
 async def test_failed_migration_leaves_the_previous_version(backend: AsyncBackend) -> None:
     await backend.migrate([FIRST])
-    with pytest.raises(MigrationError, match="cannot apply up 0002_broken on (sqlite|postgresql)"):
+    with pytest.raises(MigrationError, match=r"cannot apply up 0002_broken on (sqlite|postgresql)"):
         await backend.migrate([FIRST, BROKEN])
     assert await backend.schema_version() == 1
     fixed = dataclasses.replace(
