@@ -121,6 +121,63 @@ def _nullable(expr: str | None, v: str, nullable: bool) -> str:
     return f"None if {v} is None else {expr}" if nullable else expr
 
 
+_TYPNAMES = {
+    "varchar": "varchar",
+    "character varying": "varchar",
+    "char": "bpchar",
+    "character": "bpchar",
+    "bpchar": "bpchar",
+    "name": "name",
+    "citext": "citext",
+}
+
+
+@dataclass(frozen=True)
+class ExpectedColumnSpec:
+    name: str
+    pg_type: str
+    array_dims: int
+    sqlite_type: str
+    not_null: bool
+    sqlite_rowid: bool
+
+
+@dataclass(frozen=True)
+class ExpectedTableSpec:
+    name: str
+    columns: tuple[ExpectedColumnSpec, ...]
+    indexes: tuple[str, ...]
+
+
+def _expected_tables(catalog: Catalog) -> list[ExpectedTableSpec]:
+    """Column types as ``pg_type.typname`` and SQLite's declared storage, per table."""
+    enums = {e.name for e in catalog.enums}
+    out = []
+    for table in sorted(catalog.tables, key=lambda t: t.name):
+        cols = []
+        for c in table.columns:
+            raw = c.pg_type_sql.split("(")[0].removesuffix("[]").strip()
+            rowid = c.identity and table.primary_key == (c.name,)
+            storage = (
+                "TEXT"
+                if c.type.array_dims or c.type.name in enums
+                else (types.BUILTIN[c.type.name].sqlite_storage)
+            )
+            cols.append(
+                ExpectedColumnSpec(
+                    c.name,
+                    _TYPNAMES.get(raw, c.type.name),
+                    c.type.array_dims,
+                    storage,
+                    c.not_null,
+                    rowid,
+                )
+            )
+        indexes = tuple(sorted(i.name for i in catalog.indexes if i.table == table.name))
+        out.append(ExpectedTableSpec(table.name, tuple(cols), indexes))
+    return out
+
+
 def _section(section: Section) -> str:
     def statements(items: tuple[str, ...]) -> str:
         return "(" + "".join(f"{_literal(s)}, " for s in items) + ")"
@@ -393,6 +450,11 @@ def render(project: Project) -> dict[str, str]:
         header=_header("sql/", project.versions),
         modules=modules,
         models=[m.name for m in models] + [e[0] for e in enums],
+    )
+    out[f"{pkg}/schema.py"] = env.get_template("schema.py.j2").render(
+        header=_header("sql/schema", project.versions),
+        version=max((m.version for m in project.migrations), default=None),
+        tables=_expected_tables(project.catalog),
     )
     out[f"{pkg}/py.typed"] = ""
     out["schema/postgres.sql"] = (

@@ -1,0 +1,212 @@
+"""``aragora-repos``: migrations, schema checks and health from the command line.
+
+Both forms work::
+
+    aragora-repos migrate --status | --dry-run | --migrate | --rollback | --rollback-to N
+                          | --create "Add user lockout fields" | --repair  [--no-backup]
+    aragora-repos migrate status | plan | up | down [--to N] | create NAME | repair
+    aragora-repos check [--database-url URL]     # drift between the database and sql/
+    aragora-repos schema-diff --base REF         # Markdown review of schema changes
+
+The backend comes from the environment (see ``aragora_repos.config``) unless
+``--database-url`` is given. Migrations come from the generated ``aragora_db`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aragora_repos.config import Config, Secret
+from aragora_repos.database import AsyncBackend, open_async
+from aragora_repos.errors import DatabaseError
+from aragora_repos.migrations import Migration, Status, render_plan
+
+MIGRATIONS_MODULE = "aragora_db.migrations"
+
+
+def load_migrations(module: str = MIGRATIONS_MODULE) -> tuple[Migration, ...]:
+    migrations: tuple[Migration, ...] = importlib.import_module(module).MIGRATIONS
+    return migrations
+
+
+def create_migration(schema_dir: Path, message: str) -> Path:
+    """Write the next ``NNNN_<slug>.sql`` with empty up and down sections."""
+    slug = "_".join(re.findall(r"[a-z0-9]+", message.lower()))[:60].strip("_") or "migration"
+    numbers = [int(p.name[:4]) for p in schema_dir.glob("[0-9][0-9][0-9][0-9]_*.sql")]
+    path = schema_dir / f"{max(numbers, default=0) + 1:04d}_{slug}.sql"
+    schema_dir.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as f:
+        f.write(f"-- {message}\n-- migrate:up\n\n\n-- migrate:down\n\n")
+    return path
+
+
+def backup_dir(config: Config) -> Path:
+    return config.data_dir / "backup" / datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+
+
+async def status(db: AsyncBackend, migrations: Sequence[Migration]) -> Status:
+    applied = await db.applied()
+    done = set(applied)
+    return Status(
+        current=max((v for v, a in applied.items() if a.success), default=None),
+        target=max((m.version for m in migrations), default=None),
+        applied=tuple(applied[v] for v in sorted(applied)),
+        pending=tuple(m for m in migrations if m.version not in done),
+    )
+
+
+async def _down_target(db: AsyncBackend, to: int | None) -> int:
+    if to is not None:
+        return to
+    versions = sorted(await db.applied())
+    return versions[-2] if len(versions) > 1 else 0
+
+
+async def run_migrate(args: argparse.Namespace, config: Config) -> int:
+    action = args.action
+    if action == "create":
+        path = create_migration(Path(args.schema_dir), args.name)
+        print(f"created {path}; fill in both sections, then run `make generate`")
+        return 0
+    migrations = load_migrations()
+    db = await open_async(config)
+    try:
+        if action == "status":
+            print((await status(db, migrations)).render())
+            return 0
+        if action == "repair":
+            repaired = await db.repair()
+            print(f"forgot interrupted migrations: {repaired or 'none'}")
+            return 0
+        down = action == "down"
+        target = await _down_target(db, args.to) if down else args.to
+        steps = await db.plan(migrations, target=target, down=down)
+        dialect = "postgresql" if config.backend == "postgres" else "sqlite"
+        if args.dry_run or action == "plan":
+            print(render_plan(steps, dialect), end="")
+            return 0
+        if not steps:
+            print("nothing to do: the database is at the requested version")
+            return 0
+        if not args.no_backup:
+            where = await db.backup(backup_dir(config))
+            print(
+                f"backup: {where}"
+                if where
+                else "warning: pg_dump not found, no backup taken (install postgresql-client)",
+                file=sys.stderr if where is None else sys.stdout,
+            )
+        if down:
+            done = await db.migrate_down(migrations, target=target)
+            print(f"rolled back: {', '.join(f'{v:04d}' for v in done)}")
+        else:
+            done = await db.migrate(migrations, target=target)
+            print(f"applied: {', '.join(f'{v:04d}' for v in done) or 'none'}")
+        return 0
+    finally:
+        await db.close()
+
+
+async def run_check(config: Config) -> int:
+    from aragora_repos.drift import validate_schema
+
+    db = await open_async(config)
+    try:
+        result = await validate_schema(db)
+    finally:
+        await db.close()
+    print(result.render())
+    return 0 if result.success else 1
+
+
+def _flag_action(args: argparse.Namespace) -> None:
+    """Map the flag form (Aragora's documented flags) onto the subcommand form."""
+    if args.action is not None:
+        return
+    if args.create_flag is not None:
+        args.action, args.name = "create", args.create_flag
+    elif args.rollback_to is not None:
+        args.action, args.to = "down", args.rollback_to
+    elif args.rollback:
+        args.action = "down"
+    elif args.repair_flag:
+        args.action = "repair"
+    elif args.migrate_flag or args.dry_run:
+        args.action = "up"
+    else:
+        args.action = "status"
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="aragora-repos", description=__doc__.split("\n")[0])
+    root.add_argument("--database-url", help="PostgreSQL DSN (default: the environment)")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("migrate", help="show, plan, apply or roll back migrations")
+    m.add_argument(
+        "action", nargs="?", choices=["status", "plan", "up", "down", "create", "repair"]
+    )
+    m.add_argument("name", nargs="?", help="description for `create`")
+    m.add_argument("--status", dest="status_flag", action="store_true")
+    m.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    m.add_argument("--migrate", dest="migrate_flag", action="store_true")
+    m.add_argument("--rollback", action="store_true", help="undo the latest migration")
+    m.add_argument("--rollback-to", type=int, metavar="N", help="undo down to version N")
+    m.add_argument("--create", dest="create_flag", metavar="MESSAGE")
+    m.add_argument("--repair", dest="repair_flag", action="store_true")
+    m.add_argument("--to", type=int, metavar="N", help="target version")
+    m.add_argument("--no-backup", action="store_true")
+    m.add_argument("--schema-dir", default="sql/schema")
+
+    sub.add_parser("check", help="compare the live database with the expected schema")
+
+    d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
+    d.add_argument("--base", required=True, help="git ref to compare with")
+    d.add_argument("--root", default=".", help="project directory")
+    d.add_argument("--output", help="write the report here instead of stdout")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = Config.from_env()
+        if args.database_url:
+            config = Config(
+                backend="postgres", dsn=Secret(args.database_url), data_dir=config.data_dir
+            )
+        if args.command == "schema-diff":
+            try:
+                review = importlib.import_module("codegen.review")
+            except ImportError:
+                print(
+                    "schema-diff needs the generator: pip install 'aragora-repos[codegen]'",
+                    file=sys.stderr,
+                )
+                return 2
+            code: int = review.main(
+                ["--base", args.base, "--root", args.root]
+                + (["--output", args.output] if args.output else [])
+            )
+            return code
+        if args.command == "check":
+            return asyncio.run(run_check(config))
+        _flag_action(args)
+        if args.action == "create" and not args.name:
+            print("migrate create needs a description", file=sys.stderr)
+            return 2
+        return asyncio.run(run_migrate(args, config))
+    except DatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
