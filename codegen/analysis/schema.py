@@ -77,6 +77,8 @@ class _Out:
     transactional: bool = True
     rebuild: bool = False
     renames: list[str] = field(default_factory=list)
+    last_rebuild: tuple[str, int, frozenset[str], int] | None = None
+    """(table, first statement, columns copied, end) of the latest rebuild."""
 
     def section(self) -> Section:
         return Section(
@@ -489,7 +491,14 @@ def _alter(tree: exp.Alter, state: _State, out: _Out) -> None:
     _validate(table, state)
     state.tables[table_name] = table
     if rebuild:
+        start, last = len(out.sqlite), out.last_rebuild
+        if last is not None and last[0] == table_name and last[3] == start:
+            # The previous statement rebuilt this table too: rebuild once, copying only
+            # the columns both steps keep.
+            start, copied = last[1], copied & last[2]
+            del out.sqlite[start:]
         out.sqlite.extend(_rebuild(table, copied, state))
+        out.last_rebuild = (table_name, start, frozenset(copied), len(out.sqlite))
         out.rebuild = True
 
 
@@ -561,7 +570,7 @@ def _alter_column(table: Table, action: exp.AlterColumn) -> Table:
         raise sqlite.Untranslatable(f"ALTER COLUMN {name}", "no such column")
     dtype = action.args.get("dtype")
     if isinstance(dtype, exp.DataType):
-        if action.args.get("using") is not None:
+        if action.args.get("using"):
             raise sqlite.Untranslatable("USING", "ALTER COLUMN ... USING has no sqlite form")
         col = replace(col, type=sqlite.type_of(dtype), pg_type_sql=_type_sql(dtype))
     elif "default" in action.args and action.args.get("default") is not None:
