@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install generate check test demo bench clean
+.PHONY: install generate check test demo bench clean reliability schema-diff
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,12 @@ demo: $(STAMP)
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
+
+## reliability: the migration fault tests at full size (20 concurrent rounds), with figures
+reliability: $(STAMP)
+	ARAGORA_RELIABILITY_ROUNDS=20 $(VENV)/bin/pytest -s -q tests/reliability | grep -E 'FIGURE|passed|failed'
+
+## schema-diff: Markdown review of schema changes since BASE (default origin/main)
+BASE ?= origin/main
+schema-diff: $(STAMP)
+	$(PY) -m codegen.review --base $(BASE)

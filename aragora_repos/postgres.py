@@ -94,7 +94,9 @@ def _rows(status: str) -> int:
 
 
 async def _applied(conn: BoundConnection) -> dict[int, Applied]:
-    await conn.execute(SCHEMA_VERSION_POSTGRES)
+    """The ``schema_version`` rows; empty when the table does not exist yet."""
+    if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+        return {}
     rows = await conn.fetch(
         "SELECT version, name, checksum, applied_at, execution_ms, success "
         "FROM schema_version ORDER BY version"
@@ -396,6 +398,7 @@ class PostgresDatabase:
                 while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
                     await asyncio.sleep(0.1)
                 try:
+                    await conn.execute(SCHEMA_VERSION_POSTGRES)
                     for step in planner(await _applied(conn)):
                         await _run_step(conn, step, self._lock_timeout, on_statement)
                         done.append(step.migration.version)

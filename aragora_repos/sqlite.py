@@ -164,8 +164,11 @@ class SqliteConnection:
     # --- migrations and housekeeping ---------------------------------------------------
 
     def applied(self) -> dict[int, Applied]:
-        """The ``schema_version`` rows, creating the table on first use."""
-        self._raw(SCHEMA_VERSION_SQLITE)
+        """The ``schema_version`` rows; empty when the table does not exist yet."""
+        exists = self.fetchone(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'", ())
+        if exists is None:
+            return {}
         rows = self.fetchall(
             "SELECT version, name, checksum, applied_at, execution_ms, success "
             "FROM schema_version ORDER BY version",
@@ -222,7 +225,7 @@ class SqliteConnection:
     ) -> list[int]:
         """One step per transaction. ``BEGIN IMMEDIATE`` holds the write lock while the
         versions are read, so processes migrating together apply each step once."""
-        self.applied()
+        self._raw(SCHEMA_VERSION_SQLITE)
         done: list[int] = []
         while True:
             with self.transaction():

@@ -1,0 +1,5 @@
+"""A slow transactional migration, for the SIGKILL test."""
+
+from tests.reliability.test_migrations import _slow
+
+MIGRATIONS = _slow(transactional=True)
