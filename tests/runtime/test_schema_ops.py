@@ -1,0 +1,266 @@
+"""Schema operations on real databases: SQLite table rebuilds keep data, PostgreSQL
+migrations fail fast on a lock, drift is detected, and the CLI drives it all."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from aragora_db.migrations import MIGRATIONS
+from aragora_repos import Config, MigrationError, Secret, open_async
+from aragora_repos import cli as cli_module
+from aragora_repos.drift import validate_schema
+from aragora_repos.migrations import Migration, Section
+from aragora_repos.postgres import PostgresDatabase
+from aragora_repos.sqlite import AsyncSqliteDatabase
+from codegen.analysis.schema import analyse_schema, read_migrations
+from codegen.model import ir
+from tests.conftest import BACKENDS
+from tests.pg_server import fresh_database
+
+ROOT = Path(__file__).parent.parent.parent
+
+REBUILD = """-- migrate:up
+ALTER TABLE users DROP COLUMN avatar_url;
+ALTER TABLE users ALTER COLUMN name SET DEFAULT 'anonymous';
+ALTER TABLE users ALTER COLUMN failed_login_count TYPE BIGINT;
+ALTER TABLE organizations ADD CONSTRAINT slug_lower CHECK (slug = lower(slug));
+-- migrate:down
+ALTER TABLE organizations DROP CONSTRAINT slug_lower;
+"""
+
+
+def _runtime(m: ir.Migration) -> Migration:
+    def section(s: ir.Section | None) -> Section | None:
+        return (
+            None if s is None else Section(s.postgres, s.sqlite, s.transactional, s.sqlite_rebuild)
+        )
+
+    up = section(m.up)
+    assert up is not None
+    return Migration(m.version, m.name, m.checksum, up, None)
+
+
+def _with_extra(text: str) -> list[Migration]:
+    files = read_migrations(ROOT, "sql/schema")
+    files["sql/schema/0003_extra.sql"] = text.split("-- migrate:down")[0]
+    return [_runtime(m) for m in analyse_schema(files)[1]]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    if request.param == "sqlite":
+        db = await open_async(Config(data_dir=tmp_path))
+        yield db
+        await db.close()
+        return
+    with fresh_database(request.getfixturevalue("postgres_dsn")) as dsn:
+        db = await open_async(Config(backend="postgres", dsn=Secret(dsn), pool_max=3))
+        yield db
+        await db.close()
+
+
+async def _sql(db: Any, sql_pg: str, sql_sqlite: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    if isinstance(db, PostgresDatabase):
+        return [tuple(r) for r in await db.fetch(sql_pg, args)]
+    assert isinstance(db, AsyncSqliteDatabase)
+    return await db.run(db.connection.fetchall, sql_sqlite, args)
+
+
+async def test_rebuild_keeps_rows_and_constraints(backend: Any) -> None:
+    migrations = _with_extra(REBUILD)
+    assert migrations[-1].up.sqlite_rebuild
+    await backend.migrate(migrations[:2])
+    for i in range(20):
+        await _sql(
+            backend,
+            "INSERT INTO users (id, email, password_hash, password_salt, "
+            "avatar_url, failed_login_count) VALUES ($1, $2, 'h', 's', 'a', $3)",
+            "INSERT INTO users (id, email, password_hash, password_salt, avatar_url, "
+            "failed_login_count) VALUES (?1, ?2, 'h', 's', 'a', ?3)",
+            (f"u{i}", f"{i}@x", i),
+        )
+    await _sql(
+        backend,
+        "INSERT INTO organizations (id, name, slug, owner_id) VALUES ('o', 'O', 'o', 'u1')",
+        "INSERT INTO organizations (id, name, slug, owner_id) VALUES ('o', 'O', 'o', 'u1')",
+    )
+    assert await backend.migrate(migrations) == [3]
+    rows = await _sql(
+        backend,
+        "SELECT id, failed_login_count FROM users ORDER BY id",
+        "SELECT id, failed_login_count FROM users ORDER BY id",
+    )
+    assert len(rows) == 20 and dict(rows)["u7"] == 7
+    # The foreign key from organizations to users survived the rebuild of users.
+    owner = await _sql(
+        backend, "SELECT owner_id FROM organizations", "SELECT owner_id FROM organizations"
+    )
+    assert owner == [("u1",)]
+    with pytest.raises(Exception, match=r"(?i)check|constraint"):
+        await _sql(
+            backend,
+            "INSERT INTO organizations (id, name, slug) VALUES ('p', 'P', 'UP')",
+            "INSERT INTO organizations (id, name, slug) VALUES ('p', 'P', 'UP')",
+        )
+    default = await _sql(
+        backend,
+        "INSERT INTO users (id, email, password_hash, password_salt) VALUES ('d', 'd', 'h', "
+        "'s') RETURNING name",
+        "INSERT INTO users (id, email, password_hash, password_salt) VALUES ('d', 'd', 'h', "
+        "'s') RETURNING name",
+    )
+    assert default == [("anonymous",)]
+    columns = await _sql(
+        backend,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'",
+        "SELECT name FROM pragma_table_info('users')",
+    )
+    assert ("avatar_url",) not in columns and ("name",) in columns
+
+
+@pytest.mark.postgres
+async def test_blocked_alter_fails_fast_on_the_lock_timeout(postgres_dsn: str) -> None:
+    with fresh_database(postgres_dsn) as dsn:
+        db = await PostgresDatabase.open(Secret(dsn))
+        db._lock_timeout = 0.5
+        try:
+            await db.migrate(MIGRATIONS)
+            holder = await asyncpg.connect(dsn)
+            await holder.execute("BEGIN; SELECT * FROM users")  # ACCESS SHARE until rollback
+            alter = Migration(
+                3,
+                "alter",
+                "a",
+                Section(("ALTER TABLE users ADD COLUMN extra TEXT",), ("SELECT 1",)),
+            )
+            started = time.perf_counter()
+            with pytest.raises(MigrationError, match="55P03"):
+                await db.migrate([*MIGRATIONS, alter])
+            waited = time.perf_counter() - started
+            await holder.execute("ROLLBACK")
+            await holder.close()
+            assert await db.migrate([*MIGRATIONS, alter]) == [3]  # retry succeeds
+        finally:
+            await db.close()
+    print(
+        f"\nFIGURE lock timeout: blocked ALTER failed after {waited:.2f} s "
+        f"(lock_timeout 0.5 s), retry applied"
+    )
+    assert 0.4 < waited < 1.5
+
+
+async def test_drift_is_detected(backend: Any) -> None:
+    result = await validate_schema(backend)
+    assert not result.success and "migrations end at 2" in result.errors[0]
+    await backend.migrate(MIGRATIONS)
+    result = await validate_schema(backend)
+    assert result.success and result.errors == () and result.warnings == (), result.render()
+    await _sql(
+        backend,
+        "ALTER TABLE audit_log DROP COLUMN user_agent",
+        "ALTER TABLE audit_log DROP COLUMN user_agent",
+    )
+    await _sql(
+        backend,
+        "ALTER TABLE users ADD COLUMN surprise TEXT",
+        "ALTER TABLE users ADD COLUMN surprise TEXT",
+    )
+    await _sql(backend, "CREATE TABLE stray (id INT)", "CREATE TABLE stray (id INT)")
+    await _sql(backend, "DROP INDEX idx_users_org_id", "DROP INDEX idx_users_org_id")
+    result = await validate_schema(backend)
+    assert set(result.errors) == {
+        "column audit_log.user_agent is missing",
+        "index idx_users_org_id on users is missing",
+    }
+    assert set(result.warnings) == {
+        "column users.surprise is not in sql/schema",
+        "table stray is not in sql/schema",
+    }
+
+
+async def test_drift_reports_type_and_nullability(backend: Any) -> None:
+    await backend.migrate(MIGRATIONS)
+    if isinstance(backend, PostgresDatabase):
+        await backend.execute("ALTER TABLE users ALTER COLUMN name DROP NOT NULL", ())
+        await backend.execute("ALTER TABLE usage_events ALTER COLUMN count TYPE bigint", ())
+        expected = {
+            "column users.name is nullable, expected NOT NULL",
+            "column usage_events.count has type int8, expected int4",
+        }
+    else:
+        await backend.run(
+            backend.connection.execute, "ALTER TABLE users RENAME COLUMN name TO name_old", ()
+        )
+        await backend.run(backend.connection.execute, "ALTER TABLE users ADD COLUMN name REAL", ())
+        expected = {
+            "column users.name has type REAL, expected TEXT",
+            "column users.name is nullable, expected NOT NULL",
+        }
+    result = await validate_schema(backend)
+    assert set(result.errors) == expected
+
+
+def test_cli_flag_and_subcommand_forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
+    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = cli_module.main(list(argv))
+        return code, capsys.readouterr().out
+
+    code, out = run("migrate", "--status")
+    assert code == 0 and "current version: none" in out and "0002_audit_and_usage  pending" in out
+    code, out = run("migrate", "--dry-run")
+    assert code == 0 and "-- up 0001_users_and_organizations (sqlite" in out
+    assert not (tmp_path / "data" / "backup").exists()
+    code, out = run("check")
+    assert code == 1 and "migrations end at 2" in out
+    code, out = run("migrate", "--migrate")
+    assert code == 0 and "applied: 0001, 0002" in out and "backup:" in out
+    assert run("check") == (0, "schema ok: the database matches sql/schema\n")
+    code, out = run("migrate", "plan")
+    assert "nothing to do" in out
+    code, out = run("migrate", "--rollback", "--no-backup")
+    assert code == 0 and "rolled back: 0002" in out
+    code, out = run("migrate", "--rollback-to", "0", "--dry-run")
+    assert "-- down 0001_users_and_organizations" in out and "DROP TABLE users" in out
+    code, out = run("migrate", "up", "--no-backup")
+    assert "applied: 0002" in out
+    schema_dir = tmp_path / "schema"
+    code, out = run(
+        "migrate", "--create", "Add user lockout fields", "--schema-dir", str(schema_dir)
+    )
+    created = schema_dir / "0001_add_user_lockout_fields.sql"
+    assert code == 0 and created.read_text().startswith(
+        "-- Add user lockout fields\n-- migrate:up\n"
+    )
+    code, out = run("migrate", "create", "second one", "--schema-dir", str(schema_dir))
+    assert (schema_dir / "0002_second_one.sql").exists()
+
+
+@pytest.mark.postgres
+def test_cli_on_postgres_with_pg_dump_backup(
+    postgres_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
+    with fresh_database(postgres_dsn) as dsn:
+        canary = dsn.replace("postgresql://postgres@", "postgresql://postgres:CANARY9@")
+        assert cli_module.main(["--database-url", canary, "migrate", "--migrate"]) == 0
+        out = capsys.readouterr()
+        assert "applied: 0001, 0002" in out.out and ".dump" in out.out
+        assert "CANARY9" not in out.out + out.err
+        assert cli_module.main(["--database-url", canary, "check"]) == 0
+        dumps = list((tmp_path / "data" / "backup").rglob("*.dump"))
+        assert len(dumps) == 1 and dumps[0].stat().st_size > 0
