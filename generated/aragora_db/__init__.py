@@ -30,6 +30,7 @@ from aragora_db.orgs import (
     PostgresOrgsRepository,
     SqliteOrgsRepository,
 )
+from aragora_db.schema import EXPECTED
 from aragora_db.usage import (
     PostgresUsageRepository,
     SqliteUsageRepository,
@@ -44,6 +45,7 @@ from aragora_db.users import (
 )
 from aragora_repos.config import Config
 from aragora_repos.database import AsyncBackend, open_async, open_sync
+from aragora_repos.drift import ValidationResult, check_at_startup, validate_schema
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import SqliteConnection
 from aragora_repos.transaction import Isolation
@@ -104,6 +106,10 @@ class Database:
         """Apply pending migrations; return the versions applied."""
         return await self.backend.migrate(MIGRATIONS)
 
+    async def validate_schema(self) -> ValidationResult:
+        """Compare the live schema with sql/schema; errors and warnings, never raises."""
+        return await validate_schema(self.backend, EXPECTED)
+
     async def close(self) -> None:
         await self.backend.close()
 
@@ -119,9 +125,20 @@ class Database:
         await self.close()
 
 
-async def connect(config: Config | None = None) -> Database:
-    """Open the configured backend (environment when ``config`` is None)."""
-    return Database(await open_async(config))
+async def connect(config: Config | None = None, *, check_schema: bool = False) -> Database:
+    """Open the configured backend (environment when ``config`` is None).
+
+    With ``check_schema``, refuse to start when the live schema differs from sql/schema,
+    unless ``ARAGORA_SKIP_SCHEMA_VALIDATION`` is set.
+    """
+    db = Database(await open_async(config))
+    if check_schema:
+        try:
+            await check_at_startup(db.backend, EXPECTED)
+        except BaseException:
+            await db.close()
+            raise
+    return db
 
 
 class SyncDatabase:

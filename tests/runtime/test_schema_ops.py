@@ -264,3 +264,22 @@ def test_cli_on_postgres_with_pg_dump_backup(
         assert cli_module.main(["--database-url", canary, "check"]) == 0
         dumps = list((tmp_path / "data" / "backup").rglob("*.dump"))
         assert len(dumps) == 1 and dumps[0].stat().st_size > 0
+
+
+async def test_startup_check_refuses_drift_unless_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aragora_db import connect
+
+    config = Config(data_dir=tmp_path)
+    monkeypatch.delenv("ARAGORA_SKIP_SCHEMA_VALIDATION", raising=False)
+    with pytest.raises(MigrationError, match="cannot start: the database schema differs"):
+        await connect(config, check_schema=True)
+    monkeypatch.setenv("ARAGORA_SKIP_SCHEMA_VALIDATION", "1")
+    db = await connect(config, check_schema=True)
+    await db.migrate()
+    await db.close()
+    monkeypatch.delenv("ARAGORA_SKIP_SCHEMA_VALIDATION")
+    db = await connect(config, check_schema=True)
+    assert (await db.validate_schema()).success
+    await db.close()
