@@ -166,7 +166,8 @@ class SqliteConnection:
     def applied(self) -> dict[int, Applied]:
         """The ``schema_version`` rows; empty when the table does not exist yet."""
         exists = self.fetchone(
-            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'", ())
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'", ()
+        )
         if exists is None:
             return {}
         rows = self.fetchall(
