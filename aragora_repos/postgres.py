@@ -287,6 +287,18 @@ class PostgresDatabase:
             raise _map(exc) from exc
         return _rows(status)
 
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run a statement per row (asyncpg pipelines them; atomic); return len(rows)."""
+        conn = self._conn.get()
+        try:
+            if conn is None:
+                await self._pool.executemany(sql, rows)
+            else:
+                await conn.executemany(sql, rows)
+        except _DRIVER_ERRORS as exc:
+            raise _map(exc) from exc
+        return len(rows)
+
     async def copy_records(
         self, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
     ) -> int:

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
@@ -97,11 +97,12 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
-        """Run a statement per row in one transaction; return the rows changed."""
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run a statement per row in one transaction; return len(rows)."""
         with self.transaction():
             try:
-                return self._conn.executemany(sql, rows).rowcount
+                self._conn.executemany(sql, rows)
+                return len(rows)
             except sqlite3.Error as exc:
                 raise errors.from_sqlite(exc) from exc
 

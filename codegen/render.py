@@ -276,7 +276,7 @@ def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> 
     row_type = row_cls or scalar
 
     params: list[str] = []
-    if q.cmd == ":copyfrom":
+    if q.cmd in (":copyfrom", ":batchexec"):
         params_cls = f"{naming.pascal(q.name)}Params"
         classes.append(
             ClassSpec(
@@ -303,6 +303,7 @@ def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> 
         ":execrows": "int",
         ":execresult": "ExecResult",
         ":copyfrom": "int",
+        ":batchexec": "int",
     }[q.cmd]
 
     def enc(p: Param, v: str) -> str:
@@ -361,6 +362,7 @@ def _doc(q: Query) -> str:
         ":execrows": "The number of rows affected.",
         ":execresult": "The command's result (rows affected).",
         ":copyfrom": "The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).",
+        ":batchexec": "The number of parameter rows run (one executemany on either backend).",
     }[q.cmd]
     sql = "\n".join("    " + line for line in q.postgres_sql.strip().splitlines())
     parts = [summary, *more, "", "SQL (PostgreSQL)::", "", sql, "", "Returns:", f"    {what}"]

@@ -19,7 +19,9 @@ from codegen.errors import Problem
 from codegen.model import naming, types
 from codegen.model.ir import Catalog, Location, Param, PgType, Query, QueryFile, ResultColumn
 
-COMMANDS = frozenset({":one", ":many", ":exec", ":execrows", ":execresult", ":copyfrom"})
+COMMANDS = frozenset(
+    {":one", ":many", ":exec", ":execrows", ":execresult", ":copyfrom", ":batchexec"}
+)
 _SLICE_IN = re.compile(r"\bIN\s*\(\s*\$(\d+)\s*\)", re.IGNORECASE)
 
 
@@ -263,6 +265,16 @@ def _build_one(
                 )
             )
             return None
+    if cmd == ":batchexec" and columns:
+        problems.append(
+            Problem(
+                loc.file,
+                loc.line,
+                loc.col,
+                f"query {name}: :batchexec runs a statement per row and "
+                "returns nothing; drop RETURNING or use :many",
+            )
+        )
     if cmd in (":one", ":many") and not columns:
         problems.append(
             Problem(

@@ -73,6 +73,12 @@ DELETE FROM audit_log WHERE timestamp < now() - $1::int * interval '1 day'"""
 DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE: Final = """-- name: DeleteAuditEventsOlderThan :execrows
 DELETE FROM audit_log WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))"""
 
+APPEND_AUDIT_EVENTS_BATCH: Final = """-- name: AppendAuditEventsBatch :batchexec
+INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"""
+APPEND_AUDIT_EVENTS_BATCH_SQLITE: Final = """-- name: AppendAuditEventsBatch :batchexec
+INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"""
+
 
 @dataclass(frozen=True, slots=True)
 class AppendAuditEventsParams:
@@ -96,6 +102,21 @@ class CountAuditEventsByActionRow:
     action: str
     events: int
     last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppendAuditEventsBatchParams:
+    """One row for AppendAuditEventsBatch."""
+
+    timestamp: datetime
+    user_id: str | None
+    org_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    details: JSON
+    ip_address: str | None
+    user_agent: str | None
 
 
 class AuditRepository(abc.ABC):
@@ -231,6 +252,19 @@ class AuditRepository(abc.ABC):
             The number of rows affected.
         """
 
+    @abc.abstractmethod
+    async def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
+        """The same insert as AppendAuditEvents, one statement per row (executemany).
+
+        SQL (PostgreSQL)::
+
+            INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+
+        Returns:
+            The number of parameter rows run (one executemany on either backend).
+        """
+
 
 class PostgresAuditRepository(AuditRepository):
     """AuditRepository on PostgreSQL (asyncpg)."""
@@ -324,6 +358,25 @@ class PostgresAuditRepository(AuditRepository):
 
     async def delete_audit_events_older_than(self, *, days: int) -> int:
         return await self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN, (days,))
+
+    async def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
+        return await self._db.executemany(
+            APPEND_AUDIT_EVENTS_BATCH,
+            [
+                (
+                    p.timestamp,
+                    p.user_id,
+                    p.org_id,
+                    p.action,
+                    p.resource_type,
+                    p.resource_id,
+                    p.details,
+                    p.ip_address,
+                    p.user_agent,
+                )
+                for p in rows
+            ],
+        )
 
 
 class AuditSyncRepository:
@@ -554,6 +607,35 @@ class AuditSyncRepository:
         """
         return self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE, (days,))
 
+    def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
+        """The same insert as AppendAuditEvents, one statement per row (executemany).
+
+        SQL (PostgreSQL)::
+
+            INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+
+        Returns:
+            The number of parameter rows run (one executemany on either backend).
+        """
+        return self._db.executemany(
+            APPEND_AUDIT_EVENTS_BATCH_SQLITE,
+            [
+                (
+                    encode_timestamptz(p.timestamp),
+                    p.user_id,
+                    p.org_id,
+                    p.action,
+                    p.resource_type,
+                    p.resource_id,
+                    encode_json(p.details),
+                    p.ip_address,
+                    p.user_agent,
+                )
+                for p in rows
+            ],
+        )
+
 
 class SqliteAuditRepository(AuditRepository):
     """AuditRepository on SQLite: each call is one hop to the connection's thread."""
@@ -618,3 +700,6 @@ class SqliteAuditRepository(AuditRepository):
 
     async def delete_audit_events_older_than(self, *, days: int) -> int:
         return await self._db.run(self._sync.delete_audit_events_older_than, days=days)
+
+    async def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
+        return await self._db.run(self._sync.append_audit_events_batch, rows)

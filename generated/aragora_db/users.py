@@ -132,6 +132,12 @@ SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT
 LIST_USERS_BY_RECENT_LOGIN_SQLITE: Final = """-- name: ListUsersByRecentLogin :many
 SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC NULLS FIRST, id NULLS LAST LIMIT ?1"""
 
+GET_USER_AUTH_STATE: Final = """-- name: GetUserAuthState :one
+SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count
+FROM users WHERE id = $1"""
+GET_USER_AUTH_STATE_SQLITE: Final = """-- name: GetUserAuthState :one
+SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count FROM users WHERE id = ?1"""
+
 
 @dataclass(frozen=True, slots=True)
 class RecordFailedLoginRow:
@@ -177,6 +183,19 @@ class ListUsersByRecentLoginRow:
     id: str
     email: str
     last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class GetUserAuthStateRow:
+    """A row of GetUserAuthState."""
+
+    id: str
+    email: str
+    password_hash: str
+    password_salt: str
+    is_active: bool
+    locked_until: datetime | None
+    failed_login_count: int
 
 
 class UsersRepository(abc.ABC):
@@ -431,6 +450,19 @@ class UsersRepository(abc.ABC):
             Every matching row.
         """
 
+    @abc.abstractmethod
+    async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
+        """What a login check needs: credentials, activity and lockout state.
+
+        SQL (PostgreSQL)::
+
+            SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count
+            FROM users WHERE id = $1
+
+        Returns:
+            The row, or None when no row matches.
+        """
+
 
 class PostgresUsersRepository(UsersRepository):
     """UsersRepository on PostgreSQL (asyncpg)."""
@@ -648,6 +680,12 @@ class PostgresUsersRepository(UsersRepository):
     async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
         rows = await self._db.fetch(LIST_USERS_BY_RECENT_LOGIN, (lim,), readonly=True)
         return [ListUsersByRecentLoginRow(r[0], r[1], r[2]) for r in rows]
+
+    async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
+        r = await self._db.fetchrow(GET_USER_AUTH_STATE, (id,), readonly=True)
+        if r is None:
+            return None
+        return GetUserAuthStateRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
 
 
 class UsersSyncRepository:
@@ -1053,6 +1091,30 @@ class UsersSyncRepository:
             for r in self._db.fetchall(LIST_USERS_BY_RECENT_LOGIN_SQLITE, (lim,))
         ]
 
+    def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
+        """What a login check needs: credentials, activity and lockout state.
+
+        SQL (PostgreSQL)::
+
+            SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count
+            FROM users WHERE id = $1
+
+        Returns:
+            The row, or None when no row matches.
+        """
+        r = self._db.fetchone(GET_USER_AUTH_STATE_SQLITE, (id,))
+        if r is None:
+            return None
+        return GetUserAuthStateRow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            bool(r[4]),
+            None if r[5] is None else decode_timestamptz(r[5]),
+            r[6],
+        )
+
 
 class SqliteUsersRepository(UsersRepository):
     """UsersRepository on SQLite: each call is one hop to the connection's thread."""
@@ -1152,3 +1214,6 @@ class SqliteUsersRepository(UsersRepository):
 
     async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
         return await self._db.run(self._sync.list_users_by_recent_login, lim=lim)
+
+    async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
+        return await self._db.run(self._sync.get_user_auth_state, id=id)

@@ -36,3 +36,8 @@ ORDER BY events DESC, action;
 
 -- name: DeleteAuditEventsOlderThan :execrows
 DELETE FROM audit_log WHERE timestamp < now() - sqlc.arg(days)::int * interval '1 day';
+
+-- name: AppendAuditEventsBatch :batchexec
+-- The same insert as AppendAuditEvents, one statement per row (executemany).
+INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);

@@ -82,3 +82,8 @@ DELETE FROM users WHERE id = $1;
 -- name: ListUsersByRecentLogin :many
 -- Most recent logins first; users who never logged in come first, as PostgreSQL sorts NULL high.
 SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT sqlc.arg(lim);
+
+-- name: GetUserAuthState :one
+-- What a login check needs: credentials, activity and lockout state.
+SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count
+FROM users WHERE id = $1;

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 
 from aragora_db import Database, Organization, User, UserRole
-from aragora_db.audit import AppendAuditEventsParams
+from aragora_db.audit import AppendAuditEventsBatchParams, AppendAuditEventsParams
 from aragora_repos import (
     DataError,
     ExecResult,
@@ -381,3 +381,33 @@ async def test_isolation_levels(db: Database, request: pytest.FixtureRequest) ->
 async def test_migrate_is_idempotent(db: Database) -> None:
     assert await db.migrate() == []
     assert await db.backend.schema_version() == 2
+
+
+async def test_batchexec_runs_every_row_atomically(db: Database) -> None:
+    ts = datetime(2024, 5, 1, tzinfo=UTC)
+    rows = [
+        AppendAuditEventsBatchParams(ts, "u", "o", f"a{i}", "t", None, {"i": i}, None, None)
+        for i in range(25)
+    ]
+    assert await db.audit.append_audit_events_batch(rows) == 25
+    bad = [
+        *rows[:3],
+        AppendAuditEventsBatchParams(ts, "u", "o", cast(str, None), "t", None, {}, None, None),
+    ]
+    with pytest.raises(NotNullViolation):
+        await db.audit.append_audit_events_batch(bad)
+    events = await db.audit.list_audit_events_by_org(org_id="o", lim=100, off=0)
+    assert len(events) == 25
+    assert sorted(e.action for e in events) == sorted(f"a{i}" for i in range(25))
+
+
+async def test_auth_state(db: Database) -> None:
+    await make_user(db, "u1")
+    state = await db.users.get_user_auth_state(id="u1")
+    assert state is not None
+    assert (state.id, state.is_active, state.locked_until, state.failed_login_count) == (
+        "u1",
+        True,
+        None,
+        0,
+    )
