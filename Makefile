@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -34,6 +34,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m codegen generate
 	$(PY) examples/demo.py
+
+## bench: the benchmark suite (never part of `make test`); results in bench/results/
+bench: $(STAMP)
+	$(PY) -m bench.run
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -81,6 +81,23 @@ def _map(exc: BaseException) -> errors.DatabaseError:
     return errors.ConnectionFailure(f"cannot reach postgresql: {type(exc).__name__}: {exc}")
 
 
+#: Set while a connection is used for work that may change session state (transactions,
+#: migrations): its release then runs asyncpg's full reset query.
+_FULL_RESET: ContextVar[bool] = ContextVar("aragora_pg_full_reset", default=False)
+
+
+async def _reset(conn: Connection) -> None:
+    """Pool reset hook. asyncpg has already rolled back any open transaction and removed
+    listeners (``Connection._reset``) before calling it. A single generated statement run
+    outside a transaction cannot leave session state behind, so its release skips the
+    reset query, which would otherwise cost a second round trip per call; releases from
+    transactions and migrations run it (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL)."""
+    if _FULL_RESET.get():
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+
+
 #: UTC sessions: date_trunc and timestamptz text casts then agree with SQLite's storage form.
 SESSION_SETTINGS = {"timezone": "UTC"}
 
@@ -229,6 +246,7 @@ class PostgresDatabase:
                 min_size=min_size,
                 max_size=max_size,
                 init=_init_connection,
+                reset=_reset,
                 timeout=timeout,
                 server_settings=SESSION_SETTINGS,
             )
@@ -335,6 +353,7 @@ class PostgresDatabase:
             except _DRIVER_ERRORS as exc:
                 raise _map(exc) from exc
             return
+        full = _FULL_RESET.set(True)
         try:
             async with self._pool.acquire() as acquired:
                 token = self._conn.set(acquired)
@@ -347,6 +366,8 @@ class PostgresDatabase:
                     self._conn.reset(token)
         except _DRIVER_ERRORS as exc:
             raise _map(exc) from exc
+        finally:
+            _FULL_RESET.reset(full)
 
     # --- migrations and housekeeping ---------------------------------------------------
 
@@ -405,6 +426,7 @@ class PostgresDatabase:
         ``pg_try_advisory_lock``: a waiter blocked in ``pg_advisory_lock`` can be killed
         by the deadlock detector during ``CREATE INDEX CONCURRENTLY``."""
         done: list[int] = []
+        full = _FULL_RESET.set(True)
         try:
             async with self._pool.acquire() as conn:
                 while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
@@ -418,6 +440,8 @@ class PostgresDatabase:
                     await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
         except _DRIVER_ERRORS as exc:
             raise _map(exc) from exc
+        finally:
+            _FULL_RESET.reset(full)
         return done
 
     async def backup(self, directory: Path) -> Path | None:
