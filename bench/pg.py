@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aragora_db import Database, UserRole, connect
-from aragora_db.audit import AppendAuditEventsBatchParams, AppendAuditEventsParams
+from aragora_db.audit import (
+    APPEND_AUDIT_EVENT,
+    AppendAuditEventsBatchParams,
+    AppendAuditEventsParams,
+)
+from aragora_db.users import GET_USER_AUTH_STATE, RECORD_LOGIN
 from aragora_repos import JSON, Config, Secret
 from bench.harness import Contender, Scenario
 
@@ -145,6 +150,17 @@ BULK_SQL = (
     "INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, "
     "resource_id, details, ip_address, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, "
     "$8, $9)"
+)
+COPY_COLUMNS = (
+    "timestamp",
+    "user_id",
+    "org_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "details",
+    "ip_address",
+    "user_agent",
 )
 AIOSQL = """
 -- name: auth_state(id)^
@@ -352,10 +368,10 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         )
     )
 
-    async def raw_members() -> list[Member]:
+    async def raw_members(on: Any = raw) -> list[Member]:
         return [
             Member(r[0], r[1], r[2], r[3], r[4], r[5])
-            for r in await raw.fetch(MEMBERS_SQL, "org", 1000, 0)
+            for r in await on.fetch(MEMBERS_SQL, "org", 1000, 0)
         ]
 
     async def aiosql_members() -> Any:
@@ -382,8 +398,9 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         Scenario(
             "postgresql",
             "fetch 1,000 rows (no JSON)",
-            "raw asyncpg pool",
+            "raw asyncpg connection",
             [
+                Contender("raw asyncpg connection", lambda: raw_members(raw_conn)),
                 Contender("raw asyncpg pool", raw_members),
                 Contender(
                     "generated",
@@ -399,8 +416,8 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         )
     )
 
-    async def raw_events() -> list[Event]:
-        return [_event(r) for r in await raw.fetch(EVENTS_SQL, "org", 1000, 0)]
+    async def raw_events(on: Any = raw) -> list[Event]:
+        return [_event(r) for r in await on.fetch(EVENTS_SQL, "org", 1000, 0)]
 
     async def sa_core_events() -> Any:
         async with engine.connect() as conn:
@@ -421,8 +438,9 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         Scenario(
             "postgresql",
             "fetch 1,000 rows (JSON decoded)",
-            "raw asyncpg pool",
+            "raw asyncpg connection",
             [
+                Contender("raw asyncpg connection", lambda: raw_events(raw_conn)),
                 Contender("raw asyncpg pool", raw_events),
                 Contender(
                     "generated",
@@ -437,8 +455,8 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         )
     )
 
-    async def raw_insert() -> Any:
-        return await raw.fetchval(
+    async def raw_insert(on: Any = raw) -> Any:
+        return await on.fetchval(
             INSERT_SQL, "u1", "ins", "login", "user", None, json.dumps(DETAILS), None, None
         )
 
@@ -446,8 +464,9 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         Scenario(
             "postgresql",
             "insert one row",
-            "raw asyncpg pool",
+            "raw asyncpg connection",
             [
+                Contender("raw asyncpg connection", lambda: raw_insert(raw_conn)),
                 Contender("raw asyncpg pool", raw_insert),
                 Contender(
                     "generated",
@@ -512,6 +531,27 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             ],
         )
 
+    async def raw_copy() -> None:
+        async with raw.acquire() as conn:
+            await conn.copy_records_to_table(
+                "audit_log",
+                columns=list(COPY_COLUMNS),
+                records=[
+                    (
+                        r.timestamp,
+                        r.user_id,
+                        r.org_id,
+                        r.action,
+                        r.resource_type,
+                        r.resource_id,
+                        json.dumps(r.details),
+                        r.ip_address,
+                        r.user_agent,
+                    )
+                    for r in rows
+                ],
+            )
+
     async def sa_core_bulk() -> None:
         async with engine.begin() as conn:
             await conn.execute(
@@ -543,6 +583,7 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
                     "generated :batchexec (executemany)",
                     lambda: db.audit.append_audit_events_batch(batch_rows),
                 ),
+                Contender("raw asyncpg COPY", raw_copy),
                 Contender("generated :copyfrom (COPY)", lambda: db.audit.append_audit_events(rows)),
                 Contender("SQLAlchemy Core", sa_core_bulk),
                 Contender("aiosql", lambda: queries.bulk(raw, aiosql_rows)),
@@ -558,12 +599,15 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
     )
 
     async def raw_tx() -> None:
+        # The same statements as the generated calls below, by hand.
         async with raw.acquire() as conn, conn.transaction():
-            await conn.fetchrow(AUTH_SQL, "u7")
-            await conn.execute("UPDATE users SET failed_login_count = 0 WHERE id = $1", "u7")
-            await conn.fetchval(INSERT_SQL, "u7", "tx", "login", "user", None, "{}", None, None)
-            await conn.execute("UPDATE users SET last_login_at = now() WHERE id = $1", "u7")
-            await conn.fetchrow(AUTH_SQL, "u7")
+            _auth(await conn.fetchrow(GET_USER_AUTH_STATE, "u7"))
+            await conn.execute(RECORD_LOGIN, "u7")
+            await conn.fetchval(
+                APPEND_AUDIT_EVENT, "u7", "tx", "login", "user", None, "{}", None, None
+            )
+            await conn.execute(RECORD_LOGIN, "u7")
+            _auth(await conn.fetchrow(GET_USER_AUTH_STATE, "u7"))
 
     async def gen_tx() -> None:
         async with db.transaction():
