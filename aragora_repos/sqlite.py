@@ -51,7 +51,12 @@ class SqliteConnection:
     __slots__ = ("_closed", "_conn", "_depth", "path")
 
     def __init__(
-        self, path: str | Path, *, timeout: float = 5.0, check_same_thread: bool = True
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 5.0,
+        check_same_thread: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -63,13 +68,18 @@ class SqliteConnection:
                 isolation_level=None,
                 check_same_thread=check_same_thread,
             )
-            if self.path != ":memory:":
+            if self.path != ":memory:" and not read_only:
                 # WAL lets readers run beside one writer; NORMAL is durable across
                 # application crashes in WAL mode (sqlite.org/pragma.html#pragma_synchronous).
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             for pragma in PRAGMAS:
                 self._conn.execute(pragma)
+            if read_only:
+                # Never writes, and fails at once instead of sleeping in the busy handler
+                # on the event loop's thread.
+                self._conn.execute("PRAGMA query_only = ON")
+                self._conn.execute("PRAGMA busy_timeout = 0")
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
         self._depth = 0
@@ -312,17 +322,28 @@ class SqliteConnection:
 
 
 class AsyncSqliteDatabase:
-    """Async access to one SQLite connection owned by a single worker thread.
+    """Async access to SQLite: a writer connection owned by one worker thread, and a
+    reader connection used on the event loop's own thread.
 
-    A repository call runs execute, fetch and row mapping in one hop to that thread.
-    A transaction holds an asyncio lock, so other tasks' calls wait instead of landing
-    inside it.
+    A repository call that may write, may take long (a ``:many`` list) or runs inside a
+    transaction makes one hop to the writer thread, where execute, fetch and row mapping
+    all run. A single-row read outside a transaction runs inline on the reader: in WAL
+    mode readers never wait for writers (sqlite.org/wal.html §2.2), and the reader's
+    busy timeout is 0, so a rare SQLITE_BUSY (checkpoint, recovery) falls back to the
+    hop instead of stalling the loop. A transaction holds an asyncio lock, so other
+    tasks' writes wait instead of landing inside it.
     """
 
-    __slots__ = ("_closed", "_executor", "_in_tx", "_lock", "connection")
+    __slots__ = ("_closed", "_executor", "_in_tx", "_lock", "connection", "reader")
 
-    def __init__(self, connection: SqliteConnection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        connection: SqliteConnection,
+        executor: ThreadPoolExecutor,
+        reader: SqliteConnection | None = None,
+    ) -> None:
         self.connection = connection
+        self.reader = reader
         self._executor = executor
         self._lock = asyncio.Lock()
         self._in_tx: ContextVar[bool] = ContextVar(f"aragora_sqlite_tx_{id(self)}", default=False)
@@ -340,7 +361,14 @@ class AsyncSqliteDatabase:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(connection, executor)
+        reader = None
+        if str(path) != ":memory:":  # an in-memory database is private to one connection
+            reader = SqliteConnection(path, timeout=timeout, read_only=True)
+        return cls(connection, executor, reader)
+
+    def inline_ok(self) -> bool:
+        """Whether a single-row read may run inline on the reader now."""
+        return not self._in_tx.get() and not self._closed
 
     async def _hop(self, fn: Callable[[], T]) -> T:
         if self._closed:
@@ -431,6 +459,8 @@ class AsyncSqliteDatabase:
         async with self._lock:
             await self._hop(self.connection.close)
             self._closed = True
+            if self.reader is not None:
+                self.reader.close()
         self._executor.shutdown(wait=True)
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from aragora_db import Database, UserRole, connect
+from aragora_db import Database, User, UserRole, connect
 from aragora_db.audit import (
     APPEND_AUDIT_EVENT,
     AppendAuditEventsBatchParams,
@@ -300,16 +300,16 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         )
     )
 
-    async def raw_user() -> Any:
+    async def raw_user() -> User:
         r = await raw.fetchrow(USER_SQL, "u42")
-        return (
+        return User(
             r[0],
             r[1],
             r[2],
             r[3],
             r[4],
             r[5],
-            r[6],
+            UserRole(r[6]),
             r[7],
             r[8],
             r[9],
@@ -324,16 +324,16 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             r[18],
         )
 
-    async def raw_conn_user() -> Any:
+    async def raw_conn_user() -> User:
         r = await raw_conn.fetchrow(USER_SQL, "u42")
-        return (
+        return User(
             r[0],
             r[1],
             r[2],
             r[3],
             r[4],
             r[5],
-            r[6],
+            UserRole(r[6]),
             r[7],
             r[8],
             r[9],

@@ -17,11 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from aragora_db import SyncDatabase, UserRole, connect, connect_sync
+from aragora_db import SyncDatabase, User, UserRole, connect, connect_sync
 from aragora_db.audit import AppendAuditEventsParams
 from aragora_repos import Config
 from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
 from bench.harness import Contender, Scenario
+from bench.stall import measure_stall
+
+#: Filled after the scenarios run: the event-loop stall figures (bench/stall.py).
+STALL: dict[str, float] = {}
 from bench.pg import DETAILS, PREFS, AuthState, Event
 
 AUTH_SQL = (
@@ -146,6 +150,7 @@ async def scenarios(directory: Path) -> AsyncIterator[list[Scenario]]:
     queries = aiosql.from_str(AIOSQL, "sqlite3")
     try:
         yield _build(sync, adb, raw, aio, engine, aengine, queries)
+        STALL.update(await measure_stall(adb, config.sqlite_file))
     finally:
         await aio.close()
         raw.close()
@@ -229,16 +234,16 @@ def _build(
         )
     )
 
-    def raw_user() -> Any:
+    def raw_user() -> User:
         r = raw.execute(USER_SQL, ("u42",)).fetchone()
-        return (
+        return User(
             r[0],
             r[1],
             r[2],
             r[3],
             r[4],
             r[5],
-            r[6],
+            UserRole(r[6]),
             decode_timestamptz(r[7]),
             decode_timestamptz(r[8]),
             None if r[9] is None else decode_timestamptz(r[9]),
@@ -263,7 +268,7 @@ def _build(
             "raw sqlite3 (no conversion)",
             [
                 Contender("raw sqlite3 (no conversion)", raw_user_plain),
-                Contender("raw sqlite3 + conversion", raw_user),
+                Contender("raw sqlite3 + hand-written User mapping", raw_user),
                 Contender("generated sync", lambda: sync.users.get_user_by_id(id="u42")),
                 Contender("generated async", lambda: adb.users.get_user_by_id(id="u42")),
             ],

@@ -40,9 +40,12 @@ class Untranslatable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What rules may consult: the parameters that are lists (``= ANY`` / sqlc.slice)."""
+    """What rules may consult about the statement being translated."""
 
     list_params: frozenset[int] = frozenset()
+    """Parameters that are lists (``= ANY`` / sqlc.slice)."""
+    not_null: frozenset[str] = frozenset()
+    """Column names that cannot be NULL in this statement's rows."""
 
 
 Rule = Callable[[exp.Expr, Context], exp.Expr]
@@ -369,6 +372,11 @@ def rewrite_ordering(tree: exp.Expr, ctx: Context) -> exp.Expr:
         if not isinstance(node, exp.Ordered):
             return node
         desc = bool(node.args.get("desc"))
+        if isinstance(node.this, exp.Column) and node.this.name in ctx.not_null:
+            # No NULLs to place: keep SQLite's default, which lets an index give the order
+            # (an explicit NULLS clause that differs from it forces a temp B-tree sort).
+            node.set("nulls_first", not desc)
+            return node
         if isinstance(node.parent, exp.Order):
             nulls_first = node.args.get("nulls_first")
             if nulls_first is None:

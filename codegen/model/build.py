@@ -84,6 +84,23 @@ def _repair_columns(
     return out
 
 
+def _not_null_columns(tree: exp.Expr, catalog: Catalog) -> frozenset[str]:
+    """Column names NOT NULL in every table the statement reads, where no outer join can
+    turn them NULL."""
+    for join in tree.find_all(exp.Join):
+        if join.side:  # LEFT / RIGHT / FULL
+            return frozenset()
+    tables = [catalog.table(t.name) for t in tree.find_all(exp.Table)]
+    known = [t for t in tables if t is not None]
+    if not known:
+        return frozenset()
+    names: dict[str, bool] = {}
+    for table in known:
+        for col in table.columns:
+            names[col.name] = names.get(col.name, True) and col.not_null
+    return frozenset(n for n, not_null in names.items() if not_null)
+
+
 def _is_readonly(tree: exp.Expr) -> bool:
     if not isinstance(tree, exp.Select | exp.Union | exp.Intersect | exp.Except):
         return False
@@ -221,7 +238,8 @@ def _build_one(
         seen.add(col.name)
 
     ctx = sqlite.Context(
-        list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims)
+        list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims),
+        not_null=_not_null_columns(tree, catalog),
     )
     try:
         sqlite_sql = sqlite.render(sqlite.translate(tree, ctx))

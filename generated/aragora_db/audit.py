@@ -14,6 +14,7 @@ from typing import Final
 
 from aragora_db.models import AuditLog
 from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.types import JSON
@@ -42,7 +43,7 @@ WHERE user_id = $1
 ORDER BY timestamp DESC, id DESC
 LIMIT $2"""
 LIST_AUDIT_EVENTS_BY_USER_SQLITE: Final = """-- name: ListAuditEventsByUser :many
-SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE user_id = ?1 ORDER BY timestamp DESC NULLS FIRST, id DESC NULLS FIRST LIMIT ?2"""
+SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE user_id = ?1 ORDER BY timestamp DESC, id DESC LIMIT ?2"""
 
 LIST_AUDIT_EVENTS_BY_ORG: Final = """-- name: ListAuditEventsByOrg :many
 SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log
@@ -50,14 +51,14 @@ WHERE org_id = $1
 ORDER BY timestamp DESC, id DESC
 LIMIT $3 OFFSET $2"""
 LIST_AUDIT_EVENTS_BY_ORG_SQLITE: Final = """-- name: ListAuditEventsByOrg :many
-SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE org_id = ?1 ORDER BY timestamp DESC NULLS FIRST, id DESC NULLS FIRST LIMIT ?3 OFFSET ?2"""
+SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE org_id = ?1 ORDER BY timestamp DESC, id DESC LIMIT ?3 OFFSET ?2"""
 
 LIST_AUDIT_EVENTS_IN_RANGE: Final = """-- name: ListAuditEventsInRange :many
 SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log
 WHERE timestamp >= $1 AND timestamp < $2
 ORDER BY timestamp, id"""
 LIST_AUDIT_EVENTS_IN_RANGE_SQLITE: Final = """-- name: ListAuditEventsInRange :many
-SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE timestamp >= ?1 AND timestamp < ?2 ORDER BY timestamp NULLS LAST, id NULLS LAST"""
+SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE timestamp >= ?1 AND timestamp < ?2 ORDER BY timestamp, id"""
 
 COUNT_AUDIT_EVENTS_BY_ACTION: Final = """-- name: CountAuditEventsByAction :many
 SELECT action, count(*) AS events, max(timestamp) AS last_seen
@@ -66,7 +67,7 @@ WHERE org_id = $1
 GROUP BY action
 ORDER BY events DESC, action"""
 COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE: Final = """-- name: CountAuditEventsByAction :many
-SELECT action, COUNT(*) AS events, MAX(timestamp) AS last_seen FROM audit_log WHERE org_id = ?1 GROUP BY action ORDER BY events DESC NULLS FIRST, action NULLS LAST"""
+SELECT action, COUNT(*) AS events, MAX(timestamp) AS last_seen FROM audit_log WHERE org_id = ?1 GROUP BY action ORDER BY events DESC NULLS FIRST, action"""
 
 DELETE_AUDIT_EVENTS_OLDER_THAN: Final = """-- name: DeleteAuditEventsOlderThan :execrows
 DELETE FROM audit_log WHERE timestamp < now() - $1::int * interval '1 day'"""
@@ -640,11 +641,12 @@ class AuditSyncRepository:
 class SqliteAuditRepository(AuditRepository):
     """AuditRepository on SQLite: each call is one hop to the connection's thread."""
 
-    __slots__ = ("_db", "_sync")
+    __slots__ = ("_db", "_read", "_sync")
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
         self._db = db
         self._sync = AuditSyncRepository(db.connection)
+        self._read = None if db.reader is None else AuditSyncRepository(db.reader)
 
     async def append_audit_event(
         self,
@@ -674,6 +676,11 @@ class SqliteAuditRepository(AuditRepository):
         return await self._db.run(self._sync.append_audit_events, rows)
 
     async def get_audit_event(self, *, id: int) -> AuditLog | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.get_audit_event(id=id)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_audit_event, id=id)
 
     async def list_audit_events_by_user(self, *, user_id: str | None, lim: int) -> list[AuditLog]:

@@ -11,6 +11,7 @@ from typing import Final
 
 from aragora_db.models import Organization
 from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.types import JSON, ExecResult
@@ -35,7 +36,7 @@ SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_i
 LIST_ORGANIZATIONS_BY_OWNER: Final = """-- name: ListOrganizationsByOwner :many
 SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE owner_id = $1 ORDER BY created_at DESC, id"""
 LIST_ORGANIZATIONS_BY_OWNER_SQLITE: Final = """-- name: ListOrganizationsByOwner :many
-SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE owner_id = ?1 ORDER BY created_at DESC NULLS FIRST, id NULLS LAST"""
+SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE owner_id = ?1 ORDER BY created_at DESC, id"""
 
 UPDATE_ORGANIZATION_TIER: Final = """-- name: UpdateOrganizationTier :execrows
 UPDATE organizations SET tier = $2, updated_at = now() WHERE id = $1"""
@@ -421,11 +422,12 @@ class OrgsSyncRepository:
 class SqliteOrgsRepository(OrgsRepository):
     """OrgsRepository on SQLite: each call is one hop to the connection's thread."""
 
-    __slots__ = ("_db", "_sync")
+    __slots__ = ("_db", "_read", "_sync")
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
         self._db = db
         self._sync = OrgsSyncRepository(db.connection)
+        self._read = None if db.reader is None else OrgsSyncRepository(db.reader)
 
     async def create_organization(
         self, *, id: str, name: str, slug: str, tier: str, owner_id: str | None, settings: JSON
@@ -441,9 +443,19 @@ class SqliteOrgsRepository(OrgsRepository):
         )
 
     async def get_organization_by_id(self, *, id: str) -> Organization | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.get_organization_by_id(id=id)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_organization_by_id, id=id)
 
     async def get_organization_by_slug(self, *, slug: str) -> Organization | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.get_organization_by_slug(slug=slug)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_organization_by_slug, slug=slug)
 
     async def list_organizations_by_owner(self, *, owner_id: str | None) -> list[Organization]:
@@ -466,4 +478,9 @@ class SqliteOrgsRepository(OrgsRepository):
         )
 
     async def count_organization_members(self, *, org_id: str | None) -> int | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.count_organization_members(org_id=org_id)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.count_organization_members, org_id=org_id)

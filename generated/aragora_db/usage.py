@@ -31,7 +31,7 @@ WHERE org_id = $1 AND timestamp >= $2
 GROUP BY event_type
 ORDER BY event_type"""
 SUM_USAGE_SINCE_SQLITE: Final = """-- name: SumUsageSince :many
-SELECT event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY event_type ORDER BY event_type NULLS LAST"""
+SELECT event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY event_type ORDER BY event_type"""
 
 PRUNE_USAGE_EVENTS_BEFORE: Final = """-- name: PruneUsageEventsBefore :execrows
 DELETE FROM usage_events WHERE timestamp < $1"""
@@ -187,11 +187,12 @@ class UsageSyncRepository:
 class SqliteUsageRepository(UsageRepository):
     """UsageRepository on SQLite: each call is one hop to the connection's thread."""
 
-    __slots__ = ("_db", "_sync")
+    __slots__ = ("_db", "_read", "_sync")
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
         self._db = db
         self._sync = UsageSyncRepository(db.connection)
+        self._read = None if db.reader is None else UsageSyncRepository(db.reader)
 
     async def record_usage_event(
         self, *, org_id: str, event_type: str, count: int, metadata: JSON

@@ -13,6 +13,7 @@ from typing import Final
 
 from aragora_db.models import User, UserRole
 from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.types import JSON
@@ -37,7 +38,7 @@ SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, 
 GET_USERS_BY_IDS: Final = """-- name: GetUsersByIds :many
 SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE id = ANY($1) ORDER BY id"""
 GET_USERS_BY_IDS_SQLITE: Final = """-- name: GetUsersByIds :many
-SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE id IN (SELECT value FROM JSON_EACH(?1)) ORDER BY id NULLS LAST"""
+SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE id IN (SELECT value FROM JSON_EACH(?1)) ORDER BY id"""
 
 UPDATE_USER_PROFILE: Final = """-- name: UpdateUserProfile :one
 UPDATE users
@@ -97,7 +98,7 @@ WHERE org_id = $1
 ORDER BY created_at, id
 LIMIT $3 OFFSET $2"""
 LIST_ORGANIZATION_MEMBERS_SQLITE: Final = """-- name: ListOrganizationMembers :many
-SELECT id, email, name, role, last_login_at, is_active FROM users WHERE org_id = ?1 ORDER BY created_at NULLS LAST, id NULLS LAST LIMIT ?3 OFFSET ?2"""
+SELECT id, email, name, role, last_login_at, is_active FROM users WHERE org_id = ?1 ORDER BY created_at, id LIMIT ?3 OFFSET ?2"""
 
 SEARCH_USERS_BY_NAME: Final = """-- name: SearchUsersByName :many
 SELECT id, email, name FROM users
@@ -105,12 +106,12 @@ WHERE name ILIKE '%' || $1 || '%'
 ORDER BY name, id
 LIMIT $2"""
 SEARCH_USERS_BY_NAME_SQLITE: Final = """-- name: SearchUsersByName :many
-SELECT id, email, name FROM users WHERE LOWER(name) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY name NULLS LAST, id NULLS LAST LIMIT ?2"""
+SELECT id, email, name FROM users WHERE LOWER(name) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY name, id LIMIT ?2"""
 
 LIST_USERS_BY_EMAIL_PATTERN: Final = """-- name: ListUsersByEmailPattern :many
 SELECT id, email FROM users WHERE email LIKE $1 ORDER BY email"""
 LIST_USERS_BY_EMAIL_PATTERN_SQLITE: Final = """-- name: ListUsersByEmailPattern :many
-SELECT id, email FROM users WHERE email LIKE ?1 ESCAPE '\\' ORDER BY email NULLS LAST"""
+SELECT id, email FROM users WHERE email LIKE ?1 ESCAPE '\\' ORDER BY email"""
 
 COUNT_ACTIVE_USERS: Final = """-- name: CountActiveUsers :one
 SELECT count(*) FROM users WHERE is_active"""
@@ -130,7 +131,7 @@ DELETE FROM users WHERE id = ?1"""
 LIST_USERS_BY_RECENT_LOGIN: Final = """-- name: ListUsersByRecentLogin :many
 SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT $1"""
 LIST_USERS_BY_RECENT_LOGIN_SQLITE: Final = """-- name: ListUsersByRecentLogin :many
-SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC NULLS FIRST, id NULLS LAST LIMIT ?1"""
+SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC NULLS FIRST, id LIMIT ?1"""
 
 GET_USER_AUTH_STATE: Final = """-- name: GetUserAuthState :one
 SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count
@@ -1119,11 +1120,12 @@ class UsersSyncRepository:
 class SqliteUsersRepository(UsersRepository):
     """UsersRepository on SQLite: each call is one hop to the connection's thread."""
 
-    __slots__ = ("_db", "_sync")
+    __slots__ = ("_db", "_read", "_sync")
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
         self._db = db
         self._sync = UsersSyncRepository(db.connection)
+        self._read = None if db.reader is None else UsersSyncRepository(db.reader)
 
     async def create_user(
         self,
@@ -1148,9 +1150,19 @@ class SqliteUsersRepository(UsersRepository):
         )
 
     async def get_user_by_id(self, *, id: str) -> User | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.get_user_by_id(id=id)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_user_by_id, id=id)
 
     async def get_user_by_email(self, *, email: str) -> User | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.get_user_by_email(email=email)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_user_by_email, email=email)
 
     async def get_users_by_ids(self, *, ids: list[str]) -> list[User]:
@@ -1178,6 +1190,11 @@ class SqliteUsersRepository(UsersRepository):
         )
 
     async def is_user_locked(self, *, id: str) -> bool | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.is_user_locked(id=id)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.is_user_locked, id=id)
 
     async def record_login(self, *, id: str) -> int:
@@ -1204,6 +1221,11 @@ class SqliteUsersRepository(UsersRepository):
         return await self._db.run(self._sync.list_users_by_email_pattern, pattern=pattern)
 
     async def count_active_users(self) -> int | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.count_active_users()
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.count_active_users)
 
     async def deactivate_user(self, *, id: str) -> int:
@@ -1216,4 +1238,9 @@ class SqliteUsersRepository(UsersRepository):
         return await self._db.run(self._sync.list_users_by_recent_login, lim=lim)
 
     async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.get_user_auth_state(id=id)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_user_auth_state, id=id)

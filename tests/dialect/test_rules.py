@@ -226,3 +226,34 @@ def test_list_parameter_binds_as_json(conn: sqlite3.Connection) -> None:
     sql = translate_query("SELECT id FROM t WHERE id = ANY($1) ORDER BY id", LISTS)
     assert [r[0] for r in conn.execute(sql, ("[4, 1, 99]",))] == [1, 4]
     assert conn.execute(sql, ("[]",)).fetchall() == []
+
+
+def test_not_null_columns_keep_the_index_order() -> None:
+    ctx = Context(not_null=frozenset({"ts", "id"}))
+    assert translate_query("SELECT id FROM t ORDER BY ts DESC, id DESC, a", ctx) == (
+        "SELECT id FROM t ORDER BY ts DESC, id DESC, a NULLS LAST"
+    )
+
+
+def test_outer_join_columns_may_be_null() -> None:
+    from codegen.model.build import _not_null_columns
+    from codegen.model.ir import Catalog, Column, Location, PgType, Table
+
+    table = Table(
+        "t",
+        (Column("id", PgType("int8"), True), Column("a", PgType("text"), False)),
+        ("id",),
+        (),
+        (),
+        (),
+        Location("x", 1, 1),
+    )
+    catalog = Catalog((table,), (), ())
+    import sqlglot
+
+    inner = sqlglot.parse_one("SELECT id FROM t ORDER BY id", read="postgres")
+    outer = sqlglot.parse_one(
+        "SELECT t.id FROM t LEFT JOIN t AS u ON u.id = t.id ORDER BY u.id", read="postgres"
+    )
+    assert _not_null_columns(inner, catalog) == frozenset({"id"})
+    assert _not_null_columns(outer, catalog) == frozenset()

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from aragora_db.models import Author, Mood
 from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.types import JSON, ExecResult
@@ -27,7 +28,7 @@ SELECT id, name, bio, mood, tags, profile, external, active, score, avatar, born
 LIST_AUTHORS: Final = """-- name: ListAuthors :many
 SELECT id, name, bio FROM authors WHERE mood = ANY($1::mood[]) ORDER BY bio, name"""
 LIST_AUTHORS_SQLITE: Final = """-- name: ListAuthors :many
-SELECT id, name, bio FROM authors WHERE mood IN (SELECT value FROM JSON_EACH(?1)) ORDER BY bio NULLS LAST, name NULLS LAST"""
+SELECT id, name, bio FROM authors WHERE mood IN (SELECT value FROM JSON_EACH(?1)) ORDER BY bio NULLS LAST, name"""
 
 COUNT_AUTHORS: Final = """-- name: CountAuthors :one
 SELECT count(*) FROM authors"""
@@ -475,19 +476,30 @@ class AuthorsSyncRepository:
 class SqliteAuthorsRepository(AuthorsRepository):
     """AuthorsRepository on SQLite: each call is one hop to the connection's thread."""
 
-    __slots__ = ("_db", "_sync")
+    __slots__ = ("_db", "_read", "_sync")
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
         self._db = db
         self._sync = AuthorsSyncRepository(db.connection)
+        self._read = None if db.reader is None else AuthorsSyncRepository(db.reader)
 
     async def get_author(self, *, id: int) -> Author | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.get_author(id=id)
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_author, id=id)
 
     async def list_authors(self, *, moods: list[Mood]) -> list[ListAuthorsRow]:
         return await self._db.run(self._sync.list_authors, moods=moods)
 
     async def count_authors(self) -> int | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.count_authors()
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.count_authors)
 
     async def create_author(
@@ -525,4 +537,9 @@ class SqliteAuthorsRepository(AuthorsRepository):
         return await self._db.run(self._sync.import_authors, rows)
 
     async def latest_bio(self) -> LatestBioRow | None:
+        if self._read is not None and self._db.inline_ok():
+            try:
+                return self._read.latest_bio()
+            except DatabaseBusy:
+                pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.latest_bio)
