@@ -22,11 +22,11 @@ from aragora_db.audit import AppendAuditEventsParams
 from aragora_repos import Config
 from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
 from bench.harness import Contender, Scenario
+from bench.pg import DETAILS, PREFS, AuthState, Event
 from bench.stall import measure_stall
 
 #: Filled after the scenarios run: the event-loop stall figures (bench/stall.py).
 STALL: dict[str, float] = {}
-from bench.pg import DETAILS, PREFS, AuthState, Event
 
 AUTH_SQL = (
     "SELECT id, email, password_hash, password_salt, is_active, locked_until, "
