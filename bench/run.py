@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Result, measure
+from bench.sqlite_bench import STALL
 
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -197,6 +198,15 @@ def markdown(
         if s.per_call_items > 1:
             rate = {c.name: s.per_call_items / (r.median_us(c.name) / 1e6) for c in s.contenders}
             lines += ["", "Rows/s: " + ", ".join(f"{n} {v:,.0f}" for n, v in rate.items())]
+        lines.append("")
+    if STALL:
+        lines += [
+            "## sqlite: event-loop stall with inline reads while another process writes",
+            "",
+            "| figure | value |",
+            "|---|---:|",
+        ]
+        lines += [f"| {k} | {v:,.2f} |" for k, v in STALL.items()]
         lines.append("")
     if codegen:
         lines += [

@@ -85,6 +85,7 @@ class Types:
             imports.json_alias = True
         elif t.name in self.enum_names:
             imports.models.add(py)
+            imports.models.add(types.enum_lookup(py))
         for _ in range(t.array_dims):
             py = f"list[{py}]"
         return f"{py} | None" if nullable else py
@@ -110,8 +111,8 @@ class Types:
 
     def postgres_decode(self, t: PgType, v: str) -> str | None:
         if t.name in self.enum_names:
-            cls = self.enum_names[t.name]
-            return f"[{cls}(x) for x in {v}]" if t.array_dims else f"{cls}({v})"
+            lookup = types.enum_lookup(self.enum_names[t.name])
+            return f"[{lookup}[x] for x in {v}]" if t.array_dims else f"{lookup}[{v}]"
         return None
 
 
@@ -400,7 +401,11 @@ def render(project: Project) -> dict[str, str]:
 
     model_imports = Imports()
     enums = [
-        (naming.pascal(e.name), [(naming.enum_member(v), v) for v in e.values])
+        (
+            naming.pascal(e.name),
+            [(naming.enum_member(v), v) for v in e.values],
+            types.enum_lookup(naming.pascal(e.name)),
+        )
         for e in project.catalog.enums
     ]
     models = [
@@ -451,7 +456,7 @@ def render(project: Project) -> dict[str, str]:
     out[f"{pkg}/__init__.py"] = env.get_template("init.py.j2").render(
         header=_header("sql/", project.versions),
         modules=modules,
-        models=[m.name for m in models] + [e[0] for e in enums],
+        models=[m.name for m in models] + [e[0] for e in enums] + [e[2] for e in enums],
     )
     out[f"{pkg}/schema.py"] = env.get_template("schema.py.j2").render(
         header=_header("sql/schema", project.versions),

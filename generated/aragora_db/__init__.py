@@ -18,6 +18,7 @@ from aragora_db.audit import (
 )
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.models import (
+    USER_ROLE_VALUES,
     AuditLog,
     Organization,
     UsageEvent,
@@ -53,6 +54,7 @@ from aragora_repos.types import SyncTransactionContext, TransactionContext
 
 __all__ = [
     "MIGRATIONS",
+    "USER_ROLE_VALUES",
     "AuditLog",
     "AuditRepository",
     "AuditSyncRepository",

@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Final
 
 from aragora_repos.types import JSON
 
 __all__ = [
+    "USER_ROLE_VALUES",
     "AuditLog",
     "Organization",
     "UsageEvent",
@@ -24,6 +26,10 @@ class UserRole(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
     VIEWER = "viewer"
+
+
+USER_ROLE_VALUES: Final[dict[str, UserRole]] = {m.value: m for m in UserRole}
+"""UserRole by stored value, for decoding rows."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from aragora_db.models import User, UserRole
+from aragora_db.models import USER_ROLE_VALUES, User, UserRole
 from aragora_repos.codec import decode_timestamptz, encode_json
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
@@ -498,7 +498,7 @@ class PostgresUsersRepository(UsersRepository):
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             r[7],
             r[8],
             r[9],
@@ -524,7 +524,7 @@ class PostgresUsersRepository(UsersRepository):
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             r[7],
             r[8],
             r[9],
@@ -550,7 +550,7 @@ class PostgresUsersRepository(UsersRepository):
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             r[7],
             r[8],
             r[9],
@@ -575,7 +575,7 @@ class PostgresUsersRepository(UsersRepository):
                 r[3],
                 r[4],
                 r[5],
-                UserRole(r[6]),
+                USER_ROLE_VALUES[r[6]],
                 r[7],
                 r[8],
                 r[9],
@@ -607,7 +607,7 @@ class PostgresUsersRepository(UsersRepository):
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             r[7],
             r[8],
             r[9],
@@ -650,7 +650,8 @@ class PostgresUsersRepository(UsersRepository):
     ) -> list[ListOrganizationMembersRow]:
         rows = await self._db.fetch(LIST_ORGANIZATION_MEMBERS, (org_id, off, lim), readonly=True)
         return [
-            ListOrganizationMembersRow(r[0], r[1], r[2], UserRole(r[3]), r[4], r[5]) for r in rows
+            ListOrganizationMembersRow(r[0], r[1], r[2], USER_ROLE_VALUES[r[3]], r[4], r[5])
+            for r in rows
         ]
 
     async def search_users_by_name(
@@ -731,7 +732,7 @@ class UsersSyncRepository:
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             decode_timestamptz(r[7]),
             decode_timestamptz(r[8]),
             None if r[9] is None else decode_timestamptz(r[9]),
@@ -766,7 +767,7 @@ class UsersSyncRepository:
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             decode_timestamptz(r[7]),
             decode_timestamptz(r[8]),
             None if r[9] is None else decode_timestamptz(r[9]),
@@ -801,7 +802,7 @@ class UsersSyncRepository:
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             decode_timestamptz(r[7]),
             decode_timestamptz(r[8]),
             None if r[9] is None else decode_timestamptz(r[9]),
@@ -834,7 +835,7 @@ class UsersSyncRepository:
                 r[3],
                 r[4],
                 r[5],
-                UserRole(r[6]),
+                USER_ROLE_VALUES[r[6]],
                 decode_timestamptz(r[7]),
                 decode_timestamptz(r[8]),
                 None if r[9] is None else decode_timestamptz(r[9]),
@@ -882,7 +883,7 @@ class UsersSyncRepository:
             r[3],
             r[4],
             r[5],
-            UserRole(r[6]),
+            USER_ROLE_VALUES[r[6]],
             decode_timestamptz(r[7]),
             decode_timestamptz(r[8]),
             None if r[9] is None else decode_timestamptz(r[9]),
@@ -995,7 +996,7 @@ class UsersSyncRepository:
                 r[0],
                 r[1],
                 r[2],
-                UserRole(r[3]),
+                USER_ROLE_VALUES[r[3]],
                 None if r[4] is None else decode_timestamptz(r[4]),
                 bool(r[5]),
             )

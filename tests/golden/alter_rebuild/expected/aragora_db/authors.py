@@ -13,7 +13,7 @@ from datetime import date
 from typing import Final
 from uuid import UUID
 
-from aragora_db.models import Author, Mood
+from aragora_db.models import MOOD_VALUES, Author, Mood
 from aragora_repos.codec import decode_timestamptz, encode_json
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
@@ -232,7 +232,19 @@ class PostgresAuthorsRepository(AuthorsRepository):
         if r is None:
             return None
         return Author(
-            r[0], r[1], r[2], Mood(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+            r[0],
+            r[1],
+            r[2],
+            MOOD_VALUES[r[3]],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+            r[12],
         )
 
     async def list_authors(self, *, moods: list[Mood]) -> list[ListAuthorsRow]:
@@ -263,7 +275,19 @@ class PostgresAuthorsRepository(AuthorsRepository):
         if r is None:
             return None
         return Author(
-            r[0], r[1], r[2], Mood(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+            r[0],
+            r[1],
+            r[2],
+            MOOD_VALUES[r[3]],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+            r[12],
         )
 
     async def rename_author(self, *, name: str, id: int) -> int:
@@ -312,7 +336,7 @@ class AuthorsSyncRepository:
             r[0],
             r[1],
             r[2],
-            Mood(r[3]),
+            MOOD_VALUES[r[3]],
             json.loads(r[4]),
             json.loads(r[5]),
             None if r[6] is None else UUID(r[6]),
@@ -395,7 +419,7 @@ class AuthorsSyncRepository:
             r[0],
             r[1],
             r[2],
-            Mood(r[3]),
+            MOOD_VALUES[r[3]],
             json.loads(r[4]),
             json.loads(r[5]),
             None if r[6] is None else UUID(r[6]),

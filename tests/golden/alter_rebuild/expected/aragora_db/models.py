@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Final
 from uuid import UUID
 
 from aragora_repos.types import JSON
 
 __all__ = [
+    "MOOD_VALUES",
     "Author",
     "Mood",
 ]
@@ -21,6 +23,10 @@ class Mood(StrEnum):
     HAPPY = "happy"
     SAD = "sad"
     IN_BETWEEN = "in-between"
+
+
+MOOD_VALUES: Final[dict[str, Mood]] = {m.value: m for m in Mood}
+"""Mood by stored value, for decoding rows."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from aragora_db.authors import (
 )
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.models import (
+    MOOD_VALUES,
     Author,
     Mood,
 )
@@ -32,6 +33,7 @@ from aragora_repos.types import SyncTransactionContext, TransactionContext
 
 __all__ = [
     "MIGRATIONS",
+    "MOOD_VALUES",
     "Author",
     "AuthorsRepository",
     "AuthorsSyncRepository",
