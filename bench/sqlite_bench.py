@@ -84,6 +84,20 @@ class UserORM(Base):
     last_debate_at: Mapped[str | None]
 
 
+class AuditORM(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    timestamp: Mapped[str]
+    user_id: Mapped[str | None]
+    org_id: Mapped[str | None]
+    action: Mapped[str]
+    resource_type: Mapped[str]
+    resource_id: Mapped[str | None]
+    details: Mapped[Any] = mapped_column(sa.JSON)
+    ip_address: Mapped[str | None]
+    user_agent: Mapped[str | None]
+
+
 def seed(db: SyncDatabase) -> None:
     db.users.create_user(
         id="u0",
@@ -280,6 +294,27 @@ def _build(
     def raw_events() -> list[Event]:
         return [_event(r) for r in raw.execute(EVENTS_SQL, ("org", 1000, 0)).fetchall()]
 
+    text_events = sa.text(
+        EVENTS_SQL.replace("?", ":o", 1).replace("?", ":l", 1).replace("?", ":f", 1)
+    )
+
+    def sa_core_events() -> Any:
+        with engine.connect() as conn:
+            return [
+                (r, json.loads(r[7]))
+                for r in conn.execute(text_events, {"o": "org", "l": 1000, "f": 0}).all()
+            ]
+
+    def sa_orm_events() -> Any:
+        with Session(engine) as session:
+            stmt = (
+                sa.select(AuditORM)
+                .where(AuditORM.org_id == "org")
+                .order_by(AuditORM.timestamp.desc(), AuditORM.id.desc())
+                .limit(1000)
+            )
+            return session.scalars(stmt).all()
+
     async def aiosqlite_events() -> list[Event]:
         return [_event(r) for r in await aio.execute_fetchall(EVENTS_SQL, ("org", 1000, 0))]
 
@@ -299,6 +334,8 @@ def _build(
                     lambda: adb.audit.list_audit_events_by_org(org_id="org", lim=1000, off=0),
                 ),
                 Contender("aiosqlite", aiosqlite_events),
+                Contender("SQLAlchemy Core sync", sa_core_events),
+                Contender("SQLAlchemy ORM sync", sa_orm_events),
             ],
             inner=20,
             unit="1,000 rows",
