@@ -668,16 +668,7 @@ def postgres_schema(catalog: Catalog) -> str:
             lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
         lines.extend(f"UNIQUE ({', '.join(u)})" for u in table.uniques)
         lines.extend(f"CHECK ({c.postgres})" for c in table.checks)
-        for fk in table.foreign_keys:
-            line = (
-                f"FOREIGN KEY ({', '.join(fk.columns)}) REFERENCES {fk.ref_table} "
-                f"({', '.join(fk.ref_columns)})"
-            )
-            if fk.on_delete:
-                line += f" ON DELETE {fk.on_delete}"
-            if fk.on_update:
-                line += f" ON UPDATE {fk.on_update}"
-            lines.append(line)
+        lines.extend(sqlite.foreign_key_sql(fk, str) for fk in table.foreign_keys)
         body = ",\n    ".join(lines)
         parts.append(f"CREATE TABLE {table.name} (\n    {body}\n);")
     parts.extend(f"{i.postgres_sql};" for i in sorted(catalog.indexes, key=lambda i: i.name))

@@ -21,7 +21,7 @@ import sqlglot
 from sqlglot import exp
 
 from codegen.model import types
-from codegen.model.ir import Column, PgType, Table
+from codegen.model.ir import Column, ForeignKey, PgType, Table
 
 #: SQLite's ``now()``: the canonical UTC text form (see codegen.model.types).
 #: ``%f`` yields milliseconds (sqlite.org/lang_datefunc.html), padded to microseconds.
@@ -506,21 +506,25 @@ def _storage(name: str, enum_values: dict[str, tuple[str, ...]]) -> str:
     return info.sqlite_storage
 
 
+def foreign_key_sql(fk: ForeignKey, name: Callable[[str], str]) -> str:
+    """``FOREIGN KEY (...) REFERENCES t (...) [ON DELETE ...]``, names rendered by ``name``."""
+    clause = (
+        f"FOREIGN KEY ({', '.join(name(c) for c in fk.columns)}) REFERENCES "
+        f"{name(fk.ref_table)} ({', '.join(name(c) for c in fk.ref_columns)})"
+    )
+    if fk.on_delete:
+        clause += f" ON DELETE {fk.on_delete}"
+    if fk.on_update:
+        clause += f" ON UPDATE {fk.on_update}"
+    return clause
+
+
 def create_table_sql(table: Table, enum_values: dict[str, tuple[str, ...]]) -> str:
     lines = [column_sql(c, table, enum_values) for c in table.columns]
     if len(table.primary_key) > 1:
         lines.append(f"PRIMARY KEY ({', '.join(quote(c) for c in table.primary_key)})")
     lines.extend(f"UNIQUE ({', '.join(quote(c) for c in u)})" for u in table.uniques)
     lines.extend(f"CHECK ({c.sqlite})" for c in table.checks)
-    for fk in table.foreign_keys:
-        clause = (
-            f"FOREIGN KEY ({', '.join(quote(c) for c in fk.columns)}) REFERENCES "
-            f"{quote(fk.ref_table)} ({', '.join(quote(c) for c in fk.ref_columns)})"
-        )
-        if fk.on_delete:
-            clause += f" ON DELETE {fk.on_delete}"
-        if fk.on_update:
-            clause += f" ON UPDATE {fk.on_update}"
-        lines.append(clause)
+    lines.extend(foreign_key_sql(fk, quote) for fk in table.foreign_keys)
     body = ",\n    ".join(lines)
     return f"CREATE TABLE {quote(table.name)} (\n    {body}\n) STRICT"
