@@ -13,8 +13,7 @@ bookkeeping where the backend allows. Integrity rules, checked before any DDL ru
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -203,17 +202,3 @@ def render_plan(steps: Sequence[Step], dialect: str) -> str:
         record = "record" if step.direction == "up" else "remove"
         out.append(f"-- {record} version {step.migration.version} in schema_version\n")
     return "\n".join(out)
-
-
-def sqlite_statements(script: str) -> Iterator[str]:
-    """Split a script with ``sqlite3.complete_statement`` (strings may hold semicolons)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statement = buffer.strip()
-            buffer = ""
-            if statement:
-                yield statement
-    if buffer.strip():
-        yield buffer.strip()

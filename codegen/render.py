@@ -12,6 +12,7 @@ from pathlib import Path
 import jinja2
 
 from codegen.analysis.schema import postgres_schema
+from codegen.dialects import sqlite
 from codegen.model import naming, types
 from codegen.model.ir import Catalog, Param, PgType, Project, Query, ResultColumn, Section
 
@@ -159,11 +160,7 @@ def _expected_tables(catalog: Catalog) -> list[ExpectedTableSpec]:
         for c in table.columns:
             raw = c.pg_type_sql.split("(")[0].removesuffix("[]").strip()
             rowid = c.identity and table.primary_key == (c.name,)
-            storage = (
-                "TEXT"
-                if c.type.array_dims or c.type.name in enums
-                else (types.BUILTIN[c.type.name].sqlite_storage)
-            )
+            storage = sqlite.storage_of(c.type, enums)
             cols.append(
                 ExpectedColumnSpec(
                     c.name,

@@ -463,7 +463,7 @@ def _alter(tree: exp.Alter, state: _State, out: _Out) -> None:
             new = _name(action.this)
             state.tables.pop(table_name)
             state.indexes = {
-                k: _retable(v, new) if v.table == table_name else v
+                k: replace(v, table=new) if v.table == table_name else v
                 for k, v in state.indexes.items()
             }
             out.renames.append(f"table {table_name} -> {new}")
@@ -628,10 +628,6 @@ def _rename_column(table: Table, old: str, new: str, state: _State) -> Table:
             for c in table.checks
         ),
     )
-
-
-def _retable(index: Index, table: str) -> Index:
-    return replace(index, table=table)
 
 
 def _rebuild(table: Table, old_columns: set[str], state: _State) -> list[str]:

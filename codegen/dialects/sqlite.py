@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -467,7 +467,7 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
     """One column definition of a STRICT table (sqlite.org/stricttables.html)."""
     name = quote(col.name)
     pk_single = table.primary_key == (col.name,)
-    storage = "TEXT" if col.type.array_dims else _storage(col.type.name, enum_values)
+    storage = storage_of(col.type, enum_values)
     if col.identity:
         if not pk_single or storage != "INTEGER":
             raise Untranslatable(
@@ -497,12 +497,14 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
     return " ".join(parts)
 
 
-def _storage(name: str, enum_values: dict[str, tuple[str, ...]]) -> str:
-    if name in enum_values:
+def storage_of(t: PgType, enums: Container[str]) -> str:
+    """The STRICT storage class of a column: arrays and enums are TEXT (JSON text and a
+    CHECKed label), everything else as in the type table."""
+    if t.array_dims or t.name in enums:
         return "TEXT"
-    info = types.BUILTIN.get(name)
+    info = types.BUILTIN.get(t.name)
     if info is None:
-        raise Untranslatable(f"type {name}", "no sqlite storage is defined for it")
+        raise Untranslatable(f"type {t.name}", "no sqlite storage is defined for it")
     return info.sqlite_storage
 
 
