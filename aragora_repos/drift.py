@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass, field
 
 from aragora_repos.errors import MigrationError
@@ -17,6 +18,7 @@ from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 
 SKIP_VARIABLE = "ARAGORA_SKIP_SCHEMA_VALIDATION"
 _BOOKKEEPING = {"schema_version"}
+_FTS_CONTENT = re.compile(r"content\s*=\s*'([^']+)'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ def load_expected(module: str = "aragora_db.schema") -> ExpectedSchema:
 async def _live_postgres(db: PostgresDatabase) -> _Live:
     live = _Live()
     rows = await db.fetch(
-        "SELECT c.relname, a.attname, t.typname, a.attndims, a.attnotnull, t.typcategory, "
+        "SELECT c.relname, a.attname, t.typname, a.attndims, a.attnotnull, t.typcategory = 'A', "
         "et.typname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
         "LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' "
@@ -93,8 +95,7 @@ async def _live_postgres(db: PostgresDatabase) -> _Live:
         "AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
         (),
     )
-    for table, column, typname, ndims, not_null, category, element in rows:
-        is_array = category == "A"
+    for table, column, typname, ndims, not_null, is_array, element in rows:
         live.tables.setdefault(table, []).append(
             LiveColumn(
                 column, element if is_array else typname, max(ndims, 1) if is_array else 0, not_null
@@ -122,6 +123,15 @@ def _live_sqlite(conn: SqliteConnection) -> _Live:
             (),
         )
     ]
+    # A full-text index is an FTS5 table (plus shadow tables) over its content table.
+    for name, sql in conn.fetchall(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'table' "
+        "AND sql LIKE 'CREATE VIRTUAL TABLE%USING fts5(%'",
+        (),
+    ):
+        content = _FTS_CONTENT.search(str(sql))
+        live.indexes[name] = content.group(1) if content else name
+        tables = [t for t in tables if t != name and not t.startswith(f"{name}_")]
     for table in tables:
         live.tables[table] = [
             LiveColumn(r[1], str(r[2]).upper(), 0, bool(r[3]))

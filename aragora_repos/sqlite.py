@@ -45,6 +45,28 @@ def _check_isolation(isolation: Isolation | None) -> None:
         )
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL unless the file already uses it.
+
+    Changing the journal mode needs an exclusive lock and can report SQLITE_BUSY without
+    calling the busy handler while another connection opens the same new file, so the
+    switch is retried until ``timeout``; a file already in WAL needs no lock at all.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
 class SqliteConnection:
     """One SQLite connection: queries, explicit transactions with savepoints, migrations."""
 
@@ -71,7 +93,7 @@ class SqliteConnection:
             if self.path != ":memory:" and not read_only:
                 # WAL lets readers run beside one writer; NORMAL is durable across
                 # application crashes in WAL mode (sqlite.org/pragma.html#pragma_synchronous).
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(self._conn, timeout)
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             for pragma in PRAGMAS:
                 self._conn.execute(pragma)

@@ -223,6 +223,7 @@ def _apply(tree: exp.Expr, state: _State, loc: Location, out: _Out) -> None:
             if index.concurrently:
                 out.transactional = False  # 25001 inside a transaction block
             out.sqlite.append(index.sqlite_sql)
+            out.sqlite.extend(index.sqlite_triggers)
             return
         if kind == "TYPE":
             dt = tree.args.get("expression")
@@ -251,12 +252,21 @@ def _drop(tree: exp.Drop, state: _State, out: _Out) -> None:
     if kind == "TABLE":
         for n in names:
             state.tables.pop(n, None)
+            # A full-text index is a table of its own on SQLite: it goes with its table.
+            out.sqlite.extend(
+                f"DROP TABLE {sqlite.quote(v.name)}"
+                for v in state.indexes.values()
+                if v.table == n and v.sqlite_triggers
+            )
             state.indexes = {k: v for k, v in state.indexes.items() if v.table != n}
             out.sqlite.append(f"DROP TABLE{exists} {sqlite.quote(n)}")
     elif kind == "INDEX":
         for n in names:
-            state.indexes.pop(n, None)
-            out.sqlite.append(f"DROP INDEX{exists} {sqlite.quote(n)}")
+            dropped = state.indexes.pop(n, None)
+            if dropped is not None and dropped.sqlite_triggers:
+                out.sqlite.extend(sqlite.fts_drop_sql(n))
+            else:
+                out.sqlite.append(f"DROP INDEX{exists} {sqlite.quote(n)}")
     elif kind == "TYPE":
         for n in names:
             state.enums.pop(n, None)
@@ -395,9 +405,12 @@ def _index(tree: exp.Create, state: _State) -> Index:
         raise sqlite.Untranslatable(f"ON {table}", f"table {table} does not exist")
     params = index.args.get("params")
     assert isinstance(params, exp.IndexParameters)
-    if params.args.get("using") is not None:
-        raise sqlite.Untranslatable("USING", "index methods other than btree")
     terms = params.args.get("columns") or []
+    using = params.args.get("using")
+    if using is not None and using.name.lower() == "gin":
+        return _fts_index(tree, index.name, state.tables[table], terms)
+    if using is not None:
+        raise sqlite.Untranslatable("USING", "index methods other than btree and gin (full text)")
     cols = [sqlite.translate_expression(c) for c in terms]
     covered = {col.name for t in terms for col in t.find_all(exp.Column)}
     where = params.args.get("where")
@@ -423,6 +436,57 @@ def _index(tree: exp.Create, state: _State) -> Index:
         bool(tree.args.get("concurrently")),
         tuple(sorted(covered)),
     )
+
+
+def _fts_index(tree: exp.Create, name: str, table: Table, terms: list[exp.Expr]) -> Index:
+    """``CREATE INDEX n ON t USING gin (to_tsvector('simple', col))`` -> an FTS5 table.
+
+    The FTS5 table is an external-content index over ``t`` keyed by its integer primary
+    key, kept in step by triggers (fts5.html §4.4.3). Only the ``simple`` configuration is
+    translated: it lower-cases without stemming or stop words, as FTS5's unicode61 tokenizer
+    does with diacritics kept; stemming configurations have no equivalent tokenizer.
+    """
+    call = _unwrap_ordered(terms[0]) if len(terms) == 1 else None
+    if not (isinstance(call, exp.Anonymous) and call.name.lower() == "to_tsvector"):
+        raise sqlite.Untranslatable("USING gin", "gin indexes only on to_tsvector('simple', col)")
+    args = list(call.expressions)
+    if len(args) != 2 or not isinstance(args[1], exp.Column) or not args[0].is_string:
+        raise sqlite.Untranslatable(
+            "to_tsvector", "index to_tsvector('<configuration>', <column>) over one column"
+        )
+    config, column = args[0].name, args[1].name
+    if config != "simple":
+        raise sqlite.Untranslatable(
+            f"'{config}'",
+            "only the 'simple' text search configuration has an FTS5 equivalent (unicode61)",
+        )
+    key = table.primary_key
+    key_col = table.column(key[0]) if len(key) == 1 else None
+    key_info = types.BUILTIN.get(key_col.type.name) if key_col is not None else None
+    if key_col is None or key_info is None or key_info.py != "int":
+        raise sqlite.Untranslatable(
+            "USING gin", f"full-text indexing needs an integer primary key on {table.name}"
+        )
+    if table.column(column) is None:
+        raise sqlite.Untranslatable(column, f"no column {column} in {table.name}")
+    create, triggers = sqlite.fts_index_sql(name, table.name, key_col.name, column)
+    pg = tree.copy()
+    pg.set("concurrently", False)
+    pg.set("exists", False)
+    return Index(
+        name,
+        table.name,
+        False,
+        pg.sql("postgres"),
+        create,
+        bool(tree.args.get("concurrently")),
+        (column,),
+        triggers,
+    )
+
+
+def _unwrap_ordered(node: exp.Expr) -> exp.Expr:
+    return node.this if isinstance(node, exp.Ordered) else node
 
 
 def _alter(tree: exp.Alter, state: _State, out: _Out) -> None:
@@ -641,7 +705,12 @@ def _rebuild(table: Table, old_columns: set[str], state: _State) -> list[str]:
         f"FROM {sqlite.quote(table.name)}",
         f"DROP TABLE {sqlite.quote(table.name)}",
         f"ALTER TABLE {sqlite.quote(temp.name)} RENAME TO {sqlite.quote(table.name)}",
-        *(i.sqlite_sql for i in state.indexes.values() if i.table == table.name),
+        *(
+            sql
+            for i in state.indexes.values()
+            if i.table == table.name
+            for sql in (i.sqlite_triggers or (i.sqlite_sql,))
+        ),
     ]
 
 

@@ -530,3 +530,34 @@ def create_table_sql(table: Table, enum_values: dict[str, tuple[str, ...]]) -> s
     lines.extend(foreign_key_sql(fk, quote) for fk in table.foreign_keys)
     body = ",\n    ".join(lines)
     return f"CREATE TABLE {quote(table.name)} (\n    {body}\n) STRICT"
+
+
+def fts_index_sql(name: str, table: str, key: str, column: str) -> tuple[str, tuple[str, ...]]:
+    """An FTS5 external-content table over ``table.column`` and the statements that keep
+    it current: insert/delete/update triggers, then a rebuild from the table's rows."""
+    q, t, k, c = quote(name), quote(table), quote(key), quote(column)
+    create = (
+        f"CREATE VIRTUAL TABLE {q} USING fts5({c}, content={quote_string(table)}, "
+        f"content_rowid={quote_string(key)}, tokenize='unicode61 remove_diacritics 0')"
+    )
+    delete = f"INSERT INTO {q} ({q}, rowid, {c}) VALUES ('delete', old.{k}, old.{c});"
+    insert = f"INSERT INTO {q} (rowid, {c}) VALUES (new.{k}, new.{c});"
+    triggers = (
+        f"CREATE TRIGGER {quote(name + '_ai')} AFTER INSERT ON {t} BEGIN {insert} END",
+        f"CREATE TRIGGER {quote(name + '_ad')} AFTER DELETE ON {t} BEGIN {delete} END",
+        f"CREATE TRIGGER {quote(name + '_au')} AFTER UPDATE OF {k}, {c} ON {t} "
+        f"BEGIN {delete} {insert} END",
+        f"INSERT INTO {q} ({q}) VALUES ('rebuild')",
+    )
+    return create, triggers
+
+
+def fts_drop_sql(name: str) -> tuple[str, ...]:
+    return (
+        *(f"DROP TRIGGER IF EXISTS {quote(name + s)}" for s in ("_ai", "_ad", "_au")),
+        f"DROP TABLE {quote(name)}",
+    )
+
+
+def quote_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -72,6 +72,9 @@ class Index:
     concurrently: bool = False
     columns: tuple[str, ...] = ()
     """Plain columns the index covers (a dropped column drops the index, as in PostgreSQL)."""
+    sqlite_triggers: tuple[str, ...] = ()
+    """Full-text indexes: the SQLite statements that keep the FTS5 table in step with its
+    table (triggers, then a rebuild). A table rebuild drops triggers, so it re-runs these."""
 
 
 @dataclass(frozen=True, slots=True)

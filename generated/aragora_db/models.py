@@ -12,12 +12,49 @@ from typing import Final
 from aragora_repos.types import JSON
 
 __all__ = [
+    "MEMORY_TIER_VALUES",
     "USER_ROLE_VALUES",
+    "AgentMetric",
+    "AgentRelationship",
+    "AgentReputation",
     "AuditLog",
+    "CalibrationPrediction",
+    "Consensu",
+    "ContinuumMemory",
+    "Critique",
+    "CycleEvolution",
+    "CycleFileChange",
+    "Debate",
+    "DebateArtifact",
+    "DebateSlugCounter",
+    "Dissent",
+    "DomainCalibration",
+    "EloHistory",
+    "Embedding",
+    "GenesisEvent",
+    "Genome",
+    "Insight",
+    "Match",
+    "MemoryTier",
+    "NomicCycle",
+    "NomicRollback",
     "Organization",
+    "Pattern",
+    "PatternsArchive",
+    "Persona",
+    "Position",
+    "Rating",
+    "ShareLink",
+    "StreamEvent",
+    "TierTransition",
+    "TokenBlacklist",
+    "Tournament",
+    "Trace",
     "UsageEvent",
     "User",
     "UserRole",
+    "VerifiedProof",
+    "Webhook",
 ]
 
 
@@ -30,6 +67,17 @@ class UserRole(StrEnum):
 
 USER_ROLE_VALUES: Final[dict[str, UserRole]] = {m.value: m for m in UserRole}
 """UserRole by stored value, for decoding rows."""
+
+
+class MemoryTier(StrEnum):
+    FAST = "fast"
+    MEDIUM = "medium"
+    SLOW = "slow"
+    GLACIAL = "glacial"
+
+
+MEMORY_TIER_VALUES: Final[dict[str, MemoryTier]] = {m.value: m for m in MemoryTier}
+"""MemoryTier by stored value, for decoding rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +147,551 @@ class UsageEvent:
     count: int
     metadata: JSON
     timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Debate:
+    """A row of the debates table."""
+
+    id: str
+    slug: str
+    task: str
+    agents: list[str]
+    final_answer: str | None
+    consensus_reached: bool
+    confidence: float | None
+    rounds_used: int | None
+    duration_seconds: float | None
+    grounded_verdict: JSON | None
+    view_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DebateSlugCounter:
+    """A row of the debate_slug_counters table."""
+
+    base: str
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A row of the traces table."""
+
+    id: str
+    debate_id: str
+    agent: str
+    round: int
+    event_type: str
+    content: str
+    data: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Tournament:
+    """A row of the tournaments table."""
+
+    id: str
+    name: str
+    format: str
+    status: str
+    participants: list[str]
+    standings: JSON
+    winner: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A row of the positions table."""
+
+    id: int
+    debate_id: str
+    agent: str
+    round: int
+    claim: str
+    confidence: float
+    changed: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """A row of the embeddings table."""
+
+    id: str
+    content_hash: str
+    source_type: str
+    source_id: str
+    model: str
+    dimensions: int
+    vector: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DebateArtifact:
+    """A row of the debate_artifacts table."""
+
+    id: int
+    loop_id: str
+    cycle_number: int
+    phase: str
+    task: str
+    agents: list[str]
+    transcript: JSON
+    consensus_reached: bool
+    confidence: float | None
+    winning_proposal: str | None
+    vote_tally: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ShareLink:
+    """A row of the share_links table."""
+
+    token: str
+    debate_id: str
+    created_by: str | None
+    visibility: str
+    expires_at: datetime | None
+    view_count: int
+    revoked: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuumMemory:
+    """A row of the continuum_memory table."""
+
+    id: str
+    tier: MemoryTier
+    content: str
+    importance: float
+    surprise_score: float
+    consolidation_score: float
+    update_count: int
+    success_count: int
+    failure_count: int
+    semantic_centroid: bytes | None
+    last_promotion_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    metadata: JSON
+    expires_at: datetime | None
+    red_line: bool
+    red_line_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TierTransition:
+    """A row of the tier_transitions table."""
+
+    id: int
+    memory_id: str
+    from_tier: MemoryTier
+    to_tier: MemoryTier
+    reason: str | None
+    surprise_score: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Consensu:
+    """A row of the consensus table."""
+
+    id: int
+    topic: str
+    topic_hash: str
+    conclusion: str
+    strength: str
+    confidence: float
+    participating_agents: list[str]
+    agreeing_agents: list[str]
+    domain: str
+    debate_id: str | None
+    metadata: JSON
+    data: JSON
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Dissent:
+    """A row of the dissent table."""
+
+    id: str
+    consensus_id: int | None
+    debate_id: str
+    agent_id: str
+    dissent_type: str
+    content: str
+    reasoning: str | None
+    confidence: float
+    acknowledged: bool
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    data: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedProof:
+    """A row of the verified_proofs table."""
+
+    id: str
+    debate_id: str
+    proof_status: str
+    language: str
+    formal_statement: str | None
+    is_verified: bool
+    proof_hash: str | None
+    translation_time_ms: float | None
+    proof_search_time_ms: float | None
+    prover_version: str | None
+    error_message: str | None
+    data: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Critique:
+    """A row of the critiques table."""
+
+    id: int
+    debate_id: str
+    agent: str
+    target_agent: str | None
+    issues: JSON
+    suggestions: JSON
+    severity: float
+    reasoning: str | None
+    led_to_improvement: bool
+    expected_usefulness: float | None
+    actual_usefulness: float | None
+    prediction_error: float | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A row of the patterns table."""
+
+    id: str
+    issue_type: str
+    issue_text: str
+    suggestion_text: str | None
+    success_count: int
+    failure_count: int
+    avg_severity: float
+    surprise_score: float
+    base_rate: float
+    avg_prediction_error: float
+    prediction_count: int
+    example_task: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PatternsArchive:
+    """A row of the patterns_archive table."""
+
+    id: str
+    issue_type: str
+    issue_text: str
+    suggestion_text: str | None
+    success_count: int
+    failure_count: int
+    avg_severity: float
+    surprise_score: float
+    base_rate: float
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime
+    archive_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReputation:
+    """A row of the agent_reputation table."""
+
+    agent_name: str
+    proposals_made: int
+    proposals_accepted: int
+    critiques_given: int
+    critiques_valuable: int
+    total_predictions: int
+    total_prediction_error: float
+    calibration_score: float
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A row of the ratings table."""
+
+    agent_name: str
+    domain: str
+    elo: float
+    wins: int
+    losses: int
+    draws: int
+    debates_count: int
+    critiques_accepted: int
+    critiques_total: int
+    calibration_correct: int
+    calibration_total: int
+    calibration_brier_sum: float
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A row of the matches table."""
+
+    id: int
+    debate_id: str
+    winner: str | None
+    participants: list[str]
+    domain: str
+    scores: JSON
+    elo_changes: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EloHistory:
+    """A row of the elo_history table."""
+
+    id: int
+    agent_name: str
+    domain: str
+    elo: float
+    debate_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationPrediction:
+    """A row of the calibration_predictions table."""
+
+    id: int
+    tournament_id: str
+    predictor_agent: str
+    predicted_winner: str
+    confidence: float
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCalibration:
+    """A row of the domain_calibration table."""
+
+    agent_name: str
+    domain: str
+    total_predictions: int
+    total_correct: int
+    brier_sum: float
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Insight:
+    """A row of the insights table."""
+
+    id: str
+    debate_id: str | None
+    type: str
+    title: str
+    description: str
+    confidence: float
+    agents: list[str]
+    evidence: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    """A row of the personas table."""
+
+    agent_name: str
+    description: str
+    traits: list[str]
+    expertise: JSON
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Genome:
+    """A row of the genomes table."""
+
+    genome_id: str
+    name: str
+    traits: JSON
+    expertise: JSON
+    model_preference: str | None
+    parent_genomes: list[str]
+    generation: int
+    fitness_score: float
+    birth_debate_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRelationship:
+    """A row of the agent_relationships table."""
+
+    agent_a: str
+    agent_b: str
+    debate_count: int
+    agreement_count: int
+    critique_count_a_to_b: int
+    critique_count_b_to_a: int
+    a_wins_over_b: int
+    b_wins_over_a: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisEvent:
+    """A row of the genesis_events table."""
+
+    seq: int
+    event_id: str
+    event_type: str
+    parent_event_id: str | None
+    content_hash: str
+    data: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBlacklist:
+    """A row of the token_blacklist table."""
+
+    jti: str
+    user_id: str | None
+    reason: str | None
+    revoked_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A row of the webhooks table."""
+
+    id: str
+    org_id: str
+    url: str
+    secret: str
+    events: list[str]
+    active: bool
+    failure_count: int
+    last_triggered_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NomicCycle:
+    """A row of the nomic_cycles table."""
+
+    loop_id: str
+    cycle_number: int
+    phase: str
+    stage: str
+    started_at: datetime
+    completed_at: datetime | None
+    success: bool | None
+    git_commit: str | None
+    task_description: str | None
+    total_tasks: int
+    completed_tasks: int
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """A row of the stream_events table."""
+
+    id: int
+    loop_id: str
+    cycle: int
+    event_type: str
+    event_data: JSON
+    agent: str | None
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMetric:
+    """A row of the agent_metrics table."""
+
+    id: int
+    loop_id: str
+    cycle: int
+    agent_name: str
+    model: str | None
+    phase: str
+    messages_sent: int
+    proposals_made: int
+    critiques_given: int
+    votes_won: int
+    tokens_used: int
+    latency_ms: float | None
+    error_count: int
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NomicRollback:
+    """A row of the nomic_rollbacks table."""
+
+    id: str
+    loop_id: str
+    cycle_number: int
+    phase: str
+    reason: str
+    severity: str
+    rolled_back_commit: str | None
+    preserved_branch: str | None
+    files_affected: list[str]
+    diff_summary: str | None
+    error_message: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CycleEvolution:
+    """A row of the cycle_evolution table."""
+
+    id: int
+    loop_id: str
+    cycle_number: int
+    evolution_type: str
+    description: str
+    prompt_changes: JSON
+    metrics_before: JSON
+    metrics_after: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CycleFileChange:
+    """A row of the cycle_file_changes table."""
+
+    id: int
+    loop_id: str
+    cycle_number: int
+    file_path: str
+    change_type: str
+    lines_added: int
+    lines_removed: int
+    created_at: datetime

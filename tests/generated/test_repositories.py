@@ -11,6 +11,7 @@ from typing import Any, cast
 import pytest
 
 from aragora_db import Database, Organization, User, UserRole
+from aragora_db.migrations import MIGRATIONS
 from aragora_db.audit import AppendAuditEventsBatchParams, AppendAuditEventsParams
 from aragora_repos import (
     DataError,
@@ -380,7 +381,7 @@ async def test_isolation_levels(db: Database, request: pytest.FixtureRequest) ->
 
 async def test_migrate_is_idempotent(db: Database) -> None:
     assert await db.migrate() == []
-    assert await db.backend.schema_version() == 2
+    assert await db.backend.schema_version() == MIGRATIONS[-1].version
 
 
 async def test_batchexec_runs_every_row_atomically(db: Database) -> None:

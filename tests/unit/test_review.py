@@ -19,11 +19,11 @@ ALTER TABLE users RENAME COLUMN lockout_reason TO lock_reason;
 ALTER TABLE organizations ADD CONSTRAINT slug_lower CHECK (slug = lower(slug));
 CREATE INDEX idx_users_email_lower ON users (lower(email));
 CREATE INDEX CONCURRENTLY idx_orgs_tier ON organizations (tier);
-CREATE TABLE webhooks (id BIGSERIAL PRIMARY KEY, url TEXT NOT NULL);
-CREATE INDEX idx_webhooks_url ON webhooks (url);
+CREATE TABLE hook_targets (id BIGSERIAL PRIMARY KEY, url TEXT NOT NULL);
+CREATE INDEX idx_hook_targets_url ON hook_targets (url);
 DROP TABLE usage_events;
 -- migrate:down
-DROP TABLE webhooks;
+DROP TABLE hook_targets;
 """
 
 
@@ -44,12 +44,12 @@ def test_report_lists_changes_and_warnings(tmp_path: Path) -> None:
     _git(project, "init", "-q")
     _git(project, "add", ".")
     _git(project, "commit", "-qm", "base")
-    (project / "sql/schema/0003_review.sql").write_text(CHANGE)
+    (project / "sql/schema/0100_review.sql").write_text(CHANGE)
     out = tmp_path / "report.md"
     assert main(["--base", "HEAD", "--root", str(project), "--output", str(out)]) == 0
     report = out.read_text()
     expected_rows = [
-        "New migrations: `0003_review.sql`",
+        "New migrations: `0100_review.sql`",
         "| column added | `lockout_level int NOT NULL` |",
         "| column removed | `last_debate_at timestamptz` |",
         "| type changed | `failed_login_count`: `int` → `smallint` |",
@@ -71,7 +71,7 @@ def test_report_lists_changes_and_warnings(tmp_path: Path) -> None:
         assert line in report, line
     assert "nickname" in report and "users.nickname" not in report  # has a default: no warning
     assert "idx_orgs_tier`" not in report.split("### Warnings")[1]  # built CONCURRENTLY
-    assert "idx_webhooks_url`" not in report.split("### Warnings")[1]  # new table: no lock
+    assert "idx_hook_targets_url`" not in report.split("### Warnings")[1]  # new table: no lock
     assert "lock_reason text` |" not in report  # a rename is not an add plus a drop
     assert report.count("⚠️") == len(warnings)
 
