@@ -11,8 +11,8 @@ from typing import Any, cast
 import pytest
 
 from aragora_db import Database, Organization, User, UserRole
-from aragora_db.migrations import MIGRATIONS
 from aragora_db.audit import AppendAuditEventsBatchParams, AppendAuditEventsParams
+from aragora_db.migrations import MIGRATIONS
 from aragora_repos import (
     DataError,
     ExecResult,

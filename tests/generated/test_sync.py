@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aragora_db.migrations import MIGRATIONS
 from aragora_db import SyncDatabase, UserRole, connect_sync
 from aragora_db.audit import AppendAuditEventsParams
+from aragora_db.migrations import MIGRATIONS
 from aragora_repos import Config, ConfigError, Isolation, Secret, TransactionError, UniqueViolation
 
 

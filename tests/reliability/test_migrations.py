@@ -177,7 +177,9 @@ async def test_dry_run_changes_nothing_and_prints_what_runs(
             steps = await db.plan(MIGRATIONS)
             assert await snapshot(db) == before
             executed: list[str] = []
-            assert await db.migrate(MIGRATIONS, on_statement=executed.append) == [m.version for m in MIGRATIONS]
+            assert await db.migrate(MIGRATIONS, on_statement=executed.append) == [
+                m.version for m in MIGRATIONS
+            ]
             planned = [s for step in steps for s in step.statements]
             assert executed == planned and len(planned) > 5
             down_steps = await db.plan(MIGRATIONS, target=0, down=True)
