@@ -7,6 +7,7 @@ from pathlib import Path
 
 from codegen.analysis.schema import load_schema
 from codegen.analysis.sqlc import query_locations, run_sqlc, sqlc_version
+from codegen.analysis.variants import load_variants
 from codegen.config import load_config
 from codegen.dialects.verify import verify
 from codegen.errors import CodegenError
@@ -26,7 +27,8 @@ def generate(root: Path) -> dict[str, str]:
     request = run_sqlc(config)
     catalog, migrations = load_schema(root, config.schema_dir)
     locations = query_locations(root, config.queries_dir)
-    files, problems = build_queries(request, catalog, locations, config.queries_dir)
+    variants = load_variants(root, config.queries_dir, migrations, catalog)
+    files, problems = build_queries(request, catalog, locations, config.queries_dir, variants)
     sqlite_schema = verify(migrations, files, problems)
     if problems:
         raise CodegenError(sorted(problems))

@@ -76,7 +76,7 @@ ANNOTATION = re.compile(r"^--\s*name:\s*(?P<name>\w+)", re.MULTILINE)
 def query_locations(root: Path, queries_dir: str) -> dict[tuple[str, str], tuple[str, int, str]]:
     """Map (file name, query name) -> (relative path, annotation line, source block)."""
     out: dict[tuple[str, str], tuple[str, int, str]] = {}
-    for path in sorted((root / queries_dir).rglob("*.sql")):
+    for path in sorted((root / queries_dir).glob("*.sql")):
         text = path.read_text(encoding="utf-8")
         rel = path.relative_to(root).as_posix()
         matches = list(ANNOTATION.finditer(text))

@@ -14,6 +14,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from codegen.analysis.variants import Variant, apply_variant
 from codegen.dialects import sqlite
 from codegen.errors import Problem
 from codegen.model import naming, types
@@ -70,6 +71,9 @@ def _repair_columns(
     out = []
     for col, proj in zip(columns, projections, strict=True):
         inner = _unwrap(proj)
+        if isinstance(inner, exp.Subquery) and not _counts(inner.this):
+            # A scalar subquery is NULL when it finds no row, or when its aggregate does.
+            col = ResultColumn(col.name, col.type, True)
         if isinstance(inner, exp.Min | exp.Max | exp.Sum | exp.Avg):
             arg = _unwrap(inner.this)
             if col.type.name in types.PSEUDO and isinstance(arg, exp.Column):
@@ -82,6 +86,17 @@ def _repair_columns(
                 col = ResultColumn(col.name, col.type, True)
         out.append(col)
     return out
+
+
+def _counts(select: exp.Expr) -> bool:
+    """A subquery whose only value is an ungrouped count: never NULL."""
+    return (
+        isinstance(select, exp.Select)
+        and len(select.expressions) == 1
+        and isinstance(_unwrap(select.expressions[0]), exp.Count)
+        and select.args.get("group") is None
+        and select.args.get("limit") is None
+    )
 
 
 def _not_null_columns(tree: exp.Expr, catalog: Catalog) -> frozenset[str]:
@@ -140,8 +155,15 @@ def build_queries(
     catalog: Catalog,
     locations: Mapping[tuple[str, str], tuple[str, int, str]],
     queries_dir: str,
+    variants: Mapping[tuple[str, str], Variant] | None = None,
 ) -> tuple[tuple[QueryFile, ...], list[Problem]]:
-    """Build every query; problems are returned, so verification can still report more."""
+    """Build every query; problems are returned, so verification can still report more.
+
+    A query with a SQLite variant takes the variant's text instead of a translation, once
+    :func:`apply_variant` has shown both have the same parameters and columns.
+    """
+    variants = variants or {}
+    used: set[tuple[str, str]] = set()
     problems: list[Problem] = []
     by_file: dict[str, list[Query]] = {}
     paths: dict[str, str] = {}
@@ -166,9 +188,38 @@ def build_queries(
                 )
             )
             continue
-        query = _build_one(raw, name, cmd, loc, source, catalog, problems)
+        variant = variants.get((stem, name))
+        query = _build_one(raw, name, cmd, loc, source, catalog, problems, variant is not None)
+        if query is not None and variant is not None:
+            used.add((stem, name))
+            query, mismatches = apply_variant(query, variant, catalog)
+            problems.extend(
+                Problem(variant.path, variant.line, 1, f"query {name}: sqlite variant: {m}")
+                for m in mismatches
+            )
+            if query.readonly and not _reads_only(variant.sql):
+                problems.append(
+                    Problem(
+                        variant.path,
+                        variant.line,
+                        1,
+                        f"query {name}: sqlite variant: the PostgreSQL query only reads, "
+                        "so the variant must be a SELECT",
+                    )
+                )
         if query is not None:
             by_file.setdefault(stem, []).append(query)
+    for key, variant in sorted(variants.items()):
+        if key not in used:
+            problems.append(
+                Problem(
+                    variant.path,
+                    variant.line,
+                    1,
+                    f"query {variant.name}: sqlite variant has no PostgreSQL query of that name "
+                    f"in {queries_dir}/{key[0]}.sql",
+                )
+            )
     files = tuple(QueryFile(stem, paths[stem], tuple(qs)) for stem, qs in sorted(by_file.items()))
     return files, problems
 
@@ -181,6 +232,7 @@ def _build_one(
     source: str,
     catalog: Catalog,
     problems: list[Problem],
+    has_variant: bool = False,
 ) -> Query | None:
     text = str(raw["text"])
     raw_params = sorted(raw.get("params") or [], key=lambda p: int(p["number"]))
@@ -242,7 +294,7 @@ def _build_one(
         not_null=_not_null_columns(tree, catalog),
     )
     try:
-        sqlite_sql = sqlite.render(sqlite.translate(tree, ctx))
+        sqlite_sql = "" if has_variant else sqlite.render(sqlite.translate(tree, ctx))
     except sqlite.Untranslatable as exc:
         line, col = _locate(source, exc.construct, loc.line)
         problems.append(Problem(loc.file, line, col, f"query {name}: {exc}"))
@@ -317,6 +369,11 @@ def _build_one(
         insert_table,
         insert_columns,
     )
+
+
+def _reads_only(sql: str) -> bool:
+    first = re.match(r"\s*(\w+)", re.sub(r"--[^\n]*", "", sql))
+    return first is not None and first.group(1).upper() in ("SELECT", "WITH", "VALUES")
 
 
 def _model_table(

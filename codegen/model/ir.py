@@ -151,6 +151,8 @@ class Query:
     """Set when the result columns are exactly a table's columns, in order."""
     insert_table: str | None = None
     insert_columns: tuple[str, ...] = ()
+    sqlite_variant: str | None = None
+    """``path:line`` of the hand-written SQLite variant used instead of a translation."""
 
 
 @dataclass(frozen=True, slots=True)

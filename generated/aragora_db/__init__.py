@@ -10,11 +10,65 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from aragora_db.agents import (
+    AgentsRepository,
+    AgentsSyncRepository,
+    PostgresAgentsRepository,
+    SqliteAgentsRepository,
+)
 from aragora_db.audit import (
     AuditRepository,
     AuditSyncRepository,
     PostgresAuditRepository,
     SqliteAuditRepository,
+)
+from aragora_db.auth import (
+    AuthRepository,
+    AuthSyncRepository,
+    PostgresAuthRepository,
+    SqliteAuthRepository,
+)
+from aragora_db.consensus import (
+    ConsensusRepository,
+    ConsensusSyncRepository,
+    PostgresConsensusRepository,
+    SqliteConsensusRepository,
+)
+from aragora_db.continuum import (
+    ContinuumRepository,
+    ContinuumSyncRepository,
+    PostgresContinuumRepository,
+    SqliteContinuumRepository,
+)
+from aragora_db.critiques import (
+    CritiquesRepository,
+    CritiquesSyncRepository,
+    PostgresCritiquesRepository,
+    SqliteCritiquesRepository,
+)
+from aragora_db.debates import (
+    DebatesRepository,
+    DebatesSyncRepository,
+    PostgresDebatesRepository,
+    SqliteDebatesRepository,
+)
+from aragora_db.elo import (
+    EloRepository,
+    EloSyncRepository,
+    PostgresEloRepository,
+    SqliteEloRepository,
+)
+from aragora_db.embeddings import (
+    EmbeddingsRepository,
+    EmbeddingsSyncRepository,
+    PostgresEmbeddingsRepository,
+    SqliteEmbeddingsRepository,
+)
+from aragora_db.insights import (
+    InsightsRepository,
+    InsightsSyncRepository,
+    PostgresInsightsRepository,
+    SqliteInsightsRepository,
 )
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.models import (
@@ -62,6 +116,12 @@ from aragora_db.models import (
     VerifiedProof,
     Webhook,
 )
+from aragora_db.nomic import (
+    NomicRepository,
+    NomicSyncRepository,
+    PostgresNomicRepository,
+    SqliteNomicRepository,
+)
 from aragora_db.orgs import (
     OrgsRepository,
     OrgsSyncRepository,
@@ -69,6 +129,18 @@ from aragora_db.orgs import (
     SqliteOrgsRepository,
 )
 from aragora_db.schema import EXPECTED
+from aragora_db.share_links import (
+    PostgresShareLinksRepository,
+    ShareLinksRepository,
+    ShareLinksSyncRepository,
+    SqliteShareLinksRepository,
+)
+from aragora_db.tournaments import (
+    PostgresTournamentsRepository,
+    SqliteTournamentsRepository,
+    TournamentsRepository,
+    TournamentsSyncRepository,
+)
 from aragora_db.usage import (
     PostgresUsageRepository,
     SqliteUsageRepository,
@@ -96,30 +168,50 @@ __all__ = [
     "AgentMetric",
     "AgentRelationship",
     "AgentReputation",
+    "AgentsRepository",
+    "AgentsSyncRepository",
     "AuditLog",
     "AuditRepository",
     "AuditSyncRepository",
+    "AuthRepository",
+    "AuthSyncRepository",
     "CalibrationPrediction",
     "Consensu",
+    "ConsensusRepository",
+    "ConsensusSyncRepository",
     "ContinuumMemory",
+    "ContinuumRepository",
+    "ContinuumSyncRepository",
     "Critique",
+    "CritiquesRepository",
+    "CritiquesSyncRepository",
     "CycleEvolution",
     "CycleFileChange",
     "Database",
     "Debate",
     "DebateArtifact",
     "DebateSlugCounter",
+    "DebatesRepository",
+    "DebatesSyncRepository",
     "Dissent",
     "DomainCalibration",
     "EloHistory",
+    "EloRepository",
+    "EloSyncRepository",
     "Embedding",
+    "EmbeddingsRepository",
+    "EmbeddingsSyncRepository",
     "GenesisEvent",
     "Genome",
     "Insight",
+    "InsightsRepository",
+    "InsightsSyncRepository",
     "Match",
     "MemoryTier",
     "NomicCycle",
+    "NomicRepository",
     "NomicRollback",
+    "NomicSyncRepository",
     "Organization",
     "OrgsRepository",
     "OrgsSyncRepository",
@@ -129,11 +221,15 @@ __all__ = [
     "Position",
     "Rating",
     "ShareLink",
+    "ShareLinksRepository",
+    "ShareLinksSyncRepository",
     "StreamEvent",
     "SyncDatabase",
     "TierTransition",
     "TokenBlacklist",
     "Tournament",
+    "TournamentsRepository",
+    "TournamentsSyncRepository",
     "Trace",
     "UsageEvent",
     "UsageRepository",
@@ -152,23 +248,77 @@ __all__ = [
 class Database:
     """All repositories over one async backend (asyncpg pool or SQLite)."""
 
-    __slots__ = ("audit", "backend", "orgs", "usage", "users")
+    __slots__ = (
+        "agents",
+        "audit",
+        "auth",
+        "backend",
+        "consensus",
+        "continuum",
+        "critiques",
+        "debates",
+        "elo",
+        "embeddings",
+        "insights",
+        "nomic",
+        "orgs",
+        "share_links",
+        "tournaments",
+        "usage",
+        "users",
+    )
 
+    agents: AgentsRepository
     audit: AuditRepository
+    auth: AuthRepository
+    consensus: ConsensusRepository
+    continuum: ContinuumRepository
+    critiques: CritiquesRepository
+    debates: DebatesRepository
+    elo: EloRepository
+    embeddings: EmbeddingsRepository
+    insights: InsightsRepository
+    nomic: NomicRepository
     orgs: OrgsRepository
+    share_links: ShareLinksRepository
+    tournaments: TournamentsRepository
     usage: UsageRepository
     users: UsersRepository
 
     def __init__(self, backend: AsyncBackend) -> None:
         self.backend = backend
         if isinstance(backend, PostgresDatabase):
+            self.agents = PostgresAgentsRepository(backend)
             self.audit = PostgresAuditRepository(backend)
+            self.auth = PostgresAuthRepository(backend)
+            self.consensus = PostgresConsensusRepository(backend)
+            self.continuum = PostgresContinuumRepository(backend)
+            self.critiques = PostgresCritiquesRepository(backend)
+            self.debates = PostgresDebatesRepository(backend)
+            self.elo = PostgresEloRepository(backend)
+            self.embeddings = PostgresEmbeddingsRepository(backend)
+            self.insights = PostgresInsightsRepository(backend)
+            self.nomic = PostgresNomicRepository(backend)
             self.orgs = PostgresOrgsRepository(backend)
+            self.share_links = PostgresShareLinksRepository(backend)
+            self.tournaments = PostgresTournamentsRepository(backend)
             self.usage = PostgresUsageRepository(backend)
             self.users = PostgresUsersRepository(backend)
         else:
+            self.agents = SqliteAgentsRepository(backend)
             self.audit = SqliteAuditRepository(backend)
+            self.auth = SqliteAuthRepository(backend)
+            self.consensus = SqliteConsensusRepository(backend)
+            self.continuum = SqliteContinuumRepository(backend)
+            self.critiques = SqliteCritiquesRepository(backend)
+            self.debates = SqliteDebatesRepository(backend)
+            self.elo = SqliteEloRepository(backend)
+            self.embeddings = SqliteEmbeddingsRepository(backend)
+            self.insights = SqliteInsightsRepository(backend)
+            self.nomic = SqliteNomicRepository(backend)
             self.orgs = SqliteOrgsRepository(backend)
+            self.share_links = SqliteShareLinksRepository(backend)
+            self.tournaments = SqliteTournamentsRepository(backend)
             self.usage = SqliteUsageRepository(backend)
             self.users = SqliteUsersRepository(backend)
 
@@ -220,12 +370,42 @@ async def connect(config: Config | None = None, *, check_schema: bool = False) -
 class SyncDatabase:
     """All repositories over a synchronous SQLite connection."""
 
-    __slots__ = ("audit", "connection", "orgs", "usage", "users")
+    __slots__ = (
+        "agents",
+        "audit",
+        "auth",
+        "connection",
+        "consensus",
+        "continuum",
+        "critiques",
+        "debates",
+        "elo",
+        "embeddings",
+        "insights",
+        "nomic",
+        "orgs",
+        "share_links",
+        "tournaments",
+        "usage",
+        "users",
+    )
 
     def __init__(self, connection: SqliteConnection) -> None:
         self.connection = connection
+        self.agents = AgentsSyncRepository(connection)
         self.audit = AuditSyncRepository(connection)
+        self.auth = AuthSyncRepository(connection)
+        self.consensus = ConsensusSyncRepository(connection)
+        self.continuum = ContinuumSyncRepository(connection)
+        self.critiques = CritiquesSyncRepository(connection)
+        self.debates = DebatesSyncRepository(connection)
+        self.elo = EloSyncRepository(connection)
+        self.embeddings = EmbeddingsSyncRepository(connection)
+        self.insights = InsightsSyncRepository(connection)
+        self.nomic = NomicSyncRepository(connection)
         self.orgs = OrgsSyncRepository(connection)
+        self.share_links = ShareLinksSyncRepository(connection)
+        self.tournaments = TournamentsSyncRepository(connection)
         self.usage = UsageSyncRepository(connection)
         self.users = UsersSyncRepository(connection)
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from aragora_db.models import UsageEvent
-from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import decode_interval, decode_timestamptz, encode_json, encode_timestamptz
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.types import JSON
@@ -38,11 +38,34 @@ DELETE FROM usage_events WHERE timestamp < $1"""
 PRUNE_USAGE_EVENTS_BEFORE_SQLITE: Final = """-- name: PruneUsageEventsBefore :execrows
 DELETE FROM usage_events WHERE timestamp < ?1"""
 
+MONTHLY_USAGE_BY_ORG: Final = """-- name: MonthlyUsageByOrg :many
+SELECT date_trunc('month', timestamp) AS month, event_type, sum(count)::bigint AS total
+FROM usage_events
+WHERE org_id = $1 AND timestamp >= $2
+GROUP BY month, event_type
+ORDER BY month, event_type"""
+MONTHLY_USAGE_BY_ORG_SQLITE: Final = """-- name: MonthlyUsageByOrg :many
+SELECT STRFTIME('%Y-%m-01 00:00:00.000000+00:00', timestamp) AS month, event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY month, event_type ORDER BY month NULLS LAST, event_type"""
+
+PRUNE_USAGE_OLDER_THAN_DAYS: Final = """-- name: PruneUsageOlderThanDays :execrows
+DELETE FROM usage_events WHERE timestamp < now() - $1::int * interval '1 day'"""
+PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE: Final = """-- name: PruneUsageOlderThanDays :execrows
+DELETE FROM usage_events WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))"""
+
 
 @dataclass(frozen=True, slots=True)
 class SumUsageSinceRow:
     """A row of SumUsageSince."""
 
+    event_type: str
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyUsageByOrgRow:
+    """A row of MonthlyUsageByOrg."""
+
+    month: timedelta
     event_type: str
     total: int
 
@@ -96,6 +119,36 @@ class UsageRepository(abc.ABC):
             The number of rows affected.
         """
 
+    @abc.abstractmethod
+    async def monthly_usage_by_org(
+        self, *, org_id: str, since: datetime
+    ) -> list[MonthlyUsageByOrgRow]:
+        """Usage per event type in each calendar month (UTC) from a start time.
+
+        SQL (PostgreSQL)::
+
+            SELECT date_trunc('month', timestamp) AS month, event_type, sum(count)::bigint AS total
+            FROM usage_events
+            WHERE org_id = $1 AND timestamp >= $2
+            GROUP BY month, event_type
+            ORDER BY month, event_type
+
+        Returns:
+            Every matching row.
+        """
+
+    @abc.abstractmethod
+    async def prune_usage_older_than_days(self, *, days: int) -> int:
+        """Run PruneUsageOlderThanDays (:execrows).
+
+        SQL (PostgreSQL)::
+
+            DELETE FROM usage_events WHERE timestamp < now() - $1::int * interval '1 day'
+
+        Returns:
+            The number of rows affected.
+        """
+
 
 class PostgresUsageRepository(UsageRepository):
     """UsageRepository on PostgreSQL (asyncpg)."""
@@ -121,6 +174,15 @@ class PostgresUsageRepository(UsageRepository):
 
     async def prune_usage_events_before(self, *, cutoff: datetime) -> int:
         return await self._db.execute(PRUNE_USAGE_EVENTS_BEFORE, (cutoff,))
+
+    async def monthly_usage_by_org(
+        self, *, org_id: str, since: datetime
+    ) -> list[MonthlyUsageByOrgRow]:
+        rows = await self._db.fetch(MONTHLY_USAGE_BY_ORG, (org_id, since), readonly=True)
+        return [MonthlyUsageByOrgRow(r[0], r[1], r[2]) for r in rows]
+
+    async def prune_usage_older_than_days(self, *, days: int) -> int:
+        return await self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS, (days,))
 
 
 class UsageSyncRepository:
@@ -183,6 +245,39 @@ class UsageSyncRepository:
         """
         return self._db.execute(PRUNE_USAGE_EVENTS_BEFORE_SQLITE, (encode_timestamptz(cutoff),))
 
+    def monthly_usage_by_org(self, *, org_id: str, since: datetime) -> list[MonthlyUsageByOrgRow]:
+        """Usage per event type in each calendar month (UTC) from a start time.
+
+        SQL (PostgreSQL)::
+
+            SELECT date_trunc('month', timestamp) AS month, event_type, sum(count)::bigint AS total
+            FROM usage_events
+            WHERE org_id = $1 AND timestamp >= $2
+            GROUP BY month, event_type
+            ORDER BY month, event_type
+
+        Returns:
+            Every matching row.
+        """
+        return [
+            MonthlyUsageByOrgRow(decode_interval(r[0]), r[1], r[2])
+            for r in self._db.fetchall(
+                MONTHLY_USAGE_BY_ORG_SQLITE, (org_id, encode_timestamptz(since))
+            )
+        ]
+
+    def prune_usage_older_than_days(self, *, days: int) -> int:
+        """Run PruneUsageOlderThanDays (:execrows).
+
+        SQL (PostgreSQL)::
+
+            DELETE FROM usage_events WHERE timestamp < now() - $1::int * interval '1 day'
+
+        Returns:
+            The number of rows affected.
+        """
+        return self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE, (days,))
+
 
 class SqliteUsageRepository(UsageRepository):
     """UsageRepository on SQLite: each call is one hop to the connection's thread."""
@@ -210,3 +305,11 @@ class SqliteUsageRepository(UsageRepository):
 
     async def prune_usage_events_before(self, *, cutoff: datetime) -> int:
         return await self._db.run(self._sync.prune_usage_events_before, cutoff=cutoff)
+
+    async def monthly_usage_by_org(
+        self, *, org_id: str, since: datetime
+    ) -> list[MonthlyUsageByOrgRow]:
+        return await self._db.run(self._sync.monthly_usage_by_org, org_id=org_id, since=since)
+
+    async def prune_usage_older_than_days(self, *, days: int) -> int:
+        return await self._db.run(self._sync.prune_usage_older_than_days, days=days)
