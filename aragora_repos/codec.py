@@ -7,7 +7,11 @@ The forms are documented in ``codegen/model/types.py``; PostgreSQL needs none of
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from aragora_repos.errors import DataError
 
 _MICRO = timedelta(microseconds=1)
 
@@ -34,9 +38,67 @@ def encode_timestamp(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def encode_json(value: object) -> str:
-    """Compact JSON text; NaN and infinities are refused, as PostgreSQL's json type does."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+# A JSON string, or a number written with an exponent (group 1).
+_JSON_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?[eE][-+]?\d+)')
+
+
+def _plain_number(match: re.Match[str]) -> str:
+    """jsonb keeps numbers as numeric and prints them without an exponent
+    (1e+20 -> 100000000000000000000, 1e-07 -> 0.0000001); SQLite's copy does the same,
+    so the value reads back as the same Python number on both backends."""
+    number = match.group(1)
+    return match.group(0) if number is None else format(Decimal(number), "f")
+
+
+def encode_json(value: object) -> str | None:
+    """SQLite's JSON text; Python ``None`` is SQL NULL, as asyncpg binds it, not ``null``."""
+    return None if value is None else json_text(value)
+
+
+def json_text(value: object) -> str:
+    """Compact JSON text as jsonb would give it back; NaN and infinities are refused (as
+    PostgreSQL's json types refuse them), and so is a ``\\u0000`` escape (22P05)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise DataError(f"invalid json value: {exc}", sqlstate="22P02") from exc
+    if ("e" in text or "E" in text) and _JSON_EXPONENT.search(text):
+        text = _JSON_EXPONENT.sub(_plain_number, text)
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        raise DataError("unsupported Unicode escape sequence \\u0000 in json", sqlstate="22P05")
+    return text
+
+
+def check_text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL (22021); SQLite could, so it is refused here too.
+
+    A value of another type passes through for the driver to refuse, as asyncpg does.
+    """
+    if isinstance(value, str) and "\x00" in value:
+        raise DataError('invalid byte sequence for encoding "UTF8": 0x00', sqlstate="22021")
+    return value
+
+
+def check_int2(value: int) -> int:
+    if isinstance(value, int) and not -32768 <= value <= 32767:
+        raise DataError(f"value {value} out of smallint range", sqlstate="22003")
+    return value
+
+
+def check_int4(value: int) -> int:
+    if isinstance(value, int) and not -2147483648 <= value <= 2147483647:
+        raise DataError(f"value {value} out of integer range", sqlstate="22003")
+    return value
+
+
+def check_row_count(value: int) -> int:
+    """LIMIT and OFFSET: PostgreSQL refuses negatives (2201W); SQLite reads -1 as 'all'."""
+    if isinstance(value, int) and value < 0:
+        raise DataError("LIMIT and OFFSET must not be negative", sqlstate="2201W")
+    return value
 
 
 def encode_interval(value: timedelta) -> int:

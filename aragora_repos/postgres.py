@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import asyncpg
 
 from aragora_repos import errors
-from aragora_repos.codec import encode_json
+from aragora_repos.codec import json_text
 from aragora_repos.config import Secret, redact_dsn
 from aragora_repos.migrations import (
     ADVISORY_LOCK_KEY,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 
 def _jsonb_encode(value: JSON) -> bytes:
-    return b"\x01" + encode_json(value).encode()  # jsonb binary format: version 1, then text
+    return b"\x01" + json_text(value).encode()  # jsonb binary format: version 1, then text
 
 
 def _jsonb_decode(data: bytes) -> JSON:
@@ -55,7 +55,7 @@ def _jsonb_decode(data: bytes) -> JSON:
 
 
 def _json_encode(value: JSON) -> bytes:
-    return encode_json(value).encode()
+    return json_text(value).encode()
 
 
 def _json_decode(data: bytes) -> JSON:

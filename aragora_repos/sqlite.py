@@ -12,7 +12,7 @@ import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
@@ -129,12 +129,24 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        """Run a statement per row in one transaction; return len(rows)."""
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run a statement per row in one transaction; return the number of rows.
+
+        Rows are encoded as they are executed, so the first bad row raises its own error
+        (a value refused by an encoder, or a constraint), as on PostgreSQL.
+        """
+        count = 0
+
+        def counted() -> Iterator[Sequence[Any]]:
+            nonlocal count
+            for row in rows:
+                count += 1
+                yield row
+
         with self.transaction():
             try:
-                self._conn.executemany(sql, rows)
-                return len(rows)
+                self._conn.executemany(sql, counted())
+                return count
             except sqlite3.Error as exc:
                 raise errors.from_sqlite(exc) from exc
 

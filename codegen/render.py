@@ -33,6 +33,10 @@ _CODEC = (
     "encode_json",
     "encode_interval",
     "decode_interval",
+    "check_text",
+    "check_int2",
+    "check_int4",
+    "check_row_count",
 )
 
 
@@ -305,7 +309,10 @@ def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> 
     }[q.cmd]
 
     def enc(p: Param, v: str) -> str:
-        return imports.note(_nullable(ty.sqlite_encode(p.type, v), v, p.nullable))
+        expr = ty.sqlite_encode(p.type, v)
+        if p.number in q.row_count_params:
+            expr = f"check_row_count({expr or v})"
+        return imports.note(_nullable(expr, v, p.nullable))
 
     pg_args = _tuple([p.name for p in q.params])
     sqlite_args = _tuple([enc(p, p.name) for p in q.params])

@@ -46,6 +46,10 @@ class Context:
     """Parameters that are lists (``= ANY`` / sqlc.slice)."""
     not_null: frozenset[str] = frozenset()
     """Column names that cannot be NULL in this statement's rows."""
+    json_columns: frozenset[str] = frozenset()
+    """json/jsonb columns of the tables the statement reads."""
+    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Enum-typed columns of the tables the statement reads, with their values in order."""
 
 
 Rule = Callable[[exp.Expr, Context], exp.Expr]
@@ -156,7 +160,7 @@ def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
         inner: exp.Expr = node.this
         if target.array_dims:
             if isinstance(inner, exp.Literal) and inner.is_string:
-                return exp.Literal.string(_array_literal(inner.this))
+                return exp.Literal.string(array_literal(inner.this))
             return inner
         name = target.name
         if isinstance(inner, exp.Literal) and inner.is_string:
@@ -170,7 +174,7 @@ def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
     return tree.transform(fix)
 
 
-def _array_literal(text: str) -> str:
+def array_literal(text: str) -> str:
     if text.strip() == "{}":
         return "[]"
     raise Untranslatable(f"'{text}'", "only the empty array literal '{}' has a sqlite form")
@@ -243,15 +247,16 @@ def _modifiers(interval: exp.Expr, sign: int) -> list[exp.Expr]:
     mods: list[exp.Expr] = []
     for amount, unit in _interval_parts(node):
         if unit in _UNIT_MONTHS:
-            count = amount * _UNIT_MONTHS[unit] * sign
-            fmt, base = "%+d months", count
-        else:
-            fmt, base = "%+.6f seconds", amount * _UNIT_SECONDS[unit] * sign
+            # Jan 31 + 1 month: PostgreSQL clamps to Feb 29, SQLite's '+1 months' overflows
+            # to Mar 2 (lang_datefunc.html §3, "+NNN months"): no modifier keeps the meaning.
+            raise Untranslatable(
+                f"interval '{node.this.name if isinstance(node.this, exp.Literal) else unit}'",
+                "month and year intervals clamp the day on PostgreSQL but overflow it on "
+                "sqlite; use days, or a sqlite variant",
+            )
+        fmt, base = "%+.6f seconds", amount * _UNIT_SECONDS[unit] * sign
         if factor is None:
-            if fmt == "%+d months" and base != int(base):
-                raise Untranslatable("fractional months", "sqlite adds whole months only")
-            text = f"{int(base):+d} months" if "months" in fmt else f"{base:+.6f} seconds"
-            mods.append(exp.Literal.string(text))
+            mods.append(exp.Literal.string(f"{base:+.6f} seconds"))
         else:
             scaled = exp.Mul(
                 this=exp.Paren(this=factor.copy()), expression=exp.Literal.number(base)
@@ -368,10 +373,24 @@ def rewrite_ordering(tree: exp.Expr, ctx: Context) -> exp.Expr:
     queries.html §7.5); SQLite sorts them as smaller, so the placement is made explicit.
     Ordered terms elsewhere (index keys, ON CONFLICT targets) take no NULLS clause on SQLite."""
 
+    enums = dict(ctx.enums)
+
     def fix(node: exp.Expr) -> exp.Expr:
         if not isinstance(node, exp.Ordered):
             return node
         desc = bool(node.args.get("desc"))
+        values = enums.get(node.this.name) if isinstance(node.this, exp.Column) else None
+        if values is not None and isinstance(node.parent, exp.Order):
+            # PostgreSQL sorts an enum by declaration order (datatype-enum.html §8.7.2);
+            # SQLite stores the label as text, so the order is spelled out.
+            case = exp.Case(
+                this=node.this.copy(),
+                ifs=[
+                    exp.If(this=exp.Literal.string(v), true=exp.Literal.number(i))
+                    for i, v in enumerate(values)
+                ],
+            )
+            node.set("this", case)
         if isinstance(node.this, exp.Column) and node.this.name in ctx.not_null:
             # No NULLs to place: keep SQLite's default, which lets an index give the order
             # (an explicit NULLS clause that differs from it forces a temp B-tree sort).
@@ -388,6 +407,28 @@ def rewrite_ordering(tree: exp.Expr, ctx: Context) -> exp.Expr:
         return node
 
     return tree.transform(fix)
+
+
+def refuse_json_equality(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """jsonb equality compares values (key order and spacing ignored, datatype-json.html
+    §8.14.4); SQLite would compare the stored text, so the comparison is refused."""
+    json_columns = set(ctx.json_columns)
+
+    def is_json(node: exp.Expr) -> bool:
+        if isinstance(node, exp.Cast):
+            return node.to.this in (exp.DType.JSON, exp.DType.JSONB)
+        return isinstance(node, exp.Column) and node.name in json_columns
+
+    for node in tree.find_all(exp.EQ, exp.NEQ):
+        if isinstance(node.parent, exp.Update | exp.OnConflict):
+            continue  # SET col = value is an assignment, not a comparison
+        if is_json(node.this) or is_json(node.expression):
+            raise Untranslatable(
+                node.sql("postgres"),
+                "jsonb equality ignores key order; sqlite would compare text "
+                "(write a sqlite variant)",
+            )
+    return tree
 
 
 def rewrite_placeholders(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -413,6 +454,7 @@ def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
 
 #: Applied in this order; each is a pure Expression -> Expression function.
 RULES: Sequence[Rule] = (
+    refuse_json_equality,
     rewrite_list_membership,
     rewrite_casts,
     rewrite_interval_arithmetic,
@@ -487,7 +529,10 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
         parts.append(f"DEFAULT {default}" if is_literal(default) else f"DEFAULT ({default})")
     checks = []
     if col.type.array_dims or col.type.name in ("json", "jsonb"):
-        checks.append(f"json_valid({name})")
+        # json_valid(NULL) is 0 before SQLite 3.45, so a nullable column says so itself.
+        checks.append(
+            f"json_valid({name})" if col.not_null else f"{name} IS NULL OR json_valid({name})"
+        )
     elif col.type.name == "bool":
         checks.append(f"{name} IN (0, 1)")
     elif col.type.name in enum_values:

@@ -116,6 +116,28 @@ def _not_null_columns(tree: exp.Expr, catalog: Catalog) -> frozenset[str]:
     return frozenset(n for n, not_null in names.items() if not_null)
 
 
+def _json_columns(tree: exp.Expr, catalog: Catalog) -> frozenset[str]:
+    tables = [catalog.table(ref.name) for ref in tree.find_all(exp.Table)]
+    return frozenset(
+        col.name
+        for table in tables
+        if table is not None
+        for col in table.columns
+        if col.type.name in ("json", "jsonb") and not col.type.array_dims
+    )
+
+
+def _enum_columns(tree: exp.Expr, catalog: Catalog) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out: dict[str, tuple[str, ...]] = {}
+    for ref in tree.find_all(exp.Table):
+        table = catalog.table(ref.name)
+        for col in table.columns if table else ():
+            enum = catalog.enum(col.type.name)
+            if enum is not None and not col.type.array_dims:
+                out[col.name] = enum.values
+    return tuple(sorted(out.items()))
+
+
 def _is_readonly(tree: exp.Expr) -> bool:
     if not isinstance(tree, exp.Select | exp.Union | exp.Intersect | exp.Except):
         return False
@@ -292,6 +314,8 @@ def _build_one(
     ctx = sqlite.Context(
         list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims),
         not_null=_not_null_columns(tree, catalog),
+        enums=_enum_columns(tree, catalog),
+        json_columns=_json_columns(tree, catalog),
     )
     try:
         sqlite_sql = "" if has_variant else sqlite.render(sqlite.translate(tree, ctx))
@@ -355,6 +379,17 @@ def _build_one(
             )
         )
     comments = tuple(str(c).strip() for c in raw.get("comments") or [])
+    row_count = tuple(
+        sorted(
+            {
+                n
+                for key in ("limit", "offset")
+                for clause in tree.find_all(exp.Limit if key == "limit" else exp.Offset)
+                for node in clause.walk()
+                if (n := sqlite._param_number(node)) is not None
+            }
+        )
+    )
     return Query(
         name,
         cmd,
@@ -368,6 +403,7 @@ def _build_one(
         model_table,
         insert_table,
         insert_columns,
+        row_count,
     )
 
 

@@ -151,6 +151,8 @@ class Query:
     """Set when the result columns are exactly a table's columns, in order."""
     insert_table: str | None = None
     insert_columns: tuple[str, ...] = ()
+    row_count_params: tuple[int, ...] = ()
+    """Parameters used as LIMIT or OFFSET (negative values are refused on both)."""
     sqlite_variant: str | None = None
     """``path:line`` of the hand-written SQLite variant used instead of a translation."""
 

@@ -39,7 +39,7 @@ def singular(table: str) -> str:
         last = last[:-3] + "y"
     elif last.endswith(("sses", "xes", "ches", "shes")):
         last = last[:-2]
-    elif last.endswith("s") and not last.endswith("ss"):
+    elif last.endswith("s") and not last.endswith(("ss", "us")):
         last = last[:-1]
     return pascal("_".join([*words[:-1], last]))
 

@@ -28,14 +28,16 @@ class TypeInfo:
     """Encoding of one array element inside SQLite JSON text (None: as is)."""
 
 
-_TEXT = TypeInfo("str", "TEXT")
+# Values PostgreSQL refuses are refused on SQLite too, with the same error class: NUL in
+# text, integers outside the column type's range.
+_TEXT = TypeInfo("str", "TEXT", "check_text({v})", json_element_encode="check_text({v})")
 _INT = TypeInfo("int", "INTEGER")
 _FLOAT = TypeInfo("float", "REAL", sqlite_decode="float({v})")
 
 BUILTIN: dict[str, TypeInfo] = {
     "text": _TEXT,
-    "int2": _INT,
-    "int4": _INT,
+    "int2": TypeInfo("int", "INTEGER", "check_int2({v})", json_element_encode="check_int2({v})"),
+    "int4": TypeInfo("int", "INTEGER", "check_int4({v})", json_element_encode="check_int4({v})"),
     "int8": _INT,
     "bool": TypeInfo("bool", "INTEGER", sqlite_decode="bool({v})"),
     "float4": _FLOAT,

@@ -10,7 +10,13 @@ import json
 from typing import Final
 
 from aragora_db.models import AgentRelationship, GenesisEvent, Genome, Persona
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -567,7 +573,12 @@ class AgentsSyncRepository:
         """
         r = self._db.fetchone(
             SAVE_PERSONA_SQLITE,
-            (agent_name, description, encode_json(traits), encode_json(expertise)),
+            (
+                check_text(agent_name),
+                check_text(description),
+                encode_json([check_text(x) for x in traits]),
+                encode_json(expertise),
+            ),
         )
         if r is None:
             return None
@@ -590,7 +601,7 @@ class AgentsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_PERSONA_SQLITE, (agent_name,))
+        r = self._db.fetchone(GET_PERSONA_SQLITE, (check_text(agent_name),))
         if r is None:
             return None
         return Persona(
@@ -621,7 +632,10 @@ class AgentsSyncRepository:
                 decode_timestamptz(r[4]),
                 decode_timestamptz(r[5]),
             )
-            for r in self._db.fetchall(LIST_PERSONAS_SQLITE, (off, lim))
+            for r in self._db.fetchall(
+                LIST_PERSONAS_SQLITE,
+                (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+            )
         ]
 
     def delete_persona(self, *, agent_name: str) -> int:
@@ -634,7 +648,7 @@ class AgentsSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_PERSONA_SQLITE, (agent_name,))
+        return self._db.execute(DELETE_PERSONA_SQLITE, (check_text(agent_name),))
 
     def save_genome(
         self,
@@ -667,15 +681,15 @@ class AgentsSyncRepository:
         r = self._db.fetchone(
             SAVE_GENOME_SQLITE,
             (
-                genome_id,
-                name,
+                check_text(genome_id),
+                check_text(name),
                 encode_json(traits),
                 encode_json(expertise),
-                model_preference,
-                encode_json(parent_genomes),
-                generation,
+                None if model_preference is None else check_text(model_preference),
+                encode_json([check_text(x) for x in parent_genomes]),
+                check_int4(generation),
                 fitness_score,
-                birth_debate_id,
+                None if birth_debate_id is None else check_text(birth_debate_id),
             ),
         )
         if r is None:
@@ -704,7 +718,7 @@ class AgentsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_GENOME_SQLITE, (genome_id,))
+        r = self._db.fetchone(GET_GENOME_SQLITE, (check_text(genome_id),))
         if r is None:
             return None
         return Genome(
@@ -745,7 +759,7 @@ class AgentsSyncRepository:
                 decode_timestamptz(r[9]),
                 decode_timestamptz(r[10]),
             )
-            for r in self._db.fetchall(TOP_GENOMES_SQLITE, (lim,))
+            for r in self._db.fetchall(TOP_GENOMES_SQLITE, (check_row_count(check_int4(lim)),))
         ]
 
     def list_genome_lineage(self, *, name: str) -> list[Genome]:
@@ -772,7 +786,7 @@ class AgentsSyncRepository:
                 decode_timestamptz(r[9]),
                 decode_timestamptz(r[10]),
             )
-            for r in self._db.fetchall(LIST_GENOME_LINEAGE_SQLITE, (name,))
+            for r in self._db.fetchall(LIST_GENOME_LINEAGE_SQLITE, (check_text(name),))
         ]
 
     def adjust_genome_fitness(self, *, delta: float, genome_id: str) -> float | None:
@@ -788,7 +802,7 @@ class AgentsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(ADJUST_GENOME_FITNESS_SQLITE, (delta, genome_id))
+        r = self._db.fetchone(ADJUST_GENOME_FITNESS_SQLITE, (delta, check_text(genome_id)))
         if r is None:
             return None
         value: float = float(r[0])
@@ -830,7 +844,15 @@ class AgentsSyncRepository:
         """
         r = self._db.fetchone(
             RECORD_INTERACTION_SQLITE,
-            (agent_a, agent_b, agreed, critiques_a_to_b, critiques_b_to_a, a_won, b_won),
+            (
+                check_text(agent_a),
+                check_text(agent_b),
+                check_int4(agreed),
+                check_int4(critiques_a_to_b),
+                check_int4(critiques_b_to_a),
+                check_int4(a_won),
+                check_int4(b_won),
+            ),
         )
         if r is None:
             return None
@@ -848,7 +870,7 @@ class AgentsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_RELATIONSHIP_SQLITE, (agent_a, agent_b))
+        r = self._db.fetchone(GET_RELATIONSHIP_SQLITE, (check_text(agent_a), check_text(agent_b)))
         if r is None:
             return None
         return AgentRelationship(
@@ -869,7 +891,7 @@ class AgentsSyncRepository:
             AgentRelationship(
                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_timestamptz(r[8])
             )
-            for r in self._db.fetchall(LIST_RELATIONSHIPS_FOR_SQLITE, (agent_a,))
+            for r in self._db.fetchall(LIST_RELATIONSHIPS_FOR_SQLITE, (check_text(agent_a),))
         ]
 
     def append_genesis_event(
@@ -894,7 +916,13 @@ class AgentsSyncRepository:
         """
         r = self._db.fetchone(
             APPEND_GENESIS_EVENT_SQLITE,
-            (event_id, event_type, parent_event_id, content_hash, encode_json(data)),
+            (
+                check_text(event_id),
+                check_text(event_type),
+                None if parent_event_id is None else check_text(parent_event_id),
+                check_text(content_hash),
+                encode_json(data),
+            ),
         )
         if r is None:
             return None
@@ -912,7 +940,7 @@ class AgentsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_GENESIS_EVENT_SQLITE, (event_id,))
+        r = self._db.fetchone(GET_GENESIS_EVENT_SQLITE, (check_text(event_id),))
         if r is None:
             return None
         return GenesisEvent(
@@ -931,7 +959,9 @@ class AgentsSyncRepository:
         """
         return [
             GenesisEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), decode_timestamptz(r[6]))
-            for r in self._db.fetchall(LIST_GENESIS_EVENTS_SQLITE, (after_seq, lim))
+            for r in self._db.fetchall(
+                LIST_GENESIS_EVENTS_SQLITE, (after_seq, check_row_count(check_int4(lim)))
+            )
         ]
 
     def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:
@@ -946,7 +976,9 @@ class AgentsSyncRepository:
         """
         return [
             GenesisEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), decode_timestamptz(r[6]))
-            for r in self._db.fetchall(LIST_GENESIS_EVENTS_BY_TYPE_SQLITE, (event_type,))
+            for r in self._db.fetchall(
+                LIST_GENESIS_EVENTS_BY_TYPE_SQLITE, (check_text(event_type),)
+            )
         ]
 
 

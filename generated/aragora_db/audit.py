@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import AuditLog
-from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    encode_timestamptz,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -414,14 +421,14 @@ class AuditSyncRepository:
         r = self._db.fetchone(
             APPEND_AUDIT_EVENT_SQLITE,
             (
-                user_id,
-                org_id,
-                action,
-                resource_type,
-                resource_id,
+                None if user_id is None else check_text(user_id),
+                None if org_id is None else check_text(org_id),
+                check_text(action),
+                check_text(resource_type),
+                None if resource_id is None else check_text(resource_id),
                 encode_json(details),
-                ip_address,
-                user_agent,
+                None if ip_address is None else check_text(ip_address),
+                None if user_agent is None else check_text(user_agent),
             ),
         )
         if r is None:
@@ -442,20 +449,20 @@ class AuditSyncRepository:
         """
         return self._db.executemany(
             APPEND_AUDIT_EVENTS_SQLITE,
-            [
+            (
                 (
                     encode_timestamptz(p.timestamp),
-                    p.user_id,
-                    p.org_id,
-                    p.action,
-                    p.resource_type,
-                    p.resource_id,
+                    None if p.user_id is None else check_text(p.user_id),
+                    None if p.org_id is None else check_text(p.org_id),
+                    check_text(p.action),
+                    check_text(p.resource_type),
+                    None if p.resource_id is None else check_text(p.resource_id),
                     encode_json(p.details),
-                    p.ip_address,
-                    p.user_agent,
+                    None if p.ip_address is None else check_text(p.ip_address),
+                    None if p.user_agent is None else check_text(p.user_agent),
                 )
                 for p in rows
-            ],
+            ),
         )
 
     def get_audit_event(self, *, id: int) -> AuditLog | None:
@@ -510,7 +517,13 @@ class AuditSyncRepository:
                 r[8],
                 r[9],
             )
-            for r in self._db.fetchall(LIST_AUDIT_EVENTS_BY_USER_SQLITE, (user_id, lim))
+            for r in self._db.fetchall(
+                LIST_AUDIT_EVENTS_BY_USER_SQLITE,
+                (
+                    None if user_id is None else check_text(user_id),
+                    check_row_count(check_int4(lim)),
+                ),
+            )
         ]
 
     def list_audit_events_by_org(self, *, org_id: str | None, off: int, lim: int) -> list[AuditLog]:
@@ -539,7 +552,14 @@ class AuditSyncRepository:
                 r[8],
                 r[9],
             )
-            for r in self._db.fetchall(LIST_AUDIT_EVENTS_BY_ORG_SQLITE, (org_id, off, lim))
+            for r in self._db.fetchall(
+                LIST_AUDIT_EVENTS_BY_ORG_SQLITE,
+                (
+                    None if org_id is None else check_text(org_id),
+                    check_row_count(check_int4(off)),
+                    check_row_count(check_int4(lim)),
+                ),
+            )
         ]
 
     def list_audit_events_in_range(
@@ -593,7 +613,10 @@ class AuditSyncRepository:
         """
         return [
             CountAuditEventsByActionRow(r[0], r[1], decode_timestamptz(r[2]))
-            for r in self._db.fetchall(COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE, (org_id,))
+            for r in self._db.fetchall(
+                COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE,
+                (None if org_id is None else check_text(org_id),),
+            )
         ]
 
     def delete_audit_events_older_than(self, *, days: int) -> int:
@@ -606,7 +629,7 @@ class AuditSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE, (days,))
+        return self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE, (check_int4(days),))
 
     def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
         """The same insert as AppendAuditEvents, one statement per row (executemany).
@@ -621,20 +644,20 @@ class AuditSyncRepository:
         """
         return self._db.executemany(
             APPEND_AUDIT_EVENTS_BATCH_SQLITE,
-            [
+            (
                 (
                     encode_timestamptz(p.timestamp),
-                    p.user_id,
-                    p.org_id,
-                    p.action,
-                    p.resource_type,
-                    p.resource_id,
+                    None if p.user_id is None else check_text(p.user_id),
+                    None if p.org_id is None else check_text(p.org_id),
+                    check_text(p.action),
+                    check_text(p.resource_type),
+                    None if p.resource_id is None else check_text(p.resource_id),
                     encode_json(p.details),
-                    p.ip_address,
-                    p.user_agent,
+                    None if p.ip_address is None else check_text(p.ip_address),
+                    None if p.user_agent is None else check_text(p.user_agent),
                 )
                 for p in rows
-            ],
+            ),
         )
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import Webhook
-from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import check_text, decode_timestamptz, encode_json, encode_timestamptz
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -370,7 +370,13 @@ class AuthSyncRepository:
             Nothing.
         """
         self._db.execute(
-            REVOKE_TOKEN_SQLITE, (jti, user_id, reason, encode_timestamptz(expires_at))
+            REVOKE_TOKEN_SQLITE,
+            (
+                check_text(jti),
+                None if user_id is None else check_text(user_id),
+                None if reason is None else check_text(reason),
+                encode_timestamptz(expires_at),
+            ),
         )
 
     def is_token_revoked(self, *, jti: str) -> bool | None:
@@ -383,7 +389,7 @@ class AuthSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(IS_TOKEN_REVOKED_SQLITE, (jti,))
+        r = self._db.fetchone(IS_TOKEN_REVOKED_SQLITE, (check_text(jti),))
         if r is None:
             return None
         value: bool = bool(r[0])
@@ -399,7 +405,12 @@ class AuthSyncRepository:
         Returns:
             Every matching row.
         """
-        return [r[0] for r in self._db.fetchall(REVOKED_AMONG_SQLITE, (encode_json(jtis),))]
+        return [
+            r[0]
+            for r in self._db.fetchall(
+                REVOKED_AMONG_SQLITE, (encode_json([check_text(x) for x in jtis]),)
+            )
+        ]
 
     def purge_expired_tokens(self, *, now_at: datetime) -> int:
         """Run PurgeExpiredTokens (:execrows).
@@ -423,7 +434,10 @@ class AuthSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(COUNT_REVOKED_TOKENS_FOR_USER_SQLITE, (user_id,))
+        r = self._db.fetchone(
+            COUNT_REVOKED_TOKENS_FOR_USER_SQLITE,
+            (None if user_id is None else check_text(user_id),),
+        )
         if r is None:
             return None
         value: int = r[0]
@@ -443,7 +457,15 @@ class AuthSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            CREATE_WEBHOOK_SQLITE, (id, org_id, url, secret, encode_json(events), active)
+            CREATE_WEBHOOK_SQLITE,
+            (
+                check_text(id),
+                check_text(org_id),
+                check_text(url),
+                check_text(secret),
+                encode_json([check_text(x) for x in events]),
+                active,
+            ),
         )
         if r is None:
             return None
@@ -470,7 +492,7 @@ class AuthSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_WEBHOOK_SQLITE, (id,))
+        r = self._db.fetchone(GET_WEBHOOK_SQLITE, (check_text(id),))
         if r is None:
             return None
         return Webhook(
@@ -509,7 +531,7 @@ class AuthSyncRepository:
                 decode_timestamptz(r[8]),
                 decode_timestamptz(r[9]),
             )
-            for r in self._db.fetchall(LIST_WEBHOOKS_FOR_ORG_SQLITE, (org_id,))
+            for r in self._db.fetchall(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),))
         ]
 
     def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
@@ -535,7 +557,7 @@ class AuthSyncRepository:
                 decode_timestamptz(r[8]),
                 decode_timestamptz(r[9]),
             )
-            for r in self._db.fetchall(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (org_id,))
+            for r in self._db.fetchall(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),))
         ]
 
     def update_webhook(
@@ -558,7 +580,12 @@ class AuthSyncRepository:
         """
         r = self._db.fetchone(
             UPDATE_WEBHOOK_SQLITE,
-            (url, None if events is None else encode_json(events), active, id),
+            (
+                None if url is None else check_text(url),
+                None if events is None else encode_json([check_text(x) for x in events]),
+                active,
+                check_text(id),
+            ),
         )
         if r is None:
             return None
@@ -590,7 +617,7 @@ class AuthSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(RECORD_WEBHOOK_DELIVERY_SQLITE, (ok, id))
+        r = self._db.fetchone(RECORD_WEBHOOK_DELIVERY_SQLITE, (ok, check_text(id)))
         if r is None:
             return None
         return RecordWebhookDeliveryRow(r[0], bool(r[1]))
@@ -605,7 +632,7 @@ class AuthSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_WEBHOOK_SQLITE, (id,))
+        return self._db.execute(DELETE_WEBHOOK_SQLITE, (check_text(id),))
 
 
 class SqliteAuthRepository(AuthRepository):

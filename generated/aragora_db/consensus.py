@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from aragora_db.models import Consensu, Dissent, VerifiedProof
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_db.models import Consensus, Dissent, VerifiedProof
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -171,7 +177,7 @@ class ConsensusRepository(abc.ABC):
         debate_id: str | None,
         metadata: JSON,
         data: JSON,
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         """Run StoreConsensus (:one).
 
         SQL (PostgreSQL)::
@@ -186,7 +192,7 @@ class ConsensusRepository(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def get_consensus(self, *, id: int) -> Consensu | None:
+    async def get_consensus(self, *, id: int) -> Consensus | None:
         """Run GetConsensus (:one).
 
         SQL (PostgreSQL)::
@@ -198,7 +204,7 @@ class ConsensusRepository(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensu]:
+    async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
         """Run GetConsensusByTopicHash (:many).
 
         SQL (PostgreSQL)::
@@ -230,7 +236,7 @@ class ConsensusRepository(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensu]:
+    async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         """Run ListConsensusByDomain (:many).
 
         SQL (PostgreSQL)::
@@ -244,7 +250,7 @@ class ConsensusRepository(abc.ABC):
     @abc.abstractmethod
     async def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         """Run UpdateConsensusConclusion (:one).
 
         SQL (PostgreSQL)::
@@ -419,7 +425,7 @@ class PostgresConsensusRepository(ConsensusRepository):
         debate_id: str | None,
         metadata: JSON,
         data: JSON,
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         r = await self._db.fetchrow(
             STORE_CONSENSUS,
             (
@@ -439,22 +445,22 @@ class PostgresConsensusRepository(ConsensusRepository):
         )
         if r is None:
             return None
-        return Consensu(
+        return Consensus(
             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
         )
 
-    async def get_consensus(self, *, id: int) -> Consensu | None:
+    async def get_consensus(self, *, id: int) -> Consensus | None:
         r = await self._db.fetchrow(GET_CONSENSUS, (id,), readonly=True)
         if r is None:
             return None
-        return Consensu(
+        return Consensus(
             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
         )
 
-    async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensu]:
+    async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
         rows = await self._db.fetch(GET_CONSENSUS_BY_TOPIC_HASH, (topic_hash,), readonly=True)
         return [
-            Consensu(
+            Consensus(
                 r[0],
                 r[1],
                 r[2],
@@ -479,10 +485,10 @@ class PostgresConsensusRepository(ConsensusRepository):
         rows = await self._db.fetch(FIND_SIMILAR_CONSENSUS, (query, lim), readonly=True)
         return [FindSimilarConsensusRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
-    async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensu]:
+    async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         rows = await self._db.fetch(LIST_CONSENSUS_BY_DOMAIN, (domain, lim), readonly=True)
         return [
-            Consensu(
+            Consensus(
                 r[0],
                 r[1],
                 r[2],
@@ -503,13 +509,13 @@ class PostgresConsensusRepository(ConsensusRepository):
 
     async def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         r = await self._db.fetchrow(
             UPDATE_CONSENSUS_CONCLUSION, (id, conclusion, confidence), readonly=False
         )
         if r is None:
             return None
-        return Consensu(
+        return Consensus(
             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
         )
 
@@ -651,7 +657,7 @@ class ConsensusSyncRepository:
         debate_id: str | None,
         metadata: JSON,
         data: JSON,
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         """Run StoreConsensus (:one).
 
         SQL (PostgreSQL)::
@@ -667,22 +673,22 @@ class ConsensusSyncRepository:
         r = self._db.fetchone(
             STORE_CONSENSUS_SQLITE,
             (
-                topic,
-                topic_hash,
-                conclusion,
-                strength,
+                check_text(topic),
+                check_text(topic_hash),
+                check_text(conclusion),
+                check_text(strength),
                 confidence,
-                encode_json(participating_agents),
-                encode_json(agreeing_agents),
-                domain,
-                debate_id,
+                encode_json([check_text(x) for x in participating_agents]),
+                encode_json([check_text(x) for x in agreeing_agents]),
+                check_text(domain),
+                None if debate_id is None else check_text(debate_id),
                 encode_json(metadata),
                 encode_json(data),
             ),
         )
         if r is None:
             return None
-        return Consensu(
+        return Consensus(
             r[0],
             r[1],
             r[2],
@@ -699,7 +705,7 @@ class ConsensusSyncRepository:
             decode_timestamptz(r[13]),
         )
 
-    def get_consensus(self, *, id: int) -> Consensu | None:
+    def get_consensus(self, *, id: int) -> Consensus | None:
         """Run GetConsensus (:one).
 
         SQL (PostgreSQL)::
@@ -712,7 +718,7 @@ class ConsensusSyncRepository:
         r = self._db.fetchone(GET_CONSENSUS_SQLITE, (id,))
         if r is None:
             return None
-        return Consensu(
+        return Consensus(
             r[0],
             r[1],
             r[2],
@@ -729,7 +735,7 @@ class ConsensusSyncRepository:
             decode_timestamptz(r[13]),
         )
 
-    def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensu]:
+    def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
         """Run GetConsensusByTopicHash (:many).
 
         SQL (PostgreSQL)::
@@ -740,7 +746,7 @@ class ConsensusSyncRepository:
             Every matching row.
         """
         return [
-            Consensu(
+            Consensus(
                 r[0],
                 r[1],
                 r[2],
@@ -756,7 +762,9 @@ class ConsensusSyncRepository:
                 decode_timestamptz(r[12]),
                 decode_timestamptz(r[13]),
             )
-            for r in self._db.fetchall(GET_CONSENSUS_BY_TOPIC_HASH_SQLITE, (topic_hash,))
+            for r in self._db.fetchall(
+                GET_CONSENSUS_BY_TOPIC_HASH_SQLITE, (check_text(topic_hash),)
+            )
         ]
 
     def find_similar_consensus(self, *, query: str, lim: int) -> list[FindSimilarConsensusRow]:
@@ -779,10 +787,12 @@ class ConsensusSyncRepository:
             FindSimilarConsensusRow(
                 r[0], r[1], r[2], r[3], float(r[4]), r[5], decode_timestamptz(r[6])
             )
-            for r in self._db.fetchall(FIND_SIMILAR_CONSENSUS_SQLITE, (query, lim))
+            for r in self._db.fetchall(
+                FIND_SIMILAR_CONSENSUS_SQLITE, (check_text(query), check_row_count(check_int4(lim)))
+            )
         ]
 
-    def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensu]:
+    def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         """Run ListConsensusByDomain (:many).
 
         SQL (PostgreSQL)::
@@ -793,7 +803,7 @@ class ConsensusSyncRepository:
             Every matching row.
         """
         return [
-            Consensu(
+            Consensus(
                 r[0],
                 r[1],
                 r[2],
@@ -809,12 +819,15 @@ class ConsensusSyncRepository:
                 decode_timestamptz(r[12]),
                 decode_timestamptz(r[13]),
             )
-            for r in self._db.fetchall(LIST_CONSENSUS_BY_DOMAIN_SQLITE, (domain, lim))
+            for r in self._db.fetchall(
+                LIST_CONSENSUS_BY_DOMAIN_SQLITE,
+                (check_text(domain), check_row_count(check_int4(lim))),
+            )
         ]
 
     def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         """Run UpdateConsensusConclusion (:one).
 
         SQL (PostgreSQL)::
@@ -825,10 +838,12 @@ class ConsensusSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(UPDATE_CONSENSUS_CONCLUSION_SQLITE, (id, conclusion, confidence))
+        r = self._db.fetchone(
+            UPDATE_CONSENSUS_CONCLUSION_SQLITE, (id, check_text(conclusion), confidence)
+        )
         if r is None:
             return None
-        return Consensu(
+        return Consensus(
             r[0],
             r[1],
             r[2],
@@ -873,13 +888,13 @@ class ConsensusSyncRepository:
         r = self._db.fetchone(
             RECORD_DISSENT_SQLITE,
             (
-                id,
+                check_text(id),
                 consensus_id,
-                debate_id,
-                agent_id,
-                dissent_type,
-                content,
-                reasoning,
+                check_text(debate_id),
+                check_text(agent_id),
+                check_text(dissent_type),
+                check_text(content),
+                None if reasoning is None else check_text(reasoning),
                 confidence,
                 encode_json(data),
             ),
@@ -914,7 +929,10 @@ class ConsensusSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(ACKNOWLEDGE_DISSENT_SQLITE, (id, acknowledged_by))
+        r = self._db.fetchone(
+            ACKNOWLEDGE_DISSENT_SQLITE,
+            (check_text(id), None if acknowledged_by is None else check_text(acknowledged_by)),
+        )
         if r is None:
             return None
         return Dissent(
@@ -959,7 +977,7 @@ class ConsensusSyncRepository:
                 json.loads(r[11]),
                 decode_timestamptz(r[12]),
             )
-            for r in self._db.fetchall(LIST_DISSENT_FOR_DEBATE_SQLITE, (debate_id,))
+            for r in self._db.fetchall(LIST_DISSENT_FOR_DEBATE_SQLITE, (check_text(debate_id),))
         ]
 
     def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
@@ -988,7 +1006,9 @@ class ConsensusSyncRepository:
                 json.loads(r[11]),
                 decode_timestamptz(r[12]),
             )
-            for r in self._db.fetchall(LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (lim,))
+            for r in self._db.fetchall(
+                LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (check_row_count(check_int4(lim)),)
+            )
         ]
 
     def count_dissent_by_type(self) -> list[CountDissentByTypeRow]:
@@ -1043,17 +1063,17 @@ class ConsensusSyncRepository:
         r = self._db.fetchone(
             SAVE_VERIFIED_PROOF_SQLITE,
             (
-                id,
-                debate_id,
-                proof_status,
-                language,
-                formal_statement,
+                check_text(id),
+                check_text(debate_id),
+                check_text(proof_status),
+                check_text(language),
+                None if formal_statement is None else check_text(formal_statement),
                 is_verified,
-                proof_hash,
+                None if proof_hash is None else check_text(proof_hash),
                 translation_time_ms,
                 proof_search_time_ms,
-                prover_version,
-                error_message,
+                None if prover_version is None else check_text(prover_version),
+                None if error_message is None else check_text(error_message),
                 encode_json(data),
             ),
         )
@@ -1101,7 +1121,7 @@ class ConsensusSyncRepository:
                 json.loads(r[11]),
                 decode_timestamptz(r[12]),
             )
-            for r in self._db.fetchall(LIST_PROOFS_FOR_DEBATE_SQLITE, (debate_id,))
+            for r in self._db.fetchall(LIST_PROOFS_FOR_DEBATE_SQLITE, (check_text(debate_id),))
         ]
 
     def proof_stats(self) -> ProofStatsRow | None:
@@ -1147,7 +1167,7 @@ class SqliteConsensusRepository(ConsensusRepository):
         debate_id: str | None,
         metadata: JSON,
         data: JSON,
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         return await self._db.run(
             self._sync.store_consensus,
             topic=topic,
@@ -1163,7 +1183,7 @@ class SqliteConsensusRepository(ConsensusRepository):
             data=data,
         )
 
-    async def get_consensus(self, *, id: int) -> Consensu | None:
+    async def get_consensus(self, *, id: int) -> Consensus | None:
         if self._read is not None and self._db.inline_ok():
             try:
                 return self._read.get_consensus(id=id)
@@ -1171,7 +1191,7 @@ class SqliteConsensusRepository(ConsensusRepository):
                 pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self._db.run(self._sync.get_consensus, id=id)
 
-    async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensu]:
+    async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
         return await self._db.run(self._sync.get_consensus_by_topic_hash, topic_hash=topic_hash)
 
     async def find_similar_consensus(
@@ -1179,12 +1199,12 @@ class SqliteConsensusRepository(ConsensusRepository):
     ) -> list[FindSimilarConsensusRow]:
         return await self._db.run(self._sync.find_similar_consensus, query=query, lim=lim)
 
-    async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensu]:
+    async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         return await self._db.run(self._sync.list_consensus_by_domain, domain=domain, lim=lim)
 
     async def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
-    ) -> Consensu | None:
+    ) -> Consensus | None:
         return await self._db.run(
             self._sync.update_consensus_conclusion,
             id=id,

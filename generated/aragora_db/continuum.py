@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import MEMORY_TIER_VALUES, ContinuumMemory, MemoryTier, TierTransition
-from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    encode_timestamptz,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -89,7 +96,7 @@ COUNT_MEMORIES_BY_TIER: Final = """-- name: CountMemoriesByTier :many
 SELECT tier, count(*) AS memories, avg(importance) AS avg_importance
 FROM continuum_memory GROUP BY tier ORDER BY tier"""
 COUNT_MEMORIES_BY_TIER_SQLITE: Final = """-- name: CountMemoriesByTier :many
-SELECT tier, COUNT(*) AS memories, AVG(importance) AS avg_importance FROM continuum_memory GROUP BY tier ORDER BY tier"""
+SELECT tier, COUNT(*) AS memories, AVG(importance) AS avg_importance FROM continuum_memory GROUP BY tier ORDER BY CASE tier WHEN 'fast' THEN 0 WHEN 'medium' THEN 1 WHEN 'slow' THEN 2 WHEN 'glacial' THEN 3 END NULLS LAST"""
 
 DELETE_MEMORY: Final = """-- name: DeleteMemory :execrows
 DELETE FROM continuum_memory WHERE id = $1"""
@@ -512,9 +519,9 @@ class ContinuumSyncRepository:
         r = self._db.fetchone(
             ADD_MEMORY_SQLITE,
             (
-                id,
+                check_text(id),
                 tier,
-                content,
+                check_text(content),
                 importance,
                 surprise_score,
                 encode_json(metadata),
@@ -553,7 +560,7 @@ class ContinuumSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_MEMORY_SQLITE, (id,))
+        r = self._db.fetchone(GET_MEMORY_SQLITE, (check_text(id),))
         if r is None:
             return None
         return ContinuumMemory(
@@ -613,7 +620,11 @@ class ContinuumSyncRepository:
             )
             for r in self._db.fetchall(
                 LIST_MEMORIES_BY_TIER_SQLITE,
-                (tier, None if now_at is None else encode_timestamptz(now_at), lim),
+                (
+                    tier,
+                    None if now_at is None else encode_timestamptz(now_at),
+                    check_row_count(check_int4(lim)),
+                ),
             )
         ]
 
@@ -632,7 +643,7 @@ class ContinuumSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(MOVE_MEMORY_TIER_SQLITE, (to_tier, id, from_tier))
+        r = self._db.fetchone(MOVE_MEMORY_TIER_SQLITE, (to_tier, check_text(id), from_tier))
         if r is None:
             return None
         return ContinuumMemory(
@@ -676,7 +687,14 @@ class ContinuumSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            RECORD_TIER_TRANSITION_SQLITE, (memory_id, from_tier, to_tier, reason, surprise_score)
+            RECORD_TIER_TRANSITION_SQLITE,
+            (
+                check_text(memory_id),
+                from_tier,
+                to_tier,
+                None if reason is None else check_text(reason),
+                surprise_score,
+            ),
         )
         if r is None:
             return None
@@ -710,7 +728,7 @@ class ContinuumSyncRepository:
                 None if r[5] is None else float(r[5]),
                 decode_timestamptz(r[6]),
             )
-            for r in self._db.fetchall(LIST_TIER_TRANSITIONS_SQLITE, (memory_id,))
+            for r in self._db.fetchall(LIST_TIER_TRANSITIONS_SQLITE, (check_text(memory_id),))
         ]
 
     def record_memory_outcome(
@@ -731,7 +749,7 @@ class ContinuumSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(RECORD_MEMORY_OUTCOME_SQLITE, (success, delta, id))
+        r = self._db.fetchone(RECORD_MEMORY_OUTCOME_SQLITE, (success, delta, check_text(id)))
         if r is None:
             return None
         return RecordMemoryOutcomeRow(r[0], r[1], float(r[2]))
@@ -761,7 +779,14 @@ class ContinuumSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(SET_RED_LINE_SQLITE, (id, red_line, red_line_reason))
+        return self._db.execute(
+            SET_RED_LINE_SQLITE,
+            (
+                check_text(id),
+                red_line,
+                None if red_line_reason is None else check_text(red_line_reason),
+            ),
+        )
 
     def count_memories_by_tier(self) -> list[CountMemoriesByTierRow]:
         """Run CountMemoriesByTier (:many).
@@ -789,7 +814,7 @@ class ContinuumSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_MEMORY_SQLITE, (id,))
+        return self._db.execute(DELETE_MEMORY_SQLITE, (check_text(id),))
 
 
 class SqliteContinuumRepository(ContinuumRepository):

@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import AgentReputation, Critique, Pattern, PatternsArchive
-from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    encode_timestamptz,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -53,11 +60,11 @@ MARK_CRITIQUE_OUTCOME: Final = """-- name: MarkCritiqueOutcome :one
 UPDATE critiques
 SET led_to_improvement = $1,
     actual_usefulness = $2,
-    prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE($2, 0))
+    prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE($2::float8, 0))
 WHERE id = $3
 RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at"""
 MARK_CRITIQUE_OUTCOME_SQLITE: Final = """-- name: MarkCritiqueOutcome :one
-UPDATE critiques SET led_to_improvement = ?1, actual_usefulness = ?2, prediction_error = ABS(COALESCE(expected_usefulness, 0) - COALESCE(?2, 0)) WHERE id = ?3 RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at"""
+UPDATE critiques SET led_to_improvement = ?1, actual_usefulness = ?2, prediction_error = ABS(COALESCE(expected_usefulness, 0) - COALESCE(CAST(?2 AS REAL), 0)) WHERE id = ?3 RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at"""
 
 UPSERT_PATTERN: Final = """-- name: UpsertPattern :one
 INSERT INTO patterns (id, issue_type, issue_text, suggestion_text, avg_severity, example_task)
@@ -273,7 +280,7 @@ class CritiquesRepository(abc.ABC):
             UPDATE critiques
             SET led_to_improvement = $1,
                 actual_usefulness = $2,
-                prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE($2, 0))
+                prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE($2::float8, 0))
             WHERE id = $3
             RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at
 
@@ -756,13 +763,13 @@ class CritiquesSyncRepository:
         r = self._db.fetchone(
             STORE_DEBATE_RESULT_SQLITE,
             (
-                id,
-                slug,
-                task,
-                final_answer,
+                check_text(id),
+                check_text(slug),
+                check_text(task),
+                None if final_answer is None else check_text(final_answer),
                 consensus_reached,
                 confidence,
-                rounds_used,
+                None if rounds_used is None else check_int4(rounds_used),
                 duration_seconds,
                 None if grounded_verdict is None else encode_json(grounded_verdict),
             ),
@@ -803,13 +810,13 @@ class CritiquesSyncRepository:
         r = self._db.fetchone(
             STORE_CRITIQUE_SQLITE,
             (
-                debate_id,
-                agent,
-                target_agent,
+                check_text(debate_id),
+                check_text(agent),
+                None if target_agent is None else check_text(target_agent),
                 encode_json(issues),
                 encode_json(suggestions),
                 severity,
-                reasoning,
+                None if reasoning is None else check_text(reasoning),
                 led_to_improvement,
                 expected_usefulness,
                 actual_usefulness,
@@ -860,7 +867,7 @@ class CritiquesSyncRepository:
                 None if r[11] is None else float(r[11]),
                 decode_timestamptz(r[12]),
             )
-            for r in self._db.fetchall(LIST_CRITIQUES_FOR_DEBATE_SQLITE, (debate_id,))
+            for r in self._db.fetchall(LIST_CRITIQUES_FOR_DEBATE_SQLITE, (check_text(debate_id),))
         ]
 
     def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
@@ -889,7 +896,10 @@ class CritiquesSyncRepository:
                 None if r[11] is None else float(r[11]),
                 decode_timestamptz(r[12]),
             )
-            for r in self._db.fetchall(LIST_CRITIQUES_BY_AGENT_SQLITE, (agent, lim))
+            for r in self._db.fetchall(
+                LIST_CRITIQUES_BY_AGENT_SQLITE,
+                (check_text(agent), check_row_count(check_int4(lim))),
+            )
         ]
 
     def mark_critique_outcome(
@@ -902,7 +912,7 @@ class CritiquesSyncRepository:
             UPDATE critiques
             SET led_to_improvement = $1,
                 actual_usefulness = $2,
-                prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE($2, 0))
+                prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE($2::float8, 0))
             WHERE id = $3
             RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at
 
@@ -957,7 +967,14 @@ class CritiquesSyncRepository:
         """
         r = self._db.fetchone(
             UPSERT_PATTERN_SQLITE,
-            (id, issue_type, issue_text, suggestion_text, avg_severity, example_task),
+            (
+                check_text(id),
+                check_text(issue_type),
+                check_text(issue_text),
+                None if suggestion_text is None else check_text(suggestion_text),
+                avg_severity,
+                None if example_task is None else check_text(example_task),
+            ),
         )
         if r is None:
             return None
@@ -999,7 +1016,7 @@ class CritiquesSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(RECORD_PATTERN_OUTCOME_SQLITE, (success, severity, id))
+        r = self._db.fetchone(RECORD_PATTERN_OUTCOME_SQLITE, (success, severity, check_text(id)))
         if r is None:
             return None
         return Pattern(
@@ -1029,7 +1046,7 @@ class CritiquesSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_PATTERN_SQLITE, (id,))
+        r = self._db.fetchone(GET_PATTERN_SQLITE, (check_text(id),))
         if r is None:
             return None
         return Pattern(
@@ -1079,7 +1096,13 @@ class CritiquesSyncRepository:
                 decode_timestamptz(r[12]),
                 decode_timestamptz(r[13]),
             )
-            for r in self._db.fetchall(TOP_PATTERNS_SQLITE, (issue_type, lim))
+            for r in self._db.fetchall(
+                TOP_PATTERNS_SQLITE,
+                (
+                    None if issue_type is None else check_text(issue_type),
+                    check_row_count(check_int4(lim)),
+                ),
+            )
         ]
 
     def archive_stale_patterns(self, *, reason: str, cutoff: datetime, max_successes: int) -> int:
@@ -1100,7 +1123,8 @@ class CritiquesSyncRepository:
             The number of rows affected.
         """
         return self._db.execute(
-            ARCHIVE_STALE_PATTERNS_SQLITE, (reason, encode_timestamptz(cutoff), max_successes)
+            ARCHIVE_STALE_PATTERNS_SQLITE,
+            (check_text(reason), encode_timestamptz(cutoff), check_int4(max_successes)),
         )
 
     def delete_archived_patterns(self) -> int:
@@ -1141,7 +1165,9 @@ class CritiquesSyncRepository:
                 decode_timestamptz(r[11]),
                 r[12],
             )
-            for r in self._db.fetchall(LIST_ARCHIVED_PATTERNS_SQLITE, (lim,))
+            for r in self._db.fetchall(
+                LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(check_int4(lim)),)
+            )
         ]
 
     def update_reputation(
@@ -1182,12 +1208,12 @@ class CritiquesSyncRepository:
         r = self._db.fetchone(
             UPDATE_REPUTATION_SQLITE,
             (
-                agent_name,
-                proposals_made,
-                proposals_accepted,
-                critiques_given,
-                critiques_valuable,
-                predictions,
+                check_text(agent_name),
+                check_int4(proposals_made),
+                check_int4(proposals_accepted),
+                check_int4(critiques_given),
+                check_int4(critiques_valuable),
+                check_int4(predictions),
                 prediction_error,
             ),
         )
@@ -1207,7 +1233,7 @@ class CritiquesSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_REPUTATION_SQLITE, (agent_name,))
+        r = self._db.fetchone(GET_REPUTATION_SQLITE, (check_text(agent_name),))
         if r is None:
             return None
         return AgentReputation(

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import Debate, DebateArtifact, Position, Trace
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -778,7 +784,7 @@ class DebatesSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(RESERVE_SLUG_SUFFIX_SQLITE, (base,))
+        r = self._db.fetchone(RESERVE_SLUG_SUFFIX_SQLITE, (check_text(base),))
         if r is None:
             return None
         value: int = r[0]
@@ -815,14 +821,14 @@ class DebatesSyncRepository:
         r = self._db.fetchone(
             INSERT_DEBATE_SQLITE,
             (
-                id,
-                slug,
-                task,
-                encode_json(agents),
-                final_answer,
+                check_text(id),
+                check_text(slug),
+                check_text(task),
+                encode_json([check_text(x) for x in agents]),
+                None if final_answer is None else check_text(final_answer),
                 consensus_reached,
                 confidence,
-                rounds_used,
+                None if rounds_used is None else check_int4(rounds_used),
                 duration_seconds,
                 None if grounded_verdict is None else encode_json(grounded_verdict),
             ),
@@ -875,13 +881,13 @@ class DebatesSyncRepository:
         r = self._db.fetchone(
             UPDATE_DEBATE_RESULT_SQLITE,
             (
-                final_answer,
+                None if final_answer is None else check_text(final_answer),
                 consensus_reached,
                 confidence,
-                rounds_used,
+                None if rounds_used is None else check_int4(rounds_used),
                 duration_seconds,
                 None if grounded_verdict is None else encode_json(grounded_verdict),
-                id,
+                check_text(id),
             ),
         )
         if r is None:
@@ -911,7 +917,7 @@ class DebatesSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_DEBATE_SQLITE, (id,))
+        r = self._db.fetchone(GET_DEBATE_SQLITE, (check_text(id),))
         if r is None:
             return None
         return Debate(
@@ -939,7 +945,7 @@ class DebatesSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_DEBATE_BY_SLUG_SQLITE, (slug,))
+        r = self._db.fetchone(GET_DEBATE_BY_SLUG_SQLITE, (check_text(slug),))
         if r is None:
             return None
         return Debate(
@@ -982,7 +988,10 @@ class DebatesSyncRepository:
                 r[10],
                 decode_timestamptz(r[11]),
             )
-            for r in self._db.fetchall(LIST_RECENT_DEBATES_SQLITE, (off, lim))
+            for r in self._db.fetchall(
+                LIST_RECENT_DEBATES_SQLITE,
+                (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+            )
         ]
 
     def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
@@ -1013,7 +1022,13 @@ class DebatesSyncRepository:
                 r[10],
                 decode_timestamptz(r[11]),
             )
-            for r in self._db.fetchall(SEARCH_DEBATES_SQLITE, (pattern, lim))
+            for r in self._db.fetchall(
+                SEARCH_DEBATES_SQLITE,
+                (
+                    None if pattern is None else check_text(pattern),
+                    check_row_count(check_int4(lim)),
+                ),
+            )
         ]
 
     def increment_debate_views(self, *, slug: str) -> int | None:
@@ -1026,7 +1041,7 @@ class DebatesSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(INCREMENT_DEBATE_VIEWS_SQLITE, (slug,))
+        r = self._db.fetchone(INCREMENT_DEBATE_VIEWS_SQLITE, (check_text(slug),))
         if r is None:
             return None
         value: int = r[0]
@@ -1042,7 +1057,7 @@ class DebatesSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_DEBATE_SQLITE, (id,))
+        return self._db.execute(DELETE_DEBATE_SQLITE, (check_text(id),))
 
     def count_debates(self) -> int | None:
         """Run CountDebates (:one).
@@ -1085,7 +1100,9 @@ class DebatesSyncRepository:
                 r[10],
                 decode_timestamptz(r[11]),
             )
-            for r in self._db.fetchall(GET_DEBATES_BY_IDS_SQLITE, (encode_json(ids),))
+            for r in self._db.fetchall(
+                GET_DEBATES_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+            )
         ]
 
     def existing_debate_ids(self, *, ids: list[str]) -> list[str]:
@@ -1098,7 +1115,12 @@ class DebatesSyncRepository:
         Returns:
             Every matching row.
         """
-        return [r[0] for r in self._db.fetchall(EXISTING_DEBATE_IDS_SQLITE, (encode_json(ids),))]
+        return [
+            r[0]
+            for r in self._db.fetchall(
+                EXISTING_DEBATE_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+            )
+        ]
 
     def debate_stats(self) -> DebateStatsRow | None:
         """Run DebateStats (:one).
@@ -1142,7 +1164,16 @@ class DebatesSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            ADD_TRACE_SQLITE, (id, debate_id, agent, round, event_type, content, encode_json(data))
+            ADD_TRACE_SQLITE,
+            (
+                check_text(id),
+                check_text(debate_id),
+                check_text(agent),
+                check_int4(round),
+                check_text(event_type),
+                check_text(content),
+                encode_json(data),
+            ),
         )
         if r is None:
             return None
@@ -1160,7 +1191,7 @@ class DebatesSyncRepository:
         """
         return [
             Trace(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), decode_timestamptz(r[7]))
-            for r in self._db.fetchall(LIST_TRACES_SQLITE, (debate_id,))
+            for r in self._db.fetchall(LIST_TRACES_SQLITE, (check_text(debate_id),))
         ]
 
     def record_position(
@@ -1187,7 +1218,15 @@ class DebatesSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            RECORD_POSITION_SQLITE, (debate_id, agent, round, claim, confidence, changed)
+            RECORD_POSITION_SQLITE,
+            (
+                check_text(debate_id),
+                check_text(agent),
+                check_int4(round),
+                check_text(claim),
+                confidence,
+                changed,
+            ),
         )
         if r is None:
             return None
@@ -1209,7 +1248,7 @@ class DebatesSyncRepository:
             Position(
                 r[0], r[1], r[2], r[3], r[4], float(r[5]), bool(r[6]), decode_timestamptz(r[7])
             )
-            for r in self._db.fetchall(LIST_POSITIONS_SQLITE, (debate_id,))
+            for r in self._db.fetchall(LIST_POSITIONS_SQLITE, (check_text(debate_id),))
         ]
 
     def count_position_changes(self, *, debate_id: str) -> list[CountPositionChangesRow]:
@@ -1225,7 +1264,7 @@ class DebatesSyncRepository:
         """
         return [
             CountPositionChangesRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(COUNT_POSITION_CHANGES_SQLITE, (debate_id,))
+            for r in self._db.fetchall(COUNT_POSITION_CHANGES_SQLITE, (check_text(debate_id),))
         ]
 
     def save_artifact(
@@ -1257,15 +1296,15 @@ class DebatesSyncRepository:
         r = self._db.fetchone(
             SAVE_ARTIFACT_SQLITE,
             (
-                loop_id,
-                cycle_number,
-                phase,
-                task,
-                encode_json(agents),
+                check_text(loop_id),
+                check_int4(cycle_number),
+                check_text(phase),
+                check_text(task),
+                encode_json([check_text(x) for x in agents]),
                 encode_json(transcript),
                 consensus_reached,
                 confidence,
-                winning_proposal,
+                None if winning_proposal is None else check_text(winning_proposal),
                 encode_json(vote_tally),
             ),
         )
@@ -1311,7 +1350,7 @@ class DebatesSyncRepository:
                 json.loads(r[10]),
                 decode_timestamptz(r[11]),
             )
-            for r in self._db.fetchall(LIST_ARTIFACTS_SQLITE, (loop_id,))
+            for r in self._db.fetchall(LIST_ARTIFACTS_SQLITE, (check_text(loop_id),))
         ]
 
     def get_artifact(self, *, id: int) -> DebateArtifact | None:

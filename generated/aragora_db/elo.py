@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import CalibrationPrediction, DomainCalibration, EloHistory, Match, Rating
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -476,7 +482,7 @@ class EloSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_RATING_SQLITE, (agent_name, domain))
+        r = self._db.fetchone(GET_RATING_SQLITE, (check_text(agent_name), check_text(domain)))
         if r is None:
             return None
         return Rating(
@@ -507,7 +513,9 @@ class EloSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(ENSURE_RATING_SQLITE, (agent_name, domain, elo))
+        r = self._db.fetchone(
+            ENSURE_RATING_SQLITE, (check_text(agent_name), check_text(domain), elo)
+        )
         if r is None:
             return None
         return Rating(
@@ -546,7 +554,10 @@ class EloSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(APPLY_MATCH_RESULT_SQLITE, (elo, outcome, agent_name, domain))
+        r = self._db.fetchone(
+            APPLY_MATCH_RESULT_SQLITE,
+            (elo, check_text(outcome), check_text(agent_name), check_text(domain)),
+        )
         if r is None:
             return None
         return Rating(
@@ -589,10 +600,10 @@ class EloSyncRepository:
         r = self._db.fetchone(
             RECORD_MATCH_SQLITE,
             (
-                debate_id,
-                winner,
-                encode_json(participants),
-                domain,
+                check_text(debate_id),
+                None if winner is None else check_text(winner),
+                encode_json([check_text(x) for x in participants]),
+                check_text(domain),
                 encode_json(scores),
                 encode_json(elo_changes),
             ),
@@ -620,7 +631,7 @@ class EloSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_MATCH_BY_DEBATE_SQLITE, (debate_id,))
+        r = self._db.fetchone(GET_MATCH_BY_DEBATE_SQLITE, (check_text(debate_id),))
         if r is None:
             return None
         return Match(
@@ -655,7 +666,9 @@ class EloSyncRepository:
                 json.loads(r[6]),
                 decode_timestamptz(r[7]),
             )
-            for r in self._db.fetchall(LIST_RECENT_MATCHES_SQLITE, (domain, lim))
+            for r in self._db.fetchall(
+                LIST_RECENT_MATCHES_SQLITE, (check_text(domain), check_row_count(check_int4(lim)))
+            )
         ]
 
     def append_elo_history(
@@ -670,7 +683,15 @@ class EloSyncRepository:
         Returns:
             Nothing.
         """
-        self._db.execute(APPEND_ELO_HISTORY_SQLITE, (agent_name, domain, elo, debate_id))
+        self._db.execute(
+            APPEND_ELO_HISTORY_SQLITE,
+            (
+                check_text(agent_name),
+                check_text(domain),
+                elo,
+                None if debate_id is None else check_text(debate_id),
+            ),
+        )
 
     def get_elo_history(self, *, agent_name: str, domain: str, lim: int) -> list[EloHistory]:
         """Run GetEloHistory (:many).
@@ -684,7 +705,10 @@ class EloSyncRepository:
         """
         return [
             EloHistory(r[0], r[1], r[2], float(r[3]), r[4], decode_timestamptz(r[5]))
-            for r in self._db.fetchall(GET_ELO_HISTORY_SQLITE, (agent_name, domain, lim))
+            for r in self._db.fetchall(
+                GET_ELO_HISTORY_SQLITE,
+                (check_text(agent_name), check_text(domain), check_row_count(check_int4(lim))),
+            )
         ]
 
     def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
@@ -704,7 +728,14 @@ class EloSyncRepository:
         """
         return [
             LeaderboardRow(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6])
-            for r in self._db.fetchall(LEADERBOARD_SQLITE, (domain, off, lim))
+            for r in self._db.fetchall(
+                LEADERBOARD_SQLITE,
+                (
+                    check_text(domain),
+                    check_row_count(check_int4(off)),
+                    check_row_count(check_int4(lim)),
+                ),
+            )
         ]
 
     def record_calibration_prediction(
@@ -725,7 +756,12 @@ class EloSyncRepository:
         """
         r = self._db.fetchone(
             RECORD_CALIBRATION_PREDICTION_SQLITE,
-            (tournament_id, predictor_agent, predicted_winner, confidence),
+            (
+                check_text(tournament_id),
+                check_text(predictor_agent),
+                check_text(predicted_winner),
+                confidence,
+            ),
         )
         if r is None:
             return None
@@ -743,7 +779,9 @@ class EloSyncRepository:
         """
         return [
             CalibrationPrediction(r[0], r[1], r[2], r[3], float(r[4]), decode_timestamptz(r[5]))
-            for r in self._db.fetchall(LIST_CALIBRATION_PREDICTIONS_SQLITE, (tournament_id,))
+            for r in self._db.fetchall(
+                LIST_CALIBRATION_PREDICTIONS_SQLITE, (check_text(tournament_id),)
+            )
         ]
 
     def record_domain_calibration(
@@ -766,7 +804,8 @@ class EloSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            RECORD_DOMAIN_CALIBRATION_SQLITE, (agent_name, domain, correct, brier)
+            RECORD_DOMAIN_CALIBRATION_SQLITE,
+            (check_text(agent_name), check_text(domain), correct, brier),
         )
         if r is None:
             return None
@@ -786,7 +825,7 @@ class EloSyncRepository:
         """
         return [
             GetCalibrationSummaryRow(r[0], r[1], r[2], r[3])
-            for r in self._db.fetchall(GET_CALIBRATION_SUMMARY_SQLITE, (agent_name,))
+            for r in self._db.fetchall(GET_CALIBRATION_SUMMARY_SQLITE, (check_text(agent_name),))
         ]
 
 

@@ -9,7 +9,7 @@ import abc
 from typing import Final
 
 from aragora_db.models import Embedding
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import check_int4, check_text, decode_timestamptz, encode_json
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -210,7 +210,15 @@ class EmbeddingsSyncRepository:
         """
         r = self._db.fetchone(
             SAVE_EMBEDDING_SQLITE,
-            (id, content_hash, source_type, source_id, model, dimensions, vector),
+            (
+                check_text(id),
+                check_text(content_hash),
+                check_text(source_type),
+                check_text(source_id),
+                check_text(model),
+                check_int4(dimensions),
+                vector,
+            ),
         )
         if r is None:
             return None
@@ -226,7 +234,7 @@ class EmbeddingsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_EMBEDDING_BY_HASH_SQLITE, (content_hash,))
+        r = self._db.fetchone(GET_EMBEDDING_BY_HASH_SQLITE, (check_text(content_hash),))
         if r is None:
             return None
         return Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
@@ -243,7 +251,9 @@ class EmbeddingsSyncRepository:
         """
         return [
             Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
-            for r in self._db.fetchall(LIST_EMBEDDINGS_FOR_SOURCE_SQLITE, (source_type, source_id))
+            for r in self._db.fetchall(
+                LIST_EMBEDDINGS_FOR_SOURCE_SQLITE, (check_text(source_type), check_text(source_id))
+            )
         ]
 
     def get_embeddings_by_hashes(self, *, hashes: list[str]) -> list[Embedding]:
@@ -258,7 +268,9 @@ class EmbeddingsSyncRepository:
         """
         return [
             Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
-            for r in self._db.fetchall(GET_EMBEDDINGS_BY_HASHES_SQLITE, (encode_json(hashes),))
+            for r in self._db.fetchall(
+                GET_EMBEDDINGS_BY_HASHES_SQLITE, (encode_json([check_text(x) for x in hashes]),)
+            )
         ]
 
     def delete_embeddings_for_source(self, *, source_type: str, source_id: str) -> int:
@@ -271,7 +283,9 @@ class EmbeddingsSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_EMBEDDINGS_FOR_SOURCE_SQLITE, (source_type, source_id))
+        return self._db.execute(
+            DELETE_EMBEDDINGS_FOR_SOURCE_SQLITE, (check_text(source_type), check_text(source_id))
+        )
 
 
 class SqliteEmbeddingsRepository(EmbeddingsRepository):

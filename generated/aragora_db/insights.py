@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import Insight
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -248,13 +254,13 @@ class InsightsSyncRepository:
         r = self._db.fetchone(
             SAVE_INSIGHT_SQLITE,
             (
-                id,
-                debate_id,
-                type,
-                title,
-                description,
+                check_text(id),
+                None if debate_id is None else check_text(debate_id),
+                check_text(type),
+                check_text(title),
+                check_text(description),
                 confidence,
-                encode_json(agents),
+                encode_json([check_text(x) for x in agents]),
                 encode_json(evidence),
             ),
         )
@@ -282,7 +288,7 @@ class InsightsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_INSIGHT_SQLITE, (id,))
+        r = self._db.fetchone(GET_INSIGHT_SQLITE, (check_text(id),))
         if r is None:
             return None
         return Insight(
@@ -319,7 +325,14 @@ class InsightsSyncRepository:
                 json.loads(r[7]),
                 decode_timestamptz(r[8]),
             )
-            for r in self._db.fetchall(LIST_INSIGHTS_BY_TYPE_SQLITE, (type, off, lim))
+            for r in self._db.fetchall(
+                LIST_INSIGHTS_BY_TYPE_SQLITE,
+                (
+                    check_text(type),
+                    check_row_count(check_int4(off)),
+                    check_row_count(check_int4(lim)),
+                ),
+            )
         ]
 
     def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:
@@ -344,7 +357,10 @@ class InsightsSyncRepository:
                 json.loads(r[7]),
                 decode_timestamptz(r[8]),
             )
-            for r in self._db.fetchall(LIST_INSIGHTS_FOR_DEBATE_SQLITE, (debate_id,))
+            for r in self._db.fetchall(
+                LIST_INSIGHTS_FOR_DEBATE_SQLITE,
+                (None if debate_id is None else check_text(debate_id),),
+            )
         ]
 
     def insight_type_counts(self) -> list[InsightTypeCountsRow]:
@@ -373,7 +389,7 @@ class InsightsSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_INSIGHT_SQLITE, (id,))
+        return self._db.execute(DELETE_INSIGHT_SQLITE, (check_text(id),))
 
 
 class SqliteInsightsRepository(InsightsRepository):

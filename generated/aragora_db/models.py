@@ -19,7 +19,7 @@ __all__ = [
     "AgentReputation",
     "AuditLog",
     "CalibrationPrediction",
-    "Consensu",
+    "Consensus",
     "ContinuumMemory",
     "Critique",
     "CycleEvolution",
@@ -301,7 +301,7 @@ class TierTransition:
 
 
 @dataclass(frozen=True, slots=True)
-class Consensu:
+class Consensus:
     """A row of the consensus table."""
 
     id: int

@@ -20,7 +20,14 @@ from aragora_db.models import (
     NomicRollback,
     StreamEvent,
 )
-from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    encode_timestamptz,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -918,7 +925,15 @@ class NomicSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            SAVE_CYCLE_SQLITE, (loop_id, cycle_number, phase, stage, task_description, total_tasks)
+            SAVE_CYCLE_SQLITE,
+            (
+                check_text(loop_id),
+                check_int4(cycle_number),
+                check_text(phase),
+                check_text(stage),
+                None if task_description is None else check_text(task_description),
+                check_int4(total_tasks),
+            ),
         )
         if r is None:
             return None
@@ -950,7 +965,10 @@ class NomicSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(UPDATE_CYCLE_PHASE_SQLITE, (loop_id, cycle_number, phase, stage))
+        r = self._db.fetchone(
+            UPDATE_CYCLE_PHASE_SQLITE,
+            (check_text(loop_id), check_int4(cycle_number), check_text(phase), check_text(stage)),
+        )
         if r is None:
             return None
         return NomicCycle(
@@ -980,7 +998,7 @@ class NomicSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(COMPLETE_TASK_SQLITE, (loop_id, cycle_number))
+        r = self._db.fetchone(COMPLETE_TASK_SQLITE, (check_text(loop_id), check_int4(cycle_number)))
         if r is None:
             return None
         return CompleteTaskRow(r[0], r[1])
@@ -1008,7 +1026,14 @@ class NomicSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            FINISH_CYCLE_SQLITE, (success, git_commit, error_message, loop_id, cycle_number)
+            FINISH_CYCLE_SQLITE,
+            (
+                success,
+                None if git_commit is None else check_text(git_commit),
+                None if error_message is None else check_text(error_message),
+                check_text(loop_id),
+                check_int4(cycle_number),
+            ),
         )
         if r is None:
             return None
@@ -1037,7 +1062,7 @@ class NomicSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_CYCLE_SQLITE, (loop_id, cycle_number))
+        r = self._db.fetchone(GET_CYCLE_SQLITE, (check_text(loop_id), check_int4(cycle_number)))
         if r is None:
             return None
         return NomicCycle(
@@ -1080,7 +1105,7 @@ class NomicSyncRepository:
                 r[10],
                 r[11],
             )
-            for r in self._db.fetchall(LIST_CYCLES_SQLITE, (loop_id,))
+            for r in self._db.fetchall(LIST_CYCLES_SQLITE, (check_text(loop_id),))
         ]
 
     def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
@@ -1093,7 +1118,7 @@ class NomicSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(LATEST_CYCLE_SQLITE, (loop_id,))
+        r = self._db.fetchone(LATEST_CYCLE_SQLITE, (check_text(loop_id),))
         if r is None:
             return None
         return NomicCycle(
@@ -1125,7 +1150,7 @@ class NomicSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(LOOP_SUMMARY_SQLITE, (loop_id,))
+        r = self._db.fetchone(LOOP_SUMMARY_SQLITE, (check_text(loop_id),))
         if r is None:
             return None
         return LoopSummaryRow(r[0], r[1], r[2], r[3])
@@ -1144,7 +1169,14 @@ class NomicSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            APPEND_STREAM_EVENT_SQLITE, (loop_id, cycle, event_type, encode_json(event_data), agent)
+            APPEND_STREAM_EVENT_SQLITE,
+            (
+                check_text(loop_id),
+                check_int4(cycle),
+                check_text(event_type),
+                encode_json(event_data),
+                None if agent is None else check_text(agent),
+            ),
         )
         if r is None:
             return None
@@ -1164,17 +1196,17 @@ class NomicSyncRepository:
         """
         return self._db.executemany(
             APPEND_STREAM_EVENTS_SQLITE,
-            [
+            (
                 (
-                    p.loop_id,
-                    p.cycle,
-                    p.event_type,
+                    check_text(p.loop_id),
+                    check_int4(p.cycle),
+                    check_text(p.event_type),
                     encode_json(p.event_data),
-                    p.agent,
+                    None if p.agent is None else check_text(p.agent),
                     encode_timestamptz(p.timestamp),
                 )
                 for p in rows
-            ],
+            ),
         )
 
     def list_stream_events(self, *, loop_id: str, cycle: int) -> list[StreamEvent]:
@@ -1189,7 +1221,9 @@ class NomicSyncRepository:
         """
         return [
             StreamEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], decode_timestamptz(r[6]))
-            for r in self._db.fetchall(LIST_STREAM_EVENTS_SQLITE, (loop_id, cycle))
+            for r in self._db.fetchall(
+                LIST_STREAM_EVENTS_SQLITE, (check_text(loop_id), check_int4(cycle))
+            )
         ]
 
     def list_stream_events_after(
@@ -1206,7 +1240,10 @@ class NomicSyncRepository:
         """
         return [
             StreamEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], decode_timestamptz(r[6]))
-            for r in self._db.fetchall(LIST_STREAM_EVENTS_AFTER_SQLITE, (loop_id, after_id, lim))
+            for r in self._db.fetchall(
+                LIST_STREAM_EVENTS_AFTER_SQLITE,
+                (check_text(loop_id), after_id, check_row_count(check_int4(lim))),
+            )
         ]
 
     def count_stream_events_by_type(self, *, loop_id: str) -> list[CountStreamEventsByTypeRow]:
@@ -1222,7 +1259,7 @@ class NomicSyncRepository:
         """
         return [
             CountStreamEventsByTypeRow(r[0], r[1])
-            for r in self._db.fetchall(COUNT_STREAM_EVENTS_BY_TYPE_SQLITE, (loop_id,))
+            for r in self._db.fetchall(COUNT_STREAM_EVENTS_BY_TYPE_SQLITE, (check_text(loop_id),))
         ]
 
     def record_agent_metrics(
@@ -1256,18 +1293,18 @@ class NomicSyncRepository:
         r = self._db.fetchone(
             RECORD_AGENT_METRICS_SQLITE,
             (
-                loop_id,
-                cycle,
-                agent_name,
-                model,
-                phase,
-                messages_sent,
-                proposals_made,
-                critiques_given,
-                votes_won,
+                check_text(loop_id),
+                check_int4(cycle),
+                check_text(agent_name),
+                None if model is None else check_text(model),
+                check_text(phase),
+                check_int4(messages_sent),
+                check_int4(proposals_made),
+                check_int4(critiques_given),
+                check_int4(votes_won),
                 tokens_used,
                 latency_ms,
-                error_count,
+                check_int4(error_count),
             ),
         )
         if r is None:
@@ -1307,7 +1344,7 @@ class NomicSyncRepository:
         """
         return [
             AgentMetricsTotalsRow(r[0], r[1], r[2], r[3], float(r[4]))
-            for r in self._db.fetchall(AGENT_METRICS_TOTALS_SQLITE, (loop_id,))
+            for r in self._db.fetchall(AGENT_METRICS_TOTALS_SQLITE, (check_text(loop_id),))
         ]
 
     def record_rollback(
@@ -1340,17 +1377,17 @@ class NomicSyncRepository:
         r = self._db.fetchone(
             RECORD_ROLLBACK_SQLITE,
             (
-                id,
-                loop_id,
-                cycle_number,
-                phase,
-                reason,
-                severity,
-                rolled_back_commit,
-                preserved_branch,
-                encode_json(files_affected),
-                diff_summary,
-                error_message,
+                check_text(id),
+                check_text(loop_id),
+                check_int4(cycle_number),
+                check_text(phase),
+                check_text(reason),
+                check_text(severity),
+                None if rolled_back_commit is None else check_text(rolled_back_commit),
+                None if preserved_branch is None else check_text(preserved_branch),
+                encode_json([check_text(x) for x in files_affected]),
+                None if diff_summary is None else check_text(diff_summary),
+                None if error_message is None else check_text(error_message),
             ),
         )
         if r is None:
@@ -1395,7 +1432,7 @@ class NomicSyncRepository:
                 r[10],
                 decode_timestamptz(r[11]),
             )
-            for r in self._db.fetchall(LIST_ROLLBACKS_SQLITE, (loop_id,))
+            for r in self._db.fetchall(LIST_ROLLBACKS_SQLITE, (check_text(loop_id),))
         ]
 
     def record_evolution(
@@ -1424,10 +1461,10 @@ class NomicSyncRepository:
         r = self._db.fetchone(
             RECORD_EVOLUTION_SQLITE,
             (
-                loop_id,
-                cycle_number,
-                evolution_type,
-                description,
+                check_text(loop_id),
+                check_int4(cycle_number),
+                check_text(evolution_type),
+                check_text(description),
                 encode_json(prompt_changes),
                 encode_json(metrics_before),
                 encode_json(metrics_after),
@@ -1469,7 +1506,7 @@ class NomicSyncRepository:
                 json.loads(r[7]),
                 decode_timestamptz(r[8]),
             )
-            for r in self._db.fetchall(LIST_EVOLUTION_SQLITE, (loop_id,))
+            for r in self._db.fetchall(LIST_EVOLUTION_SQLITE, (check_text(loop_id),))
         ]
 
     def record_file_change(
@@ -1495,7 +1532,14 @@ class NomicSyncRepository:
         """
         r = self._db.fetchone(
             RECORD_FILE_CHANGE_SQLITE,
-            (loop_id, cycle_number, file_path, change_type, lines_added, lines_removed),
+            (
+                check_text(loop_id),
+                check_int4(cycle_number),
+                check_text(file_path),
+                check_text(change_type),
+                check_int4(lines_added),
+                check_int4(lines_removed),
+            ),
         )
         if r is None:
             return None
@@ -1513,7 +1557,9 @@ class NomicSyncRepository:
         """
         return [
             CycleFileChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
-            for r in self._db.fetchall(LIST_FILE_CHANGES_SQLITE, (loop_id, cycle_number))
+            for r in self._db.fetchall(
+                LIST_FILE_CHANGES_SQLITE, (check_text(loop_id), check_int4(cycle_number))
+            )
         ]
 
     def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
@@ -1530,7 +1576,9 @@ class NomicSyncRepository:
         """
         return [
             FileChurnRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(FILE_CHURN_SQLITE, (loop_id, lim))
+            for r in self._db.fetchall(
+                FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(check_int4(lim)))
+            )
         ]
 
 

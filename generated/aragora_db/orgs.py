@@ -10,7 +10,7 @@ import json
 from typing import Final
 
 from aragora_db.models import Organization
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import check_text, decode_timestamptz, encode_json
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -259,7 +259,15 @@ class OrgsSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            CREATE_ORGANIZATION_SQLITE, (id, name, slug, tier, owner_id, encode_json(settings))
+            CREATE_ORGANIZATION_SQLITE,
+            (
+                check_text(id),
+                check_text(name),
+                check_text(slug),
+                check_text(tier),
+                None if owner_id is None else check_text(owner_id),
+                encode_json(settings),
+            ),
         )
         if r is None:
             return None
@@ -286,7 +294,7 @@ class OrgsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_ORGANIZATION_BY_ID_SQLITE, (id,))
+        r = self._db.fetchone(GET_ORGANIZATION_BY_ID_SQLITE, (check_text(id),))
         if r is None:
             return None
         return Organization(
@@ -312,7 +320,7 @@ class OrgsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_ORGANIZATION_BY_SLUG_SQLITE, (slug,))
+        r = self._db.fetchone(GET_ORGANIZATION_BY_SLUG_SQLITE, (check_text(slug),))
         if r is None:
             return None
         return Organization(
@@ -351,7 +359,10 @@ class OrgsSyncRepository:
                 decode_timestamptz(r[8]),
                 json.loads(r[9]),
             )
-            for r in self._db.fetchall(LIST_ORGANIZATIONS_BY_OWNER_SQLITE, (owner_id,))
+            for r in self._db.fetchall(
+                LIST_ORGANIZATIONS_BY_OWNER_SQLITE,
+                (None if owner_id is None else check_text(owner_id),),
+            )
         ]
 
     def update_organization_tier(self, *, id: str, tier: str) -> int:
@@ -364,7 +375,7 @@ class OrgsSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(UPDATE_ORGANIZATION_TIER_SQLITE, (id, tier))
+        return self._db.execute(UPDATE_ORGANIZATION_TIER_SQLITE, (check_text(id), check_text(tier)))
 
     def update_organization_settings(self, *, id: str, settings: JSON) -> JSON | None:
         """Run UpdateOrganizationSettings (:one).
@@ -376,7 +387,9 @@ class OrgsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(UPDATE_ORGANIZATION_SETTINGS_SQLITE, (id, encode_json(settings)))
+        r = self._db.fetchone(
+            UPDATE_ORGANIZATION_SETTINGS_SQLITE, (check_text(id), encode_json(settings))
+        )
         if r is None:
             return None
         value: JSON = json.loads(r[0])
@@ -399,7 +412,14 @@ class OrgsSyncRepository:
             The command's result (rows affected).
         """
         return ExecResult(
-            self._db.execute(SET_STRIPE_IDS_SQLITE, (customer_id, subscription_id, id))
+            self._db.execute(
+                SET_STRIPE_IDS_SQLITE,
+                (
+                    None if customer_id is None else check_text(customer_id),
+                    None if subscription_id is None else check_text(subscription_id),
+                    check_text(id),
+                ),
+            )
         )
 
     def count_organization_members(self, *, org_id: str | None) -> int | None:
@@ -412,7 +432,9 @@ class OrgsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(COUNT_ORGANIZATION_MEMBERS_SQLITE, (org_id,))
+        r = self._db.fetchone(
+            COUNT_ORGANIZATION_MEMBERS_SQLITE, (None if org_id is None else check_text(org_id),)
+        )
         if r is None:
             return None
         value: int = r[0]

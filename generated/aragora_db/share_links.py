@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import ShareLink
-from aragora_repos.codec import decode_timestamptz, encode_timestamptz
+from aragora_repos.codec import check_text, decode_timestamptz, encode_timestamptz
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 
@@ -196,10 +196,10 @@ class ShareLinksSyncRepository:
         r = self._db.fetchone(
             CREATE_SHARE_LINK_SQLITE,
             (
-                token,
-                debate_id,
-                created_by,
-                visibility,
+                check_text(token),
+                check_text(debate_id),
+                None if created_by is None else check_text(created_by),
+                check_text(visibility),
                 None if expires_at is None else encode_timestamptz(expires_at),
             ),
         )
@@ -228,7 +228,7 @@ class ShareLinksSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_ACTIVE_SHARE_LINK_SQLITE, (token,))
+        r = self._db.fetchone(GET_ACTIVE_SHARE_LINK_SQLITE, (check_text(token),))
         if r is None:
             return None
         return ShareLink(
@@ -263,7 +263,7 @@ class ShareLinksSyncRepository:
                 bool(r[6]),
                 decode_timestamptz(r[7]),
             )
-            for r in self._db.fetchall(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (debate_id,))
+            for r in self._db.fetchall(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),))
         ]
 
     def revoke_share_link(self, *, token: str) -> int:
@@ -276,7 +276,7 @@ class ShareLinksSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(REVOKE_SHARE_LINK_SQLITE, (token,))
+        return self._db.execute(REVOKE_SHARE_LINK_SQLITE, (check_text(token),))
 
     def delete_expired_share_links(self, *, now_at: datetime | None) -> int:
         """Run DeleteExpiredShareLinks (:execrows).

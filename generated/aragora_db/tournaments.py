@@ -11,7 +11,14 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import Tournament
-from aragora_repos.codec import decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    encode_timestamptz,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -248,13 +255,13 @@ class TournamentsSyncRepository:
         r = self._db.fetchone(
             SAVE_TOURNAMENT_SQLITE,
             (
-                id,
-                name,
-                format,
-                status,
-                encode_json(participants),
+                check_text(id),
+                check_text(name),
+                check_text(format),
+                check_text(status),
+                encode_json([check_text(x) for x in participants]),
                 encode_json(standings),
-                winner,
+                None if winner is None else check_text(winner),
                 None if completed_at is None else encode_timestamptz(completed_at),
             ),
         )
@@ -282,7 +289,7 @@ class TournamentsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_TOURNAMENT_SQLITE, (id,))
+        r = self._db.fetchone(GET_TOURNAMENT_SQLITE, (check_text(id),))
         if r is None:
             return None
         return Tournament(
@@ -319,7 +326,10 @@ class TournamentsSyncRepository:
                 decode_timestamptz(r[7]),
                 None if r[8] is None else decode_timestamptz(r[8]),
             )
-            for r in self._db.fetchall(LIST_TOURNAMENTS_SQLITE, (off, lim))
+            for r in self._db.fetchall(
+                LIST_TOURNAMENTS_SQLITE,
+                (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+            )
         ]
 
     def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:
@@ -344,7 +354,7 @@ class TournamentsSyncRepository:
                 decode_timestamptz(r[7]),
                 None if r[8] is None else decode_timestamptz(r[8]),
             )
-            for r in self._db.fetchall(LIST_TOURNAMENTS_BY_STATUS_SQLITE, (status,))
+            for r in self._db.fetchall(LIST_TOURNAMENTS_BY_STATUS_SQLITE, (check_text(status),))
         ]
 
     def complete_tournament(
@@ -361,7 +371,14 @@ class TournamentsSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(COMPLETE_TOURNAMENT_SQLITE, (id, winner, encode_json(standings)))
+        r = self._db.fetchone(
+            COMPLETE_TOURNAMENT_SQLITE,
+            (
+                check_text(id),
+                None if winner is None else check_text(winner),
+                encode_json(standings),
+            ),
+        )
         if r is None:
             return None
         return Tournament(
@@ -386,7 +403,7 @@ class TournamentsSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DELETE_TOURNAMENT_SQLITE, (id,))
+        return self._db.execute(DELETE_TOURNAMENT_SQLITE, (check_text(id),))
 
 
 class SqliteTournamentsRepository(TournamentsRepository):

@@ -12,7 +12,14 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from aragora_db.models import UsageEvent
-from aragora_repos.codec import decode_interval, decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import (
+    check_int4,
+    check_text,
+    decode_interval,
+    decode_timestamptz,
+    encode_json,
+    encode_timestamptz,
+)
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.types import JSON
@@ -208,7 +215,8 @@ class UsageSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            RECORD_USAGE_EVENT_SQLITE, (org_id, event_type, count, encode_json(metadata))
+            RECORD_USAGE_EVENT_SQLITE,
+            (check_text(org_id), check_text(event_type), check_int4(count), encode_json(metadata)),
         )
         if r is None:
             return None
@@ -230,7 +238,9 @@ class UsageSyncRepository:
         """
         return [
             SumUsageSinceRow(r[0], r[1])
-            for r in self._db.fetchall(SUM_USAGE_SINCE_SQLITE, (org_id, encode_timestamptz(since)))
+            for r in self._db.fetchall(
+                SUM_USAGE_SINCE_SQLITE, (check_text(org_id), encode_timestamptz(since))
+            )
         ]
 
     def prune_usage_events_before(self, *, cutoff: datetime) -> int:
@@ -262,7 +272,7 @@ class UsageSyncRepository:
         return [
             MonthlyUsageByOrgRow(decode_interval(r[0]), r[1], r[2])
             for r in self._db.fetchall(
-                MONTHLY_USAGE_BY_ORG_SQLITE, (org_id, encode_timestamptz(since))
+                MONTHLY_USAGE_BY_ORG_SQLITE, (check_text(org_id), encode_timestamptz(since))
             )
         ]
 
@@ -276,7 +286,7 @@ class UsageSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE, (days,))
+        return self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE, (check_int4(days),))
 
 
 class SqliteUsageRepository(UsageRepository):

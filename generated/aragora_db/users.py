@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import USER_ROLE_VALUES, User, UserRole
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_int4,
+    check_row_count,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+)
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -721,7 +727,16 @@ class UsersSyncRepository:
             The row, or None when no row matches.
         """
         r = self._db.fetchone(
-            CREATE_USER_SQLITE, (id, email, password_hash, password_salt, name, org_id, role)
+            CREATE_USER_SQLITE,
+            (
+                check_text(id),
+                check_text(email),
+                check_text(password_hash),
+                check_text(password_salt),
+                check_text(name),
+                None if org_id is None else check_text(org_id),
+                role,
+            ),
         )
         if r is None:
             return None
@@ -757,7 +772,7 @@ class UsersSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_USER_BY_ID_SQLITE, (id,))
+        r = self._db.fetchone(GET_USER_BY_ID_SQLITE, (check_text(id),))
         if r is None:
             return None
         return User(
@@ -792,7 +807,7 @@ class UsersSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_USER_BY_EMAIL_SQLITE, (email,))
+        r = self._db.fetchone(GET_USER_BY_EMAIL_SQLITE, (check_text(email),))
         if r is None:
             return None
         return User(
@@ -849,7 +864,9 @@ class UsersSyncRepository:
                 None if r[17] is None else decode_timestamptz(r[17]),
                 None if r[18] is None else decode_timestamptz(r[18]),
             )
-            for r in self._db.fetchall(GET_USERS_BY_IDS_SQLITE, (encode_json(ids),))
+            for r in self._db.fetchall(
+                GET_USERS_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+            )
         ]
 
     def update_user_profile(
@@ -872,7 +889,12 @@ class UsersSyncRepository:
         """
         r = self._db.fetchone(
             UPDATE_USER_PROFILE_SQLITE,
-            (name, avatar_url, None if preferences is None else encode_json(preferences), id),
+            (
+                None if name is None else check_text(name),
+                None if avatar_url is None else check_text(avatar_url),
+                None if preferences is None else encode_json(preferences),
+                check_text(id),
+            ),
         )
         if r is None:
             return None
@@ -923,7 +945,10 @@ class UsersSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(RECORD_FAILED_LOGIN_SQLITE, (max_attempts, lockout_minutes, id))
+        r = self._db.fetchone(
+            RECORD_FAILED_LOGIN_SQLITE,
+            (check_int4(max_attempts), check_int4(lockout_minutes), check_text(id)),
+        )
         if r is None:
             return None
         return RecordFailedLoginRow(r[0], None if r[1] is None else decode_timestamptz(r[1]))
@@ -938,7 +963,7 @@ class UsersSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(IS_USER_LOCKED_SQLITE, (id,))
+        r = self._db.fetchone(IS_USER_LOCKED_SQLITE, (check_text(id),))
         if r is None:
             return None
         value: bool = bool(r[0])
@@ -960,7 +985,7 @@ class UsersSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(RECORD_LOGIN_SQLITE, (id,))
+        return self._db.execute(RECORD_LOGIN_SQLITE, (check_text(id),))
 
     def set_user_organization(self, *, org_id: str | None, role: UserRole, id: str) -> int:
         """Run SetUserOrganization (:execrows).
@@ -973,7 +998,10 @@ class UsersSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(SET_USER_ORGANIZATION_SQLITE, (org_id, role, id))
+        return self._db.execute(
+            SET_USER_ORGANIZATION_SQLITE,
+            (None if org_id is None else check_text(org_id), role, check_text(id)),
+        )
 
     def list_organization_members(
         self, *, org_id: str | None, off: int, lim: int
@@ -1000,7 +1028,14 @@ class UsersSyncRepository:
                 None if r[4] is None else decode_timestamptz(r[4]),
                 bool(r[5]),
             )
-            for r in self._db.fetchall(LIST_ORGANIZATION_MEMBERS_SQLITE, (org_id, off, lim))
+            for r in self._db.fetchall(
+                LIST_ORGANIZATION_MEMBERS_SQLITE,
+                (
+                    None if org_id is None else check_text(org_id),
+                    check_row_count(check_int4(off)),
+                    check_row_count(check_int4(lim)),
+                ),
+            )
         ]
 
     def search_users_by_name(self, *, term: str | None, lim: int) -> list[SearchUsersByNameRow]:
@@ -1018,7 +1053,10 @@ class UsersSyncRepository:
         """
         return [
             SearchUsersByNameRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(SEARCH_USERS_BY_NAME_SQLITE, (term, lim))
+            for r in self._db.fetchall(
+                SEARCH_USERS_BY_NAME_SQLITE,
+                (None if term is None else check_text(term), check_row_count(check_int4(lim))),
+            )
         ]
 
     def list_users_by_email_pattern(self, *, pattern: str) -> list[ListUsersByEmailPatternRow]:
@@ -1033,7 +1071,7 @@ class UsersSyncRepository:
         """
         return [
             ListUsersByEmailPatternRow(r[0], r[1])
-            for r in self._db.fetchall(LIST_USERS_BY_EMAIL_PATTERN_SQLITE, (pattern,))
+            for r in self._db.fetchall(LIST_USERS_BY_EMAIL_PATTERN_SQLITE, (check_text(pattern),))
         ]
 
     def count_active_users(self) -> int | None:
@@ -1062,7 +1100,7 @@ class UsersSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(DEACTIVATE_USER_SQLITE, (id,))
+        return self._db.execute(DEACTIVATE_USER_SQLITE, (check_text(id),))
 
     def delete_user(self, *, id: str) -> None:
         """Run DeleteUser (:exec).
@@ -1074,7 +1112,7 @@ class UsersSyncRepository:
         Returns:
             Nothing.
         """
-        self._db.execute(DELETE_USER_SQLITE, (id,))
+        self._db.execute(DELETE_USER_SQLITE, (check_text(id),))
 
     def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
         """Most recent logins first; users who never logged in come first, as PostgreSQL sorts NULL high.
@@ -1090,7 +1128,9 @@ class UsersSyncRepository:
             ListUsersByRecentLoginRow(
                 r[0], r[1], None if r[2] is None else decode_timestamptz(r[2])
             )
-            for r in self._db.fetchall(LIST_USERS_BY_RECENT_LOGIN_SQLITE, (lim,))
+            for r in self._db.fetchall(
+                LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(check_int4(lim)),)
+            )
         ]
 
     def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
@@ -1104,7 +1144,7 @@ class UsersSyncRepository:
         Returns:
             The row, or None when no row matches.
         """
-        r = self._db.fetchone(GET_USER_AUTH_STATE_SQLITE, (id,))
+        r = self._db.fetchone(GET_USER_AUTH_STATE_SQLITE, (check_text(id),))
         if r is None:
             return None
         return GetUserAuthStateRow(

@@ -26,7 +26,7 @@ SELECT * FROM critiques WHERE agent = $1 ORDER BY id DESC LIMIT sqlc.arg(lim);
 UPDATE critiques
 SET led_to_improvement = sqlc.arg(led_to_improvement),
     actual_usefulness = sqlc.narg(actual_usefulness),
-    prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE(sqlc.narg(actual_usefulness), 0))
+    prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE(sqlc.narg(actual_usefulness)::float8, 0))
 WHERE id = sqlc.arg(id)
 RETURNING *;
 

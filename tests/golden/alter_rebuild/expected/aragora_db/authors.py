@@ -14,7 +14,7 @@ from typing import Final
 from uuid import UUID
 
 from aragora_db.models import MOOD_VALUES, Author, Mood
-from aragora_repos.codec import decode_timestamptz, encode_json
+from aragora_repos.codec import check_text, decode_timestamptz, encode_json
 from aragora_repos.errors import DatabaseBusy
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
@@ -404,13 +404,13 @@ class AuthorsSyncRepository:
         r = self._db.fetchone(
             CREATE_AUTHOR_SQLITE,
             (
-                name,
+                check_text(name),
                 mood,
-                encode_json(tags),
+                encode_json([check_text(x) for x in tags]),
                 encode_json(profile),
                 None if external is None else str(external),
                 None if born_on is None else born_on.isoformat(),
-                bio,
+                None if bio is None else check_text(bio),
             ),
         )
         if r is None:
@@ -441,7 +441,7 @@ class AuthorsSyncRepository:
         Returns:
             The number of rows affected.
         """
-        return self._db.execute(RENAME_AUTHOR_SQLITE, (name, id))
+        return self._db.execute(RENAME_AUTHOR_SQLITE, (check_text(name), id))
 
     def touch_authors(self, *, ids: list[int]) -> ExecResult:
         """Run TouchAuthors (:execresult).
@@ -478,7 +478,11 @@ class AuthorsSyncRepository:
             The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).
         """
         return self._db.executemany(
-            IMPORT_AUTHORS_SQLITE, [(p.name, p.mood, encode_json(p.tags)) for p in rows]
+            IMPORT_AUTHORS_SQLITE,
+            (
+                (check_text(p.name), p.mood, encode_json([check_text(x) for x in p.tags]))
+                for p in rows
+            ),
         )
 
     def latest_bio(self) -> LatestBioRow | None:

@@ -38,7 +38,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     name TEXT NOT NULL,
     bio TEXT,
     mood TEXT NOT NULL DEFAULT 'happy' CHECK (mood IN ('happy', 'sad', 'in-between')),
-    tags TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(tags)),
+    tags TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags)),
     profile TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(profile)),
     external TEXT,
     active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
