@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install generate check test demo bench clean reliability schema-diff
+.PHONY: install generate check test demo bench clean reliability schema-diff fidelity
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
+
+## fidelity: every query on both backends at 300 hypothesis examples per store
+fidelity: $(STAMP)
+	ARAGORA_DIFF_EXAMPLES=300 $(VENV)/bin/pytest -s -q tests/differential
+	@head -3 build/fidelity.md
 
 ## reliability: the migration fault tests at full size (20 concurrent rounds), with figures
 reliability: $(STAMP)

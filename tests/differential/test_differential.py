@@ -1,7 +1,7 @@
 """Every generated query, run on SQLite and PostgreSQL on the same generated data.
 
 Writes the fidelity report (one line per query) to ``build/fidelity.md`` and fails on any
-mismatch. ``ARAGORA_DIFF_EXAMPLES`` sets the number of hypothesis examples (default 150).
+mismatch. ``ARAGORA_DIFF_EXAMPLES`` sets the number of hypothesis examples per store (default 60).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.differential.harness import Call, Pair, Tally, arguments, discover
 pytestmark = pytest.mark.postgres
 
 CALLS = discover()
-EXAMPLES = int(os.environ.get("ARAGORA_DIFF_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("ARAGORA_DIFF_EXAMPLES", "60"))
 REPORT = Path(__file__).parent.parent.parent / "build" / "fidelity.md"
 
 
