@@ -85,9 +85,11 @@ RECORD_INTERACTION: Final = """-- name: RecordInteraction :one
 INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count,
                                  critique_count_a_to_b, critique_count_b_to_a,
                                  a_wins_over_b, b_wins_over_a)
-VALUES ($1, $2, 1, $3::int,
+VALUES ($1, $2, 1,
+        CASE WHEN $3::boolean THEN 1 ELSE 0 END,
         $4::int, $5::int,
-        $6::int, $7::int)
+        CASE WHEN $6::boolean THEN 1 ELSE 0 END,
+        CASE WHEN $7::boolean THEN 1 ELSE 0 END)
 ON CONFLICT (agent_a, agent_b) DO UPDATE
 SET debate_count = agent_relationships.debate_count + 1,
     agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count,
@@ -98,7 +100,7 @@ SET debate_count = agent_relationships.debate_count + 1,
     updated_at = now()
 RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at"""
 RECORD_INTERACTION_SQLITE: Final = """-- name: RecordInteraction :one
-INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a) VALUES (?1, ?2, 1, CAST(?3 AS INTEGER), CAST(?4 AS INTEGER), CAST(?5 AS INTEGER), CAST(?6 AS INTEGER), CAST(?7 AS INTEGER)) ON CONFLICT(agent_a, agent_b) DO UPDATE SET debate_count = agent_relationships.debate_count + 1, agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count, critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b, critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a, a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b, b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at"""
+INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER), CASE WHEN ?6 THEN 1 ELSE 0 END, CASE WHEN ?7 THEN 1 ELSE 0 END) ON CONFLICT(agent_a, agent_b) DO UPDATE SET debate_count = agent_relationships.debate_count + 1, agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count, critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b, critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a, a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b, b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at"""
 
 GET_RELATIONSHIP: Final = """-- name: GetRelationship :one
 SELECT agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at FROM agent_relationships WHERE agent_a = $1 AND agent_b = $2"""
@@ -280,11 +282,11 @@ class AgentsRepository(abc.ABC):
         *,
         agent_a: str,
         agent_b: str,
-        agreed: int,
+        agreed: bool,
         critiques_a_to_b: int,
         critiques_b_to_a: int,
-        a_won: int,
-        b_won: int,
+        a_won: bool,
+        b_won: bool,
     ) -> AgentRelationship | None:
         """A debate between two agents (the caller orders the pair so agent_a < agent_b).
 
@@ -293,9 +295,11 @@ class AgentsRepository(abc.ABC):
             INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count,
                                              critique_count_a_to_b, critique_count_b_to_a,
                                              a_wins_over_b, b_wins_over_a)
-            VALUES ($1, $2, 1, $3::int,
+            VALUES ($1, $2, 1,
+                    CASE WHEN $3::boolean THEN 1 ELSE 0 END,
                     $4::int, $5::int,
-                    $6::int, $7::int)
+                    CASE WHEN $6::boolean THEN 1 ELSE 0 END,
+                    CASE WHEN $7::boolean THEN 1 ELSE 0 END)
             ON CONFLICT (agent_a, agent_b) DO UPDATE
             SET debate_count = agent_relationships.debate_count + 1,
                 agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count,
@@ -486,11 +490,11 @@ class PostgresAgentsRepository(AgentsRepository):
         *,
         agent_a: str,
         agent_b: str,
-        agreed: int,
+        agreed: bool,
         critiques_a_to_b: int,
         critiques_b_to_a: int,
-        a_won: int,
-        b_won: int,
+        a_won: bool,
+        b_won: bool,
     ) -> AgentRelationship | None:
         r = await self._db.fetchrow(
             RECORD_INTERACTION,
@@ -813,11 +817,11 @@ class AgentsSyncRepository:
         *,
         agent_a: str,
         agent_b: str,
-        agreed: int,
+        agreed: bool,
         critiques_a_to_b: int,
         critiques_b_to_a: int,
-        a_won: int,
-        b_won: int,
+        a_won: bool,
+        b_won: bool,
     ) -> AgentRelationship | None:
         """A debate between two agents (the caller orders the pair so agent_a < agent_b).
 
@@ -826,9 +830,11 @@ class AgentsSyncRepository:
             INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count,
                                              critique_count_a_to_b, critique_count_b_to_a,
                                              a_wins_over_b, b_wins_over_a)
-            VALUES ($1, $2, 1, $3::int,
+            VALUES ($1, $2, 1,
+                    CASE WHEN $3::boolean THEN 1 ELSE 0 END,
                     $4::int, $5::int,
-                    $6::int, $7::int)
+                    CASE WHEN $6::boolean THEN 1 ELSE 0 END,
+                    CASE WHEN $7::boolean THEN 1 ELSE 0 END)
             ON CONFLICT (agent_a, agent_b) DO UPDATE
             SET debate_count = agent_relationships.debate_count + 1,
                 agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count,
@@ -847,11 +853,11 @@ class AgentsSyncRepository:
             (
                 check_text(agent_a),
                 check_text(agent_b),
-                check_int4(agreed),
+                agreed,
                 check_int4(critiques_a_to_b),
                 check_int4(critiques_b_to_a),
-                check_int4(a_won),
-                check_int4(b_won),
+                a_won,
+                b_won,
             ),
         )
         if r is None:
@@ -1067,11 +1073,11 @@ class SqliteAgentsRepository(AgentsRepository):
         *,
         agent_a: str,
         agent_b: str,
-        agreed: int,
+        agreed: bool,
         critiques_a_to_b: int,
         critiques_b_to_a: int,
-        a_won: int,
-        b_won: int,
+        a_won: bool,
+        b_won: bool,
     ) -> AgentRelationship | None:
         return await self._db.run(
             self._sync.record_interaction,

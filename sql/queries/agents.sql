@@ -44,9 +44,11 @@ RETURNING fitness_score;
 INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count,
                                  critique_count_a_to_b, critique_count_b_to_a,
                                  a_wins_over_b, b_wins_over_a)
-VALUES (sqlc.arg(agent_a), sqlc.arg(agent_b), 1, sqlc.arg(agreed)::int,
+VALUES (sqlc.arg(agent_a), sqlc.arg(agent_b), 1,
+        CASE WHEN sqlc.arg(agreed)::boolean THEN 1 ELSE 0 END,
         sqlc.arg(critiques_a_to_b)::int, sqlc.arg(critiques_b_to_a)::int,
-        sqlc.arg(a_won)::int, sqlc.arg(b_won)::int)
+        CASE WHEN sqlc.arg(a_won)::boolean THEN 1 ELSE 0 END,
+        CASE WHEN sqlc.arg(b_won)::boolean THEN 1 ELSE 0 END)
 ON CONFLICT (agent_a, agent_b) DO UPDATE
 SET debate_count = agent_relationships.debate_count + 1,
     agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count,
