@@ -1,5 +1,7 @@
 """The error tree. Driver errors are mapped by SQLSTATE (PostgreSQL) and extended result
-code (SQLite), never by message text, and chained with ``raise ... from``.
+code (SQLite), never by message text (one exception: the generated ``int2_range`` /
+``int4_range`` CHECK constraints, recognised by their name), and chained with
+``raise ... from``.
 
 SQLite errors carry the SQLSTATE of the matching PostgreSQL error, so callers can
 handle both backends with one ``except`` clause and one ``sqlstate`` check.
@@ -158,5 +160,13 @@ def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
         if isinstance(exc, sqlite3.ProgrammingError):
             return InterfaceError(message)
         return OperationalError(message)
+    if code == _CHECK and message.endswith(_RANGE_CHECKS):
+        # The generated int2/int4 range constraints: numeric_value_out_of_range, as the
+        # same arithmetic raises on PostgreSQL.
+        return DataError(message, sqlstate="22003")
     cls, sqlstate = _SQLITE.get(code) or _SQLITE.get(code & 0xFF) or (OperationalError, None)
     return cls(message, sqlstate=sqlstate)
+
+
+_CHECK = 275  # SQLITE_CONSTRAINT_CHECK
+_RANGE_CHECKS = (": int2_range", ": int4_range")

@@ -539,7 +539,18 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
         values = ", ".join(exp.Literal.string(v).sql("sqlite") for v in enum_values[col.type.name])
         checks.append(f"{name} IN ({values})")
     parts.extend(f"CHECK ({c})" for c in checks)
+    bounds = INT_RANGES.get(col.type.name)
+    if bounds is not None and not col.type.array_dims and not col.identity:
+        # SQLite integers are 64-bit: arithmetic that leaves the PostgreSQL type's range
+        # (count + 1 at 2^31 - 1) must fail as it does there. The named constraint is
+        # mapped to DataError 22003 by aragora_repos.errors.
+        low, high = bounds
+        parts.append(f"CONSTRAINT {col.type.name}_range CHECK ({name} BETWEEN {low} AND {high})")
     return " ".join(parts)
+
+
+#: Ranges of the PostgreSQL integer types narrower than SQLite's 64-bit INTEGER.
+INT_RANGES = {"int2": (-32768, 32767), "int4": (-2147483648, 2147483647)}
 
 
 def storage_of(t: PgType, enums: Container[str]) -> str:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Final
 
 from aragora_db.models import UsageEvent
 from aragora_repos.codec import (
     check_int4,
     check_text,
-    decode_interval,
     decode_timestamptz,
     encode_json,
     encode_timestamptz,
@@ -46,7 +45,7 @@ PRUNE_USAGE_EVENTS_BEFORE_SQLITE: Final = """-- name: PruneUsageEventsBefore :ex
 DELETE FROM usage_events WHERE timestamp < ?1"""
 
 MONTHLY_USAGE_BY_ORG: Final = """-- name: MonthlyUsageByOrg :many
-SELECT date_trunc('month', timestamp) AS month, event_type, sum(count)::bigint AS total
+SELECT date_trunc('month', timestamp)::timestamptz AS month, event_type, sum(count)::bigint AS total
 FROM usage_events
 WHERE org_id = $1 AND timestamp >= $2
 GROUP BY month, event_type
@@ -72,7 +71,7 @@ class SumUsageSinceRow:
 class MonthlyUsageByOrgRow:
     """A row of MonthlyUsageByOrg."""
 
-    month: timedelta
+    month: datetime
     event_type: str
     total: int
 
@@ -134,7 +133,7 @@ class UsageRepository(abc.ABC):
 
         SQL (PostgreSQL)::
 
-            SELECT date_trunc('month', timestamp) AS month, event_type, sum(count)::bigint AS total
+            SELECT date_trunc('month', timestamp)::timestamptz AS month, event_type, sum(count)::bigint AS total
             FROM usage_events
             WHERE org_id = $1 AND timestamp >= $2
             GROUP BY month, event_type
@@ -260,7 +259,7 @@ class UsageSyncRepository:
 
         SQL (PostgreSQL)::
 
-            SELECT date_trunc('month', timestamp) AS month, event_type, sum(count)::bigint AS total
+            SELECT date_trunc('month', timestamp)::timestamptz AS month, event_type, sum(count)::bigint AS total
             FROM usage_events
             WHERE org_id = $1 AND timestamp >= $2
             GROUP BY month, event_type
@@ -270,7 +269,7 @@ class UsageSyncRepository:
             Every matching row.
         """
         return [
-            MonthlyUsageByOrgRow(decode_interval(r[0]), r[1], r[2])
+            MonthlyUsageByOrgRow(decode_timestamptz(r[0]), r[1], r[2])
             for r in self._db.fetchall(
                 MONTHLY_USAGE_BY_ORG_SQLITE, (check_text(org_id), encode_timestamptz(since))
             )

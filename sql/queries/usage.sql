@@ -15,7 +15,7 @@ DELETE FROM usage_events WHERE timestamp < sqlc.arg(cutoff);
 
 -- name: MonthlyUsageByOrg :many
 -- Usage per event type in each calendar month (UTC) from a start time.
-SELECT date_trunc('month', timestamp) AS month, event_type, sum(count)::bigint AS total
+SELECT date_trunc('month', timestamp)::timestamptz AS month, event_type, sum(count)::bigint AS total
 FROM usage_events
 WHERE org_id = $1 AND timestamp >= sqlc.arg(since)
 GROUP BY month, event_type

@@ -185,16 +185,18 @@ TEXT = st.one_of(_text, _text, _text, st.sampled_from(SPECIAL_TEXT))
 WORDS = st.lists(st.sampled_from(["rate", "limiter", "Cache", "design", "cache"]), max_size=4).map(
     " ".join
 )
-# Finite, below 1e300 in magnitude: known differences, documented in the README. An
-# aggregate that overflows float8 raises 22003 on PostgreSQL but gives ±inf on SQLite;
-# arithmetic on infinities can give NaN, which PostgreSQL stores and SQLite turns to NULL.
+# Finite, below 1e150 in magnitude: known differences, documented in the README. An
+# aggregate that overflows float8 raises 22003 on PostgreSQL but gives ±inf on SQLite (and
+# avg(float8) keeps a sum of squares, which overflows from about 1e154); arithmetic on
+# infinities can give NaN, which PostgreSQL stores and SQLite turns to NULL.
 FLOATS = st.one_of(
     st.floats(0, 1),
-    st.floats(-1e300, 1e300),
+    st.floats(-1e150, 1e150),
     st.sampled_from([0.0, -0.0, 0.5, 1.0, 1e-310, 2.2250738585072014e-308]),
 )
 _SMALL = st.integers(-100, 100)
 INT64 = st.one_of(
+    _SMALL,
     _SMALL,
     _SMALL,
     st.integers(-(2**31), 2**31 - 1),
