@@ -44,7 +44,7 @@ clean:
 
 ## fidelity: every query on both backends at 300 hypothesis examples per store
 fidelity: $(STAMP)
-	ARAGORA_DIFF_EXAMPLES=300 $(VENV)/bin/pytest -s -q tests/differential
+	ARAGORA_DIFF_RANDOM=1 ARAGORA_DIFF_EXAMPLES=300 $(VENV)/bin/pytest -s -q tests/differential
 	@head -3 build/fidelity.md
 
 ## reliability: the migration fault tests at full size (20 concurrent rounds), with figures

@@ -28,6 +28,7 @@ import enum
 import importlib
 import inspect
 import math
+import os
 import pkgutil
 import time
 import types
@@ -188,11 +189,12 @@ WORDS = st.lists(st.sampled_from(["rate", "limiter", "Cache", "design", "cache"]
 # Finite, below 1e150 in magnitude: known differences, documented in the README. An
 # aggregate that overflows float8 raises 22003 on PostgreSQL but gives ±inf on SQLite (and
 # avg(float8) keeps a sum of squares, which overflows from about 1e154); arithmetic on
-# infinities can give NaN, which PostgreSQL stores and SQLite turns to NULL.
+# infinities can give NaN, which PostgreSQL stores and SQLite turns to NULL; arithmetic
+# that underflows to zero raises 22003 on PostgreSQL (subnormal inputs are left out).
 FLOATS = st.one_of(
-    st.floats(0, 1),
-    st.floats(-1e150, 1e150),
-    st.sampled_from([0.0, -0.0, 0.5, 1.0, 1e-310, 2.2250738585072014e-308]),
+    st.floats(0, 1, allow_subnormal=False),
+    st.floats(-1e150, 1e150, allow_subnormal=False),
+    st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.2250738585072014e-308]),
 )
 _SMALL = st.integers(-100, 100)
 INT64 = st.one_of(
@@ -494,4 +496,5 @@ async def seed(db: Database) -> None:
 
 def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) < 300 else text[:300] + "..."
+    limit = int(os.environ.get("ARAGORA_DIFF_DETAIL", "300"))
+    return text if len(text) < limit else text[:limit] + "..."

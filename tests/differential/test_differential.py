@@ -23,6 +23,8 @@ pytestmark = pytest.mark.postgres
 
 CALLS = discover()
 EXAMPLES = int(os.environ.get("ARAGORA_DIFF_EXAMPLES", "60"))
+#: ``make test`` replays the same examples every run; ``make fidelity`` draws new ones.
+RANDOM = os.environ.get("ARAGORA_DIFF_RANDOM") == "1"
 REPORT = Path(__file__).parent.parent.parent / "build" / "fidelity.md"
 
 
@@ -76,6 +78,7 @@ def test_store_behaves_the_same_on_both_backends(pair: Pair, store: str) -> None
         max_examples=EXAMPLES,
         deadline=None,
         database=None,
+        derandomize=not RANDOM,
         suppress_health_check=list(HealthCheck),
     )
     @given(st.lists(steps, min_size=12, max_size=40))
@@ -106,6 +109,7 @@ def _focused(pair: Pair, call: Call) -> None:
         max_examples=max(EXAMPLES * 3, 100),
         deadline=None,
         database=None,
+        derandomize=not RANDOM,
         suppress_health_check=list(HealthCheck),
     )
     @given(arguments(call))
