@@ -308,9 +308,9 @@ def _column(
         elif isinstance(ck, exp.DefaultColumnConstraint):
             default_pg = ck.this.sql("postgres")
             default_sqlite = sqlite.translate_expression(ck.this)
-            if kind.is_type(exp.DType.ARRAY) or kind.args.get("values") is not None:
+            if kind.is_type(exp.DType.ARRAY):
                 # An array default ('{}') is JSON text on SQLite: '[]'.
-                literal = _strip_casts(ck.this)
+                literal = sqlite._strip_casts(ck.this)
                 if not (isinstance(literal, exp.Literal) and literal.is_string):
                     raise sqlite.Untranslatable(default_pg, "array defaults must be literals")
                 default_sqlite = sqlite.quote_string(sqlite.array_literal(literal.this))
@@ -489,12 +489,6 @@ def _fts_index(tree: exp.Create, name: str, table: Table, terms: list[exp.Expr])
         (column,),
         triggers,
     )
-
-
-def _strip_casts(node: exp.Expr) -> exp.Expr:
-    while isinstance(node, exp.Cast):
-        node = node.this
-    return node
 
 
 def _unwrap_ordered(node: exp.Expr) -> exp.Expr:

@@ -254,14 +254,14 @@ def _modifiers(interval: exp.Expr, sign: int) -> list[exp.Expr]:
                 "month and year intervals clamp the day on PostgreSQL but overflow it on "
                 "sqlite; use days, or a sqlite variant",
             )
-        fmt, base = "%+.6f seconds", amount * _UNIT_SECONDS[unit] * sign
+        base = amount * _UNIT_SECONDS[unit] * sign
         if factor is None:
             mods.append(exp.Literal.string(f"{base:+.6f} seconds"))
         else:
             scaled = exp.Mul(
                 this=exp.Paren(this=factor.copy()), expression=exp.Literal.number(base)
             )
-            mods.append(exp.func("printf", exp.Literal.string(fmt), scaled))
+            mods.append(exp.func("printf", exp.Literal.string("%+.6f seconds"), scaled))
     return mods
 
 
