@@ -1,9 +1,22 @@
 """Configuration from the environment, validated once; errors name the variable.
 
-Backend resolution (``ARAGORA_DB_BACKEND``: sqlite | postgres | auto, default auto):
-auto picks PostgreSQL when a DSN is set in ``DATABASE_URL``, ``ARAGORA_DATABASE_URL`` or
-``ARAGORA_POSTGRES_DSN`` (first set wins), else SQLite at ``$ARAGORA_DATA_DIR/aragora.db``
+Backend (``ARAGORA_DB_BACKEND``: sqlite | postgres | auto, default auto): auto picks
+PostgreSQL when a primary is configured, else SQLite at ``$ARAGORA_DATA_DIR/aragora.db``
 (default ``.nomic/``).
+
+The PostgreSQL primary is the first of ``DATABASE_URL``, ``ARAGORA_DATABASE_URL``,
+``ARAGORA_POSTGRES_DSN``, ``SUPABASE_POSTGRES_DSN``, ``ARAGORA_POSTGRES_PRIMARY`` that is
+set, else a DSN built from ``ARAGORA_PG_HOST`` / ``_PORT`` / ``_DATABASE`` / ``_USER`` /
+``_PASSWORD``. ``ARAGORA_PG_SSL_MODE`` applies to a DSN that names no ``sslmode``.
+``ARAGORA_POSTGRES_REPLICAS`` lists read replicas, comma-separated, each a DSN or a
+``host[:port]`` that takes user, password, database and TLS from the primary.
+
+Pool: ``ARAGORA_POSTGRES_POOL_MIN`` / ``_MAX``; otherwise ``ARAGORA_DB_POOL_SIZE`` (kept
+open) and ``ARAGORA_DB_POOL_MAX_OVERFLOW`` (extra under load), as in SQLAlchemy.
+``ARAGORA_DB_POOL_TIMEOUT``: seconds to wait for a free connection. ``DB_TIMEOUT``: seconds
+a SQLite writer waits for the lock. ``ARAGORA_SLOW_QUERY_MS``: log queries slower than
+this (``off`` disables). ``ARAGORA_ENV=production`` refuses TLS modes that do not verify
+the server (everything but verify-ca and verify-full; asyncpg's default is prefer).
 """
 
 from __future__ import annotations
@@ -13,11 +26,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from aragora_repos.errors import ConfigError
 
-DSN_VARIABLES = ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN")
+DSN_VARIABLES = (
+    "DATABASE_URL",
+    "ARAGORA_DATABASE_URL",
+    "ARAGORA_POSTGRES_DSN",
+    "SUPABASE_POSTGRES_DSN",
+    "ARAGORA_POSTGRES_PRIMARY",
+)
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+VERIFIED_SSL_MODES = ("verify-ca", "verify-full")
 DATA_DIR_VARIABLES = ("ARAGORA_DATA_DIR", "ARAGORA_NOMIC_DIR", "NOMIC_DIR")
 SQLITE_FILE = "aragora.db"
 _SECRET_KEYS = frozenset({"password", "pass", "pwd", "sslpassword"})
@@ -70,16 +91,34 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Resolved settings. Build with :meth:`from_env` or directly in tests."""
+    """Resolved settings. Build with :meth:`from_env` or directly in tests.
+
+    Attributes:
+        backend: which database to open.
+        dsn: the PostgreSQL primary.
+        replicas: read replicas; read-only queries outside transactions go there.
+        data_dir: the SQLite directory (``ARAGORA_DATA_DIR``).
+        sqlite_path: an explicit SQLite file, overriding ``data_dir``.
+        timeout: seconds a SQLite writer waits for the lock (``DB_TIMEOUT``), and the
+            PostgreSQL connect timeout.
+        pool_min: connections the PostgreSQL pool keeps open.
+        pool_max: the most connections it opens.
+        pool_timeout: seconds to wait for a free connection before PoolTimeout.
+        slow_query_ms: log queries slower than this; None disables the log.
+        production: the production profile (``ARAGORA_ENV=production``).
+    """
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
     dsn: Secret | None = None
+    replicas: tuple[Secret, ...] = ()
     data_dir: Path = field(default_factory=lambda: Path(".nomic"))
     sqlite_path: Path | None = None
     timeout: float = 5.0
-    """Seconds a SQLite writer waits for the lock (``DB_TIMEOUT``)."""
     pool_min: int = 1
     pool_max: int = 10
+    pool_timeout: float = 30.0
+    slow_query_ms: float | None = 1000.0
+    production: bool = False
 
     @property
     def sqlite_file(self) -> Path:
@@ -87,42 +126,188 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Read and validate the environment (``os.environ`` when ``env`` is None)."""
+        """Read and validate the environment (``os.environ`` when ``env`` is None).
+
+        Raises:
+            ConfigError: naming the first invalid variable and the form it expects.
+        """
         env = os.environ if env is None else env
-        mode = env.get("ARAGORA_DB_BACKEND", "auto").strip().lower() or "auto"
+        mode = _get(env, "ARAGORA_DB_BACKEND").lower() or "auto"
         if mode not in ("sqlite", "postgres", "auto"):
             raise ConfigError(
                 f"invalid ARAGORA_DB_BACKEND: expected sqlite, postgres or auto, got {mode!r}"
             )
-        dsn_var = next((v for v in DSN_VARIABLES if env.get(v, "").strip()), None)
-        dsn = env[dsn_var].strip() if dsn_var else None
-        if dsn is not None:
-            scheme = urlsplit(dsn).scheme if "://" in dsn else ""
-            if scheme not in ("postgres", "postgresql"):
-                raise ConfigError(
-                    f"invalid {dsn_var}: expected postgresql://user@host:port/db, "
-                    f"got {redact_dsn(dsn)!r}"
-                )
+        production = _get(env, "ARAGORA_ENV").lower() in ("production", "prod")
+        ssl_mode = _get(env, "ARAGORA_PG_SSL_MODE").lower() or None
+        if ssl_mode is not None and ssl_mode not in SSL_MODES:
+            raise ConfigError(
+                f"invalid ARAGORA_PG_SSL_MODE: expected one of {', '.join(SSL_MODES)}, "
+                f"got {ssl_mode!r}"
+            )
+        primary = _primary(env, ssl_mode)
         backend: Literal["sqlite", "postgres"]
-        if mode == "postgres" or (mode == "auto" and dsn is not None):
-            if dsn is None:
+        if mode == "postgres" or (mode == "auto" and primary is not None):
+            if primary is None:
                 raise ConfigError(
-                    "ARAGORA_DB_BACKEND=postgres needs a DSN in one of " + ", ".join(DSN_VARIABLES)
+                    "ARAGORA_DB_BACKEND=postgres needs a DSN in one of "
+                    + ", ".join(DSN_VARIABLES)
+                    + ", or ARAGORA_PG_HOST"
                 )
             backend = "postgres"
         else:
             backend = "sqlite"
-        data_var = next((v for v in DATA_DIR_VARIABLES if env.get(v, "").strip()), None)
-        data_dir = Path(env[data_var]) if data_var else Path(".nomic")
-        sqlite_path = Path(env["ARAGORA_SQLITE_PATH"]) if env.get("ARAGORA_SQLITE_PATH") else None
+        replicas: tuple[tuple[str, str], ...] = ()
+        if backend == "postgres":
+            assert primary is not None
+            replicas = _replicas(env, primary[1])
+            if production:
+                for variable, dsn in (primary, *replicas):
+                    _require_verified_tls(variable, dsn)
+        data_var = next((v for v in DATA_DIR_VARIABLES if _get(env, v)), None)
+        data_dir = Path(_get(env, data_var)) if data_var else Path(".nomic")
+        sqlite_path = (
+            Path(_get(env, "ARAGORA_SQLITE_PATH")) if _get(env, "ARAGORA_SQLITE_PATH") else None
+        )
+        pool_size = _number(env, "ARAGORA_DB_POOL_SIZE", 1, int)
+        overflow = _number(env, "ARAGORA_DB_POOL_MAX_OVERFLOW", 9, int)
+        pool_min = _number(env, "ARAGORA_POSTGRES_POOL_MIN", pool_size, int)
+        pool_max = _number(env, "ARAGORA_POSTGRES_POOL_MAX", pool_size + overflow, int)
+        if pool_max < 1 or pool_min > pool_max:
+            raise ConfigError(
+                "invalid ARAGORA_POSTGRES_POOL_MIN/ARAGORA_POSTGRES_POOL_MAX: expected "
+                f"0 <= min <= max and max >= 1, got min={pool_min}, max={pool_max}"
+            )
+        slow_raw = _get(env, "ARAGORA_SLOW_QUERY_MS").lower()
+        slow_query_ms = (
+            None if slow_raw == "off" else _number(env, "ARAGORA_SLOW_QUERY_MS", 1000.0, float)
+        )
         return cls(
             backend=backend,
-            dsn=Secret(dsn) if dsn is not None else None,
+            dsn=Secret(primary[1]) if backend == "postgres" and primary else None,
+            replicas=tuple(Secret(dsn) for _, dsn in replicas),
             data_dir=data_dir,
             sqlite_path=sqlite_path,
             timeout=_number(env, "DB_TIMEOUT", 5.0, float),
-            pool_min=_number(env, "ARAGORA_POSTGRES_POOL_MIN", 1, int),
-            pool_max=_number(env, "ARAGORA_POSTGRES_POOL_MAX", 10, int),
+            pool_min=pool_min,
+            pool_max=pool_max,
+            pool_timeout=_number(env, "ARAGORA_DB_POOL_TIMEOUT", 30.0, float),
+            slow_query_ms=slow_query_ms,
+            production=production,
+        )
+
+    def __repr__(self) -> str:
+        replicas = ", ".join(repr(r) for r in self.replicas)
+        return (
+            f"Config(backend={self.backend!r}, dsn={self.dsn!r}, replicas=({replicas}), "
+            f"data_dir={str(self.data_dir)!r}, pool={self.pool_min}..{self.pool_max})"
+        )
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def _check_dsn(variable: str, dsn: str) -> str:
+    scheme = urlsplit(dsn).scheme if "://" in dsn else ""
+    if scheme not in ("postgres", "postgresql"):
+        raise ConfigError(
+            f"invalid {variable}: expected postgresql://user@host:port/db, got {redact_dsn(dsn)!r}"
+        )
+    try:
+        parts = urlsplit(dsn)
+        _ = parts.port
+    except ValueError:
+        raise ConfigError(
+            f"invalid {variable}: expected a numeric port, got {redact_dsn(dsn)!r}"
+        ) from None
+    mode = sslmode(dsn)
+    if mode is not None and mode not in SSL_MODES:
+        raise ConfigError(
+            f"invalid {variable}: expected sslmode one of {', '.join(SSL_MODES)}, got {mode!r}"
+        )
+    return dsn
+
+
+def sslmode(dsn: str) -> str | None:
+    """The ``sslmode`` query parameter of a DSN, if any."""
+    for key, value in parse_qsl(urlsplit(dsn).query):
+        if key.lower() == "sslmode":
+            return value.lower()
+    return None
+
+
+def _with_sslmode(dsn: str, mode: str | None) -> str:
+    if mode is None or sslmode(dsn) is not None:
+        return dsn
+    parts = urlsplit(dsn)
+    query = f"{parts.query}&sslmode={mode}" if parts.query else f"sslmode={mode}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _primary(env: Mapping[str, str], ssl_mode: str | None) -> tuple[str, str] | None:
+    """(variable, dsn) of the primary, or None."""
+    variable = next((v for v in DSN_VARIABLES if _get(env, v)), None)
+    if variable is not None:
+        return variable, _with_sslmode(_check_dsn(variable, _get(env, variable)), ssl_mode)
+    host = _get(env, "ARAGORA_PG_HOST")
+    if not host:
+        for part in ("PORT", "DATABASE", "USER", "PASSWORD"):
+            if _get(env, f"ARAGORA_PG_{part}"):
+                raise ConfigError(
+                    f"ARAGORA_PG_{part} is set but ARAGORA_PG_HOST is not: expected a host name"
+                )
+        return None
+    port = _number(env, "ARAGORA_PG_PORT", 5432, int)
+    if not 0 < port < 65536:
+        raise ConfigError(f"invalid ARAGORA_PG_PORT: expected 1..65535, got {port}")
+    user = _get(env, "ARAGORA_PG_USER") or "postgres"
+    password = env.get("ARAGORA_PG_PASSWORD", "")
+    database = _get(env, "ARAGORA_PG_DATABASE") or "aragora"
+    userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    netloc = f"{userinfo}@{_bracket(host)}:{port}"
+    query = urlencode({"sslmode": ssl_mode}) if ssl_mode else ""
+    return "ARAGORA_PG_HOST", urlunsplit(("postgresql", netloc, "/" + quote(database), query, ""))
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _replicas(env: Mapping[str, str], primary: str) -> tuple[tuple[str, str], ...]:
+    raw = _get(env, "ARAGORA_POSTGRES_REPLICAS")
+    out: list[tuple[str, str]] = []
+    base = urlsplit(primary)
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        if "://" in item:
+            out.append(("ARAGORA_POSTGRES_REPLICAS", _check_dsn("ARAGORA_POSTGRES_REPLICAS", item)))
+            continue
+        try:
+            probe = urlsplit(f"//{item}")
+            port = probe.port
+            host = probe.hostname
+        except ValueError:
+            host = None
+        if not host or probe.username or probe.path:
+            raise ConfigError(
+                "invalid ARAGORA_POSTGRES_REPLICAS: expected comma-separated DSNs or "
+                f"host[:port] entries, got {item!r}"
+            )
+        userinfo = base.netloc.rsplit("@", 1)[0] + "@" if "@" in base.netloc else ""
+        netloc = f"{userinfo}{_bracket(host)}" + (f":{port}" if port else "")
+        dsn = urlunsplit((base.scheme, netloc, base.path, base.query, ""))
+        out.append(("ARAGORA_POSTGRES_REPLICAS", dsn))
+    return tuple(out)
+
+
+def _require_verified_tls(variable: str, dsn: str) -> None:
+    mode = sslmode(dsn)
+    if mode not in VERIFIED_SSL_MODES:
+        raise ConfigError(
+            f"invalid {variable} for ARAGORA_ENV=production: expected sslmode=verify-full "
+            f"or verify-ca (the server's certificate checked), got "
+            f"{mode or 'no sslmode (asyncpg tries TLS, then falls back to plain text)'}"
         )
 
 
@@ -130,13 +315,13 @@ _N = TypeVar("_N", int, float)
 
 
 def _number(env: Mapping[str, str], name: str, default: _N, kind: type[_N]) -> _N:
-    raw = env.get(name, "").strip()
+    raw = _get(env, name)
     if not raw:
         return default
     try:
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"invalid {name}: expected a {kind.__name__} >= 0, got {raw!r}") from None
-    if value < 0:
+    if value < 0 or value != value:
         raise ConfigError(f"invalid {name}: expected a {kind.__name__} >= 0, got {raw!r}")
     return value

@@ -16,11 +16,10 @@ async def open_async(config: Config | None = None) -> AsyncBackend:
     """Open PostgreSQL or SQLite as ``config`` (default: the environment) says."""
     config = config or Config.from_env()
     if config.backend == "postgres":
-        assert config.dsn is not None
-        return await PostgresDatabase.open(
-            config.dsn, min_size=config.pool_min, max_size=config.pool_max
-        )
-    return await AsyncSqliteDatabase.open(config.sqlite_file, timeout=config.timeout)
+        return await PostgresDatabase.from_config(config)
+    return await AsyncSqliteDatabase.open(
+        config.sqlite_file, timeout=config.timeout, slow_query_ms=config.slow_query_ms
+    )
 
 
 def open_sync(config: Config | None = None) -> SqliteConnection:
@@ -31,4 +30,6 @@ def open_sync(config: Config | None = None) -> SqliteConnection:
             "cannot open a synchronous connection: the sync API is for sqlite; "
             "use `await connect()` for postgresql"
         )
-    return SqliteConnection(config.sqlite_file, timeout=config.timeout)
+    return SqliteConnection(
+        config.sqlite_file, timeout=config.timeout, slow_query_ms=config.slow_query_ms
+    )

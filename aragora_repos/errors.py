@@ -16,6 +16,8 @@ class DatabaseError(Exception):
     """Root of every error raised by aragora_repos."""
 
     sqlstate: str | None = None
+    retryable: bool = False
+    """Whether ``run_in_transaction`` may re-run the whole transaction after it."""
 
     def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
         super().__init__(message)
@@ -33,6 +35,10 @@ class InterfaceError(DatabaseError):
 
 class ConnectionFailure(DatabaseError):
     """The server could not be reached or the connection was lost."""
+
+
+class NotSupportedError(DatabaseError):
+    """The backend does not have the feature asked for (e.g. advisory locks on SQLite)."""
 
 
 class PoolTimeout(DatabaseError):
@@ -97,6 +103,36 @@ class DeadlockDetected(TransactionError):
     """The transaction was chosen as a deadlock victim; re-run it whole (40P01)."""
 
     sqlstate = "40P01"
+
+
+class StatementCacheStale(TransactionError):
+    """A cached prepared statement no longer matches the schema (DDL ran meanwhile);
+    asyncpg re-prepares by itself outside transactions, inside one the whole transaction
+    must run again (asyncpg issues #72, #76)."""
+
+    retryable = True
+
+
+class CommitOutcomeUnknown(TransactionError):
+    """The connection was lost while COMMIT was in flight: the transaction may or may not
+    have committed. Never retried automatically; settle it by reading back an idempotency
+    key (FoundationDB's ``commit_unknown_result``, CockroachDB's 40003)."""
+
+    sqlstate = "40003"
+
+
+class RetriesExhausted(TransactionError):
+    """``run_in_transaction`` gave up; ``attempts`` runs failed, the last one is chained."""
+
+    def __init__(self, message: str, *, attempts: int, sqlstate: str | None = None) -> None:
+        super().__init__(message, sqlstate=sqlstate)
+        self.attempts = attempts
+
+
+class TransactionTimeout(TransactionError):
+    """The transaction ran past its ``timeout`` and was rolled back."""
+
+    sqlstate = "57014"
 
 
 class MigrationError(DatabaseError):

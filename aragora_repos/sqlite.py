@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from aragora_repos import errors
 from aragora_repos.migrations import (
@@ -27,7 +28,24 @@ from aragora_repos.migrations import (
     plan_down,
     plan_up,
 )
-from aragora_repos.transaction import Isolation
+from aragora_repos.observability import (
+    BackendCapabilities,
+    BackendType,
+    DatabaseHealth,
+    HealthStatus,
+    PoolStats,
+    log_slow,
+)
+from aragora_repos.transaction import (
+    Rollback,
+    Transaction,
+    TransactionConfig,
+    TransactionStats,
+    TxOptions,
+    retry_loop,
+    savepoint_name,
+)
+from aragora_repos.transaction_options import Isolation
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -70,7 +88,7 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
 class SqliteConnection:
     """One SQLite connection: queries, explicit transactions with savepoints, migrations."""
 
-    __slots__ = ("_closed", "_conn", "_depth", "path")
+    __slots__ = ("_closed", "_conn", "_depth", "path", "queries", "slow_ms", "timeout")
 
     def __init__(
         self,
@@ -79,8 +97,12 @@ class SqliteConnection:
         timeout: float = 5.0,
         check_same_thread: bool = True,
         read_only: bool = False,
+        slow_query_ms: float | None = 1000.0,
     ) -> None:
         self.path = str(path)
+        self.timeout = timeout
+        self.queries = 0
+        self.slow_ms = slow_query_ms
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -110,24 +132,42 @@ class SqliteConnection:
     # --- statements (called by generated repositories) ---------------------------------
 
     def fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
+        self.queries += 1
+        started = time.perf_counter()
         try:
             row: Row | None = self._conn.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
+        finally:
+            self._timed(sql, started)
         return row
 
     def fetchall(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        self.queries += 1
+        started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
+        finally:
+            self._timed(sql, started)
 
     def execute(self, sql: str, args: Sequence[Any]) -> int:
         """Run a statement; return the number of rows it changed."""
+        self.queries += 1
+        started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).rowcount
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
+        finally:
+            self._timed(sql, started)
+
+    def _timed(self, sql: str, started: float) -> None:
+        if self.slow_ms is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            if elapsed > self.slow_ms:
+                log_slow(sql, elapsed, "sqlite")
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """Run a statement per row in one transaction; return the number of rows.
@@ -156,6 +196,11 @@ class SqliteConnection:
     def in_transaction(self) -> bool:
         return self._depth > 0
 
+    @property
+    def server_in_transaction(self) -> bool:
+        """What SQLite itself says (sqlite3_get_autocommit), not our bookkeeping."""
+        return self._conn.in_transaction
+
     def begin(self, *, readonly: bool = False) -> None:
         """Start a transaction, or a savepoint when one is open."""
         self._check_open()
@@ -182,19 +227,90 @@ class SqliteConnection:
             self._raw(f"ROLLBACK TO SAVEPOINT sp_{self._depth}")
             self._raw(f"RELEASE SAVEPOINT sp_{self._depth}")
 
+    def rollback_all(self) -> None:
+        """Roll the whole transaction back, whatever savepoints are open."""
+        self._depth = 0
+        if self._conn.in_transaction:
+            self._raw("ROLLBACK")
+
+    def savepoint(self, name: str) -> None:
+        if self._depth == 0:
+            raise errors.InterfaceError(f"cannot create savepoint {name}: no transaction is open")
+        self._raw(f'SAVEPOINT "{name}"')
+        self._depth += 1
+
+    def release(self, name: str) -> None:
+        self._raw(f'RELEASE SAVEPOINT "{name}"')
+        self._depth -= 1
+
+    def rollback_to(self, name: str) -> None:
+        self._raw(f'ROLLBACK TO SAVEPOINT "{name}"')
+
     @contextlib.contextmanager
     def transaction(
         self, *, isolation: Isolation | None = None, readonly: bool = False
     ) -> Iterator[None]:
-        """``with conn.transaction():`` commits on success, rolls back on any exception."""
+        """``with conn.transaction():`` commits on success, rolls back on any exception;
+        nested, a savepoint. :class:`Rollback` rolls the block back and is swallowed."""
         _check_isolation(isolation)
         self.begin(readonly=readonly)
         try:
             yield
+        except Rollback:
+            self.rollback()
+            return
         except BaseException:
             self.rollback()
             raise
         self.commit()
+
+    @contextlib.contextmanager
+    def savepoint_block(self, name: str) -> Iterator[None]:
+        """``with conn.savepoint_block("name"):`` a named savepoint in the open transaction."""
+        name = savepoint_name(name)
+        self.savepoint(name)
+        try:
+            yield
+        except Rollback:
+            self.rollback_to(name)
+            self.release(name)
+            return
+        except BaseException:
+            self.rollback_to(name)
+            self.release(name)
+            raise
+        self.release(name)
+
+    def run_in_transaction(
+        self,
+        fn: Callable[[], T],
+        *,
+        retries: int = 5,
+        base_delay: float = 0.01,
+        max_delay: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> T:
+        """Run ``fn`` in a transaction, re-running all of it when SQLite stayed busy past
+        the timeout; nested, it runs once in a savepoint. Raises RetriesExhausted."""
+        if self._depth:
+            with self.transaction():
+                return fn()
+        draw = rng or random.Random()
+        for attempt in range(retries + 1):
+            try:
+                with self.transaction():
+                    result = fn()
+                return result
+            except errors.DatabaseBusy as exc:
+                if attempt == retries:
+                    raise errors.RetriesExhausted(
+                        f"cannot commit the transaction: {attempt + 1} attempt(s) failed, "
+                        "the last with DatabaseBusy",
+                        attempts=attempt + 1,
+                        sqlstate=exc.sqlstate,
+                    ) from exc
+                time.sleep(draw.uniform(0.0, min(max_delay, base_delay * 2**attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _raw(self, sql: str) -> None:
         try:
@@ -355,6 +471,78 @@ class SqliteConnection:
         return f"SqliteConnection({self.path!r})"
 
 
+class _SqliteTx:
+    """The transaction driver: the asyncio write lock plus BEGIN on the writer thread."""
+
+    __slots__ = ("db", "locked")
+
+    def __init__(self, db: AsyncSqliteDatabase) -> None:
+        self.db = db
+        self.locked = False
+
+    async def begin(self, options: TxOptions) -> None:
+        _check_isolation(options.isolation)
+        db = self.db
+        if db._closed:
+            raise errors.PoolClosed("cannot use the database: it is closed")
+        try:
+            # Another task of this process holds the writer: bounded like SQLite's own
+            # busy wait (DB_TIMEOUT), with the same error.
+            async with asyncio.timeout(db.connection.timeout):
+                await db._lock.acquire()
+        except TimeoutError:
+            db._lock_timeouts += 1
+            raise errors.DatabaseBusy(
+                f"cannot begin a transaction: the writer stayed busy for {db.connection.timeout} s "
+                "(DB_TIMEOUT)",
+                sqlstate="55P03",
+            ) from None
+        self.locked = True
+        try:
+            await db._hop(functools.partial(db.connection.begin, readonly=options.readonly))
+        except BaseException:
+            self.locked = False
+            db._lock.release()
+            raise
+
+    async def _finish(self, fn: Callable[[], None]) -> None:
+        # The call runs to the end on the writer thread even if the caller is cancelled;
+        # wait for it, so the lock is never released with a transaction still open.
+        future = asyncio.ensure_future(self.db._hop(fn))
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await future
+            raise
+
+    async def commit(self) -> None:
+        await self._finish(self.db.connection.commit)
+
+    async def rollback(self) -> None:
+        await self._finish(self.db.connection.rollback_all)
+
+    async def abandon(self) -> None:
+        await self._finish(self.db.connection.rollback_all)
+
+    async def savepoint(self, name: str) -> None:
+        await self.db._hop(functools.partial(self.db.connection.savepoint, name))
+
+    async def release(self, name: str) -> None:
+        await self.db._hop(functools.partial(self.db.connection.release, name))
+
+    async def rollback_to(self, name: str) -> None:
+        await self.db._hop(functools.partial(self.db.connection.rollback_to, name))
+
+    def is_open(self) -> bool:
+        return self.db.connection.server_in_transaction
+
+    async def close(self) -> None:
+        if self.locked:
+            self.locked = False
+            self.db._lock.release()
+
+
 class AsyncSqliteDatabase:
     """Async access to SQLite: a writer connection owned by one worker thread, and a
     reader connection used on the event loop's own thread.
@@ -366,43 +554,81 @@ class AsyncSqliteDatabase:
     busy timeout is 0, so a rare SQLITE_BUSY (checkpoint, recovery) falls back to the
     hop instead of stalling the loop. A transaction holds an asyncio lock, so other
     tasks' writes wait instead of landing inside it.
+
+    Transactions: writes use ``BEGIN IMMEDIATE``; SQLite has one isolation level
+    (SERIALIZABLE, sqlite.org/isolation.html) and any other request raises.
     """
 
-    __slots__ = ("_closed", "_executor", "_in_tx", "_lock", "connection", "reader")
+    __slots__ = (
+        "_closed",
+        "_executor",
+        "_lock",
+        "_lock_timeouts",
+        "_tx",
+        "_tx_config",
+        "_tx_stats",
+        "_waits",
+        "connection",
+        "reader",
+        "rng",
+    )
 
     def __init__(
         self,
         connection: SqliteConnection,
         executor: ThreadPoolExecutor,
         reader: SqliteConnection | None = None,
+        transaction_config: TransactionConfig | None = None,
     ) -> None:
         self.connection = connection
         self.reader = reader
         self._executor = executor
         self._lock = asyncio.Lock()
-        self._in_tx: ContextVar[bool] = ContextVar(f"aragora_sqlite_tx_{id(self)}", default=False)
+        self._tx: ContextVar[Transaction | None] = ContextVar(
+            f"aragora_sqlite_tx_{id(self)}", default=None
+        )
+        self._tx_config = transaction_config or TransactionConfig()
+        self._tx_stats = TransactionStats()
+        self._waits = 0
+        self._lock_timeouts = 0
         self._closed = False
+        self.rng = random.Random()
 
     @classmethod
-    async def open(cls, path: str | Path, *, timeout: float = 5.0) -> AsyncSqliteDatabase:
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        timeout: float = 5.0,
+        slow_query_ms: float | None = 1000.0,
+        transaction_config: TransactionConfig | None = None,
+    ) -> AsyncSqliteDatabase:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aragora-sqlite")
         loop = asyncio.get_running_loop()
         try:
             connection = await loop.run_in_executor(
                 executor,
-                functools.partial(SqliteConnection, path, timeout=timeout, check_same_thread=False),
+                functools.partial(
+                    SqliteConnection,
+                    path,
+                    timeout=timeout,
+                    check_same_thread=False,
+                    slow_query_ms=slow_query_ms,
+                ),
             )
         except BaseException:
             executor.shutdown(wait=False)
             raise
         reader = None
         if str(path) != ":memory:":  # an in-memory database is private to one connection
-            reader = SqliteConnection(path, timeout=timeout, read_only=True)
-        return cls(connection, executor, reader)
+            reader = SqliteConnection(
+                path, timeout=timeout, read_only=True, slow_query_ms=slow_query_ms
+            )
+        return cls(connection, executor, reader, transaction_config)
 
     def inline_ok(self) -> bool:
         """Whether a single-row read may run inline on the reader now."""
-        return not self._in_tx.get() and not self._closed
+        return self._tx.get() is None and not self._closed
 
     async def _hop(self, fn: Callable[[], T]) -> T:
         if self._closed:
@@ -412,41 +638,205 @@ class AsyncSqliteDatabase:
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` on the connection's thread (one hop)."""
         call = functools.partial(fn, *args, **kwargs)
-        if self._in_tx.get():
+        tx = self._tx.get()
+        if tx is not None:
+            tx.check_usable()
             return await self._hop(call)
+        if self._lock.locked():
+            self._waits += 1
         async with self._lock:
             return await self._hop(call)
 
-    @contextlib.asynccontextmanager
-    async def transaction(
-        self, *, isolation: Isolation | None = None, readonly: bool = False
-    ) -> AsyncIterator[None]:
-        """``async with db.transaction():``; nested blocks become savepoints."""
+    # --- transactions ------------------------------------------------------------------
+
+    def transaction(
+        self,
+        *,
+        isolation: Isolation | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> Transaction:
+        """``async with db.transaction():``; nested blocks become savepoints.
+
+        ``deferrable`` is accepted: a read-only SQLite transaction never fails on a
+        conflict, which is what DEFERRABLE buys on PostgreSQL.
+        """
         _check_isolation(isolation)
-        if self._in_tx.get():
-            async with self._block(readonly):
-                yield
-            return
-        async with self._lock:
-            token = self._in_tx.set(True)
-            try:
-                async with self._block(readonly):
-                    yield
-            finally:
-                self._in_tx.reset(token)
+        nested = self._tx.get() is not None
+        return Transaction(
+            self._tx,
+            lambda: _SqliteTx(self),
+            self._tx_stats,
+            TxOptions(
+                isolation,
+                readonly,
+                deferrable,
+                timeout if (timeout is not None or nested) else self._tx_config.timeout,
+            ),
+        )
 
-    @contextlib.asynccontextmanager
-    async def _block(self, readonly: bool) -> AsyncIterator[None]:
-        conn = self.connection
-        await self._hop(functools.partial(conn.begin, readonly=readonly))
+    def savepoint(self, name: str) -> Transaction:
+        """``async with db.savepoint("before_import"):`` inside a transaction."""
+        return Transaction(
+            self._tx, lambda: _SqliteTx(self), self._tx_stats, TxOptions(), savepoint=name
+        )
+
+    async def run_in_transaction(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        retries: int | None = None,
+        base_delay: float | None = None,
+        max_delay: float | None = None,
+        isolation: Isolation | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> T:
+        """As :meth:`PostgresDatabase.run_in_transaction`; on SQLite the retryable error
+        is DatabaseBusy (the write lock stayed taken past ``DB_TIMEOUT``)."""
+        config = self._tx_config
+        if self._tx.get() is not None:
+            nested = self.transaction()
+            nested.swallow_rollback = False
+            async with nested:
+                result = await fn()
+            return result
+
+        async def attempt() -> T:
+            tx = self.transaction(
+                isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+            )
+            tx.swallow_rollback = False
+            async with tx:
+                value = await fn()
+            return value
+
+        return await retry_loop(
+            attempt,
+            retries=config.retries if retries is None else retries,
+            base_delay=config.base_delay if base_delay is None else base_delay,
+            max_delay=config.max_delay if max_delay is None else max_delay,
+            stats=self._tx_stats,
+            rng=self.rng,
+        )
+
+    @property
+    def transaction_stats(self) -> TransactionStats:
+        return self._tx_stats.snapshot()
+
+    # --- capabilities and what SQLite does not have ------------------------------------
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return BackendCapabilities(
+            backend=BackendType.SQLITE,
+            concurrent_writes=False,
+            advisory_locks=False,
+            listen_notify=False,
+            jsonb=False,
+            full_text_search=True,
+            read_replicas=False,
+            savepoints=True,
+            returning=sqlite3.sqlite_version_info >= (3, 35),
+            async_pool=False,
+        )
+
+    @contextlib.contextmanager
+    def use_primary(self) -> Iterator[None]:
+        """No replicas on SQLite: every read already sees every write."""
+        yield
+
+    use_replica = use_primary
+
+    def advisory_lock(self, key: int, *, timeout: float | None = None) -> NoReturn:
+        raise errors.NotSupportedError(
+            "cannot take an advisory lock: sqlite has none (check "
+            "db.capabilities.advisory_locks); a write transaction already excludes "
+            "every other writer"
+        )
+
+    def listen(self, channel: str) -> NoReturn:
+        raise errors.NotSupportedError(
+            "cannot LISTEN: sqlite has no notifications (check db.capabilities.listen_notify)"
+        )
+
+    async def notify(self, channel: str, payload: str = "") -> NoReturn:
+        raise errors.NotSupportedError(
+            "cannot NOTIFY: sqlite has no notifications (check db.capabilities.listen_notify)"
+        )
+
+    # --- health ------------------------------------------------------------------------
+
+    def pool_stats(self) -> PoolStats:
+        connections = 1 + (self.reader is not None)
+        busy = 1 if self._lock.locked() else 0
+        reads = self.reader.queries if self.reader is not None else 0
+        return PoolStats(
+            total=0 if self._closed else connections,
+            active=busy,
+            idle=0 if self._closed else connections - busy,
+            max_size=connections,
+            waits=self._waits,
+            timeouts=self._lock_timeouts,
+            queries=self.connection.queries + reads,
+            reads=reads,
+            writes=self.connection.queries,
+            replica_reads=0,
+        )
+
+    def get_health_status(self) -> HealthStatus:
+        return HealthStatus(
+            healthy=not self._closed,
+            backend=BackendType.SQLITE,
+            pool=self.pool_stats(),
+            transactions=self.transaction_stats,
+        )
+
+    async def get_database_health(self, *, timeout: float = 5.0) -> DatabaseHealth:
+        """Probe the file: reachable, latency, schema version and table count."""
+        started = time.perf_counter()
+
+        def probe() -> tuple[int, int | None]:
+            row = self.connection.fetchone(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' AND name <> 'schema_version' "
+                "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' "
+                "AND name NOT IN (SELECT name || suffix FROM sqlite_schema, "
+                "(SELECT '_data' AS suffix UNION ALL SELECT '_idx' UNION ALL "
+                "SELECT '_docsize' UNION ALL SELECT '_config' UNION ALL SELECT '_content') "
+                "WHERE sql LIKE 'CREATE VIRTUAL TABLE%')",
+                (),
+            )
+            assert row is not None
+            return int(row[0]), self.connection.schema_version()
+
         try:
-            yield
-        except BaseException:
-            # Shielded: the rollback reaches the connection's thread even if the caller
-            # is cancelled, before the lock lets anyone else in.
-            await asyncio.shield(self._hop(conn.rollback))
-            raise
-        await asyncio.shield(self._hop(conn.commit))
+            async with asyncio.timeout(timeout):
+                tables, version = await self.run(probe)
+        except (TimeoutError, errors.DatabaseError) as exc:
+            return DatabaseHealth(
+                backend=BackendType.SQLITE,
+                reachable=False,
+                latency_ms=None,
+                schema_version=None,
+                table_count=None,
+                pool=self.pool_stats(),
+                error=f"{type(exc).__name__}: {exc}",
+                transactions=self.transaction_stats,
+            )
+        return DatabaseHealth(
+            backend=BackendType.SQLITE,
+            reachable=True,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            schema_version=version,
+            table_count=tables,
+            pool=self.pool_stats(),
+            transactions=self.transaction_stats,
+        )
+
+    # --- migrations and housekeeping ---------------------------------------------------
 
     async def applied(self) -> dict[int, Applied]:
         return await self.run(self.connection.applied)

@@ -53,6 +53,9 @@ async def main() -> None:
                 await db.users.set_user_organization(
                     org_id=org.id, role=UserRole.OWNER, id=owner.id
                 )
+            # transaction() may swallow a deliberate Rollback, so the type checker cannot
+            # assume the block ran to its end.
+            assert org is not None
         print(f"organization: {org.name} ({org.slug}), tier {org.tier}, settings {org.settings}")
 
         member = await ensure_user(db, "charles@aragora.example", "Charles Babbage", org.id)

@@ -8,7 +8,10 @@ The backend comes from the environment (see ``aragora_repos.config``): SQLite un
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
+from typing import TypeVar
 
 from aragora_db.authors import (
     AuthorsRepository,
@@ -26,10 +29,11 @@ from aragora_db.schema import EXPECTED
 from aragora_repos.config import Config
 from aragora_repos.database import AsyncBackend, open_async, open_sync
 from aragora_repos.drift import ValidationResult, check_at_startup, validate_schema
-from aragora_repos.postgres import PostgresDatabase
+from aragora_repos.observability import BackendCapabilities, DatabaseHealth, HealthStatus
+from aragora_repos.postgres import Listener, PostgresDatabase
 from aragora_repos.sqlite import SqliteConnection
-from aragora_repos.transaction import Isolation
-from aragora_repos.types import SyncTransactionContext, TransactionContext
+from aragora_repos.transaction import Isolation, Transaction, TransactionStats
+from aragora_repos.types import SyncTransactionContext
 
 __all__ = [
     "MIGRATIONS",
@@ -43,6 +47,8 @@ __all__ = [
     "connect",
     "connect_sync",
 ]
+
+T = TypeVar("T")
 
 
 class Database:
@@ -60,10 +66,85 @@ class Database:
             self.authors = SqliteAuthorsRepository(backend)
 
     def transaction(
-        self, *, isolation: Isolation | None = None, readonly: bool = False
-    ) -> TransactionContext:
-        """Run the calls in an ``async with`` block in one transaction (nested: a savepoint)."""
-        return self.backend.transaction(isolation=isolation, readonly=readonly)
+        self,
+        *,
+        isolation: Isolation | None = None,
+        readonly: bool = False,
+        deferrable: bool = False,
+        timeout: float | None = None,
+    ) -> Transaction:
+        """Run the calls in an ``async with`` block in one transaction (nested: a savepoint).
+
+        SQLite has only SERIALIZABLE; asking it for another isolation level raises.
+        """
+        return self.backend.transaction(
+            isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
+        )
+
+    def savepoint(self, name: str) -> Transaction:
+        """A named savepoint inside the open transaction."""
+        return self.backend.savepoint(name)
+
+    async def run_in_transaction(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        retries: int | None = None,
+        base_delay: float | None = None,
+        max_delay: float | None = None,
+        isolation: Isolation | None = None,
+        readonly: bool = False,
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``fn`` in a transaction, re-running all of it after a serialization
+        failure, deadlock or lost connection (outermost level only)."""
+        return await self.backend.run_in_transaction(
+            fn,
+            retries=retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            isolation=isolation,
+            readonly=readonly,
+            timeout=timeout,
+        )
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return self.backend.capabilities
+
+    @property
+    def transaction_stats(self) -> TransactionStats:
+        return self.backend.transaction_stats
+
+    def get_health_status(self) -> HealthStatus:
+        """Pool and transaction counters, without a round trip."""
+        return self.backend.get_health_status()
+
+    async def get_database_health(self) -> DatabaseHealth:
+        """Probe the database: reachable, latency, schema version, tables, replicas."""
+        return await self.backend.get_database_health()
+
+    def use_primary(self) -> AbstractContextManager[None]:
+        """Send this context's reads to the primary."""
+        return self.backend.use_primary()
+
+    def use_replica(self) -> AbstractContextManager[None]:
+        """Send this context's reads to a replica, accepting replication lag."""
+        return self.backend.use_replica()
+
+    def advisory_lock(
+        self, key: int, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """PostgreSQL advisory lock ``key`` for the block; NotSupportedError on SQLite."""
+        return self.backend.advisory_lock(key, timeout=timeout)
+
+    def listen(self, channel: str) -> AbstractAsyncContextManager[Listener]:
+        """LISTEN on ``channel`` (PostgreSQL); NotSupportedError on SQLite."""
+        return self.backend.listen(channel)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """NOTIFY ``channel`` (PostgreSQL); NotSupportedError on SQLite."""
+        await self.backend.notify(channel, payload)
 
     async def migrate(self) -> list[int]:
         """Apply pending migrations; return the versions applied."""
@@ -113,9 +194,19 @@ class SyncDatabase:
         self.connection = connection
         self.authors = AuthorsSyncRepository(connection)
 
-    def transaction(self, *, isolation: Isolation | None = None) -> SyncTransactionContext:
+    def transaction(
+        self, *, isolation: Isolation | None = None, readonly: bool = False
+    ) -> SyncTransactionContext:
         """Run the calls in a ``with`` block in one transaction (nested: a savepoint)."""
-        return self.connection.transaction(isolation=isolation)
+        return self.connection.transaction(isolation=isolation, readonly=readonly)
+
+    def savepoint(self, name: str) -> SyncTransactionContext:
+        """A named savepoint inside the open transaction."""
+        return self.connection.savepoint_block(name)
+
+    def run_in_transaction(self, fn: Callable[[], T], *, retries: int = 5) -> T:
+        """Run ``fn`` in a transaction, re-running it while SQLite stays busy."""
+        return self.connection.run_in_transaction(fn, retries=retries)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations; return the versions applied."""
