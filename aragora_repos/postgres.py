@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
@@ -102,14 +102,14 @@ async def _init_connection(conn: Connection) -> None:
 _LOST = frozenset({"57P01", "57P02", "57P03"})
 
 
-def _is_loss(exc: BaseException, conn: BoundConnection | None = None) -> bool:
+def _is_loss(exc: BaseException, conn: Lent | None = None) -> bool:
     """Whether ``exc`` means the connection is gone (not a statement error)."""
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         return state.startswith("08") or state in _LOST
     if isinstance(exc, asyncpg.InterfaceError):
-        return conn is not None and conn.is_closed()
-    return isinstance(exc, OSError)
+        return conn is not None and _gone(conn)
+    return isinstance(exc, OSError | asyncpg.exceptions.InternalClientError)
 
 
 def _map(exc: BaseException) -> errors.DatabaseError:
@@ -123,6 +123,8 @@ def _map(exc: BaseException) -> errors.DatabaseError:
         return errors.DataError(f"cannot encode a parameter: {exc}", sqlstate="22000")
     if isinstance(exc, asyncpg.InterfaceError):
         return errors.InterfaceError(f"cannot use the connection: {exc}")
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return errors.ConnectionFailure(f"cannot use the connection: {exc}")
     return errors.ConnectionFailure(f"cannot reach postgresql: {type(exc).__name__}: {exc}")
 
 
@@ -160,7 +162,15 @@ SESSION_SETTINGS = {"timezone": "UTC"}
 
 T = TypeVar("T")
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+#: InternalClientError: the protocol refuses a new operation on a session the server has
+#: ended while it sat idle (the FATAL arrived, the EOF not yet); it is raised before
+#: anything is sent.
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 
 
 def _rows(status: str) -> int:
@@ -285,6 +295,20 @@ class _Unsent(errors.ConnectionFailure):
     """No connection could be had: nothing was sent, so any statement may be retried."""
 
 
+def _terminate(conn: Lent) -> None:
+    if not _gone(conn):
+        conn.terminate()
+
+
+def _gone(conn: Lent) -> bool:
+    """Whether a lent proxy can no longer be used. When the server ends a session,
+    asyncpg returns its holder to the pool by itself and detaches the proxy
+    (``Connection._cleanup``), after which every proxy method raises; so the proxy's
+    own attribute is read instead of calling into it."""
+    inner: Connection | None = cast(Any, conn)._con
+    return inner is None or inner.is_closed()
+
+
 class _Lender:
     """Connections kept out of the asyncpg pool between single statements.
 
@@ -319,7 +343,7 @@ class _Lender:
             await self.pool.release(stale)
         while self.idle:
             conn = self.idle.pop()
-            if not conn.is_closed():
+            if not _gone(conn):
                 return conn
             await self.pool.release(conn)
         if self.closed:
@@ -357,13 +381,17 @@ class _Lender:
         raise failure
 
     def put(self, conn: Lent) -> bool:
-        if self.waiting or self.closed or conn.is_closed() or conn.is_in_transaction():
+        if self.waiting or self.closed or _gone(conn) or conn.is_in_transaction():
             return False
         self.idle.append(conn)
         return True
 
     async def discard(self, conn: Lent) -> None:
-        await self.pool.release(conn)
+        """Give ``conn`` back to the pool. If its reset fails, asyncpg terminates it
+        (the pool opens a new one later) and re-raises; the caller's work is done by
+        then, so that failure is not the caller's."""
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await self.pool.release(conn)
 
     async def close(self) -> None:
         self.closed = True
@@ -439,7 +467,7 @@ class _PgTx:
             try:
                 await conn.execute(sql)
             except BaseException as exc:
-                conn.terminate()
+                _terminate(conn)
                 await lender.discard(conn)
                 if isinstance(exc, _DRIVER_ERRORS):
                     # A dead pooled connection (server restart) is replaced: BEGIN has
@@ -454,12 +482,23 @@ class _PgTx:
 
     async def commit(self) -> None:
         conn = self.connection
+        if _gone(conn):
+            # Lost before COMMIT was sent: the server rolled the transaction back.
+            raise errors.ConnectionFailure(
+                "cannot commit: the connection was lost before COMMIT; the server rolled "
+                "the transaction back"
+            )
         try:
             status = await conn.execute("COMMIT")
         except asyncio.CancelledError:
-            conn.terminate()
+            _terminate(conn)
             raise
         except _DRIVER_ERRORS as exc:
+            if isinstance(exc, asyncpg.InterfaceError) and _gone(conn):
+                raise errors.ConnectionFailure(
+                    "cannot commit: the connection was lost before COMMIT was sent; the "
+                    "server rolled the transaction back"
+                ) from exc
             if _is_loss(exc, conn):
                 raise errors.CommitOutcomeUnknown(
                     "cannot tell whether the transaction committed: the connection was lost "
@@ -478,13 +517,13 @@ class _PgTx:
     async def rollback(self) -> None:
         conn = self.connection
         try:
-            if not conn.is_closed():
+            if not _gone(conn):
                 await asyncio.wait_for(conn.execute("ROLLBACK"), self.db._rollback_timeout)
         except asyncio.CancelledError:
-            conn.terminate()
+            _terminate(conn)
             raise
         except (TimeoutError, *_DRIVER_ERRORS):
-            conn.terminate()  # the server rolls back a transaction whose session ends
+            _terminate(conn)  # the server rolls back a transaction whose session ends
         finally:
             if not self.readonly:
                 self.db._last_write.set(time.monotonic())
@@ -492,7 +531,7 @@ class _PgTx:
     async def abandon(self) -> None:
         # After a cancellation the connection may be mid-statement: terminating it is the
         # only state that is certain (the server rolls back; psycopg_pool closes ACTIVE).
-        self.connection.terminate()
+        _terminate(self.connection)
         if not self.readonly:
             self.db._last_write.set(time.monotonic())
 
@@ -513,7 +552,7 @@ class _PgTx:
 
     def is_open(self) -> bool:
         conn = self.conn
-        return conn is not None and not conn.is_closed() and conn.is_in_transaction()
+        return conn is not None and not _gone(conn) and conn.is_in_transaction()
 
     async def close(self) -> None:
         conn, self.conn = self.conn, None
@@ -833,7 +872,7 @@ class PostgresDatabase:
     ) -> T:
         """Run ``op`` on a lent connection; return it to the idle list afterwards."""
         lent = lender.idle.pop() if lender.idle else None
-        if lent is None or lent.is_closed():
+        if lent is None or _gone(lent):
             lent = await lender.take(lent)
         started = time.perf_counter()
         try:
@@ -841,9 +880,13 @@ class PostgresDatabase:
         except BaseException as exc:
             # Back through asyncpg's release: it waits out a cancellation and terminates
             # a broken connection.
+            if isinstance(exc, asyncpg.exceptions.InternalClientError):
+                _terminate(lent)
+                await lender.discard(lent)
+                raise _Unsent(f"cannot use the connection: {exc}") from exc
             await lender.discard(lent)
             if isinstance(exc, _DRIVER_ERRORS):
-                if isinstance(exc, asyncpg.InterfaceError) and lent.is_closed():
+                if isinstance(exc, asyncpg.InterfaceError) and _gone(lent):
                     raise _Unsent(f"cannot use the connection: {exc}") from exc
                 raise _map(exc) from exc
             raise
@@ -865,9 +908,15 @@ class PostgresDatabase:
             conn = tx.check_usable()
             assert isinstance(conn, _PgTx)
             started = time.perf_counter()
+            lent = conn.connection
             try:
-                return await op(conn.connection)
+                return await op(lent)
             except _DRIVER_ERRORS as exc:
+                if _is_loss(exc, lent) and not isinstance(exc, asyncpg.PostgresError):
+                    # The session is gone, so the server has rolled the transaction back.
+                    raise errors.ConnectionFailure(
+                        f"cannot run the statement: the connection was lost ({exc})"
+                    ) from exc
                 raise _map(exc) from exc
             finally:
                 if self._slow_ms is not None:
@@ -1123,7 +1172,7 @@ class PostgresDatabase:
             try:
                 yield
             finally:
-                if not conn.is_closed():
+                if not _gone(conn):
                     await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
     @contextlib.asynccontextmanager
@@ -1135,7 +1184,7 @@ class PostgresDatabase:
             try:
                 yield listener
             finally:
-                if not conn.is_closed():
+                if not _gone(conn):
                     await conn.remove_listener(channel, listener._push)
 
     async def notify(self, channel: str, payload: str = "") -> None:
