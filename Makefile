@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install generate check test demo bench clean reliability schema-diff fidelity
+.PHONY: install generate check test demo bench clean reliability schema-diff fidelity faults
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,7 @@ reliability: $(STAMP)
 BASE ?= origin/main
 schema-diff: $(STAMP)
 	$(PY) -m codegen.review --base $(BASE)
+
+## faults: runtime fault tests at full size (30 s loads, 10,000 replica pairs, 100 SIGKILLs)
+faults: $(STAMP)
+	ARAGORA_FAULT_SECONDS=30 $(VENV)/bin/pytest -s -q tests/faults tests/runtime/test_pg_runtime.py | grep -E 'FIGURE|passed|failed'

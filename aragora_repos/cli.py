@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -166,12 +168,24 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--schema-dir", default="sql/schema")
 
     sub.add_parser("check", help="compare the live database with the expected schema")
+    sub.add_parser("health", help="probe the database and print its health as JSON")
 
     d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
     d.add_argument("--base", required=True, help="git ref to compare with")
     d.add_argument("--root", default=".", help="project directory")
     d.add_argument("--output", help="write the report here instead of stdout")
     return root
+
+
+async def run_health(config: Config) -> int:
+    """Print ``get_database_health()`` as JSON; exit 1 when the database is unreachable."""
+    db = await open_async(config)
+    try:
+        health = await db.get_database_health()
+    finally:
+        await db.close()
+    print(json.dumps(dataclasses.asdict(health), indent=2, default=str))
+    return 0 if health.reachable else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         if args.command == "check":
             return asyncio.run(run_check(config))
+        if args.command == "health":
+            return asyncio.run(run_health(config))
         _flag_action(args)
         if args.action == "create" and not args.name:
             print("migrate create needs a description", file=sys.stderr)

@@ -831,7 +831,7 @@ class PostgresDatabase:
     async def _check_replica(self, replica: _Replica, lsn: str | None, started: float) -> None:
         sql = (
             "SELECT pg_is_in_recovery(), "
-            "pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn())::bigint"
+            "pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn())::bigint"
         )
         try:
             async with asyncio.timeout(1.0):

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -331,3 +334,16 @@ async def test_slow_query_log_names_the_query_not_the_values(
     names = [r.__dict__.get("query_name") for r in caplog.records]
     assert "GetUserByEmail" in names and "RecordLogin" in names
     assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+def test_cli_health_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aragora_repos.cli import main
+
+    os.environ["ARAGORA_DATA_DIR"] = str(tmp_path)
+    try:
+        assert main(["health"]) == 0
+    finally:
+        del os.environ["ARAGORA_DATA_DIR"]
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "sqlite" and report["reachable"] is True
+    assert report["pool"]["max_size"] == 2
