@@ -48,6 +48,17 @@ async def _truncate_all(dsn: str) -> None:
         await conn.close()
 
 
+async def _reset_if_unversioned(dsn: str) -> None:
+    """Start from an empty schema when a test dropped the version table but left the
+    schema's objects behind (tests of the migration runner share this database)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """The generated facade over a migrated, empty database of each backend."""
@@ -55,6 +66,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         database = await connect(Config(data_dir=tmp_path))
     else:
         dsn: str = request.getfixturevalue("postgres_dsn")
+        await _reset_if_unversioned(dsn)
         database = await connect(Config(backend="postgres", dsn=Secret(dsn), pool_max=4))
     await database.migrate()
     if request.param == "postgres":
