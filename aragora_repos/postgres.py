@@ -57,7 +57,7 @@ from aragora_repos.transaction import (
     TransactionConfig,
     TransactionStats,
     TxOptions,
-    retry_loop,
+    run_in_transaction,
 )
 from aragora_repos.transaction_options import Isolation
 from aragora_repos.types import JSON
@@ -386,12 +386,17 @@ class _Lender:
         self.idle.append(conn)
         return True
 
-    async def discard(self, conn: Lent) -> None:
-        """Give ``conn`` back to the pool. If its reset fails, asyncpg terminates it
-        (the pool opens a new one later) and re-raises; the caller's work is done by
-        then, so that failure is not the caller's."""
-        with contextlib.suppress(*_DRIVER_ERRORS):
-            await self.pool.release(conn)
+    async def discard(self, conn: Lent, *, full_reset: bool = False) -> None:
+        """Give ``conn`` back to the pool, with :data:`RESET_QUERY` when it may carry
+        session state. If the reset fails, asyncpg terminates the connection (the pool
+        opens a new one later) and re-raises; the caller's work is done by then, so
+        that failure is not the caller's."""
+        token = _FULL_RESET.set(full_reset)
+        try:
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await self.pool.release(conn)
+        finally:
+            _FULL_RESET.reset(token)
 
     async def close(self) -> None:
         self.closed = True
@@ -557,11 +562,7 @@ class _PgTx:
     async def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
-            token = _FULL_RESET.set(True)
-            try:
-                await self.db._lender.discard(conn)
-            finally:
-                _FULL_RESET.reset(token)
+            await self.db._lender.discard(conn, full_reset=True)
 
 
 class Session:
@@ -1009,11 +1010,7 @@ class PostgresDatabase:
         try:
             yield conn
         finally:
-            token = _FULL_RESET.set(True)
-            try:
-                await lender.discard(conn)
-            finally:
-                _FULL_RESET.reset(token)
+            await lender.discard(conn, full_reset=True)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Session]:
@@ -1090,30 +1087,20 @@ class PostgresDatabase:
             RetriesExhausted: every attempt failed with a retryable error.
             CommitOutcomeUnknown: the connection died during COMMIT (never retried).
         """
-        config = self._tx_config
-        if self._tx.get() is not None:
-            nested = self.transaction()
-            nested.swallow_rollback = False
-            async with nested:
-                result = await fn()
-            return result
-
-        async def attempt() -> T:
-            tx = self.transaction(
+        return await run_in_transaction(
+            fn,
+            outermost=None
+            if self._tx.get() is not None
+            else lambda: self.transaction(
                 isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
-            )
-            tx.swallow_rollback = False
-            async with tx:
-                value = await fn()
-            return value
-
-        return await retry_loop(
-            attempt,
-            retries=config.retries if retries is None else retries,
-            base_delay=config.base_delay if base_delay is None else base_delay,
-            max_delay=config.max_delay if max_delay is None else max_delay,
+            ),
+            nested=self.transaction,
+            config=self._tx_config,
             stats=self._tx_stats,
             rng=self.rng,
+            retries=retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
         )
 
     @property

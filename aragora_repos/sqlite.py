@@ -42,7 +42,8 @@ from aragora_repos.transaction import (
     TransactionConfig,
     TransactionStats,
     TxOptions,
-    retry_loop,
+    backoff,
+    run_in_transaction,
     savepoint_name,
 )
 from aragora_repos.transaction_options import Isolation
@@ -309,7 +310,7 @@ class SqliteConnection:
                         attempts=attempt + 1,
                         sqlstate=exc.sqlstate,
                     ) from exc
-                time.sleep(draw.uniform(0.0, min(max_delay, base_delay * 2**attempt)))
+                time.sleep(backoff(attempt, base_delay, max_delay, draw))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _raw(self, sql: str) -> None:
@@ -696,30 +697,20 @@ class AsyncSqliteDatabase:
     ) -> T:
         """As :meth:`PostgresDatabase.run_in_transaction`; on SQLite the retryable error
         is DatabaseBusy (the write lock stayed taken past ``DB_TIMEOUT``)."""
-        config = self._tx_config
-        if self._tx.get() is not None:
-            nested = self.transaction()
-            nested.swallow_rollback = False
-            async with nested:
-                result = await fn()
-            return result
-
-        async def attempt() -> T:
-            tx = self.transaction(
+        return await run_in_transaction(
+            fn,
+            outermost=None
+            if self._tx.get() is not None
+            else lambda: self.transaction(
                 isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
-            )
-            tx.swallow_rollback = False
-            async with tx:
-                value = await fn()
-            return value
-
-        return await retry_loop(
-            attempt,
-            retries=config.retries if retries is None else retries,
-            base_delay=config.base_delay if base_delay is None else base_delay,
-            max_delay=config.max_delay if max_delay is None else max_delay,
+            ),
+            nested=self.transaction,
+            config=self._tx_config,
             stats=self._tx_stats,
             rng=self.rng,
+            retries=retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
         )
 
     @property

@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from types import TracebackType
 from typing import TypeVar
@@ -124,14 +124,6 @@ def backoff(attempt: int, base_delay: float, max_delay: float, rng: random.Rando
     return rng.uniform(0.0, min(max_delay, base_delay * (2**attempt)))
 
 
-@dataclass(slots=True)
-class RetryRun:
-    """What one ``run_in_transaction`` call did (for tests and logs)."""
-
-    attempts: int = 0
-    sleeps: list[float] = field(default_factory=list)
-
-
 async def retry_loop(
     attempt: Callable[[], Awaitable[T]],
     *,
@@ -140,13 +132,10 @@ async def retry_loop(
     max_delay: float,
     stats: TransactionStats,
     rng: random.Random,
-    run: RetryRun | None = None,
 ) -> T:
     """Call ``attempt`` until it succeeds, fails with a non-retryable error, or
     ``retries`` re-runs have failed (then RetriesExhausted, chained to the last error)."""
-    run = run if run is not None else RetryRun()
     for i in range(retries + 1):
-        run.attempts += 1
         try:
             return await attempt()
         except errors.DatabaseError as exc:
@@ -159,16 +148,55 @@ async def retry_loop(
             if i == retries:
                 stats.exhausted += 1
                 raise errors.RetriesExhausted(
-                    f"cannot commit the transaction: {run.attempts} attempt(s) failed, "
+                    f"cannot commit the transaction: {i + 1} attempt(s) failed, "
                     f"the last with {type(exc).__name__} ({exc.sqlstate})",
-                    attempts=run.attempts,
+                    attempts=i + 1,
                     sqlstate=exc.sqlstate,
                 ) from exc
             stats.retried += 1
-            delay = backoff(i, base_delay, max_delay, rng)
-            run.sleeps.append(delay)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff(i, base_delay, max_delay, rng))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def run_in_transaction(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    outermost: Callable[[], Transaction] | None,
+    nested: Callable[[], Transaction],
+    config: TransactionConfig,
+    stats: TransactionStats,
+    rng: random.Random,
+    retries: int | None,
+    base_delay: float | None,
+    max_delay: float | None,
+) -> T:
+    """The body of both backends' ``run_in_transaction``: with no ``outermost`` (a
+    transaction is already open) ``fn`` runs once in a savepoint; otherwise each attempt
+    opens ``outermost()`` and the whole of ``fn`` is retried. A ``Rollback`` raised by
+    ``fn`` rolls back and propagates, so the result is never silently missing."""
+    if outermost is None:
+        block = nested()
+        block.swallow_rollback = False
+        async with block:
+            result = await fn()
+        return result
+    opener = outermost
+
+    async def attempt() -> T:
+        tx = opener()
+        tx.swallow_rollback = False
+        async with tx:
+            value = await fn()
+        return value
+
+    return await retry_loop(
+        attempt,
+        retries=config.retries if retries is None else retries,
+        base_delay=config.base_delay if base_delay is None else base_delay,
+        max_delay=config.max_delay if max_delay is None else max_delay,
+        stats=stats,
+        rng=rng,
+    )
 
 
 _SAVEPOINT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
