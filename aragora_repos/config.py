@@ -129,9 +129,19 @@ class Config:
         """Read and validate the environment (``os.environ`` when ``env`` is None).
 
         Raises:
-            ConfigError: naming the first invalid variable and the form it expects.
+            ConfigError: naming the first invalid variable and the form it expects. It is
+                raised afresh from here, so its traceback holds no frame whose locals
+                hold the environment's DSNs (error reporters capture frame locals).
         """
-        env = os.environ if env is None else env
+        try:
+            return cls._parse(os.environ if env is None else env)
+        except ConfigError as exc:
+            message, sqlstate = str(exc), exc.sqlstate
+        del env
+        raise ConfigError(message, sqlstate=sqlstate)
+
+    @classmethod
+    def _parse(cls, env: Mapping[str, str]) -> Config:
         mode = _get(env, "ARAGORA_DB_BACKEND").lower() or "auto"
         if mode not in ("sqlite", "postgres", "auto"):
             raise ConfigError(
@@ -318,10 +328,11 @@ def _number(env: Mapping[str, str], name: str, default: _N, kind: type[_N]) -> _
     raw = _get(env, name)
     if not raw:
         return default
+    expected = "an integer" if kind is int else "a number"
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"invalid {name}: expected a {kind.__name__} >= 0, got {raw!r}") from None
+        raise ConfigError(f"invalid {name}: expected {expected} >= 0, got {raw!r}") from None
     if value < 0 or value != value:
-        raise ConfigError(f"invalid {name}: expected a {kind.__name__} >= 0, got {raw!r}")
+        raise ConfigError(f"invalid {name}: expected {expected} >= 0, got {raw!r}")
     return value

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import glob
 import json
+import logging
 import os
 import random
 import shutil
@@ -161,6 +162,7 @@ async def _reset(conn: Connection) -> None:
 SESSION_SETTINGS = {"timezone": "UTC"}
 
 T = TypeVar("T")
+replica_log = logging.getLogger("aragora_repos.replicas")
 
 #: InternalClientError: the protocol refuses a new operation on a session the server has
 #: ended while it sat idle (the FATAL arrived, the EOF not yet); it is raised before
@@ -807,6 +809,8 @@ class PostgresDatabase:
         return None
 
     def _eject(self, replica: _Replica, reason: str) -> None:
+        if replica.healthy or replica.last_error is None:
+            replica_log.warning("replica %s ejected: %s", replica.name, reason)
         replica.healthy = False
         replica.caught_up_at = float("-inf")
         replica.last_error = reason
@@ -839,8 +843,11 @@ class PostgresDatabase:
                 row = await self._lend(
                     replica.lender, sql, lambda c: c.fetchrow(sql, lsn), timed=False
                 )
-        except (TimeoutError, errors.DatabaseError) as exc:
-            self._eject(replica, type(exc).__name__)
+        except TimeoutError:
+            self._eject(replica, "no answer within 1 s")
+            return
+        except errors.DatabaseError as exc:
+            self._eject(replica, f"{type(exc).__name__}: {exc}")
             return
         assert row is not None
         if not row[0]:
@@ -848,6 +855,8 @@ class PostgresDatabase:
             return
         behind = row[1]
         replica.lag_bytes = max(int(behind), 0) if behind is not None else None
+        if not replica.healthy:
+            replica_log.info("replica %s in service", replica.name)
         replica.healthy = True
         replica.last_error = None
         if behind is not None and behind <= 0:

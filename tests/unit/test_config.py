@@ -172,11 +172,11 @@ def test_data_dir_aliases(var: str) -> None:
         ),
         (
             {"ARAGORA_DB_POOL_TIMEOUT": "x"},
-            "invalid ARAGORA_DB_POOL_TIMEOUT: expected a float >= 0, got 'x'",
+            "invalid ARAGORA_DB_POOL_TIMEOUT: expected a number >= 0, got 'x'",
         ),
         (
             {"ARAGORA_SLOW_QUERY_MS": "fast"},
-            "invalid ARAGORA_SLOW_QUERY_MS: expected a float >= 0, got 'fast'",
+            "invalid ARAGORA_SLOW_QUERY_MS: expected a number >= 0, got 'fast'",
         ),
         (
             {"ARAGORA_ENV": "production", "DATABASE_URL": f"postgresql://u:{CANARY}@h/db"},
@@ -198,10 +198,10 @@ def test_data_dir_aliases(var: str) -> None:
             "invalid DATABASE_URL: expected postgresql://user@host:port/db, "
             "got 'mysql://u:***@h/db'",
         ),
-        ({"DB_TIMEOUT": "soon"}, "invalid DB_TIMEOUT: expected a float >= 0, got 'soon'"),
+        ({"DB_TIMEOUT": "soon"}, "invalid DB_TIMEOUT: expected a number >= 0, got 'soon'"),
         (
             {"ARAGORA_POSTGRES_POOL_MAX": "-1"},
-            "invalid ARAGORA_POSTGRES_POOL_MAX: expected a int >= 0, got '-1'",
+            "invalid ARAGORA_POSTGRES_POOL_MAX: expected an integer >= 0, got '-1'",
         ),
     ],
 )
