@@ -7,6 +7,7 @@ Both forms work::
     aragora-repos migrate status | plan | up | down [--to N] | create NAME | repair
     aragora-repos check [--database-url URL]     # drift between the database and sql/
     aragora-repos schema-diff --base REF         # Markdown review of schema changes
+    aragora-repos migrate-data --sqlite-path .nomic/core.db [--verify] [--dry-run] ...
 
 The backend comes from the environment (see ``aragora_repos.config``) unless
 ``--database-url`` is given. Migrations come from the generated ``aragora_db`` package.
@@ -19,6 +20,7 @@ import asyncio
 import dataclasses
 import importlib
 import json
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -170,6 +172,27 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="compare the live database with the expected schema")
     sub.add_parser("health", help="probe the database and print its health as JSON")
 
+    c = sub.add_parser(
+        "migrate-data", help="copy a SQLite database into PostgreSQL (resumable, verified)"
+    )
+    c.add_argument("--sqlite-path", required=True, help="the SQLite file, e.g. .nomic/core.db")
+    c.add_argument("--postgres-dsn", help="target DSN (default: --database-url, the environment)")
+    c.add_argument("--tables", help="comma-separated tables (default: all both sides have)")
+    c.add_argument("--batch-size", type=int, default=1000, help="rows per batch (1000)")
+    c.add_argument(
+        "--skip-existing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip rows whose key the target already has (default); with "
+        "--no-skip-existing they are rejected",
+    )
+    c.add_argument("--dry-run", action="store_true", help="convert and report, write nothing")
+    c.add_argument("--verify", action="store_true", help="compare counts and checksums after")
+    c.add_argument("--restart", action="store_true", help="forget earlier progress")
+    c.add_argument("--reject-file", help="default: <sqlite-path>.rejects.jsonl")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument("-v", "--verbose", action="store_true", help="log each batch")
+
     d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
     d.add_argument("--base", required=True, help="git ref to compare with")
     d.add_argument("--root", default=".", help="project directory")
@@ -186,6 +209,38 @@ async def run_health(config: Config) -> int:
         await db.close()
     print(json.dumps(dataclasses.asdict(health), indent=2, default=str))
     return 0 if health.reachable else 1
+
+
+async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
+    """Exit 0 when every row was copied or skipped, 1 when the verification found a
+    difference (the report names the table), 3 when rows went to the reject file."""
+    from aragora_repos.migrate_data import Progress, migrate_data
+
+    dsn = Secret(args.postgres_dsn) if args.postgres_dsn else config.dsn
+    if dsn is None:
+        print("migrate-data needs --postgres-dsn or DATABASE_URL", file=sys.stderr)
+        return 2
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = await migrate_data(
+        args.sqlite_path,
+        dsn,
+        tables=[t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None,
+        batch_size=args.batch_size,
+        skip_existing=args.skip_existing,
+        dry_run=args.dry_run,
+        verify=args.verify,
+        restart=args.restart,
+        reject_file=args.reject_file,
+        progress=None if args.json else Progress(),
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report.render())
+    if report.verified is False:
+        return 1
+    return 3 if report.total_errors else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + (["--output", args.output] if args.output else [])
             )
             return code
+        if args.command == "migrate-data":
+            return asyncio.run(run_migrate_data(args, config))
         if args.command == "check":
             return asyncio.run(run_check(config))
         if args.command == "health":

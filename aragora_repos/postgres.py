@@ -1374,17 +1374,34 @@ async def _create_pool(dsn: Secret, min_size: int, max_size: int, timeout: float
             server_settings=SESSION_SETTINGS,
         )
     except (TimeoutError, *_DRIVER_ERRORS) as exc:
-        # Built from the exception type and the redacted DSN only, and raised outside
-        # this block: the driver's frames (kept as __context__) hold the raw DSN.
-        failure = (
-            errors.from_sqlstate(exc.sqlstate, "")
-            if isinstance(exc, asyncpg.PostgresError)
-            else errors.ConnectionFailure("")
-        )
-        reason = type(exc).__name__ + (
-            f" ({exc.sqlstate})" if isinstance(exc, asyncpg.PostgresError) else ""
-        )
-        failure = type(failure)(
-            f"cannot connect to {redact_dsn(dsn.reveal())}: {reason}", sqlstate=failure.sqlstate
-        )
+        failure = _connect_failure(exc, dsn)
     raise failure
+
+
+async def connect_one(dsn: Secret, *, timeout: float = 10.0) -> Connection:
+    """One asyncpg connection with this runtime's session settings and asyncpg's own
+    codecs, for bulk work (COPY) that needs a connection of its own; connection errors
+    are those of :meth:`PostgresDatabase.open`."""
+    failure: errors.DatabaseError | None = None
+    try:
+        conn: Connection = await asyncpg.connect(
+            dsn.reveal(), timeout=timeout, server_settings=SESSION_SETTINGS
+        )
+    except (TimeoutError, *_DRIVER_ERRORS) as exc:
+        failure = _connect_failure(exc, dsn)
+    else:
+        return conn
+    raise failure
+
+
+def _connect_failure(exc: BaseException, dsn: Secret) -> errors.DatabaseError:
+    """Built from the exception type and the redacted DSN only, and raised by the caller
+    outside its ``except`` block: the driver's frames (kept as __context__) hold the raw DSN."""
+    kind = (
+        type(errors.from_sqlstate(exc.sqlstate, ""))
+        if isinstance(exc, asyncpg.PostgresError)
+        else errors.ConnectionFailure
+    )
+    sqlstate = exc.sqlstate if isinstance(exc, asyncpg.PostgresError) else None
+    reason = type(exc).__name__ + (f" ({sqlstate})" if sqlstate else "")
+    return kind(f"cannot connect to {redact_dsn(dsn.reveal())}: {reason}", sqlstate=sqlstate)

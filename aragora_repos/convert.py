@@ -1,0 +1,580 @@
+"""Conversion of SQLite values to a PostgreSQL column's type, and their canonical form.
+
+Each target type has one converter. A converter returns the value to send, or raises
+:class:`Reject` with the reason; every value it changes (rather than passes through)
+follows a named rule, counted per column so the report shows what was converted and how.
+Nothing else is coerced: a value no rule covers is rejected.
+
+Each type also has a canonical text form, computed here from the converted value and in
+PostgreSQL (:func:`canonical_sql`) from the stored one, so a checksum over both sides
+compares what was meant to be stored with what was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+Converter = Callable[[Any], Any]
+Canonical = Callable[[Any], str]
+
+
+class Reject(Exception):
+    """A value no declared rule converts; the message is the reason."""
+
+
+class UnsupportedType(Exception):
+    """A target column type this module has no converter for."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetColumn:
+    """A PostgreSQL column as the catalog describes it."""
+
+    name: str
+    type_name: str  # pg_type.typname: int4, bool, _text, user_role, ...
+    formatted: str  # format_type(): integer, character varying(20), ...
+    not_null: bool
+    enum_labels: tuple[str, ...] = ()
+    typmod: int = -1
+
+
+#: Rule names as they appear in reports.
+RULES = {
+    "bool_int": "integer 0/1 as boolean",
+    "bool_text": "text true/false/t/f/yes/no/on/off/1/0 as boolean",
+    "bool_real": "real 0.0/1.0 as boolean",
+    "int_real": "integral real as integer",
+    "int_text": "decimal integer text as integer",
+    "real_int": "integer as double precision (exact below 2^53)",
+    "real_text": "decimal number text as double precision",
+    "real4": "double rounded to real",
+    "num_int": "integer as numeric",
+    "num_real": "real as numeric (shortest round-trip digits)",
+    "num_text": "decimal text as numeric",
+    "text_int": "integer as its decimal text",
+    "text_real": "real as its shortest round-trip text",
+    "text_blob": "UTF-8 blob as text",
+    "blob_text": "text as its UTF-8 bytes",
+    "ts_naive": "timestamp text without zone taken as UTC",
+    "ts_zone": "timestamp text with zone converted to UTC",
+    "ts_date": "date text as midnight UTC",
+    "ts_epoch_s": "epoch seconds as timestamp",
+    "ts_epoch_ms": "epoch milliseconds as timestamp",
+    "date_ts": "timestamp text at midnight as date",
+    "json_number": "number as JSON number",
+    "json_blob": "UTF-8 blob as JSON text",
+    "uuid_blob": "16-byte blob as UUID",
+    "uuid_text": "UUID text in a non-canonical form",
+    "array_json": "JSON array text as array",
+}
+
+_INT_RANGES = {
+    "int2": (-(2**15), 2**15 - 1),
+    "int4": (-(2**31), 2**31 - 1),
+    "int8": (-(2**63), 2**63 - 1),
+}
+_INT_TEXT = re.compile(r"[+-]?[0-9]+\Z")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_EPOCH_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?\Z")
+_TRUE = frozenset({"true", "t", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "off", "0"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_DATE = date(1970, 1, 1)
+_MICRO = timedelta(microseconds=1)
+#: Seconds below this magnitude are epoch seconds (year 5138); below 1e14, milliseconds.
+_EPOCH_S_LIMIT = 1e11
+_EPOCH_MS_LIMIT = 1e14
+
+
+def _describe(value: Any) -> str:
+    kind = {int: "integer", float: "real", str: "text", bytes: "blob"}.get(type(value), "value")
+    return kind
+
+
+def converter(column: TargetColumn, counts: Counter[str]) -> Converter:
+    """The converter for ``column``; rule applications are counted in ``counts``."""
+    build = _BUILDERS.get(column.type_name)
+    if build is None and column.enum_labels:
+        build = _enum
+    if build is None:
+        raise UnsupportedType(
+            f"column {column.name}: no conversion into {column.formatted} "
+            f"(supported: {', '.join(sorted(_BUILDERS))}, enums)"
+        )
+    convert = build(column, counts)
+    not_null = column.not_null
+
+    def convert_or_null(value: Any) -> Any:
+        if value is None:
+            if not_null:
+                raise Reject("NULL in a NOT NULL column")
+            return None
+        return convert(value)
+
+    return convert_or_null
+
+
+def _int(column: TargetColumn, counts: Counter[str]) -> Converter:
+    low, high = _INT_RANGES[column.type_name]
+    label = column.formatted
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is int:
+            if low <= value <= high:
+                return value
+            raise Reject(f"{value} is out of range for {label}")
+        if kind is float:
+            if math.isfinite(value) and value == int(value):
+                counts["int_real"] += 1
+                return convert(int(value))
+            raise Reject(f"real {value!r} is not an integer")
+        if kind is str and _INT_TEXT.match(value):
+            counts["int_text"] += 1
+            return convert(int(value))
+        raise Reject(f"{_describe(value)} {_short(value)} in an integer column")
+
+    return convert
+
+
+def _bool(column: TargetColumn, counts: Counter[str]) -> Converter:
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is int and value in (0, 1):
+            counts["bool_int"] += 1
+            return value == 1
+        if kind is str:
+            lowered = value.lower()
+            if lowered in _TRUE or lowered in _FALSE:
+                counts["bool_text"] += 1
+                return lowered in _TRUE
+        if kind is float and value in (0.0, 1.0):
+            counts["bool_real"] += 1
+            return value == 1.0
+        raise Reject(f"{_describe(value)} {_short(value)} is not a boolean")
+
+    return convert
+
+
+def _float(column: TargetColumn, counts: Counter[str]) -> Converter:
+    single = column.type_name == "float4"
+
+    def narrow(value: float) -> float:
+        if not single:
+            return value
+        if math.isfinite(value) and abs(value) > 3.4028234663852886e38:
+            raise Reject(f"{value!r} is out of range for real")
+        rounded: float = struct.unpack(">f", struct.pack(">f", value))[0]
+        if rounded != value and not math.isnan(value):
+            counts["real4"] += 1
+        return rounded
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is float:
+            return narrow(value)
+        if kind is int:
+            as_float = float(value)
+            if int(as_float) != value:
+                raise Reject(f"integer {value} has no exact double precision value")
+            counts["real_int"] += 1
+            return narrow(as_float)
+        if kind is str and _NUMBER_TEXT.match(value):
+            counts["real_text"] += 1
+            return narrow(float(value))
+        raise Reject(f"{_describe(value)} {_short(value)} in a real column")
+
+    return convert
+
+
+def _numeric(column: TargetColumn, counts: Counter[str]) -> Converter:
+    precision = scale = None
+    if column.typmod >= 4:
+        precision = ((column.typmod - 4) >> 16) & 0xFFFF
+        scale = (column.typmod - 4) & 0xFFFF
+
+    def fit(number: Decimal) -> Decimal:
+        if not number.is_finite():
+            if precision is not None:
+                raise Reject(f"{number} does not fit {column.formatted}")
+            return number
+        if scale is not None and precision is not None:
+            quantum = Decimal(1).scaleb(-scale)
+            fitted = number.quantize(quantum)
+            if fitted != number:
+                raise Reject(f"{number} has more than {scale} decimal places")
+            if len(fitted.as_tuple().digits) > precision and fitted != 0:
+                raise Reject(f"{number} does not fit {column.formatted}")
+            return fitted
+        return number
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is int:
+            counts["num_int"] += 1
+            return fit(Decimal(value))
+        if kind is float:
+            if math.isnan(value):
+                raise Reject("NaN real in a numeric column")
+            counts["num_real"] += 1
+            return fit(Decimal(repr(value)) if math.isfinite(value) else Decimal(value))
+        if kind is str and (_NUMBER_TEXT.match(value) or value in ("NaN", "Infinity", "-Infinity")):
+            counts["num_text"] += 1
+            try:
+                return fit(Decimal(value))
+            except InvalidOperation:
+                pass
+        raise Reject(f"{_describe(value)} {_short(value)} is not a number")
+
+    return convert
+
+
+def _text(column: TargetColumn, counts: Counter[str]) -> Converter:
+    limit = column.typmod - 4 if column.type_name == "varchar" and column.typmod >= 4 else None
+
+    def check(text: str) -> str:
+        if "\x00" in text:
+            raise Reject("text holds a NUL byte (PostgreSQL text cannot)")
+        if limit is not None and len(text) > limit:
+            raise Reject(f"{len(text)} characters exceed {column.formatted}")
+        return text
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return check(value)
+        if kind is int:
+            counts["text_int"] += 1
+            return check(str(value))
+        if kind is float:
+            counts["text_real"] += 1
+            return check(repr(value))
+        if kind is bytes:
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise Reject(f"blob is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+            counts["text_blob"] += 1
+            return check(text)
+        raise Reject(f"{_describe(value)} in a text column")
+
+    return convert
+
+
+def _enum(column: TargetColumn, counts: Counter[str]) -> Converter:
+    labels = frozenset(column.enum_labels)
+
+    def convert(value: Any) -> Any:
+        if type(value) is str and value in labels:
+            return value
+        raise Reject(
+            f"{_describe(value)} {_short(value)} is not one of {', '.join(column.enum_labels)}"
+        )
+
+    return convert
+
+
+def _bytea(column: TargetColumn, counts: Counter[str]) -> Converter:
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is bytes:
+            return value
+        if kind is str:
+            counts["blob_text"] += 1
+            return value.encode("utf-8")
+        raise Reject(f"{_describe(value)} in a bytea column")
+
+    return convert
+
+
+def _json(column: TargetColumn, counts: Counter[str]) -> Converter:
+    binary = column.type_name == "jsonb"
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"{token} is not JSON")
+
+    def check(text: str) -> str:
+        try:
+            parsed = json.loads(text, parse_constant=refuse)
+        except (ValueError, RecursionError) as exc:
+            raise Reject(f"invalid JSON: {exc}") from None
+        if "\\u" in text:
+            if binary and _JSON_NUL.search(text):
+                raise Reject("JSON holds \\u0000 (jsonb cannot)")
+            try:
+                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise Reject("JSON holds a lone surrogate escape") from None
+        if "\x00" in text:
+            raise Reject("JSON text holds a NUL byte")
+        return text
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return check(value)
+        if kind is int or (kind is float and math.isfinite(value)):
+            counts["json_number"] += 1
+            return repr(value) if kind is float else str(value)
+        if kind is bytes:
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Reject("blob is not UTF-8 JSON") from None
+            counts["json_blob"] += 1
+            return check(text)
+        raise Reject(f"{_describe(value)} {_short(value)} is not JSON")
+
+    return convert
+
+
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _uuid(column: TargetColumn, counts: Counter[str]) -> Converter:
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            try:
+                parsed = uuid.UUID(value)
+            except ValueError:
+                raise Reject(f"text {_short(value)} is not a UUID") from None
+            if str(parsed) != value:
+                counts["uuid_text"] += 1
+            return parsed
+        if kind is bytes and len(value) == 16:
+            counts["uuid_blob"] += 1
+            return uuid.UUID(bytes=value)
+        raise Reject(f"{_describe(value)} {_short(value)} is not a UUID")
+
+    return convert
+
+
+def _epoch(value: float, counts: Counter[str]) -> datetime:
+    if not math.isfinite(value):
+        raise Reject(f"{value!r} is not a point in time")
+    if abs(value) < _EPOCH_S_LIMIT:
+        counts["ts_epoch_s"] += 1
+        seconds = value
+    elif abs(value) < _EPOCH_MS_LIMIT:
+        counts["ts_epoch_ms"] += 1
+        seconds = value / 1000
+    else:
+        raise Reject(f"{value!r} is neither epoch seconds nor milliseconds")
+    if isinstance(value, int):
+        micros = value * (1_000_000 if abs(value) < _EPOCH_S_LIMIT else 1000)
+        return _EPOCH + timedelta(microseconds=micros)
+    return _EPOCH + timedelta(microseconds=round(seconds * 1_000_000))
+
+
+def _timestamp(column: TargetColumn, counts: Counter[str]) -> Converter:
+    zoned = column.type_name == "timestamptz"
+
+    def parse_text(text: str) -> datetime:
+        if _EPOCH_TEXT.match(text):
+            return _epoch(float(text) if "." in text else int(text), counts)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise Reject(f"text {_short(text)} is not a timestamp") from None
+        if len(text) == 10:
+            counts["ts_date"] += 1
+            return parsed.replace(tzinfo=UTC)
+        if parsed.tzinfo is None:
+            counts["ts_naive"] += 1
+            return parsed.replace(tzinfo=UTC)
+        if parsed.utcoffset():
+            counts["ts_zone"] += 1
+        return parsed.astimezone(UTC)
+
+    def convert(value: Any) -> Any:
+        kind = type(value)
+        try:
+            if kind is str:
+                moment = parse_text(value)
+            elif kind is int or kind is float:
+                moment = _epoch(value, counts)
+            else:
+                raise Reject(f"{_describe(value)} is not a timestamp")
+        except OverflowError:
+            raise Reject(f"{_short(value)} is out of the timestamp range") from None
+        return moment if zoned else moment.replace(tzinfo=None)
+
+    return convert
+
+
+def _date(column: TargetColumn, counts: Counter[str]) -> Converter:
+    def convert(value: Any) -> Any:
+        if type(value) is str:
+            try:
+                if len(value) == 10:
+                    return date.fromisoformat(value)
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise Reject(f"text {_short(value)} is not a date") from None
+            if moment.time() == datetime.min.time() and moment.utcoffset() in (None, timedelta()):
+                counts["date_ts"] += 1
+                return moment.date()
+            raise Reject(f"timestamp {_short(value)} is not at midnight UTC")
+        raise Reject(f"{_describe(value)} {_short(value)} is not a date")
+
+    return convert
+
+
+def _text_array(column: TargetColumn, counts: Counter[str]) -> Converter:
+    def convert(value: Any) -> Any:
+        if type(value) is str:
+            try:
+                items = json.loads(value)
+            except ValueError:
+                raise Reject(f"text {_short(value)} is not a JSON array") from None
+            if isinstance(items, list) and all(i is None or type(i) is str for i in items):
+                if any(i is not None and "\x00" in i for i in items):
+                    raise Reject("array element holds a NUL byte")
+                counts["array_json"] += 1
+                return items
+            raise Reject(f"text {_short(value)} is not a JSON array of strings")
+        raise Reject(f"{_describe(value)} {_short(value)} is not an array")
+
+    return convert
+
+
+_BUILDERS: dict[str, Callable[[TargetColumn, Counter[str]], Converter]] = {
+    "int2": _int,
+    "int4": _int,
+    "int8": _int,
+    "bool": _bool,
+    "float4": _float,
+    "float8": _float,
+    "numeric": _numeric,
+    "text": _text,
+    "varchar": _text,
+    "bytea": _bytea,
+    "json": _json,
+    "jsonb": _json,
+    "uuid": _uuid,
+    "timestamptz": _timestamp,
+    "timestamp": _timestamp,
+    "date": _date,
+    "_text": _text_array,
+    "_varchar": _text_array,
+}
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- canonical forms --------------------------------------------------------------------
+
+
+def canonical(column: TargetColumn) -> Canonical:
+    """Canonical text of a converted value, equal to :func:`canonical_sql` of it stored."""
+    kind = column.type_name
+    if kind in ("int2", "int4", "int8"):
+        return str
+    if kind == "bool":
+        return lambda v: "t" if v else "f"
+    if kind == "float8":
+        return lambda v: "nan" if v != v else struct.pack(">d", v).hex()
+    if kind == "float4":
+        return lambda v: "nan" if v != v else struct.pack(">f", v).hex()
+    if kind == "numeric":
+        return _numeric_text
+    if kind in ("timestamptz", "timestamp"):
+        origin = _EPOCH if kind == "timestamptz" else _EPOCH_NAIVE
+        return lambda v: str((v - origin) // _MICRO)
+    if kind == "date":
+        return lambda v: str((v - _EPOCH_DATE).days)
+    if kind == "bytea":
+        return bytes.hex
+    if kind == "jsonb":
+        return lambda v: jsonb_text(json.loads(v, parse_float=Decimal, parse_int=Decimal))
+    if kind in ("_text", "_varchar"):
+        return lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return str  # text, varchar, enum, uuid, json (kept verbatim)
+
+
+def canonical_sql(column: TargetColumn, ref: str) -> str:
+    """The SQL expression of the canonical text of column ``ref`` (already quoted)."""
+    kind = column.type_name
+    if kind == "bool":
+        return f"CASE WHEN {ref} THEN 't' ELSE 'f' END"
+    if kind in ("float8", "float4"):
+        send = "float8send" if kind == "float8" else "float4send"
+        return f"CASE WHEN {ref} = 'NaN' THEN 'nan' ELSE encode({send}({ref}), 'hex') END"
+    if kind in ("timestamptz", "timestamp"):
+        return f"(extract(epoch FROM {ref}) * 1000000)::numeric(30,0)::text"
+    if kind == "date":
+        return f"({ref} - DATE '1970-01-01')::text"
+    if kind == "bytea":
+        return f"encode({ref}, 'hex')"
+    if kind in ("_text", "_varchar"):
+        return f"array_to_json({ref})::text"
+    return f"{ref}::text"
+
+
+def _numeric_text(value: Decimal) -> str:
+    if value.is_nan():
+        return "NaN"
+    if value.is_infinite():
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        value = abs(value)
+    return format(value, "f")
+
+
+def jsonb_text(value: Any) -> str:
+    """PostgreSQL's text output of a jsonb value (parsed with Decimal numbers): object keys
+    deduplicated (last wins) and ordered by length then bytes, ``", "`` and ``": "``
+    separators, numbers as numeric prints them."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Decimal):
+        return _numeric_text(value)
+    if isinstance(value, str):
+        return _jsonb_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return "{" + ", ".join(f"{_jsonb_string(k)}: {jsonb_text(value[k])}" for k in keys) + "}"
+    raise TypeError(type(value).__name__)
+
+
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r"}
+_JSON_ESCAPES["\t"] = "\\t"
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _jsonb_string(text: str) -> str:
+    def escape(match: re.Match[str]) -> str:
+        char = match.group(0)
+        return _JSON_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+    return '"' + _NEEDS_ESCAPE.sub(escape, text) + '"'
+
+
+def describe_rules(counts: Counter[str]) -> dict[str, int]:
+    """``counts`` keyed by the rules' readable names."""
+    return {RULES[k]: v for k, v in sorted(counts.items()) if v}
+
+
+def converters(columns: Sequence[TargetColumn], counts: Sequence[Counter[str]]) -> list[Converter]:
+    return [converter(c, n) for c, n in zip(columns, counts, strict=True)]

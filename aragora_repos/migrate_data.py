@@ -1,0 +1,1037 @@
+"""Copy an SQLite database into PostgreSQL: typed, resumable, verifiable.
+
+``migrate_data()`` (and ``aragora-repos migrate-data``) copies every table the SQLite file
+and the PostgreSQL schema share, parents before children. Values are converted by the
+target column's type (:mod:`aragora_repos.convert`); a value no rule converts, and a row
+PostgreSQL refuses (an orphan, a duplicate key), goes to the reject file with its table,
+key and reason. Rows travel by binary COPY in batches; each batch commits together with
+its progress record and its rejects, so a run killed at any point resumes after the last
+committed batch: nothing is copied twice and at most the batch in flight is redone.
+Afterwards identity and serial sequences are moved past the largest copied key.
+
+``verify=True`` recomputes, per table, the row count and an order-independent checksum of
+canonicalized values on both sides (the source side from the SQLite file as it is now,
+through the same conversions; the target side in PostgreSQL) and reports any difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import logging
+import sqlite3
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import asyncpg
+
+from aragora_repos import errors
+from aragora_repos.config import Secret
+from aragora_repos.convert import (
+    Reject,
+    TargetColumn,
+    UnsupportedType,
+    canonical,
+    canonical_sql,
+    converter,
+    describe_rules,
+)
+from aragora_repos.postgres import connect_one
+
+if TYPE_CHECKING:
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+log = logging.getLogger("aragora_repos.migrate_data")
+
+#: Where progress and rejects are kept in the target (outside the application schema).
+STATE_SCHEMA = "aragora_migrate"
+STATE_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.progress (
+    source       text NOT NULL,
+    table_name   text NOT NULL,
+    last_key     text,
+    rows_read    bigint NOT NULL DEFAULT 0,
+    rows_copied  bigint NOT NULL DEFAULT 0,
+    rows_skipped bigint NOT NULL DEFAULT 0,
+    rows_rejected bigint NOT NULL DEFAULT 0,
+    batches      bigint NOT NULL DEFAULT 0,
+    conversions  jsonb NOT NULL DEFAULT '{{}}',
+    done         boolean NOT NULL DEFAULT false,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, table_name)
+);
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.rejects (
+    source      text NOT NULL,
+    table_name  text NOT NULL,
+    position    text NOT NULL,
+    key         text NOT NULL,
+    column_name text,
+    reason      text NOT NULL,
+    value       text,
+    PRIMARY KEY (source, table_name, position)
+);
+"""
+
+
+#: A refused row: (position, key, column, reason, value).
+RejectRow = tuple[str, str, str | None, str, str | None]
+
+
+#: Tables each side keeps for itself: the migration runner's record.
+SKIPPED_TABLES = frozenset({"schema_version"})
+
+
+def quote(name: str) -> str:
+    """An identifier quoted for both SQLite and PostgreSQL."""
+    if "\x00" in name:
+        raise errors.ProgrammingError(f"identifier {name!r} holds a NUL byte")
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TableReport:
+    table: str
+    source_rows: int = 0
+    migrated: int = 0
+    skipped: int = 0
+    errors: int = 0
+    already_done: int = 0
+    """Rows committed by earlier runs (resume), not copied again."""
+    batches: int = 0
+    seconds: float = 0.0
+    conversions: dict[str, dict[str, int]] = field(default_factory=dict)
+    sequences: dict[str, int] = field(default_factory=dict)
+    """Sequence name -> the value its next call returns, for those this run moved."""
+    verified: bool | None = None
+    verify_detail: str | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.migrated / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class DataMigrationReport:
+    source: str
+    dry_run: bool = False
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    unmatched_tables: list[str] = field(default_factory=list)
+    """Source tables with no table of the same name in the target (not copied)."""
+    dropped_columns: dict[str, list[str]] = field(default_factory=dict)
+    """Source columns with no target column (not copied)."""
+    reject_file: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def total_migrated(self) -> int:
+        return sum(t.migrated for t in self.tables.values())
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(t.skipped for t in self.tables.values())
+
+    @property
+    def total_errors(self) -> int:
+        return sum(t.errors for t in self.tables.values())
+
+    @property
+    def verified(self) -> bool | None:
+        results = [t.verified for t in self.tables.values() if t.verified is not None]
+        return None if not results else all(results)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            total_migrated=self.total_migrated,
+            total_skipped=self.total_skipped,
+            total_errors=self.total_errors,
+            verified=self.verified,
+        )
+        for name, table in self.tables.items():
+            data["tables"][name]["rows_per_second"] = round(table.rows_per_second, 1)
+        return data
+
+    def render(self) -> str:
+        lines = [
+            f"{'table':<28} {'source':>10} {'migrated':>10} {'skipped':>9} {'errors':>7}  verify"
+        ]
+        for t in self.tables.values():
+            check = {None: "-", True: "ok", False: "MISMATCH"}[t.verified]
+            lines.append(
+                f"{t.table:<28} {t.source_rows:>10,} {t.migrated:>10,} {t.skipped:>9,} "
+                f"{t.errors:>7,}  {check}"
+            )
+            if t.verify_detail and not t.verified:
+                lines.append(f"    {t.verify_detail}")
+        lines.append(
+            f"total: {self.total_migrated:,} migrated, {self.total_skipped:,} skipped, "
+            f"{self.total_errors:,} errors in {self.seconds:.1f} s"
+            + (" (dry run: nothing written)" if self.dry_run else "")
+        )
+        for name in self.unmatched_tables:
+            lines.append(f"warning: source table {name} has no target table; not copied")
+        for name, columns in self.dropped_columns.items():
+            lines.append(
+                f"warning: {name}: source columns {', '.join(columns)} have no target column"
+            )
+        if self.total_errors and self.reject_file:
+            lines.append(f"rejected rows: {self.reject_file}")
+        return "\n".join(lines)
+
+
+# --- plan -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TablePlan:
+    name: str
+    columns: list[TargetColumn]
+    order_by: list[str]
+    """``rowid``, or the primary key of a WITHOUT ROWID table."""
+    key_columns: list[str]
+    """Columns that identify a row in the reject file (the primary key, else rowid)."""
+    serial: list[tuple[str, str]] = field(default_factory=list)
+    """(column, sequence) pairs to move past the copied keys."""
+
+
+@dataclass(slots=True)
+class Plan:
+    tables: list[TablePlan]
+    unmatched: list[str]
+    dropped: dict[str, list[str]]
+
+
+def _source_tables(db: sqlite3.Connection) -> dict[str, tuple[list[str], list[str], bool]]:
+    """name -> (columns, primary key columns, has rowid)."""
+    found: dict[str, tuple[list[str], list[str], bool]] = {}
+    rows = db.execute(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+    virtual = [n for n, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
+    for name, sql in rows:
+        if name in SKIPPED_TABLES or any(name == v or name.startswith(v + "_") for v in virtual):
+            continue  # bookkeeping, full-text indexes and their shadow tables
+        info = db.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        columns = [r[1] for r in info]
+        pk = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+        rowid = "WITHOUT ROWID" not in " ".join((sql or "").upper().split())
+        found[name] = (columns, pk, rowid)
+    return found
+
+
+async def _target_columns(conn: Connection, schema: str) -> dict[str, list[TargetColumn]]:
+    rows = await conn.fetch(
+        """
+        SELECT c.relname, a.attname, t.typname, format_type(a.atttypid, a.atttypmod),
+               a.attnotnull, a.atttypmod,
+               coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
+                         FROM pg_enum e WHERE e.enumtypid = t.oid), '{}')
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
+        WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0
+          AND NOT a.attisdropped AND a.attgenerated = ''
+        ORDER BY c.relname, a.attnum
+        """,
+        schema,
+    )
+    tables: dict[str, list[TargetColumn]] = {}
+    for table, name, typname, formatted, not_null, typmod, labels in rows:
+        tables.setdefault(table, []).append(
+            TargetColumn(name, typname, formatted, not_null, tuple(labels), typmod)
+        )
+    return tables
+
+
+async def _foreign_keys(conn: Connection, schema: str) -> list[tuple[str, str]]:
+    rows = await conn.fetch(
+        """
+        SELECT c.relname, p.relname FROM pg_constraint k
+        JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE k.contype = 'f' AND n.nspname = $1
+        """,
+        schema,
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def fk_order(tables: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
+    """``tables`` with every referenced table before the tables referencing it (stable by
+    name; self-references ignored; members of a cycle keep name order)."""
+    wanted = set(tables)
+    parents: dict[str, set[str]] = {t: set() for t in tables}
+    for child, parent in edges:
+        if child in wanted and parent in wanted and child != parent:
+            parents[child].add(parent)
+    order: list[str] = []
+    placed: set[str] = set()
+    remaining = sorted(tables)
+    while remaining:
+        ready = [t for t in remaining if parents[t] <= placed] or remaining[:1]
+        for t in ready:
+            order.append(t)
+            placed.add(t)
+        remaining = [t for t in remaining if t not in placed]
+    return order
+
+
+async def _serial_columns(conn: Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    rows = await conn.fetch(
+        """
+        SELECT a.attname, pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname)
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+        """,
+        schema,
+        table,
+    )
+    return [(r[0], r[1]) for r in rows if r[1] is not None]
+
+
+async def plan(
+    source: sqlite3.Connection,
+    conn: Connection,
+    *,
+    schema: str = "public",
+    tables: Sequence[str] | None = None,
+) -> Plan:
+    src = _source_tables(source)
+    target = await _target_columns(conn, schema)
+    if tables:
+        unknown = [t for t in tables if t not in src or t not in target]
+        if unknown:
+            raise errors.ConfigError(
+                f"--tables: {', '.join(unknown)} not in both the source and the target"
+            )
+    names = [t for t in (tables or sorted(src)) if t in target]
+    unmatched = [] if tables else sorted(t for t in src if t not in target)
+    dropped: dict[str, list[str]] = {}
+    plans = []
+    for name in fk_order(names, await _foreign_keys(conn, schema)):
+        columns, pk, rowid = src[name]
+        wanted = set(columns)
+        target_columns = [c for c in target[name] if c.name in wanted]
+        extra = [c for c in columns if c not in {t.name for t in target[name]}]
+        if extra:
+            dropped[name] = extra
+        if not target_columns:
+            unmatched.append(name)
+            continue
+        for column in target_columns:
+            try:
+                converter(column, Counter())
+            except UnsupportedType as exc:
+                raise errors.ConfigError(f"{name}.{exc}") from None
+        plans.append(
+            TablePlan(
+                name,
+                target_columns,
+                ["rowid"] if rowid else pk,
+                pk or ["rowid"],
+                await _serial_columns(conn, schema, name),
+            )
+        )
+    return Plan(plans, sorted(unmatched), dropped)
+
+
+# --- reading the source -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Batch:
+    records: list[tuple[Any, ...]]
+    positions: list[str]
+    keys: list[str]
+    rejects: list[RejectRow]
+    """(position, key, column, reason, value)."""
+    last_key: Any
+    read: int
+    counts: list[Counter[str]]
+
+
+class SourceReader:
+    """Reads one table in key order and converts each row; used from one thread."""
+
+    def __init__(self, path: Path, table: TablePlan) -> None:
+        self.table = table
+        self.db = _open_source(path)
+        names = ", ".join(quote(c.name) for c in table.columns)
+        order = ", ".join(quote(c) if c != "rowid" else "rowid" for c in table.order_by)
+        self.width = len(table.order_by)
+        key_expr = ", ".join(quote(c) if c != "rowid" else "rowid" for c in table.key_columns)
+        self.key_width = len(table.key_columns)
+        head = f"SELECT {order}, {key_expr}, {names} FROM {quote(table.name)}"
+        if self.width == 1:
+            after = f"{order} > ?"
+        else:
+            after = f"({order}) > ({', '.join('?' * self.width)})"
+        self.first = f"{head} ORDER BY {order} LIMIT ?"
+        self.next = f"{head} WHERE {after} ORDER BY {order} LIMIT ?"
+        typed = ", ".join(f"typeof({quote(c.name)}), {quote(c.name)}" for c in table.columns)
+        self.raw_first = f"SELECT {order}, {key_expr}, {typed} FROM {quote(table.name)}"
+        self.raw_first += f" ORDER BY {order} LIMIT ?"
+        self.raw_next = f"SELECT {order}, {key_expr}, {typed} FROM {quote(table.name)}"
+        self.raw_next += f" WHERE {after} ORDER BY {order} LIMIT ?"
+
+    def close(self) -> None:
+        self.db.close()
+
+    def count(self) -> int:
+        row = self.db.execute(f"SELECT count(*) FROM {quote(self.table.name)}").fetchone()
+        return int(row[0])
+
+    def _fetch(self, after: Any, size: int) -> list[tuple[Any, ...]]:
+        params: tuple[Any, ...] = ()
+        if after is not None:
+            params = tuple(after) if self.width > 1 else (after,)
+        try:
+            sql = self.first if after is None else self.next
+            return self.db.execute(sql, (*params, size)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+        return self._fetch_raw(params, size, after is None)
+
+    def _fetch_raw(self, params: tuple[Any, ...], size: int, first: bool) -> list[tuple[Any, ...]]:
+        """The batch again with text as bytes: valid UTF-8 is decoded, invalid text is
+        marked so the row is rejected with its reason."""
+        self.db.text_factory = bytes
+        try:
+            raw = self.db.execute(self.raw_first if first else self.raw_next, (*params, size))
+            rows = raw.fetchall()
+        finally:
+            self.db.text_factory = str
+        lead = self.width + self.key_width
+        out = []
+        for row in rows:
+            values: list[Any] = [_text(v) for v in row[:lead]]
+            for i in range(lead, len(row), 2):
+                kind, value = row[i], row[i + 1]
+                if kind == b"text":
+                    try:
+                        value = value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        value = _InvalidText(value)
+                values.append(value)
+            out.append(tuple(values))
+        return out
+
+    def read(self, after: Any, size: int) -> Batch:
+        rows = self._fetch(after, size)
+        table = self.table
+        counts = [Counter[str]() for _ in table.columns]
+        convert = [converter(c, n) for c, n in zip(table.columns, counts, strict=True)]
+        lead = self.width + self.key_width
+        width = self.width
+        records: list[tuple[Any, ...]] = []
+        positions: list[str] = []
+        keys: list[str] = []
+        rejects: list[RejectRow] = []
+        pairs = list(enumerate(convert, start=lead))
+        for row in rows:
+            try:
+                records.append(tuple([f(row[i]) for i, f in pairs]))
+            except Reject:
+                column, reason, value = self._why(row, convert, lead)
+                rejects.append(
+                    (_position(row, width), _key(row, width, lead), column, reason, value)
+                )
+                continue
+            positions.append(_position(row, width))
+            keys.append(_key(row, width, lead))
+        last = None
+        if rows:
+            last = rows[-1][0] if width == 1 else list(rows[-1][:width])
+        return Batch(records, positions, keys, rejects, last, len(rows), counts)
+
+    def _why(
+        self, row: tuple[Any, ...], convert: list[Callable[[Any], Any]], lead: int
+    ) -> tuple[str | None, str, str | None]:
+        for column, f, value in zip(self.table.columns, convert, row[lead:], strict=True):
+            try:
+                f(value)
+            except Reject as exc:
+                return column.name, str(exc), _value_text(value)
+        return None, "unknown", None
+
+
+class _InvalidText(bytes):
+    """Text that is not UTF-8; every converter rejects it."""
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def _position(row: tuple[Any, ...], width: int) -> str:
+    return json.dumps(row[0] if width == 1 else list(row[:width]), default=_json_default)
+
+
+def _key(row: tuple[Any, ...], width: int, lead: int) -> str:
+    return json.dumps(
+        row[width] if lead - width == 1 else list(row[width:lead]), default=_json_default
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    return repr(value)
+
+
+def _value_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return "x'" + value[:64].hex() + ("...'" if len(value) > 64 else "'")
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _open_source(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise errors.ConfigError(f"no SQLite database at {path}")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise errors.ConfigError(f"{path}: not a SQLite database ({exc})") from None
+    return db
+
+
+# --- progress display -------------------------------------------------------------------
+
+
+class Progress:
+    """A bar per table on a terminal (rows, rows/s, ETA); log lines every 5 s otherwise."""
+
+    def __init__(self, stream: IO[str] | None = None, *, tty: bool | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.table = ""
+        self.total = self.done = 0
+        self.started = self.shown = 0.0
+
+    def start(self, table: str, total: int, done: int) -> None:
+        self.table, self.total, self.done = table, total, done
+        self.started = self.shown = time.monotonic()
+        self._base = done
+        if not self.tty:
+            print(
+                f"{table}: {total:,} rows" + (f", {done:,} done earlier" if done else ""),
+                file=self.stream,
+            )
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now - self.shown >= (0.1 if self.tty else 5.0):
+            self.shown = now
+            self._show(now, final=False)
+
+    def finish(self) -> None:
+        self._show(time.monotonic(), final=True)
+
+    def _show(self, now: float, *, final: bool) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        rate = (self.done - self._base) / elapsed
+        left = max(self.total - self.done, 0)
+        eta = f"{left / rate:.0f} s" if rate > 0 and not final else "-"
+        share = self.done / self.total if self.total else 1.0
+        text = (
+            f"{self.table:<24} {self.done:>10,}/{self.total:,} rows {rate:>9,.0f} rows/s ETA {eta}"
+        )
+        if self.tty:
+            bar = "#" * int(share * 20)
+            print(f"\r[{bar:<20}] {text}\x1b[K", end="\n" if final else "", file=self.stream)
+        else:
+            print(text + (" done" if final else ""), file=self.stream)
+        self.stream.flush()
+
+
+# --- the copy ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Options:
+    tables: Sequence[str] | None = None
+    batch_size: int = 1000
+    skip_existing: bool = True
+    dry_run: bool = False
+    verify: bool = False
+    restart: bool = False
+    schema: str = "public"
+    reject_file: Path | None = None
+    progress: Progress | None = None
+
+
+class _Copier:
+    def __init__(
+        self, source: Path, conn: Connection, options: Options, report: DataMigrationReport
+    ) -> None:
+        self.source = source
+        self.source_id = str(source.resolve())
+        self.conn = conn
+        self.options = options
+        self.report = report
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
+
+    async def _in_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def table(self, table: TablePlan) -> TableReport:
+        opts = self.options
+        report = TableReport(table.name)
+        reader: SourceReader = await self._in_reader(SourceReader, self.source, table)
+        try:
+            report.source_rows = await self._in_reader(reader.count)
+            state = None if opts.dry_run else await self._state(table.name)
+            counts: dict[str, Counter[str]] = {c.name: Counter() for c in table.columns}
+            last_key = None
+            if state is not None:
+                last_key = json.loads(state["last_key"]) if state["last_key"] else None
+                report.already_done = state["rows_read"]
+                for column, rules in json.loads(state["conversions"]).items():
+                    counts.setdefault(column, Counter()).update(rules)
+                if state["done"]:
+                    report.skipped = state["rows_copied"] + state["rows_skipped"]
+                    report.errors = state["rows_rejected"]
+                    report.conversions = _readable(counts)
+                    return report
+            direct = opts.dry_run or await self._direct(table, state)
+            progress = opts.progress
+            if progress:
+                progress.start(table.name, report.source_rows, report.already_done)
+            started = time.perf_counter()
+            pending = asyncio.ensure_future(self._in_reader(reader.read, last_key, opts.batch_size))
+            while True:
+                batch: Batch = await pending
+                if batch.read == 0:
+                    break
+                pending = asyncio.ensure_future(
+                    self._in_reader(reader.read, batch.last_key, opts.batch_size)
+                )
+                for column, batch_counts in zip(table.columns, batch.counts, strict=True):
+                    counts[column.name].update(batch_counts)
+                refused: list[RejectRow] = []
+                if opts.dry_run:
+                    copied, skipped = len(batch.records), 0
+                    self._write_rejects_now(table.name, batch.rejects)
+                else:
+                    copied, skipped, refused = await self._commit(
+                        table, batch, direct, counts, report
+                    )
+                log.info(
+                    "%s: batch %d: %d read, %d copied, %d skipped, %d rejected",
+                    table.name,
+                    report.batches + 1,
+                    batch.read,
+                    copied,
+                    skipped,
+                    len(batch.rejects) + len(refused),
+                )
+                report.migrated += copied
+                report.skipped += skipped
+                report.errors += len(batch.rejects) + len(refused)
+                report.batches += 1
+                if progress:
+                    progress.advance(batch.read)
+            await pending
+            if not opts.dry_run:
+                report.sequences = await self._move_sequences(table)
+                await self.conn.execute(
+                    f"UPDATE {STATE_SCHEMA}.progress SET done = true, updated_at = now() "
+                    "WHERE source = $1 AND table_name = $2",
+                    self.source_id,
+                    table.name,
+                )
+            report.seconds = time.perf_counter() - started
+            report.conversions = _readable(counts)
+            if progress:
+                progress.finish()
+            return report
+        finally:
+            await self._in_reader(reader.close)
+
+    async def _state(self, table: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(
+            f"SELECT * FROM {STATE_SCHEMA}.progress WHERE source = $1 AND table_name = $2",
+            self.source_id,
+            table,
+        )
+
+    async def _direct(self, table: TablePlan, state: asyncpg.Record | None) -> bool:
+        """COPY straight into the table unless it holds rows this migration did not put
+        there and existing rows are to be skipped (then COPY into a staging table and
+        INSERT ... ON CONFLICT DO NOTHING)."""
+        if not self.options.skip_existing:
+            return True
+        ours = state["rows_copied"] if state is not None else 0
+        present = await self.conn.fetchval(
+            f"SELECT count(*) FROM {quote(self.options.schema)}.{quote(table.name)}"
+        )
+        return int(present) <= ours
+
+    async def _commit(
+        self,
+        table: TablePlan,
+        batch: Batch,
+        direct: bool,
+        counts: dict[str, Counter[str]],
+        report: TableReport,
+    ) -> tuple[int, int, list[RejectRow]]:
+        conn = self.conn
+        async with conn.transaction():
+            # A batch and its progress record commit together, so a server crash loses
+            # both or neither: the run resumes before the lost batch.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            copied, skipped, refused = await self._load(
+                table, direct, batch.records, batch.positions, batch.keys
+            )
+            rejects = batch.rejects + refused
+            if rejects:
+                await conn.executemany(
+                    f"INSERT INTO {STATE_SCHEMA}.rejects VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                    "ON CONFLICT DO NOTHING",
+                    [(self.source_id, table.name, *r) for r in rejects],
+                )
+            await conn.execute(
+                f"""
+                INSERT INTO {STATE_SCHEMA}.progress AS p (source, table_name, last_key,
+                    rows_read, rows_copied, rows_skipped, rows_rejected, batches, conversions)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8)
+                ON CONFLICT (source, table_name) DO UPDATE SET last_key = $3,
+                    rows_read = p.rows_read + $4, rows_copied = p.rows_copied + $5,
+                    rows_skipped = p.rows_skipped + $6, rows_rejected = p.rows_rejected + $7,
+                    batches = p.batches + 1, conversions = $8, updated_at = now()
+                """,
+                self.source_id,
+                table.name,
+                json.dumps(batch.last_key, default=_json_default),
+                batch.read,
+                copied,
+                skipped,
+                len(rejects),
+                json.dumps({k: dict(v) for k, v in counts.items() if v}),
+            )
+        return copied, skipped, refused
+
+    async def _load(
+        self,
+        table: TablePlan,
+        direct: bool,
+        records: list[tuple[Any, ...]],
+        positions: list[str],
+        keys: list[str],
+    ) -> tuple[int, int, list[RejectRow]]:
+        """Copy ``records`` in a savepoint; when PostgreSQL refuses the lot, split it in
+        halves until each refused row is found and returned with the server's reason."""
+        if not records:
+            return 0, 0, []
+        try:
+            async with self.conn.transaction():
+                return (*(await self._copy(table, direct, records)), [])
+        except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+            if len(records) == 1:
+                column = getattr(exc, "column_name", None)
+                return 0, 0, [(positions[0], keys[0], column, _reason(exc), None)]
+        mid = len(records) // 2
+        a = await self._load(table, direct, records[:mid], positions[:mid], keys[:mid])
+        b = await self._load(table, direct, records[mid:], positions[mid:], keys[mid:])
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+    async def _copy(
+        self, table: TablePlan, direct: bool, records: list[tuple[Any, ...]]
+    ) -> tuple[int, int]:
+        columns = [c.name for c in table.columns]
+        schema = self.options.schema
+        if direct:
+            await self.conn.copy_records_to_table(
+                table.name, records=records, columns=columns, schema_name=schema
+            )
+            return len(records), 0
+        stage = f"aragora_stage_{hashlib.md5(table.name.encode()).hexdigest()[:12]}"
+        target = f"{quote(schema)}.{quote(table.name)}"
+        await self.conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            f"AS SELECT {', '.join(quote(c) for c in columns)} FROM {target} WITH NO DATA; "
+            f"TRUNCATE {stage}"
+        )
+        await self.conn.copy_records_to_table(stage, records=records, columns=columns)
+        names = ", ".join(quote(c) for c in columns)
+        status = await self.conn.execute(
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING"
+        )
+        inserted = int(status.split()[-1])
+        return inserted, len(records) - inserted
+
+    async def _move_sequences(self, table: TablePlan) -> dict[str, int]:
+        moved: dict[str, int] = {}
+        target = f"{quote(self.options.schema)}.{quote(table.name)}"
+        for column, sequence in table.serial:
+            top = await self.conn.fetchval(f"SELECT max({quote(column)}) FROM {target}")
+            if top is None:
+                continue
+            row = await self.conn.fetchrow(f"SELECT last_value, is_called FROM {sequence}")
+            assert row is not None
+            current = row[0] if row[1] else row[0] - 1
+            if top > current:
+                await self.conn.execute("SELECT setval($1::regclass, $2)", sequence, top)
+                moved[sequence] = int(top) + 1
+        return moved
+
+    def _write_rejects_now(self, table: str, rejects: list[RejectRow]) -> None:
+        path = self.options.reject_file
+        if path is None or not rejects:
+            return
+        with path.open("a", encoding="utf-8") as f:
+            for position, key, column, reason, value in rejects:
+                f.write(_reject_line(table, position, key, column, reason, value))
+
+    async def write_reject_file(self) -> int:
+        """Render every reject of this source, committed so far, to the reject file."""
+        path = self.options.reject_file
+        rows = await self.conn.fetch(
+            f"SELECT table_name, position, key, column_name, reason, value "
+            f"FROM {STATE_SCHEMA}.rejects WHERE source = $1 ORDER BY table_name, position",
+            self.source_id,
+        )
+        if path is not None:
+            if rows:
+                tmp = path.with_name(path.name + ".tmp")
+                with tmp.open("w", encoding="utf-8") as f:
+                    for r in rows:
+                        f.write(_reject_line(*r))
+                tmp.replace(path)
+            elif path.exists():
+                path.unlink()
+        return len(rows)
+
+
+def _reject_line(
+    table: str, position: str, key: str, column: str | None, reason: str, value: str | None
+) -> str:
+    entry = {
+        "table": table,
+        "key": json.loads(key),
+        "position": json.loads(position),
+        "column": column,
+        "reason": reason,
+        "value": value,
+    }
+    return json.dumps(entry, ensure_ascii=False) + "\n"
+
+
+def _reason(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None)
+    detail = getattr(exc, "detail", None)
+    text = str(exc) + (f" ({detail})" if detail else "")
+    return f"{state}: {text}" if state else text
+
+
+def _readable(counts: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+    return {column: describe_rules(c) for column, c in counts.items() if +c}
+
+
+# --- verification -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checksum:
+    rows: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.rows:,} rows, checksum {self.total & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def source_checksum(path: Path, table: TablePlan, skip: set[str], batch_size: int) -> Checksum:
+    """Over the source rows as converted, leaving out those rejected (by position)."""
+    reader = SourceReader(path, table)
+    forms = [canonical(c) for c in table.columns]
+    rows = total = 0
+    after = None
+    try:
+        while True:
+            batch = reader.read(after, batch_size)
+            if batch.read == 0:
+                break
+            after = batch.last_key
+            for position, record in zip(batch.positions, batch.records, strict=True):
+                if position in skip:
+                    continue
+                rows += 1
+                total += _row_hash(record, forms)
+            for position, *_ in batch.rejects:
+                if position not in skip:
+                    rows += 1  # refused now but copied before: the source changed
+                    total += 1 << 70
+    finally:
+        reader.close()
+    return Checksum(rows, total)
+
+
+def _row_hash(record: tuple[Any, ...], forms: list[Callable[[Any], str]]) -> int:
+    parts = []
+    for value, form in zip(record, forms, strict=True):
+        if value is None:
+            parts.append("N")
+        else:
+            text = form(value)
+            parts.append(f"V{len(text)}:{text}")
+    digest = hashlib.md5("".join(parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def target_checksum_sql(schema: str, table: TablePlan) -> str:
+    parts = []
+    for column in table.columns:
+        ref = quote(column.name)
+        text = canonical_sql(column, ref)
+        parts.append(
+            f"CASE WHEN {ref} IS NULL THEN 'N' ELSE 'V' || length({text}) || ':' || {text} END"
+        )
+    row = " || ".join(parts)
+    return (
+        f"SELECT count(*), coalesce(sum(('x' || substr(md5({row}), 1, 16))::bit(64)::bigint"
+        f"::numeric), 0) FROM {quote(schema)}.{quote(table.name)}"
+    )
+
+
+async def _verify_table(
+    copier: _Copier, table: TablePlan, report: TableReport, reader_pool: concurrent.futures.Executor
+) -> None:
+    conn = copier.conn
+    rejected = {
+        r[0]
+        for r in await conn.fetch(
+            f"SELECT position FROM {STATE_SCHEMA}.rejects WHERE source = $1 AND table_name = $2",
+            copier.source_id,
+            table.name,
+        )
+    }
+    loop = asyncio.get_running_loop()
+    # The source pass (Python, in a thread) and the target aggregate (the server) overlap.
+    source_future = loop.run_in_executor(
+        reader_pool, source_checksum, copier.source, table, rejected, 5000
+    )
+    row = await conn.fetchrow(target_checksum_sql(copier.options.schema, table))
+    source = await source_future
+    assert row is not None
+    target = Checksum(int(row[0]), int(row[1]))
+    report.verified = source == target
+    if report.verified:
+        report.verify_detail = f"{target}; {len(rejected):,} rejected rows left out"
+    else:
+        report.verify_detail = (
+            f"source (converted, {len(rejected):,} rejected left out): {source}; target: {target}"
+        )
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+async def migrate_data(
+    sqlite_path: str | Path,
+    postgres_dsn: str | Secret,
+    *,
+    tables: Sequence[str] | None = None,
+    batch_size: int = 1000,
+    skip_existing: bool = True,
+    dry_run: bool = False,
+    verify: bool = False,
+    restart: bool = False,
+    schema: str = "public",
+    reject_file: str | Path | None = None,
+    progress: Progress | None = None,
+) -> DataMigrationReport:
+    """Copy ``sqlite_path`` into the PostgreSQL database at ``postgres_dsn`` (whose schema
+    must already exist, e.g. by ``aragora-repos migrate up``); see the module docstring.
+
+    Args:
+        tables: only these tables (default: every table both sides have).
+        batch_size: rows per COPY and per committed batch.
+        skip_existing: rows whose key the target already holds (put there by something
+            else than this migration) are skipped; otherwise they are rejected.
+        dry_run: read and convert everything, write nothing but the reject file.
+        verify: compare row counts and checksums of both sides afterwards.
+        restart: forget the progress of earlier runs of this source.
+        reject_file: JSON Lines of refused rows (default ``<sqlite_path>.rejects.jsonl``).
+    """
+    if batch_size < 1:
+        raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
+    path = Path(sqlite_path)
+    reject_path = Path(reject_file) if reject_file else path.with_name(path.name + ".rejects.jsonl")
+    options = Options(
+        tables, batch_size, skip_existing, dry_run, verify, restart, schema, reject_path, progress
+    )
+    dsn = postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn)
+    report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
+    started = time.perf_counter()
+    source = await asyncio.to_thread(_open_source, path)
+    conn = await connect_one(dsn)
+    copier = _Copier(path, conn, options, report)
+    try:
+        await _text_codecs(conn)
+        the_plan = await plan(source, conn, schema=schema, tables=tables)
+        report.unmatched_tables = the_plan.unmatched
+        report.dropped_columns = the_plan.dropped
+        if not dry_run:
+            await conn.execute(STATE_DDL)
+            if restart:
+                await conn.execute(
+                    f"DELETE FROM {STATE_SCHEMA}.progress WHERE source = $1", copier.source_id
+                )
+                await conn.execute(
+                    f"DELETE FROM {STATE_SCHEMA}.rejects WHERE source = $1", copier.source_id
+                )
+        elif reject_path.exists():
+            reject_path.unlink()
+        for table in the_plan.tables:
+            report.tables[table.name] = await copier.table(table)
+        if not dry_run:
+            report.reject_file = str(reject_path) if await copier.write_reject_file() else None
+        if verify:
+            for table in the_plan.tables:
+                await _verify_table(copier, table, report.tables[table.name], copier.pool)
+    except asyncpg.PostgresError as exc:
+        raise errors.from_sqlstate(exc.sqlstate, f"migrate-data: {exc}") from exc
+    finally:
+        copier.pool.shutdown(wait=True)
+        source.close()
+        await conn.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _text_codecs(conn: Connection) -> None:
+    """JSON goes over the wire as the validated source text, unchanged."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda text: b"\x01" + text.encode("utf-8"),
+        decoder=lambda data: data[1:].decode("utf-8"),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json",
+        encoder=lambda text: text.encode("utf-8"),
+        decoder=lambda data: data.decode("utf-8"),
+        schema="pg_catalog",
+        format="binary",
+    )
