@@ -97,7 +97,13 @@ _EPOCH_S_LIMIT = 1e11
 _EPOCH_MS_LIMIT = 1e14
 
 
+class InvalidText(bytes):
+    """A SQLite TEXT value that is not UTF-8; no converter accepts it."""
+
+
 def _describe(value: Any) -> str:
+    if type(value) is InvalidText:
+        return f"text that is not UTF-8 (x'{value[:32].hex()}')"
     kind = {int: "integer", float: "real", str: "text", bytes: "blob"}.get(type(value), "value")
     return kind
 

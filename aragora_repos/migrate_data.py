@@ -35,6 +35,7 @@ import asyncpg
 from aragora_repos import errors
 from aragora_repos.config import Secret
 from aragora_repos.convert import (
+    InvalidText,
     Reject,
     TargetColumn,
     UnsupportedType,
@@ -425,7 +426,7 @@ class SourceReader:
                     try:
                         value = value.decode("utf-8")
                     except UnicodeDecodeError:
-                        value = _InvalidText(value)
+                        value = InvalidText(value)
                 values.append(value)
             out.append(tuple(values))
         return out
@@ -446,7 +447,7 @@ class SourceReader:
             try:
                 records.append(tuple([f(row[i]) for i, f in pairs]))
             except Reject:
-                column, reason, value = self._why(row, convert, lead)
+                column, reason, value = self._why(row, lead, counts)
                 rejects.append(
                     (_position(row, width), _key(row, width, lead), column, reason, value)
                 )
@@ -459,18 +460,19 @@ class SourceReader:
         return Batch(records, positions, keys, rejects, last, len(rows), counts)
 
     def _why(
-        self, row: tuple[Any, ...], convert: list[Callable[[Any], Any]], lead: int
+        self, row: tuple[Any, ...], lead: int, counts: list[Counter[str]]
     ) -> tuple[str | None, str, str | None]:
-        for column, f, value in zip(self.table.columns, convert, row[lead:], strict=True):
+        """The column and reason of a rejected row; the rules its earlier columns applied
+        are taken back out of ``counts``, which count converted rows only."""
+        for i, column in enumerate(self.table.columns):
+            applied: Counter[str] = Counter()
+            value = row[lead + i]
             try:
-                f(value)
+                converter(column, applied)(value)
             except Reject as exc:
                 return column.name, str(exc), _value_text(value)
+            counts[i].subtract(applied)
         return None, "unknown", None
-
-
-class _InvalidText(bytes):
-    """Text that is not UTF-8; every converter rejects it."""
 
 
 def _text(value: Any) -> Any:

@@ -1,0 +1,190 @@
+"""Each target type's converter: what it converts (and by which rule), what it rejects."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from aragora_repos.convert import (
+    Reject,
+    TargetColumn,
+    UnsupportedType,
+    canonical,
+    converter,
+    jsonb_text,
+)
+
+
+def col(
+    type_name: str, *, not_null: bool = False, typmod: int = -1, labels: tuple[str, ...] = ()
+) -> TargetColumn:
+    return TargetColumn("c", type_name, type_name, not_null, labels, typmod)
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+CONVERTED: list[tuple[str, Any, Any, str | None]] = [
+    # (target type, source value, converted value, rule or None when passed through)
+    ("int4", 7, 7, None),
+    ("int4", 2**31 - 1, 2**31 - 1, None),
+    ("int8", 2**40, 2**40, None),
+    ("int4", 3.0, 3, "int_real"),
+    ("int8", "-42", -42, "int_text"),
+    ("bool", 1, True, "bool_int"),
+    ("bool", 0, False, "bool_int"),
+    ("bool", "true", True, "bool_text"),
+    ("bool", "t", True, "bool_text"),
+    ("bool", "F", False, "bool_text"),
+    ("bool", 1.0, True, "bool_real"),
+    ("float8", 1.5, 1.5, None),
+    ("float8", float("inf"), float("inf"), None),
+    ("float8", 3, 3.0, "real_int"),
+    ("float8", "2.5e3", 2500.0, "real_text"),
+    ("float4", 0.1, 0.10000000149011612, "real4"),
+    ("numeric", "12.50", Decimal("12.50"), "num_text"),
+    ("numeric", 5, Decimal(5), "num_int"),
+    ("numeric", 0.1, Decimal("0.1"), "num_real"),
+    ("text", "héllo", "héllo", None),
+    ("text", 12, "12", "text_int"),
+    ("text", 0.5, "0.5", "text_real"),
+    ("text", b"abc", "abc", "text_blob"),
+    ("bytea", b"\x00\xff", b"\x00\xff", None),
+    ("bytea", "ab", b"ab", "blob_text"),
+    ("jsonb", '{"a": [1, 2]}', '{"a": [1, 2]}', None),
+    ("jsonb", 5, "5", "json_number"),
+    (
+        "uuid",
+        "12345678-1234-5678-1234-567812345678",
+        uuid.UUID(int=0x12345678123456781234567812345678),
+        None,
+    ),
+    ("uuid", b"\x00" * 16, uuid.UUID(int=0), "uuid_blob"),
+    ("timestamptz", "2024-01-15 10:30:00", ts("2024-01-15 10:30:00+00:00"), "ts_naive"),
+    ("timestamptz", "2024-01-15T10:30:00+02:00", ts("2024-01-15 08:30:00+00:00"), "ts_zone"),
+    (
+        "timestamptz",
+        "2024-01-15 10:30:00.123456+00:00",
+        ts("2024-01-15 10:30:00.123456+00:00"),
+        None,
+    ),
+    ("timestamptz", "2024-01-15T10:30:00Z", ts("2024-01-15 10:30:00+00:00"), None),
+    ("timestamptz", "2024-01-15", ts("2024-01-15 00:00:00+00:00"), "ts_date"),
+    ("timestamptz", 1705314600, ts("2024-01-15 10:30:00+00:00"), "ts_epoch_s"),
+    ("timestamptz", 1627303906122, ts("2021-07-26 12:51:46.122+00:00"), "ts_epoch_ms"),
+    ("timestamptz", "1627303906122", ts("2021-07-26 12:51:46.122+00:00"), "ts_epoch_ms"),
+    ("timestamptz", 1705314600.5, ts("2024-01-15 10:30:00.5+00:00"), "ts_epoch_s"),
+    ("timestamp", "2024-01-15 10:30:00", datetime(2024, 1, 15, 10, 30), "ts_naive"),
+    ("date", "2024-01-15", date(2024, 1, 15), None),
+    ("date", "2024-01-15 00:00:00", date(2024, 1, 15), "date_ts"),
+    ("_text", '["a", null, "b"]', ["a", None, "b"], "array_json"),
+    ("user_role", "admin", "admin", None),
+]
+
+
+@pytest.mark.parametrize(("type_name", "value", "expected", "rule"), CONVERTED)
+def test_converted_by_declared_rule(
+    type_name: str, value: Any, expected: Any, rule: str | None
+) -> None:
+    counts: Counter[str] = Counter()
+    column = col(type_name, labels=("owner", "admin") if type_name == "user_role" else ())
+    result = converter(column, counts)(value)
+    assert result == expected and type(result) is type(expected)
+    assert dict(counts) == ({rule: 1} if rule else {})
+
+
+REJECTED: list[tuple[str, Any, str]] = [
+    ("int4", 2**40, "out of range for int4"),
+    ("int2", 40000, "out of range"),
+    ("int4", "abc", "text 'abc' in an integer column"),
+    ("int4", 1.5, "not an integer"),
+    ("int8", float("inf"), "not an integer"),
+    ("int4", b"\x01", "blob"),
+    ("bool", 2, "not a boolean"),
+    ("bool", "maybe", "not a boolean"),
+    ("float8", "fast", "in a real column"),
+    ("float8", 2**60 + 1, "no exact double precision"),
+    ("float4", 1e39, "out of range for real"),
+    ("text", "a\x00b", "NUL byte"),
+    ("text", b"\xff\xfe", "not UTF-8"),
+    ("jsonb", "{bad json", "invalid JSON"),
+    ("jsonb", "NaN", "invalid JSON"),
+    ("jsonb", '{"a": "\\u0000"}', "\\u0000"),
+    ("jsonb", '"\\ud800"', "lone surrogate"),
+    ("jsonb", float("inf"), "is not JSON"),
+    ("uuid", "not-a-uuid", "not a UUID"),
+    ("timestamptz", "yesterday", "not a timestamp"),
+    ("timestamptz", 10**15, "neither epoch seconds nor milliseconds"),
+    ("timestamptz", float("nan"), "not a point in time"),
+    ("date", "2024-01-15 10:00:00", "not at midnight"),
+    ("_text", "a,b", "not a JSON array"),
+    ("_text", "[1, 2]", "array of strings"),
+    ("user_role", "root", "not one of owner, admin"),
+    ("bytea", 5, "in a bytea column"),
+]
+
+
+@pytest.mark.parametrize(("type_name", "value", "reason"), REJECTED)
+def test_rejected_with_reason(type_name: str, value: Any, reason: str) -> None:
+    column = col(type_name, labels=("owner", "admin") if type_name == "user_role" else ())
+    with pytest.raises(Reject, match=None) as info:
+        converter(column, Counter())(value)
+    assert reason in str(info.value)
+
+
+def test_numeric_scale_and_precision_are_enforced() -> None:
+    typmod = ((5 << 16) | 2) + 4  # numeric(5,2)
+    convert = converter(TargetColumn("c", "numeric", "numeric(5,2)", False, (), typmod), Counter())
+    assert convert("1.5") == Decimal("1.50")
+    with pytest.raises(Reject, match="more than 2 decimal places"):
+        convert("1.555")
+    with pytest.raises(Reject, match="does not fit"):
+        convert("12345.6")
+
+
+def test_varchar_length_and_not_null() -> None:
+    convert = converter(
+        TargetColumn("c", "varchar", "character varying(3)", True, (), 7), Counter()
+    )
+    assert convert("abc") == "abc"
+    with pytest.raises(Reject, match="exceed"):
+        convert("abcd")
+    with pytest.raises(Reject, match="NULL in a NOT NULL column"):
+        convert(None)
+
+
+def test_unsupported_type_is_named() -> None:
+    with pytest.raises(UnsupportedType, match="no conversion into inet"):
+        converter(col("inet"), Counter())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"b": 1, "a": 2, "aa": 3}', '{"a": 2, "b": 1, "aa": 3}'),
+        ('{"a": 1, "a": 2}', '{"a": 2}'),
+        ("[1e2, 1.50, -0, 0.0, 1E-2]", "[100, 1.50, 0, 0.0, 0.01]"),
+        ('"tab\\there \\u0001 é"', '"tab\\there \\u0001 é"'),
+        ("[true, false, null]", "[true, false, null]"),
+    ],
+)
+def test_jsonb_text_matches_postgres_output(text: str, expected: str) -> None:
+    parsed = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    assert jsonb_text(parsed) == expected
+
+
+def test_canonical_forms() -> None:
+    assert canonical(col("bool"))(True) == "t"
+    assert canonical(col("float8"))(1.0) == "3ff0000000000000"
+    assert canonical(col("float8"))(float("nan")) == "nan"
+    assert canonical(col("numeric"))(Decimal("-0.0")) == "0.0"
+    assert canonical(col("timestamptz"))(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)) == "1000000"
+    assert canonical(col("date"))(date(1969, 12, 31)) == "-1"
+    assert canonical(col("_text"))(["a", None]) == '["a",null]'
