@@ -48,7 +48,7 @@ def build(path: Path) -> tuple[dict[str, int], int]:
     refused = 0
     for i in range(1, ROWS + 1):
         author = rng.randint(1, 2001) if i % 997 else 999_999  # orphans
-        meta = '{"n": %d}' % i if i % 1009 else "{broken"
+        meta = f'{{"n": {i}}}' if i % 1009 else "{broken"
         refused += author in (2001, 999_999) or not i % 1009
         created = 1_700_000_000_000 + i if i % 2 else f"2024-01-01 00:00:{i % 60:02d}"
         posts.append((i, author, f"post {i} ✓", meta, created))
