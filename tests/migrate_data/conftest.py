@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ def target_dsn(postgres_dsn: str) -> Iterator[str]:
         yield dsn
 
 
-def make_sqlite(path: Path, script: str, rows: dict[str, list[tuple[object, ...]]]) -> Path:
+def make_sqlite(path: Path, script: str, rows: Mapping[str, Sequence[Sequence[object]]]) -> Path:
     db = sqlite3.connect(path)
     db.executescript(script)
     for table, values in rows.items():

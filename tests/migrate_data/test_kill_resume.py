@@ -42,7 +42,7 @@ def build(path: Path) -> tuple[dict[str, int], int]:
     """The source, its table sizes, and how many posts must be rejected (orphans, broken
     JSON, and posts of the author that is itself rejected)."""
     rng = random.Random(7)
-    authors = [(i, f"author {i}", i % 2) for i in range(1, 2001)]
+    authors: list[tuple[object, ...]] = [(i, f"author {i}", i % 2) for i in range(1, 2001)]
     authors.append((2001, None, 1))  # NOT NULL: rejected
     posts = []
     refused = 0
@@ -114,9 +114,12 @@ async def test_sigkill_at_random_points_then_resume(tmp_path: Path, target_dsn: 
 
     conn = await asyncpg.connect(target_dsn)
     try:
-        rejected = dict(
-            await conn.fetch("SELECT table_name, count(*) FROM aragora_migrate.rejects GROUP BY 1")
-        )
+        rejected: dict[str, int] = {
+            r[0]: r[1]
+            for r in await conn.fetch(
+                "SELECT table_name, count(*) FROM aragora_migrate.rejects GROUP BY 1"
+            )
+        }
         for table, size in sizes.items():
             target_rows = await conn.fetchval(f"SELECT count(*) FROM {table}")
             assert size == target_rows + rejected.get(table, 0), table
