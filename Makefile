@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install generate check test demo bench clean reliability schema-diff fidelity faults
+.PHONY: install generate check test demo bench bench-migrate clean reliability schema-diff fidelity faults
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ demo: $(STAMP)
 ## bench: the benchmark suite (never part of `make test`); results in bench/results/
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+## bench-migrate: migrate-data against pgloader on a 1,000,000-row SQLite file
+bench-migrate: $(STAMP)
+	$(PY) -m bench.migrate_data
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

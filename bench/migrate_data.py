@@ -1,0 +1,284 @@
+"""migrate-data against pgloader on the same SQLite file (``make bench-migrate``).
+
+Builds a SQLite file of ``--rows`` rows (default 1,000,000) over four tables, in the loose
+forms older SQLite code leaves (0/1 and 'true'/'t' booleans, ISO text, epoch seconds and
+milliseconds in DATETIME columns, JSON text, BLOBs, infinities) with a small share of
+adversarial rows (NUL in text, broken JSON, orphans). Each tool loads it into its own
+database with the same pre-created schema; the figures are wall time, rows/s, the peak
+RSS of the loader process, and whether the two targets hold the same data (row counts and
+the canonical checksum migrate-data's verification computes, over both).
+
+Usage: ``python -m bench.migrate_data [--rows N] [--batch-size N]``; pgloader comes from
+the Debian package (``apt-get install pgloader``) and is skipped with a note when absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from aragora_repos.convert import TargetColumn
+from aragora_repos.migrate_data import TablePlan, target_checksum_sql
+
+RESULTS = Path(__file__).parent / "results"
+
+TARGET = """
+CREATE TABLE users (
+    id BIGINT PRIMARY KEY, email TEXT NOT NULL, active BOOLEAN NOT NULL,
+    created TIMESTAMPTZ, profile JSONB, avatar BYTEA
+);
+CREATE TABLE posts (
+    id BIGINT PRIMARY KEY, user_id BIGINT REFERENCES users (id), body TEXT,
+    score DOUBLE PRECISION, meta JSONB, created TIMESTAMPTZ
+);
+CREATE TABLE events (id BIGINT PRIMARY KEY, kind TEXT NOT NULL, payload JSONB, at TIMESTAMPTZ);
+CREATE TABLE tags (id BIGINT PRIMARY KEY, post_id BIGINT REFERENCES posts (id), tag TEXT,
+                   weight INTEGER);
+"""
+SOURCE = """
+CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, active BOOLEAN, created DATETIME,
+                    profile TEXT, avatar BLOB);
+CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER, body TEXT, score REAL,
+                    meta TEXT, created DATETIME);
+CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT, payload TEXT, at DATETIME);
+CREATE TABLE tags (id INTEGER PRIMARY KEY, post_id INTEGER, tag TEXT, weight INTEGER);
+"""
+SHARES = {"users": 0.10, "posts": 0.50, "events": 0.30, "tags": 0.10}
+
+
+def build(path: Path, rows: int, *, adversarial: bool = True, seed: int = 1) -> dict[str, int]:
+    rng = random.Random(seed)
+    n = {t: int(rows * s) for t, s in SHARES.items()}
+    db = sqlite3.connect(path)
+    db.executescript(SOURCE)
+
+    def moment(i: int) -> object:
+        base = 1_600_000_000 + i * 7
+        return [
+            datetime.fromtimestamp(base, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            base,
+            base * 1000 + i % 1000,
+            datetime.fromtimestamp(base, UTC).isoformat(),
+        ][i % 4 if adversarial else 0]
+
+    def users() -> Any:
+        for i in range(1, n["users"] + 1):
+            email = f"user{i}@example.com" if i % 5003 or not adversarial else f"nul\x00{i}@x"
+            active = [0, 1, "true", "t", "f"][i % 5] if adversarial else i % 2
+            profile = json.dumps({"name": f"Ünïcode {i}", "tags": ["a", "b"], "n": i})
+            yield (i, email, active, moment(i), profile, rng.randbytes(16) if i % 3 else None)
+
+    def posts() -> Any:
+        for i in range(1, n["posts"] + 1):
+            bad = adversarial and i % 10007 == 0
+            user = n["users"] + 99 if bad else rng.randint(1, n["users"])  # orphans
+            broken = adversarial and i % 9001 == 0
+            meta = "{broken" if broken else json.dumps({"len": i % 300, "lang": "en"})
+            score = float("inf") if adversarial and i % 50000 == 0 else rng.random() * 100
+            yield (i, user, f"post {i} — ✓ {'x' * (i % 50)}", score, meta, moment(i))
+
+    def events() -> Any:
+        for i in range(1, n["events"] + 1):
+            yield (
+                i,
+                "tick",
+                json.dumps({"seq": i}),
+                moment(i) if not adversarial else 1_700_000_000_000 + i,
+            )
+
+    def tags() -> Any:
+        for i in range(1, n["tags"] + 1):
+            yield (i, rng.randint(1, n["posts"]), f"tag{i % 100}", i % 1000)
+
+    for table, rows_of in (("users", users), ("posts", posts), ("events", events), ("tags", tags)):
+        width = {"users": 6, "posts": 6, "events": 4, "tags": 4}[table]
+        db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * width)})", rows_of())
+    db.commit()
+    db.close()
+    return n
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def fresh(admin_dsn: str, name: str) -> str:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    dsn = with_database(admin_dsn, name)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(TARGET)
+    finally:
+        await conn.close()
+    return dsn
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS (KiB) of the process tree, exit code."""
+    wrapper = [
+        sys.executable,
+        "-c",
+        "import resource, subprocess, sys;"
+        "rc = subprocess.call(sys.argv[1:]);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
+        "sys.exit(rc)",
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(wrapper + argv, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    peak = int(done.stderr.strip().splitlines()[-1]) if done.stderr.strip() else 0
+    if done.returncode not in (0, 3):
+        print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
+    return seconds, peak, done.returncode
+
+
+async def checksums(dsn: str) -> dict[str, tuple[int, int]]:
+    conn = await asyncpg.connect(dsn)
+    out = {}
+    try:
+        for table in SHARES:
+            rows = await conn.fetch(
+                "SELECT a.attname, t.typname, format_type(a.atttypid, a.atttypmod), a.attnotnull "
+                "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = $1::regclass AND a.attnum > 0 ORDER BY a.attnum",
+                table,
+            )
+            plan = TablePlan(table, [TargetColumn(r[0], r[1], r[2], r[3]) for r in rows], [], [])
+            row = await conn.fetchrow(target_checksum_sql("public", plan))
+            assert row is not None
+            out[table] = (int(row[0]), int(row[1]))
+    finally:
+        await conn.close()
+    return out
+
+
+async def compare(admin: str, source: Path, work: Path, batch_size: int) -> dict[str, Any]:
+    total = sum(
+        r[0]
+        for r in sqlite3.connect(source)
+        .execute(" UNION ALL ".join(f"SELECT count(*) FROM {t}" for t in SHARES))
+        .fetchall()
+    )
+    results: dict[str, Any] = {"rows": total}
+    ours = await fresh(admin, "bench_migrate_data")
+    rejects = work / "rejects.jsonl"
+    seconds, peak, code = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "aragora_repos",
+            "migrate-data",
+            "--sqlite-path",
+            str(source),
+            "--postgres-dsn",
+            ours,
+            "--batch-size",
+            str(batch_size),
+            "--verify",
+            "--json",
+            "--reject-file",
+            str(rejects),
+        ]
+    )
+    rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
+    results["migrate_data"] = {
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(total / seconds),
+        "peak_rss_mib": round(peak / 1024, 1),
+        "exit": code,
+        "rejected": rejected,
+        "verify": "included",
+    }
+    print(
+        f"  migrate-data --verify: {seconds:.1f} s, {total / seconds:,.0f} rows/s, "
+        f"peak RSS {peak / 1024:.0f} MiB, {rejected} rejected, exit {code}"
+    )
+    pgloader = shutil.which("pgloader")
+    if pgloader is None:
+        results["pgloader"] = "not installed (apt-get install pgloader)"
+        print("  pgloader: not installed; apt-get install pgloader")
+        return results
+    theirs = await fresh(admin, "bench_pgloader")
+    script = work / "load.pgl"
+    script.write_text(
+        f"LOAD DATABASE FROM sqlite://{source} INTO {theirs}\n"
+        "WITH data only, create no tables, create no indexes, reset sequences;\n"
+    )
+    seconds_p, peak_p, code_p = run_measured(
+        [pgloader, "--root-dir", str(work / "pgl"), str(script)]
+    )
+    results["pgloader"] = {
+        "seconds": round(seconds_p, 2),
+        "rows_per_s": round(total / seconds_p),
+        "peak_rss_mib": round(peak_p / 1024, 1),
+        "exit": code_p,
+    }
+    a, b = await checksums(ours), await checksums(theirs)
+    results["target_rows"] = {
+        "migrate_data": {t: a[t][0] for t in SHARES},
+        "pgloader": {t: b[t][0] for t in SHARES},
+    }
+    results["same_target_data"] = {t: a[t] == b[t] for t in SHARES}
+    results["speedup"] = round(seconds_p / seconds, 2)
+    print(
+        f"  pgloader: {seconds_p:.1f} s, {total / seconds_p:,.0f} rows/s, "
+        f"peak RSS {peak_p / 1024:.0f} MiB, exit {code_p}"
+    )
+    print(
+        f"  rows loaded: migrate-data {results['target_rows']['migrate_data']}, "
+        f"pgloader {results['target_rows']['pgloader']}"
+    )
+    print(
+        f"  same data per table: {results['same_target_data']}; "
+        f"migrate-data at {seconds_p / seconds:.2f}x pgloader's throughput"
+    )
+    return results
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    args = parser.parse_args()
+    admin = os.environ.get(
+        "ARAGORA_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    admin = with_database(admin, "postgres")
+    results: dict[str, Any] = {"batch_size": args.batch_size}
+    for variant in ("clean", "adversarial"):
+        work = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
+        source = work / "source.db"
+        sizes = build(source, args.rows, adversarial=variant == "adversarial")
+        print(
+            f"{variant} source: {sum(sizes.values()):,} rows, "
+            f"{source.stat().st_size / 1e6:.0f} MB {sizes}"
+        )
+        results[variant] = await compare(admin, source, work, args.batch_size)
+        shutil.rmtree(work, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+    (RESULTS / f"migrate_data_{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
