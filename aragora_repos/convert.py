@@ -18,7 +18,7 @@ import re
 import struct
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -580,7 +580,3 @@ def _jsonb_string(text: str) -> str:
 def describe_rules(counts: Counter[str]) -> dict[str, int]:
     """``counts`` keyed by the rules' readable names."""
     return {RULES[k]: v for k, v in sorted(counts.items()) if v}
-
-
-def converters(columns: Sequence[TargetColumn], counts: Sequence[Counter[str]]) -> list[Converter]:
-    return [converter(c, n) for c, n in zip(columns, counts, strict=True)]

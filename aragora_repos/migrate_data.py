@@ -571,26 +571,22 @@ class Progress:
 
 @dataclass(slots=True)
 class Options:
-    tables: Sequence[str] | None = None
+    """What the copy of each table needs to know of the run's arguments."""
+
     batch_size: int = 1000
     skip_existing: bool = True
     dry_run: bool = False
-    verify: bool = False
-    restart: bool = False
     schema: str = "public"
     reject_file: Path | None = None
     progress: Progress | None = None
 
 
 class _Copier:
-    def __init__(
-        self, source: Path, conn: Connection, options: Options, report: DataMigrationReport
-    ) -> None:
+    def __init__(self, source: Path, conn: Connection, options: Options) -> None:
         self.source = source
         self.source_id = str(source.resolve())
         self.conn = conn
         self.options = options
-        self.report = report
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
 
     async def _in_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -979,15 +975,13 @@ async def migrate_data(
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
     path = Path(sqlite_path)
     reject_path = Path(reject_file) if reject_file else path.with_name(path.name + ".rejects.jsonl")
-    options = Options(
-        tables, batch_size, skip_existing, dry_run, verify, restart, schema, reject_path, progress
-    )
+    options = Options(batch_size, skip_existing, dry_run, schema, reject_path, progress)
     dsn = postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn)
     report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
     started = time.perf_counter()
     source = await asyncio.to_thread(_open_source, path)
     conn = await connect_one(dsn)
-    copier = _Copier(path, conn, options, report)
+    copier = _Copier(path, conn, options)
     try:
         await _text_codecs(conn)
         the_plan = await plan(source, conn, schema=schema, tables=tables)

@@ -173,3 +173,16 @@ def fresh_database(admin_dsn: str) -> Iterator[str]:
         yield with_database(admin_dsn, name)
     finally:
         run_async(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def terminate_during_commit(admin: asyncpg.Connection[Any], *, tries: int = 100) -> None:
+    """Poll for a backend running COMMIT and terminate it (the test slows its COMMIT with a
+    deferred trigger), so the client loses the connection with COMMIT in flight."""
+    for _ in range(tries):
+        await asyncio.sleep(0.05)
+        pids = await admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE query = 'COMMIT' AND state = 'active'"
+        )
+        if pids:
+            await admin.execute("SELECT pg_terminate_backend($1)", pids[0][0])
+            return

@@ -23,6 +23,7 @@ from aragora_repos import (
     UniqueViolation,
 )
 from aragora_repos.postgres import PostgresDatabase
+from tests.pg_server import terminate_during_commit
 
 pytestmark = pytest.mark.postgres
 
@@ -229,18 +230,8 @@ async def test_connection_lost_during_commit_is_reported_and_not_retried(
         attempts += 1
         await pg.execute("INSERT INTO rt_items VALUES (1, 'maybe')", ())
 
-    async def killer() -> None:
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            pids = await admin.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE query = 'COMMIT' AND state = 'active'"
-            )
-            if pids:
-                await admin.execute("SELECT pg_terminate_backend($1)", pids[0][0])
-                return
-
     try:
-        kill = asyncio.create_task(killer())
+        kill = asyncio.create_task(terminate_during_commit(admin))
         with pytest.raises(CommitOutcomeUnknown):
             await pg.run_in_transaction(work)
         await kill

@@ -36,7 +36,7 @@ from aragora_repos import (
 )
 from aragora_repos.migrations import Section
 from aragora_repos.postgres import PostgresDatabase
-from tests.pg_server import fresh_database, with_database
+from tests.pg_server import fresh_database, terminate_during_commit, with_database
 
 CANARY = "CANARY-pw-7f3a9"
 
@@ -48,10 +48,8 @@ def _closed_port() -> int:
         return port
 
 
-def _everything(exc: BaseException) -> str:
-    """Message, traceback, and the repr of every local in every frame outside this test
-    file, for the exception and everything it chains to (cause and suppressed context)."""
-    parts = ["".join(traceback.format_exception(exc))]
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it chains to (cause and suppressed context), once each."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -59,13 +57,21 @@ def _everything(exc: BaseException) -> str:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
+        yield current
+        todo.extend([current.__cause__, current.__context__])
+
+
+def _everything(exc: BaseException) -> str:
+    """Message, traceback, and the repr of every local in every frame outside this test
+    file, for the exception and everything it chains to."""
+    parts = ["".join(traceback.format_exception(exc))]
+    for current in _chain(exc):
         parts.append(repr(current))
         tb = current.__traceback__
         while tb is not None:
             if tb.tb_frame.f_code.co_filename != __file__:
                 parts.extend(repr(v) for v in tb.tb_frame.f_locals.values())
             tb = tb.tb_next
-        todo.extend([current.__cause__, current.__context__])
     return "\n".join(parts)
 
 
@@ -114,13 +120,7 @@ def _locals_traceback(exc: BaseException) -> str:
     """What ``TracebackException(capture_locals=True)`` prints, for every exception in the
     chain, leaving out this file's own frames (whose locals hold the raw DSN on purpose)."""
     parts: list[str] = []
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in _chain(exc):
         frames = (
             (frame, line)
             for frame, line in traceback.walk_tb(current.__traceback__)
@@ -128,7 +128,6 @@ def _locals_traceback(exc: BaseException) -> str:
         )
         parts.extend(traceback.StackSummary.extract(frames, capture_locals=True).format())
         parts.extend(traceback.format_exception_only(current))
-        todo.extend([current.__cause__, current.__context__])
     return "".join(parts)
 
 
@@ -273,20 +272,10 @@ async def _commit_outcome_unknown(
         """
     )
 
-    async def killer() -> None:
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            pids = await admin.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE query = 'COMMIT' AND state = 'active'"
-            )
-            if pids:
-                await admin.execute("SELECT pg_terminate_backend($1)", pids[0][0])
-                return
-
     async def insert() -> None:
         await db.execute("INSERT INTO canary_items VALUES (3)", ())
 
-    kill = asyncio.create_task(killer())
+    kill = asyncio.create_task(terminate_during_commit(admin))
     with pytest.raises(CommitOutcomeUnknown) as unknown:
         await db.run_in_transaction(insert)
     await kill
