@@ -304,15 +304,23 @@ def _bytea(column: TargetColumn, counts: Counter[str]) -> Converter:
     return convert
 
 
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
+#: One decoder each (``json.loads`` with arguments builds a new decoder per call).
+_STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+_DECIMAL_JSON = json.JSONDecoder(parse_float=Decimal)
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def _json(column: TargetColumn, counts: Counter[str]) -> Converter:
     binary = column.type_name == "jsonb"
-
-    def refuse(token: str) -> Any:
-        raise ValueError(f"{token} is not JSON")
+    decode = _STRICT_JSON.decode
 
     def check(text: str) -> str:
         try:
-            parsed = json.loads(text, parse_constant=refuse)
+            parsed = decode(text)
         except (ValueError, RecursionError) as exc:
             raise Reject(f"invalid JSON: {exc}") from None
         if "\\u" in text:
@@ -388,21 +396,21 @@ def _timestamp(column: TargetColumn, counts: Counter[str]) -> Converter:
     zoned = column.type_name == "timestamptz"
 
     def parse_text(text: str) -> datetime:
-        if _EPOCH_TEXT.match(text):
+        # ISO text always has a '-' after its first character; digits alone are epochs.
+        if "-" not in text[1:] and _EPOCH_TEXT.match(text):
             return _epoch(float(text) if "." in text else int(text), counts)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise Reject(f"text {_short(text)} is not a timestamp") from None
-        if len(text) == 10:
-            counts["ts_date"] += 1
-            return parsed.replace(tzinfo=UTC)
-        if parsed.tzinfo is None:
-            counts["ts_naive"] += 1
-            return parsed.replace(tzinfo=UTC)
-        if parsed.utcoffset():
+        offset = parsed.utcoffset()
+        if offset is None:
+            counts["ts_date" if len(text) == 10 else "ts_naive"] += 1
+            return _EPOCH + (parsed - _EPOCH_NAIVE)  # as UTC (faster than replace())
+        if offset:
             counts["ts_zone"] += 1
-        return parsed.astimezone(UTC)
+            return parsed.astimezone(UTC)
+        return parsed
 
     def convert(value: Any) -> Any:
         kind = type(value)
@@ -415,7 +423,7 @@ def _timestamp(column: TargetColumn, counts: Counter[str]) -> Converter:
                 raise Reject(f"{_describe(value)} is not a timestamp")
         except OverflowError:
             raise Reject(f"{_short(value)} is out of the timestamp range") from None
-        return moment if zoned else moment.replace(tzinfo=None)
+        return moment if zoned else _EPOCH_NAIVE + (moment - _EPOCH)
 
     return convert
 
@@ -507,7 +515,8 @@ def canonical(column: TargetColumn) -> Canonical:
     if kind == "bytea":
         return bytes.hex
     if kind == "jsonb":
-        return lambda v: jsonb_text(json.loads(v, parse_float=Decimal, parse_int=Decimal))
+        decode = _DECIMAL_JSON.decode
+        return lambda v: jsonb_text(decode(v))
     if kind in ("_text", "_varchar"):
         return lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"))
     return str  # text, varchar, enum, uuid, json (kept verbatim)
@@ -543,38 +552,34 @@ def _numeric_text(value: Decimal) -> str:
 
 
 def jsonb_text(value: Any) -> str:
-    """PostgreSQL's text output of a jsonb value (parsed with Decimal numbers): object keys
-    deduplicated (last wins) and ordered by length then bytes, ``", "`` and ``": "``
-    separators, numbers as numeric prints them."""
+    """PostgreSQL's text output of a jsonb value (parsed with Decimal for non-integers):
+    object keys deduplicated (last wins) and ordered by byte length then bytes, ``", "``
+    and ``": "`` separators, numbers as numeric prints them, strings escaped as
+    ``escape_json`` does (the same set as Python's encoder without ``ensure_ascii``)."""
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if kind is int:
+        return str(value)
+    if kind is dict:
+        keys = sorted(value, key=_key_order) if len(value) > 1 else value
+        return "{" + ", ".join([f"{_encode_string(k)}: {jsonb_text(value[k])}" for k in keys]) + "}"
+    if kind is list:
+        return "[" + ", ".join([jsonb_text(v) for v in value]) + "]"
     if value is None:
         return "null"
     if value is True:
         return "true"
     if value is False:
         return "false"
-    if isinstance(value, Decimal):
+    if kind is Decimal:
         return _numeric_text(value)
-    if isinstance(value, str):
-        return _jsonb_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
-        return "{" + ", ".join(f"{_jsonb_string(k)}: {jsonb_text(value[k])}" for k in keys) + "}"
-    raise TypeError(type(value).__name__)
+    raise TypeError(kind.__name__)
 
 
-_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r"}
-_JSON_ESCAPES["\t"] = "\\t"
-_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
-
-
-def _jsonb_string(text: str) -> str:
-    def escape(match: re.Match[str]) -> str:
-        char = match.group(0)
-        return _JSON_ESCAPES.get(char) or f"\\u{ord(char):04x}"
-
-    return '"' + _NEEDS_ESCAPE.sub(escape, text) + '"'
+def _key_order(key: str) -> tuple[int, bytes]:
+    raw = key.encode("utf-8")
+    return len(raw), raw
 
 
 def describe_rules(counts: Counter[str]) -> dict[str, int]:

@@ -355,13 +355,22 @@ async def plan(
 @dataclass(slots=True)
 class Batch:
     records: list[tuple[Any, ...]]
-    positions: list[str]
-    keys: list[str]
+    sources: list[tuple[Any, ...]]
+    """The source row of each record; its leading values are its position and key."""
     rejects: list[RejectRow]
-    """(position, key, column, reason, value)."""
     last_key: Any
     read: int
     counts: list[Counter[str]]
+    width: int
+    """How many leading values of a source row are its position (the rest up to ``lead``
+    are its key)."""
+    lead: int
+
+    def position(self, source: tuple[Any, ...]) -> str:
+        return _position(source, self.width)
+
+    def key(self, source: tuple[Any, ...]) -> str:
+        return _key(source, self.width, self.lead)
 
 
 class SourceReader:
@@ -439,8 +448,7 @@ class SourceReader:
         lead = self.width + self.key_width
         width = self.width
         records: list[tuple[Any, ...]] = []
-        positions: list[str] = []
-        keys: list[str] = []
+        sources: list[tuple[Any, ...]] = []
         rejects: list[RejectRow] = []
         pairs = list(enumerate(convert, start=lead))
         for row in rows:
@@ -452,12 +460,11 @@ class SourceReader:
                     (_position(row, width), _key(row, width, lead), column, reason, value)
                 )
                 continue
-            positions.append(_position(row, width))
-            keys.append(_key(row, width, lead))
+            sources.append(row)
         last = None
         if rows:
             last = rows[-1][0] if width == 1 else list(rows[-1][:width])
-        return Batch(records, positions, keys, rejects, last, len(rows), counts)
+        return Batch(records, sources, rejects, last, len(rows), counts, width, lead)
 
     def _why(
         self, row: tuple[Any, ...], lead: int, counts: list[Counter[str]]
@@ -699,7 +706,7 @@ class _Copier:
             # both or neither: the run resumes before the lost batch.
             await conn.execute("SET LOCAL synchronous_commit = off")
             copied, skipped, refused = await self._load(
-                table, direct, batch.records, batch.positions, batch.keys
+                table, direct, batch.records, batch, batch.sources
             )
             rejects = batch.rejects + refused
             if rejects:
@@ -734,8 +741,8 @@ class _Copier:
         table: TablePlan,
         direct: bool,
         records: list[tuple[Any, ...]],
-        positions: list[str],
-        keys: list[str],
+        batch: Batch,
+        sources: list[tuple[Any, ...]],
     ) -> tuple[int, int, list[RejectRow]]:
         """Copy ``records`` in a savepoint; when PostgreSQL refuses the lot, split it in
         halves until each refused row is found and returned with the server's reason."""
@@ -747,10 +754,15 @@ class _Copier:
         except (asyncpg.PostgresError, asyncpg.DataError) as exc:
             if len(records) == 1:
                 column = getattr(exc, "column_name", None)
-                return 0, 0, [(positions[0], keys[0], column, _reason(exc), None)]
+                source = sources[0]
+                return (
+                    0,
+                    0,
+                    [(batch.position(source), batch.key(source), column, _reason(exc), None)],
+                )
         mid = len(records) // 2
-        a = await self._load(table, direct, records[:mid], positions[:mid], keys[:mid])
-        b = await self._load(table, direct, records[mid:], positions[mid:], keys[mid:])
+        a = await self._load(table, direct, records[:mid], batch, sources[:mid])
+        b = await self._load(table, direct, records[mid:], batch, sources[mid:])
         return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
     async def _copy(
@@ -870,8 +882,8 @@ def source_checksum(path: Path, table: TablePlan, skip: set[str], batch_size: in
             if batch.read == 0:
                 break
             after = batch.last_key
-            for position, record in zip(batch.positions, batch.records, strict=True):
-                if position in skip:
+            for source, record in zip(batch.sources, batch.records, strict=True):
+                if skip and batch.position(source) in skip:
                     continue
                 rows += 1
                 total += _row_hash(record, forms)
