@@ -204,6 +204,9 @@ class TablePlan:
     """Columns that identify a row in the reject file (the primary key, else rowid)."""
     serial: list[tuple[str, str]] = field(default_factory=list)
     """(column, sequence) pairs to move past the copied keys."""
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    """Single-column keys to other tables: orphans are found by one query per batch
+    instead of by splitting a refused COPY."""
 
 
 @dataclass(slots=True)
@@ -256,17 +259,37 @@ async def _target_columns(conn: Connection, schema: str) -> dict[str, list[Targe
     return tables
 
 
-async def _foreign_keys(conn: Connection, schema: str) -> list[tuple[str, str]]:
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    """A single-column foreign key, checked per batch before COPY."""
+
+    name: str
+    column: str
+    parent: str
+    parent_column: str
+    type_name: str
+    """``format_type`` of the referencing column, for the array of values sent."""
+
+
+async def _foreign_keys(conn: Connection, schema: str) -> list[tuple[str, str, ForeignKey | None]]:
+    """(child table, parent table, the key when it has one column) per foreign key."""
     rows = await conn.fetch(
         """
-        SELECT c.relname, p.relname FROM pg_constraint k
+        SELECT c.relname, p.relname, k.conname, k.conkey, a.attname, pa.attname,
+               format_type(a.atttypid, a.atttypmod)
+        FROM pg_constraint k
         JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+        JOIN pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = k.confkey[1]
         WHERE k.contype = 'f' AND n.nspname = $1
         """,
         schema,
     )
-    return [(r[0], r[1]) for r in rows]
+    return [
+        (r[0], r[1], ForeignKey(r[2], r[4], r[1], r[5], r[6]) if len(r[3]) == 1 else None)
+        for r in rows
+    ]
 
 
 def fk_order(tables: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
@@ -322,7 +345,8 @@ async def plan(
     unmatched = [] if tables else sorted(t for t in src if t not in target)
     dropped: dict[str, list[str]] = {}
     plans = []
-    for name in fk_order(names, await _foreign_keys(conn, schema)):
+    keys = await _foreign_keys(conn, schema)
+    for name in fk_order(names, [(child, parent) for child, parent, _ in keys]):
         columns, pk, rowid = src[name]
         wanted = set(columns)
         target_columns = [c for c in target[name] if c.name in wanted]
@@ -344,6 +368,11 @@ async def plan(
                 ["rowid"] if rowid else pk,
                 pk or ["rowid"],
                 await _serial_columns(conn, schema, name),
+                [
+                    key
+                    for child, parent, key in keys
+                    if child == name and parent != name and key is not None and key.column in wanted
+                ],
             )
         )
     return Plan(plans, sorted(unmatched), dropped)
@@ -705,10 +734,9 @@ class _Copier:
             # A batch and its progress record commit together, so a server crash loses
             # both or neither: the run resumes before the lost batch.
             await conn.execute("SET LOCAL synchronous_commit = off")
-            copied, skipped, refused = await self._load(
-                table, direct, batch.records, batch, batch.sources
-            )
-            rejects = batch.rejects + refused
+            records, sources, orphans = await self._orphans(table, batch)
+            copied, skipped, refused = await self._load(table, direct, records, batch, sources)
+            rejects = batch.rejects + orphans + refused
             if rejects:
                 await conn.executemany(
                     f"INSERT INTO {STATE_SCHEMA}.rejects VALUES ($1, $2, $3, $4, $5, $6, $7) "
@@ -734,7 +762,49 @@ class _Copier:
                 len(rejects),
                 json.dumps({k: dict(v) for k, v in counts.items() if v}),
             )
-        return copied, skipped, refused
+        return copied, skipped, orphans + refused
+
+    async def _orphans(
+        self, table: TablePlan, batch: Batch
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[RejectRow]]:
+        """The batch without rows whose single-column foreign key has no parent row, and
+        those rows as rejects with the reason PostgreSQL gives (23503)."""
+        records, sources = batch.records, batch.sources
+        refused: list[RejectRow] = []
+        names = [c.name for c in table.columns]
+        for key in table.foreign_keys:
+            at = names.index(key.column)
+            values = list({r[at] for r in records if r[at] is not None})
+            if not values:
+                continue
+            missing = {
+                row[0]
+                for row in await self.conn.fetch(
+                    f"SELECT v FROM unnest($1::{key.type_name}[]) AS u(v) WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {quote(self.options.schema)}.{quote(key.parent)} p "
+                    f"WHERE p.{quote(key.parent_column)} = u.v)",
+                    values,
+                )
+            }
+            if not missing:
+                continue
+            kept_records, kept_sources = [], []
+            for record, source in zip(records, sources, strict=True):
+                value = record[at]
+                if value in missing:
+                    reason = (
+                        f'23503: insert or update on table "{table.name}" violates foreign '
+                        f'key constraint "{key.name}" (Key ({key.column})=({value}) is not '
+                        f'present in table "{key.parent}".)'
+                    )
+                    refused.append(
+                        (batch.position(source), batch.key(source), key.column, reason, None)
+                    )
+                else:
+                    kept_records.append(record)
+                    kept_sources.append(source)
+            records, sources = kept_records, kept_sources
+        return records, sources, refused
 
     async def _load(
         self,

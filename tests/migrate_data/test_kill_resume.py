@@ -3,13 +3,13 @@ once, rejects are recorded once, and at most the batch in flight is redone per k
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -95,17 +95,35 @@ async def test_sigkill_at_random_points_then_resume(tmp_path: Path, target_dsn: 
     sizes, post_rejects = build(source)
     rng = random.Random(2026)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    kills = finished_early = 0
-    while kills < KILLS:
-        proc = subprocess.Popen(command(source, target_dsn), env=env, stdout=subprocess.PIPE)
-        # Startup takes ~0.4 s; kill between and inside batches from then on.
-        time.sleep(rng.uniform(0.35, 0.9))
-        if proc.poll() is not None:
-            finished_early += 1
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
+    kills = 0
+    watch = await asyncpg.connect(target_dsn)
+    committed = 0
+    try:
+        while kills < KILLS:
+            proc = subprocess.Popen(command(source, target_dsn), env=env, stdout=subprocess.PIPE)
+            # Wait for this run's first committed batch, then kill a random moment later:
+            # inside a batch or between two.
+            while proc.poll() is None:
+                now = await watch.fetchval(
+                    "SELECT coalesce(sum(rows_read), 0) FROM aragora_migrate.progress"
+                    if await watch.fetchval("SELECT to_regclass('aragora_migrate.progress')")
+                    else "SELECT 0"
+                )
+                if now > committed:
+                    committed = now
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(rng.uniform(0.0, 0.15))
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            committed = await watch.fetchval(
+                "SELECT coalesce(sum(rows_read), 0) FROM aragora_migrate.progress"
+            )
+    finally:
+        await watch.close()
     done = subprocess.run(command(source, target_dsn, "--verify"), env=env, capture_output=True)
     report = json.loads(done.stdout)
     assert done.returncode == 3, done.stderr.decode()  # rows were rejected, verification ok
