@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
@@ -993,34 +994,101 @@ def target_checksum_sql(schema: str, table: TablePlan) -> str:
     )
 
 
-async def _verify_table(
-    copier: _Copier, table: TablePlan, report: TableReport, reader_pool: concurrent.futures.Executor
-) -> None:
-    conn = copier.conn
-    rejected = {
-        r[0]
-        for r in await conn.fetch(
-            f"SELECT position FROM {STATE_SCHEMA}.rejects WHERE source = $1 AND table_name = $2",
-            copier.source_id,
-            table.name,
+class _Verifier:
+    """Verifies each table as soon as its copy is done, while the next tables are copied:
+    the source pass runs in a process of its own (the copy keeps this one busy), the
+    target aggregate on a connection of its own."""
+
+    def __init__(
+        self,
+        source: Path,
+        source_id: str,
+        schema: str,
+        conn: Connection,
+        worker: asyncio.subprocess.Process,
+    ) -> None:
+        self.source, self.source_id, self.schema, self.conn = source, source_id, schema, conn
+        self.worker = worker
+        self.queue: asyncio.Queue[tuple[TablePlan, TableReport] | None] = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._run())
+
+    @classmethod
+    async def start(cls, source: Path, source_id: str, schema: str, dsn: Secret) -> _Verifier:
+        # A child interpreter (not multiprocessing: neither fork with threads about nor
+        # spawn, which re-imports the caller's main module).
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "aragora_repos.migrate_data",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
-    }
-    loop = asyncio.get_running_loop()
-    # The source pass (Python, in a thread) and the target aggregate (the server) overlap.
-    source_future = loop.run_in_executor(
-        reader_pool, source_checksum, copier.source, table, rejected, 5000
-    )
-    row = await conn.fetchrow(target_checksum_sql(copier.options.schema, table))
-    source = await source_future
-    assert row is not None
-    target = Checksum(int(row[0]), int(row[1]))
-    report.verified = source == target
-    if report.verified:
-        report.verify_detail = f"{target}; {len(rejected):,} rejected rows left out"
-    else:
-        report.verify_detail = (
-            f"source (converted, {len(rejected):,} rejected left out): {source}; target: {target}"
-        )
+        try:
+            conn = await connect_one(dsn)
+        except BaseException:
+            worker.kill()
+            await worker.wait()
+            raise
+        return cls(source, source_id, schema, conn, worker)
+
+    async def _source_checksum(self, table: TablePlan, skip: set[str]) -> Checksum:
+        assert self.worker.stdin is not None and self.worker.stdout is not None
+        request = {"path": str(self.source), "table": asdict(table), "skip": sorted(skip)}
+        self.worker.stdin.write(json.dumps(request).encode() + b"\n")
+        await self.worker.stdin.drain()
+        line = await self.worker.stdout.readline()
+        if not line:
+            raise errors.OperationalError("the verification worker exited")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise errors.OperationalError(f"verification of {table.name}: {answer['error']}")
+        return Checksum(answer["rows"], answer["total"])
+
+    def submit(self, table: TablePlan, report: TableReport) -> None:
+        self.queue.put_nowait((table, report))
+
+    async def finish(self) -> None:
+        self.queue.put_nowait(None)
+        await self.task
+
+    async def close(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.worker.returncode is None:
+            self.worker.kill()
+        await self.worker.wait()
+        await self.conn.close()
+
+    async def _run(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            await self._table(*item)
+
+    async def _table(self, table: TablePlan, report: TableReport) -> None:
+        rejected = {
+            r[0]
+            for r in await self.conn.fetch(
+                f"SELECT position FROM {STATE_SCHEMA}.rejects "
+                "WHERE source = $1 AND table_name = $2",
+                self.source_id,
+                table.name,
+            )
+        }
+        # The source pass (the worker) and the target aggregate (the server) overlap.
+        source_task = asyncio.ensure_future(self._source_checksum(table, rejected))
+        row = await self.conn.fetchrow(target_checksum_sql(self.schema, table))
+        source = await source_task
+        assert row is not None
+        target = Checksum(int(row[0]), int(row[1]))
+        report.verified = source == target
+        if report.verified:
+            report.verify_detail = f"{target}; {len(rejected):,} rejected rows left out"
+        else:
+            report.verify_detail = (
+                f"source (converted, {len(rejected):,} rejected left out): {source}; "
+                f"target: {target}"
+            )
 
 
 # --- entry point ------------------------------------------------------------------------
@@ -1049,7 +1117,8 @@ async def migrate_data(
         skip_existing: rows whose key the target already holds (put there by something
             else than this migration) are skipped; otherwise they are rejected.
         dry_run: read and convert everything, write nothing but the reject file.
-        verify: compare row counts and checksums of both sides afterwards.
+        verify: compare row counts and checksums of both sides (each table as soon as its
+            copy is done, alongside the next copies); not with ``dry_run``.
         restart: forget the progress of earlier runs of this source.
         reject_file: JSON Lines of refused rows (default ``<sqlite_path>.rejects.jsonl``).
     """
@@ -1064,6 +1133,7 @@ async def migrate_data(
     source = await asyncio.to_thread(_open_source, path)
     conn = await connect_one(dsn)
     copier = _Copier(path, conn, options)
+    verifier: _Verifier | None = None
     try:
         await _text_codecs(conn)
         the_plan = await plan(source, conn, schema=schema, tables=tables)
@@ -1080,16 +1150,21 @@ async def migrate_data(
                 )
         elif reject_path.exists():
             reject_path.unlink()
+        if verify and not dry_run:
+            verifier = await _Verifier.start(path, copier.source_id, schema, dsn)
         for table in the_plan.tables:
             report.tables[table.name] = await copier.table(table)
+            if verifier is not None:
+                verifier.submit(table, report.tables[table.name])
         if not dry_run:
             report.reject_file = str(reject_path) if await copier.write_reject_file() else None
-        if verify:
-            for table in the_plan.tables:
-                await _verify_table(copier, table, report.tables[table.name], copier.pool)
+        if verifier is not None:
+            await verifier.finish()
     except asyncpg.PostgresError as exc:
         raise errors.from_sqlstate(exc.sqlstate, f"migrate-data: {exc}") from exc
     finally:
+        if verifier is not None:
+            await verifier.close()
         copier.pool.shutdown(wait=True)
         source.close()
         await conn.close()
@@ -1113,3 +1188,36 @@ async def _text_codecs(conn: Connection) -> None:
         schema="pg_catalog",
         format="binary",
     )
+
+
+def _plan_from(data: dict[str, Any]) -> TablePlan:
+    return TablePlan(
+        name=data["name"],
+        columns=[
+            TargetColumn(**{**c, "enum_labels": tuple(c["enum_labels"])}) for c in data["columns"]
+        ],
+        order_by=data["order_by"],
+        key_columns=data["key_columns"],
+        serial=[(a, b) for a, b in data["serial"]],
+        foreign_keys=[ForeignKey(**k) for k in data["foreign_keys"]],
+    )
+
+
+def _checksum_worker() -> None:
+    """The verification worker: one JSON request per line on stdin (path, table plan,
+    rejected positions), one JSON answer per line on stdout."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            checksum = source_checksum(
+                Path(request["path"]), _plan_from(request["table"]), set(request["skip"]), 5000
+            )
+            answer: dict[str, Any] = {"rows": checksum.rows, "total": checksum.total}
+        except Exception as exc:  # reported to the parent, which raises it
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _checksum_worker()
