@@ -8,6 +8,7 @@ Both forms work::
     aragora-repos check [--database-url URL]     # drift between the database and sql/
     aragora-repos schema-diff --base REF         # Markdown review of schema changes
     aragora-repos migrate-data --sqlite-path .nomic/core.db [--verify] [--dry-run] ...
+    aragora-repos consolidate --dry-run | --migrate | --verify --source DIR [--target DIR]
 
 The backend comes from the environment (see ``aragora_repos.config``) unless
 ``--database-url`` is given. Migrations come from the generated ``aragora_db`` package.
@@ -193,6 +194,18 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="log each batch")
 
+    k = sub.add_parser(
+        "consolidate", help="merge legacy SQLite files into core/memory/analytics/agents.db"
+    )
+    what = k.add_mutually_exclusive_group(required=True)
+    what.add_argument("--dry-run", action="store_const", const="dry-run", dest="action")
+    what.add_argument("--migrate", action="store_const", const="migrate", dest="action")
+    what.add_argument("--verify", action="store_const", const="verify", dest="action")
+    k.add_argument("--source", required=True, help="the directory of the legacy files")
+    k.add_argument("--target", help="where the consolidated files go (default: --source)")
+    k.add_argument("--no-backup", action="store_true", help="no copy under <source>/backup/")
+    k.add_argument("--json", action="store_true", help="print the report as JSON")
+
     d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
     d.add_argument("--base", required=True, help="git ref to compare with")
     d.add_argument("--root", default=".", help="project directory")
@@ -265,6 +278,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + (["--output", args.output] if args.output else [])
             )
             return code
+        if args.command == "consolidate":
+            from aragora_repos.layout import consolidate
+
+            result = consolidate(
+                Path(args.source),
+                Path(args.target) if args.target else None,
+                action=args.action,
+                take_backup=not args.no_backup,
+            )
+            print(result.to_json() if args.json else result.render())
+            return 0 if result.ok else 1
         if args.command == "migrate-data":
             return asyncio.run(run_migrate_data(args, config))
         if args.command == "check":
