@@ -9,6 +9,7 @@ Both forms work::
     aragora-repos schema-diff --base REF         # Markdown review of schema changes
     aragora-repos migrate-data --sqlite-path .nomic/core.db [--verify] [--dry-run] ...
     aragora-repos consolidate --dry-run | --migrate | --verify --source DIR [--target DIR]
+    aragora-repos import-sqlite FILE.db|SCHEMA.sql [--schema-dir sql/schema] [--print]
 
 The backend comes from the environment (see ``aragora_repos.config``) unless
 ``--database-url`` is given. Migrations come from the generated ``aragora_db`` package.
@@ -41,14 +42,16 @@ def load_migrations(module: str = MIGRATIONS_MODULE) -> tuple[Migration, ...]:
     return migrations
 
 
-def create_migration(schema_dir: Path, message: str) -> Path:
-    """Write the next ``NNNN_<slug>.sql`` with empty up and down sections."""
+def create_migration(schema_dir: Path, message: str, *, text: str | None = None) -> Path:
+    """Write the next ``NNNN_<slug>.sql``: ``text``, or empty up and down sections."""
     slug = "_".join(re.findall(r"[a-z0-9]+", message.lower()))[:60].strip("_") or "migration"
     numbers = [int(p.name[:4]) for p in schema_dir.glob("[0-9][0-9][0-9][0-9]_*.sql")]
     path = schema_dir / f"{max(numbers, default=0) + 1:04d}_{slug}.sql"
     schema_dir.mkdir(parents=True, exist_ok=True)
     with path.open("x", encoding="utf-8") as f:
-        f.write(f"-- {message}\n-- migrate:up\n\n\n-- migrate:down\n\n")
+        f.write(
+            text if text is not None else f"-- {message}\n-- migrate:up\n\n\n-- migrate:down\n\n"
+        )
     return path
 
 
@@ -206,6 +209,14 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--no-backup", action="store_true", help="no copy under <source>/backup/")
     k.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    i = sub.add_parser(
+        "import-sqlite", help="write an existing SQLite schema as a PostgreSQL migration"
+    )
+    i.add_argument("source", help="a SQLite database file, or a .sql schema script")
+    i.add_argument("--schema-dir", default="sql/schema", help="where the migration goes")
+    i.add_argument("--tables", help="comma-separated tables (default: all)")
+    i.add_argument("--print", action="store_true", help="print the migration, write nothing")
+
     d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
     d.add_argument("--base", required=True, help="git ref to compare with")
     d.add_argument("--root", default=".", help="project directory")
@@ -278,6 +289,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + (["--output", args.output] if args.output else [])
             )
             return code
+        if args.command == "import-sqlite":
+            from aragora_repos.import_sqlite import import_sqlite
+
+            imported = import_sqlite(
+                Path(args.source),
+                None if args.print else Path(args.schema_dir),
+                tables=args.tables.split(",") if args.tables else None,
+            )
+            if args.print:
+                print(imported.sql, end="")
+            else:
+                print(f"wrote {imported.path}: {len(imported.tables)} tables")
+            for guess in imported.guesses:
+                print(f"review: {guess}", file=sys.stderr)
+            return 0
         if args.command == "consolidate":
             from aragora_repos.layout import consolidate
 
