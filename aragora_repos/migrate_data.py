@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.progress (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, table_name)
 );
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.deferred (
+    source     text NOT NULL,
+    table_name text NOT NULL,
+    position   text NOT NULL,
+    PRIMARY KEY (source, table_name, position)
+);
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.rejects (
     source      text NOT NULL,
     table_name  text NOT NULL,
@@ -208,6 +214,9 @@ class TablePlan:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     """Single-column keys to other tables: orphans are found by one query per batch
     instead of by splitting a refused COPY."""
+    self_keys: list[str] = field(default_factory=list)
+    """Constraint names of foreign keys from the table to itself: a row refused by one of
+    them waits until the rest of the table is in (its parent may come later)."""
 
 
 @dataclass(slots=True)
@@ -293,6 +302,20 @@ async def _foreign_keys(conn: Connection, schema: str) -> list[tuple[str, str, F
     ]
 
 
+async def _constraint_names(conn: Connection, schema: str) -> list[tuple[str, str, str]]:
+    """(child table, parent table, constraint name) of every foreign key."""
+    rows = await conn.fetch(
+        """
+        SELECT c.relname, p.relname, k.conname FROM pg_constraint k
+        JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE k.contype = 'f' AND n.nspname = $1
+        """,
+        schema,
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
 def fk_order(tables: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
     """``tables`` with every referenced table before the tables referencing it (stable by
     name; self-references ignored; members of a cycle keep name order)."""
@@ -347,6 +370,7 @@ async def plan(
     dropped: dict[str, list[str]] = {}
     plans = []
     keys = await _foreign_keys(conn, schema)
+    names_of_keys = await _constraint_names(conn, schema)
     for name in fk_order(names, [(child, parent) for child, parent, _ in keys]):
         columns, pk, rowid = src[name]
         wanted = set(columns)
@@ -374,6 +398,7 @@ async def plan(
                     for child, parent, key in keys
                     if child == name and parent != name and key is not None and key.column in wanted
                 ],
+                [n for child, parent, n in names_of_keys if child == parent == name],
             )
         )
     return Plan(plans, sorted(unmatched), dropped)
@@ -430,6 +455,23 @@ class SourceReader:
     def close(self) -> None:
         self.db.close()
 
+    def read_positions(self, positions: list[str]) -> Batch:
+        """The rows at these positions (as ``_position`` encodes them), converted."""
+        rows: list[tuple[Any, ...]] = []
+        order = ", ".join(quote(c) if c != "rowid" else "rowid" for c in self.table.order_by)
+        head = self.first.split(" ORDER BY ")[0]
+        for start in range(0, len(positions), 200):
+            chunk = [json.loads(p) for p in positions[start : start + 200]]
+            if self.width == 1:
+                where = f"{order} IN ({', '.join('?' * len(chunk))})"
+                params: list[Any] = chunk
+            else:
+                one = "(" + ", ".join("?" * self.width) + ")"
+                where = f"({order}) IN (VALUES {', '.join([one] * len(chunk))})"
+                params = [v for p in chunk for v in p]
+            rows.extend(self.db.execute(f"{head} WHERE {where} ORDER BY {order}", params))
+        return self._convert(rows)
+
     def count(self) -> int:
         row = self.db.execute(f"SELECT count(*) FROM {quote(self.table.name)}").fetchone()
         return int(row[0])
@@ -471,7 +513,9 @@ class SourceReader:
         return out
 
     def read(self, after: Any, size: int) -> Batch:
-        rows = self._fetch(after, size)
+        return self._convert(self._fetch(after, size))
+
+    def _convert(self, rows: list[tuple[Any, ...]]) -> Batch:
         table = self.table
         counts = [Counter[str]() for _ in table.columns]
         convert = [converter(c, n) for c, n in zip(table.columns, counts, strict=True)]
@@ -688,6 +732,8 @@ class _Copier:
                     progress.advance(batch.read)
             await pending
             if not opts.dry_run:
+                if table.self_keys:
+                    await self._retry_deferred(table, reader, direct, report)
                 report.sequences = await self._move_sequences(table)
                 await self.conn.execute(
                     f"UPDATE {STATE_SCHEMA}.progress SET done = true, updated_at = now() "
@@ -736,14 +782,11 @@ class _Copier:
             # both or neither: the run resumes before the lost batch.
             await conn.execute("SET LOCAL synchronous_commit = off")
             records, sources, orphans = await self._orphans(table, batch)
-            copied, skipped, refused = await self._load(table, direct, records, batch, sources)
+            copied, skipped, refused, parked = await self._load(
+                table, direct, records, batch, sources
+            )
             rejects = batch.rejects + orphans + refused
-            if rejects:
-                await conn.executemany(
-                    f"INSERT INTO {STATE_SCHEMA}.rejects VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                    "ON CONFLICT DO NOTHING",
-                    [(self.source_id, table.name, *r) for r in rejects],
-                )
+            await self._record(table, rejects, parked)
             await conn.execute(
                 f"""
                 INSERT INTO {STATE_SCHEMA}.progress AS p (source, table_name, last_key,
@@ -814,27 +857,112 @@ class _Copier:
         records: list[tuple[Any, ...]],
         batch: Batch,
         sources: list[tuple[Any, ...]],
-    ) -> tuple[int, int, list[RejectRow]]:
+        *,
+        park: bool = True,
+    ) -> tuple[int, int, list[RejectRow], list[str]]:
         """Copy ``records`` in a savepoint; when PostgreSQL refuses the lot, split it in
-        halves until each refused row is found and returned with the server's reason."""
+        halves until each refused row is found and returned with the server's reason.
+        A row refused only for want of a parent row in its own table is returned apart
+        (by position) when ``park``: that parent may come later."""
         if not records:
-            return 0, 0, []
+            return 0, 0, [], []
         try:
             async with self.conn.transaction():
-                return (*(await self._copy(table, direct, records)), [])
+                return (*(await self._copy(table, direct, records)), [], [])
         except (asyncpg.PostgresError, asyncpg.DataError) as exc:
             if len(records) == 1:
-                column = getattr(exc, "column_name", None)
                 source = sources[0]
-                return (
-                    0,
-                    0,
-                    [(batch.position(source), batch.key(source), column, _reason(exc), None)],
-                )
+                if (
+                    park
+                    and isinstance(exc, asyncpg.ForeignKeyViolationError)
+                    and exc.constraint_name in table.self_keys
+                ):
+                    return 0, 0, [], [batch.position(source)]
+                column = getattr(exc, "column_name", None)
+                reject = (batch.position(source), batch.key(source), column, _reason(exc), None)
+                return 0, 0, [reject], []
         mid = len(records) // 2
-        a = await self._load(table, direct, records[:mid], batch, sources[:mid])
-        b = await self._load(table, direct, records[mid:], batch, sources[mid:])
-        return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+        a = await self._load(table, direct, records[:mid], batch, sources[:mid], park=park)
+        b = await self._load(table, direct, records[mid:], batch, sources[mid:], park=park)
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+
+    async def _retry_deferred(
+        self, table: TablePlan, reader: SourceReader, direct: bool, report: TableReport
+    ) -> None:
+        """Copy the rows that waited for a parent in their own table, pass after pass while
+        passes make progress; then reject what is left (true orphans, cycles)."""
+        select = (
+            f"SELECT position FROM {STATE_SCHEMA}.deferred "
+            "WHERE source = $1 AND table_name = $2 ORDER BY position"
+        )
+        park = True
+        while True:
+            waiting = [r[0] for r in await self.conn.fetch(select, self.source_id, table.name)]
+            if not waiting:
+                return
+            for start in range(0, len(waiting), self.options.batch_size):
+                chunk = waiting[start : start + self.options.batch_size]
+                batch: Batch = await self._in_reader(reader.read_positions, chunk)
+                copied, rejects = await self._commit_retry(table, batch, chunk, direct, park)
+                report.migrated += copied
+                report.errors += len(rejects)
+            if not park:
+                return
+            left = await self.conn.fetchval(
+                f"SELECT count(*) FROM {STATE_SCHEMA}.deferred "
+                "WHERE source = $1 AND table_name = $2",
+                self.source_id,
+                table.name,
+            )
+            park = left < len(waiting)  # no progress: the next pass rejects the rest
+
+    async def _commit_retry(
+        self, table: TablePlan, batch: Batch, chunk: list[str], direct: bool, park: bool
+    ) -> tuple[int, list[RejectRow]]:
+        conn = self.conn
+        async with conn.transaction():
+            await conn.execute(
+                f"DELETE FROM {STATE_SCHEMA}.deferred "
+                "WHERE source = $1 AND table_name = $2 AND position = ANY($3::text[])",
+                self.source_id,
+                table.name,
+                chunk,
+            )
+            records, sources, orphans = await self._orphans(table, batch)
+            copied, _skipped, refused, parked = await self._load(
+                table, direct, records, batch, sources, park=park
+            )
+            found = {batch.position(s) for s in batch.sources} | {r[0] for r in batch.rejects}
+            gone: list[RejectRow] = [
+                (p, p, None, "the row is no longer in the source", None)
+                for p in chunk
+                if p not in found
+            ]
+            rejects = batch.rejects + orphans + refused + gone
+            await self._record(table, rejects, parked)
+            await conn.execute(
+                f"UPDATE {STATE_SCHEMA}.progress SET rows_copied = rows_copied + $3, "
+                "rows_rejected = rows_rejected + $4, updated_at = now() "
+                "WHERE source = $1 AND table_name = $2",
+                self.source_id,
+                table.name,
+                copied,
+                len(rejects),
+            )
+        return copied, rejects
+
+    async def _record(self, table: TablePlan, rejects: list[RejectRow], parked: list[str]) -> None:
+        if rejects:
+            await self.conn.executemany(
+                f"INSERT INTO {STATE_SCHEMA}.rejects VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                "ON CONFLICT DO NOTHING",
+                [(self.source_id, table.name, *r) for r in rejects],
+            )
+        if parked:
+            await self.conn.executemany(
+                f"INSERT INTO {STATE_SCHEMA}.deferred VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                [(self.source_id, table.name, p) for p in parked],
+            )
 
     async def _copy(
         self, table: TablePlan, direct: bool, records: list[tuple[Any, ...]]
@@ -1200,6 +1328,7 @@ def _plan_from(data: dict[str, Any]) -> TablePlan:
         key_columns=data["key_columns"],
         serial=[(a, b) for a, b in data["serial"]],
         foreign_keys=[ForeignKey(**k) for k in data["foreign_keys"]],
+        self_keys=data["self_keys"],
     )
 
 

@@ -349,3 +349,40 @@ def test_aragora_schema_end_to_end(tmp_path: Path, target_dsn: str) -> None:
     assert sum(1 for t in report.tables.values() if t.migrated) >= 12
     assert report.verified, {t: r.verify_detail for t, r in report.tables.items() if not r.verified}
     assert report.unmatched_tables == [] and report.dropped_columns == {}
+
+
+async def test_rows_whose_parent_comes_later_in_the_same_table(
+    tmp_path: Path, target_dsn: str
+) -> None:
+    conn = await asyncpg.connect(target_dsn)
+    await conn.execute(
+        "CREATE TABLE tree (id TEXT PRIMARY KEY, parent TEXT REFERENCES tree (id), n INT)"
+    )
+    await conn.close()
+    rows: list[tuple[object, ...]] = [
+        ("c", "b", 1),  # a chain stored leaf first
+        ("b", "a", 2),
+        ("a", None, 3),
+        ("o", "nope", 4),  # a true orphan
+        ("p", "q", 5),  # a cycle: it goes in when both rows share a retry batch
+        ("q", "p", 6),
+        ("r", "r", 7),  # its own parent
+    ]
+    source = make_sqlite(
+        tmp_path / "tree.db",
+        "CREATE TABLE tree (id TEXT PRIMARY KEY, parent TEXT, n INT)",
+        {"tree": rows},
+    )
+    report = await migrate_data(source, target_dsn, batch_size=2, verify=True)
+    tree = report.tables["tree"]
+    assert (tree.migrated, tree.errors) == (6, 1)
+    assert report.verified
+    refused = rejects(Path(str(report.reject_file)))
+    assert {key for _, key in refused} == {'"o"'}
+    assert all("23503" in reason for reason in refused.values())
+    conn = await asyncpg.connect(target_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.deferred") == 0
+        assert await conn.fetchval("SELECT string_agg(id, '' ORDER BY id) FROM tree") == "abcpqr"
+    finally:
+        await conn.close()
