@@ -17,6 +17,7 @@ through the same conversions; the target side in PostgreSQL) and reports any dif
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -26,7 +27,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -469,7 +470,14 @@ class SourceReader:
                 one = "(" + ", ".join("?" * self.width) + ")"
                 where = f"({order}) IN (VALUES {', '.join([one] * len(chunk))})"
                 params = [v for p in chunk for v in p]
-            rows.extend(self.db.execute(f"{head} WHERE {where} ORDER BY {order}", params))
+            typed_head = self.raw_first.split(" ORDER BY ")[0]
+            rows.extend(
+                self._rows(
+                    f"{head} WHERE {where} ORDER BY {order}",
+                    f"{typed_head} WHERE {where} ORDER BY {order}",
+                    params,
+                )
+            )
         return self._convert(rows)
 
     def count(self) -> int:
@@ -480,21 +488,22 @@ class SourceReader:
         params: tuple[Any, ...] = ()
         if after is not None:
             params = tuple(after) if self.width > 1 else (after,)
+        if after is None:
+            return self._rows(self.first, self.raw_first, (*params, size))
+        return self._rows(self.next, self.raw_next, (*params, size))
+
+    def _rows(self, sql: str, typed_sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """``sql``'s rows; when some text is not UTF-8, ``typed_sql``'s (each column with
+        its ``typeof``) with valid text decoded and invalid text marked, so the row is
+        rejected with its reason."""
         try:
-            sql = self.first if after is None else self.next
-            return self.db.execute(sql, (*params, size)).fetchall()
+            return self.db.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             if "decode" not in str(exc):
                 raise
-        return self._fetch_raw(params, size, after is None)
-
-    def _fetch_raw(self, params: tuple[Any, ...], size: int, first: bool) -> list[tuple[Any, ...]]:
-        """The batch again with text as bytes: valid UTF-8 is decoded, invalid text is
-        marked so the row is rejected with its reason."""
         self.db.text_factory = bytes
         try:
-            raw = self.db.execute(self.raw_first if first else self.raw_next, (*params, size))
-            rows = raw.fetchall()
+            rows = self.db.execute(typed_sql, params).fetchall()
         finally:
             self.db.text_factory = str
         lead = self.width + self.key_width
@@ -1069,30 +1078,36 @@ class Checksum:
         return f"{self.rows:,} rows, checksum {self.total & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def source_checksum(path: Path, table: TablePlan, skip: set[str], batch_size: int) -> Checksum:
-    """Over the source rows as converted, leaving out those rejected (by position)."""
+def source_checksum(
+    path: Path, table: TablePlan, positions: list[str] | None = None, batch_size: int = 5000
+) -> Checksum:
+    """Over the source rows as converted (rows no rule converts are left out): the whole
+    table, or only the rows at ``positions``."""
     reader = SourceReader(path, table)
     forms = [canonical(c) for c in table.columns]
     rows = total = 0
-    after = None
     try:
-        while True:
-            batch = reader.read(after, batch_size)
-            if batch.read == 0:
-                break
-            after = batch.last_key
-            for source, record in zip(batch.sources, batch.records, strict=True):
-                if skip and batch.position(source) in skip:
-                    continue
-                rows += 1
-                total += _row_hash(record, forms)
-            for position, *_ in batch.rejects:
-                if position not in skip:
-                    rows += 1  # refused now but copied before: the source changed
-                    total += 1 << 70
+        batches: Iterator[Batch]
+        if positions is not None:
+            batches = (
+                reader.read_positions(positions[i : i + batch_size])
+                for i in range(0, len(positions), batch_size)
+            )
+        else:
+            batches = _batches(reader, batch_size)
+        for batch in batches:
+            rows += len(batch.records)
+            total += sum(_row_hash(record, forms) for record in batch.records)
     finally:
         reader.close()
     return Checksum(rows, total)
+
+
+def _batches(reader: SourceReader, batch_size: int) -> Iterator[Batch]:
+    after = None
+    while (batch := reader.read(after, batch_size)).read:
+        after = batch.last_key
+        yield batch
 
 
 def _row_hash(record: tuple[Any, ...], forms: list[Callable[[Any], str]]) -> int:
@@ -1123,9 +1138,10 @@ def target_checksum_sql(schema: str, table: TablePlan) -> str:
 
 
 class _Verifier:
-    """Verifies each table as soon as its copy is done, while the next tables are copied:
-    the source pass runs in a process of its own (the copy keeps this one busy), the
-    target aggregate on a connection of its own."""
+    """Verification alongside the copy. A worker interpreter (this one is busy copying)
+    computes each table's source checksum from the start of the run; when a table's copy
+    is done, the rows PostgreSQL refused are taken back out of it and the target aggregate
+    runs on a connection of its own."""
 
     def __init__(
         self,
@@ -1137,11 +1153,16 @@ class _Verifier:
     ) -> None:
         self.source, self.source_id, self.schema, self.conn = source, source_id, schema, conn
         self.worker = worker
+        self.answers: collections.deque[asyncio.Future[Checksum]] = collections.deque()
+        self.reading = asyncio.ensure_future(self._read_answers())
+        self.full: dict[str, asyncio.Future[Checksum]] = {}
         self.queue: asyncio.Queue[tuple[TablePlan, TableReport] | None] = asyncio.Queue()
         self.task = asyncio.ensure_future(self._run())
 
     @classmethod
-    async def start(cls, source: Path, source_id: str, schema: str, dsn: Secret) -> _Verifier:
+    async def start(
+        cls, source: Path, source_id: str, schema: str, dsn: Secret, tables: list[TablePlan]
+    ) -> _Verifier:
         # A child interpreter (not multiprocessing: neither fork with threads about nor
         # spawn, which re-imports the caller's main module).
         worker = await asyncio.create_subprocess_exec(
@@ -1157,20 +1178,35 @@ class _Verifier:
             worker.kill()
             await worker.wait()
             raise
-        return cls(source, source_id, schema, conn, worker)
+        verifier = cls(source, source_id, schema, conn, worker)
+        for table in tables:
+            verifier.full[table.name] = verifier._ask(table, None)
+        return verifier
 
-    async def _source_checksum(self, table: TablePlan, skip: set[str]) -> Checksum:
-        assert self.worker.stdin is not None and self.worker.stdout is not None
-        request = {"path": str(self.source), "table": asdict(table), "skip": sorted(skip)}
+    def _ask(self, table: TablePlan, positions: list[str] | None) -> asyncio.Future[Checksum]:
+        """Send a request; the worker answers requests in order."""
+        assert self.worker.stdin is not None
+        request = {"path": str(self.source), "table": asdict(table), "positions": positions}
         self.worker.stdin.write(json.dumps(request).encode() + b"\n")
-        await self.worker.stdin.drain()
-        line = await self.worker.stdout.readline()
-        if not line:
-            raise errors.OperationalError("the verification worker exited")
-        answer = json.loads(line)
-        if "error" in answer:
-            raise errors.OperationalError(f"verification of {table.name}: {answer['error']}")
-        return Checksum(answer["rows"], answer["total"])
+        answer: asyncio.Future[Checksum] = asyncio.get_running_loop().create_future()
+        self.answers.append(answer)
+        return answer
+
+    async def _read_answers(self) -> None:
+        assert self.worker.stdout is not None
+        while self.answers or not self.worker.stdout.at_eof():
+            line = await self.worker.stdout.readline()
+            if not line:
+                for waiting in self.answers:
+                    waiting.set_exception(errors.OperationalError("the verification worker exited"))
+                self.answers.clear()
+                return
+            data = json.loads(line)
+            answer = self.answers.popleft()
+            if "error" in data:
+                answer.set_exception(errors.OperationalError(f"verification: {data['error']}"))
+            else:
+                answer.set_result(Checksum(data["rows"], data["total"]))
 
     def submit(self, table: TablePlan, report: TableReport) -> None:
         self.queue.put_nowait((table, report))
@@ -1180,10 +1216,14 @@ class _Verifier:
         await self.task
 
     async def close(self) -> None:
-        if not self.task.done():
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        for task in (self.task, self.reading):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for waiting in self.full.values():
+            if waiting.done() and not waiting.cancelled():
+                waiting.exception()  # retrieved: an unverified run is not an error here
         if self.worker.returncode is None:
             self.worker.kill()
         await self.worker.wait()
@@ -1194,7 +1234,7 @@ class _Verifier:
             await self._table(*item)
 
     async def _table(self, table: TablePlan, report: TableReport) -> None:
-        rejected = {
+        rejected = [
             r[0]
             for r in await self.conn.fetch(
                 f"SELECT position FROM {STATE_SCHEMA}.rejects "
@@ -1202,11 +1242,13 @@ class _Verifier:
                 self.source_id,
                 table.name,
             )
-        }
-        # The source pass (the worker) and the target aggregate (the server) overlap.
-        source_task = asyncio.ensure_future(self._source_checksum(table, rejected))
+        ]
+        # Rows that converted but PostgreSQL refused: in the full pass, not in the target.
+        refused = self._ask(table, rejected) if rejected else None
         row = await self.conn.fetchrow(target_checksum_sql(self.schema, table))
-        source = await source_task
+        full = await self.full[table.name]
+        taken = await refused if refused is not None else Checksum(0, 0)
+        source = Checksum(full.rows - taken.rows, full.total - taken.total)
         assert row is not None
         target = Checksum(int(row[0]), int(row[1]))
         report.verified = source == target
@@ -1279,7 +1321,7 @@ async def migrate_data(
         elif reject_path.exists():
             reject_path.unlink()
         if verify and not dry_run:
-            verifier = await _Verifier.start(path, copier.source_id, schema, dsn)
+            verifier = await _Verifier.start(path, copier.source_id, schema, dsn, the_plan.tables)
         for table in the_plan.tables:
             report.tables[table.name] = await copier.table(table)
             if verifier is not None:
@@ -1339,7 +1381,7 @@ def _checksum_worker() -> None:
         request = json.loads(line)
         try:
             checksum = source_checksum(
-                Path(request["path"]), _plan_from(request["table"]), set(request["skip"]), 5000
+                Path(request["path"]), _plan_from(request["table"]), request["positions"]
             )
             answer: dict[str, Any] = {"rows": checksum.rows, "total": checksum.total}
         except Exception as exc:  # reported to the parent, which raises it
