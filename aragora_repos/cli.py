@@ -193,6 +193,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--dry-run", action="store_true", help="convert and report, write nothing")
     c.add_argument("--verify", action="store_true", help="compare counts and checksums after")
     c.add_argument("--restart", action="store_true", help="forget earlier progress")
+    c.add_argument(
+        "--keep-foreign-keys",
+        action="store_true",
+        help="keep foreign keys in place during the copy (slower); by default those "
+        "checked per batch are dropped for the copy and added back, validated, after",
+    )
     c.add_argument("--reject-file", help="default: <sqlite-path>.rejects.jsonl")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="log each batch")
@@ -257,6 +263,7 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
         restart=args.restart,
         reject_file=args.reject_file,
         progress=None if args.json else Progress(),
+        keep_foreign_keys=args.keep_foreign_keys,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))

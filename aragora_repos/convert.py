@@ -12,6 +12,7 @@ compares what was meant to be stored with what was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -326,10 +327,11 @@ def _json(column: TargetColumn, counts: Counter[str]) -> Converter:
         if "\\u" in text:
             if binary and _JSON_NUL.search(text):
                 raise Reject("JSON holds \\u0000 (jsonb cannot)")
-            try:
-                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-            except UnicodeEncodeError:
-                raise Reject("JSON holds a lone surrogate escape") from None
+            if "\\ud" in text or "\\uD" in text:  # a surrogate escape, maybe unpaired
+                try:
+                    json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError:
+                    raise Reject("JSON holds a lone surrogate escape") from None
         if "\x00" in text:
             raise Reject("JSON text holds a NUL byte")
         return text
@@ -515,8 +517,7 @@ def canonical(column: TargetColumn) -> Canonical:
     if kind == "bytea":
         return bytes.hex
     if kind == "jsonb":
-        decode = _DECIMAL_JSON.decode
-        return lambda v: jsonb_text(decode(v))
+        return jsonb_canonical
     if kind in ("_text", "_varchar"):
         return lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"))
     return str  # text, varchar, enum, uuid, json (kept verbatim)
@@ -577,6 +578,44 @@ def jsonb_text(value: Any) -> str:
     raise TypeError(kind.__name__)
 
 
+class _Fractional(Exception):
+    """A JSON number with a fraction or exponent (its text form needs :func:`jsonb_text`)."""
+
+
+def _fractional(token: str) -> Any:
+    raise _Fractional(token)
+
+
+def _pg_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as jsonb keeps it: the last of duplicate keys, keys ordered by byte
+    length then bytes (for UTF-8, code point order is byte order)."""
+    found = dict(pairs)
+    if len(found) < 2:
+        return found
+    keys = sorted(found)
+    keys.sort(key=len if "".join(keys).isascii() else _key_order)
+    return dict(zip(keys, map(found.__getitem__, keys), strict=True))
+
+
+_PG_ORDER_JSON = json.JSONDecoder(
+    object_pairs_hook=_pg_object, parse_float=_fractional, parse_constant=_fractional
+)
+# The C encoder itself (JSONEncoder.encode adds a Python layer per call): no circularity
+# check, no default, PostgreSQL's separators, strings escaped as escape_json does.
+_PG_JSON_ENCODER = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, None, json.encoder.encode_basestring, None, ": ", ", ", False, False, False
+)
+
+
+def jsonb_canonical(text: str) -> str:
+    """:func:`jsonb_text` of the JSON ``text``: by the C decoder and encoder when every
+    number is an integer, whose text numeric prints unchanged; else by :func:`jsonb_text`."""
+    try:
+        return "".join(_PG_JSON_ENCODER(_PG_ORDER_JSON.decode(text), 0))
+    except _Fractional:
+        return jsonb_text(_DECIMAL_JSON.decode(text))
+
+
 def _key_order(key: str) -> tuple[int, bytes]:
     raw = key.encode("utf-8")
     return len(raw), raw
@@ -585,3 +624,82 @@ def _key_order(key: str) -> tuple[int, bytes]:
 def describe_rules(counts: Counter[str]) -> dict[str, int]:
     """``counts`` keyed by the rules' readable names."""
     return {RULES[k]: v for k, v in sorted(counts.items()) if v}
+
+
+# --- whole rows -------------------------------------------------------------------------
+
+
+def _passes_unchanged(column: TargetColumn, ref: str) -> str | None:
+    """A Python condition on ``ref`` under which ``column``'s converter returns the value
+    as it is and applies no rule; None when there is no cheap one."""
+    kind = column.type_name
+    if kind in _INT_RANGES:
+        low, high = _INT_RANGES[kind]
+        test = f"(type({ref}) is int and {low} <= {ref} <= {high})"
+    elif kind == "float8":
+        test = f"type({ref}) is float"
+    elif kind in ("text", "varchar"):
+        test = f"(type({ref}) is str and '\\x00' not in {ref}"
+        if kind == "varchar" and column.typmod >= 4:
+            test += f" and len({ref}) <= {column.typmod - 4}"
+        test += ")"
+    elif kind == "bytea":
+        test = f"type({ref}) is bytes"
+    else:
+        return None
+    return test if column.not_null else f"({ref} is None or {test})"
+
+
+def row_converter(
+    columns: list[TargetColumn], counts: list[Counter[str]], offset: int
+) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """One function converting a source row (``columns``' values from index ``offset``)
+    into the record to send; it raises :class:`Reject` as the column converters do, and
+    calls them only for values that are not already what they would return."""
+    scope: dict[str, Any] = {}
+    lines = ["def convert_row(row):"]
+    for i, column in enumerate(columns):
+        scope[f"c{i}"] = converter(column, counts[i])
+        lines.append(f"    v{i} = row[{offset + i}]")
+        test = _passes_unchanged(column, f"v{i}")
+        if test is None:
+            lines.append(f"    v{i} = c{i}(v{i})")
+        else:
+            lines.append(f"    if not {test}:")
+            lines.append(f"        v{i} = c{i}(v{i})")
+    lines.append(f"    return ({''.join(f'v{i}, ' for i in range(len(columns)))})")
+    exec("\n".join(lines), scope)  # generated from column types only, never from data
+    convert_row: Callable[[tuple[Any, ...]], tuple[Any, ...]] = scope["convert_row"]
+    return convert_row
+
+
+def row_hasher(columns: list[TargetColumn]) -> Callable[[tuple[Any, ...]], int]:
+    """The signed 64-bit hash of a converted record: the first 8 bytes of the MD5 of its
+    columns' canonical texts, each written ``V<length>:<text>`` (``N`` for NULL); the
+    same as ``target_checksum_sql`` computes per stored row."""
+    scope: dict[str, Any] = {"md5": hashlib.md5, "from_bytes": int.from_bytes}
+    lines = ["def row_hash(r):"]
+    parts = []
+    for i, column in enumerate(columns):
+        kind = column.type_name
+        if kind in ("text", "varchar", "json") or column.enum_labels:
+            text = f"v{i}"  # already its canonical text
+        else:
+            scope[f"f{i}"] = canonical(column)
+            text = f"f{i}(v{i})"
+        lines.append(f"    v{i} = r[{i}]")
+        if column.not_null:
+            lines.append(f"    t{i} = {text}")
+            lines.append(f"    p{i} = f'V{{len(t{i})}}:{{t{i}}}'")
+        else:
+            lines.append(f"    if v{i} is None:")
+            lines.append(f"        p{i} = 'N'")
+            lines.append("    else:")
+            lines.append(f"        t{i} = {text}")
+            lines.append(f"        p{i} = f'V{{len(t{i})}}:{{t{i}}}'")
+        parts.append(f"{{p{i}}}")
+    lines.append(f"    digest = md5(f'{''.join(parts)}'.encode()).digest()")
+    lines.append("    return from_bytes(digest[:8], 'big', signed=True)")
+    exec("\n".join(lines), scope)  # generated from column types only, never from data
+    row_hash: Callable[[tuple[Any, ...]], int] = scope["row_hash"]
+    return row_hash

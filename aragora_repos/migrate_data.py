@@ -17,9 +17,9 @@ through the same conversions; the target side in PostgreSQL) and reports any dif
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -41,10 +41,11 @@ from aragora_repos.convert import (
     Reject,
     TargetColumn,
     UnsupportedType,
-    canonical,
     canonical_sql,
     converter,
     describe_rules,
+    row_converter,
+    row_hasher,
 )
 from aragora_repos.postgres import connect_one
 
@@ -86,6 +87,13 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.rejects (
     reason      text NOT NULL,
     value       text,
     PRIMARY KEY (source, table_name, position)
+);
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.dropped_keys (
+    schema_name     text NOT NULL,
+    table_name      text NOT NULL,
+    constraint_name text NOT NULL,
+    definition      text NOT NULL,
+    PRIMARY KEY (schema_name, table_name, constraint_name)
 );
 """
 
@@ -140,6 +148,8 @@ class DataMigrationReport:
     dropped_columns: dict[str, list[str]] = field(default_factory=dict)
     """Source columns with no target column (not copied)."""
     reject_file: str | None = None
+    foreign_keys: list[str] = field(default_factory=list)
+    """Foreign keys set aside during the copy and added back (validated) afterwards."""
     seconds: float = 0.0
 
     @property
@@ -194,6 +204,8 @@ class DataMigrationReport:
             lines.append(
                 f"warning: {name}: source columns {', '.join(columns)} have no target column"
             )
+        if self.foreign_keys:
+            lines.append(f"foreign keys added back and validated: {', '.join(self.foreign_keys)}")
         if self.total_errors and self.reject_file:
             lines.append(f"rejected rows: {self.reject_file}")
         return "\n".join(lines)
@@ -405,6 +417,93 @@ async def plan(
     return Plan(plans, sorted(unmatched), dropped)
 
 
+# --- foreign keys set aside during the copy -------------------------------------------
+
+
+async def set_aside_foreign_keys(conn: Connection, schema: str, tables: list[TablePlan]) -> None:
+    """Drop the validated single-column foreign keys of the copied tables for the copy.
+
+    Orphans of these keys are found by one query per batch (``_Copier._orphans``), so the
+    server need not check every row with a trigger. Each definition is recorded in the
+    same transaction as its drop, so a run killed at any point leaves it where the next
+    run (or :func:`restore_foreign_keys`) adds it back.
+    """
+    wanted = [(t.name, k.name) for t in tables for k in t.foreign_keys]
+    if not wanted:
+        return
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """
+            SELECT c.relname, k.conname, pg_get_constraintdef(k.oid)
+            FROM pg_constraint k
+            JOIN pg_class c ON c.oid = k.conrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND k.contype = 'f' AND k.convalidated
+              AND (c.relname, k.conname) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+            ORDER BY 1, 2
+            """,
+            schema,
+            [table for table, _ in wanted],
+            [name for _, name in wanted],
+        )
+        for table, name, definition in rows:
+            await conn.execute(
+                f"INSERT INTO {STATE_SCHEMA}.dropped_keys VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT DO NOTHING",
+                schema,
+                table,
+                name,
+                definition,
+            )
+            await conn.execute(
+                f"ALTER TABLE {quote(schema)}.{quote(table)} DROP CONSTRAINT {quote(name)}"
+            )
+            log.info("%s: foreign key %s set aside for the copy", table, name)
+
+
+async def restore_foreign_keys(conn: Connection, schema: str) -> list[str]:
+    """Add back every foreign key a run set aside in ``schema`` (validating it against the
+    copied rows); ``table.constraint`` of each. A key that no longer validates raises
+    :class:`errors.ForeignKeyViolation` and stays recorded for the next attempt."""
+    rows = await conn.fetch(
+        f"SELECT table_name, constraint_name, definition FROM {STATE_SCHEMA}.dropped_keys "
+        "WHERE schema_name = $1 ORDER BY 1, 2",
+        schema,
+    )
+    restored = []
+    for table, name, definition in rows:
+        target = f"{quote(schema)}.{quote(table)}"
+        try:
+            async with conn.transaction():
+                present = await conn.fetchval(
+                    "SELECT count(*) FROM pg_constraint WHERE conrelid = $1::regclass "
+                    "AND conname = $2",
+                    target,
+                    name,
+                )
+                if not present:
+                    await conn.execute(
+                        f"ALTER TABLE {target} ADD CONSTRAINT {quote(name)} {definition}"
+                    )
+                await conn.execute(
+                    f"DELETE FROM {STATE_SCHEMA}.dropped_keys "
+                    "WHERE schema_name = $1 AND table_name = $2 AND constraint_name = $3",
+                    schema,
+                    table,
+                    name,
+                )
+        except asyncpg.PostgresError as exc:
+            raise errors.from_sqlstate(
+                exc.sqlstate,
+                f"migrate-data: foreign key {name} of {table} could not be added back "
+                f"({_reason(exc)}); its definition stays in {STATE_SCHEMA}.dropped_keys "
+                "and the next run adds it back",
+            ) from exc
+        log.info("%s: foreign key %s added back and validated", table, name)
+        restored.append(f"{table}.{name}")
+    return restored
+
+
 # --- reading the source -----------------------------------------------------------------
 
 
@@ -421,6 +520,8 @@ class Batch:
     """How many leading values of a source row are its position (the rest up to ``lead``
     are its key)."""
     lead: int
+    hashes: list[int] | None = None
+    """The row hash of each record (verification), when the reader was asked for them."""
 
     def position(self, source: tuple[Any, ...]) -> str:
         return _position(source, self.width)
@@ -432,8 +533,9 @@ class Batch:
 class SourceReader:
     """Reads one table in key order and converts each row; used from one thread."""
 
-    def __init__(self, path: Path, table: TablePlan) -> None:
+    def __init__(self, path: Path, table: TablePlan, *, hashes: bool = False) -> None:
         self.table = table
+        self.hash_row = row_hasher(table.columns) if hashes else None
         self.db = _open_source(path)
         names = ", ".join(quote(c.name) for c in table.columns)
         order = ", ".join(quote(c) if c != "rowid" else "rowid" for c in table.order_by)
@@ -456,8 +558,9 @@ class SourceReader:
     def close(self) -> None:
         self.db.close()
 
-    def read_positions(self, positions: list[str]) -> Batch:
-        """The rows at these positions (as ``_position`` encodes them), converted."""
+    def read_positions(self, positions: list[str], upto: Any = None) -> Batch:
+        """The rows at these positions (as ``_position`` encodes them), converted; only
+        those not after ``upto`` when it is given."""
         rows: list[tuple[Any, ...]] = []
         order = ", ".join(quote(c) if c != "rowid" else "rowid" for c in self.table.order_by)
         head = self.first.split(" ORDER BY ")[0]
@@ -470,6 +573,9 @@ class SourceReader:
                 one = "(" + ", ".join("?" * self.width) + ")"
                 where = f"({order}) IN (VALUES {', '.join([one] * len(chunk))})"
                 params = [v for p in chunk for v in p]
+            if upto is not None:
+                where += f" AND ({order}) <= ({', '.join('?' * self.width)})"
+                params += list(upto) if self.width > 1 else [upto]
             typed_head = self.raw_first.split(" ORDER BY ")[0]
             rows.extend(
                 self._rows(
@@ -484,13 +590,21 @@ class SourceReader:
         row = self.db.execute(f"SELECT count(*) FROM {quote(self.table.name)}").fetchone()
         return int(row[0])
 
-    def _fetch(self, after: Any, size: int) -> list[tuple[Any, ...]]:
+    def _fetch(self, after: Any, size: int, upto: Any = None) -> list[tuple[Any, ...]]:
+        """Up to ``size`` rows after position ``after``, and not after ``upto``."""
         params: tuple[Any, ...] = ()
         if after is not None:
             params = tuple(after) if self.width > 1 else (after,)
-        if after is None:
-            return self._rows(self.first, self.raw_first, (*params, size))
-        return self._rows(self.next, self.raw_next, (*params, size))
+        sql, typed = (self.first, self.raw_first) if after is None else (self.next, self.raw_next)
+        if upto is not None:
+            order = ", ".join(quote(c) if c != "rowid" else "rowid" for c in self.table.order_by)
+            bound = f"({order}) <= ({', '.join('?' * self.width)})"
+            joiner = " AND " if after is not None else " WHERE "
+            sql, typed = (
+                q.replace(" ORDER BY ", f"{joiner}{bound} ORDER BY ", 1) for q in (sql, typed)
+            )
+            params += tuple(upto) if self.width > 1 else (upto,)
+        return self._rows(sql, typed, (*params, size))
 
     def _rows(self, sql: str, typed_sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """``sql``'s rows; when some text is not UTF-8, ``typed_sql``'s (each column with
@@ -521,22 +635,21 @@ class SourceReader:
             out.append(tuple(values))
         return out
 
-    def read(self, after: Any, size: int) -> Batch:
-        return self._convert(self._fetch(after, size))
+    def read(self, after: Any, size: int, upto: Any = None) -> Batch:
+        return self._convert(self._fetch(after, size, upto))
 
     def _convert(self, rows: list[tuple[Any, ...]]) -> Batch:
         table = self.table
         counts = [Counter[str]() for _ in table.columns]
-        convert = [converter(c, n) for c, n in zip(table.columns, counts, strict=True)]
         lead = self.width + self.key_width
+        convert_row = row_converter(table.columns, counts, lead)
         width = self.width
         records: list[tuple[Any, ...]] = []
         sources: list[tuple[Any, ...]] = []
         rejects: list[RejectRow] = []
-        pairs = list(enumerate(convert, start=lead))
         for row in rows:
             try:
-                records.append(tuple([f(row[i]) for i, f in pairs]))
+                records.append(convert_row(row))
             except Reject:
                 column, reason, value = self._why(row, lead, counts)
                 rejects.append(
@@ -547,7 +660,8 @@ class SourceReader:
         last = None
         if rows:
             last = rows[-1][0] if width == 1 else list(rows[-1][:width])
-        return Batch(records, sources, rejects, last, len(rows), counts, width, lead)
+        hashes = list(map(self.hash_row, records)) if self.hash_row is not None else None
+        return Batch(records, sources, rejects, last, len(rows), counts, width, lead, hashes)
 
     def _why(
         self, row: tuple[Any, ...], lead: int, counts: list[Counter[str]]
@@ -659,6 +773,18 @@ class Progress:
 # --- the copy ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Where a table stood when the run began: verification hashes the rows copied in
+    this run as they go, and reads back only those an earlier run copied."""
+
+    last_key: Any
+    """The last position an earlier run committed (None: the table starts afresh)."""
+    done: bool
+    waiting: list[str]
+    """Positions waiting for a parent row (they are copied, or rejected, in this run)."""
+
+
 @dataclass(slots=True)
 class Options:
     """What the copy of each table needs to know of the run's arguments."""
@@ -678,6 +804,11 @@ class _Copier:
         self.conn = conn
         self.options = options
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
+        self.hashing = False
+        """Hash each copied row as it goes (verification)."""
+        self.sums: dict[str, list[int]] = {}
+        """Table -> [rows, sum of row hashes] of the rows this run copied or skipped."""
+        self.starts: dict[str, Start] = {}
 
     async def _in_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -685,10 +816,15 @@ class _Copier:
     async def table(self, table: TablePlan) -> TableReport:
         opts = self.options
         report = TableReport(table.name)
-        reader: SourceReader = await self._in_reader(SourceReader, self.source, table)
+        reader: SourceReader = await self._in_reader(
+            functools.partial(SourceReader, self.source, table, hashes=self.hashing)
+        )
+        self.sums[table.name] = [0, 0]
         try:
             report.source_rows = await self._in_reader(reader.count)
             state = None if opts.dry_run else await self._state(table.name)
+            if self.hashing:
+                self.starts[table.name] = await self._start(table.name, state)
             counts: dict[str, Counter[str]] = {c.name: Counter() for c in table.columns}
             last_key = None
             if state is not None:
@@ -758,6 +894,31 @@ class _Copier:
         finally:
             await self._in_reader(reader.close)
 
+    async def _start(self, table: str, state: asyncpg.Record | None) -> Start:
+        if state is None or not state["last_key"]:
+            return Start(None, False, [])
+        waiting = await self.conn.fetch(
+            f"SELECT position FROM {STATE_SCHEMA}.deferred WHERE source = $1 AND table_name = $2",
+            self.source_id,
+            table,
+        )
+        return Start(json.loads(state["last_key"]), state["done"], [r[0] for r in waiting])
+
+    def _hashed(self, table: str, batch: Batch, left_out: set[str]) -> None:
+        """Add the hashes of the batch's records to the table's sums, but for the rows at
+        ``left_out`` (refused, or waiting for a parent)."""
+        if batch.hashes is None:
+            return
+        sums = self.sums[table]
+        if not left_out:
+            sums[0] += len(batch.hashes)
+            sums[1] += sum(batch.hashes)
+            return
+        for source, row_hash in zip(batch.sources, batch.hashes, strict=True):
+            if batch.position(source) not in left_out:
+                sums[0] += 1
+                sums[1] += row_hash
+
     async def _state(self, table: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(
             f"SELECT * FROM {STATE_SCHEMA}.progress WHERE source = $1 AND table_name = $2",
@@ -815,6 +976,7 @@ class _Copier:
                 len(rejects),
                 json.dumps({k: dict(v) for k, v in counts.items() if v}),
             )
+        self._hashed(table.name, batch, {r[0] for r in orphans + refused} | set(parked))
         return copied, skipped, orphans + refused
 
     async def _orphans(
@@ -958,6 +1120,7 @@ class _Copier:
                 copied,
                 len(rejects),
             )
+        self._hashed(table.name, batch, {r[0] for r in orphans + refused} | set(parked))
         return copied, rejects
 
     async def _record(self, table: TablePlan, rejects: list[RejectRow], parked: list[str]) -> None:
@@ -1079,47 +1242,40 @@ class Checksum:
 
 
 def source_checksum(
-    path: Path, table: TablePlan, positions: list[str] | None = None, batch_size: int = 5000
+    path: Path,
+    table: TablePlan,
+    positions: list[str] | None = None,
+    *,
+    upto: Any = None,
+    batch_size: int = 5000,
 ) -> Checksum:
     """Over the source rows as converted (rows no rule converts are left out): the whole
-    table, or only the rows at ``positions``."""
-    reader = SourceReader(path, table)
-    forms = [canonical(c) for c in table.columns]
+    table, or only the rows at ``positions``; only rows not after ``upto`` when given."""
+    reader = SourceReader(path, table, hashes=True)
     rows = total = 0
     try:
         batches: Iterator[Batch]
         if positions is not None:
             batches = (
-                reader.read_positions(positions[i : i + batch_size])
+                reader.read_positions(positions[i : i + batch_size], upto)
                 for i in range(0, len(positions), batch_size)
             )
         else:
-            batches = _batches(reader, batch_size)
+            batches = _batches(reader, batch_size, upto)
         for batch in batches:
-            rows += len(batch.records)
-            total += sum(_row_hash(record, forms) for record in batch.records)
+            assert batch.hashes is not None
+            rows += len(batch.hashes)
+            total += sum(batch.hashes)
     finally:
         reader.close()
     return Checksum(rows, total)
 
 
-def _batches(reader: SourceReader, batch_size: int) -> Iterator[Batch]:
+def _batches(reader: SourceReader, batch_size: int, upto: Any = None) -> Iterator[Batch]:
     after = None
-    while (batch := reader.read(after, batch_size)).read:
+    while (batch := reader.read(after, batch_size, upto)).read:
         after = batch.last_key
         yield batch
-
-
-def _row_hash(record: tuple[Any, ...], forms: list[Callable[[Any], str]]) -> int:
-    parts = []
-    for value, form in zip(record, forms, strict=True):
-        if value is None:
-            parts.append("N")
-        else:
-            text = form(value)
-            parts.append(f"V{len(text)}:{text}")
-    digest = hashlib.md5("".join(parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def target_checksum_sql(schema: str, table: TablePlan) -> str:
@@ -1138,102 +1294,43 @@ def target_checksum_sql(schema: str, table: TablePlan) -> str:
 
 
 class _Verifier:
-    """Verification alongside the copy. A worker interpreter (this one is busy copying)
-    computes each table's source checksum from the start of the run; when a table's copy
-    is done, the rows PostgreSQL refused are taken back out of it and the target aggregate
-    runs on a connection of its own."""
+    """Verification alongside the copy. The source side of a table is the sum of the row
+    hashes the copy computed as it went, plus, for rows an earlier run copied, a read of
+    the SQLite file as it is now; the target side is one aggregate query on a connection
+    of its own, run while the next table copies."""
 
-    def __init__(
-        self,
-        source: Path,
-        source_id: str,
-        schema: str,
-        conn: Connection,
-        worker: asyncio.subprocess.Process,
-    ) -> None:
+    def __init__(self, source: Path, source_id: str, schema: str, conn: Connection) -> None:
         self.source, self.source_id, self.schema, self.conn = source, source_id, schema, conn
-        self.worker = worker
-        self.answers: collections.deque[asyncio.Future[Checksum]] = collections.deque()
-        self.reading = asyncio.ensure_future(self._read_answers())
-        self.full: dict[str, asyncio.Future[Checksum]] = {}
-        self.queue: asyncio.Queue[tuple[TablePlan, TableReport] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[TablePlan, TableReport, Start, list[int]] | None]
+        self.queue = asyncio.Queue()
         self.task = asyncio.ensure_future(self._run())
 
     @classmethod
-    async def start(
-        cls, source: Path, source_id: str, schema: str, dsn: Secret, tables: list[TablePlan]
-    ) -> _Verifier:
-        # A child interpreter (not multiprocessing: neither fork with threads about nor
-        # spawn, which re-imports the caller's main module).
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "aragora_repos.migrate_data",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        try:
-            conn = await connect_one(dsn)
-        except BaseException:
-            worker.kill()
-            await worker.wait()
-            raise
-        verifier = cls(source, source_id, schema, conn, worker)
-        for table in tables:
-            verifier.full[table.name] = verifier._ask(table, None)
-        return verifier
+    async def start(cls, source: Path, source_id: str, schema: str, dsn: Secret) -> _Verifier:
+        return cls(source, source_id, schema, await connect_one(dsn))
 
-    def _ask(self, table: TablePlan, positions: list[str] | None) -> asyncio.Future[Checksum]:
-        """Send a request; the worker answers requests in order."""
-        assert self.worker.stdin is not None
-        request = {"path": str(self.source), "table": asdict(table), "positions": positions}
-        self.worker.stdin.write(json.dumps(request).encode() + b"\n")
-        answer: asyncio.Future[Checksum] = asyncio.get_running_loop().create_future()
-        self.answers.append(answer)
-        return answer
-
-    async def _read_answers(self) -> None:
-        assert self.worker.stdout is not None
-        while self.answers or not self.worker.stdout.at_eof():
-            line = await self.worker.stdout.readline()
-            if not line:
-                for waiting in self.answers:
-                    waiting.set_exception(errors.OperationalError("the verification worker exited"))
-                self.answers.clear()
-                return
-            data = json.loads(line)
-            answer = self.answers.popleft()
-            if "error" in data:
-                answer.set_exception(errors.OperationalError(f"verification: {data['error']}"))
-            else:
-                answer.set_result(Checksum(data["rows"], data["total"]))
-
-    def submit(self, table: TablePlan, report: TableReport) -> None:
-        self.queue.put_nowait((table, report))
+    def submit(self, table: TablePlan, report: TableReport, start: Start, sums: list[int]) -> None:
+        self.queue.put_nowait((table, report, start, sums))
 
     async def finish(self) -> None:
         self.queue.put_nowait(None)
         await self.task
 
     async def close(self) -> None:
-        for task in (self.task, self.reading):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for waiting in self.full.values():
-            if waiting.done() and not waiting.cancelled():
-                waiting.exception()  # retrieved: an unverified run is not an error here
-        if self.worker.returncode is None:
-            self.worker.kill()
-        await self.worker.wait()
+        if not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
         await self.conn.close()
 
     async def _run(self) -> None:
         while (item := await self.queue.get()) is not None:
             await self._table(*item)
 
-    async def _table(self, table: TablePlan, report: TableReport) -> None:
+    async def _earlier(self, table: TablePlan, start: Start) -> tuple[Checksum, int]:
+        """The rows earlier runs copied, read from the source as it is now: up to where
+        they stopped (all rows, for a table they finished), less the rejected rows and
+        the rows that waited for a parent (this run copied or rejected those)."""
         rejected = [
             r[0]
             for r in await self.conn.fetch(
@@ -1243,21 +1340,32 @@ class _Verifier:
                 table.name,
             )
         ]
-        # Rows that converted but PostgreSQL refused: in the full pass, not in the target.
-        refused = self._ask(table, rejected) if rejected else None
+        if start.last_key is None:
+            return Checksum(0, 0), len(rejected)
+        upto = None if start.done else start.last_key
+        full = await asyncio.to_thread(source_checksum, self.source, table, upto=upto)
+        left_out = sorted(set(rejected) | set(start.waiting))
+        taken = Checksum(0, 0)
+        if left_out:
+            taken = await asyncio.to_thread(
+                source_checksum, self.source, table, left_out, upto=upto
+            )
+        return Checksum(full.rows - taken.rows, full.total - taken.total), len(rejected)
+
+    async def _table(
+        self, table: TablePlan, report: TableReport, start: Start, sums: list[int]
+    ) -> None:
+        earlier, rejected = await self._earlier(table, start)
+        source = Checksum(sums[0] + earlier.rows, sums[1] + earlier.total)
         row = await self.conn.fetchrow(target_checksum_sql(self.schema, table))
-        full = await self.full[table.name]
-        taken = await refused if refused is not None else Checksum(0, 0)
-        source = Checksum(full.rows - taken.rows, full.total - taken.total)
         assert row is not None
         target = Checksum(int(row[0]), int(row[1]))
         report.verified = source == target
         if report.verified:
-            report.verify_detail = f"{target}; {len(rejected):,} rejected rows left out"
+            report.verify_detail = f"{target}; {rejected:,} rejected rows left out"
         else:
             report.verify_detail = (
-                f"source (converted, {len(rejected):,} rejected left out): {source}; "
-                f"target: {target}"
+                f"source (converted, {rejected:,} rejected left out): {source}; target: {target}"
             )
 
 
@@ -1277,6 +1385,7 @@ async def migrate_data(
     schema: str = "public",
     reject_file: str | Path | None = None,
     progress: Progress | None = None,
+    keep_foreign_keys: bool = False,
 ) -> DataMigrationReport:
     """Copy ``sqlite_path`` into the PostgreSQL database at ``postgres_dsn`` (whose schema
     must already exist, e.g. by ``aragora-repos migrate up``); see the module docstring.
@@ -1291,6 +1400,11 @@ async def migrate_data(
             copy is done, alongside the next copies); not with ``dry_run``.
         restart: forget the progress of earlier runs of this source.
         reject_file: JSON Lines of refused rows (default ``<sqlite_path>.rejects.jsonl``).
+        keep_foreign_keys: leave every foreign key in place during the copy, so the server
+            checks each row (slower). By default the single-column keys between tables,
+            whose orphans are found per batch anyway, are dropped for the copy and added
+            back, validated, at the end; a killed run leaves them recorded in
+            ``aragora_migrate.dropped_keys`` and the next run adds them back.
     """
     if batch_size < 1:
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
@@ -1306,11 +1420,14 @@ async def migrate_data(
     verifier: _Verifier | None = None
     try:
         await _text_codecs(conn)
+        if not dry_run:
+            await conn.execute(STATE_DDL)
+            # Keys a killed run set aside come back first: the plan reads the catalog.
+            await restore_foreign_keys(conn, schema)
         the_plan = await plan(source, conn, schema=schema, tables=tables)
         report.unmatched_tables = the_plan.unmatched
         report.dropped_columns = the_plan.dropped
         if not dry_run:
-            await conn.execute(STATE_DDL)
             if restart:
                 await conn.execute(
                     f"DELETE FROM {STATE_SCHEMA}.progress WHERE source = $1", copier.source_id
@@ -1321,12 +1438,29 @@ async def migrate_data(
         elif reject_path.exists():
             reject_path.unlink()
         if verify and not dry_run:
-            verifier = await _Verifier.start(path, copier.source_id, schema, dsn, the_plan.tables)
-        for table in the_plan.tables:
-            report.tables[table.name] = await copier.table(table)
-            if verifier is not None:
-                verifier.submit(table, report.tables[table.name])
+            verifier = await _Verifier.start(path, copier.source_id, schema, dsn)
+            copier.hashing = True
+        if not dry_run and not keep_foreign_keys:
+            await set_aside_foreign_keys(conn, schema, the_plan.tables)
+        try:
+            for table in the_plan.tables:
+                report.tables[table.name] = await copier.table(table)
+                if verifier is not None:
+                    verifier.submit(
+                        table,
+                        report.tables[table.name],
+                        copier.starts[table.name],
+                        copier.sums[table.name],
+                    )
+        except Exception:
+            if not dry_run and not conn.is_closed():
+                try:
+                    await restore_foreign_keys(conn, schema)
+                except Exception as exc:  # the copy's own error is the one to raise
+                    log.warning("foreign keys not added back yet: %s", exc)
+            raise
         if not dry_run:
+            report.foreign_keys = await restore_foreign_keys(conn, schema)
             report.reject_file = str(reject_path) if await copier.write_reject_file() else None
         if verifier is not None:
             await verifier.finish()
@@ -1358,37 +1492,3 @@ async def _text_codecs(conn: Connection) -> None:
         schema="pg_catalog",
         format="binary",
     )
-
-
-def _plan_from(data: dict[str, Any]) -> TablePlan:
-    return TablePlan(
-        name=data["name"],
-        columns=[
-            TargetColumn(**{**c, "enum_labels": tuple(c["enum_labels"])}) for c in data["columns"]
-        ],
-        order_by=data["order_by"],
-        key_columns=data["key_columns"],
-        serial=[(a, b) for a, b in data["serial"]],
-        foreign_keys=[ForeignKey(**k) for k in data["foreign_keys"]],
-        self_keys=data["self_keys"],
-    )
-
-
-def _checksum_worker() -> None:
-    """The verification worker: one JSON request per line on stdin (path, table plan,
-    rejected positions), one JSON answer per line on stdout."""
-    for line in sys.stdin:
-        request = json.loads(line)
-        try:
-            checksum = source_checksum(
-                Path(request["path"]), _plan_from(request["table"]), request["positions"]
-            )
-            answer: dict[str, Any] = {"rows": checksum.rows, "total": checksum.total}
-        except Exception as exc:  # reported to the parent, which raises it
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    _checksum_worker()
