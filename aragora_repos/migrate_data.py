@@ -9,9 +9,14 @@ its progress record and its rejects, so a run killed at any point resumes after 
 committed batch: nothing is copied twice and at most the batch in flight is redone.
 Afterwards identity and serial sequences are moved past the largest copied key.
 
-``verify=True`` recomputes, per table, the row count and an order-independent checksum of
-canonicalized values on both sides (the source side from the SQLite file as it is now,
-through the same conversions; the target side in PostgreSQL) and reports any difference.
+Single-column foreign keys between copied tables are dropped for the copy (orphans are
+found per batch) and added back, validated, at the end; each drop is recorded in the
+same transaction, so a killed run's keys are added back by the next run.
+
+``verify=True`` computes, per table, the row count and an order-independent checksum of
+canonicalized values on both sides and reports any difference: the source side from the
+rows as they were converted and copied in this run, and for rows an earlier run copied,
+from the SQLite file as it is now; the target side in PostgreSQL, over the stored rows.
 """
 
 from __future__ import annotations

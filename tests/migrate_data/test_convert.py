@@ -239,18 +239,18 @@ def test_row_converter_agrees_with_the_column_converters(values: list[Any]) -> N
     assert fast_counts == slow_counts
 
 
+json_characters = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+json_text = st.text(json_characters)
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(10**30), max_value=10**30)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")),
+    | json_text,
     lambda inner: (
         st.lists(inner, max_size=4)
         | st.dictionaries(
-            st.text(
-                st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=4
-            ),
+            st.text(json_characters, max_size=4),
             inner,
             max_size=5,
         )
