@@ -517,7 +517,8 @@ def canonical(column: TargetColumn) -> Canonical:
     if kind == "bytea":
         return bytes.hex
     if kind == "jsonb":
-        return jsonb_canonical
+        decode = _DECIMAL_JSON.decode
+        return lambda v: jsonb_text(decode(v))
     if kind in ("_text", "_varchar"):
         return lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"))
     return str  # text, varchar, enum, uuid, json (kept verbatim)
@@ -576,44 +577,6 @@ def jsonb_text(value: Any) -> str:
     if kind is Decimal:
         return _numeric_text(value)
     raise TypeError(kind.__name__)
-
-
-class _Fractional(Exception):
-    """A JSON number with a fraction or exponent (its text form needs :func:`jsonb_text`)."""
-
-
-def _fractional(token: str) -> Any:
-    raise _Fractional(token)
-
-
-def _pg_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as jsonb keeps it: the last of duplicate keys, keys ordered by byte
-    length then bytes (for UTF-8, code point order is byte order)."""
-    found = dict(pairs)
-    if len(found) < 2:
-        return found
-    keys = sorted(found)
-    keys.sort(key=len if "".join(keys).isascii() else _key_order)
-    return dict(zip(keys, map(found.__getitem__, keys), strict=True))
-
-
-_PG_ORDER_JSON = json.JSONDecoder(
-    object_pairs_hook=_pg_object, parse_float=_fractional, parse_constant=_fractional
-)
-# The C encoder itself (JSONEncoder.encode adds a Python layer per call): no circularity
-# check, no default, PostgreSQL's separators, strings escaped as escape_json does.
-_PG_JSON_ENCODER = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-    None, None, json.encoder.encode_basestring, None, ": ", ", ", False, False, False
-)
-
-
-def jsonb_canonical(text: str) -> str:
-    """:func:`jsonb_text` of the JSON ``text``: by the C decoder and encoder when every
-    number is an integer, whose text numeric prints unchanged; else by :func:`jsonb_text`."""
-    try:
-        return "".join(_PG_JSON_ENCODER(_PG_ORDER_JSON.decode(text), 0))
-    except _Fractional:
-        return jsonb_text(_DECIMAL_JSON.decode(text))
 
 
 def _key_order(key: str) -> tuple[int, bytes]:

@@ -20,7 +20,6 @@ from aragora_repos.convert import (
     UnsupportedType,
     canonical,
     converter,
-    jsonb_canonical,
     jsonb_text,
     row_converter,
     row_hasher,
@@ -237,37 +236,6 @@ def test_row_converter_agrees_with_the_column_converters(values: list[Any]) -> N
         got = str(exc)
     assert repr(got) == repr(expected)  # repr: NaN equals itself, 1 and True differ
     assert fast_counts == slow_counts
-
-
-json_characters = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
-json_text = st.text(json_characters)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | json_text,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.text(json_characters, max_size=4),
-            inner,
-            max_size=5,
-        )
-    ),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=400, deadline=None)
-@given(json_values, st.booleans(), st.booleans())
-def test_jsonb_canonical_agrees_with_jsonb_text(value: Any, ascii_only: bool, dup: bool) -> None:
-    text = json.dumps(value, ensure_ascii=ascii_only)
-    if dup and isinstance(value, dict) and value:
-        first = next(iter(value))
-        text = "{" + json.dumps(first) + ': "earlier", ' + text[1:]  # the later one wins
-    expected = jsonb_text(json.loads(text, parse_float=Decimal, parse_int=Decimal))
-    assert jsonb_canonical(text) == expected
 
 
 def test_row_hasher_writes_each_column_with_its_length() -> None:
