@@ -60,14 +60,17 @@ def _repair_columns(
 ) -> list[ResultColumn]:
     """Fix what sqlc infers wrongly for aggregates.
 
-    sqlc reports ``max(col)`` as ``anyarray`` and marks MIN/MAX/SUM/AVG NOT NULL, but over
-    an empty input they return NULL (PostgreSQL docs §9.21) unless the query groups rows.
+    sqlc reports ``max(col)`` as ``anyarray`` and marks MIN/MAX/SUM/AVG NOT NULL, but they
+    return NULL over an empty input (PostgreSQL docs §9.21), and, in a group, when every
+    value of their argument is NULL: only a grouped aggregate of a NOT NULL column (or of
+    a constant) is never NULL.
     """
     projections = _projections(tree)
     if len(projections) != len(columns):
         return columns
     grouped = isinstance(tree, exp.Select) and tree.args.get("group") is not None
     tables = [catalog.table(t.name) for t in tree.find_all(exp.Table)]
+    not_null = _not_null_columns(tree, catalog)
     out = []
     for col, proj in zip(columns, projections, strict=True):
         inner = _unwrap(proj)
@@ -82,10 +85,28 @@ def _repair_columns(
                     if source is not None:
                         col = ResultColumn(col.name, source.type, col.nullable)
                         break
-            if not grouped:
+            if not grouped or not _never_null(arg, not_null):
                 col = ResultColumn(col.name, col.type, True)
         out.append(col)
     return out
+
+
+#: Nodes of an expression that is never NULL when its columns are not: arithmetic.
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Paren, exp.Cast)
+
+
+def _never_null(arg: exp.Expr, not_null: frozenset[str]) -> bool:
+    """An aggregate's argument that cannot be NULL: NOT NULL columns and non-NULL
+    constants, combined by arithmetic and casts only."""
+    for node in arg.walk():
+        if isinstance(node, exp.Column):
+            if node.name not in not_null:
+                return False
+        elif isinstance(node, exp.Literal | exp.DataType | exp.Identifier):
+            continue
+        elif not isinstance(node, _ARITHMETIC):
+            return False
+    return True
 
 
 def _counts(select: exp.Expr) -> bool:

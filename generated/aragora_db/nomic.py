@@ -228,7 +228,7 @@ class AgentMetricsTotalsRow:
     messages: int
     tokens: int
     errors: int
-    avg_latency_ms: float
+    avg_latency_ms: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1343,7 +1343,7 @@ class NomicSyncRepository:
             Every matching row.
         """
         return [
-            AgentMetricsTotalsRow(r[0], r[1], r[2], r[3], float(r[4]))
+            AgentMetricsTotalsRow(r[0], r[1], r[2], r[3], None if r[4] is None else float(r[4]))
             for r in self._db.fetchall(AGENT_METRICS_TOTALS_SQLITE, (check_text(loop_id),))
         ]
 

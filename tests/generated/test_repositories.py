@@ -318,6 +318,29 @@ async def test_aggregates_over_empty_sets(db: Database) -> None:
     )
 
 
+async def test_grouped_average_of_only_nulls_is_none(db: Database) -> None:
+    for agent, latency in (("claude", None), ("claude", None), ("gpt", 10.0), ("gpt", None)):
+        await db.nomic.record_agent_metrics(
+            loop_id="l1",
+            cycle=1,
+            agent_name=agent,
+            model=None,
+            phase="debate",
+            messages_sent=2,
+            proposals_made=0,
+            critiques_given=0,
+            votes_won=0,
+            tokens_used=5,
+            latency_ms=latency,
+            error_count=0,
+        )
+    totals = await db.nomic.agent_metrics_totals(loop_id="l1")
+    assert [(t.agent_name, t.messages, t.tokens, t.avg_latency_ms) for t in totals] == [
+        ("claude", 4, 10, None),
+        ("gpt", 4, 10, 10.0),
+    ]
+
+
 async def test_usage_events_aggregate_and_prune(db: Database) -> None:
     await make_user(db, "owner")
     await make_org(db, "o", "owner")
