@@ -636,33 +636,56 @@ def row_converter(
     return convert_row
 
 
+#: Types whose canonical text never holds ``|``: written ``V<text>|`` in a row's hash
+#: input. Every other type's text is written ``V<length>:<text>``; NULL is ``N``.
+_DELIMITED = frozenset(
+    {"int2", "int4", "int8", "bool", "float4", "float8", "numeric", "timestamptz", "timestamp"}
+    | {"date", "bytea", "uuid"}
+)
+
+
 def row_hasher(columns: list[TargetColumn]) -> Callable[[tuple[Any, ...]], int]:
     """The signed 64-bit hash of a converted record: the first 8 bytes of the MD5 of its
-    columns' canonical texts, each written ``V<length>:<text>`` (``N`` for NULL); the
-    same as ``target_checksum_sql`` computes per stored row."""
-    scope: dict[str, Any] = {"md5": hashlib.md5, "from_bytes": int.from_bytes}
+    columns' canonical texts, written as :data:`_DELIMITED` says; equal to
+    :func:`row_hash_sql` over the stored row."""
+    scope: dict[str, Any] = {"md5": hashlib.md5, "unpack": struct.Struct(">q").unpack_from}
     lines = ["def row_hash(r):"]
+    if columns:
+        lines.append(f"    {''.join(f'v{i}, ' for i in range(len(columns)))}= r")
     parts = []
     for i, column in enumerate(columns):
         kind = column.type_name
-        if kind in ("text", "varchar", "json") or column.enum_labels:
-            text = f"v{i}"  # already its canonical text
+        if kind in ("int2", "int4", "int8", "text", "varchar", "json") or column.enum_labels:
+            text = f"v{i}"  # formats as its canonical text
         else:
             scope[f"f{i}"] = canonical(column)
             text = f"f{i}(v{i})"
-        lines.append(f"    v{i} = r[{i}]")
+        delimited = kind in _DELIMITED
+        if not delimited and text != f"v{i}":
+            lines.append(f"    t{i} = None if v{i} is None else {text}")
+            text = f"t{i}"
+        written = f"V{{{text}}}|" if delimited else f"V{{len({text})}}:{{{text}}}"
         if column.not_null:
-            lines.append(f"    t{i} = {text}")
-            lines.append(f"    p{i} = f'V{{len(t{i})}}:{{t{i}}}'")
+            parts.append(written)
         else:
-            lines.append(f"    if v{i} is None:")
-            lines.append(f"        p{i} = 'N'")
-            lines.append("    else:")
-            lines.append(f"        t{i} = {text}")
-            lines.append(f"        p{i} = f'V{{len(t{i})}}:{{t{i}}}'")
-        parts.append(f"{{p{i}}}")
-    lines.append(f"    digest = md5(f'{''.join(parts)}'.encode()).digest()")
-    lines.append("    return from_bytes(digest[:8], 'big', signed=True)")
+            lines.append(f"    p{i} = 'N' if v{i} is None else f'{written}'")
+            parts.append(f"{{p{i}}}")
+    lines.append(f"    return unpack(md5(f'{''.join(parts)}'.encode()).digest())[0]")
     exec("\n".join(lines), scope)  # generated from column types only, never from data
     row_hash: Callable[[tuple[Any, ...]], int] = scope["row_hash"]
     return row_hash
+
+
+def row_hash_sql(columns: list[TargetColumn]) -> str:
+    """The SQL expression of :func:`row_hasher`'s hash of a stored row (a bigint)."""
+    parts = []
+    for column in columns:
+        ref = '"' + column.name.replace('"', '""') + '"'
+        text = canonical_sql(column, ref)
+        if column.type_name in _DELIMITED:
+            written = f"'V' || {text} || '|'"
+        else:
+            written = f"'V' || length({text}) || ':' || {text}"
+        parts.append(f"CASE WHEN {ref} IS NULL THEN 'N' ELSE {written} END")
+    row = " || ".join(parts) or "''"
+    return f"('x' || md5({row}))::bit(64)::bigint"

@@ -46,10 +46,10 @@ from aragora_repos.convert import (
     Reject,
     TargetColumn,
     UnsupportedType,
-    canonical_sql,
     converter,
     describe_rules,
     row_converter,
+    row_hash_sql,
     row_hasher,
 )
 from aragora_repos.postgres import connect_one
@@ -1284,17 +1284,9 @@ def _batches(reader: SourceReader, batch_size: int, upto: Any = None) -> Iterato
 
 
 def target_checksum_sql(schema: str, table: TablePlan) -> str:
-    parts = []
-    for column in table.columns:
-        ref = quote(column.name)
-        text = canonical_sql(column, ref)
-        parts.append(
-            f"CASE WHEN {ref} IS NULL THEN 'N' ELSE 'V' || length({text}) || ':' || {text} END"
-        )
-    row = " || ".join(parts)
     return (
-        f"SELECT count(*), coalesce(sum(('x' || substr(md5({row}), 1, 16))::bit(64)::bigint"
-        f"::numeric), 0) FROM {quote(schema)}.{quote(table.name)}"
+        f"SELECT count(*), coalesce(sum({row_hash_sql(table.columns)}), 0) "
+        f"FROM {quote(schema)}.{quote(table.name)}"
     )
 
 
