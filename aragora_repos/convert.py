@@ -109,9 +109,15 @@ def _describe(value: Any) -> str:
     return kind
 
 
-def converter(column: TargetColumn, counts: Counter[str]) -> Converter:
-    """The converter for ``column``; rule applications are counted in ``counts``."""
+def converter(
+    column: TargetColumn, counts: Counter[str], *, keep_documents: bool = False
+) -> Converter:
+    """The converter for ``column``; rule applications are counted in ``counts``. With
+    ``keep_documents``, a jsonb text comes back as :class:`JsonText` holding the document
+    its validation parsed, so its canonical form needs no second parse."""
     build = _BUILDERS.get(column.type_name)
+    if keep_documents and column.type_name == "jsonb":
+        build = _jsonb_keeping_documents
     if build is None and column.enum_labels:
         build = _enum
     if build is None:
@@ -315,9 +321,24 @@ _DECIMAL_JSON = json.JSONDecoder(parse_float=Decimal)
 _encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
-def _json(column: TargetColumn, counts: Counter[str]) -> Converter:
+class JsonText(str):
+    """Validated jsonb text, as sent, with the document it parses to (numbers that are
+    not integers as Decimal) in ``document``."""
+
+    document: Any
+
+
+_STRICT_DECIMAL_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+
+
+def _jsonb_keeping_documents(column: TargetColumn, counts: Counter[str]) -> Converter:
+    return _json(column, counts, keep_documents=True)
+
+
+def _json(column: TargetColumn, counts: Counter[str], *, keep_documents: bool = False) -> Converter:
     binary = column.type_name == "jsonb"
-    decode = _STRICT_JSON.decode
+    # Floats or Decimals: the same texts parse (and fail) either way.
+    decode = (_STRICT_DECIMAL_JSON if keep_documents else _STRICT_JSON).decode
 
     def check(text: str) -> str:
         try:
@@ -329,11 +350,15 @@ def _json(column: TargetColumn, counts: Counter[str]) -> Converter:
                 raise Reject("JSON holds \\u0000 (jsonb cannot)")
             if "\\ud" in text or "\\uD" in text:  # a surrogate escape, maybe unpaired
                 try:
-                    json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+                    json.dumps(_STRICT_JSON.decode(text), ensure_ascii=False).encode("utf-8")
                 except UnicodeEncodeError:
                     raise Reject("JSON holds a lone surrogate escape") from None
         if "\x00" in text:
             raise Reject("JSON text holds a NUL byte")
+        if keep_documents:
+            kept = JsonText(text)
+            kept.document = parsed
+            return kept
         return text
 
     def convert(value: Any) -> Any:
@@ -518,7 +543,7 @@ def canonical(column: TargetColumn) -> Canonical:
         return bytes.hex
     if kind == "jsonb":
         decode = _DECIMAL_JSON.decode
-        return lambda v: jsonb_text(decode(v))
+        return lambda v: jsonb_text(v.document if type(v) is JsonText else decode(v))
     if kind in ("_text", "_varchar"):
         return lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"))
     return str  # text, varchar, enum, uuid, json (kept verbatim)
@@ -614,7 +639,11 @@ def _passes_unchanged(column: TargetColumn, ref: str) -> str | None:
 
 
 def row_converter(
-    columns: list[TargetColumn], counts: list[Counter[str]], offset: int
+    columns: list[TargetColumn],
+    counts: list[Counter[str]],
+    offset: int,
+    *,
+    keep_documents: bool = False,
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
     """One function converting a source row (``columns``' values from index ``offset``)
     into the record to send; it raises :class:`Reject` as the column converters do, and
@@ -622,7 +651,7 @@ def row_converter(
     scope: dict[str, Any] = {}
     lines = ["def convert_row(row):"]
     for i, column in enumerate(columns):
-        scope[f"c{i}"] = converter(column, counts[i])
+        scope[f"c{i}"] = converter(column, counts[i], keep_documents=keep_documents)
         lines.append(f"    v{i} = row[{offset + i}]")
         test = _passes_unchanged(column, f"v{i}")
         if test is None:

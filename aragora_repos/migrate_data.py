@@ -647,7 +647,9 @@ class SourceReader:
         table = self.table
         counts = [Counter[str]() for _ in table.columns]
         lead = self.width + self.key_width
-        convert_row = row_converter(table.columns, counts, lead)
+        convert_row = row_converter(
+            table.columns, counts, lead, keep_documents=self.hash_row is not None
+        )
         width = self.width
         records: list[tuple[Any, ...]] = []
         sources: list[tuple[Any, ...]] = []

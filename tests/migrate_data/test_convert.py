@@ -246,3 +246,41 @@ def test_row_hasher_writes_each_column_with_its_length() -> None:
     assert hash_row((None, "x")) != hash_row(("", "x"))
     digest = hashlib.md5(b"V2:abN").digest()
     assert hash_row(("ab", None)) == int.from_bytes(digest[:8], "big", signed=True)
+
+
+json_samples = st.one_of(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        ),
+        max_leaves=8,
+    ).map(lambda v: json.dumps(v, ensure_ascii=False)),
+    st.sampled_from(
+        ['{"a": NaN}', '{"a": "\\u0000"}', '["\\ud800"]', '["\\ud83d\\ude00"]', "{broken", ""]
+    ),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_samples)
+def test_jsonb_kept_documents_change_nothing_but_the_work(text: str) -> None:
+    column = col("jsonb")
+    plain_counts, kept_counts = Counter[str](), Counter[str]()
+    plain = converter(column, plain_counts)
+    kept = converter(column, kept_counts, keep_documents=True)
+    try:
+        expected: Any = plain(text)
+    except Reject as exc:
+        expected = Reject(str(exc))
+    try:
+        got: Any = kept(text)
+    except Reject as exc:
+        got = Reject(str(exc))
+    if isinstance(expected, Reject):
+        assert isinstance(got, Reject) and str(got) == str(expected)
+        return
+    assert got == expected and plain_counts == kept_counts
+    form = canonical(column)
+    assert form(got) == form(expected) == form(str(got))
