@@ -885,7 +885,7 @@ class _Copier:
             await pending
             if not opts.dry_run:
                 if table.self_keys:
-                    await self._retry_deferred(table, reader, direct, report)
+                    await self._retry_deferred(table, reader, direct, report, counts)
                 report.sequences = await self._move_sequences(table)
                 await self.conn.execute(
                     f"UPDATE {STATE_SCHEMA}.progress SET done = true, updated_at = now() "
@@ -962,6 +962,7 @@ class _Copier:
             copied, skipped, refused, parked = await self._load(
                 table, direct, records, batch, sources
             )
+            _take_back_rules(table, batch, counts, orphans + refused)
             rejects = batch.rejects + orphans + refused
             await self._record(table, rejects, parked)
             await conn.execute(
@@ -981,7 +982,7 @@ class _Copier:
                 copied,
                 skipped,
                 len(rejects),
-                json.dumps({k: dict(v) for k, v in counts.items() if v}),
+                _counts_json(counts),
             )
         self._hashed(table.name, batch, {r[0] for r in orphans + refused} | set(parked))
         return copied, skipped, orphans + refused
@@ -1065,7 +1066,12 @@ class _Copier:
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
 
     async def _retry_deferred(
-        self, table: TablePlan, reader: SourceReader, direct: bool, report: TableReport
+        self,
+        table: TablePlan,
+        reader: SourceReader,
+        direct: bool,
+        report: TableReport,
+        counts: dict[str, Counter[str]],
     ) -> None:
         """Copy the rows that waited for a parent in their own table, pass after pass while
         passes make progress; then reject what is left (true orphans, cycles)."""
@@ -1081,7 +1087,9 @@ class _Copier:
             for start in range(0, len(waiting), self.options.batch_size):
                 chunk = waiting[start : start + self.options.batch_size]
                 batch: Batch = await self._in_reader(reader.read_positions, chunk)
-                copied, rejects = await self._commit_retry(table, batch, chunk, direct, park)
+                copied, rejects = await self._commit_retry(
+                    table, batch, chunk, direct, park, counts
+                )
                 report.migrated += copied
                 report.errors += len(rejects)
             if not park:
@@ -1095,7 +1103,13 @@ class _Copier:
             park = left < len(waiting)  # no progress: the next pass rejects the rest
 
     async def _commit_retry(
-        self, table: TablePlan, batch: Batch, chunk: list[str], direct: bool, park: bool
+        self,
+        table: TablePlan,
+        batch: Batch,
+        chunk: list[str],
+        direct: bool,
+        park: bool,
+        counts: dict[str, Counter[str]],
     ) -> tuple[int, list[RejectRow]]:
         conn = self.conn
         async with conn.transaction():
@@ -1110,6 +1124,8 @@ class _Copier:
             copied, _skipped, refused, parked = await self._load(
                 table, direct, records, batch, sources, park=park
             )
+            # Counted when first converted; refused at last.
+            _take_back_rules(table, batch, counts, orphans + refused)
             found = {batch.position(s) for s in batch.sources} | {r[0] for r in batch.rejects}
             gone: list[RejectRow] = [
                 (p, p, None, "the row is no longer in the source", None)
@@ -1120,12 +1136,13 @@ class _Copier:
             await self._record(table, rejects, parked)
             await conn.execute(
                 f"UPDATE {STATE_SCHEMA}.progress SET rows_copied = rows_copied + $3, "
-                "rows_rejected = rows_rejected + $4, updated_at = now() "
+                "rows_rejected = rows_rejected + $4, conversions = $5, updated_at = now() "
                 "WHERE source = $1 AND table_name = $2",
                 self.source_id,
                 table.name,
                 copied,
                 len(rejects),
+                _counts_json(counts),
             )
         self._hashed(table.name, batch, {r[0] for r in orphans + refused} | set(parked))
         return copied, rejects
@@ -1230,6 +1247,26 @@ def _reason(exc: BaseException) -> str:
     detail = getattr(exc, "detail", None)
     text = str(exc) + (f" ({detail})" if detail else "")
     return f"{state}: {text}" if state else text
+
+
+def _counts_json(counts: dict[str, Counter[str]]) -> str:
+    return json.dumps({column: dict(+c) for column, c in counts.items() if +c})
+
+
+def _take_back_rules(
+    table: TablePlan, batch: Batch, counts: dict[str, Counter[str]], refused: list[RejectRow]
+) -> None:
+    """Rules are counted over the rows copied: those of rows PostgreSQL refused (counted
+    when their batch was converted) are taken back out."""
+    if not refused:
+        return
+    gone = {r[0] for r in refused}
+    for source in batch.sources:
+        if batch.position(source) in gone:
+            for i, column in enumerate(table.columns):
+                applied: Counter[str] = Counter()
+                converter(column, applied)(source[batch.lead + i])
+                counts[column.name].subtract(applied)
 
 
 def _readable(counts: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:

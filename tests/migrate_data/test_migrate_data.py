@@ -136,7 +136,7 @@ BAD: list[tuple[object, ...]] = [
 CHILDREN: list[tuple[object, ...]] = [
     (1, 1, "ok"),
     (2, 4, "ok"),
-    (3, 999, "orphan"),
+    (3, 999, b"orphan"),  # converted by a rule, then refused: the rule is not counted
     (4, 11, "parent rejected"),
     (5, None, "no parent"),
 ]
@@ -214,6 +214,7 @@ async def test_adversarial_rows_are_converted_or_rejected_with_reasons(
     }
     assert rules["created"]["epoch milliseconds as timestamp"] == 1
     assert rules["created"]["timestamp text without zone taken as UTC"] == 1
+    assert children.conversions == {}
     assert loose.conversions["v"] == {
         "decimal integer text as integer": 1,
         "integral real as integer": 1,
