@@ -286,7 +286,15 @@ async def test_verify_reports_source_drift_by_table(source: Path, target: str) -
     assert "MISMATCH" in report.render()
     code = await asyncio.to_thread(
         cli.main,
-        ["migrate-data", "--sqlite-path", str(source), "--postgres-dsn", target, "--verify"],
+        [
+            "migrate-data",
+            "--sqlite-path",
+            str(source),
+            "--postgres-dsn",
+            target,
+            "--verify",
+            "--keep-foreign-keys",
+        ],
     )
     assert code == 1
 
