@@ -425,8 +425,9 @@ async def plan(
 # --- foreign keys set aside during the copy -------------------------------------------
 
 
-async def set_aside_foreign_keys(conn: Connection, schema: str, tables: list[TablePlan]) -> None:
-    """Drop the validated single-column foreign keys of the copied tables for the copy.
+async def set_aside_foreign_keys(conn: Connection, schema: str, tables: list[TablePlan]) -> bool:
+    """Drop the validated single-column foreign keys of the copied tables for the copy;
+    False (and the keys left in place) when this role may not (it does not own them).
 
     Orphans of these keys are found by one query per batch (``_Copier._orphans``), so the
     server need not check every row with a trigger. Each definition is recorded in the
@@ -435,8 +436,20 @@ async def set_aside_foreign_keys(conn: Connection, schema: str, tables: list[Tab
     """
     wanted = [(t.name, k.name) for t in tables for k in t.foreign_keys]
     if not wanted:
-        return
+        return True
+    try:
+        await _drop_foreign_keys(conn, schema, wanted)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        log.warning("foreign keys stay in place during the copy (%s)", exc)
+        return False
+    return True
+
+
+async def _drop_foreign_keys(conn: Connection, schema: str, wanted: list[tuple[str, str]]) -> None:
     async with conn.transaction():
+        # Definitions written with every name schema-qualified, whatever the search path
+        # of the session that adds them back.
+        await conn.execute("SET LOCAL search_path = pg_catalog")
         rows = await conn.fetch(
             """
             SELECT c.relname, k.conname, pg_get_constraintdef(k.oid)

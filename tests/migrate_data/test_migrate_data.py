@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import sqlite3
+import uuid
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -457,4 +460,34 @@ async def test_a_key_left_aside_by_a_killed_run_is_added_back_or_kept(
         assert await foreign_keys_of(conn, "children") == [("children_parent_id_fkey", True)]
         assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.dropped_keys") == 0
     finally:
+        await conn.close()
+
+
+async def test_a_role_that_does_not_own_the_tables_copies_with_keys_in_place(
+    source: Path, target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    role = f"migrator_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(target)
+    database = await conn.fetchval("SELECT current_database()")
+    await conn.execute(
+        f"CREATE ROLE {role} LOGIN PASSWORD 'pw'; "
+        f'GRANT CREATE ON DATABASE "{database}" TO {role}; '
+        f"GRANT USAGE ON SCHEMA public TO {role}; "
+        f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}; "
+        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    )
+    try:
+        parts = urlsplit(target)
+        host = parts.hostname or "127.0.0.1"
+        port = f":{parts.port}" if parts.port else ""
+        as_role = urlunsplit(parts._replace(netloc=f"{role}:pw@{host}{port}"))
+        with caplog.at_level(logging.WARNING, logger="aragora_repos.migrate_data"):
+            report = await migrate_data(source, as_role, verify=True)
+        assert "foreign keys stay in place" in caplog.text
+        assert report.foreign_keys == []
+        assert (report.tables["children"].migrated, report.tables["children"].errors) == (3, 2)
+        assert report.verified
+        assert await foreign_keys_of(conn, "children") == [("children_parent_id_fkey", True)]
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
         await conn.close()
