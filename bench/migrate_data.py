@@ -4,12 +4,14 @@ Builds a SQLite file of ``--rows`` rows (default 1,000,000) over four tables, in
 forms older SQLite code leaves (0/1 and 'true'/'t' booleans, ISO text, epoch seconds and
 milliseconds in DATETIME columns, JSON text, BLOBs, infinities) with a small share of
 adversarial rows (NUL in text, broken JSON, orphans). Each tool loads it into its own
-database with the same pre-created schema; the figures are wall time, rows/s, the peak
-RSS of the loader process, and whether the two targets hold the same data (row counts and
-the canonical checksum migrate-data's verification computes, over both).
+database with the same pre-created schema; the figures are wall time (the median of
+``--repeat`` runs, each into a fresh database), rows/s, the peak RSS of the loader
+process, and whether the two targets hold the same data (row counts and the canonical
+checksum migrate-data's verification computes, over both).
 
-Usage: ``python -m bench.migrate_data [--rows N] [--batch-size N]``; pgloader comes from
-the Debian package (``apt-get install pgloader``) and is skipped with a note when absent.
+Usage: ``python -m bench.migrate_data [--rows N] [--batch-size N] [--repeat N]``; pgloader
+comes from the Debian package (``apt-get install pgloader``) and is skipped with a note
+when absent.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import os
 import random
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,6 +156,20 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[fl
     return seconds, peak, done.returncode
 
 
+async def timed(
+    admin: str, name: str, argv: Callable[[str], list[str]], repeat: int
+) -> tuple[str, float, list[float], int, int]:
+    """Each of ``repeat`` runs into a fresh database: the last database's DSN, the median
+    seconds, every run's seconds, the largest peak RSS (KiB), the last exit code."""
+    runs = []
+    dsn = ""
+    for _ in range(repeat):
+        dsn = await fresh(admin, name)
+        runs.append(run_measured(argv(dsn)))
+    seconds = [round(r[0], 2) for r in runs]
+    return dsn, statistics.median(seconds), seconds, max(r[1] for r in runs), runs[-1][2]
+
+
 async def checksums(dsn: str) -> dict[str, tuple[int, int]]:
     conn = await asyncpg.connect(dsn)
     out = {}
@@ -172,7 +190,9 @@ async def checksums(dsn: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-async def compare(admin: str, source: Path, work: Path, batch_size: int) -> dict[str, Any]:
+async def compare(
+    admin: str, source: Path, work: Path, batch_size: int, repeat: int
+) -> dict[str, Any]:
     total = sum(
         r[0]
         for r in sqlite3.connect(source)
@@ -180,10 +200,11 @@ async def compare(admin: str, source: Path, work: Path, batch_size: int) -> dict
         .fetchall()
     )
     results: dict[str, Any] = {"rows": total}
-    ours = await fresh(admin, "bench_migrate_data")
     rejects = work / "rejects.jsonl"
-    seconds, peak, code = run_measured(
-        [
+    ours, seconds, runs, peak, code = await timed(
+        admin,
+        "bench_migrate_data",
+        lambda dsn: [
             sys.executable,
             "-m",
             "aragora_repos",
@@ -191,18 +212,20 @@ async def compare(admin: str, source: Path, work: Path, batch_size: int) -> dict
             "--sqlite-path",
             str(source),
             "--postgres-dsn",
-            ours,
+            dsn,
             "--batch-size",
             str(batch_size),
             "--verify",
             "--json",
             "--reject-file",
             str(rejects),
-        ]
+        ],
+        repeat,
     )
     rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
     results["migrate_data"] = {
         "seconds": round(seconds, 2),
+        "runs": runs,
         "rows_per_s": round(total / seconds),
         "peak_rss_mib": round(peak / 1024, 1),
         "exit": code,
@@ -210,25 +233,28 @@ async def compare(admin: str, source: Path, work: Path, batch_size: int) -> dict
         "verify": "included",
     }
     print(
-        f"  migrate-data --verify: {seconds:.1f} s, {total / seconds:,.0f} rows/s, "
-        f"peak RSS {peak / 1024:.0f} MiB, {rejected} rejected, exit {code}"
+        f"  migrate-data --verify: {seconds:.1f} s (median of {runs}), "
+        f"{total / seconds:,.0f} rows/s, peak RSS {peak / 1024:.0f} MiB, {rejected} rejected, "
+        f"exit {code}"
     )
     pgloader = shutil.which("pgloader")
     if pgloader is None:
         results["pgloader"] = "not installed (apt-get install pgloader)"
         print("  pgloader: not installed; apt-get install pgloader")
         return results
-    theirs = await fresh(admin, "bench_pgloader")
     script = work / "load.pgl"
-    script.write_text(
-        f"LOAD DATABASE FROM sqlite://{source} INTO {theirs}\n"
-        "WITH data only, create no tables, create no indexes, reset sequences;\n"
-    )
-    seconds_p, peak_p, code_p = run_measured(
-        [pgloader, "--root-dir", str(work / "pgl"), str(script)]
-    )
+
+    def load(dsn: str) -> list[str]:
+        script.write_text(
+            f"LOAD DATABASE FROM sqlite://{source} INTO {dsn}\n"
+            "WITH data only, create no tables, create no indexes, reset sequences;\n"
+        )
+        return [pgloader, "--root-dir", str(work / "pgl"), str(script)]
+
+    theirs, seconds_p, runs_p, peak_p, code_p = await timed(admin, "bench_pgloader", load, repeat)
     results["pgloader"] = {
         "seconds": round(seconds_p, 2),
+        "runs": runs_p,
         "rows_per_s": round(total / seconds_p),
         "peak_rss_mib": round(peak_p / 1024, 1),
         "exit": code_p,
@@ -241,7 +267,7 @@ async def compare(admin: str, source: Path, work: Path, batch_size: int) -> dict
     results["same_target_data"] = {t: a[t] == b[t] for t in SHARES}
     results["speedup"] = round(seconds_p / seconds, 2)
     print(
-        f"  pgloader: {seconds_p:.1f} s, {total / seconds_p:,.0f} rows/s, "
+        f"  pgloader: {seconds_p:.1f} s (median of {runs_p}), {total / seconds_p:,.0f} rows/s, "
         f"peak RSS {peak_p / 1024:.0f} MiB, exit {code_p}"
     )
     print(
@@ -259,12 +285,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median)")
     args = parser.parse_args()
     admin = os.environ.get(
         "ARAGORA_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     admin = with_database(admin, "postgres")
-    results: dict[str, Any] = {"batch_size": args.batch_size}
+    results: dict[str, Any] = {"batch_size": args.batch_size, "repeat": args.repeat}
     for variant in ("clean", "adversarial"):
         work = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
         source = work / "source.db"
@@ -273,7 +300,7 @@ async def main() -> None:
             f"{variant} source: {sum(sizes.values()):,} rows, "
             f"{source.stat().st_size / 1e6:.0f} MB {sizes}"
         )
-        results[variant] = await compare(admin, source, work, args.batch_size)
+        results[variant] = await compare(admin, source, work, args.batch_size, args.repeat)
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
