@@ -544,6 +544,19 @@ class Batch:
     def position(self, source: tuple[Any, ...]) -> str:
         return _position(source, self.width)
 
+    def find(self, positions: set[str]) -> list[int]:
+        """Indexes in ``sources`` of the rows at ``positions`` (as ``position`` writes
+        them). Integer positions (rowids) are matched by value, without writing out the
+        position of every row."""
+        if not positions:
+            return []
+        if self.width == 1:
+            values = [json.loads(p) for p in positions]
+            if all(type(v) is int for v in values):
+                wanted = set(values)
+                return [i for i, s in enumerate(self.sources) if s[0] in wanted]
+        return [i for i, s in enumerate(self.sources) if self.position(s) in positions]
+
     def key(self, source: tuple[Any, ...]) -> str:
         return _key(source, self.width, self.lead)
 
@@ -934,10 +947,9 @@ class _Copier:
             sums[0] += len(batch.hashes)
             sums[1] += sum(batch.hashes)
             return
-        for source, row_hash in zip(batch.sources, batch.hashes, strict=True):
-            if batch.position(source) not in left_out:
-                sums[0] += 1
-                sums[1] += row_hash
+        out = batch.find(left_out)
+        sums[0] += len(batch.hashes) - len(out)
+        sums[1] += sum(batch.hashes) - sum(batch.hashes[i] for i in out)
 
     async def _state(self, table: str) -> asyncpg.Record | None:
         return await self.conn.fetchrow(
@@ -1273,13 +1285,12 @@ def _take_back_rules(
     when their batch was converted) are taken back out."""
     if not refused:
         return
-    gone = {r[0] for r in refused}
-    for source in batch.sources:
-        if batch.position(source) in gone:
-            for i, column in enumerate(table.columns):
-                applied: Counter[str] = Counter()
-                converter(column, applied)(source[batch.lead + i])
-                counts[column.name].subtract(applied)
+    for at in batch.find({r[0] for r in refused}):
+        source = batch.sources[at]
+        for i, column in enumerate(table.columns):
+            applied: Counter[str] = Counter()
+            converter(column, applied)(source[batch.lead + i])
+            counts[column.name].subtract(applied)
 
 
 def _readable(counts: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
