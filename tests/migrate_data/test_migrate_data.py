@@ -365,28 +365,35 @@ def test_aragora_schema_end_to_end(tmp_path: Path, target_dsn: str) -> None:
     assert report.unmatched_tables == [] and report.dropped_columns == {}
 
 
-async def test_rows_whose_parent_comes_later_in_the_same_table(
-    tmp_path: Path, target_dsn: str
-) -> None:
+TREE: list[tuple[object, ...]] = [
+    ("c", "b", 1),  # a chain stored leaf first
+    ("b", "a", 2),
+    ("a", None, 3),
+    ("o", "nope", 4),  # a true orphan
+    ("p", "q", 5),  # a cycle: it goes in when both rows share a retry batch
+    ("q", "p", 6),
+    ("r", "r", 7),  # its own parent
+]
+
+
+async def tree_source(tmp_path: Path, target_dsn: str, rows: list[tuple[object, ...]]) -> Path:
+    """A self-referencing table in the target, and a source holding ``rows`` of it."""
     conn = await asyncpg.connect(target_dsn)
     await conn.execute(
         "CREATE TABLE tree (id TEXT PRIMARY KEY, parent TEXT REFERENCES tree (id), n INT)"
     )
     await conn.close()
-    rows: list[tuple[object, ...]] = [
-        ("c", "b", 1),  # a chain stored leaf first
-        ("b", "a", 2),
-        ("a", None, 3),
-        ("o", "nope", 4),  # a true orphan
-        ("p", "q", 5),  # a cycle: it goes in when both rows share a retry batch
-        ("q", "p", 6),
-        ("r", "r", 7),  # its own parent
-    ]
-    source = make_sqlite(
+    return make_sqlite(
         tmp_path / "tree.db",
         "CREATE TABLE tree (id TEXT PRIMARY KEY, parent TEXT, n INT)",
         {"tree": rows},
     )
+
+
+async def test_rows_whose_parent_comes_later_in_the_same_table(
+    tmp_path: Path, target_dsn: str
+) -> None:
+    source = await tree_source(tmp_path, target_dsn, TREE)
     report = await migrate_data(source, target_dsn, batch_size=2, verify=True)
     tree = report.tables["tree"]
     assert (tree.migrated, tree.errors) == (6, 1)
@@ -533,24 +540,7 @@ async def test_a_failed_run_adds_keys_back_and_the_rerun_verifies(
 async def test_rows_waiting_for_a_parent_when_a_run_failed_are_verified_after(
     tmp_path: Path, target_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conn = await asyncpg.connect(target_dsn)
-    await conn.execute(
-        "CREATE TABLE tree (id TEXT PRIMARY KEY, parent TEXT REFERENCES tree (id), n INT)"
-    )
-    await conn.close()
-    rows: list[tuple[object, ...]] = [
-        ("c", "b", 1),
-        ("b", "a", 2),
-        ("a", None, 3),
-        ("o", "nope", 4),
-        ("p", "q", 5),
-        ("q", "p", 6),
-    ]
-    source = make_sqlite(
-        tmp_path / "tree.db",
-        "CREATE TABLE tree (id TEXT PRIMARY KEY, parent TEXT, n INT)",
-        {"tree": rows},
-    )
+    source = await tree_source(tmp_path, target_dsn, TREE[:6])
     crash_on_batch(monkeypatch, "tree", 3)
     with pytest.raises(RuntimeError):
         await migrate_data(source, target_dsn, batch_size=2, verify=True)
