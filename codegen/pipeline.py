@@ -5,8 +5,9 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
-from codegen.analysis.schema import load_schema
-from codegen.analysis.sqlc import query_locations, run_sqlc, sqlc_version
+from codegen.analysis.lint import lint_sources
+from codegen.analysis.schema import load_schema, read_migrations
+from codegen.analysis.sqlc import query_locations, read_queries, run_sqlc, sqlc_version
 from codegen.analysis.variants import load_variants
 from codegen.config import load_config
 from codegen.dialects.verify import verify
@@ -24,6 +25,9 @@ def generate(root: Path) -> dict[str, str]:
     that, translation and verification problems are collected and reported together.
     """
     config = load_config(root)
+    lint = lint_sources(read_migrations(root, config.schema_dir), read_queries(root, config))
+    if lint:
+        raise CodegenError(lint)
     request = run_sqlc(config)
     catalog, migrations = load_schema(root, config.schema_dir)
     locations = query_locations(root, config.queries_dir)

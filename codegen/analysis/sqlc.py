@@ -70,6 +70,15 @@ def _yaml_problem(message: str) -> Problem:
     return Problem(CONFIG_NAME, int(match.group(1)) if match else 1, 1, message)
 
 
+def read_queries(root: Path, config: Config) -> dict[str, str]:
+    """``{relative path: text}`` of the query files and their SQLite variants."""
+    base = root / config.queries_dir
+    return {
+        p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted([*base.glob("*.sql"), *(base / "sqlite").glob("*.sql")])
+    }
+
+
 ANNOTATION = re.compile(r"^--\s*name:\s*(?P<name>\w+)", re.MULTILINE)
 
 

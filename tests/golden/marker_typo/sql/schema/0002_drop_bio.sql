@@ -1,0 +1,5 @@
+-- migrate:up
+ALTER TABLE authors ADD COLUMN email TEXT;
+
+-- migrate: down
+ALTER TABLE authors DROP COLUMN bio;

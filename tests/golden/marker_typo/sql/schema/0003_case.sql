@@ -1,0 +1,4 @@
+-- Migrate:Up
+CREATE INDEX idx_authors_name ON authors (name);
+--migrate:down
+DROP INDEX idx_authors_name;

@@ -1,0 +1,4 @@
+-- migrate:up
+-- only a comment here
+
+-- migrate:down
