@@ -26,13 +26,12 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aragora_repos.config import Config, Secret
 from aragora_repos.database import AsyncBackend, open_async
 from aragora_repos.errors import DatabaseError
-from aragora_repos.migrations import Migration, Status, render_plan
+from aragora_repos.migrations import Migration, Status, plan_up, render_plan
 
 MIGRATIONS_MODULE = "aragora_db.migrations"
 
@@ -55,12 +54,24 @@ def create_migration(schema_dir: Path, message: str, *, text: str | None = None)
     return path
 
 
-def backup_dir(config: Config) -> Path:
-    return config.data_dir / "backup" / datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+def backup_root(config: Config) -> Path:
+    """Where pre-migration backups go: ``<data dir>/backup/YYYYMMDD_HHMMSS/``."""
+    return config.data_dir / "backup"
 
 
-async def status(db: AsyncBackend, migrations: Sequence[Migration]) -> Status:
-    applied = await db.applied()
+def _report_backup(where: Path | None) -> None:
+    if where is None:
+        print(
+            "warning: pg_dump not found, no backup taken (install postgresql-client)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"backup: {where}")
+
+
+async def status(db: AsyncBackend | None, migrations: Sequence[Migration]) -> Status:
+    """Where the database stands; ``db`` None: a SQLite file that does not exist yet."""
+    applied = await db.applied() if db is not None else {}
     done = set(applied)
     return Status(
         current=max((v for v, a in applied.items() if a.success), default=None),
@@ -84,7 +95,18 @@ async def run_migrate(args: argparse.Namespace, config: Config) -> int:
         print(f"created {path}; fill in both sections, then run `make generate`")
         return 0
     migrations = load_migrations()
-    db = await open_async(config)
+    down = action == "down"
+    looking = action in ("status", "plan") or args.dry_run
+    if looking and config.backend == "sqlite" and not config.sqlite_file.exists():
+        # Nothing to open and nothing to create: a command that only looks changes nothing.
+        if action == "status":
+            print((await status(None, migrations)).render())
+        elif down:
+            print("-- sqlite: nothing to do\n", end="")
+        else:
+            print(render_plan(plan_up(migrations, {}, "sqlite", args.to), "sqlite"), end="")
+        return 0
+    db = await open_async(config, inspect=looking)
     try:
         if action == "status":
             print((await status(db, migrations)).render())
@@ -93,7 +115,6 @@ async def run_migrate(args: argparse.Namespace, config: Config) -> int:
             repaired = await db.repair()
             print(f"forgot interrupted migrations: {repaired or 'none'}")
             return 0
-        down = action == "down"
         target = await _down_target(db, args.to) if down else args.to
         steps = await db.plan(migrations, target=target, down=down)
         dialect = "postgresql" if config.backend == "postgres" else "sqlite"
@@ -103,19 +124,18 @@ async def run_migrate(args: argparse.Namespace, config: Config) -> int:
         if not steps:
             print("nothing to do: the database is at the requested version")
             return 0
-        if not args.no_backup:
-            where = await db.backup(backup_dir(config))
-            print(
-                f"backup: {where}"
-                if where
-                else "warning: pg_dump not found, no backup taken (install postgresql-client)",
-                file=sys.stderr if where is None else sys.stdout,
-            )
+        # The backup is taken by whichever process holds the migration lock and still
+        # has steps to run, after reading them under the lock (issue 14).
+        backup_to = None if args.no_backup else backup_root(config)
         if down:
-            done = await db.migrate_down(migrations, target=target)
-            print(f"rolled back: {', '.join(f'{v:04d}' for v in done)}")
+            done = await db.migrate_down(
+                migrations, target=target, backup_to=backup_to, on_backup=_report_backup
+            )
+            print(f"rolled back: {', '.join(f'{v:04d}' for v in done) or 'none'}")
         else:
-            done = await db.migrate(migrations, target=target)
+            done = await db.migrate(
+                migrations, target=target, backup_to=backup_to, on_backup=_report_backup
+            )
             print(f"applied: {', '.join(f'{v:04d}' for v in done) or 'none'}")
         return 0
     finally:
@@ -125,7 +145,7 @@ async def run_migrate(args: argparse.Namespace, config: Config) -> int:
 async def run_check(config: Config) -> int:
     from aragora_repos.drift import validate_schema
 
-    db = await open_async(config)
+    db = await open_async(config, inspect=True)
     try:
         result = await validate_schema(db)
     finally:
@@ -232,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
 
 async def run_health(config: Config) -> int:
     """Print ``get_database_health()`` as JSON; exit 1 when the database is unreachable."""
-    db = await open_async(config)
+    db = await open_async(config, inspect=True)
     try:
         health = await db.get_database_health()
     finally:

@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlunsplit
 
+from aragora_repos.dsn import Dsn, DsnError, parse_dsn, redact_dsn
 from aragora_repos.errors import ConfigError
 
 DSN_VARIABLES = (
@@ -41,46 +42,46 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 VERIFIED_SSL_MODES = ("verify-ca", "verify-full")
 DATA_DIR_VARIABLES = ("ARAGORA_DATA_DIR", "ARAGORA_NOMIC_DIR", "NOMIC_DIR")
 SQLITE_FILE = "aragora.db"
-_SECRET_KEYS = frozenset({"password", "pass", "pwd", "sslpassword"})
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***`` (userinfo and query parameters)."""
-    try:
-        parts = urlsplit(dsn)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{host}"
-        query = urlencode(
-            [
-                (k, "***" if k.lower() in _SECRET_KEYS else v)
-                for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            ]
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "<unparseable dsn>"
+__all__ = [
+    "Config",
+    "DsnError",
+    "Secret",
+    "check_connection_policy",
+    "is_production",
+    "redact_dsn",
+    "sslmode",
+]
 
 
 class Secret:
-    """A DSN whose ``str`` and ``repr`` never show the password."""
+    """A DSN whose ``str`` and ``repr`` never show the password.
 
-    __slots__ = ("_value",)
+    The text is parsed on the way in (:func:`aragora_repos.dsn.parse_dsn`, raising
+    :class:`DsnError` without echoing it) and kept as a percent-encoded URI, the one form
+    drivers and child processes are given.
+    """
+
+    __slots__ = ("_parsed", "_value")
 
     def __init__(self, value: str) -> None:
-        self._value = value
+        self._parsed = parse_dsn(value)
+        self._value = self._parsed.uri()
+
+    @property
+    def parsed(self) -> Dsn:
+        return self._parsed
 
     def reveal(self) -> str:
         return self._value
 
     def __repr__(self) -> str:
-        return f"Secret({redact_dsn(self._value)!r})"
+        return f"Secret({self._parsed.redacted()!r})"
 
     def __str__(self) -> str:
-        return redact_dsn(self._value)
+        return self._parsed.redacted()
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        return (Secret, (self._value,))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
@@ -106,6 +107,8 @@ class Config:
         pool_timeout: seconds to wait for a free connection before PoolTimeout.
         slow_query_ms: log queries slower than this; None disables the log.
         production: the production profile (``ARAGORA_ENV=production``).
+        migration_lock_timeout: seconds a migrator waits for another one holding the
+            migration lock (``ARAGORA_MIGRATION_LOCK_TIMEOUT``) before giving up.
     """
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
@@ -119,6 +122,7 @@ class Config:
     pool_timeout: float = 30.0
     slow_query_ms: float | None = 1000.0
     production: bool = False
+    migration_lock_timeout: float = 300.0
 
     @property
     def sqlite_file(self) -> Path:
@@ -147,7 +151,7 @@ class Config:
             raise ConfigError(
                 f"invalid ARAGORA_DB_BACKEND: expected sqlite, postgres or auto, got {mode!r}"
             )
-        production = _get(env, "ARAGORA_ENV").lower() in ("production", "prod")
+        production = is_production(env)
         ssl_mode = _get(env, "ARAGORA_PG_SSL_MODE").lower() or None
         if ssl_mode is not None and ssl_mode not in SSL_MODES:
             raise ConfigError(
@@ -203,6 +207,7 @@ class Config:
             pool_timeout=_number(env, "ARAGORA_DB_POOL_TIMEOUT", 30.0, float),
             slow_query_ms=slow_query_ms,
             production=production,
+            migration_lock_timeout=_number(env, "ARAGORA_MIGRATION_LOCK_TIMEOUT", 300.0, float),
         )
 
     def __repr__(self) -> str:
@@ -218,40 +223,29 @@ def _get(env: Mapping[str, str], name: str) -> str:
 
 
 def _check_dsn(variable: str, dsn: str) -> str:
-    scheme = urlsplit(dsn).scheme if "://" in dsn else ""
-    if scheme not in ("postgres", "postgresql"):
-        raise ConfigError(
-            f"invalid {variable}: expected postgresql://user@host:port/db, got {redact_dsn(dsn)!r}"
-        )
+    """The DSN as a percent-encoded URI; a DsnError names the variable, never the value."""
     try:
-        parts = urlsplit(dsn)
-        _ = parts.port
-    except ValueError:
-        raise ConfigError(
-            f"invalid {variable}: expected a numeric port, got {redact_dsn(dsn)!r}"
-        ) from None
-    mode = sslmode(dsn)
-    if mode is not None and mode not in SSL_MODES:
+        parsed = parse_dsn(dsn)
+    except DsnError as exc:
+        raise DsnError(f"invalid {variable}: {exc}") from None
+    mode = parsed.param("sslmode")
+    if mode is not None and mode.lower() not in SSL_MODES:
         raise ConfigError(
             f"invalid {variable}: expected sslmode one of {', '.join(SSL_MODES)}, got {mode!r}"
         )
-    return dsn
+    return parsed.uri()
 
 
 def sslmode(dsn: str) -> str | None:
-    """The ``sslmode`` query parameter of a DSN, if any."""
-    for key, value in parse_qsl(urlsplit(dsn).query):
-        if key.lower() == "sslmode":
-            return value.lower()
-    return None
+    """The ``sslmode`` parameter of a DSN, if any."""
+    mode = parse_dsn(dsn).param("sslmode")
+    return mode.lower() if mode is not None else None
 
 
 def _with_sslmode(dsn: str, mode: str | None) -> str:
     if mode is None or sslmode(dsn) is not None:
         return dsn
-    parts = urlsplit(dsn)
-    query = f"{parts.query}&sslmode={mode}" if parts.query else f"sslmode={mode}"
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return dsn + ("&" if "?" in dsn else "?") + f"sslmode={mode}"
 
 
 def _primary(env: Mapping[str, str], ssl_mode: str | None) -> tuple[str, str] | None:
@@ -286,7 +280,7 @@ def _bracket(host: str) -> str:
 def _replicas(env: Mapping[str, str], primary: str) -> tuple[tuple[str, str], ...]:
     raw = _get(env, "ARAGORA_POSTGRES_REPLICAS")
     out: list[tuple[str, str]] = []
-    base = urlsplit(primary)
+    base = parse_dsn(primary)
     for item in (i.strip() for i in raw.split(",")):
         if not item:
             continue
@@ -294,21 +288,41 @@ def _replicas(env: Mapping[str, str], primary: str) -> tuple[tuple[str, str], ..
             out.append(("ARAGORA_POSTGRES_REPLICAS", _check_dsn("ARAGORA_POSTGRES_REPLICAS", item)))
             continue
         try:
-            probe = urlsplit(f"//{item}")
-            port = probe.port
-            host = probe.hostname
-        except ValueError:
-            host = None
-        if not host or probe.username or probe.path:
+            probe = parse_dsn(f"postgresql://{item}")
+        except DsnError:
+            probe = None
+        if probe is None or len(probe.hosts) != 1 or probe.user or probe.database or probe.params:
             raise ConfigError(
                 "invalid ARAGORA_POSTGRES_REPLICAS: expected comma-separated DSNs or "
-                f"host[:port] entries, got {item!r}"
+                f"host[:port] entries, got {redact_dsn('postgresql://' + item).removeprefix('postgresql://')!r}"
             )
-        userinfo = base.netloc.rsplit("@", 1)[0] + "@" if "@" in base.netloc else ""
-        netloc = f"{userinfo}{_bracket(host)}" + (f":{port}" if port else "")
-        dsn = urlunsplit((base.scheme, netloc, base.path, base.query, ""))
-        out.append(("ARAGORA_POSTGRES_REPLICAS", dsn))
+        replica = Dsn(
+            base.scheme, base.user, base.password, probe.hosts, base.database, base.params
+        )
+        out.append(("ARAGORA_POSTGRES_REPLICAS", replica.uri()))
     return tuple(out)
+
+
+def is_production(env: Mapping[str, str] | None = None) -> bool:
+    """``ARAGORA_ENV=production`` (or ``prod``)."""
+    return _get(os.environ if env is None else env, "ARAGORA_ENV").lower() in (
+        "production",
+        "prod",
+    )
+
+
+def check_connection_policy(dsn: Secret, *, production: bool | None = None) -> None:
+    """The rule every PostgreSQL connection obeys, applied where connections are made
+    (pool, single connections, pg_dump), so no DSN from a flag or an argument bypasses it:
+    in production the server's certificate must be verified.
+
+    Raises:
+        ConfigError: in production, for a DSN whose sslmode is not verify-ca/verify-full.
+    """
+    if production is None:
+        production = is_production()
+    if production:
+        _require_verified_tls("the DSN", dsn.reveal())
 
 
 def _require_verified_tls(variable: str, dsn: str) -> None:

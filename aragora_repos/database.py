@@ -12,13 +12,20 @@ from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 AsyncBackend: TypeAlias = PostgresDatabase | AsyncSqliteDatabase
 
 
-async def open_async(config: Config | None = None) -> AsyncBackend:
-    """Open PostgreSQL or SQLite as ``config`` (default: the environment) says."""
+async def open_async(config: Config | None = None, *, inspect: bool = False) -> AsyncBackend:
+    """Open PostgreSQL or SQLite as ``config`` (default: the environment) says.
+
+    ``inspect``: only look. A SQLite file is opened read-only and must exist; nothing is
+    created or switched to WAL (for ``status``, ``health``, ``check``).
+    """
     config = config or Config.from_env()
     if config.backend == "postgres":
         return await PostgresDatabase.from_config(config)
     return await AsyncSqliteDatabase.open(
-        config.sqlite_file, timeout=config.timeout, slow_query_ms=config.slow_query_ms
+        config.sqlite_file,
+        timeout=config.timeout,
+        slow_query_ms=config.slow_query_ms,
+        inspect=inspect,
     )
 
 

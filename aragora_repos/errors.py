@@ -139,6 +139,14 @@ class MigrationError(DatabaseError):
     """Migrations cannot be applied as they stand."""
 
 
+class FileError(DatabaseError):
+    """A file or folder this project reads or creates cannot be used; the message names it."""
+
+
+class BackupError(DatabaseError):
+    """A backup could not be taken or did not verify; nothing that needed it has run."""
+
+
 _BY_SQLSTATE: dict[str, type[DatabaseError]] = {
     "23505": UniqueViolation,
     "23503": ForeignKeyViolation,

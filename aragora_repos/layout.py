@@ -8,9 +8,12 @@ chooses (default ``consolidated``); :func:`get_db_path` resolves a store's file.
 :func:`consolidate` merges the legacy files of a directory into the consolidated ones:
 each legacy table is created in its consolidated file with its own definition (a few are
 renamed where two stores used the same table name) and its rows copied with
-``INSERT OR IGNORE``, so a rerun adds nothing twice. Each consolidated file is written in
-one transaction; a backup of every legacy file is taken first. ``verify`` checks that every
-legacy row is present, value for value, in its consolidated table.
+rows already there value for value skipped, so a rerun adds nothing twice; a row whose key
+another file (or an earlier run) filled with different values is a collision, written to
+``consolidate.rejects.jsonl`` with the row holding the key, and the run is not ok. Each
+consolidated file is written in one transaction; a backup of every legacy file is taken
+first. ``verify`` checks that every legacy row is present, value for value, in its
+consolidated table.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
+from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.errors import ConfigError, MigrationError
+from aragora_repos.files import ensure_private_file, private_dir, replacing
 
 
 class DatabaseMode(Enum):
@@ -123,8 +127,17 @@ class TableMove:
     source_rows: int = 0
     written: int = 0
     skipped: int = 0
+    """Rows already in the consolidated table, value for value (a rerun)."""
+    collided: int = 0
+    """Rows whose key another row of the consolidated table already holds with different
+    values (another legacy file's, or an earlier run's): not written, each listed with the
+    row it collides with in the reject file."""
     missing: int | None = None
     """After verification: legacy rows not found in the consolidated table."""
+
+    @property
+    def accounted(self) -> bool:
+        return self.written + self.skipped + self.collided == self.source_rows
 
 
 @dataclass(slots=True)
@@ -136,10 +149,18 @@ class ConsolidationReport:
     backup: str | None = None
     not_copied: list[str] = field(default_factory=list)
     """Views and triggers of legacy files (listed, not recreated)."""
+    reject_file: str | None = None
+    """Where colliding rows went, each with the row it collides with."""
 
     @property
     def ok(self) -> bool:
-        return all(m.missing in (None, 0) for m in self.moves)
+        """Every legacy row is in its consolidated table or was already there: no
+        collision, nothing unaccounted, nothing found missing."""
+        return all(
+            m.missing in (None, 0)
+            and (self.action != "migrate" or (m.collided == 0 and m.accounted))
+            for m in self.moves
+        )
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "ok": self.ok}, indent=2)
@@ -152,6 +173,8 @@ class ConsolidationReport:
             detail = f"{m.source_rows:,} rows"
             if self.action == "migrate":
                 detail += f", {m.written:,} written, {m.skipped:,} already there"
+                if m.collided:
+                    detail += f", {m.collided:,} COLLIDED (key taken by different values)"
             if m.missing is not None:
                 detail += ", ok" if m.missing == 0 else f", MISSING {m.missing:,}"
             lines.append(
@@ -159,6 +182,8 @@ class ConsolidationReport:
             )
         for item in self.not_copied:
             lines.append(f"  not copied: {item}")
+        if self.reject_file:
+            lines.append(f"colliding rows, each with the row holding its key: {self.reject_file}")
         if not self.moves:
             lines.append("  no legacy database files found")
         return "\n".join(lines)
@@ -236,34 +261,74 @@ def _columns(path: Path, table: str) -> list[tuple[str, str]]:
 
 
 def backup(source: Path, files: list[str]) -> Path:
-    """Consistent copies (SQLite's online backup) under ``source/backup/YYYYMMDD_HHMMSS``."""
-    where = source / "backup" / datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
-    where.mkdir(parents=True, exist_ok=False)
+    """Verified copies (SQLite's online backup) in a new folder ``source/backup/YYYYMMDD_HHMMSS``
+    (see :mod:`aragora_repos.backup`)."""
+    where = new_backup_folder(source / "backup")
     for name in files:
         src = sqlite3.connect(f"{(source / name).resolve().as_uri()}?mode=ro", uri=True)
-        dst = sqlite3.connect(where / name)
         try:
-            src.backup(dst)
+            backup_sqlite(src, where, name)
         finally:
-            dst.close()
             src.close()
     return where
 
 
+def _skip_name(sql: str, pos: int) -> int:
+    """The offset just past the (possibly quoted) SQL name starting at or after ``pos``;
+    a name may hold any character, ``(`` and `` ON `` included, when quoted."""
+    while sql[pos].isspace():
+        pos += 1
+    closing = {'"': '"', "[": "]", "`": "`", "'": "'"}.get(sql[pos])
+    if closing is None:
+        while pos < len(sql) and not sql[pos].isspace() and sql[pos] not in "(.":
+            pos += 1
+    else:
+        pos += 1
+        while True:
+            end = sql.index(closing, pos)
+            if sql[end + 1 : end + 2] == closing and closing != "]":
+                pos = end + 2  # a doubled quote inside the name
+                continue
+            pos = end + 1
+            break
+    if sql[pos : pos + 1] == ".":  # schema.name
+        return _skip_name(sql, pos + 1)
+    return pos
+
+
+def _after_header(sql: str, words: int) -> int:
+    """The offset after the first ``words`` keywords (``CREATE TABLE`` is 2)."""
+    pos = 0
+    for _ in range(words):
+        while sql[pos].isspace():
+            pos += 1
+        while pos < len(sql) and sql[pos].isalpha():
+            pos += 1
+    return pos
+
+
 def _create_table_sql(sql: str, renamed: str) -> str:
     """A legacy CREATE TABLE statement for ``renamed``, created if missing."""
-    return f"CREATE TABLE IF NOT EXISTS {_quote(renamed)} " + sql[sql.index("(") :]
+    pos = _after_header(sql, 2)
+    if sql[pos:].lstrip().upper().startswith("IF NOT EXISTS"):
+        pos = _after_header(sql[pos:], 3) + pos
+    return f"CREATE TABLE IF NOT EXISTS {_quote(renamed)} " + sql[_skip_name(sql, pos) :].lstrip()
 
 
 def _create_index_sql(sql: str, name: str, table: str, renamed: str) -> str:
     """A legacy CREATE INDEX statement, on ``renamed`` (and prefixed with it when the
     table was renamed), created if missing."""
-    on = sql.upper().index(" ON ")
-    unique = "UNIQUE" in sql[:on].upper().split()
+    unique = sql.lstrip().upper().startswith("CREATE UNIQUE")
+    pos = _after_header(sql, 3 if unique else 2)
+    if sql[pos:].lstrip().upper().startswith("IF NOT EXISTS"):
+        pos = _after_header(sql[pos:], 3) + pos
+    pos = _skip_name(sql, pos)  # the index name
+    pos = _after_header(sql[pos:], 1) + pos  # ON
+    pos = _skip_name(sql, pos)  # the table name
     index = name if table == renamed else f"{renamed}_{name}"
     return (
         f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {_quote(index)} "
-        f"ON {_quote(renamed)} " + sql[sql.index("(", on) :]
+        f"ON {_quote(renamed)} " + sql[pos:].lstrip()
     )
 
 
@@ -288,13 +353,20 @@ def consolidate(
     if action == "dry-run" or not moves:
         return report
     if action == "migrate":
-        target.mkdir(parents=True, exist_ok=True)
+        private_dir(target)
         if take_backup:
             report.backup = str(backup(source, sorted({m.source_file for m in moves})))
+        collisions: list[dict[str, object]] = []
         for consolidated in CONSOLIDATED_FILES:
             group = [m for m in moves if m.target_file == consolidated]
             if group:
-                _migrate_file(source, target / consolidated, group)
+                collisions += _migrate_file(source, target / consolidated, group)
+        if collisions:
+            path = target / "consolidate.rejects.jsonl"
+            with replacing(path) as f:
+                for item in collisions:
+                    f.write(json.dumps(item, default=_jsonable) + "\n")
+            report.reject_file = str(path)
     else:
         for consolidated in CONSOLIDATED_FILES:
             group = [m for m in moves if m.target_file == consolidated]
@@ -303,9 +375,25 @@ def consolidate(
     return report
 
 
-def _migrate_file(source: Path, target: Path, moves: list[TableMove]) -> None:
-    """One transaction for the consolidated file: every legacy table in, or none."""
+def _jsonable(value: object) -> object:
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    return str(value)
+
+
+def _migrate_file(source: Path, target: Path, moves: list[TableMove]) -> list[dict[str, object]]:
+    """One transaction for the consolidated file: every legacy table in, or none.
+
+    A legacy row already in the consolidated table value for value is counted as already
+    there (a rerun, or the same row in two legacy files); a row whose key is taken by
+    different values is a collision: not written, and returned with the row holding the
+    key. Rows are compared with ``IS`` so NULLs match; ``INSERT ... SELECT`` that reads
+    its own target table is materialised first (sqlite.org/lang_insert.html), so rows of
+    one legacy table are compared with the rows there before the statement.
+    """
     legacies = sorted({m.source_file for m in moves})
+    collisions: list[dict[str, object]] = []
+    ensure_private_file(target)
     db = sqlite3.connect(target, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode = WAL")
@@ -317,19 +405,7 @@ def _migrate_file(source: Path, target: Path, moves: list[TableMove]) -> None:
             for n, legacy in enumerate(legacies):
                 objects = _objects(db, f"l{n}")
                 for move in (m for m in moves if m.source_file == legacy):
-                    sql = next(o[3] for o in objects if o[0] == "table" and o[1] == move.table)
-                    db.execute(_create_table_sql(sql, move.target_table))
-                    names = ", ".join(_quote(c) for c, _ in _columns(source / legacy, move.table))
-                    before = db.total_changes
-                    db.execute(
-                        f"INSERT OR IGNORE INTO main.{_quote(move.target_table)} ({names}) "
-                        f"SELECT {names} FROM l{n}.{_quote(move.table)}"
-                    )
-                    move.written = db.total_changes - before
-                    move.skipped = move.source_rows - move.written
-                    for kind, name, table, index_sql in objects:
-                        if kind == "index" and table == move.table:
-                            db.execute(_create_index_sql(index_sql, name, table, move.target_table))
+                    collisions += _move_table(db, f"l{n}", objects, move, source / legacy)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -338,6 +414,70 @@ def _migrate_file(source: Path, target: Path, moves: list[TableMove]) -> None:
             db.execute(f"DETACH DATABASE l{n}")
     finally:
         db.close()
+    return collisions
+
+
+def _move_table(
+    db: sqlite3.Connection,
+    schema: str,
+    objects: list[tuple[str, str, str, str]],
+    move: TableMove,
+    legacy_path: Path,
+) -> list[dict[str, object]]:
+    sql = next(o[3] for o in objects if o[0] == "table" and o[1] == move.table)
+    db.execute(_create_table_sql(sql, move.target_table))
+    columns = [c for c, _ in _columns(legacy_path, move.table)]
+    names = ", ".join(_quote(c) for c in columns)
+    src = f"{schema}.{_quote(move.table)}"
+    dst = f"main.{_quote(move.target_table)}"
+    same = " AND ".join(f"t.{_quote(c)} IS s.{_quote(c)}" for c in columns)
+    new_rows = f"FROM {src} AS s WHERE NOT EXISTS (SELECT 1 FROM {dst} AS t WHERE {same})"
+    candidates = db.execute(f"SELECT count(*) {new_rows}").fetchone()[0]
+    before = db.total_changes
+    db.execute(
+        f"INSERT OR IGNORE INTO {dst} ({names}) SELECT "
+        + ", ".join(f"s.{_quote(c)}" for c in columns)
+        + f" {new_rows}"
+    )
+    move.written = db.total_changes - before
+    move.skipped = move.source_rows - candidates
+    move.collided = candidates - move.written
+    for kind, name, table, index_sql in objects:
+        if kind == "index" and table == move.table:
+            db.execute(_create_index_sql(index_sql, name, table, move.target_table))
+    if not move.collided:
+        return []
+    keys = [
+        r[1]
+        for r in sorted(
+            db.execute(f"PRAGMA {schema}.table_info({_quote(move.table)})"), key=lambda r: r[5]
+        )
+        if r[5] > 0
+    ]
+    out: list[dict[str, object]] = []
+    missing = db.execute(f"SELECT {names} FROM {src} EXCEPT SELECT {names} FROM {dst}").fetchall()
+    for row in missing:
+        values = dict(zip(columns, row, strict=True))
+        holder = None
+        if keys:
+            match = " AND ".join(f"{_quote(k)} IS ?" for k in keys)
+            found = db.execute(
+                f"SELECT {names} FROM {dst} WHERE {match}", [values[k] for k in keys]
+            ).fetchone()
+            holder = dict(zip(columns, found, strict=True)) if found else None
+        out.append(
+            {
+                "source_file": move.source_file,
+                "table": move.table,
+                "target_file": move.target_file,
+                "target_table": move.target_table,
+                "reason": "key collision: the consolidated table holds this key with "
+                "different values",
+                "row": values,
+                "existing": holder,
+            }
+        )
+    return out
 
 
 def _verify_file(source: Path, target: Path, moves: list[TableMove]) -> None:

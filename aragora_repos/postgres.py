@@ -16,25 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import json
 import logging
-import os
 import random
-import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
 from aragora_repos import errors
+from aragora_repos.backup import pg_dump_backup
 from aragora_repos.codec import json_text
-from aragora_repos.config import Config, Secret, redact_dsn
+from aragora_repos.config import Config, Secret, check_connection_policy, redact_dsn
 from aragora_repos.migrations import (
     ADVISORY_LOCK_KEY,
     SCHEMA_VERSION_POSTGRES,
@@ -163,6 +159,7 @@ SESSION_SETTINGS = {"timezone": "UTC"}
 
 T = TypeVar("T")
 replica_log = logging.getLogger("aragora_repos.replicas")
+_log = logging.getLogger("aragora_repos.migrations")
 
 #: InternalClientError: the protocol refuses a new operation on a session the server has
 #: ended while it sat idle (the FATAL arrived, the EOF not yet); it is raised before
@@ -260,37 +257,47 @@ async def _run_step(
         await conn.execute("DELETE FROM schema_version WHERE version = $1", m.version)
 
 
-def pg_dump(dsn: Secret, directory: Path) -> Path | None:
-    """Dump with pg_dump when installed; the password goes by PGPASSWORD, never argv."""
-    binary = shutil.which("pg_dump") or next(
-        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"), reverse=True)), None
-    )
-    if binary is None:
-        return None
-    parts = urlsplit(dsn.reveal())
-    env = dict(os.environ)
-    if parts.password:
-        env["PGPASSWORD"] = unquote(parts.password)
-    host = parts.hostname or "localhost"
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    safe = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{(parts.path.strip('/') or 'postgres')}.dump"
-    proc = subprocess.run(
-        [binary, "--format=custom", f"--file={target}", safe],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise errors.MigrationError(
-            f"cannot back up {redact_dsn(dsn.reveal())}: pg_dump "
-            f"exited {proc.returncode}: {proc.stderr.strip()[:300]}"
-        )
-    return target
+#: Ordinary tables pg_dump writes data for (not system or extension-owned ones).
+_COUNT_TABLES = """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                AND d.objid = c.oid AND d.deptype = 'e')"""
+
+
+async def _take_migration_lock(conn: BoundConnection, timeout: float) -> None:
+    """Poll ``pg_try_advisory_lock``; every few seconds say who holds it, and give up
+    after ``timeout`` seconds with an error naming the holder."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    next_report = started + _LOCK_REPORT_EVERY
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
+        now = loop.time()
+        if now - started >= timeout or now >= next_report:
+            holder = await conn.fetchrow(_LOCK_HOLDER, ADVISORY_LOCK_KEY)
+            who = (
+                "an unknown session"
+                if holder is None
+                else f"pid {holder[0]} ({holder[1] or 'no application name'}, "
+                f"state {holder[2]}, since {holder[3]:%Y-%m-%d %H:%M:%S %Z})"
+            )
+            if now - started >= timeout:
+                raise errors.MigrationError(
+                    f"cannot migrate: another migrator holds the migration lock: {who}; "
+                    f"gave up after {timeout:g} s (ARAGORA_MIGRATION_LOCK_TIMEOUT)"
+                )
+            _log.warning("waiting for the migration lock, held by %s", who)
+            next_report = now + _LOCK_REPORT_EVERY
+        await asyncio.sleep(0.1)
+
+
+_LOCK_REPORT_EVERY = 5.0
+#: The session holding our advisory lock (a bigint key shows as classid/objid halves).
+_LOCK_HOLDER = """SELECT a.pid, a.application_name, a.state, a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.classid::bigint = ($1::bigint >> 32) AND l.objid::bigint = ($1::bigint & 4294967295)
+LIMIT 1"""
 
 
 class _Unsent(errors.ConnectionFailure):
@@ -666,6 +673,7 @@ class PostgresDatabase:
         "_last_write",
         "_lender",
         "_lock_timeout",
+        "_migration_lock_timeout",
         "_pool",
         "_queries",
         "_reads",
@@ -689,6 +697,7 @@ class PostgresDatabase:
         dsn: Secret,
         *,
         lock_timeout: float = 5.0,
+        migration_lock_timeout: float = 300.0,
         pool_timeout: float = 30.0,
         slow_query_ms: float | None = 1000.0,
         transaction_config: TransactionConfig | None = None,
@@ -699,6 +708,7 @@ class PostgresDatabase:
         self._lender = _Lender(pool, timeout=pool_timeout, label=redact_dsn(dsn.reveal()))
         self._dsn = dsn
         self._lock_timeout = lock_timeout
+        self._migration_lock_timeout = migration_lock_timeout
         self._rollback_timeout = 5.0
         self._slow_ms = slow_query_ms
         self._tx_config = transaction_config or TransactionConfig()
@@ -733,6 +743,7 @@ class PostgresDatabase:
         slow_query_ms: float | None = 1000.0,
         transaction_config: TransactionConfig | None = None,
         replica_check_interval: float = 0.5,
+        migration_lock_timeout: float = 300.0,
     ) -> PostgresDatabase:
         """Open the primary pool (failing if the primary is unreachable) and a pool per
         replica (a replica that is down starts ejected and returns when it answers)."""
@@ -744,6 +755,7 @@ class PostgresDatabase:
         db = cls(
             pool,
             dsn,
+            migration_lock_timeout=migration_lock_timeout,
             pool_timeout=pool_timeout,
             slow_query_ms=slow_query_ms,
             transaction_config=transaction_config,
@@ -767,6 +779,7 @@ class PostgresDatabase:
             replicas=config.replicas,
             pool_timeout=config.pool_timeout,
             slow_query_ms=config.slow_query_ms,
+            migration_lock_timeout=config.migration_lock_timeout,
         )
 
     # --- routing ------------------------------------------------------------------------
@@ -1267,10 +1280,20 @@ class PostgresDatabase:
         *,
         target: int | None = None,
         on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
-        """Apply pending migrations (up to ``target``); return the versions applied."""
+        """Apply pending migrations (up to ``target``); return the versions applied.
+
+        With ``backup_to``, the instance that holds the migration lock and has pending
+        steps dumps the database into a new folder there before any DDL (pg_dump, verified
+        with pg_restore --list), and ``on_backup`` is told where (None: no pg_dump).
+        """
         return await self._run_plan(
-            lambda done: plan_up(migrations, done, "postgres", target), on_statement
+            lambda done: plan_up(migrations, done, "postgres", target),
+            on_statement,
+            backup_to,
+            on_backup,
         )
 
     async def migrate_down(
@@ -1279,10 +1302,15 @@ class PostgresDatabase:
         *,
         target: int,
         on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
         """Run down sections until the version is ``target``; return the versions undone."""
         return await self._run_plan(
-            lambda done: plan_down(migrations, done, "postgres", target), on_statement
+            lambda done: plan_down(migrations, done, "postgres", target),
+            on_statement,
+            backup_to,
+            on_backup,
         )
 
     async def plan(
@@ -1304,18 +1332,29 @@ class PostgresDatabase:
         self,
         planner: Callable[[dict[int, Applied]], list[Step]],
         on_statement: Callable[[str], None] | None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
         """Instances starting together serialise on an advisory lock taken by polling
         ``pg_try_advisory_lock``: a waiter blocked in ``pg_advisory_lock`` can be killed
-        by the deadlock detector during ``CREATE INDEX CONCURRENTLY``."""
+        by the deadlock detector during ``CREATE INDEX CONCURRENTLY``. The holder plans
+        under the lock, and backs up (when asked) only when it has steps to run."""
         done: list[int] = []
         try:
             async with self._checkout() as conn:
-                while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
-                    await asyncio.sleep(0.1)
+                await _take_migration_lock(conn, self._migration_lock_timeout)
                 try:
-                    await conn.execute(SCHEMA_VERSION_POSTGRES)
-                    for step in planner(await _applied(conn)):
+                    steps = planner(await _applied(conn))
+                    if steps and backup_to is not None:
+                        tables = await conn.fetchval(_COUNT_TABLES)
+                        where = await asyncio.to_thread(
+                            pg_dump_backup, self._dsn, backup_to, tables=int(tables)
+                        )
+                        if on_backup is not None:
+                            on_backup(where)
+                    if steps:
+                        await conn.execute(SCHEMA_VERSION_POSTGRES)
+                    for step in steps:
                         await _run_step(conn, step, self._lock_timeout, on_statement)
                         done.append(step.migration.version)
                 finally:
@@ -1324,9 +1363,11 @@ class PostgresDatabase:
             raise _map(exc) from exc
         return done
 
-    async def backup(self, directory: Path) -> Path | None:
-        """``pg_dump --format=custom`` into ``directory``; None when pg_dump is missing."""
-        return await asyncio.to_thread(pg_dump, self._dsn, directory)
+    async def backup(self, root: Path) -> Path | None:
+        """``pg_dump --format=custom`` into a new folder under ``root``, verified; None
+        when pg_dump is missing."""
+        tables = await self._single("count tables", lambda c: c.fetchval(_COUNT_TABLES), True)
+        return await asyncio.to_thread(pg_dump_backup, self._dsn, root, tables=int(tables))
 
     async def schema_version(self) -> int | None:
         try:
@@ -1362,6 +1403,7 @@ class PostgresDatabase:
 
 
 async def _create_pool(dsn: Secret, min_size: int, max_size: int, timeout: float) -> Pool:
+    check_connection_policy(dsn)
     failure: errors.DatabaseError | None = None
     try:
         return await asyncpg.create_pool(
@@ -1382,6 +1424,7 @@ async def connect_one(dsn: Secret, *, timeout: float = 10.0) -> Connection:
     """One asyncpg connection with this runtime's session settings and asyncpg's own
     codecs, for bulk work (COPY) that needs a connection of its own; connection errors
     are those of :meth:`PostgresDatabase.open`."""
+    check_connection_policy(dsn)
     failure: errors.DatabaseError | None = None
     try:
         conn: Connection = await asyncpg.connect(

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import random
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from aragora_repos import errors
+from aragora_repos.backup import backup_sqlite, new_backup_folder
+from aragora_repos.files import ensure_private_file, private_dir
 from aragora_repos.migrations import (
     SCHEMA_VERSION_SQLITE,
     Applied,
@@ -86,6 +90,12 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
             delay = min(delay * 2, 0.05)
 
 
+def _open_error(path: str, exc: sqlite3.Error) -> errors.DatabaseError:
+    """The mapped error, its message naming the file."""
+    mapped = errors.from_sqlite(exc)
+    return type(mapped)(f"cannot open sqlite database {path}: {exc}", sqlstate=mapped.sqlstate)
+
+
 class SqliteConnection:
     """One SQLite connection: queries, explicit transactions with savepoints, migrations."""
 
@@ -99,34 +109,56 @@ class SqliteConnection:
         check_same_thread: bool = True,
         read_only: bool = False,
         slow_query_ms: float | None = 1000.0,
+        inspect: bool = False,
     ) -> None:
+        """Open (and create, 0600 in 0700 folders) the database at ``path``.
+
+        ``read_only``: the inline reader beside a writer (``query_only``, no busy wait).
+        ``inspect``: for commands that only look (status, health, check): the file is
+        opened with ``mode=ro``, nothing is created and the journal mode is left as it
+        is, so the file stays byte-identical.
+        """
         self.path = str(path)
         self.timeout = timeout
         self.queries = 0
         self.slow_ms = slow_query_ms
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        memory = self.path == ":memory:"
+        target: str | Path = self.path
+        if inspect and not memory:
+            if not os.path.isfile(self.path):
+                raise errors.FileError(f"cannot open {self.path}: no database there")
+            target = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        elif not memory and not read_only:
+            private_dir(Path(self.path).parent)
+            ensure_private_file(Path(self.path))
         try:
             self._conn = sqlite3.connect(
-                self.path,
+                target,
                 timeout=timeout,
                 isolation_level=None,
                 check_same_thread=check_same_thread,
+                uri=inspect and not memory,
             )
-            if self.path != ":memory:" and not read_only:
+            if not memory and not read_only and not inspect:
                 # WAL lets readers run beside one writer; NORMAL is durable across
                 # application crashes in WAL mode (sqlite.org/pragma.html#pragma_synchronous).
                 _enable_wal(self._conn, timeout)
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             for pragma in PRAGMAS:
                 self._conn.execute(pragma)
-            if read_only:
+            if read_only or inspect:
                 # Never writes, and fails at once instead of sleeping in the busy handler
                 # on the event loop's thread.
                 self._conn.execute("PRAGMA query_only = ON")
+            if read_only:
                 self._conn.execute("PRAGMA busy_timeout = 0")
+            # Reading the schema proves the file is a database (not "file is not a
+            # database" at the first query, far from the path).
+            self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
         except sqlite3.Error as exc:
-            raise errors.from_sqlite(exc) from exc
+            if hasattr(self, "_conn"):
+                self._conn.close()
+            raise _open_error(self.path, exc) from exc
         self._depth = 0
         self._closed = False
 
@@ -345,10 +377,20 @@ class SqliteConnection:
         *,
         target: int | None = None,
         on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
-        """Apply pending migrations (up to ``target``); return the versions applied."""
+        """Apply pending migrations (up to ``target``); return the versions applied.
+
+        With ``backup_to``, the process that is about to apply the first step backs the
+        database up into a new folder there first, under the write lock and after reading
+        the pending list under it, and ``on_backup`` is told where.
+        """
         return self._run_plan(
-            lambda done: plan_up(migrations, done, "sqlite", target), on_statement
+            lambda done: plan_up(migrations, done, "sqlite", target),
+            on_statement,
+            backup_to,
+            on_backup,
         )
 
     def migrate_down(
@@ -357,10 +399,15 @@ class SqliteConnection:
         *,
         target: int,
         on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
         """Run down sections until the version is ``target``; return the versions undone."""
         return self._run_plan(
-            lambda done: plan_down(migrations, done, "sqlite", target), on_statement
+            lambda done: plan_down(migrations, done, "sqlite", target),
+            on_statement,
+            backup_to,
+            on_backup,
         )
 
     def plan(
@@ -385,11 +432,27 @@ class SqliteConnection:
         self,
         planner: Callable[[dict[int, Applied]], list[Step]],
         on_statement: Callable[[str], None] | None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
         """One step per transaction. ``BEGIN IMMEDIATE`` holds the write lock while the
-        versions are read, so processes migrating together apply each step once."""
-        self._raw(SCHEMA_VERSION_SQLITE)
+        versions are read, so processes migrating together apply each step once. The
+        ``schema_version`` table is created in the first step's transaction, so a failed
+        first migration leaves the file as it was."""
         done: list[int] = []
+        backed_up = backup_to is None
+
+        def run(step: Step) -> None:
+            nonlocal backed_up
+            if not backed_up:
+                where = self.backup(backup_to) if backup_to is not None else None
+                backed_up = True
+                if on_backup is not None:
+                    on_backup(where)
+            self._conn.execute(SCHEMA_VERSION_SQLITE)
+            self._run_step(step, on_statement)
+            done.append(step.migration.version)
+
         while True:
             with self.transaction():
                 steps = planner(self.applied())
@@ -397,8 +460,7 @@ class SqliteConnection:
                     return done
                 step = steps[0]
                 if not step.sqlite_rebuild:
-                    self._run_step(step, on_statement)
-                    done.append(step.migration.version)
+                    run(step)
                     continue
             # A rebuild needs foreign keys off, which SQLite only allows outside a
             # transaction (pragma.html#pragma_foreign_keys); plan again under the lock.
@@ -407,8 +469,7 @@ class SqliteConnection:
                 with self.transaction():
                     steps = planner(self.applied())
                     if steps and steps[0] == step:
-                        self._run_step(step, on_statement)
-                        done.append(step.migration.version)
+                        run(step)
             finally:
                 self._raw("PRAGMA foreign_keys = ON")
 
@@ -449,19 +510,25 @@ class SqliteConnection:
             return None
         return int(row[0]) if row and row[0] is not None else None
 
-    def backup(self, directory: Path) -> Path:
-        """Copy the database with SQLite's online backup API (backup.html) into
-        ``directory``; safe while other connections write."""
-        directory.mkdir(parents=True, exist_ok=True)
-        target_path = directory / Path(self.path).name
-        target = sqlite3.connect(target_path)
+    def backup(self, root: Path) -> Path:
+        """Copy the database with SQLite's online backup API (backup.html) into a new
+        folder under ``root``, verified before it gets its final name (see
+        :mod:`aragora_repos.backup`); safe while other connections write.
+
+        The copy is read through a connection of its own: the backup API refuses a source
+        connection that holds the write lock (as this one does while migrating), and a
+        second reader sees exactly the last commit, which no one else can move while the
+        lock is held.
+        """
+        if self.path == ":memory:":
+            raise errors.BackupError("cannot back up an in-memory database")
+        source = sqlite3.connect(
+            "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro", uri=True
+        )
         try:
-            self._conn.backup(target)
-        except sqlite3.Error as exc:
-            raise errors.from_sqlite(exc) from exc
+            return backup_sqlite(source, new_backup_folder(root), Path(self.path).name)
         finally:
-            target.close()
-        return target_path
+            source.close()
 
     def close(self) -> None:
         if not self._closed:
@@ -486,18 +553,7 @@ class _SqliteTx:
         db = self.db
         if db._closed:
             raise errors.PoolClosed("cannot use the database: it is closed")
-        try:
-            # Another task of this process holds the writer: bounded like SQLite's own
-            # busy wait (DB_TIMEOUT), with the same error.
-            async with asyncio.timeout(db.connection.timeout):
-                await db._lock.acquire()
-        except TimeoutError:
-            db._lock_timeouts += 1
-            raise errors.DatabaseBusy(
-                f"cannot begin a transaction: the writer stayed busy for {db.connection.timeout} s "
-                "(DB_TIMEOUT)",
-                sqlstate="55P03",
-            ) from None
+        await db.acquire_writer("begin a transaction")
         self.locked = True
         try:
             await db._hop(functools.partial(db.connection.begin, readonly=options.readonly))
@@ -603,7 +659,10 @@ class AsyncSqliteDatabase:
         timeout: float = 5.0,
         slow_query_ms: float | None = 1000.0,
         transaction_config: TransactionConfig | None = None,
+        inspect: bool = False,
     ) -> AsyncSqliteDatabase:
+        """Open the database; ``inspect`` opens an existing file read-only and changes
+        nothing (see :class:`SqliteConnection`)."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aragora-sqlite")
         loop = asyncio.get_running_loop()
         try:
@@ -614,6 +673,7 @@ class AsyncSqliteDatabase:
                     path,
                     timeout=timeout,
                     check_same_thread=False,
+                    inspect=inspect,
                     slow_query_ms=slow_query_ms,
                 ),
             )
@@ -621,7 +681,7 @@ class AsyncSqliteDatabase:
             executor.shutdown(wait=False)
             raise
         reader = None
-        if str(path) != ":memory:":  # an in-memory database is private to one connection
+        if str(path) != ":memory:" and not inspect:  # in-memory: private to one connection
             reader = SqliteConnection(
                 path, timeout=timeout, read_only=True, slow_query_ms=slow_query_ms
             )
@@ -643,10 +703,27 @@ class AsyncSqliteDatabase:
         if tx is not None:
             tx.check_usable()
             return await self._hop(call)
+        await self.acquire_writer("run a statement")
+        try:
+            return await self._hop(call)
+        finally:
+            self._lock.release()
+
+    async def acquire_writer(self, what: str) -> None:
+        """Take the writer from other tasks of this process, waiting at most
+        ``DB_TIMEOUT`` seconds like SQLite's own busy wait, with the same error."""
         if self._lock.locked():
             self._waits += 1
-        async with self._lock:
-            return await self._hop(call)
+        try:
+            async with asyncio.timeout(self.connection.timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            self._lock_timeouts += 1
+            raise errors.DatabaseBusy(
+                f"cannot {what}: the writer stayed busy for {self.connection.timeout:g} s "
+                "(DB_TIMEOUT)",
+                sqlstate="55P03",
+            ) from None
 
     # --- transactions ------------------------------------------------------------------
 
@@ -838,9 +915,16 @@ class AsyncSqliteDatabase:
         *,
         target: int | None = None,
         on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
         return await self.run(
-            self.connection.migrate, migrations, target=target, on_statement=on_statement
+            self.connection.migrate,
+            migrations,
+            target=target,
+            on_statement=on_statement,
+            backup_to=backup_to,
+            on_backup=on_backup,
         )
 
     async def migrate_down(
@@ -849,9 +933,16 @@ class AsyncSqliteDatabase:
         *,
         target: int,
         on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
         return await self.run(
-            self.connection.migrate_down, migrations, target=target, on_statement=on_statement
+            self.connection.migrate_down,
+            migrations,
+            target=target,
+            on_statement=on_statement,
+            backup_to=backup_to,
+            on_backup=on_backup,
         )
 
     async def plan(
@@ -862,8 +953,9 @@ class AsyncSqliteDatabase:
     async def repair(self) -> list[int]:
         return await self.run(self.connection.repair)
 
-    async def backup(self, directory: Path) -> Path | None:
-        return await self.run(self.connection.backup, directory)
+    async def backup(self, root: Path) -> Path | None:
+        """A verified backup in a new folder under ``root`` (SqliteConnection.backup)."""
+        return await self.run(self.connection.backup, root)
 
     async def schema_version(self) -> int | None:
         return await self.run(self.connection.schema_version)

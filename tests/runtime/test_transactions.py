@@ -341,9 +341,14 @@ def test_cli_health_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
     os.environ["ARAGORA_DATA_DIR"] = str(tmp_path)
     try:
+        assert main(["health"]) == 1  # no database yet: said, and none created
+        assert "no database there" in capsys.readouterr().err
+        assert list(tmp_path.iterdir()) == []
+        assert main(["migrate", "up", "--no-backup"]) == 0
+        capsys.readouterr()
         assert main(["health"]) == 0
     finally:
         del os.environ["ARAGORA_DATA_DIR"]
     report = json.loads(capsys.readouterr().out)
     assert report["backend"] == "sqlite" and report["reachable"] is True
-    assert report["pool"]["max_size"] == 2
+    assert report["pool"]["max_size"] == 1  # health opens one read-only connection

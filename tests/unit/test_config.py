@@ -195,8 +195,8 @@ def test_data_dir_aliases(var: str) -> None:
         ),
         (
             {"DATABASE_URL": f"mysql://u:{CANARY}@h/db"},
-            "invalid DATABASE_URL: expected postgresql://user@host:port/db, "
-            "got 'mysql://u:***@h/db'",
+            "invalid DATABASE_URL: cannot parse the DSN: expected the scheme "
+            "postgresql:// or postgres://",
         ),
         ({"DB_TIMEOUT": "soon"}, "invalid DB_TIMEOUT: expected a number >= 0, got 'soon'"),
         (
@@ -218,7 +218,7 @@ def test_invalid_settings_name_the_variable(env: dict[str, str], message: str) -
         (f"postgresql://user:{CANARY}@db:5432/app", "postgresql://user:***@db:5432/app"),
         (
             f"postgresql://user@db/app?password={CANARY}&sslmode=require",
-            "postgresql://user@db/app?password=%2A%2A%2A&sslmode=require",
+            "postgresql://user:***@db/app?sslmode=require",
         ),
         ("postgresql://user@db/app", "postgresql://user@db/app"),
     ],
@@ -229,4 +229,5 @@ def test_redaction(dsn: str, shown: str) -> None:
     assert CANARY not in repr(secret) and CANARY not in str(secret)
     config = Config.from_env({"DATABASE_URL": dsn})
     assert CANARY not in repr(config) and CANARY not in str(config)
-    assert secret.reveal() == dsn
+    # Kept as a percent-encoded URI that means the same connection.
+    assert parse_dsn(secret.reveal()) == parse_dsn(dsn)

@@ -1,0 +1,203 @@
+"""Backups that are never overwritten and never look finished when they are not.
+
+Each backup goes into a new folder ``<root>/YYYYMMDD_HHMMSS`` (``_2``, ``_3``... when
+that name is taken), made with an exclusive ``mkdir``, so two processes never share one.
+The copy is written under a ``.partial`` name, verified, flushed and only then renamed
+to its final name: a killed or failed backup leaves a ``.partial`` file, never a file
+that opens as a valid, empty database. SQLite: the online backup API (backup.html), then
+``PRAGMA integrity_check`` and the source's tables with their row counts.
+PostgreSQL: ``pg_dump --format=custom``, then ``pg_restore --list`` on the dump, which
+must list a data entry for every table; credentials reach pg_dump through its
+environment, never its command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import sqlite3
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aragora_repos import errors
+from aragora_repos.config import Secret, check_connection_policy
+from aragora_repos.dsn import Dsn, scrub
+from aragora_repos.files import create_private, exclusive_dir, fsync_dir
+
+PARTIAL = ".partial"
+
+
+def new_backup_folder(root: Path) -> Path:
+    """A new private folder under ``root`` named by the UTC time, never one that exists."""
+    return exclusive_dir(root, datetime.now(UTC).strftime("%Y%m%d_%H%M%S"))
+
+
+def table_counts(conn: sqlite3.Connection, schema: str = "main") -> dict[str, int]:
+    """Every table of a SQLite database with its row count."""
+    names = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT name FROM {schema}.sqlite_schema WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
+    return {
+        n: conn.execute(
+            f'SELECT count(*) FROM {schema}."{n.replace(chr(34), chr(34) * 2)}"'
+        ).fetchone()[0]
+        for n in names
+    }
+
+
+def _finish(partial: Path, final: Path) -> Path:
+    fd = os.open(partial, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(partial, final)
+    fsync_dir(final.parent)
+    return final
+
+
+def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Path:
+    """Copy ``source``'s main database into ``folder/name``, verified before it gets that
+    name. ``source`` may be inside a transaction: the copy is of what it sees.
+
+    Raises:
+        BackupError: the copy failed or does not verify (the ``.partial`` file stays).
+    """
+    partial = folder / (name + PARTIAL)
+    os.close(create_private(partial))
+    try:
+        expected = table_counts(source)
+        target = sqlite3.connect(partial, isolation_level=None)
+        try:
+            source.backup(target)
+            check = target.execute("PRAGMA integrity_check").fetchall()
+            if check != [("ok",)]:
+                raise errors.BackupError(
+                    f"cannot verify the backup {partial}: integrity_check says {check[0][0]}"
+                )
+            copied = table_counts(target)
+        finally:
+            target.close()
+    except sqlite3.Error as exc:
+        raise errors.BackupError(f"cannot back up into {partial}: {exc}") from exc
+    if copied != expected:
+        missing = sorted(t for t in expected if copied.get(t) != expected[t]) or sorted(
+            set(copied) - set(expected)
+        )
+        raise errors.BackupError(
+            f"cannot verify the backup {partial}: tables or row counts differ from the "
+            f"source ({', '.join(missing[:5])})"
+        )
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(str(partial) + suffix)
+    return _finish(partial, folder / name)
+
+
+def _binary(name: str) -> str | None:
+    return shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
+
+
+#: libpq environment variables for the DSN parameters a child process needs
+#: (libpq-envars.html); the password goes by PGPASSWORD, so no argv ever holds it.
+_PARAM_ENV = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslpassword": "PGSSLPASSWORD",
+    "sslcrl": "PGSSLCRL",
+    "application_name": "PGAPPNAME",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "options": "PGOPTIONS",
+    "channel_binding": "PGCHANNELBINDING",
+    "passfile": "PGPASSFILE",
+    "service": "PGSERVICE",
+    "gssencmode": "PGGSSENCMODE",
+}
+
+
+def libpq_environment(dsn: Dsn) -> dict[str, str]:
+    """The environment for a libpq client program (pg_dump, pg_restore, psql): every
+    connection parameter as a ``PG*`` variable, none on the command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if dsn.hosts:
+        env["PGHOST"] = ",".join(h or "localhost" for h, _ in dsn.hosts)
+        ports = [str(p) for _, p in dsn.hosts if p is not None]
+        if ports:
+            env["PGPORT"] = ",".join(ports)
+    if dsn.user:
+        env["PGUSER"] = dsn.user
+    if dsn.password is not None:
+        env["PGPASSWORD"] = dsn.password
+    if dsn.database:
+        env["PGDATABASE"] = dsn.database
+    for key, value in dsn.params:
+        variable = _PARAM_ENV.get(key.lower())
+        if variable is not None:
+            env[variable] = value
+    return env
+
+
+def pg_dump_backup(dsn: Secret, root: Path, *, tables: int) -> Path | None:
+    """``pg_dump --format=custom`` into a new folder under ``root``, verified with
+    ``pg_restore --list`` (a data entry for each of ``tables`` tables); None when pg_dump
+    is not installed.
+
+    Raises:
+        BackupError: pg_dump failed or the dump does not verify (nothing gets a final name).
+    """
+    check_connection_policy(dsn)
+    dump, restore = _binary("pg_dump"), _binary("pg_restore")
+    if dump is None or restore is None:
+        return None
+    parsed = dsn.parsed
+    env = libpq_environment(parsed)
+    folder = new_backup_folder(root)
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in parsed.database or "postgres")
+    partial = folder / f"{name}.dump{PARTIAL}"
+    fd = create_private(partial)
+    try:
+        proc = subprocess.run(
+            [dump, "--format=custom", "--no-password"],
+            env=env,
+            stdout=fd,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(fd)
+    if proc.returncode != 0:
+        raise errors.BackupError(
+            f"cannot back up {parsed.redacted()}: pg_dump exited {proc.returncode}: "
+            + scrub(proc.stderr.strip()[:300], parsed.secrets())
+        )
+    listing = subprocess.run(
+        [restore, "--list", str(partial)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    entries = sum(" TABLE DATA " in line for line in listing.stdout.splitlines())
+    if listing.returncode != 0 or entries < tables:
+        raise errors.BackupError(
+            f"cannot verify the backup {partial}: pg_restore --list "
+            + (
+                f"exited {listing.returncode}"
+                if listing.returncode
+                else f"lists {entries} tables' data, the database has {tables}"
+            )
+        )
+    return _finish(partial, folder / f"{name}.dump")
