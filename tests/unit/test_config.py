@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from aragora_repos import Config, ConfigError, Secret, redact_dsn
+from aragora_repos.dsn import parse_dsn
 
 CANARY = "s3cr3t-CANARY-pw"
 
