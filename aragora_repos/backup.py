@@ -101,7 +101,8 @@ def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Path:
     return _finish(partial, folder / name)
 
 
-def _binary(name: str) -> str | None:
+def client_binary(name: str) -> str | None:
+    """A PostgreSQL client program: on PATH, else the newest under /usr/lib/postgresql."""
     return shutil.which(name) or next(
         iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
     )
@@ -158,7 +159,7 @@ def pg_dump_backup(dsn: Secret, root: Path, *, tables: int) -> Path | None:
         BackupError: pg_dump failed or the dump does not verify (nothing gets a final name).
     """
     check_connection_policy(dsn)
-    dump, restore = _binary("pg_dump"), _binary("pg_restore")
+    dump, restore = client_binary("pg_dump"), client_binary("pg_restore")
     if dump is None or restore is None:
         return None
     parsed = dsn.parsed
