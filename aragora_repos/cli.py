@@ -202,6 +202,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--sqlite-path", required=True, help="the SQLite file, e.g. .nomic/core.db")
     c.add_argument("--postgres-dsn", help="target DSN (default: --database-url, the environment)")
     c.add_argument("--tables", help="comma-separated tables (default: all both sides have)")
+    c.add_argument(
+        "--exclude-tables",
+        help="comma-separated TABLE or TABLE.COLUMN to leave behind (counted in the report); "
+        "any other data the target has no place for fails the run",
+    )
     c.add_argument("--batch-size", type=int, default=1000, help="rows per batch (1000)")
     c.add_argument(
         "--skip-existing",
@@ -284,6 +289,7 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
         reject_file=args.reject_file,
         progress=None if args.json else Progress(),
         keep_foreign_keys=args.keep_foreign_keys,
+        exclude_tables=[t.strip() for t in (args.exclude_tables or "").split(",") if t.strip()],
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))

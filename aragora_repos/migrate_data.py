@@ -151,7 +151,9 @@ class DataMigrationReport:
     unmatched_tables: list[str] = field(default_factory=list)
     """Source tables with no table of the same name in the target (not copied)."""
     dropped_columns: dict[str, list[str]] = field(default_factory=dict)
-    """Source columns with no target column (not copied)."""
+    """Source columns with no target column (not copied): empty ones, or excluded."""
+    left_behind: dict[str, int] = field(default_factory=dict)
+    """Rows (``table``) or non-NULL values (``table.column``) the user excluded."""
     reject_file: str | None = None
     foreign_keys: list[str] = field(default_factory=list)
     """Foreign keys set aside during the copy and added back (validated) afterwards."""
@@ -203,12 +205,11 @@ class DataMigrationReport:
             f"{self.total_errors:,} errors in {self.seconds:.1f} s"
             + (" (dry run: nothing written)" if self.dry_run else "")
         )
-        for name in self.unmatched_tables:
-            lines.append(f"warning: source table {name} has no target table; not copied")
+        for name, count in self.left_behind.items():
+            what = "non-NULL values" if "." in name else "rows"
+            lines.append(f"left behind (excluded): {name}: {count:,} {what}")
         for name, columns in self.dropped_columns.items():
-            lines.append(
-                f"warning: {name}: source columns {', '.join(columns)} have no target column"
-            )
+            lines.append(f"note: {name}: source columns {', '.join(columns)} have no target column")
         if self.foreign_keys:
             lines.append(f"foreign keys added back and validated: {', '.join(self.foreign_keys)}")
         if self.total_errors and self.reject_file:
@@ -242,6 +243,11 @@ class Plan:
     tables: list[TablePlan]
     unmatched: list[str]
     dropped: dict[str, list[str]]
+    left_behind: dict[str, int] = field(default_factory=dict)
+
+
+def _count(db: sqlite3.Connection, sql: str) -> int:
+    return int(db.execute(sql).fetchone()[0])
 
 
 def _source_tables(db: sqlite3.Connection) -> dict[str, tuple[list[str], list[str], bool]]:
@@ -374,17 +380,54 @@ async def plan(
     *,
     schema: str = "public",
     tables: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
 ) -> Plan:
+    """What to copy. Source data with no place in the target (a table the target lacks, a
+    column with values the target table lacks) is refused unless named in ``exclude``
+    (``table`` or ``table.column``); what is excluded is counted as left behind.
+
+    Raises:
+        MigrationError: naming every table and column that would be left behind.
+    """
+    if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+        raise errors.MigrationError(
+            f"cannot migrate data: the target has no schema {schema!r}; apply the schema "
+            "first (aragora-repos migrate up)"
+        )
     src = _source_tables(source)
     target = await _target_columns(conn, schema)
+    excluded = set(exclude)
     if tables:
         unknown = [t for t in tables if t not in src or t not in target]
         if unknown:
             raise errors.ConfigError(
                 f"--tables: {', '.join(unknown)} not in both the source and the target"
             )
-    names = [t for t in (tables or sorted(src)) if t in target]
-    unmatched = [] if tables else sorted(t for t in src if t not in target)
+    left_behind = {
+        t: _count(source, f"SELECT count(*) FROM {quote(t)}") for t in sorted(excluded) if t in src
+    }
+    names = [t for t in (tables or sorted(src)) if t in target and t not in excluded]
+    unmatched = [] if tables else sorted(t for t in src if t not in target and t not in excluded)
+    lost: list[str] = [
+        f"table {t} ({_count(source, f'SELECT count(*) FROM {quote(t)}'):,} rows)"
+        for t in unmatched
+    ]
+    for name in names:
+        have = {c.name for c in target[name]}
+        for extra_column in (c for c in src[name][0] if c not in have):
+            key = f"{name}.{extra_column}"
+            values = _count(source, f"SELECT count({quote(extra_column)}) FROM {quote(name)}")
+            if key in excluded:
+                left_behind[key] = values
+            elif values:
+                lost.append(f"column {key} ({values:,} non-NULL values)")
+    if lost:
+        raise errors.MigrationError(
+            f"cannot migrate data: the target schema {schema!r} has no place for "
+            + "; ".join(lost)
+            + ". Apply the schema that has them (aragora-repos migrate up), or leave them out "
+            "by name with --exclude-tables (TABLE or TABLE.COLUMN)"
+        )
     dropped: dict[str, list[str]] = {}
     plans = []
     keys = await _foreign_keys(conn, schema)
@@ -419,7 +462,7 @@ async def plan(
                 [n for child, parent, n in names_of_keys if child == parent == name],
             )
         )
-    return Plan(plans, sorted(unmatched), dropped)
+    return Plan(plans, sorted(unmatched), dropped, left_behind)
 
 
 # --- foreign keys set aside during the copy -------------------------------------------
@@ -1446,6 +1489,7 @@ async def migrate_data(
     reject_file: str | Path | None = None,
     progress: Progress | None = None,
     keep_foreign_keys: bool = False,
+    exclude_tables: Sequence[str] = (),
 ) -> DataMigrationReport:
     """Copy ``sqlite_path`` into the PostgreSQL database at ``postgres_dsn`` (whose schema
     must already exist, e.g. by ``aragora-repos migrate up``); see the module docstring.
@@ -1465,6 +1509,9 @@ async def migrate_data(
             whose orphans are found per batch anyway, are dropped for the copy and added
             back, validated, at the end; a killed run leaves them recorded in
             ``aragora_migrate.dropped_keys`` and the next run adds them back.
+        exclude_tables: source tables (``table``) and columns (``table.column``) to leave
+            behind; they are counted in ``report.left_behind``. Any other source table or
+            non-empty column the target has no place for fails the run before it copies.
     """
     if batch_size < 1:
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
@@ -1484,9 +1531,10 @@ async def migrate_data(
             await conn.execute(STATE_DDL)
             # Keys a killed run set aside come back first: the plan reads the catalog.
             await restore_foreign_keys(conn, schema)
-        the_plan = await plan(source, conn, schema=schema, tables=tables)
+        the_plan = await plan(source, conn, schema=schema, tables=tables, exclude=exclude_tables)
         report.unmatched_tables = the_plan.unmatched
         report.dropped_columns = the_plan.dropped
+        report.left_behind = the_plan.left_behind
         if not dry_run:
             if restart:
                 await conn.execute(
