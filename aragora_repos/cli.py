@@ -23,14 +23,16 @@ import dataclasses
 import importlib
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from aragora_repos.config import Config, Secret
 from aragora_repos.database import AsyncBackend, open_async
-from aragora_repos.errors import DatabaseError
+from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration, Status, plan_up, render_plan
 
 MIGRATIONS_MODULE = "aragora_db.migrations"
@@ -172,9 +174,77 @@ def _flag_action(args: argparse.Namespace) -> None:
         args.action = "status"
 
 
+#: argv tokens that may hold a DSN, hidden from argparse's own error messages.
+_argv_secrets: list[str] = []
+_DSN_FLAGS = ("--database-url", "--postgres-dsn")
+
+
+def _secret_tokens(argv: Sequence[str]) -> list[str]:
+    out = []
+    for i, token in enumerate(argv):
+        after_flag = i > 0 and argv[i - 1] in _DSN_FLAGS
+        if (
+            after_flag
+            or "://" in token
+            or "password" in token.lower()
+            or token.startswith(tuple(f"{f}=" for f in _DSN_FLAGS))
+        ):
+            out.append(token)
+    return sorted(out, key=len, reverse=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes offending arguments ("unrecognized arguments: --database-url
+    postgresql://u:pw@h/d"); this parser hides every token that may hold a DSN."""
+
+    def error(self, message: str) -> NoReturn:
+        for token in _argv_secrets:
+            for form in (repr(token), repr(token)[1:-1], token):
+                message = message.replace(form, "<dsn hidden>")
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _dsn_from(
+    flag: str, value: str | None, env_name: str | None, file: str | None
+) -> Secret | None:
+    """A DSN given on the command line, by environment variable name, or in a file.
+
+    The last two keep it out of the process's argv, which other users can read (ps).
+    """
+    given = [x for x in (value, env_name, file) if x]
+    if len(given) > 1:
+        raise ConfigError(f"give one of {flag}, {flag}-env and {flag}-file")
+    if env_name:
+        text = os.environ.get(env_name, "").strip()
+        if not text:
+            raise ConfigError(f"{flag}-env {env_name}: the variable is not set")
+        return Secret(text)
+    if file:
+        try:
+            text = Path(file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{flag}-file {file}: cannot read it ({exc})") from None
+        return Secret(text)
+    if value:
+        dsn = Secret(value)
+        if dsn.parsed.secrets():
+            print(
+                f"warning: the password in {flag} is visible to other users of this machine "
+                f"(ps); use {flag}-env VARIABLE or {flag}-file PATH",
+                file=sys.stderr,
+            )
+        return dsn
+    return None
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="aragora-repos", description=__doc__.split("\n")[0])
+    root = _Parser(prog="aragora-repos", description=__doc__.split("\n")[0])
     root.add_argument("--database-url", help="PostgreSQL DSN (default: the environment)")
+    root.add_argument(
+        "--database-url-env", metavar="VARIABLE", help="read the DSN from this variable"
+    )
+    root.add_argument("--database-url-file", metavar="PATH", help="read the DSN from this file")
     sub = root.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("migrate", help="show, plan, apply or roll back migrations")
@@ -201,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--sqlite-path", required=True, help="the SQLite file, e.g. .nomic/core.db")
     c.add_argument("--postgres-dsn", help="target DSN (default: --database-url, the environment)")
+    c.add_argument("--postgres-dsn-env", metavar="VARIABLE", help="read the DSN from this variable")
+    c.add_argument("--postgres-dsn-file", metavar="PATH", help="read the DSN from this file")
     c.add_argument("--tables", help="comma-separated tables (default: all both sides have)")
     c.add_argument(
         "--exclude-tables",
@@ -271,7 +343,12 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
     difference (the report names the table), 3 when rows went to the reject file."""
     from aragora_repos.migrate_data import Progress, migrate_data
 
-    dsn = Secret(args.postgres_dsn) if args.postgres_dsn else config.dsn
+    dsn = (
+        _dsn_from(
+            "--postgres-dsn", args.postgres_dsn, args.postgres_dsn_env, args.postgres_dsn_file
+        )
+        or config.dsn
+    )
     if dsn is None:
         print("migrate-data needs --postgres-dsn or DATABASE_URL", file=sys.stderr)
         return 2
@@ -301,13 +378,16 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _argv_secrets[:] = _secret_tokens(argv)
     args = parser().parse_args(argv)
     try:
         config = Config.from_env()
-        if args.database_url:
-            config = Config(
-                backend="postgres", dsn=Secret(args.database_url), data_dir=config.data_dir
-            )
+        url = _dsn_from(
+            "--database-url", args.database_url, args.database_url_env, args.database_url_file
+        )
+        if url is not None:
+            config = dataclasses.replace(config, backend="postgres", dsn=url, replicas=())
         if args.command == "schema-diff":
             try:
                 review = importlib.import_module("codegen.review")
@@ -361,6 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_migrate(args, config))
     except DatabaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

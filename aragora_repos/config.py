@@ -64,8 +64,16 @@ class Secret:
     __slots__ = ("_parsed", "_value")
 
     def __init__(self, value: str) -> None:
-        self._parsed = parse_dsn(value)
-        self._value = self._parsed.uri()
+        try:
+            parsed = parse_dsn(value)
+        except DsnError as exc:
+            message = str(exc)
+        else:
+            self._parsed = parsed
+            self._value = parsed.uri()
+            return
+        del value  # raised afresh below: no frame of the traceback holds the DSN
+        raise DsnError(message)
 
     @property
     def parsed(self) -> Dsn:
@@ -75,10 +83,11 @@ class Secret:
         return self._value
 
     def __repr__(self) -> str:
-        return f"Secret({self._parsed.redacted()!r})"
+        return f"Secret({self})"
 
     def __str__(self) -> str:
-        return self._parsed.redacted()
+        parsed = getattr(self, "_parsed", None)  # None while __init__ is refusing a DSN
+        return parsed.redacted() if parsed is not None else "<dsn hidden>"
 
     def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
         return (Secret, (self._value,))

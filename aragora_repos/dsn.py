@@ -125,8 +125,19 @@ def parse_dsn(text: str) -> Dsn:
     """Parse a URI or keyword DSN.
 
     Raises:
-        DsnError: saying what is wrong, without any part of the DSN.
+        DsnError: saying what is wrong, without any part of the DSN. It is raised afresh
+            from this frame with the text deleted, so no frame of its traceback holds the
+            DSN (error reporters record frame locals).
     """
+    try:
+        return _parse(text)
+    except DsnError as exc:
+        message = str(exc)
+    del text
+    raise DsnError(message)
+
+
+def _parse(text: str) -> Dsn:
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
         return _parse_uri(text)
     if _KEYWORD_PAIR.match(text):

@@ -159,6 +159,28 @@ SESSION_SETTINGS = {"timezone": "UTC"}
 
 T = TypeVar("T")
 replica_log = logging.getLogger("aragora_repos.replicas")
+
+
+class _HideDriverFrames(logging.Filter):
+    """asyncpg's pool logs failed reconnects with ``exc_info`` (pool.py, "Failed to restore
+    the pool connection floor"); a handler that records frame locals (error reporters do)
+    would store the connection parameters, password included, from the driver's frames.
+    The record keeps the exception's type and SQLSTATE, not its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            exc = record.exc_info[1]
+            sqlstate = getattr(exc, "sqlstate", None)
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}" + (
+                f", {sqlstate})" if sqlstate else ")"
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_HideDriverFrames())
 _log = logging.getLogger("aragora_repos.migrations")
 
 #: InternalClientError: the protocol refuses a new operation on a session the server has
@@ -214,6 +236,8 @@ async def _run_step(
 
     if step.transactional:
         async with conn.transaction():
+            # Created with the first step, so a failed first migration leaves no trace.
+            await conn.execute(SCHEMA_VERSION_POSTGRES)
             await conn.execute(timeout.format("LOCAL"))
             await run_statements()
             if step.direction == "up":
@@ -230,6 +254,7 @@ async def _run_step(
         return
     # Not transactional (CREATE INDEX CONCURRENTLY): mark the version dirty first, so an
     # interruption is detected by every later run until `migrate repair`.
+    await conn.execute(SCHEMA_VERSION_POSTGRES)
     if step.direction == "up":
         await conn.execute(
             "INSERT INTO schema_version (version, name, checksum, success) "
@@ -1352,8 +1377,6 @@ class PostgresDatabase:
                         )
                         if on_backup is not None:
                             on_backup(where)
-                    if steps:
-                        await conn.execute(SCHEMA_VERSION_POSTGRES)
                     for step in steps:
                         await _run_step(conn, step, self._lock_timeout, on_statement)
                         done.append(step.migration.version)
