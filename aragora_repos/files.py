@@ -115,6 +115,16 @@ def replacing(path: Path) -> Iterator[IO[str]]:
         raise
 
 
+def open_append_private(path: Path) -> IO[str]:
+    """Open ``path`` for appending, created 0600 if missing; a symlink there is refused."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        raise errors.FileError(f"cannot write {path}: {exc.strerror}") from None
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -109,16 +109,52 @@ _NOW_DEFAULT = re.compile(
     r"\(?\s*(current_timestamp|datetime\s*\(\s*'now'\s*\)|strftime\s*\(.*'now'\s*\))\s*\)?\Z",
     re.IGNORECASE,
 )
+_FK_ACTIONS = frozenset({"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"})
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?\Z")
 _TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}")
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
+#: Characters that end a line somewhere (Python's str.splitlines, editors, PostgreSQL) or
+#: are invisible controls: never written as themselves into a migration file, where a
+#: line break inside a name could start a line that reads as ``-- migrate:up``.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def ident(name: str) -> str:
-    """``name`` as a PostgreSQL identifier, quoted only when it has to be."""
+    """``name`` as a PostgreSQL identifier, quoted only when it has to be; a name with a
+    line break or control character is written with Unicode escapes (``U&"a\000Ab"``,
+    sql-syntax-lexical.html §4.1.1), so the file holds it on one line, exactly."""
+    if "\x00" in name:
+        raise ConfigError(f"cannot import a name with a NUL character: {comment_text(name)}")
     if _SIMPLE.match(name) and name not in _RESERVED:
         return name
+    if _UNSAFE.search(name):
+        body = _UNSAFE.sub(lambda m: f"\\{ord(m.group()):04X}", name.replace("\\", "\\\\")).replace(
+            '"', '""'
+        )
+        return f'U&"{body}"'
     return '"' + name.replace('"', '""') + '"'
+
+
+def comment_text(text: str) -> str:
+    """``text`` fit for one ``--`` comment line: line breaks and controls escaped."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def string_literal(raw: str) -> str | None:
+    """A SQLite string literal (``'it''s'``) as a PostgreSQL one on a single line, or None
+    when ``raw`` is not exactly one string literal."""
+    if len(raw) < 2 or not (raw.startswith("'") and raw.endswith("'")):
+        return None
+    content = raw[1:-1]
+    if "'" in content.replace("''", ""):
+        return None
+    value = content.replace("''", "'")
+    if not _UNSAFE.search(value):
+        return "'" + value.replace("'", "''") + "'"
+    escaped = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", value.replace("\\", "\\\\"))
+    return "E'" + escaped.replace("'", "\\'") + "'"
 
 
 @dataclass(slots=True)
@@ -180,7 +216,7 @@ class _Importer:
         self.guesses: list[str] = []
 
     def guess(self, where: str, what: str) -> None:
-        self.guesses.append(f"{where}: {what}")
+        self.guesses.append(comment_text(f"{where}: {what}"))
 
     def values(self, table: str, column: str) -> list[object]:
         if not self.with_data:
@@ -275,8 +311,9 @@ class _Importer:
             return "true" if raw.strip("'") == "1" else "false"
         if _NUMBER.match(raw) and kind not in ("JSONB", "BYTEA"):
             return f"'{raw}'" if kind == "TEXT" else raw
-        if raw.startswith("'") and raw.endswith("'"):
-            return f"{raw}::jsonb" if kind == "JSONB" else raw
+        literal = string_literal(raw)
+        if literal is not None:
+            return f"{literal}::jsonb" if kind == "JSONB" else literal
         self.guess(where, f"default {raw} not translated (left out)")
         return None
 
@@ -325,7 +362,7 @@ class _Importer:
             refs = f" ({', '.join(ident(t) for t in targets if t)})" if all(targets) else ""
             line = f"    FOREIGN KEY ({children}) REFERENCES {ident(parent)}{refs}"
             for action, word in ((parts[0][4], "DELETE"), (parts[0][3], "UPDATE")):
-                if action and action.upper() != "NO ACTION":
+                if action and action.upper() in _FK_ACTIONS and action.upper() != "NO ACTION":
                     line += f" ON {word} {action.upper()}"
             out.lines.append(line)
 
@@ -353,6 +390,12 @@ class _Importer:
                     "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", (index,)
                 ).fetchone()[0]
                 predicate = sql[sql.upper().rindex(" WHERE ") + 7 :]
+                if _UNSAFE.search(predicate) or any(t in predicate for t in ("--", "/*", ";")):
+                    self.guess(
+                        f"{name}: index {index}",
+                        "partial index predicate with a line break, comment or ';': not imported",
+                    )
+                    continue
                 statement += f" WHERE {predicate}"
                 self.guess(f"{name}: index {index}", "partial index predicate copied as written")
             out.indexes.append(statement + ";")
@@ -419,7 +462,8 @@ def import_sqlite(
         body.extend(table.indexes)
     review = "".join(f"-- review: {g}\n" for g in importer.guesses)
     sql = (
-        f"-- Imported from {source.name} by aragora-repos import-sqlite.\n{review}"
+        f"-- Imported from {comment_text(source.name)} by aragora-repos import-sqlite.\n"
+        f"{review}"
         "-- migrate:up\n"
         + "\n\n".join(body)
         + "\n\n-- migrate:down\n"

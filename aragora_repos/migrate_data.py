@@ -52,6 +52,7 @@ from aragora_repos.convert import (
     row_hash_sql,
     row_hasher,
 )
+from aragora_repos.files import open_append_private, replacing
 from aragora_repos.postgres import connect_one
 
 if TYPE_CHECKING:
@@ -93,11 +94,19 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.rejects (
     value       text,
     PRIMARY KEY (source, table_name, position)
 );
-CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.dropped_keys (
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.set_aside_keys (
     schema_name     text NOT NULL,
     table_name      text NOT NULL,
     constraint_name text NOT NULL,
-    definition      text NOT NULL,
+    columns         text[] NOT NULL,
+    ref_schema      text NOT NULL,
+    ref_table       text NOT NULL,
+    ref_columns     text[] NOT NULL,
+    match_type      text NOT NULL,
+    on_update       text NOT NULL,
+    on_delete       text NOT NULL,
+    is_deferrable   boolean NOT NULL,
+    is_deferred     boolean NOT NULL,
     PRIMARY KEY (schema_name, table_name, constraint_name)
 );
 """
@@ -488,18 +497,89 @@ async def set_aside_foreign_keys(conn: Connection, schema: str, tables: list[Tab
     return True
 
 
+#: pg_constraint's action and match codes (catalog-pg-constraint.html); a code not listed
+#: here is refused rather than written into SQL.
+_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+_MATCH = {"s": "", "f": " MATCH FULL"}
+#: Written by versions that stored constraint definitions as SQL text, which could be
+#: edited by whoever owns the database and was then run by whoever ran migrate-data.
+_LEGACY_KEYS_TABLE = f"{STATE_SCHEMA}.dropped_keys"
+
+
+@dataclass(frozen=True, slots=True)
+class SetAsideKey:
+    """A foreign key dropped for the copy, recorded as parts (never as SQL text)."""
+
+    schema: str
+    table: str
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    match_type: str
+    on_update: str
+    on_delete: str
+    deferrable: bool
+    deferred: bool
+
+    def add_sql(self) -> str:
+        """``ALTER TABLE ... ADD CONSTRAINT`` built from the parts, every name quoted.
+
+        Raises:
+            MigrationError: for an action or match code PostgreSQL does not have.
+        """
+        try:
+            update, delete = _ACTIONS[self.on_update], _ACTIONS[self.on_delete]
+            match = _MATCH[self.match_type]
+        except KeyError:
+            raise errors.MigrationError(
+                f"cannot add back foreign key {self.name!r}: its recorded action or match "
+                "code is not one PostgreSQL has"
+            ) from None
+        if not self.columns or len(self.columns) != len(self.ref_columns):
+            raise errors.MigrationError(
+                f"cannot add back foreign key {self.name!r}: its recorded columns do not pair up"
+            )
+        cols = ", ".join(quote(c) for c in self.columns)
+        refs = ", ".join(quote(c) for c in self.ref_columns)
+        deferral = (
+            " DEFERRABLE INITIALLY DEFERRED"
+            if self.deferred
+            else " DEFERRABLE"
+            if self.deferrable
+            else ""
+        )
+        return (
+            f"ALTER TABLE {quote(self.schema)}.{quote(self.table)} ADD CONSTRAINT "
+            f"{quote(self.name)} FOREIGN KEY ({cols}) REFERENCES "
+            f"{quote(self.ref_schema)}.{quote(self.ref_table)} ({refs}){match} "
+            f"ON UPDATE {update} ON DELETE {delete}{deferral}"
+        )
+
+
 async def _drop_foreign_keys(conn: Connection, schema: str, wanted: list[tuple[str, str]]) -> None:
     async with conn.transaction():
-        # Definitions written with every name schema-qualified, whatever the search path
-        # of the session that adds them back.
-        await conn.execute("SET LOCAL search_path = pg_catalog")
         rows = await conn.fetch(
             """
-            SELECT c.relname, k.conname, pg_get_constraintdef(k.oid)
+            SELECT c.relname, k.conname,
+                   ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
+                         JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n
+                         ORDER BY u.i),
+                   rn.nspname, rc.relname,
+                   ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i)
+                         JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n
+                         ORDER BY u.i),
+                   k.confmatchtype::text, k.confupdtype::text, k.confdeltype::text,
+                   k.condeferrable,
+                   k.condeferred
             FROM pg_constraint k
             JOIN pg_class c ON c.oid = k.conrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_class rc ON rc.oid = k.confrelid
+            JOIN pg_namespace rn ON rn.oid = rc.relnamespace
             WHERE n.nspname = $1 AND k.contype = 'f' AND k.convalidated
+              AND k.confdelsetcols IS NULL
               AND (c.relname, k.conname) IN (SELECT * FROM unnest($2::text[], $3::text[]))
             ORDER BY 1, 2
             """,
@@ -507,14 +587,13 @@ async def _drop_foreign_keys(conn: Connection, schema: str, wanted: list[tuple[s
             [table for table, _ in wanted],
             [name for _, name in wanted],
         )
-        for table, name, definition in rows:
+        for r in rows:
+            table, name = r[0], r[1]
             await conn.execute(
-                f"INSERT INTO {STATE_SCHEMA}.dropped_keys VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT DO NOTHING",
+                f"INSERT INTO {STATE_SCHEMA}.set_aside_keys VALUES "
+                "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
                 schema,
-                table,
-                name,
-                definition,
+                *r,
             )
             await conn.execute(
                 f"ALTER TABLE {quote(schema)}.{quote(table)} DROP CONSTRAINT {quote(name)}"
@@ -525,43 +604,57 @@ async def _drop_foreign_keys(conn: Connection, schema: str, wanted: list[tuple[s
 async def restore_foreign_keys(conn: Connection, schema: str) -> list[str]:
     """Add back every foreign key a run set aside in ``schema`` (validating it against the
     copied rows); ``table.constraint`` of each. A key that no longer validates raises
-    :class:`errors.ForeignKeyViolation` and stays recorded for the next attempt."""
+    :class:`errors.ForeignKeyViolation` and stays recorded for the next attempt.
+
+    The statement is built from the recorded parts with every name quoted; SQL text read
+    from a table is never run (whoever owns the database could have written it).
+    """
+    if await conn.fetchval("SELECT to_regclass($1)", _LEGACY_KEYS_TABLE) is not None:
+        legacy = await conn.fetchval(f"SELECT count(*) FROM {_LEGACY_KEYS_TABLE}")
+        if legacy:
+            raise errors.MigrationError(
+                f"cannot migrate data: {_LEGACY_KEYS_TABLE} holds {legacy} foreign key "
+                "definition(s) recorded as SQL text by an older version; stored SQL text is "
+                "never run: add those keys back by hand, then DROP TABLE "
+                f"{_LEGACY_KEYS_TABLE}"
+            )
+        await conn.execute(f"DROP TABLE {_LEGACY_KEYS_TABLE}")
     rows = await conn.fetch(
-        f"SELECT table_name, constraint_name, definition FROM {STATE_SCHEMA}.dropped_keys "
-        "WHERE schema_name = $1 ORDER BY 1, 2",
+        f"SELECT * FROM {STATE_SCHEMA}.set_aside_keys WHERE schema_name = $1 ORDER BY 2, 3",
         schema,
     )
     restored = []
-    for table, name, definition in rows:
-        target = f"{quote(schema)}.{quote(table)}"
+    for r in rows:
+        key = SetAsideKey(
+            r[0], r[1], r[2], tuple(r[3]), r[4], r[5], tuple(r[6]), r[7], r[8], r[9], r[10], r[11]
+        )
+        target = f"{quote(schema)}.{quote(key.table)}"
         try:
             async with conn.transaction():
                 present = await conn.fetchval(
                     "SELECT count(*) FROM pg_constraint WHERE conrelid = $1::regclass "
                     "AND conname = $2",
                     target,
-                    name,
+                    key.name,
                 )
                 if not present:
-                    await conn.execute(
-                        f"ALTER TABLE {target} ADD CONSTRAINT {quote(name)} {definition}"
-                    )
+                    await conn.execute(key.add_sql())
                 await conn.execute(
-                    f"DELETE FROM {STATE_SCHEMA}.dropped_keys "
+                    f"DELETE FROM {STATE_SCHEMA}.set_aside_keys "
                     "WHERE schema_name = $1 AND table_name = $2 AND constraint_name = $3",
                     schema,
-                    table,
-                    name,
+                    key.table,
+                    key.name,
                 )
         except asyncpg.PostgresError as exc:
             raise errors.from_sqlstate(
                 exc.sqlstate,
-                f"migrate-data: foreign key {name} of {table} could not be added back "
-                f"({_reason(exc)}); its definition stays in {STATE_SCHEMA}.dropped_keys "
+                f"migrate-data: foreign key {key.name} of {key.table} could not be added back "
+                f"({_reason(exc)}); it stays recorded in {STATE_SCHEMA}.set_aside_keys "
                 "and the next run adds it back",
             ) from exc
-        log.info("%s: foreign key %s added back and validated", table, name)
-        restored.append(f"{table}.{name}")
+        log.info("%s: foreign key %s added back and validated", key.table, key.name)
+        restored.append(f"{key.table}.{key.name}")
     return restored
 
 
@@ -1272,7 +1365,7 @@ class _Copier:
         path = self.options.reject_file
         if path is None or not rejects:
             return
-        with path.open("a", encoding="utf-8") as f:
+        with open_append_private(path) as f:
             for position, key, column, reason, value in rejects:
                 f.write(_reject_line(table, position, key, column, reason, value))
 
@@ -1286,11 +1379,9 @@ class _Copier:
         )
         if path is not None:
             if rows:
-                tmp = path.with_name(path.name + ".tmp")
-                with tmp.open("w", encoding="utf-8") as f:
+                with replacing(path) as f:
                     for r in rows:
                         f.write(_reject_line(*r))
-                tmp.replace(path)
             elif path.exists():
                 path.unlink()
         return len(rows)
@@ -1508,7 +1599,7 @@ async def migrate_data(
             checks each row (slower). By default the single-column keys between tables,
             whose orphans are found per batch anyway, are dropped for the copy and added
             back, validated, at the end; a killed run leaves them recorded in
-            ``aragora_migrate.dropped_keys`` and the next run adds them back.
+            ``aragora_migrate.set_aside_keys`` and the next run adds them back.
         exclude_tables: source tables (``table``) and columns (``table.column``) to leave
             behind; they are counted in ``report.left_behind``. Any other source table or
             non-empty column the target has no place for fails the run before it copies.

@@ -445,7 +445,7 @@ async def test_foreign_keys_set_aside_for_the_copy_come_back_validated(
     conn = await asyncpg.connect(target)
     try:
         assert await foreign_keys_of(conn, "children") == [("children_parent_id_fkey", True)]
-        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.dropped_keys") == 0
+        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.set_aside_keys") == 0
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await conn.execute("INSERT INTO children (parent_id) VALUES (999)")
     finally:
@@ -468,24 +468,24 @@ async def test_a_key_left_aside_by_a_killed_run_is_added_back_or_kept(
         # What a run killed during the copy of children leaves: the key dropped, recorded,
         # and here a row no copy would let in.
         await conn.execute(
-            "INSERT INTO aragora_migrate.dropped_keys SELECT 'public', 'children', conname, "
-            "pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conname = 'children_parent_id_fkey'"
+            "INSERT INTO aragora_migrate.set_aside_keys VALUES ('public', 'children', "
+            "'children_parent_id_fkey', '{parent_id}', 'public', 'parents', '{id}', 's', 'a', "
+            "'a', false, false)"
         )
         await conn.execute("ALTER TABLE children DROP CONSTRAINT children_parent_id_fkey")
         await conn.execute("INSERT INTO children (id, parent_id, note) VALUES (99, 12345, 'x')")
         with pytest.raises(errors.ForeignKeyViolation) as caught:
             await migrate_data(source, target)
         assert "children_parent_id_fkey" in str(caught.value)
-        assert "aragora_migrate.dropped_keys" in str(caught.value)
+        assert "aragora_migrate.set_aside_keys" in str(caught.value)
         assert await foreign_keys_of(conn, "children") == []
-        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.dropped_keys") == 1
+        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.set_aside_keys") == 1
 
         await conn.execute("DELETE FROM children WHERE id = 99")
         report = await migrate_data(source, target, verify=True)
         assert report.tables["children"].migrated == 3 and report.verified
         assert await foreign_keys_of(conn, "children") == [("children_parent_id_fkey", True)]
-        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.dropped_keys") == 0
+        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.set_aside_keys") == 0
     finally:
         await conn.close()
 
@@ -543,7 +543,7 @@ async def test_a_failed_run_adds_keys_back_and_the_rerun_verifies(
     conn = await asyncpg.connect(target)
     try:
         assert await foreign_keys_of(conn, "children") == [("children_parent_id_fkey", True)]
-        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.dropped_keys") == 0
+        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.set_aside_keys") == 0
         assert await conn.fetchval("SELECT count(*) FROM children") == 2
     finally:
         await conn.close()
