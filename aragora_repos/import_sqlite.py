@@ -122,18 +122,21 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def ident(name: str) -> str:
-    """``name`` as a PostgreSQL identifier, quoted only when it has to be; a name with a
-    line break or control character is written with Unicode escapes (``U&"a\000Ab"``,
-    sql-syntax-lexical.html §4.1.1), so the file holds it on one line, exactly."""
-    if "\x00" in name:
-        raise ConfigError(f"cannot import a name with a NUL character: {comment_text(name)}")
+    """``name`` as a PostgreSQL identifier, quoted only when it has to be.
+
+    Raises:
+        ConfigError: for a name with a line break or control character, which a migration
+            file could only hold as a Unicode escape (``U&"..."``) that the generator's
+            parser does not read; written as itself, a line break inside a quoted name
+            could start a line that reads as ``-- migrate:up``.
+    """
+    if _UNSAFE.search(name):
+        raise ConfigError(
+            f"cannot import the name {comment_text(name)!r}: it holds a line break or "
+            "control character; rename it in the source database first"
+        )
     if _SIMPLE.match(name) and name not in _RESERVED:
         return name
-    if _UNSAFE.search(name):
-        body = _UNSAFE.sub(lambda m: f"\\{ord(m.group()):04X}", name.replace("\\", "\\\\")).replace(
-            '"', '""'
-        )
-        return f'U&"{body}"'
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -143,18 +146,15 @@ def comment_text(text: str) -> str:
 
 
 def string_literal(raw: str) -> str | None:
-    """A SQLite string literal (``'it''s'``) as a PostgreSQL one on a single line, or None
-    when ``raw`` is not exactly one string literal."""
+    """A SQLite string literal (``'it''s'``) as a PostgreSQL one, or None when ``raw`` is not
+    exactly one string literal or holds a line break or control character (a literal
+    spanning lines could hold a line that reads as a section marker)."""
     if len(raw) < 2 or not (raw.startswith("'") and raw.endswith("'")):
         return None
     content = raw[1:-1]
-    if "'" in content.replace("''", ""):
+    if "'" in content.replace("''", "") or _UNSAFE.search(content):
         return None
-    value = content.replace("''", "'")
-    if not _UNSAFE.search(value):
-        return "'" + value.replace("'", "''") + "'"
-    escaped = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", value.replace("\\", "\\\\"))
-    return "E'" + escaped.replace("'", "\\'") + "'"
+    return raw
 
 
 @dataclass(slots=True)
@@ -381,8 +381,15 @@ class _Importer:
             if origin == "u":
                 out.lines.append(f"    UNIQUE ({names})")
                 continue
+            index_name = index
+            if _UNSAFE.search(index):
+                index_name = f"{name}_idx_{_seq}"
+                self.guess(
+                    f"{name}: index {index}",
+                    f"name with a line break or control character, renamed {index_name}",
+                )
             statement = (
-                f"CREATE {'UNIQUE ' if unique else ''}INDEX {ident(index)} "
+                f"CREATE {'UNIQUE ' if unique else ''}INDEX {ident(index_name)} "
                 f"ON {ident(name)} ({names})"
             )
             if partial:
