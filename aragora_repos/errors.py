@@ -37,6 +37,10 @@ class ConnectionFailure(DatabaseError):
     """The server could not be reached or the connection was lost."""
 
 
+class ConnectionUnavailable(ConnectionFailure):
+    """No connection could be had, so nothing was sent: any statement may be retried."""
+
+
 class NotSupportedError(DatabaseError):
     """The backend does not have the feature asked for (e.g. advisory locks on SQLite)."""
 
@@ -59,6 +63,14 @@ class ProgrammingError(DatabaseError):
 
 class OperationalError(DatabaseError):
     """The database could not run the statement now (busy, canceled, out of resources)."""
+
+
+class TooManyConnections(OperationalError):
+    """The server refused a new connection: it is at ``max_connections`` (53300). Nothing
+    ran, so the pool waits and tries again, and ``run_in_transaction`` re-runs."""
+
+    sqlstate = "53300"
+    retryable = True
 
 
 class DatabaseBusy(OperationalError):
@@ -156,6 +168,7 @@ _BY_SQLSTATE: dict[str, type[DatabaseError]] = {
     "40P01": DeadlockDetected,
     "57014": OperationalError,
     "55P03": OperationalError,
+    "53300": TooManyConnections,
 }
 _BY_CLASS: dict[str, type[DatabaseError]] = {
     "22": DataError,

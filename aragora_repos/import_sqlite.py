@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aragora_repos.errors import ConfigError
+from aragora_repos.sqlite import open_read_only
 
 #: Rows read per column to infer a type from values.
 SAMPLE = 10_000
@@ -196,13 +197,7 @@ def load_schema(source: Path) -> sqlite3.Connection:
             db.close()
             raise ConfigError(f"{source}:{start}:{column}: incomplete statement (missing ';'?)")
         return db
-    db = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        raise ConfigError(f"{source}: not a SQLite database ({exc})") from None
-    return db
+    return open_read_only(source)
 
 
 def _quote_sqlite(name: str) -> str:

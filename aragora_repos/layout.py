@@ -29,6 +29,7 @@ from pathlib import Path
 from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.errors import ConfigError, MigrationError
 from aragora_repos.files import ensure_private_file, private_dir, replacing
+from aragora_repos.sqlite import open_read_only
 
 
 class DatabaseMode(Enum):
@@ -217,7 +218,7 @@ def _plan(source: Path) -> tuple[list[TableMove], list[str]]:
     moves: list[TableMove] = []
     not_copied: list[str] = []
     for legacy, consolidated in sorted(_legacy_files(source).items()):
-        db = sqlite3.connect(f"{(source / legacy).resolve().as_uri()}?mode=ro", uri=True)
+        db = open_read_only(source / legacy)
         try:
             for kind, name, _table, _sql in _objects(db):
                 if kind == "table":

@@ -54,6 +54,7 @@ from aragora_repos.convert import (
 )
 from aragora_repos.files import open_append_private, replacing
 from aragora_repos.postgres import connect_one
+from aragora_repos.sqlite import open_read_only
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -878,15 +879,7 @@ def _value_text(value: Any) -> str | None:
 
 
 def _open_source(path: Path) -> sqlite3.Connection:
-    if not path.is_file():
-        raise errors.ConfigError(f"no SQLite database at {path}")
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        raise errors.ConfigError(f"{path}: not a SQLite database ({exc})") from None
-    return db
+    return open_read_only(path, check_same_thread=False)
 
 
 # --- progress display -------------------------------------------------------------------

@@ -81,6 +81,29 @@ class Applied:
     success: bool
 
 
+def applied_row(row: Sequence[object]) -> Applied:
+    """A ``schema_version`` row read back, checked: a hand-edited table may hold anything.
+
+    Raises:
+        MigrationError: a version that is not an integer, or a name or checksum that is
+            not text.
+    """
+    version, name, checksum, applied_at, execution_ms, success = row
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise MigrationError(
+            f"cannot read schema_version: version {version!r} ({type(version).__name__}) is not "
+            "an integer; the table was edited by hand, fix that row"
+        )
+    if not isinstance(name, str) or not isinstance(checksum, str):
+        raise MigrationError(
+            f"cannot read schema_version: version {version} has a name or checksum that is "
+            "not text; the table was edited by hand, fix that row"
+        )
+    ms = float(execution_ms) if isinstance(execution_ms, int | float) else 0.0
+    when = applied_at if isinstance(applied_at, datetime | str) else str(applied_at)
+    return Applied(version, name, checksum, when, ms, bool(success))
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One migration in one direction: exactly the statements a run executes."""

@@ -37,6 +37,7 @@ from aragora_repos.migrations import (
     Applied,
     Migration,
     Step,
+    applied_row,
     plan_down,
     plan_up,
 )
@@ -182,6 +183,7 @@ class _HideDriverFrames(logging.Filter):
 
 logging.getLogger("asyncpg.pool").addFilter(_HideDriverFrames())
 _log = logging.getLogger("aragora_repos.migrations")
+pool_log = logging.getLogger("aragora_repos.pool")
 
 #: InternalClientError: the protocol refuses a new operation on a session the server has
 #: ended while it sat idle (the FATAL arrived, the EOF not yet); it is raised before
@@ -208,7 +210,7 @@ async def _applied(conn: BoundConnection) -> dict[int, Applied]:
         "SELECT version, name, checksum, applied_at, execution_ms, success "
         "FROM schema_version ORDER BY version"
     )
-    return {r[0]: Applied(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    return {a.version: a for a in (applied_row(tuple(r)) for r in rows)}
 
 
 async def _run_step(
@@ -325,8 +327,7 @@ WHERE l.locktype = 'advisory' AND l.granted
 LIMIT 1"""
 
 
-class _Unsent(errors.ConnectionFailure):
-    """No connection could be had: nothing was sent, so any statement may be retried."""
+_Unsent = errors.ConnectionUnavailable
 
 
 def _terminate(conn: Lent) -> None:
@@ -387,13 +388,32 @@ class _Lender:
             self.waits += 1
         self.waiting += 1
         failure: errors.DatabaseError | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        refusals = 0
         try:
-            return await pool.acquire(timeout=self.timeout)
+            while True:
+                try:
+                    return await pool.acquire(timeout=max(0.0, deadline - loop.time()))
+                except _DRIVER_ERRORS as exc:
+                    full = getattr(exc, "sqlstate", None) == "53300"
+                    if not full or loop.time() >= deadline:
+                        raise
+                # The server is at max_connections: another client's connection will go;
+                # wait with capped, jittered backoff inside the pool timeout.
+                refusals += 1
+                pool_log.info(
+                    "%s refused a new connection (max_connections, 53300); retrying", self.label
+                )
+                delay = random.uniform(0.0, min(0.5, 0.01 * 2**refusals))
+                await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
         except TimeoutError:
             self.timeouts += 1
             failure = errors.PoolTimeout(
                 f"cannot get a connection to {self.label} within {self.timeout} s "
-                f"({pool.get_size()} of {pool.get_max_size()} in use or opening)"
+                f"({pool.get_size()} of {pool.get_max_size()} in use or opening"
+                + (f"; the server refused {refusals} for max_connections" if refusals else "")
+                + ")"
             )
         except _DRIVER_ERRORS as exc:
             # Built outside the handler: the driver's connect frames hold the raw DSN.
@@ -412,6 +432,8 @@ class _Lender:
             )
         finally:
             self.waiting -= 1
+        if refusals and isinstance(failure, errors.TooManyConnections):
+            self.timeouts += 1
         raise failure
 
     def put(self, conn: Lent) -> bool:

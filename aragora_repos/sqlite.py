@@ -29,6 +29,7 @@ from aragora_repos.migrations import (
     Applied,
     Migration,
     Step,
+    applied_row,
     plan_down,
     plan_up,
 )
@@ -88,6 +89,40 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def open_read_only(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open someone else's SQLite file to read it (``mode=ro``: nothing is created or
+    changed), after checking that it is a database whose schema text is valid UTF-8, so
+    a bad file or name is a clear error naming the file, not a traceback later.
+
+    Raises:
+        FileError: no file there, not a database, or a schema entry that is not UTF-8
+            (named with its bytes escaped).
+    """
+    if not path.is_file():
+        raise errors.FileError(f"cannot open {path}: no SQLite database there")
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
+    try:
+        rows = db.execute(
+            "SELECT CAST(type AS BLOB), CAST(name AS BLOB), CAST(sql AS BLOB) FROM sqlite_schema"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise errors.FileError(f"cannot open sqlite database {path}: {exc}") from None
+    for kind, name, sql in rows:
+        for raw in (name, sql):
+            try:
+                (raw or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                db.close()
+                shown = bytes(name or b"").decode("utf-8", "backslashreplace")
+                raise errors.FileError(
+                    f"cannot read {path}: the {kind.decode(errors='replace')} '{shown}' has a "
+                    "name or definition that is not valid UTF-8; rename it first"
+                ) from None
+    return db
 
 
 def _open_error(path: str, exc: sqlite3.Error) -> errors.DatabaseError:
@@ -369,7 +404,7 @@ class SqliteConnection:
             "FROM schema_version ORDER BY version",
             (),
         )
-        return {r[0]: Applied(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+        return {a.version: a for a in map(applied_row, rows)}
 
     def migrate(
         self,

@@ -25,6 +25,7 @@ from aragora_db.migrations import MIGRATIONS
 from aragora_repos import Config, DatabaseBusy, MigrationError, Secret, cli, open_async
 from aragora_repos.migrate_data import migrate_data
 from aragora_repos.migrations import ADVISORY_LOCK_KEY
+from aragora_repos.postgres import PostgresDatabase
 from tests.conftest import BACKENDS
 from tests.pg_server import fresh_database
 
@@ -261,3 +262,65 @@ async def test_a_stuck_migrator_is_named_and_given_up_on(
             assert any("held by pid" in r.getMessage() for r in caplog.records)
         finally:
             await stuck.close()
+
+
+@pytest.mark.postgres
+async def test_a_full_server_is_waited_for_not_failed(postgres_dsn: str) -> None:
+    """A role's connection limit answers 53300 like a full max_connections (found: 275
+    failures under load, none retried)."""
+    from aragora_repos.dsn import parse_dsn
+
+    role = f"limited_{os.getpid()}"
+    with fresh_database(postgres_dsn) as dsn:
+        admin = await asyncpg.connect(dsn)
+        await admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 2")
+        await admin.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+        try:
+            base = parse_dsn(dsn)
+            host, port = base.hosts[0]
+            as_role = f"postgresql://{role}@{host}:{port}/{base.database}"
+            db = await open_async(
+                Config(
+                    backend="postgres", dsn=Secret(as_role), pool_min=1, pool_max=4, pool_timeout=30
+                )
+            )
+            other = await asyncpg.connect(as_role)  # the role's second and last slot
+            refused = asyncio.Event()
+
+            class Seen(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    if "53300" in record.getMessage():
+                        refused.set()
+
+            seen = Seen()
+            logging.getLogger("aragora_repos.pool").addHandler(seen)
+            logging.getLogger("aragora_repos.pool").setLevel(logging.INFO)
+            holding, release = asyncio.Event(), asyncio.Event()
+
+            async def hold() -> None:
+                async with db.transaction():
+                    holding.set()
+                    await release.wait()
+
+            assert isinstance(db, PostgresDatabase)
+
+            async def work() -> int:
+                assert isinstance(db, PostgresDatabase)
+                return int((await db.fetch("SELECT 1", ()))[0][0])
+
+            try:
+                holder = asyncio.create_task(hold())
+                await holding.wait()
+                needy = asyncio.create_task(db.run_in_transaction(work))
+                await refused.wait()  # the server said 53300 and the pool is retrying
+                await other.close()
+                assert await needy == 1
+                release.set()
+                await holder
+            finally:
+                logging.getLogger("aragora_repos.pool").removeHandler(seen)
+                await db.close()
+        finally:
+            await admin.execute(f"DROP OWNED BY {role}")
+            await admin.execute(f"DROP ROLE {role}")
+            await admin.close()
