@@ -281,6 +281,12 @@ def parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--batch-size", type=int, default=1000, help="rows per batch (1000)")
     c.add_argument(
+        "--batch-mib",
+        type=float,
+        default=16.0,
+        help="a batch also ends at this many MiB of text and blobs (16)",
+    )
+    c.add_argument(
         "--skip-existing",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -367,6 +373,7 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
         progress=None if args.json else Progress(),
         keep_foreign_keys=args.keep_foreign_keys,
         exclude_tables=[t.strip() for t in (args.exclude_tables or "").split(",") if t.strip()],
+        batch_bytes=max(1, int(args.batch_mib * 1024 * 1024)),
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))

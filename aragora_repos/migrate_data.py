@@ -698,11 +698,39 @@ class Batch:
         return _key(source, self.width, self.lead)
 
 
+#: Bytes of text and blobs read into one batch at most (besides ``batch_size`` rows).
+DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
+
+
+def _take(cursor: sqlite3.Cursor, budget: int | None) -> list[tuple[Any, ...]]:
+    if budget is None:
+        return cursor.fetchall()
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    try:
+        for row in cursor:
+            rows.append(row)
+            size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+            if size >= budget:
+                break
+    finally:
+        cursor.close()
+    return rows
+
+
 class SourceReader:
     """Reads one table in key order and converts each row; used from one thread."""
 
-    def __init__(self, path: Path, table: TablePlan, *, hashes: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        table: TablePlan,
+        *,
+        hashes: bool = False,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+    ) -> None:
         self.table = table
+        self.batch_bytes = batch_bytes
         self.hash_row = row_hasher(table.columns) if hashes else None
         self.db = _open_source(path)
         names = ", ".join(quote(c.name) for c in table.columns)
@@ -772,20 +800,24 @@ class SourceReader:
                 q.replace(" ORDER BY ", f"{joiner}{bound} ORDER BY ", 1) for q in (sql, typed)
             )
             params += tuple(upto) if self.width > 1 else (upto,)
-        return self._rows(sql, typed, (*params, size))
+        return self._rows(sql, typed, (*params, size), budget=self.batch_bytes)
 
-    def _rows(self, sql: str, typed_sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _rows(
+        self, sql: str, typed_sql: str, params: Sequence[Any], *, budget: int | None = None
+    ) -> list[tuple[Any, ...]]:
         """``sql``'s rows; when some text is not UTF-8, ``typed_sql``'s (each column with
         its ``typeof``) with valid text decoded and invalid text marked, so the row is
-        rejected with its reason."""
+        rejected with its reason. With ``budget``, reading stops once the rows' text and
+        blobs reach that many bytes (after at least one row): the next read continues
+        after the last row's key, so a batch of large rows stays small."""
         try:
-            return self.db.execute(sql, params).fetchall()
+            return _take(self.db.execute(sql, params), budget)
         except sqlite3.OperationalError as exc:
             if "decode" not in str(exc):
                 raise
         self.db.text_factory = bytes
         try:
-            rows = self.db.execute(typed_sql, params).fetchall()
+            rows = _take(self.db.execute(typed_sql, params), budget)
         finally:
             self.db.text_factory = str
         lead = self.width + self.key_width
@@ -957,6 +989,7 @@ class Options:
     schema: str = "public"
     reject_file: Path | None = None
     progress: Progress | None = None
+    batch_bytes: int = DEFAULT_BATCH_BYTES
 
 
 class _Copier:
@@ -979,7 +1012,13 @@ class _Copier:
         opts = self.options
         report = TableReport(table.name)
         reader: SourceReader = await self._in_reader(
-            functools.partial(SourceReader, self.source, table, hashes=self.hashing)
+            functools.partial(
+                SourceReader,
+                self.source,
+                table,
+                hashes=self.hashing,
+                batch_bytes=self.options.batch_bytes,
+            )
         )
         self.sums[table.name] = [0, 0]
         try:
@@ -1574,6 +1613,7 @@ async def migrate_data(
     progress: Progress | None = None,
     keep_foreign_keys: bool = False,
     exclude_tables: Sequence[str] = (),
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> DataMigrationReport:
     """Copy ``sqlite_path`` into the PostgreSQL database at ``postgres_dsn`` (whose schema
     must already exist, e.g. by ``aragora-repos migrate up``); see the module docstring.
@@ -1581,6 +1621,8 @@ async def migrate_data(
     Args:
         tables: only these tables (default: every table both sides have).
         batch_size: rows per COPY and per committed batch.
+        batch_bytes: a batch also ends once its text and blobs reach this many bytes
+            (after at least one row), so memory stays bounded whatever the row size.
         skip_existing: rows whose key the target already holds (put there by something
             else than this migration) are skipped; otherwise they are rejected.
         dry_run: read and convert everything, write nothing but the reject file.
@@ -1601,7 +1643,9 @@ async def migrate_data(
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
     path = Path(sqlite_path)
     reject_path = Path(reject_file) if reject_file else path.with_name(path.name + ".rejects.jsonl")
-    options = Options(batch_size, skip_existing, dry_run, schema, reject_path, progress)
+    options = Options(
+        batch_size, skip_existing, dry_run, schema, reject_path, progress, batch_bytes
+    )
     dsn = postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn)
     report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
     started = time.perf_counter()

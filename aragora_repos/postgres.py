@@ -1061,14 +1061,26 @@ class PostgresDatabase:
     async def copy_records(
         self, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
     ) -> int:
-        """Bulk insert with binary COPY; return the number of rows copied."""
-        return _rows(
-            await self._single(
-                f"COPY {table}",
-                lambda c: c.copy_records_to_table(table, records=records, columns=list(columns)),
-                False,
-            )
-        )
+        """Bulk insert with binary COPY; return the number of rows copied.
+
+        ``records`` is streamed to the server as it is iterated (a generator is never
+        held whole in memory). COPY is one statement, so it lands whole or not at all;
+        once its rows have started to be read it is not re-sent, since an iterator
+        cannot be read twice.
+        """
+        started = False
+
+        def op(c: BoundConnection) -> Awaitable[str]:
+            nonlocal started
+            if started:
+                raise errors.ConnectionFailure(
+                    f"cannot copy into {table}: the connection was lost after its rows "
+                    "began to be read; nothing was committed, run it again"
+                )
+            started = True
+            return c.copy_records_to_table(table, records=records, columns=list(columns))
+
+        return _rows(await self._single(f"COPY {table}", op, False))
 
     @contextlib.asynccontextmanager
     async def _checkout(self) -> AsyncIterator[Lent]:

@@ -318,7 +318,7 @@ class PostgresAuditRepository(AuditRepository):
                 "ip_address",
                 "user_agent",
             ),
-            [
+            (
                 (
                     p.timestamp,
                     p.user_id,
@@ -331,7 +331,7 @@ class PostgresAuditRepository(AuditRepository):
                     p.user_agent,
                 )
                 for p in rows
-            ],
+            ),
         )
 
     async def get_audit_event(self, *, id: int) -> AuditLog | None:

@@ -722,7 +722,7 @@ class PostgresNomicRepository(NomicRepository):
         return await self._db.copy_records(
             "stream_events",
             ("loop_id", "cycle", "event_type", "event_data", "agent", "timestamp"),
-            [(p.loop_id, p.cycle, p.event_type, p.event_data, p.agent, p.timestamp) for p in rows],
+            ((p.loop_id, p.cycle, p.event_type, p.event_data, p.agent, p.timestamp) for p in rows),
         )
 
     async def list_stream_events(self, *, loop_id: str, cycle: int) -> list[StreamEvent]:

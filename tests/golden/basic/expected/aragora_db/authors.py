@@ -277,7 +277,7 @@ class PostgresAuthorsRepository(AuthorsRepository):
 
     async def import_authors(self, rows: Iterable[ImportAuthorsParams]) -> int:
         return await self._db.copy_records(
-            "authors", ("name", "mood", "tags"), [(p.name, p.mood, p.tags) for p in rows]
+            "authors", ("name", "mood", "tags"), ((p.name, p.mood, p.tags) for p in rows)
         )
 
     async def latest_bio(self) -> LatestBioRow | None:
