@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install generate check test demo bench bench-migrate clean reliability schema-diff fidelity faults
+.PHONY: install generate check test demo bench bench-migrate clean reliability schema-diff fidelity faults adversarial
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,7 @@ schema-diff: $(STAMP)
 ## faults: runtime fault tests at full size (30 s loads, 10,000 replica pairs, 100 SIGKILLs)
 faults: $(STAMP)
 	ARAGORA_FAULT_SECONDS=30 $(VENV)/bin/pytest -s -q tests/faults tests/runtime/test_pg_runtime.py | grep -E 'FIGURE|passed|failed'
+
+## adversarial: hostile inputs, secrets, files and concurrent migrators at 10 rounds
+adversarial: $(STAMP)
+	ARAGORA_ADVERSARIAL_ROUNDS=10 $(VENV)/bin/pytest -s -q tests/adversarial | grep -E 'FIGURE|passed|failed'
