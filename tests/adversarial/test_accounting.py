@@ -58,6 +58,8 @@ def test_consolidate_names_every_collision_and_fails(tmp_path: Path) -> None:
     assert first["row"]["body"] == "traces.db-10" and first["existing"]["body"] == "debates.db-10"
     assert Path(str(report.reject_file)).stat().st_mode & 0o777 == 0o600
     # A hostile table and index name ('a(b', 'i ON j(') made it across with its rows.
+    for made in source.glob("core.db*"):
+        assert made.stat().st_mode & 0o777 == 0o600, made
     core = sqlite3.connect(source / "core.db")
     assert core.execute('SELECT count(*) FROM "a(b"').fetchone() == (3,)
     core.close()

@@ -249,3 +249,22 @@ def test_the_cli_takes_a_dsn_without_argv(
     err = capsys.readouterr().err
     assert "give one of" in err and not leaks(err)
     assert sys.argv  # the test never put the DSN in its own argv
+
+
+def test_driver_reconnect_warnings_carry_no_frames() -> None:
+    """asyncpg's pool logs a failed reconnect with ``exc_info``; the connect frames'
+    locals hold the connection parameters. The record reaches handlers without them."""
+    import aragora_repos.postgres  # noqa: F401  (installs the filter)
+
+    def connect(password: str) -> None:
+        raise OSError(111, "Connect call failed")
+
+    with recording() as handler:
+        try:
+            connect(CANARY)
+        except OSError:
+            logging.getLogger("asyncpg.pool").warning(
+                "Failed to restore the pool connection floor; retrying", exc_info=True
+            )
+    assert any("(ConnectionRefusedError)" in seen for seen in handler.seen)
+    assert not any(leaks(seen) for seen in handler.seen)
