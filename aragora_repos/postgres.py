@@ -327,9 +327,6 @@ WHERE l.locktype = 'advisory' AND l.granted
 LIMIT 1"""
 
 
-_Unsent = errors.ConnectionUnavailable
-
-
 def _terminate(conn: Lent) -> None:
     if not _gone(conn):
         conn.terminate()
@@ -424,7 +421,9 @@ class _Lender:
                 else type(exc).__name__
             )
             failure = (
-                _Unsent(f"cannot connect to {self.label}: {reason}", sqlstate=mapped.sqlstate)
+                errors.ConnectionUnavailable(
+                    f"cannot connect to {self.label}: {reason}", sqlstate=mapped.sqlstate
+                )
                 if isinstance(mapped, errors.ConnectionFailure | errors.InterfaceError)
                 else type(mapped)(
                     f"cannot connect to {self.label}: {reason}", sqlstate=mapped.sqlstate
@@ -953,11 +952,11 @@ class PostgresDatabase:
             if isinstance(exc, asyncpg.exceptions.InternalClientError):
                 _terminate(lent)
                 await lender.discard(lent)
-                raise _Unsent(f"cannot use the connection: {exc}") from exc
+                raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
             await lender.discard(lent)
             if isinstance(exc, _DRIVER_ERRORS):
                 if isinstance(exc, asyncpg.InterfaceError) and _gone(lent):
-                    raise _Unsent(f"cannot use the connection: {exc}") from exc
+                    raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
                 raise _map(exc) from exc
             raise
         finally:
@@ -1031,7 +1030,7 @@ class PostgresDatabase:
             while True:
                 try:
                     return await self._lend(self._lender, sql, op)
-                except _Unsent:
+                except errors.ConnectionUnavailable:
                     failures += 1
                     if failures > 2:
                         raise

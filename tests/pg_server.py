@@ -58,7 +58,8 @@ async def _reachable(dsn: str) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound and released)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -78,7 +79,7 @@ def _own_server() -> Iterator[Server | None]:
     prefix = ["runuser", "-u", "postgres", "--"] if root else []
     if root:
         shutil.chown(workdir, "postgres")
-    port = _free_port()
+    port = free_port()
     try:
         subprocess.run(
             [*prefix, f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U", "postgres"],

@@ -76,9 +76,6 @@ def test_text_versions_in_schema_version(
 async def test_no_private_class_names_in_messages(tmp_path: Path) -> None:
     """The error a statement gets when no connection could be had is public, so the
     retry loop's message names a class a caller can catch."""
-    from aragora_repos import postgres
-
-    assert postgres._Unsent is ConnectionUnavailable
     db = await open_async(Config(data_dir=tmp_path))
     attempts = 0
 

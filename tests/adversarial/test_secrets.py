@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import socket
 import sys
 import threading
 import traceback
@@ -24,18 +23,12 @@ import pytest
 
 from aragora_repos import Config, ConfigError, Secret, cli, redact_dsn
 from aragora_repos.dsn import parse_dsn
+from tests.pg_server import free_port
 
 CANARY = "CANARYpw7f3a"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-PORT = _closed_port()
+PORT = free_port()
 #: Each a password or DSN shape that broke the masking, or that a parser may mistake.
 MALFORMED = [
     f"postgresql://app:{CANARY}/x9@127.0.0.1:{PORT}/d",

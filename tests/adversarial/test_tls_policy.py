@@ -7,7 +7,6 @@ Found on an earlier main: with ``ARAGORA_ENV=production``, ``--database-url
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,9 @@ import pytest
 from aragora_repos import ConfigError, Secret, cli
 from aragora_repos.backup import pg_dump_backup
 from aragora_repos.postgres import PostgresDatabase, connect_one
+from tests.pg_server import free_port
 
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-PORT = _closed_port()
+PORT = free_port()
 PLAIN = f"postgresql://u:pw@127.0.0.1:{PORT}/d?sslmode=disable"
 UNSET = f"postgresql://u:pw@127.0.0.1:{PORT}/d"
 VERIFIED = f"postgresql://u:pw@127.0.0.1:{PORT}/d?sslmode=verify-full"

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from tests.pg_server import _free_port
+from tests.pg_server import free_port
 
 
 def _bindir() -> str | None:
@@ -67,7 +67,7 @@ class Cluster:
         workdir = tempfile.mkdtemp(prefix="aragora-fault-")
         if os.geteuid() == 0:
             shutil.chown(workdir, "postgres")
-        cluster = cls(bindir, workdir, os.path.join(workdir, "primary"), _free_port())
+        cluster = cls(bindir, workdir, os.path.join(workdir, "primary"), free_port())
         subprocess.run(
             [
                 *cluster.prefix,
@@ -92,8 +92,8 @@ class Cluster:
         replica = Cluster(
             self.bindir,
             self.workdir,
-            os.path.join(self.workdir, f"replica-{_free_port()}"),
-            _free_port(),
+            os.path.join(self.workdir, f"replica-{free_port()}"),
+            free_port(),
         )
         subprocess.run(
             [
