@@ -177,12 +177,15 @@ def fresh_database(admin_dsn: str) -> Iterator[str]:
 
 
 async def terminate_during_commit(admin: asyncpg.Connection[Any], *, tries: int = 100) -> None:
-    """Poll for a backend running COMMIT and terminate it (the test slows its COMMIT with a
-    deferred trigger), so the client loses the connection with COMMIT in flight."""
+    """Poll for a backend of ``admin``'s database running COMMIT and terminate it (the test
+    slows its COMMIT with a deferred trigger), so the client loses the connection with
+    COMMIT in flight. ``admin`` must be connected to the test's own database."""
     for _ in range(tries):
         await asyncio.sleep(0.05)
+        # Only the test's own database, never this session: the server may be shared.
         pids = await admin.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE query = 'COMMIT' AND state = 'active'"
+            "SELECT pid FROM pg_stat_activity WHERE query = 'COMMIT' AND state = 'active' "
+            "AND datname = current_database() AND pid <> pg_backend_pid()"
         )
         if pids:
             await admin.execute("SELECT pg_terminate_backend($1)", pids[0][0])

@@ -49,6 +49,18 @@ def target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
             yield dsn
 
 
+def start_migrator(where: str, module: str = "tests.reliability.sample_migrations") -> Any:
+    """A migrator process (tests/reliability/migrator.py) waiting for its start line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.migrator", where, module],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @asynccontextmanager
 async def opened(where: str) -> AsyncIterator[AsyncBackend]:
     config = (
@@ -99,20 +111,18 @@ def test_concurrent_migrators_apply_each_migration_once(
     doubles = errors = 0
     for _ in range(ROUNDS):
         with target(backend, tmp_path, request) as where:
-            start = time.time() + 1.5
-            procs = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "tests.reliability.migrator", where, str(start)],
-                    cwd=ROOT,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                for _ in range(8)
-            ]
+            procs = [start_migrator(where) for _ in range(8)]
+            for p in procs:  # every process is ready; then all start at once
+                assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.flush()
             results = [p.communicate(timeout=120) for p in procs]
             errors += sum(p.returncode != 0 for p in procs)
-            applied = sorted(v for out, _ in results if out.strip() for v in json.loads(out))
+            applied = sorted(
+                v for out, _ in results if out.strip() for v in json.loads(out.splitlines()[-1])
+            )
 
             async def counts(where: str = where) -> list[Any]:
                 async with opened(where) as db:
@@ -254,13 +264,15 @@ async def test_sigkill_during_a_migration(
 ) -> None:
     module = f"tests.reliability.slow_{'tx' if transactional else 'notx'}"
     with target(backend, tmp_path, request) as where:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.migrator", where, "0", module],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        time.sleep(1.5)  # imports, connect, first statement; the sleep takes 3 s
+        proc = start_migrator(where, module)
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        # Killed once the slow statement (about 3 s) has been handed to the database.
+        for line in proc.stdout:
+            if line.startswith(("statement: SELECT pg_sleep", "statement: WITH RECURSIVE")):
+                break
         assert proc.poll() is None, proc.communicate()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

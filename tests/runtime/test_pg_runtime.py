@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 import random
 from collections.abc import AsyncIterator
 
@@ -135,6 +136,8 @@ async def test_the_pool_wait_is_bounded(pg: PostgresDatabase) -> None:
     assert (await pg.fetchrow("SELECT 2", ()) or [0])[0] == 2
 
 
+#: A role of this test run's own; roles are cluster-wide on a possibly shared server.
+ROLE = f"rt_role_{os.getpid()}"
 LEAKS = {
     "guc": (
         "SET work_mem = '7MB'",
@@ -144,10 +147,10 @@ LEAKS = {
         "SET search_path = pg_catalog",
         "SELECT current_setting('search_path') = 'pg_catalog'",
     ),
-    "role": ("SET ROLE rt_role", "SELECT current_user = 'rt_role'"),
+    "role": (f"SET ROLE {ROLE}", f"SELECT current_user = '{ROLE}'"),
     "session_authorization": (
-        "SET SESSION AUTHORIZATION rt_role",
-        "SELECT session_user = 'rt_role'",
+        f"SET SESSION AUTHORIZATION {ROLE}",
+        f"SELECT session_user = '{ROLE}'",
     ),
     "temp_table": (
         "CREATE TEMP TABLE rt_tmp (x int)",
@@ -175,11 +178,8 @@ LEAKS = {
 
 async def test_session_state_does_not_leak_across_checkouts(postgres_dsn: str) -> None:
     admin = await asyncpg.connect(postgres_dsn)
-    await admin.execute(
-        "DO $$BEGIN CREATE ROLE rt_role; EXCEPTION WHEN duplicate_object THEN NULL; END$$;"
-        "GRANT rt_role TO CURRENT_USER"
-    )
-    await admin.close()
+    # A role of this run's own (roles are cluster-wide), dropped at the end.
+    await admin.execute(f"CREATE ROLE {ROLE}; GRANT {ROLE} TO CURRENT_USER")
     db = await PostgresDatabase.open(Secret(postgres_dsn), min_size=1, max_size=1)
     leaked: list[str] = []
     try:
@@ -198,6 +198,8 @@ async def test_session_state_does_not_leak_across_checkouts(postgres_dsn: str) -
                         leaked.append(f"{name} via {how}")
     finally:
         await db.close()
+        await admin.execute(f"DROP ROLE {ROLE}")
+        await admin.close()
     assert leaked == []
 
 
