@@ -24,7 +24,6 @@ import importlib
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import NoReturn
 from aragora_repos.config import Config, Secret
 from aragora_repos.database import AsyncBackend, open_async
 from aragora_repos.errors import ConfigError, DatabaseError
-from aragora_repos.migrations import Migration, Status, plan_up, render_plan
+from aragora_repos.migrations import Migration, Status, create_migration, plan_up, render_plan
 
 MIGRATIONS_MODULE = "aragora_db.migrations"
 
@@ -41,19 +40,6 @@ MIGRATIONS_MODULE = "aragora_db.migrations"
 def load_migrations(module: str = MIGRATIONS_MODULE) -> tuple[Migration, ...]:
     migrations: tuple[Migration, ...] = importlib.import_module(module).MIGRATIONS
     return migrations
-
-
-def create_migration(schema_dir: Path, message: str, *, text: str | None = None) -> Path:
-    """Write the next ``NNNN_<slug>.sql``: ``text``, or empty up and down sections."""
-    slug = "_".join(re.findall(r"[a-z0-9]+", message.lower()))[:60].strip("_") or "migration"
-    numbers = [int(p.name[:4]) for p in schema_dir.glob("[0-9][0-9][0-9][0-9]_*.sql")]
-    path = schema_dir / f"{max(numbers, default=0) + 1:04d}_{slug}.sql"
-    schema_dir.mkdir(parents=True, exist_ok=True)
-    with path.open("x", encoding="utf-8") as f:
-        f.write(
-            text if text is not None else f"-- {message}\n-- migrate:up\n\n\n-- migrate:down\n\n"
-        )
-    return path
 
 
 def backup_root(config: Config) -> Path:

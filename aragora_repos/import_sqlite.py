@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aragora_repos.errors import ConfigError
+from aragora_repos.migrations import create_migration
 from aragora_repos.sqlite import open_read_only
 
 #: Rows read per column to infer a type from values.
@@ -473,7 +474,5 @@ def import_sqlite(
     )
     path = None
     if schema_dir is not None:
-        from aragora_repos.cli import create_migration
-
         path = create_migration(schema_dir, f"import {source.stem}", text=sql)
     return ImportResult(path, sql, importer.guesses, order)

@@ -13,9 +13,11 @@ bookkeeping where the backend allows. Integrity rules, checked before any DDL ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from aragora_repos.errors import MigrationError
@@ -225,3 +227,17 @@ def render_plan(steps: Sequence[Step], dialect: str) -> str:
         record = "record" if step.direction == "up" else "remove"
         out.append(f"-- {record} version {step.migration.version} in schema_version\n")
     return "\n".join(out)
+
+
+def create_migration(schema_dir: Path, message: str, *, text: str | None = None) -> Path:
+    """Write the next ``NNNN_<slug>.sql`` in ``schema_dir``: ``text``, or empty up and down
+    sections. An existing file is never overwritten (FileExistsError)."""
+    slug = "_".join(re.findall(r"[a-z0-9]+", message.lower()))[:60].strip("_") or "migration"
+    numbers = [int(p.name[:4]) for p in schema_dir.glob("[0-9][0-9][0-9][0-9]_*.sql")]
+    path = schema_dir / f"{max(numbers, default=0) + 1:04d}_{slug}.sql"
+    schema_dir.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as f:
+        f.write(
+            text if text is not None else f"-- {message}\n-- migrate:up\n\n\n-- migrate:down\n\n"
+        )
+    return path
