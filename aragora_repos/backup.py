@@ -77,6 +77,9 @@ def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Path:
         target = sqlite3.connect(partial, isolation_level=None)
         try:
             source.backup(target)
+            # A copy of a WAL database is itself WAL; as a rollback-journal file it is one
+            # self-contained file, and reading it (mode=ro) creates no -shm beside it.
+            target.execute("PRAGMA journal_mode = DELETE")
             check = target.execute("PRAGMA integrity_check").fetchall()
             if check != [("ok",)]:
                 raise errors.BackupError(
@@ -128,10 +131,12 @@ _PARAM_ENV = {
 }
 
 
-def libpq_environment(dsn: Dsn) -> dict[str, str]:
+def libpq_environment(dsn: Dsn | None) -> dict[str, str]:
     """The environment for a libpq client program (pg_dump, pg_restore, psql): every
     connection parameter as a ``PG*`` variable, none on the command line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    if dsn is None:
+        return env
     if dsn.hosts:
         env["PGHOST"] = ",".join(h or "localhost" for h, _ in dsn.hosts)
         ports = [str(p) for _, p in dsn.hosts if p is not None]
@@ -159,13 +164,26 @@ def pg_dump_backup(dsn: Secret, root: Path, *, tables: int) -> Path | None:
         BackupError: pg_dump failed or the dump does not verify (nothing gets a final name).
     """
     check_connection_policy(dsn)
+    if client_binary("pg_dump") is None or client_binary("pg_restore") is None:
+        return None
+    return pg_dump_into(dsn, new_backup_folder(root), tables=tables)
+
+
+def dump_name(dsn: Secret) -> str:
+    """The dump's file name: the database name with anything unusual replaced."""
+    base = dsn.parsed.database or "postgres"
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in base) + ".dump"
+
+
+def pg_dump_into(dsn: Secret, folder: Path, *, tables: int) -> Path:
+    """``pg_dump --format=custom`` into ``folder``, verified; see :func:`pg_dump_backup`."""
+    check_connection_policy(dsn)
     dump, restore = client_binary("pg_dump"), client_binary("pg_restore")
     if dump is None or restore is None:
-        return None
+        raise errors.BackupError("cannot back up postgresql: pg_dump is not installed")
     parsed = dsn.parsed
     env = libpq_environment(parsed)
-    folder = new_backup_folder(root)
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in parsed.database or "postgres")
+    name = dump_name(dsn)[: -len(".dump")]
     partial = folder / f"{name}.dump{PARTIAL}"
     fd = create_private(partial)
     try:
@@ -184,21 +202,32 @@ def pg_dump_backup(dsn: Secret, root: Path, *, tables: int) -> Path | None:
             f"cannot back up {parsed.redacted()}: pg_dump exited {proc.returncode}: "
             + scrub(proc.stderr.strip()[:300], parsed.secrets())
         )
-    listing = subprocess.run(
-        [restore, "--list", str(partial)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    entries = sum(" TABLE DATA " in line for line in listing.stdout.splitlines())
-    if listing.returncode != 0 or entries < tables:
+    entries = dump_tables(partial, env)
+    if entries is None or entries < tables:
         raise errors.BackupError(
             f"cannot verify the backup {partial}: pg_restore --list "
             + (
-                f"exited {listing.returncode}"
-                if listing.returncode
+                "failed"
+                if entries is None
                 else f"lists {entries} tables' data, the database has {tables}"
             )
         )
     return _finish(partial, folder / f"{name}.dump")
+
+
+def dump_tables(dump: Path, env: dict[str, str] | None = None) -> int | None:
+    """How many tables' data ``pg_restore --list`` finds in a dump; None when it cannot
+    read it."""
+    restore = client_binary("pg_restore")
+    if restore is None:
+        raise errors.BackupError("cannot read a dump: pg_restore is not installed")
+    listing = subprocess.run(
+        [restore, "--list", str(dump)],
+        env=env if env is not None else libpq_environment(None),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listing.returncode != 0:
+        return None
+    return sum(" TABLE DATA " in line for line in listing.stdout.splitlines())

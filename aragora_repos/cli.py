@@ -6,6 +6,7 @@ Both forms work::
                           | --create "Add user lockout fields" | --repair  [--no-backup]
     aragora-repos migrate status | plan | up | down [--to N] | create NAME | repair
     aragora-repos check [--database-url URL]     # drift between the database and sql/
+    aragora-repos backup [--verify] [--keep-days N] | restore PATH [--no-backup]
     aragora-repos schema-diff --base REF         # Markdown review of schema changes
     aragora-repos migrate-data --sqlite-path .nomic/core.db [--verify] [--dry-run] ...
     aragora-repos consolidate --dry-run | --migrate | --verify --source DIR [--target DIR]
@@ -250,6 +251,25 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--schema-dir", default="sql/schema")
 
     sub.add_parser("check", help="compare the live database with the expected schema")
+    b = sub.add_parser(
+        "backup", help="verified backup of every database into <data dir>/backup/, then prune"
+    )
+    b.add_argument(
+        "--verify",
+        action="store_true",
+        help="read the new set back as restore would (checksums, integrity) before pruning",
+    )
+    b.add_argument(
+        "--keep-days",
+        type=float,
+        metavar="N",
+        help="prune sets older than N days (default ARAGORA_BACKUP_RETENTION_DAYS, 7)",
+    )
+    r = sub.add_parser("restore", help="put a verified backup set back (after backing up)")
+    r.add_argument("path", help="a backup folder, e.g. .nomic/backup/20260101_120000")
+    r.add_argument(
+        "--no-backup", action="store_true", help="do not back up what the restore replaces"
+    )
     sub.add_parser("health", help="probe the database and print its health as JSON")
 
     c = sub.add_parser(
@@ -317,6 +337,30 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--root", default=".", help="project directory")
     d.add_argument("--output", help="write the report here instead of stdout")
     return root
+
+
+async def run_backup(args: argparse.Namespace, config: Config) -> int:
+    """``backup`` and ``restore`` (see :mod:`aragora_repos.backup_sets`)."""
+    from aragora_repos.backup_sets import restore, take_backup, verify_set
+
+    if args.command == "restore":
+        path = Path(args.path)
+        if path.is_file():
+            path = path.parent
+        done = await restore(config, path, take_safety_backup=not args.no_backup)
+        print(done.render())
+        return 0
+    if args.keep_days is not None and args.keep_days < 0:
+        raise ConfigError(f"--keep-days: expected a number >= 0, got {args.keep_days}")
+    report = await take_backup(config, keep_days=args.keep_days, prune_old=not args.verify)
+    if args.verify:
+        await asyncio.to_thread(verify_set, report.folder)
+        from aragora_repos.backup_sets import prune
+
+        days = config.backup_retention_days if args.keep_days is None else args.keep_days
+        report.pruned = prune(config.data_dir / "backup", keep_days=days)
+    print(report.render() + ("\nverified: checksums and integrity" if args.verify else ""))
+    return 0
 
 
 async def run_health(config: Config) -> int:
@@ -425,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_migrate_data(args, config))
         if args.command == "check":
             return asyncio.run(run_check(config))
+        if args.command in ("backup", "restore"):
+            return asyncio.run(run_backup(args, config))
         if args.command == "health":
             return asyncio.run(run_health(config))
         _flag_action(args)

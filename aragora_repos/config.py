@@ -118,6 +118,8 @@ class Config:
         production: the production profile (``ARAGORA_ENV=production``).
         migration_lock_timeout: seconds a migrator waits for another one holding the
             migration lock (``ARAGORA_MIGRATION_LOCK_TIMEOUT``) before giving up.
+        backup_retention_days: backup sets older than this are pruned after a backup
+            (``ARAGORA_BACKUP_RETENTION_DAYS``, default 7).
     """
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
@@ -132,6 +134,7 @@ class Config:
     slow_query_ms: float | None = 1000.0
     production: bool = False
     migration_lock_timeout: float = 300.0
+    backup_retention_days: float = 7.0
 
     @property
     def sqlite_file(self) -> Path:
@@ -217,6 +220,7 @@ class Config:
             slow_query_ms=slow_query_ms,
             production=production,
             migration_lock_timeout=_number(env, "ARAGORA_MIGRATION_LOCK_TIMEOUT", 300.0, float),
+            backup_retention_days=_number(env, "ARAGORA_BACKUP_RETENTION_DAYS", 7.0, float),
         )
 
     def __repr__(self) -> str:

@@ -285,7 +285,7 @@ async def _run_step(
 
 
 #: Ordinary tables pg_dump writes data for (not system or extension-owned ones).
-_COUNT_TABLES = """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+COUNT_TABLES = """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
@@ -1404,7 +1404,7 @@ class PostgresDatabase:
                 try:
                     steps = planner(await _applied(conn))
                     if steps and backup_to is not None:
-                        tables = await conn.fetchval(_COUNT_TABLES)
+                        tables = await conn.fetchval(COUNT_TABLES)
                         where = await asyncio.to_thread(
                             pg_dump_backup, self._dsn, backup_to, tables=int(tables)
                         )
@@ -1422,7 +1422,7 @@ class PostgresDatabase:
     async def backup(self, root: Path) -> Path | None:
         """``pg_dump --format=custom`` into a new folder under ``root``, verified; None
         when pg_dump is missing."""
-        tables = await self._single("count tables", lambda c: c.fetchval(_COUNT_TABLES), True)
+        tables = await self._single("count tables", lambda c: c.fetchval(COUNT_TABLES), True)
         return await asyncio.to_thread(pg_dump_backup, self._dsn, root, tables=int(tables))
 
     async def schema_version(self) -> int | None:
