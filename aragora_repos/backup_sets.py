@@ -193,7 +193,13 @@ def prune(root: Path, *, keep_days: float, now: datetime | None = None) -> list[
     removed = []
     for stamp, entry in sets[:-1]:
         if stamp < cutoff:
-            shutil.rmtree(entry)
+            try:
+                # rmtree removes links inside without following them (its fd-based walk
+                # resists symlink races, shutil docs); another process pruning the same
+                # set at the same time is fine.
+                shutil.rmtree(entry)
+            except FileNotFoundError:
+                continue
             removed.append(entry)
     return removed
 
