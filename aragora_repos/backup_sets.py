@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +41,7 @@ from aragora_repos.config import Config, Secret, check_connection_policy
 from aragora_repos.dsn import scrub
 from aragora_repos.files import ensure_private_file, private_dir, replacing
 from aragora_repos.postgres import COUNT_TABLES, connect_one
+from aragora_repos.sqlite import connect_read_only
 
 MANIFEST = "manifest.json"
 _SET_NAME = re.compile(r"^(\d{8}_\d{6})(?:_\d+)?$")
@@ -93,11 +92,6 @@ def sqlite_files(config: Config) -> list[Path]:
             if p.is_file() and not p.is_symlink() and _is_sqlite(p) and p != config.sqlite_file
         )
     return found
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-    return sqlite3.connect(uri, uri=True)
 
 
 def _write_manifest(folder: Path, backend: str, files: dict[str, dict[str, int]]) -> None:
@@ -152,12 +146,12 @@ def _take_sqlite(config: Config, root: Path) -> BackupReport:
     folder = new_backup_folder(root)
     report = BackupReport(folder)
     for path in files:
-        source = _read_only(path)
+        source = connect_read_only(path)
         try:
             made = backup_sqlite(source, folder, path.name)
         finally:
             source.close()
-        copy = _read_only(made)
+        copy = connect_read_only(made)
         try:
             report.files[path.name] = table_counts(copy)
         finally:
@@ -247,7 +241,7 @@ def verify_set(folder: Path) -> dict[str, dict[str, int]]:
                 raise errors.BackupError(f"cannot restore {folder}: pg_restore cannot read {name}")
             counts[name] = {"tables": tables}
             continue
-        copy = _read_only(path)
+        copy = connect_read_only(path)
         try:
             check = copy.execute("PRAGMA integrity_check").fetchall()
             if check != [("ok",)]:
@@ -311,7 +305,7 @@ def _restore_sqlite(config: Config, folder: Path, counts: dict[str, dict[str, in
         target = config.sqlite_file if name == config.sqlite_file.name else config.data_dir / name
         private_dir(target.parent)
         ensure_private_file(target)
-        source = _read_only(folder / name)
+        source = connect_read_only(folder / name)
         live = sqlite3.connect(target, timeout=config.timeout, isolation_level=None)
         try:
             source.backup(live)

@@ -29,7 +29,7 @@ from pathlib import Path
 from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.errors import ConfigError, MigrationError
 from aragora_repos.files import ensure_private_file, private_dir, replacing
-from aragora_repos.sqlite import open_read_only
+from aragora_repos.sqlite import connect_read_only, open_read_only
 
 
 class DatabaseMode(Enum):
@@ -254,7 +254,7 @@ def _source_table(moves: list[TableMove], source_file: str, where: tuple[str, st
 
 
 def _columns(path: Path, table: str) -> list[tuple[str, str]]:
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    db = connect_read_only(path)
     try:
         return [(r[1], r[2].upper()) for r in db.execute(f"PRAGMA table_info({_quote(table)})")]
     finally:
@@ -266,7 +266,7 @@ def backup(source: Path, files: list[str]) -> Path:
     (see :mod:`aragora_repos.backup`)."""
     where = new_backup_folder(source / "backup")
     for name in files:
-        src = sqlite3.connect(f"{(source / name).resolve().as_uri()}?mode=ro", uri=True)
+        src = connect_read_only(source / name)
         try:
             backup_sqlite(src, where, name)
         finally:
@@ -486,7 +486,7 @@ def _verify_file(source: Path, target: Path, moves: list[TableMove]) -> None:
         for move in moves:
             move.missing = move.source_rows
         return
-    db = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)
+    db = connect_read_only(target)
     try:
         for legacy in sorted({m.source_file for m in moves}):
             db.execute("ATTACH DATABASE ? AS legacy", (f"{(source / legacy).resolve()}",))

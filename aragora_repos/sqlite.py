@@ -91,6 +91,17 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
             delay = min(delay * 2, 0.05)
 
 
+def read_only_uri(path: str | Path) -> str:
+    """The ``file:`` URI that opens ``path`` read-only: nothing is created or changed."""
+    return "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+
+
+def connect_read_only(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A plain read-only :mod:`sqlite3` connection to ``path`` (see :func:`open_read_only`
+    for a foreign file, which is checked first)."""
+    return sqlite3.connect(read_only_uri(path), uri=True, check_same_thread=check_same_thread)
+
+
 def open_read_only(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open someone else's SQLite file to read it (``mode=ro``: nothing is created or
     changed), after checking that it is a database whose schema text is valid UTF-8, so
@@ -102,8 +113,7 @@ def open_read_only(path: Path, *, check_same_thread: bool = True) -> sqlite3.Con
     """
     if not path.is_file():
         raise errors.FileError(f"cannot open {path}: no SQLite database there")
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
-    db = sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
+    db = connect_read_only(path, check_same_thread=check_same_thread)
     try:
         rows = db.execute(
             "SELECT CAST(type AS BLOB), CAST(name AS BLOB), CAST(sql AS BLOB) FROM sqlite_schema"
@@ -162,7 +172,7 @@ class SqliteConnection:
         if inspect and not memory:
             if not os.path.isfile(self.path):
                 raise errors.FileError(f"cannot open {self.path}: no database there")
-            target = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+            target = read_only_uri(self.path)
         elif not memory and not read_only:
             private_dir(Path(self.path).parent)
             ensure_private_file(Path(self.path))
@@ -557,9 +567,7 @@ class SqliteConnection:
         """
         if self.path == ":memory:":
             raise errors.BackupError("cannot back up an in-memory database")
-        source = sqlite3.connect(
-            "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro", uri=True
-        )
+        source = connect_read_only(self.path)
         try:
             return backup_sqlite(source, new_backup_folder(root), Path(self.path).name)
         finally:
