@@ -43,6 +43,9 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 # A JSON string, or a number written with an exponent (group 1).
 _JSON_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?[eE][-+]?\d+)')
+# What every exponent float repr contains (1e+20, 1.5e-07): a cheap test that skips the
+# string-aware substitution for the usual document, whose strings merely contain an "e".
+_EXPONENT_HINT = re.compile(r"\d[eE][-+]?\d")
 
 
 def _plain_number(match: re.Match[str]) -> str:
@@ -65,7 +68,7 @@ def json_text(value: object) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError as exc:
         raise DataError(f"invalid json value: {exc}", sqlstate="22P02") from exc
-    if ("e" in text or "E" in text) and _JSON_EXPONENT.search(text):
+    if _EXPONENT_HINT.search(text):
         text = _JSON_EXPONENT.sub(_plain_number, text)
     if "\\u0000" in text and _JSON_NUL.search(text):
         raise DataError("unsupported Unicode escape sequence \\u0000 in json", sqlstate="22P05")

@@ -1,0 +1,89 @@
+"""``json_text``: jsonb's number form without an exponent, strings untouched, and the
+cheap exponent test never missing a number that needs rewriting."""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aragora_repos.codec import json_text
+from aragora_repos.errors import DataError
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+def _plain(value: object) -> object:
+    """What jsonb gives back: every float as its exact decimal."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@given(JSON)
+def test_json_text_reads_back_as_the_same_value_without_exponents(value: object) -> None:
+    if _has_nul(value):
+        return  # refused with 22P05, tested below
+    text = json_text(value)
+    assert _plain(json.loads(text, parse_float=Decimal)) == _plain(value)
+    # No number outside a string keeps an exponent.
+    outside = json.loads(text, parse_float=lambda s: s, parse_int=lambda s: s)
+    assert not any(
+        isinstance(n, str) and ("e" in n or "E" in n) and n[:1] in "-0123456789"
+        for n in _numbers(outside)
+    )
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def _numbers(value: object) -> list[object]:
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    return [value] if isinstance(value, str) else []
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1e20, "100000000000000000000"),
+        (-2.5e-8, "-0.000000025"),
+        ({"s": "1e5 and 2E-3 stay", "n": 1e-7}, '{"s":"1e5 and 2E-3 stay","n":0.0000001}'),
+        ({"e": "ee"}, '{"e":"ee"}'),
+    ],
+)
+def test_json_text_examples(value: object, text: str) -> None:
+    assert json_text(value) == text
+
+
+def test_json_text_refuses_what_postgresql_refuses() -> None:
+    with pytest.raises(DataError) as nul:
+        json_text({"a": "x\x00y"})
+    assert nul.value.sqlstate == "22P05"
+    with pytest.raises(DataError):
+        json_text(math.nan)
