@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from aragora_repos import errors
 from aragora_repos.config import Secret, check_connection_policy
@@ -63,7 +64,15 @@ def _finish(partial: Path, final: Path) -> Path:
     return final
 
 
-def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Path:
+class Copy(NamedTuple):
+    """A finished, verified copy of a SQLite database."""
+
+    path: Path
+    tables: dict[str, int]
+    """Row count of each table, as the verification found them (equal to the source's)."""
+
+
+def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Copy:
     """Copy ``source``'s main database into ``folder/name``, verified before it gets that
     name. ``source`` may be inside a transaction: the copy is of what it sees.
 
@@ -101,7 +110,7 @@ def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Path:
     for suffix in ("-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(str(partial) + suffix)
-    return _finish(partial, folder / name)
+    return Copy(_finish(partial, folder / name), copied)
 
 
 def client_binary(name: str) -> str | None:
@@ -163,7 +172,7 @@ def pg_dump_backup(dsn: Secret, root: Path, *, tables: int) -> Path | None:
     Raises:
         BackupError: pg_dump failed or the dump does not verify (nothing gets a final name).
     """
-    check_connection_policy(dsn)
+    check_connection_policy(dsn)  # before the folder is made
     if client_binary("pg_dump") is None or client_binary("pg_restore") is None:
         return None
     return pg_dump_into(dsn, new_backup_folder(root), tables=tables)
@@ -178,13 +187,13 @@ def dump_name(dsn: Secret) -> str:
 def pg_dump_into(dsn: Secret, folder: Path, *, tables: int) -> Path:
     """``pg_dump --format=custom`` into ``folder``, verified; see :func:`pg_dump_backup`."""
     check_connection_policy(dsn)
-    dump, restore = client_binary("pg_dump"), client_binary("pg_restore")
-    if dump is None or restore is None:
+    dump = client_binary("pg_dump")
+    if dump is None:
         raise errors.BackupError("cannot back up postgresql: pg_dump is not installed")
     parsed = dsn.parsed
     env = libpq_environment(parsed)
-    name = dump_name(dsn)[: -len(".dump")]
-    partial = folder / f"{name}.dump{PARTIAL}"
+    final = folder / dump_name(dsn)
+    partial = final.with_name(final.name + PARTIAL)
     fd = create_private(partial)
     try:
         proc = subprocess.run(
@@ -212,7 +221,7 @@ def pg_dump_into(dsn: Secret, folder: Path, *, tables: int) -> Path:
                 else f"lists {entries} tables' data, the database has {tables}"
             )
         )
-    return _finish(partial, folder / f"{name}.dump")
+    return _finish(partial, final)
 
 
 def dump_tables(dump: Path, env: dict[str, str] | None = None) -> int | None:

@@ -108,11 +108,16 @@ def _write_manifest(folder: Path, backend: str, files: dict[str, dict[str, int]]
 
 
 async def take_backup(
-    config: Config, *, keep_days: float | None = None, prune_old: bool = True
+    config: Config,
+    *,
+    keep_days: float | None = None,
+    prune_old: bool = True,
+    verify: bool = False,
 ) -> BackupReport:
     """Back up every database of ``config`` into a new set under ``<data dir>/backup``,
     verified, then prune sets older than ``keep_days`` (default: the configuration's
-    ``ARAGORA_BACKUP_RETENTION_DAYS``).
+    ``ARAGORA_BACKUP_RETENTION_DAYS``). With ``verify``, the finished set is read back as
+    :func:`restore` would (:func:`verify_set`) before anything is pruned.
 
     Raises:
         BackupError: nothing to back up, a copy that does not verify, or no pg_dump.
@@ -128,6 +133,8 @@ async def take_backup(
         report = await asyncio.to_thread(_take_postgres, config.dsn, root, tables)
     else:
         report = await asyncio.to_thread(_take_sqlite, config, root)
+    if verify:
+        await asyncio.to_thread(verify_set, report.folder)
     if prune_old:
         days = config.backup_retention_days if keep_days is None else keep_days
         report.pruned = prune(root, keep_days=days)
@@ -148,14 +155,9 @@ def _take_sqlite(config: Config, root: Path) -> BackupReport:
     for path in files:
         source = connect_read_only(path)
         try:
-            made = backup_sqlite(source, folder, path.name)
+            report.files[path.name] = backup_sqlite(source, folder, path.name).tables
         finally:
             source.close()
-        copy = connect_read_only(made)
-        try:
-            report.files[path.name] = table_counts(copy)
-        finally:
-            copy.close()
     _write_manifest(folder, "sqlite", report.files)
     return report
 

@@ -341,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
 
 async def run_backup(args: argparse.Namespace, config: Config) -> int:
     """``backup`` and ``restore`` (see :mod:`aragora_repos.backup_sets`)."""
-    from aragora_repos.backup_sets import restore, take_backup, verify_set
+    from aragora_repos.backup_sets import restore, take_backup
 
     if args.command == "restore":
         path = Path(args.path)
@@ -352,13 +352,7 @@ async def run_backup(args: argparse.Namespace, config: Config) -> int:
         return 0
     if args.keep_days is not None and args.keep_days < 0:
         raise ConfigError(f"--keep-days: expected a number >= 0, got {args.keep_days}")
-    report = await take_backup(config, keep_days=args.keep_days, prune_old=not args.verify)
-    if args.verify:
-        await asyncio.to_thread(verify_set, report.folder)
-        from aragora_repos.backup_sets import prune
-
-        days = config.backup_retention_days if args.keep_days is None else args.keep_days
-        report.pruned = prune(config.data_dir / "backup", keep_days=days)
+    report = await take_backup(config, keep_days=args.keep_days, verify=args.verify)
     print(report.render() + ("\nverified: checksums and integrity" if args.verify else ""))
     return 0
 

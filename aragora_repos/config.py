@@ -305,9 +305,10 @@ def _replicas(env: Mapping[str, str], primary: str) -> tuple[tuple[str, str], ..
         except DsnError:
             probe = None
         if probe is None or len(probe.hosts) != 1 or probe.user or probe.database or probe.params:
+            shown = redact_dsn(f"postgresql://{item}").removeprefix("postgresql://")
             raise ConfigError(
                 "invalid ARAGORA_POSTGRES_REPLICAS: expected comma-separated DSNs or "
-                f"host[:port] entries, got {redact_dsn('postgresql://' + item).removeprefix('postgresql://')!r}"
+                f"host[:port] entries, got {shown!r}"
             )
         replica = Dsn(
             base.scheme, base.user, base.password, probe.hosts, base.database, base.params

@@ -73,25 +73,24 @@ class Dsn:
         out += [v for k, v in self.params if k.lower() in SECRET_PARAMS and v]
         return tuple(out)
 
-    def uri(self, *, password: bool = True, params: bool = True) -> str:
-        """The DSN as a percent-encoded URI; without the password (and secret parameters)
-        when ``password`` is False."""
+    def uri(self) -> str:
+        """The DSN as a percent-encoded URI: the one form drivers are given."""
         userinfo = ""
         if self.user is not None:
             userinfo = quote(self.user, safe="")
-        if password and self.password is not None:
+        if self.password is not None:
             userinfo += ":" + quote(self.password, safe="")
         hosts = ",".join(
-            (f"[{h}]" if ":" in h else quote(h, safe=".-_~%")) + (f":{p}" if p is not None else "")
+            (f"[{h}]" if ":" in h else quote(h, safe=".-_~")) + (f":{p}" if p is not None else "")
             for h, p in self.hosts
         )
         out = f"{self.scheme}://" + (f"{userinfo}@" if userinfo else "") + hosts
         if self.database is not None:
             out += "/" + quote(self.database, safe="")
-        if params:
-            query = [(k, v) for k, v in self.params if password or k.lower() not in SECRET_PARAMS]
-            if query:
-                out += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query)
+        if self.params:
+            out += "?" + "&".join(
+                f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.params
+            )
         return out
 
     def redacted(self) -> str:

@@ -100,8 +100,7 @@ def replacing(path: Path) -> Iterator[IO[str]]:
     private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
-        if tmp.is_symlink() or tmp.exists():
-            os.unlink(tmp)  # a leftover of this pid's own killed run, or a planted link
+        os.unlink(tmp)  # a leftover of this pid's own killed run, or a planted link
     fd = create_private(tmp)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

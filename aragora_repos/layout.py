@@ -432,21 +432,21 @@ def _move_table(
     src = f"{schema}.{_quote(move.table)}"
     dst = f"main.{_quote(move.target_table)}"
     same = " AND ".join(f"t.{_quote(c)} IS s.{_quote(c)}" for c in columns)
-    new_rows = f"FROM {src} AS s WHERE NOT EXISTS (SELECT 1 FROM {dst} AS t WHERE {same})"
-    candidates = db.execute(f"SELECT count(*) {new_rows}").fetchone()[0]
+    values_of_s = ", ".join(f"s.{_quote(c)}" for c in columns)
+    not_there = f"FROM {src} AS s WHERE NOT EXISTS (SELECT 1 FROM {dst} AS t WHERE {same})"
+    # Three counts taken apart, so that `accounted` checks them against the source:
+    # rows already there value for value, rows written, and rows still not there after
+    # the insert (refused for their key: collisions).
+    move.skipped = move.source_rows - db.execute(f"SELECT count(*) {not_there}").fetchone()[0]
     before = db.total_changes
-    db.execute(
-        f"INSERT OR IGNORE INTO {dst} ({names}) SELECT "
-        + ", ".join(f"s.{_quote(c)}" for c in columns)
-        + f" {new_rows}"
-    )
+    db.execute(f"INSERT OR IGNORE INTO {dst} ({names}) SELECT {values_of_s} {not_there}")
     move.written = db.total_changes - before
-    move.skipped = move.source_rows - candidates
-    move.collided = candidates - move.written
+    missing = db.execute(f"SELECT {values_of_s} {not_there}").fetchall()
+    move.collided = len(missing)
     for kind, name, table, index_sql in objects:
         if kind == "index" and table == move.table:
             db.execute(_create_index_sql(index_sql, name, table, move.target_table))
-    if not move.collided:
+    if not missing:
         return []
     keys = [
         r[1]
@@ -456,7 +456,6 @@ def _move_table(
         if r[5] > 0
     ]
     out: list[dict[str, object]] = []
-    missing = db.execute(f"SELECT {names} FROM {src} EXCEPT SELECT {names} FROM {dst}").fetchall()
     for row in missing:
         values = dict(zip(columns, row, strict=True))
         holder = None

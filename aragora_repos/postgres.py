@@ -30,7 +30,7 @@ import asyncpg
 from aragora_repos import errors
 from aragora_repos.backup import pg_dump_backup
 from aragora_repos.codec import json_text
-from aragora_repos.config import Config, Secret, check_connection_policy, redact_dsn
+from aragora_repos.config import Config, Secret, check_connection_policy
 from aragora_repos.migrations import (
     ADVISORY_LOCK_KEY,
     SCHEMA_VERSION_POSTGRES,
@@ -751,7 +751,7 @@ class PostgresDatabase:
         check_interval: float = 0.5,
     ) -> None:
         self._pool = pool
-        self._lender = _Lender(pool, timeout=pool_timeout, label=redact_dsn(dsn.reveal()))
+        self._lender = _Lender(pool, timeout=pool_timeout, label=str(dsn))
         self._dsn = dsn
         self._lock_timeout = lock_timeout
         self._migration_lock_timeout = migration_lock_timeout
@@ -797,7 +797,7 @@ class PostgresDatabase:
         replica_list = []
         for replica in replicas:
             rpool = await _create_pool(replica, 0, max_size, timeout)
-            replica_list.append(_Replica(rpool, redact_dsn(replica.reveal()), pool_timeout))
+            replica_list.append(_Replica(rpool, str(replica), pool_timeout))
         db = cls(
             pool,
             dsn,
@@ -1455,7 +1455,7 @@ class PostgresDatabase:
 
     def __repr__(self) -> str:
         replicas = f", replicas={len(self._replicas)}" if self._replicas else ""
-        return f"PostgresDatabase({redact_dsn(self._dsn.reveal())!r}{replicas})"
+        return f"PostgresDatabase({str(self._dsn)!r}{replicas})"
 
 
 async def _create_pool(dsn: Secret, min_size: int, max_size: int, timeout: float) -> Pool:
@@ -1503,4 +1503,4 @@ def _connect_failure(exc: BaseException, dsn: Secret) -> errors.DatabaseError:
     )
     sqlstate = exc.sqlstate if isinstance(exc, asyncpg.PostgresError) else None
     reason = type(exc).__name__ + (f" ({sqlstate})" if sqlstate else "")
-    return kind(f"cannot connect to {redact_dsn(dsn.reveal())}: {reason}", sqlstate=sqlstate)
+    return kind(f"cannot connect to {dsn}: {reason}", sqlstate=sqlstate)

@@ -19,10 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-import sqlglot
 from sqlglot.errors import TokenError
-from sqlglot.tokenizer_core import TokenType
 
+from codegen.analysis.schema import split_statements
 from codegen.errors import Problem, line_col
 
 UP_MARKER = "-- migrate:up"
@@ -33,28 +32,13 @@ _NAME_LIKE = re.compile(r"^[ \t]*--[ \t]*name\b", re.IGNORECASE | re.MULTILINE)
 _VERSION = re.compile(r"^(\d{4})_")
 
 
-def _tokens(text: str) -> list[tuple[int, int]] | None:
-    """(start, end) offsets of each statement's tokens, split on top-level semicolons;
-    None when the text does not tokenize (the SQL analysis reports that)."""
+def _spans(text: str) -> list[tuple[int, int]] | None:
+    """(start, end) offsets of each statement (:func:`split_statements`); None when the
+    text does not tokenize (the SQL analysis reports that)."""
     try:
-        tokens = sqlglot.tokenize(text, read="postgres")
+        return [(st.offset, st.offset + len(st.sql)) for st in split_statements(text)]
     except TokenError:
         return None
-    out: list[tuple[int, int]] = []
-    start: int | None = None
-    end = 0
-    for tok in tokens:
-        if tok.token_type == TokenType.SEMICOLON:
-            if start is not None:
-                out.append((start, end))
-            start = None
-        else:
-            if start is None:
-                start = tok.start
-            end = tok.end + 1
-    if start is not None:
-        out.append((start, end))
-    return out
 
 
 def lint_migration(rel: str, text: str) -> list[Problem]:
@@ -97,7 +81,7 @@ def lint_migration(rel: str, text: str) -> list[Problem]:
         if not problems:  # a misspelt marker was already named
             at(0, f"migration has no {UP_MARKER} section")
         return problems
-    spans = _tokens(text)
+    spans = _spans(text)
     if spans is None:
         return problems
     up_end = down if down is not None and down > up else len(text)
@@ -131,7 +115,7 @@ def lint_versions(files: Mapping[str, str]) -> list[Problem]:
 
 def lint_queries(rel: str, text: str) -> list[Problem]:
     """Every statement of a query file must follow its own ``-- name:`` line."""
-    spans = _tokens(text)
+    spans = _spans(text)
     if spans is None:
         return []
     names = [m.start() for m in _NAME_LIKE.finditer(text)]

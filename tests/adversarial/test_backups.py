@@ -15,43 +15,26 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from aragora_repos import Config, Secret, open_async
+from aragora_repos import Secret
 from aragora_repos.backup import PARTIAL, client_binary, new_backup_folder
 from aragora_repos.errors import BackupError
 from aragora_repos.postgres import PostgresDatabase
 from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from tests.adversarial.drop_column import CREATE, ROWS
 from tests.conftest import BACKENDS
-from tests.pg_server import fresh_database
+from tests.reliability.test_migrations import opened, target
 
 ROOT = Path(__file__).parent.parent.parent
 ROUNDS = int(os.environ.get("ARAGORA_ADVERSARIAL_ROUNDS", "3"))
 PROCESSES = 8
 
 
-@contextmanager
-def target(backend: str, tmp_path: Path, request: pytest.FixtureRequest, n: int) -> Iterator[str]:
-    if backend == "sqlite":
-        yield str(tmp_path / f"round{n}.db")
-    else:
-        with fresh_database(request.getfixturevalue("postgres_dsn")) as dsn:
-            yield dsn
-
-
 async def seed(where: str) -> None:
-    config = (
-        Config(backend="postgres", dsn=Secret(where), pool_max=2)
-        if where.startswith("postgres")
-        else Config(sqlite_path=Path(where))
-    )
-    db = await open_async(config)
-    try:
+    async with opened(where) as db:
         await db.migrate([CREATE])
         rows = [(i, f"secret-{i}") for i in range(ROWS)]
         if isinstance(db, PostgresDatabase):
@@ -59,8 +42,6 @@ async def seed(where: str) -> None:
         else:
             assert isinstance(db, AsyncSqliteDatabase)
             await db.run(db.connection.executemany, "INSERT INTO items VALUES (?, ?)", rows)
-    finally:
-        await db.close()
 
 
 def secrets_in(backup: Path) -> int:
@@ -119,7 +100,7 @@ def test_concurrent_migrators_keep_a_verified_backup_of_dropped_values(
     rounds_kept = 0
     for n in range(ROUNDS):
         root = tmp_path / f"backups{n}"
-        with target(backend, tmp_path, request, n) as where:
+        with target(backend, tmp_path, request) as where:
             asyncio.run(seed(where))
             results = run_migrators(where, root)
         applied = sorted(int(str(v)) for r in results for v in r["applied"])

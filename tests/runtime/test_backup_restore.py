@@ -80,12 +80,17 @@ async def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
     return code, captured.out + captured.err
 
 
-async def test_sqlite_backup_restores_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = tmp_path / "data"
-    monkeypatch.setenv("ARAGORA_DATA_DIR", str(data))
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The SQLite data directory the CLI uses (ARAGORA_DATA_DIR), no DSN set."""
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    return tmp_path / "data"
+
+
+async def test_sqlite_backup_restores_exactly(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = Config(data_dir=data)
     await add_users(config, ["ada", "bob"])
     legacy = sqlite3.connect(data / "core.db")  # a second file of the data directory
@@ -122,11 +127,8 @@ async def test_sqlite_backup_restores_exactly(
 
 
 async def test_a_tampered_set_is_refused_and_nothing_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "data"
-    monkeypatch.setenv("ARAGORA_DATA_DIR", str(data))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
     config = Config(data_dir=data)
     await add_users(config, ["ada"])
     assert (await run(["backup"], capsys))[0] == 0
