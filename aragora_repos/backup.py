@@ -14,11 +14,13 @@ environment, never its command line.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -26,14 +28,41 @@ from typing import NamedTuple
 from aragora_repos import errors
 from aragora_repos.config import Secret, check_connection_policy
 from aragora_repos.dsn import Dsn, scrub
-from aragora_repos.files import create_private, exclusive_dir, fsync_dir
+from aragora_repos.files import create_private, exclusive_dir, fsync_dir, private_dir
 
 PARTIAL = ".partial"
 
 
-def new_backup_folder(root: Path) -> Path:
-    """A new private folder under ``root`` named by the UTC time, never one that exists."""
-    return exclusive_dir(root, datetime.now(UTC).strftime("%Y%m%d_%H%M%S"))
+@contextlib.contextmanager
+def locked(folder: Path, *, exclusive: bool, wait: bool = True) -> Iterator[bool]:
+    """An advisory ``flock`` on a folder (released when the process dies, so a killed
+    writer never keeps a set locked); yields False when ``wait`` is False and someone else
+    holds it. A backup root is locked shared while a set is made in it and exclusive while
+    sets are pruned; a set is locked exclusive by its writer, shared by a restore."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def new_backup_folder(root: Path) -> Iterator[Path]:
+    """A new private folder under ``root`` named by the UTC time, never one that exists,
+    locked against pruning (:func:`aragora_repos.backup_sets.prune`) while the block
+    writes into it."""
+    private_dir(root)
+    with contextlib.ExitStack() as stack:
+        with locked(root, exclusive=False):
+            folder = exclusive_dir(root, datetime.now(UTC).strftime("%Y%m%d_%H%M%S"))
+            stack.enter_context(locked(folder, exclusive=True))
+        yield folder
 
 
 def table_counts(conn: sqlite3.Connection, schema: str = "main") -> dict[str, int]:
@@ -175,7 +204,8 @@ def pg_dump_backup(dsn: Secret, root: Path, *, tables: int) -> Path | None:
     check_connection_policy(dsn)  # before the folder is made
     if client_binary("pg_dump") is None or client_binary("pg_restore") is None:
         return None
-    return pg_dump_into(dsn, new_backup_folder(root), tables=tables)
+    with new_backup_folder(root) as folder:
+        return pg_dump_into(dsn, folder, tables=tables)
 
 
 def dump_name(dsn: Secret) -> str:

@@ -33,6 +33,7 @@ from aragora_repos.backup import (
     dump_name,
     dump_tables,
     libpq_environment,
+    locked,
     new_backup_folder,
     pg_dump_into,
     table_counts,
@@ -150,50 +151,66 @@ def _take_sqlite(config: Config, root: Path) -> BackupReport:
     names = [p.name for p in files]
     if len(set(names)) != len(names):
         raise errors.BackupError("cannot back up: two database files share a name")
-    folder = new_backup_folder(root)
-    report = BackupReport(folder)
-    for path in files:
-        source = connect_read_only(path)
-        try:
-            report.files[path.name] = backup_sqlite(source, folder, path.name).tables
-        finally:
-            source.close()
-    _write_manifest(folder, "sqlite", report.files)
+    with new_backup_folder(root) as folder:
+        report = BackupReport(folder)
+        for path in files:
+            source = connect_read_only(path)
+            try:
+                report.files[path.name] = backup_sqlite(source, folder, path.name).tables
+            finally:
+                source.close()
+        _write_manifest(folder, "sqlite", report.files)
     return report
 
 
 def _take_postgres(dsn: Secret, root: Path, tables: int) -> BackupReport:
-    folder = new_backup_folder(root)
-    made = pg_dump_into(dsn, folder, tables=tables)
-    report = BackupReport(folder, {made.name: {"tables": tables}})
-    _write_manifest(folder, "postgres", report.files)
+    with new_backup_folder(root) as folder:
+        made = pg_dump_into(dsn, folder, tables=tables)
+        report = BackupReport(folder, {made.name: {"tables": tables}})
+        _write_manifest(folder, "postgres", report.files)
     return report
 
 
 def prune(root: Path, *, keep_days: float, now: datetime | None = None) -> list[Path]:
     """Remove backup sets under ``root`` whose folder-name time is more than ``keep_days``
-    old; the newest set always stays. Only folders named like a set are touched, and a
-    link is never followed."""
+    old; the newest set always stays. Only folders named like a set are touched, a link
+    is never followed, and a set that a backup is still writing or a restore is reading
+    (it holds the set's lock) is left for a later run.
+
+    Raises:
+        ConfigError: ``keep_days`` is negative or not a number.
+    """
+    if not keep_days >= 0:  # NaN too
+        raise errors.ConfigError(f"cannot prune backups: keep_days must be >= 0, got {keep_days}")
     if not root.is_dir() or root.is_symlink():
         return []
     now = now or datetime.now(UTC)
-    sets: list[tuple[datetime, Path]] = []
-    for entry in root.iterdir():
-        match = _SET_NAME.match(entry.name)
-        if match is None or entry.is_symlink() or not entry.is_dir():
-            continue
-        stamp = datetime.strptime(match.group(1), "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
-        sets.append((stamp, entry))
-    sets.sort()
-    cutoff = now - timedelta(days=keep_days)
+    try:
+        cutoff = now - timedelta(days=keep_days)
+    except OverflowError:
+        return []  # longer than datetime can count back: nothing is that old
     removed = []
-    for stamp, entry in sets[:-1]:
-        if stamp < cutoff:
+    # Exclusive against new sets being made: each is locked by its writer before this
+    # lock is released, so an unlocked set here is a finished (or abandoned) one.
+    with locked(root, exclusive=True):
+        sets: list[tuple[datetime, Path]] = []
+        for entry in root.iterdir():
+            match = _SET_NAME.match(entry.name)
+            if match is None or entry.is_symlink() or not entry.is_dir():
+                continue
+            stamp = datetime.strptime(match.group(1), "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+            sets.append((stamp, entry))
+        sets.sort()
+        for stamp, entry in sets[:-1]:
+            if stamp >= cutoff:
+                continue
             try:
-                # rmtree removes links inside without following them (its fd-based walk
-                # resists symlink races, shutil docs); another process pruning the same
-                # set at the same time is fine.
-                shutil.rmtree(entry)
+                with locked(entry, exclusive=True, wait=False) as free:
+                    if not free:
+                        continue
+                    # rmtree removes links inside without following them (its fd-based
+                    # walk resists symlink races, shutil docs).
+                    shutil.rmtree(entry)
             except FileNotFoundError:
                 continue
             removed.append(entry)
@@ -288,15 +305,21 @@ async def restore(
     Raises:
         BackupError: the set does not verify (nothing is changed), or the restore failed.
     """
-    counts = await asyncio.to_thread(verify_set, folder)
-    safety = None
-    if take_safety_backup:
-        safety = (await take_backup(config, prune_old=False)).folder
-    if config.backend == "postgres":
-        assert config.dsn is not None
-        await asyncio.to_thread(_restore_postgres, config.dsn, folder, counts)
-    else:
-        await asyncio.to_thread(_restore_sqlite, config, folder, counts)
+    if not folder.is_dir() or folder.is_symlink():
+        raise errors.BackupError(f"cannot restore {folder}: not a backup folder")
+    # Shared: other restores may read the set too, but no pruning removes it meanwhile.
+    with locked(folder, exclusive=False, wait=False) as free:
+        if not free:
+            raise errors.BackupError(f"cannot restore {folder}: a backup is still writing it")
+        counts = await asyncio.to_thread(verify_set, folder)
+        safety = None
+        if take_safety_backup:
+            safety = (await take_backup(config, prune_old=False)).folder
+        if config.backend == "postgres":
+            assert config.dsn is not None
+            await asyncio.to_thread(_restore_postgres, config.dsn, folder, counts)
+        else:
+            await asyncio.to_thread(_restore_sqlite, config, folder, counts)
     return RestoreReport(counts, safety)
 
 

@@ -350,7 +350,7 @@ async def run_backup(args: argparse.Namespace, config: Config) -> int:
         done = await restore(config, path, take_safety_backup=not args.no_backup)
         print(done.render())
         return 0
-    if args.keep_days is not None and args.keep_days < 0:
+    if args.keep_days is not None and not args.keep_days >= 0:  # NaN too
         raise ConfigError(f"--keep-days: expected a number >= 0, got {args.keep_days}")
     report = await take_backup(config, keep_days=args.keep_days, verify=args.verify)
     print(report.render() + ("\nverified: checksums and integrity" if args.verify else ""))

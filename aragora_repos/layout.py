@@ -264,13 +264,13 @@ def _columns(path: Path, table: str) -> list[tuple[str, str]]:
 def backup(source: Path, files: list[str]) -> Path:
     """Verified copies (SQLite's online backup) in a new folder ``source/backup/YYYYMMDD_HHMMSS``
     (see :mod:`aragora_repos.backup`)."""
-    where = new_backup_folder(source / "backup")
-    for name in files:
-        src = connect_read_only(source / name)
-        try:
-            backup_sqlite(src, where, name)
-        finally:
-            src.close()
+    with new_backup_folder(source / "backup") as where:
+        for name in files:
+            src = connect_read_only(source / name)
+            try:
+                backup_sqlite(src, where, name)
+            finally:
+                src.close()
     return where
 
 

@@ -569,7 +569,8 @@ class SqliteConnection:
             raise errors.BackupError("cannot back up an in-memory database")
         source = connect_read_only(self.path)
         try:
-            return backup_sqlite(source, new_backup_folder(root), Path(self.path).name).path
+            with new_backup_folder(root) as folder:
+                return backup_sqlite(source, folder, Path(self.path).name).path
         finally:
             source.close()
 

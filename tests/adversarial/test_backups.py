@@ -178,11 +178,12 @@ def _check_private_backups(tmp_path: Path) -> None:
     root = tmp_path / "data" / "backup"
     victim = tmp_path / "victim"
     victim.mkdir()
-    first = new_backup_folder(root)
-    # Plant a link at the next predictable name (same second, suffix _2).
-    planted = root / f"{first.name}_2"
-    planted.symlink_to(victim)
-    second = new_backup_folder(root)
+    with new_backup_folder(root) as first:
+        # Plant a link at the next predictable name (same second, suffix _2).
+        planted = root / f"{first.name}_2"
+        planted.symlink_to(victim)
+    with new_backup_folder(root) as second:
+        pass
     assert second not in (first, planted) and not second.is_symlink()
     assert list(victim.iterdir()) == []
     for folder in (root, first, second, root.parent):

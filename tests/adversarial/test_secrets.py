@@ -143,6 +143,8 @@ def test_canary_never_shown(dsn: str, tmp_path: Path, monkeypatch: pytest.Monkey
         ["--database-url", dsn, "no-such-command"],
         ["migrate-data", "--sqlite-path", str(sqlite_file), "--postgres-dsn", dsn],
         [f"--database-url={dsn}", "health", "--bogus"],
+        ["--database-url", dsn, "backup", "--verify"],
+        ["--database-url", dsn, "restore", str(tmp_path / "no-such-set")],
     ]
     with recording() as handler:
         for argv in runs:
