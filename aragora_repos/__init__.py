@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from aragora_repos.backends import AsyncBackend, Backend, open_async, open_sync
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.config import Config, Secret, redact_dsn
-from aragora_repos.database import AsyncBackend, open_async, open_sync
 from aragora_repos.errors import (
     BackupError,
     CheckViolation,
@@ -45,8 +47,6 @@ from aragora_repos.observability import (
     PoolStats,
     ReplicaStatus,
 )
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.transaction import (
     Isolation,
     Rollback,
@@ -61,6 +61,7 @@ __all__ = [
     "JSON",
     "AsyncBackend",
     "AsyncSqliteDatabase",
+    "Backend",
     "BackendCapabilities",
     "BackendType",
     "BackupError",

@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aragora_repos import errors
+from aragora_repos.backends.postgres import COUNT_TABLES, connect_one
+from aragora_repos.backends.sqlite import connect_read_only
 from aragora_repos.backup import (
     PARTIAL,
     backup_sqlite,
@@ -41,8 +43,6 @@ from aragora_repos.backup import (
 from aragora_repos.config import Config, Secret, check_connection_policy
 from aragora_repos.dsn import scrub
 from aragora_repos.files import ensure_private_file, private_dir, replacing
-from aragora_repos.postgres import COUNT_TABLES, connect_one
-from aragora_repos.sqlite import connect_read_only
 
 MANIFEST = "manifest.json"
 _SET_NAME = re.compile(r"^(\d{8}_\d{6})(?:_\d+)?$")

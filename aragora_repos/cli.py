@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from aragora_repos.backends import AsyncBackend, open_async
 from aragora_repos.config import Config, Secret
-from aragora_repos.database import AsyncBackend, open_async
 from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration, Status, create_migration, plan_up, render_plan
 

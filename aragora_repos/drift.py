@@ -12,9 +12,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from aragora_repos.backends.base import Backend
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.errors import MigrationError
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 
 SKIP_VARIABLE = "ARAGORA_SKIP_SCHEMA_VALIDATION"
 _BOOKKEEPING = {"schema_version"}
@@ -193,19 +194,17 @@ def compare(expected: ExpectedSchema, live: _Live, dialect: str) -> ValidationRe
     return ValidationResult(tuple(errors), tuple(warnings))
 
 
-async def validate_schema(
-    db: PostgresDatabase | AsyncSqliteDatabase, expected: ExpectedSchema | None = None
-) -> ValidationResult:
+async def validate_schema(db: Backend, expected: ExpectedSchema | None = None) -> ValidationResult:
     """Compare the live database with the expected schema; never raises for drift."""
     expected = expected or load_expected()
     if isinstance(db, PostgresDatabase):
         return compare(expected, await _live_postgres(db), "postgres")
-    return compare(expected, await db.run(_live_sqlite, db.connection), "sqlite")
+    if isinstance(db, AsyncSqliteDatabase):
+        return compare(expected, await db.run(_live_sqlite, db.connection), "sqlite")
+    raise TypeError(f"cannot read the schema of {type(db).__name__}")
 
 
-async def check_at_startup(
-    db: PostgresDatabase | AsyncSqliteDatabase, expected: ExpectedSchema | None = None
-) -> ValidationResult:
+async def check_at_startup(db: Backend, expected: ExpectedSchema | None = None) -> ValidationResult:
     """Validate unless ``ARAGORA_SKIP_SCHEMA_VALIDATION`` is set; raise on errors."""
     if os.environ.get(SKIP_VARIABLE, "").strip().lower() in ("1", "true", "yes"):
         return ValidationResult(warnings=(f"schema validation skipped ({SKIP_VARIABLE})",))

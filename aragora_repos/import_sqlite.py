@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from aragora_repos.backends.sqlite import open_read_only
 from aragora_repos.errors import ConfigError
 from aragora_repos.migrations import create_migration
-from aragora_repos.sqlite import open_read_only
 
 #: Rows read per column to infer a type from values.
 SAMPLE = 10_000

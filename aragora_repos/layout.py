@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from aragora_repos.backends.sqlite import connect_read_only, open_read_only
 from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.errors import ConfigError, MigrationError
 from aragora_repos.files import ensure_private_file, private_dir, replacing
-from aragora_repos.sqlite import connect_read_only, open_read_only
 
 
 class DatabaseMode(Enum):

@@ -40,6 +40,8 @@ from typing import IO, TYPE_CHECKING, Any
 import asyncpg
 
 from aragora_repos import errors
+from aragora_repos.backends.postgres import connect_one
+from aragora_repos.backends.sqlite import open_read_only
 from aragora_repos.config import Secret
 from aragora_repos.convert import (
     InvalidText,
@@ -53,8 +55,6 @@ from aragora_repos.convert import (
     row_hasher,
 )
 from aragora_repos.files import open_append_private, replacing
-from aragora_repos.postgres import connect_one
-from aragora_repos.sqlite import open_read_only
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]

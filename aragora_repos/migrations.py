@@ -23,6 +23,7 @@ from typing import Literal
 from aragora_repos.errors import MigrationError
 
 Direction = Literal["up", "down"]
+Dialect = Literal["postgres", "sqlite"]
 
 SCHEMA_VERSION_POSTGRES = """CREATE TABLE IF NOT EXISTS schema_version (
     version BIGINT PRIMARY KEY,
@@ -171,7 +172,7 @@ def pending(migrations: Sequence[Migration], applied: Mapping[int, Applied]) -> 
 def plan_up(
     migrations: Sequence[Migration],
     applied: Mapping[int, Applied],
-    dialect: Literal["postgres", "sqlite"],
+    dialect: Dialect,
     target: int | None = None,
 ) -> list[Step]:
     steps = []
@@ -185,7 +186,7 @@ def plan_up(
 def plan_down(
     migrations: Sequence[Migration],
     applied: Mapping[int, Applied],
-    dialect: Literal["postgres", "sqlite"],
+    dialect: Dialect,
     target: int,
 ) -> list[Step]:
     """Steps that roll back every applied migration above ``target`` (newest first)."""
@@ -203,7 +204,7 @@ def plan_down(
 
 
 def _step(
-    m: Migration, direction: Direction, section: Section, dialect: Literal["postgres", "sqlite"]
+    m: Migration, direction: Direction, section: Section, dialect: Dialect
 ) -> Step:
     if dialect == "postgres":
         return Step(m, direction, section.postgres, section.transactional, False)

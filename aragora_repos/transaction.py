@@ -1,4 +1,10 @@
-"""Transaction options, counters and the retry loop shared by both backends.
+"""Transactions for both backends and both APIs: one state machine, one retry policy.
+
+The state machine (:class:`_Block`) decides what a block does on entry and exit (BEGIN or
+SAVEPOINT, COMMIT, RELEASE, ROLLBACK TO, which error to raise, which counter to bump) and
+names each driver call it needs as a step; :class:`Transaction` runs the steps with
+``await`` and :class:`SyncTransaction` runs the same steps directly, so the asynchronous
+API of either backend and SQLite's synchronous API share every decision.
 
 The retry loop follows PostgreSQL's advice for serialization failures
 (mvcc-serialization-failure-handling.html): "retry the complete transaction, including all
@@ -11,30 +17,86 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import re
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar, Token
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from aragora_repos import errors
-from aragora_repos.abc import TxDriver
-from aragora_repos.transaction_options import Isolation, TxOptions
 
 __all__ = [
     "Isolation",
+    "Retry",
     "Rollback",
+    "SyncTransaction",
     "Transaction",
     "TransactionConfig",
     "TransactionStats",
+    "TxDriver",
     "TxOptions",
     "TxState",
 ]
 
 T = TypeVar("T")
+B = TypeVar("B", bound="_Block")
+
+
+class Isolation(StrEnum):
+    """PostgreSQL isolation levels (transaction-iso.html). SQLite has only SERIALIZABLE."""
+
+    READ_COMMITTED = "read_committed"
+    REPEATABLE_READ = "repeatable_read"
+    SERIALIZABLE = "serializable"
+
+    @property
+    def sql(self) -> str:
+        return self.value.replace("_", " ").upper()
+
+
+@dataclass(frozen=True, slots=True)
+class TxOptions:
+    isolation: Isolation | None = None
+    readonly: bool = False
+    deferrable: bool = False
+    timeout: float | None = None
+
+
+class TxDriver(Protocol):
+    """What the state machine needs from a backend: one object per outermost block.
+
+    ``begin`` acquires whatever the transaction holds (a pooled connection, a lock);
+    ``close`` gives it back and is called exactly once, whatever happened. For
+    :class:`Transaction` the methods other than ``is_open`` are coroutines; for
+    :class:`SyncTransaction` they are plain calls.
+    """
+
+    def begin(self, options: TxOptions) -> Any: ...
+
+    def commit(self) -> Any:
+        """COMMIT; raise CommitOutcomeUnknown if the connection is lost meanwhile."""
+
+    def rollback(self) -> Any:
+        """ROLLBACK; if that fails, make sure nothing stays open (``abandon``)."""
+
+    def abandon(self) -> Any:
+        """After a cancellation: end the transaction without waiting on the server."""
+
+    def savepoint(self, name: str) -> Any: ...
+
+    def release(self, name: str) -> Any: ...
+
+    def rollback_to(self, name: str) -> Any: ...
+
+    def is_open(self) -> bool:
+        """Whether the server still has this transaction open (from the wire, not SQL)."""
+
+    def close(self) -> Any: ...
 
 
 class TxState(StrEnum):
@@ -51,7 +113,7 @@ class Rollback(Exception):
     """Raise inside ``transaction()`` or ``savepoint()`` to roll that block back on purpose.
 
     The block that catches it (the innermost) rolls back and swallows it; code after the
-    ``async with`` continues normally.
+    ``with`` continues normally.
     """
 
 
@@ -124,79 +186,37 @@ def backoff(attempt: int, base_delay: float, max_delay: float, rng: random.Rando
     return rng.uniform(0.0, min(max_delay, base_delay * (2**attempt)))
 
 
-async def retry_loop(
-    attempt: Callable[[], Awaitable[T]],
-    *,
-    retries: int,
-    base_delay: float,
-    max_delay: float,
-    stats: TransactionStats,
-    rng: random.Random,
-) -> T:
-    """Call ``attempt`` until it succeeds, fails with a non-retryable error, or
-    ``retries`` re-runs have failed (then RetriesExhausted, chained to the last error)."""
-    for i in range(retries + 1):
-        try:
-            return await attempt()
-        except errors.DatabaseError as exc:
-            if not is_retryable(exc):
-                raise
-            if isinstance(exc, errors.DeadlockDetected):
-                stats.deadlocks += 1
-            elif isinstance(exc, errors.SerializationFailure):
-                stats.serialization_failures += 1
-            if i == retries:
-                stats.exhausted += 1
-                raise errors.RetriesExhausted(
-                    f"cannot commit the transaction: {i + 1} attempt(s) failed, "
-                    f"the last with {type(exc).__name__} ({exc.sqlstate})",
-                    attempts=i + 1,
-                    sqlstate=exc.sqlstate,
-                ) from exc
-            stats.retried += 1
-            await asyncio.sleep(backoff(i, base_delay, max_delay, rng))
-    raise AssertionError("unreachable")  # pragma: no cover
+@dataclass(slots=True)
+class Retry:
+    """When to re-run a whole transaction, and how long to wait first."""
 
+    retries: int
+    base_delay: float
+    max_delay: float
+    stats: TransactionStats
+    rng: random.Random
 
-async def run_in_transaction(
-    fn: Callable[[], Awaitable[T]],
-    *,
-    outermost: Callable[[], Transaction] | None,
-    nested: Callable[[], Transaction],
-    config: TransactionConfig,
-    stats: TransactionStats,
-    rng: random.Random,
-    retries: int | None,
-    base_delay: float | None,
-    max_delay: float | None,
-) -> T:
-    """The body of both backends' ``run_in_transaction``: with no ``outermost`` (a
-    transaction is already open) ``fn`` runs once in a savepoint; otherwise each attempt
-    opens ``outermost()`` and the whole of ``fn`` is retried. A ``Rollback`` raised by
-    ``fn`` rolls back and propagates, so the result is never silently missing."""
-    if outermost is None:
-        block = nested()
-        block.swallow_rollback = False
-        async with block:
-            result = await fn()
-        return result
-    opener = outermost
-
-    async def attempt() -> T:
-        tx = opener()
-        tx.swallow_rollback = False
-        async with tx:
-            value = await fn()
-        return value
-
-    return await retry_loop(
-        attempt,
-        retries=config.retries if retries is None else retries,
-        base_delay=config.base_delay if base_delay is None else base_delay,
-        max_delay=config.max_delay if max_delay is None else max_delay,
-        stats=stats,
-        rng=rng,
-    )
+    def delay(self, exc: errors.DatabaseError, attempt: int) -> float | None:
+        """Seconds to wait before re-running after ``exc`` ended attempt ``attempt``
+        (from 0); None when ``exc`` is not retryable. Raises RetriesExhausted (chained to
+        ``exc``) after the last attempt."""
+        if not is_retryable(exc):
+            return None
+        stats = self.stats
+        if isinstance(exc, errors.DeadlockDetected):
+            stats.deadlocks += 1
+        elif isinstance(exc, errors.SerializationFailure):
+            stats.serialization_failures += 1
+        if attempt >= self.retries:
+            stats.exhausted += 1
+            raise errors.RetriesExhausted(
+                f"cannot commit the transaction: {attempt + 1} attempt(s) failed, "
+                f"the last with {type(exc).__name__} ({exc.sqlstate})",
+                attempts=attempt + 1,
+                sqlstate=exc.sqlstate,
+            ) from exc
+        stats.retried += 1
+        return backoff(attempt, self.base_delay, self.max_delay, self.rng)
 
 
 _SAVEPOINT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -212,16 +232,56 @@ def savepoint_name(name: str) -> str:
     return name
 
 
-class Transaction:
-    """One ``async with db.transaction(...)`` or ``db.savepoint(name)`` block.
+class Host(Protocol[B]):
+    """Where the open block is found: a ContextVar (async), or a connection's slot."""
+
+    def get(self) -> B | None: ...
+
+    def set(self, value: B | None) -> Any: ...
+
+    def reset(self, token: Any) -> None: ...
+
+
+class Slot(Generic[B]):
+    """A :class:`Host` held by one synchronous connection (its thread owns it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: B | None = None
+
+    def get(self) -> B | None:
+        return self.value
+
+    def set(self, value: B | None) -> B | None:
+        previous, self.value = self.value, value
+        return previous
+
+    def reset(self, token: B | None) -> None:
+        self.value = token
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One driver call a step needs: ``fn(*args)``, awaited by the async runner."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    shield: bool = False
+
+
+_Steps = Generator[_Call, None, T]
+
+
+class _Block:
+    """The state machine of one block; subclasses run its steps.
 
     The outermost block owns a connection (PostgreSQL) or the write lock (SQLite) and
     runs BEGIN / COMMIT / ROLLBACK; a nested block is a savepoint on the same connection.
     The state machine refuses misuse instead of guessing:
 
     * a block object is entered once; a statement after its end raises InterfaceError;
-    * a transaction is used only by the task that opened it (a child task inherits the
-      context, and sharing one connection between tasks corrupts it);
+    * a transaction is used only by the task (or thread) that opened it;
     * a nested block cannot change isolation, read-only or deferrable;
     * a serialization failure, deadlock, lost connection or cancellation inside a
       savepoint is not recoverable there (the snapshot belongs to the whole transaction,
@@ -231,9 +291,9 @@ class Transaction:
     """
 
     __slots__ = (
-        "_deadline",
         "_driver",
-        "_host_var",
+        "_host",
+        "_hosted",
         "_name",
         "_new_driver",
         "_options",
@@ -241,15 +301,15 @@ class Transaction:
         "_token",
         "depth",
         "doomed",
+        "owner",
         "root",
         "state",
         "swallow_rollback",
-        "task",
     )
 
     def __init__(
         self,
-        host_var: ContextVar[Transaction | None],
+        host: Host[Any],
         new_driver: Callable[[], TxDriver],
         stats: TransactionStats,
         options: TxOptions,
@@ -257,20 +317,36 @@ class Transaction:
         savepoint: str | None = None,
         swallow_rollback: bool = True,
     ) -> None:
-        self._host_var = host_var
+        self._host = host
         self._new_driver = new_driver
         self._stats = stats
         self._options = options
         self._name = savepoint_name(savepoint) if savepoint is not None else None
         self._driver: TxDriver | None = None
-        self._deadline: asyncio.Timeout | None = None
-        self._token: Token[Transaction | None] | None = None
+        self._token: Any = None
+        self._hosted = False
         self.swallow_rollback = swallow_rollback
         self.state = TxState.NEW
-        self.root: Transaction = self
+        self.root: _Block = self
         self.depth = 0
         self.doomed: errors.DatabaseError | None = None
-        self.task: asyncio.Task[object] | None = None
+        self.owner: object = None
+
+    @staticmethod
+    def _current_owner() -> object:
+        raise NotImplementedError
+
+    @classmethod
+    def adopted(
+        cls: type[B], host: Host[Any], driver: TxDriver, stats: TransactionStats, options: TxOptions
+    ) -> B:
+        """An active outermost block for a transaction someone else began on ``driver``
+        (it is never entered or exited: nested blocks become its savepoints)."""
+        block = cls(host, lambda: driver, stats, options)
+        block._driver = driver
+        block.owner = cls._current_owner()
+        block.state = TxState.ACTIVE
+        return block
 
     @property
     def is_savepoint(self) -> bool:
@@ -294,9 +370,9 @@ class Transaction:
             raise errors.InterfaceError(
                 f"cannot run a statement: the transaction is {self.state.value}"
             )
-        if root.task is not asyncio.current_task():
+        if root.owner != self._current_owner():
             raise errors.InterfaceError(
-                "cannot run a statement in a transaction opened by another task"
+                "cannot run a statement in a transaction opened by another task or thread"
             )
         return self.driver
 
@@ -305,12 +381,14 @@ class Transaction:
         if self.root.doomed is None:
             self.root.doomed = exc
 
-    async def __aenter__(self) -> Transaction:
+    # --- steps -------------------------------------------------------------------------
+
+    def _enter(self) -> _Steps[None]:
         if self.state is not TxState.NEW:
             raise errors.InterfaceError(
                 f"cannot enter a transaction block twice (it is {self.state.value})"
             )
-        parent = self._host_var.get()
+        parent = self._host.get()
         if parent is not None and parent.root.state is not TxState.ACTIVE:
             parent = None  # a stale context value, e.g. a task created inside a block
         if parent is None:
@@ -318,24 +396,18 @@ class Transaction:
                 raise errors.InterfaceError(
                     f"cannot create savepoint {self._name}: no transaction is open"
                 )
-            await self._begin_root()
+            driver = self._new_driver()
+            yield _Call(driver.begin, (self._options,))
+            self._driver = driver
+            self._stats.started += 1
         else:
-            await self._begin_savepoint(parent)
-        self.task = asyncio.current_task()
-        self._token = self._host_var.set(self)
+            yield from self._enter_savepoint(parent)
+        self.owner = self._current_owner()
+        self._token = self._host.set(self)
+        self._hosted = True
         self.state = TxState.ACTIVE
-        return self
 
-    async def _begin_root(self) -> None:
-        driver = self._new_driver()
-        await driver.begin(self._options)
-        self._driver = driver
-        self._stats.started += 1
-        if self._options.timeout is not None:
-            self._deadline = asyncio.timeout(self._options.timeout)
-            await self._deadline.__aenter__()
-
-    async def _begin_savepoint(self, parent: Transaction) -> None:
+    def _enter_savepoint(self, parent: _Block) -> _Steps[None]:
         opts, root_opts = self._options, parent.root._options
         if (opts.isolation is not None and opts.isolation != root_opts.isolation) or (
             opts.deferrable and not root_opts.deferrable
@@ -354,30 +426,23 @@ class Transaction:
         self.depth = parent.depth + 1
         if self._name is None:
             self._name = f"sp_{self.depth}"
-        await driver.savepoint(self._name)
+        yield _Call(driver.savepoint, (self._name,))
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        if self._token is not None:
-            # ValueError: exited in another context, where there is nothing to restore.
+    def _leave_host(self) -> None:
+        if self._hosted:
+            # ValueError: a ContextVar exited in another context, with nothing to restore.
             with contextlib.suppress(ValueError):
-                self._host_var.reset(self._token)
+                self._host.reset(self._token)
+            self._hosted = False
             self._token = None
-        if self.is_savepoint:
-            return await self._exit_savepoint(exc)
-        timed_out = False
-        if self._deadline is not None:
-            try:
-                await self._deadline.__aexit__(exc_type, exc, tb)
-            except TimeoutError:
-                timed_out = True
-        return await self._exit_root(exc, timed_out)
 
-    async def _exit_root(self, exc: BaseException | None, timed_out: bool) -> bool:
+    def _exit(self, exc: BaseException | None, timed_out: bool) -> _Steps[bool]:
+        self._leave_host()
+        if self.is_savepoint:
+            return (yield from self._exit_savepoint(exc))
+        return (yield from self._exit_root(exc, timed_out))
+
+    def _exit_root(self, exc: BaseException | None, timed_out: bool) -> _Steps[bool]:
         driver = self.driver
         stats = self._stats
         try:
@@ -389,7 +454,7 @@ class Transaction:
                         "cannot commit: a statement inside the block ended the transaction"
                     )
                 try:
-                    await driver.commit()
+                    yield _Call(driver.commit)
                 except errors.CommitOutcomeUnknown:
                     self.state = TxState.FAILED
                     stats.commit_unknown += 1
@@ -402,9 +467,9 @@ class Transaction:
                 stats.committed += 1
                 return False
             if timed_out or isinstance(exc, asyncio.CancelledError):
-                await driver.abandon()
+                yield _Call(driver.abandon)
             else:
-                await driver.rollback()
+                yield _Call(driver.rollback)
             self.state = TxState.ROLLED_BACK
             stats.rolled_back += 1
             if timed_out:
@@ -422,9 +487,9 @@ class Transaction:
             return isinstance(exc, Rollback) and self.swallow_rollback
         finally:
             self._driver = None
-            await asyncio.shield(driver.close())
+            yield _Call(driver.close, shield=True)
 
-    async def _exit_savepoint(self, exc: BaseException | None) -> bool:
+    def _exit_savepoint(self, exc: BaseException | None) -> _Steps[bool]:
         root = self.root
         assert self._name is not None
         if root.state is not TxState.ACTIVE or root._driver is None:
@@ -451,14 +516,205 @@ class Transaction:
                 raise failure
             return False
         if exc is None:
-            await driver.release(self._name)
+            yield _Call(driver.release, (self._name,))
             self.state = TxState.COMMITTED
             return False
-        await driver.rollback_to(self._name)
-        await driver.release(self._name)
+        yield _Call(driver.rollback_to, (self._name,))
+        yield _Call(driver.release, (self._name,))
         self.state = TxState.ROLLED_BACK
         return isinstance(exc, Rollback) and self.swallow_rollback
 
     def __repr__(self) -> str:
         kind = f"savepoint {self._name}" if self.is_savepoint else "transaction"
         return f"<{kind} {self.state.value}>"
+
+
+def _drive_sync(steps: _Steps[T]) -> T:
+    """Run the steps with plain calls."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                call.fn(*call.args)
+            except BaseException as exc:
+                call = steps.throw(exc)
+            else:
+                call = next(steps)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+async def _drive_async(steps: _Steps[T]) -> T:
+    """Run the steps, awaiting each call (a shielded one finishes even if cancelled)."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                if call.shield:
+                    await asyncio.shield(call.fn(*call.args))
+                else:
+                    await call.fn(*call.args)
+            except BaseException as exc:
+                call = steps.throw(exc)
+            else:
+                call = next(steps)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+class Transaction(_Block):
+    """One ``async with db.transaction(...)`` or ``db.savepoint(name)`` block (see
+    :class:`_Block` for the rules); ``timeout`` cancels the block and rolls it back."""
+
+    __slots__ = ("_deadline",)
+
+    def __init__(
+        self,
+        host: Host[Any],
+        new_driver: Callable[[], TxDriver],
+        stats: TransactionStats,
+        options: TxOptions,
+        *,
+        savepoint: str | None = None,
+        swallow_rollback: bool = True,
+    ) -> None:
+        super().__init__(
+            host,
+            new_driver,
+            stats,
+            options,
+            savepoint=savepoint,
+            swallow_rollback=swallow_rollback,
+        )
+        self._deadline: asyncio.Timeout | None = None
+
+    @staticmethod
+    def _current_owner() -> object:
+        return asyncio.current_task()
+
+    @property
+    def task(self) -> object:
+        return self.root.owner
+
+    async def __aenter__(self) -> Transaction:
+        await _drive_async(self._enter())
+        if not self.is_savepoint and self._options.timeout is not None:
+            self._deadline = asyncio.timeout(self._options.timeout)
+            await self._deadline.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        # bool | None, as contextlib's: a type checker then does not treat every block
+        # as one that may swallow its exception (only Rollback is swallowed).
+        timed_out = False
+        if self._deadline is not None:
+            try:
+                await self._deadline.__aexit__(exc_type, exc, tb)
+            except TimeoutError:
+                timed_out = True
+        return await _drive_async(self._exit(exc, timed_out))
+
+
+class SyncTransaction(_Block):
+    """One ``with conn.transaction(...)`` or ``conn.savepoint_block(name)`` block of the
+    synchronous API: the same rules and counters as :class:`Transaction`, with plain
+    calls and the thread as owner. Timeouts need the async API."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _current_owner() -> object:
+        return threading.get_ident()
+
+    def __enter__(self) -> SyncTransaction:
+        if self._options.timeout is not None:
+            raise errors.TransactionError("cannot set a transaction timeout on the synchronous API")
+        _drive_sync(self._enter())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return _drive_sync(self._exit(exc, False))
+
+
+async def run_in_transaction(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    outermost: Callable[[], Transaction] | None,
+    nested: Callable[[], Transaction],
+    retry: Retry,
+) -> T:
+    """The body of every async ``run_in_transaction``: with no ``outermost`` (a
+    transaction is already open) ``fn`` runs once in a savepoint; otherwise each attempt
+    opens ``outermost()`` and the whole of ``fn`` is retried as ``retry`` says. A
+    ``Rollback`` raised by ``fn`` rolls back and propagates, so the result is never
+    silently missing."""
+    opener = nested if outermost is None else outermost
+    for attempt in itertools.count():
+        tx = opener()
+        tx.swallow_rollback = False
+        try:
+            async with tx:
+                value = await fn()
+            return value
+        except errors.DatabaseError as exc:
+            wait = None if outermost is None else retry.delay(exc, attempt)
+            if wait is None:
+                raise
+        await asyncio.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def run_in_transaction_sync(
+    fn: Callable[[], T],
+    *,
+    outermost: Callable[[], SyncTransaction] | None,
+    nested: Callable[[], SyncTransaction],
+    retry: Retry,
+) -> T:
+    """:func:`run_in_transaction` for the synchronous API: the same decisions, with
+    ``time.sleep`` between attempts."""
+    opener = nested if outermost is None else outermost
+    for attempt in itertools.count():
+        tx = opener()
+        tx.swallow_rollback = False
+        try:
+            with tx:
+                value = fn()
+            return value
+        except errors.DatabaseError as exc:
+            wait = None if outermost is None else retry.delay(exc, attempt)
+            if wait is None:
+                raise
+        time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def retry_for(
+    config: TransactionConfig,
+    stats: TransactionStats,
+    rng: random.Random,
+    *,
+    retries: int | None = None,
+    base_delay: float | None = None,
+    max_delay: float | None = None,
+) -> Retry:
+    """The retry policy of one call: its own bounds where given, else ``config``'s."""
+    return Retry(
+        config.retries if retries is None else retries,
+        config.base_delay if base_delay is None else base_delay,
+        config.max_delay if max_delay is None else max_delay,
+        stats,
+        rng,
+    )

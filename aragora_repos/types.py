@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 """A JSON value as :func:`json.loads` returns it (json and jsonb columns)."""
+
+
+class DbRow(Protocol):
+    """A result row as a driver returns it (asyncpg Record, sqlite3 tuple): read by
+    position by the generated decoders."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
 
 TransactionContext: TypeAlias = AbstractAsyncContextManager[None]
 SyncTransactionContext: TypeAlias = AbstractContextManager[None]

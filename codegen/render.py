@@ -214,6 +214,34 @@ class ClassSpec:
 
 
 @dataclass(frozen=True)
+class DecoderSpec:
+    name: str
+    cls: str
+    expr: str
+
+
+class Decoders:
+    """One decoder function per result shape in a module: every query returning the same
+    class with the same conversions calls the same function."""
+
+    def __init__(self) -> None:
+        self.by_shape: dict[tuple[str, str, str], DecoderSpec] = {}
+
+    def name(self, cls: str, backend: str, expr: str) -> str:
+        key = (cls, backend, expr)
+        found = self.by_shape.get(key)
+        if found is None:
+            base = f"_{naming.snake(cls)}_from_{backend}"
+            taken = sum(1 for k in self.by_shape if k[:2] == (cls, backend))
+            found = DecoderSpec(base if taken == 0 else f"{base}_{taken + 1}", cls, expr)
+            self.by_shape[key] = found
+        return found.name
+
+    def specs(self) -> list[DecoderSpec]:
+        return list(self.by_shape.values())
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     name: str
     query: Query
@@ -222,6 +250,7 @@ class MethodSpec:
     signature: str
     returns: str
     doc: str
+    sync_doc: str
     call_kwargs: str
     pg_args: str
     sqlite_args: str
@@ -250,7 +279,9 @@ def _tuple(items: list[str]) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
-def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> MethodSpec:
+def _method(
+    q: Query, ty: Types, imports: Imports, classes: list[ClassSpec], decoders: Decoders
+) -> MethodSpec:
     method = naming.snake(q.name)
     const = naming.upper(q.name)
     row_cls = ""
@@ -332,11 +363,13 @@ def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> 
             [ty.sqlite_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
         )
     )
+    if row_cls:
+        pg_row = decoders.name(row_cls, "pg", pg_row)
+        sqlite_row = decoders.name(row_cls, "sqlite", sqlite_row)
     copy_columns = _tuple([repr(c) for c in q.insert_columns])
     copy_record = _tuple([f"p.{p.name}" for p in q.params])
     sqlite_record = _tuple([enc(p, f"p.{p.name}") for p in q.params])
 
-    doc = _doc(q)
     return MethodSpec(
         method,
         q,
@@ -344,7 +377,8 @@ def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> 
         scalar,
         signature,
         returns,
-        doc,
+        _doc(q),
+        _sync_doc(q),
         call_kwargs,
         pg_args,
         sqlite_args,
@@ -356,22 +390,58 @@ def _method(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> 
     )
 
 
+_RETURNS = {
+    ":one": "The row, or None when no row matches.",
+    ":many": "Every matching row.",
+    ":exec": "Nothing.",
+    ":execrows": "The number of rows affected.",
+    ":execresult": "The command's result (rows affected).",
+    ":copyfrom": "The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).",
+    ":batchexec": "The number of parameter rows run (one executemany on either backend).",
+}
+
+
+def _docstring(parts: list[str]) -> str:
+    return "\n".join(parts).replace("\\", "\\\\").replace('"""', "'''")
+
+
+def _sql_block(sql: str) -> str:
+    return "\n".join("    " + line for line in sql.strip().splitlines())
+
+
 def _doc(q: Query) -> str:
+    """The abstract method's docstring: the query's comments, its SQL as written, returns."""
     lines = [c.removeprefix("--").strip() for c in q.comments if c.strip()]
     summary = lines[0] if lines else f"Run {q.name} ({q.cmd})."
-    more = lines[1:]
-    what = {
-        ":one": "The row, or None when no row matches.",
-        ":many": "Every matching row.",
-        ":exec": "Nothing.",
-        ":execrows": "The number of rows affected.",
-        ":execresult": "The command's result (rows affected).",
-        ":copyfrom": "The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).",
-        ":batchexec": "The number of parameter rows run (one executemany on either backend).",
-    }[q.cmd]
-    sql = "\n".join("    " + line for line in q.postgres_sql.strip().splitlines())
-    parts = [summary, *more, "", "SQL (PostgreSQL)::", "", sql, "", "Returns:", f"    {what}"]
-    return "\n".join(parts).replace("\\", "\\\\").replace('"""', "'''")
+    sql = _sql_block(q.postgres_sql)
+    return _docstring(
+        [
+            summary,
+            *lines[1:],
+            "",
+            "SQL (PostgreSQL)::",
+            "",
+            sql,
+            "",
+            "Returns:",
+            f"    {_RETURNS[q.cmd]}",
+        ]
+    )
+
+
+def _sync_doc(q: Query) -> str:
+    """The synchronous method's docstring: what it runs on SQLite; the rest is the async
+    method's."""
+    sql = _sql_block(q.sqlite_sql)
+    return _docstring(
+        [
+            f"Run {q.name} ({q.cmd}) on SQLite; returns as the async method.",
+            "",
+            "SQL (SQLite)::",
+            "",
+            sql,
+        ]
+    )
 
 
 def _header(source: str, versions: dict[str, str], *, long_lines: bool = False) -> str:
@@ -435,20 +505,27 @@ def render(project: Project) -> dict[str, str]:
     for qf in project.query_files:
         imports = Imports()
         classes: list[ClassSpec] = []
-        methods = [_method(q, ty, imports, classes) for q in qf.queries]
+        decoders = Decoders()
+        methods = [_method(q, ty, imports, classes, decoders) for q in qf.queries]
+        type_names = sorted(
+            {"ExecResult" for m in methods if m.query.cmd == ":execresult"}
+            | ({"JSON"} if imports.json_alias else set())
+            | ({"DbRow"} if decoders.by_shape else set())
+        )
         base = naming.pascal(qf.stem)
         modules.append((qf.stem, base))
         out[f"{pkg}/{qf.stem}.py"] = env.get_template("queries.py.j2").render(
             header=_header(qf.path, project.versions),
             imports=imports.lines(),
             codec=sorted(imports.codec),
-            json_alias=imports.json_alias,
+            types=type_names,
+            package=pkg,
             models=sorted(imports.models),
             classes=classes,
+            decoders=decoders.specs(),
             methods=methods,
             base=base,
             literal=_literal,
-            needs_exec_result=any(m.query.cmd == ":execresult" for m in methods),
             source=qf.path,
         )
 
@@ -459,6 +536,7 @@ def render(project: Project) -> dict[str, str]:
     )
     out[f"{pkg}/__init__.py"] = env.get_template("init.py.j2").render(
         header=_header("sql/", project.versions),
+        package=pkg,
         modules=modules,
         models=[m.name for m in models] + [e[0] for e in enums] + [e[2] for e in enums],
     )

@@ -3,15 +3,13 @@
 """Every repository behind one import: ``db = await connect()``, then ``db.users`` and so on.
 
 The backend comes from the environment (see ``aragora_repos.config``): SQLite under
-``ARAGORA_DATA_DIR`` by default, PostgreSQL when ``DATABASE_URL`` is set.
+``ARAGORA_DATA_DIR`` by default, PostgreSQL when ``DATABASE_URL`` is set. What the
+facade does is :mod:`aragora_repos.facade`; this module declares what it holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from types import TracebackType
-from typing import TypeVar
+from typing import ClassVar
 
 from aragora_db.agents import (
     AgentsRepository,
@@ -156,14 +154,9 @@ from aragora_db.users import (
     UsersRepository,
     UsersSyncRepository,
 )
+from aragora_repos import facade
 from aragora_repos.config import Config
-from aragora_repos.database import AsyncBackend, open_async, open_sync
-from aragora_repos.drift import ValidationResult, check_at_startup, validate_schema
-from aragora_repos.observability import BackendCapabilities, DatabaseHealth, HealthStatus
-from aragora_repos.postgres import Listener, PostgresDatabase
-from aragora_repos.sqlite import SqliteConnection
-from aragora_repos.transaction import Isolation, Transaction, TransactionStats
-from aragora_repos.types import SyncTransactionContext
+from aragora_repos.observability import BackendType
 
 __all__ = [
     "MEMORY_TIER_VALUES",
@@ -248,17 +241,14 @@ __all__ = [
     "connect_sync",
 ]
 
-T = TypeVar("T")
 
-
-class Database:
+class Database(facade.Database):
     """All repositories over one async backend (asyncpg pool or SQLite)."""
 
     __slots__ = (
         "agents",
         "audit",
         "auth",
-        "backend",
         "consensus",
         "continuum",
         "critiques",
@@ -291,171 +281,83 @@ class Database:
     usage: UsageRepository
     users: UsersRepository
 
-    def __init__(self, backend: AsyncBackend) -> None:
-        self.backend = backend
-        if isinstance(backend, PostgresDatabase):
-            self.agents = PostgresAgentsRepository(backend)
-            self.audit = PostgresAuditRepository(backend)
-            self.auth = PostgresAuthRepository(backend)
-            self.consensus = PostgresConsensusRepository(backend)
-            self.continuum = PostgresContinuumRepository(backend)
-            self.critiques = PostgresCritiquesRepository(backend)
-            self.debates = PostgresDebatesRepository(backend)
-            self.elo = PostgresEloRepository(backend)
-            self.embeddings = PostgresEmbeddingsRepository(backend)
-            self.insights = PostgresInsightsRepository(backend)
-            self.nomic = PostgresNomicRepository(backend)
-            self.orgs = PostgresOrgsRepository(backend)
-            self.share_links = PostgresShareLinksRepository(backend)
-            self.tournaments = PostgresTournamentsRepository(backend)
-            self.usage = PostgresUsageRepository(backend)
-            self.users = PostgresUsersRepository(backend)
-        else:
-            self.agents = SqliteAgentsRepository(backend)
-            self.audit = SqliteAuditRepository(backend)
-            self.auth = SqliteAuthRepository(backend)
-            self.consensus = SqliteConsensusRepository(backend)
-            self.continuum = SqliteContinuumRepository(backend)
-            self.critiques = SqliteCritiquesRepository(backend)
-            self.debates = SqliteDebatesRepository(backend)
-            self.elo = SqliteEloRepository(backend)
-            self.embeddings = SqliteEmbeddingsRepository(backend)
-            self.insights = SqliteInsightsRepository(backend)
-            self.nomic = SqliteNomicRepository(backend)
-            self.orgs = SqliteOrgsRepository(backend)
-            self.share_links = SqliteShareLinksRepository(backend)
-            self.tournaments = SqliteTournamentsRepository(backend)
-            self.usage = SqliteUsageRepository(backend)
-            self.users = SqliteUsersRepository(backend)
-
-    def transaction(
-        self,
-        *,
-        isolation: Isolation | None = None,
-        readonly: bool = False,
-        deferrable: bool = False,
-        timeout: float | None = None,
-    ) -> Transaction:
-        """Run the calls in an ``async with`` block in one transaction (nested: a savepoint).
-
-        SQLite has only SERIALIZABLE; asking it for another isolation level raises.
-        """
-        return self.backend.transaction(
-            isolation=isolation, readonly=readonly, deferrable=deferrable, timeout=timeout
-        )
-
-    def savepoint(self, name: str) -> Transaction:
-        """A named savepoint inside the open transaction."""
-        return self.backend.savepoint(name)
-
-    async def run_in_transaction(
-        self,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        retries: int | None = None,
-        base_delay: float | None = None,
-        max_delay: float | None = None,
-        isolation: Isolation | None = None,
-        readonly: bool = False,
-        timeout: float | None = None,
-    ) -> T:
-        """Run ``fn`` in a transaction, re-running all of it after a serialization
-        failure, deadlock or lost connection (outermost level only)."""
-        return await self.backend.run_in_transaction(
-            fn,
-            retries=retries,
-            base_delay=base_delay,
-            max_delay=max_delay,
-            isolation=isolation,
-            readonly=readonly,
-            timeout=timeout,
-        )
-
-    @property
-    def capabilities(self) -> BackendCapabilities:
-        return self.backend.capabilities
-
-    @property
-    def transaction_stats(self) -> TransactionStats:
-        return self.backend.transaction_stats
-
-    def get_health_status(self) -> HealthStatus:
-        """Pool and transaction counters, without a round trip."""
-        return self.backend.get_health_status()
-
-    async def get_database_health(self) -> DatabaseHealth:
-        """Probe the database: reachable, latency, schema version, tables, replicas."""
-        return await self.backend.get_database_health()
-
-    def use_primary(self) -> AbstractContextManager[None]:
-        """Send this context's reads to the primary."""
-        return self.backend.use_primary()
-
-    def use_replica(self) -> AbstractContextManager[None]:
-        """Send this context's reads to a replica, accepting replication lag."""
-        return self.backend.use_replica()
-
-    def advisory_lock(
-        self, key: int, *, timeout: float | None = None
-    ) -> AbstractAsyncContextManager[None]:
-        """PostgreSQL advisory lock ``key`` for the block; NotSupportedError on SQLite."""
-        return self.backend.advisory_lock(key, timeout=timeout)
-
-    def listen(self, channel: str) -> AbstractAsyncContextManager[Listener]:
-        """LISTEN on ``channel`` (PostgreSQL); NotSupportedError on SQLite."""
-        return self.backend.listen(channel)
-
-    async def notify(self, channel: str, payload: str = "") -> None:
-        """NOTIFY ``channel`` (PostgreSQL); NotSupportedError on SQLite."""
-        await self.backend.notify(channel, payload)
-
-    async def migrate(self) -> list[int]:
-        """Apply pending migrations; return the versions applied."""
-        return await self.backend.migrate(MIGRATIONS)
-
-    async def validate_schema(self) -> ValidationResult:
-        """Compare the live schema with sql/schema; errors and warnings, never raises."""
-        return await validate_schema(self.backend, EXPECTED)
-
-    async def close(self) -> None:
-        await self.backend.close()
-
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    repositories: ClassVar[facade.RepositoryTable] = {
+        "agents": {
+            BackendType.POSTGRES: PostgresAgentsRepository,
+            BackendType.SQLITE: SqliteAgentsRepository,
+        },
+        "audit": {
+            BackendType.POSTGRES: PostgresAuditRepository,
+            BackendType.SQLITE: SqliteAuditRepository,
+        },
+        "auth": {
+            BackendType.POSTGRES: PostgresAuthRepository,
+            BackendType.SQLITE: SqliteAuthRepository,
+        },
+        "consensus": {
+            BackendType.POSTGRES: PostgresConsensusRepository,
+            BackendType.SQLITE: SqliteConsensusRepository,
+        },
+        "continuum": {
+            BackendType.POSTGRES: PostgresContinuumRepository,
+            BackendType.SQLITE: SqliteContinuumRepository,
+        },
+        "critiques": {
+            BackendType.POSTGRES: PostgresCritiquesRepository,
+            BackendType.SQLITE: SqliteCritiquesRepository,
+        },
+        "debates": {
+            BackendType.POSTGRES: PostgresDebatesRepository,
+            BackendType.SQLITE: SqliteDebatesRepository,
+        },
+        "elo": {
+            BackendType.POSTGRES: PostgresEloRepository,
+            BackendType.SQLITE: SqliteEloRepository,
+        },
+        "embeddings": {
+            BackendType.POSTGRES: PostgresEmbeddingsRepository,
+            BackendType.SQLITE: SqliteEmbeddingsRepository,
+        },
+        "insights": {
+            BackendType.POSTGRES: PostgresInsightsRepository,
+            BackendType.SQLITE: SqliteInsightsRepository,
+        },
+        "nomic": {
+            BackendType.POSTGRES: PostgresNomicRepository,
+            BackendType.SQLITE: SqliteNomicRepository,
+        },
+        "orgs": {
+            BackendType.POSTGRES: PostgresOrgsRepository,
+            BackendType.SQLITE: SqliteOrgsRepository,
+        },
+        "share_links": {
+            BackendType.POSTGRES: PostgresShareLinksRepository,
+            BackendType.SQLITE: SqliteShareLinksRepository,
+        },
+        "tournaments": {
+            BackendType.POSTGRES: PostgresTournamentsRepository,
+            BackendType.SQLITE: SqliteTournamentsRepository,
+        },
+        "usage": {
+            BackendType.POSTGRES: PostgresUsageRepository,
+            BackendType.SQLITE: SqliteUsageRepository,
+        },
+        "users": {
+            BackendType.POSTGRES: PostgresUsersRepository,
+            BackendType.SQLITE: SqliteUsersRepository,
+        },
+    }
+    migrations = MIGRATIONS
+    expected = EXPECTED
 
 
-async def connect(config: Config | None = None, *, check_schema: bool = False) -> Database:
-    """Open the configured backend (environment when ``config`` is None).
-
-    With ``check_schema``, refuse to start when the live schema differs from sql/schema,
-    unless ``ARAGORA_SKIP_SCHEMA_VALIDATION`` is set.
-    """
-    db = Database(await open_async(config))
-    if check_schema:
-        try:
-            await check_at_startup(db.backend, EXPECTED)
-        except BaseException:
-            await db.close()
-            raise
-    return db
-
-
-class SyncDatabase:
+class SyncDatabase(facade.SyncDatabase):
     """All repositories over a synchronous SQLite connection."""
 
     __slots__ = (
         "agents",
         "audit",
         "auth",
-        "connection",
         "consensus",
         "continuum",
         "critiques",
@@ -471,58 +373,50 @@ class SyncDatabase:
         "users",
     )
 
-    def __init__(self, connection: SqliteConnection) -> None:
-        self.connection = connection
-        self.agents = AgentsSyncRepository(connection)
-        self.audit = AuditSyncRepository(connection)
-        self.auth = AuthSyncRepository(connection)
-        self.consensus = ConsensusSyncRepository(connection)
-        self.continuum = ContinuumSyncRepository(connection)
-        self.critiques = CritiquesSyncRepository(connection)
-        self.debates = DebatesSyncRepository(connection)
-        self.elo = EloSyncRepository(connection)
-        self.embeddings = EmbeddingsSyncRepository(connection)
-        self.insights = InsightsSyncRepository(connection)
-        self.nomic = NomicSyncRepository(connection)
-        self.orgs = OrgsSyncRepository(connection)
-        self.share_links = ShareLinksSyncRepository(connection)
-        self.tournaments = TournamentsSyncRepository(connection)
-        self.usage = UsageSyncRepository(connection)
-        self.users = UsersSyncRepository(connection)
+    agents: AgentsSyncRepository
+    audit: AuditSyncRepository
+    auth: AuthSyncRepository
+    consensus: ConsensusSyncRepository
+    continuum: ContinuumSyncRepository
+    critiques: CritiquesSyncRepository
+    debates: DebatesSyncRepository
+    elo: EloSyncRepository
+    embeddings: EmbeddingsSyncRepository
+    insights: InsightsSyncRepository
+    nomic: NomicSyncRepository
+    orgs: OrgsSyncRepository
+    share_links: ShareLinksSyncRepository
+    tournaments: TournamentsSyncRepository
+    usage: UsageSyncRepository
+    users: UsersSyncRepository
 
-    def transaction(
-        self, *, isolation: Isolation | None = None, readonly: bool = False
-    ) -> SyncTransactionContext:
-        """Run the calls in a ``with`` block in one transaction (nested: a savepoint)."""
-        return self.connection.transaction(isolation=isolation, readonly=readonly)
+    repositories: ClassVar[facade.SyncRepositoryTable] = {
+        "agents": AgentsSyncRepository,
+        "audit": AuditSyncRepository,
+        "auth": AuthSyncRepository,
+        "consensus": ConsensusSyncRepository,
+        "continuum": ContinuumSyncRepository,
+        "critiques": CritiquesSyncRepository,
+        "debates": DebatesSyncRepository,
+        "elo": EloSyncRepository,
+        "embeddings": EmbeddingsSyncRepository,
+        "insights": InsightsSyncRepository,
+        "nomic": NomicSyncRepository,
+        "orgs": OrgsSyncRepository,
+        "share_links": ShareLinksSyncRepository,
+        "tournaments": TournamentsSyncRepository,
+        "usage": UsageSyncRepository,
+        "users": UsersSyncRepository,
+    }
+    migrations = MIGRATIONS
 
-    def savepoint(self, name: str) -> SyncTransactionContext:
-        """A named savepoint inside the open transaction."""
-        return self.connection.savepoint_block(name)
 
-    def run_in_transaction(self, fn: Callable[[], T], *, retries: int = 5) -> T:
-        """Run ``fn`` in a transaction, re-running it while SQLite stays busy."""
-        return self.connection.run_in_transaction(fn, retries=retries)
-
-    def migrate(self) -> list[int]:
-        """Apply pending migrations; return the versions applied."""
-        return self.connection.migrate(MIGRATIONS)
-
-    def close(self) -> None:
-        self.connection.close()
-
-    def __enter__(self) -> SyncDatabase:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+async def connect(config: Config | None = None, *, check_schema: bool = False) -> Database:
+    """Open the configured backend (environment when ``config`` is None); with
+    ``check_schema``, refuse to start when the live schema differs from sql/schema."""
+    return await Database.open(config, check_schema=check_schema)
 
 
 def connect_sync(config: Config | None = None) -> SyncDatabase:
     """Open the configured SQLite database synchronously (PostgreSQL is async only)."""
-    return SyncDatabase(open_sync(config))
+    return SyncDatabase.open(config)

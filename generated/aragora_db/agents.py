@@ -10,6 +10,8 @@ import json
 from typing import Final
 
 from aragora_db.models import AgentRelationship, GenesisEvent, Genome, Persona
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -17,10 +19,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 SAVE_PERSONA: Final = """-- name: SavePersona :one
 INSERT INTO personas (agent_name, description, traits, expertise)
@@ -133,6 +132,59 @@ LIST_GENESIS_EVENTS_BY_TYPE: Final = """-- name: ListGenesisEventsByType :many
 SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE event_type = $1 ORDER BY seq"""
 LIST_GENESIS_EVENTS_BY_TYPE_SQLITE: Final = """-- name: ListGenesisEventsByType :many
 SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE event_type = ?1 ORDER BY seq"""
+
+
+def _persona_from_pg(r: DbRow) -> Persona:
+    return Persona(r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+def _persona_from_sqlite(r: DbRow) -> Persona:
+    return Persona(
+        r[0],
+        r[1],
+        json.loads(r[2]),
+        json.loads(r[3]),
+        decode_timestamptz(r[4]),
+        decode_timestamptz(r[5]),
+    )
+
+
+def _genome_from_pg(r: DbRow) -> Genome:
+    return Genome(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+
+
+def _genome_from_sqlite(r: DbRow) -> Genome:
+    return Genome(
+        r[0],
+        r[1],
+        json.loads(r[2]),
+        json.loads(r[3]),
+        r[4],
+        json.loads(r[5]),
+        r[6],
+        float(r[7]),
+        r[8],
+        decode_timestamptz(r[9]),
+        decode_timestamptz(r[10]),
+    )
+
+
+def _agent_relationship_from_pg(r: DbRow) -> AgentRelationship:
+    return AgentRelationship(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _agent_relationship_from_sqlite(r: DbRow) -> AgentRelationship:
+    return AgentRelationship(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_timestamptz(r[8])
+    )
+
+
+def _genesis_event_from_pg(r: DbRow) -> GenesisEvent:
+    return GenesisEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _genesis_event_from_sqlite(r: DbRow) -> GenesisEvent:
+    return GenesisEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), decode_timestamptz(r[6]))
 
 
 class AgentsRepository(abc.ABC):
@@ -411,19 +463,15 @@ class PostgresAgentsRepository(AgentsRepository):
         r = await self._db.fetchrow(
             SAVE_PERSONA, (agent_name, description, traits, expertise), readonly=False
         )
-        if r is None:
-            return None
-        return Persona(r[0], r[1], r[2], r[3], r[4], r[5])
+        return None if r is None else _persona_from_pg(r)
 
     async def get_persona(self, *, agent_name: str) -> Persona | None:
         r = await self._db.fetchrow(GET_PERSONA, (agent_name,), readonly=True)
-        if r is None:
-            return None
-        return Persona(r[0], r[1], r[2], r[3], r[4], r[5])
+        return None if r is None else _persona_from_pg(r)
 
     async def list_personas(self, *, off: int, lim: int) -> list[Persona]:
         rows = await self._db.fetch(LIST_PERSONAS, (off, lim), readonly=True)
-        return [Persona(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return list(map(_persona_from_pg, rows))
 
     async def delete_persona(self, *, agent_name: str) -> int:
         return await self._db.execute(DELETE_PERSONA, (agent_name,))
@@ -456,27 +504,19 @@ class PostgresAgentsRepository(AgentsRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Genome(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+        return None if r is None else _genome_from_pg(r)
 
     async def get_genome(self, *, genome_id: str) -> Genome | None:
         r = await self._db.fetchrow(GET_GENOME, (genome_id,), readonly=True)
-        if r is None:
-            return None
-        return Genome(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+        return None if r is None else _genome_from_pg(r)
 
     async def top_genomes(self, *, lim: int) -> list[Genome]:
         rows = await self._db.fetch(TOP_GENOMES, (lim,), readonly=True)
-        return [
-            Genome(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows
-        ]
+        return list(map(_genome_from_pg, rows))
 
     async def list_genome_lineage(self, *, name: str) -> list[Genome]:
         rows = await self._db.fetch(LIST_GENOME_LINEAGE, (name,), readonly=True)
-        return [
-            Genome(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows
-        ]
+        return list(map(_genome_from_pg, rows))
 
     async def adjust_genome_fitness(self, *, delta: float, genome_id: str) -> float | None:
         r = await self._db.fetchrow(ADJUST_GENOME_FITNESS, (delta, genome_id), readonly=False)
@@ -501,21 +541,15 @@ class PostgresAgentsRepository(AgentsRepository):
             (agent_a, agent_b, agreed, critiques_a_to_b, critiques_b_to_a, a_won, b_won),
             readonly=False,
         )
-        if r is None:
-            return None
-        return AgentRelationship(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _agent_relationship_from_pg(r)
 
     async def get_relationship(self, *, agent_a: str, agent_b: str) -> AgentRelationship | None:
         r = await self._db.fetchrow(GET_RELATIONSHIP, (agent_a, agent_b), readonly=True)
-        if r is None:
-            return None
-        return AgentRelationship(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _agent_relationship_from_pg(r)
 
     async def list_relationships_for(self, *, agent_a: str) -> list[AgentRelationship]:
         rows = await self._db.fetch(LIST_RELATIONSHIPS_FOR, (agent_a,), readonly=True)
-        return [
-            AgentRelationship(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows
-        ]
+        return list(map(_agent_relationship_from_pg, rows))
 
     async def append_genesis_event(
         self,
@@ -531,23 +565,19 @@ class PostgresAgentsRepository(AgentsRepository):
             (event_id, event_type, parent_event_id, content_hash, data),
             readonly=False,
         )
-        if r is None:
-            return None
-        return GenesisEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+        return None if r is None else _genesis_event_from_pg(r)
 
     async def get_genesis_event(self, *, event_id: str) -> GenesisEvent | None:
         r = await self._db.fetchrow(GET_GENESIS_EVENT, (event_id,), readonly=True)
-        if r is None:
-            return None
-        return GenesisEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+        return None if r is None else _genesis_event_from_pg(r)
 
     async def list_genesis_events(self, *, after_seq: int, lim: int) -> list[GenesisEvent]:
         rows = await self._db.fetch(LIST_GENESIS_EVENTS, (after_seq, lim), readonly=True)
-        return [GenesisEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return list(map(_genesis_event_from_pg, rows))
 
     async def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:
         rows = await self._db.fetch(LIST_GENESIS_EVENTS_BY_TYPE, (event_type,), readonly=True)
-        return [GenesisEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return list(map(_genesis_event_from_pg, rows))
 
 
 class AgentsSyncRepository:
@@ -561,19 +591,11 @@ class AgentsSyncRepository:
     def save_persona(
         self, *, agent_name: str, description: str, traits: list[str], expertise: JSON
     ) -> Persona | None:
-        """Run SavePersona (:one).
+        """Run SavePersona (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO personas (agent_name, description, traits, expertise)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (agent_name) DO UPDATE
-            SET description = EXCLUDED.description, traits = EXCLUDED.traits,
-                expertise = EXCLUDED.expertise, updated_at = now()
-            RETURNING agent_name, description, traits, expertise, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO personas (agent_name, description, traits, expertise) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_name) DO UPDATE SET description = EXCLUDED.description, traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_name, description, traits, expertise, created_at, updated_at
         """
         r = self._db.fetchone(
             SAVE_PERSONA_SQLITE,
@@ -584,73 +606,41 @@ class AgentsSyncRepository:
                 encode_json(expertise),
             ),
         )
-        if r is None:
-            return None
-        return Persona(
-            r[0],
-            r[1],
-            json.loads(r[2]),
-            json.loads(r[3]),
-            decode_timestamptz(r[4]),
-            decode_timestamptz(r[5]),
-        )
+        return None if r is None else _persona_from_sqlite(r)
 
     def get_persona(self, *, agent_name: str) -> Persona | None:
-        """Run GetPersona (:one).
+        """Run GetPersona (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent_name, description, traits, expertise, created_at, updated_at FROM personas WHERE agent_name = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT agent_name, description, traits, expertise, created_at, updated_at FROM personas WHERE agent_name = ?1
         """
         r = self._db.fetchone(GET_PERSONA_SQLITE, (check_text(agent_name),))
-        if r is None:
-            return None
-        return Persona(
-            r[0],
-            r[1],
-            json.loads(r[2]),
-            json.loads(r[3]),
-            decode_timestamptz(r[4]),
-            decode_timestamptz(r[5]),
-        )
+        return None if r is None else _persona_from_sqlite(r)
 
     def list_personas(self, *, off: int, lim: int) -> list[Persona]:
-        """Run ListPersonas (:many).
+        """Run ListPersonas (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent_name, description, traits, expertise, created_at, updated_at FROM personas ORDER BY agent_name LIMIT $2 OFFSET $1
-
-        Returns:
-            Every matching row.
+            SELECT agent_name, description, traits, expertise, created_at, updated_at FROM personas ORDER BY agent_name LIMIT ?2 OFFSET ?1
         """
-        return [
-            Persona(
-                r[0],
-                r[1],
-                json.loads(r[2]),
-                json.loads(r[3]),
-                decode_timestamptz(r[4]),
-                decode_timestamptz(r[5]),
+        return list(
+            map(
+                _persona_from_sqlite,
+                self._db.fetchall(
+                    LIST_PERSONAS_SQLITE,
+                    (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_PERSONAS_SQLITE,
-                (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
-            )
-        ]
+        )
 
     def delete_persona(self, *, agent_name: str) -> int:
-        """Run DeletePersona (:execrows).
+        """Run DeletePersona (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM personas WHERE agent_name = $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM personas WHERE agent_name = ?1
         """
         return self._db.execute(DELETE_PERSONA_SQLITE, (check_text(agent_name),))
 
@@ -667,20 +657,11 @@ class AgentsSyncRepository:
         fitness_score: float,
         birth_debate_id: str | None,
     ) -> Genome | None:
-        """Run SaveGenome (:one).
+        """Run SaveGenome (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO genomes (genome_id, name, traits, expertise, model_preference, parent_genomes,
-                                 generation, fitness_score, birth_debate_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (genome_id) DO UPDATE
-            SET traits = EXCLUDED.traits, expertise = EXCLUDED.expertise,
-                fitness_score = EXCLUDED.fitness_score, updated_at = now()
-            RETURNING genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO genomes (genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(genome_id) DO UPDATE SET traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, fitness_score = EXCLUDED.fitness_score, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at
         """
         r = self._db.fetchone(
             SAVE_GENOME_SQLITE,
@@ -696,115 +677,52 @@ class AgentsSyncRepository:
                 None if birth_debate_id is None else check_text(birth_debate_id),
             ),
         )
-        if r is None:
-            return None
-        return Genome(
-            r[0],
-            r[1],
-            json.loads(r[2]),
-            json.loads(r[3]),
-            r[4],
-            json.loads(r[5]),
-            r[6],
-            float(r[7]),
-            r[8],
-            decode_timestamptz(r[9]),
-            decode_timestamptz(r[10]),
-        )
+        return None if r is None else _genome_from_sqlite(r)
 
     def get_genome(self, *, genome_id: str) -> Genome | None:
-        """Run GetGenome (:one).
+        """Run GetGenome (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes WHERE genome_id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes WHERE genome_id = ?1
         """
         r = self._db.fetchone(GET_GENOME_SQLITE, (check_text(genome_id),))
-        if r is None:
-            return None
-        return Genome(
-            r[0],
-            r[1],
-            json.loads(r[2]),
-            json.loads(r[3]),
-            r[4],
-            json.loads(r[5]),
-            r[6],
-            float(r[7]),
-            r[8],
-            decode_timestamptz(r[9]),
-            decode_timestamptz(r[10]),
-        )
+        return None if r is None else _genome_from_sqlite(r)
 
     def top_genomes(self, *, lim: int) -> list[Genome]:
-        """Run TopGenomes (:many).
+        """Run TopGenomes (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes ORDER BY fitness_score DESC, genome_id LIMIT $1
-
-        Returns:
-            Every matching row.
+            SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes ORDER BY fitness_score DESC, genome_id LIMIT ?1
         """
-        return [
-            Genome(
-                r[0],
-                r[1],
-                json.loads(r[2]),
-                json.loads(r[3]),
-                r[4],
-                json.loads(r[5]),
-                r[6],
-                float(r[7]),
-                r[8],
-                decode_timestamptz(r[9]),
-                decode_timestamptz(r[10]),
+        return list(
+            map(
+                _genome_from_sqlite,
+                self._db.fetchall(TOP_GENOMES_SQLITE, (check_row_count(check_int4(lim)),)),
             )
-            for r in self._db.fetchall(TOP_GENOMES_SQLITE, (check_row_count(check_int4(lim)),))
-        ]
+        )
 
     def list_genome_lineage(self, *, name: str) -> list[Genome]:
-        """Run ListGenomeLineage (:many).
+        """Run ListGenomeLineage (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes WHERE name = $1 ORDER BY generation, genome_id
-
-        Returns:
-            Every matching row.
+            SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes WHERE name = ?1 ORDER BY generation, genome_id
         """
-        return [
-            Genome(
-                r[0],
-                r[1],
-                json.loads(r[2]),
-                json.loads(r[3]),
-                r[4],
-                json.loads(r[5]),
-                r[6],
-                float(r[7]),
-                r[8],
-                decode_timestamptz(r[9]),
-                decode_timestamptz(r[10]),
+        return list(
+            map(
+                _genome_from_sqlite,
+                self._db.fetchall(LIST_GENOME_LINEAGE_SQLITE, (check_text(name),)),
             )
-            for r in self._db.fetchall(LIST_GENOME_LINEAGE_SQLITE, (check_text(name),))
-        ]
+        )
 
     def adjust_genome_fitness(self, *, delta: float, genome_id: str) -> float | None:
-        """Run AdjustGenomeFitness (:one).
+        """Run AdjustGenomeFitness (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE genomes
-            SET fitness_score = GREATEST(0.0, LEAST(1.0, fitness_score + $1::float8)), updated_at = now()
-            WHERE genome_id = $2
-            RETURNING fitness_score
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE genomes SET fitness_score = MAX(COALESCE(0.0, MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0))), COALESCE(MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0)), 0.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE genome_id = ?2 RETURNING fitness_score
         """
         r = self._db.fetchone(ADJUST_GENOME_FITNESS_SQLITE, (delta, check_text(genome_id)))
         if r is None:
@@ -823,30 +741,11 @@ class AgentsSyncRepository:
         a_won: bool,
         b_won: bool,
     ) -> AgentRelationship | None:
-        """A debate between two agents (the caller orders the pair so agent_a < agent_b).
+        """Run RecordInteraction (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count,
-                                             critique_count_a_to_b, critique_count_b_to_a,
-                                             a_wins_over_b, b_wins_over_a)
-            VALUES ($1, $2, 1,
-                    CASE WHEN $3::boolean THEN 1 ELSE 0 END,
-                    $4::int, $5::int,
-                    CASE WHEN $6::boolean THEN 1 ELSE 0 END,
-                    CASE WHEN $7::boolean THEN 1 ELSE 0 END)
-            ON CONFLICT (agent_a, agent_b) DO UPDATE
-            SET debate_count = agent_relationships.debate_count + 1,
-                agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count,
-                critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b,
-                critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a,
-                a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b,
-                b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a,
-                updated_at = now()
-            RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER), CASE WHEN ?6 THEN 1 ELSE 0 END, CASE WHEN ?7 THEN 1 ELSE 0 END) ON CONFLICT(agent_a, agent_b) DO UPDATE SET debate_count = agent_relationships.debate_count + 1, agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count, critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b, critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a, a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b, b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at
         """
         r = self._db.fetchone(
             RECORD_INTERACTION_SQLITE,
@@ -860,45 +759,31 @@ class AgentsSyncRepository:
                 b_won,
             ),
         )
-        if r is None:
-            return None
-        return AgentRelationship(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_timestamptz(r[8])
-        )
+        return None if r is None else _agent_relationship_from_sqlite(r)
 
     def get_relationship(self, *, agent_a: str, agent_b: str) -> AgentRelationship | None:
-        """Run GetRelationship (:one).
+        """Run GetRelationship (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at FROM agent_relationships WHERE agent_a = $1 AND agent_b = $2
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at FROM agent_relationships WHERE agent_a = ?1 AND agent_b = ?2
         """
         r = self._db.fetchone(GET_RELATIONSHIP_SQLITE, (check_text(agent_a), check_text(agent_b)))
-        if r is None:
-            return None
-        return AgentRelationship(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_timestamptz(r[8])
-        )
+        return None if r is None else _agent_relationship_from_sqlite(r)
 
     def list_relationships_for(self, *, agent_a: str) -> list[AgentRelationship]:
-        """Run ListRelationshipsFor (:many).
+        """Run ListRelationshipsFor (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at FROM agent_relationships WHERE agent_a = $1 OR agent_b = $1 ORDER BY agent_a, agent_b
-
-        Returns:
-            Every matching row.
+            SELECT agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at FROM agent_relationships WHERE agent_a = ?1 OR agent_b = ?1 ORDER BY agent_a, agent_b
         """
-        return [
-            AgentRelationship(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], decode_timestamptz(r[8])
+        return list(
+            map(
+                _agent_relationship_from_sqlite,
+                self._db.fetchall(LIST_RELATIONSHIPS_FOR_SQLITE, (check_text(agent_a),)),
             )
-            for r in self._db.fetchall(LIST_RELATIONSHIPS_FOR_SQLITE, (check_text(agent_a),))
-        ]
+        )
 
     def append_genesis_event(
         self,
@@ -909,16 +794,11 @@ class AgentsSyncRepository:
         content_hash: str,
         data: JSON,
     ) -> GenesisEvent | None:
-        """Run AppendGenesisEvent (:one).
+        """Run AppendGenesisEvent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO genesis_events (event_id, event_type, parent_event_id, content_hash, data)
-            VALUES ($1, $2, $3, $4, $5)
-            RETURNING seq, event_id, event_type, parent_event_id, content_hash, data, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO genesis_events (event_id, event_type, parent_event_id, content_hash, data) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq, event_id, event_type, parent_event_id, content_hash, data, created_at
         """
         r = self._db.fetchone(
             APPEND_GENESIS_EVENT_SQLITE,
@@ -930,73 +810,56 @@ class AgentsSyncRepository:
                 encode_json(data),
             ),
         )
-        if r is None:
-            return None
-        return GenesisEvent(
-            r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), decode_timestamptz(r[6])
-        )
+        return None if r is None else _genesis_event_from_sqlite(r)
 
     def get_genesis_event(self, *, event_id: str) -> GenesisEvent | None:
-        """Run GetGenesisEvent (:one).
+        """Run GetGenesisEvent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE event_id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE event_id = ?1
         """
         r = self._db.fetchone(GET_GENESIS_EVENT_SQLITE, (check_text(event_id),))
-        if r is None:
-            return None
-        return GenesisEvent(
-            r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), decode_timestamptz(r[6])
-        )
+        return None if r is None else _genesis_event_from_sqlite(r)
 
     def list_genesis_events(self, *, after_seq: int, lim: int) -> list[GenesisEvent]:
-        """Run ListGenesisEvents (:many).
+        """Run ListGenesisEvents (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE seq > $1 ORDER BY seq LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE seq > ?1 ORDER BY seq LIMIT ?2
         """
-        return [
-            GenesisEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), decode_timestamptz(r[6]))
-            for r in self._db.fetchall(
-                LIST_GENESIS_EVENTS_SQLITE, (after_seq, check_row_count(check_int4(lim)))
+        return list(
+            map(
+                _genesis_event_from_sqlite,
+                self._db.fetchall(
+                    LIST_GENESIS_EVENTS_SQLITE, (after_seq, check_row_count(check_int4(lim)))
+                ),
             )
-        ]
+        )
 
     def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:
-        """Run ListGenesisEventsByType (:many).
+        """Run ListGenesisEventsByType (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE event_type = $1 ORDER BY seq
-
-        Returns:
-            Every matching row.
+            SELECT seq, event_id, event_type, parent_event_id, content_hash, data, created_at FROM genesis_events WHERE event_type = ?1 ORDER BY seq
         """
-        return [
-            GenesisEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), decode_timestamptz(r[6]))
-            for r in self._db.fetchall(
-                LIST_GENESIS_EVENTS_BY_TYPE_SQLITE, (check_text(event_type),)
+        return list(
+            map(
+                _genesis_event_from_sqlite,
+                self._db.fetchall(LIST_GENESIS_EVENTS_BY_TYPE_SQLITE, (check_text(event_type),)),
             )
-        ]
+        )
 
 
-class SqliteAgentsRepository(AgentsRepository):
-    """AgentsRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteAgentsRepository(SqliteRepository[AgentsSyncRepository], AgentsRepository):
+    """AgentsRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = AgentsSyncRepository(db.connection)
-        self._read = None if db.reader is None else AgentsSyncRepository(db.reader)
+        super().__init__(db, AgentsSyncRepository)
 
     async def save_persona(
         self, *, agent_name: str, description: str, traits: list[str], expertise: JSON
@@ -1010,12 +873,9 @@ class SqliteAgentsRepository(AgentsRepository):
         )
 
     async def get_persona(self, *, agent_name: str) -> Persona | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_persona(agent_name=agent_name)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_persona, agent_name=agent_name)
+        return await self._db.read(
+            AgentsSyncRepository.get_persona, self._sync, self._read, agent_name=agent_name
+        )
 
     async def list_personas(self, *, off: int, lim: int) -> list[Persona]:
         return await self._db.run(self._sync.list_personas, off=off, lim=lim)
@@ -1050,12 +910,9 @@ class SqliteAgentsRepository(AgentsRepository):
         )
 
     async def get_genome(self, *, genome_id: str) -> Genome | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_genome(genome_id=genome_id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_genome, genome_id=genome_id)
+        return await self._db.read(
+            AgentsSyncRepository.get_genome, self._sync, self._read, genome_id=genome_id
+        )
 
     async def top_genomes(self, *, lim: int) -> list[Genome]:
         return await self._db.run(self._sync.top_genomes, lim=lim)
@@ -1091,12 +948,13 @@ class SqliteAgentsRepository(AgentsRepository):
         )
 
     async def get_relationship(self, *, agent_a: str, agent_b: str) -> AgentRelationship | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_relationship(agent_a=agent_a, agent_b=agent_b)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_relationship, agent_a=agent_a, agent_b=agent_b)
+        return await self._db.read(
+            AgentsSyncRepository.get_relationship,
+            self._sync,
+            self._read,
+            agent_a=agent_a,
+            agent_b=agent_b,
+        )
 
     async def list_relationships_for(self, *, agent_a: str) -> list[AgentRelationship]:
         return await self._db.run(self._sync.list_relationships_for, agent_a=agent_a)
@@ -1120,12 +978,9 @@ class SqliteAgentsRepository(AgentsRepository):
         )
 
     async def get_genesis_event(self, *, event_id: str) -> GenesisEvent | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_genesis_event(event_id=event_id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_genesis_event, event_id=event_id)
+        return await self._db.read(
+            AgentsSyncRepository.get_genesis_event, self._sync, self._read, event_id=event_id
+        )
 
     async def list_genesis_events(self, *, after_seq: int, lim: int) -> list[GenesisEvent]:
         return await self._db.run(self._sync.list_genesis_events, after_seq=after_seq, lim=lim)

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import AuditLog
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -21,10 +23,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 APPEND_AUDIT_EVENT: Final = """-- name: AppendAuditEvent :one
 INSERT INTO audit_log (user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
@@ -125,6 +124,24 @@ class AppendAuditEventsBatchParams:
     details: JSON
     ip_address: str | None
     user_agent: str | None
+
+
+def _audit_log_from_pg(r: DbRow) -> AuditLog:
+    return AuditLog(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+def _audit_log_from_sqlite(r: DbRow) -> AuditLog:
+    return AuditLog(
+        r[0], decode_timestamptz(r[1]), r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9]
+    )
+
+
+def _count_audit_events_by_action_row_from_pg(r: DbRow) -> CountAuditEventsByActionRow:
+    return CountAuditEventsByActionRow(r[0], r[1], r[2])
+
+
+def _count_audit_events_by_action_row_from_sqlite(r: DbRow) -> CountAuditEventsByActionRow:
+    return CountAuditEventsByActionRow(r[0], r[1], decode_timestamptz(r[2]))
 
 
 class AuditRepository(abc.ABC):
@@ -336,19 +353,17 @@ class PostgresAuditRepository(AuditRepository):
 
     async def get_audit_event(self, *, id: int) -> AuditLog | None:
         r = await self._db.fetchrow(GET_AUDIT_EVENT, (id,), readonly=True)
-        if r is None:
-            return None
-        return AuditLog(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return None if r is None else _audit_log_from_pg(r)
 
     async def list_audit_events_by_user(self, *, user_id: str | None, lim: int) -> list[AuditLog]:
         rows = await self._db.fetch(LIST_AUDIT_EVENTS_BY_USER, (user_id, lim), readonly=True)
-        return [AuditLog(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+        return list(map(_audit_log_from_pg, rows))
 
     async def list_audit_events_by_org(
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[AuditLog]:
         rows = await self._db.fetch(LIST_AUDIT_EVENTS_BY_ORG, (org_id, off, lim), readonly=True)
-        return [AuditLog(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+        return list(map(_audit_log_from_pg, rows))
 
     async def list_audit_events_in_range(
         self, *, start_time: datetime, end_time: datetime
@@ -356,13 +371,13 @@ class PostgresAuditRepository(AuditRepository):
         rows = await self._db.fetch(
             LIST_AUDIT_EVENTS_IN_RANGE, (start_time, end_time), readonly=True
         )
-        return [AuditLog(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+        return list(map(_audit_log_from_pg, rows))
 
     async def count_audit_events_by_action(
         self, *, org_id: str | None
     ) -> list[CountAuditEventsByActionRow]:
         rows = await self._db.fetch(COUNT_AUDIT_EVENTS_BY_ACTION, (org_id,), readonly=True)
-        return [CountAuditEventsByActionRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_count_audit_events_by_action_row_from_pg, rows))
 
     async def delete_audit_events_older_than(self, *, days: int) -> int:
         return await self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN, (days,))
@@ -407,16 +422,11 @@ class AuditSyncRepository:
         ip_address: str | None,
         user_agent: str | None,
     ) -> int | None:
-        """Run AppendAuditEvent (:one).
+        """Run AppendAuditEvent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO audit_log (user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            RETURNING id
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO audit_log (user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id
         """
         r = self._db.fetchone(
             APPEND_AUDIT_EVENT_SQLITE,
@@ -437,15 +447,11 @@ class AuditSyncRepository:
         return value
 
     def append_audit_events(self, rows: Iterable[AppendAuditEventsParams]) -> int:
-        """Run AppendAuditEvents (:copyfrom).
+        """Run AppendAuditEvents (:copyfrom) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-
-        Returns:
-            The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).
+            INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
         """
         return self._db.executemany(
             APPEND_AUDIT_EVENTS_SQLITE,
@@ -466,181 +472,109 @@ class AuditSyncRepository:
         )
 
     def get_audit_event(self, *, id: int) -> AuditLog | None:
-        """Run GetAuditEvent (:one).
+        """Run GetAuditEvent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE id = ?1
         """
         r = self._db.fetchone(GET_AUDIT_EVENT_SQLITE, (id,))
-        if r is None:
-            return None
-        return AuditLog(
-            r[0],
-            decode_timestamptz(r[1]),
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            json.loads(r[7]),
-            r[8],
-            r[9],
-        )
+        return None if r is None else _audit_log_from_sqlite(r)
 
     def list_audit_events_by_user(self, *, user_id: str | None, lim: int) -> list[AuditLog]:
-        """Run ListAuditEventsByUser (:many).
+        """Run ListAuditEventsByUser (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log
-            WHERE user_id = $1
-            ORDER BY timestamp DESC, id DESC
-            LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE user_id = ?1 ORDER BY timestamp DESC, id DESC LIMIT ?2
         """
-        return [
-            AuditLog(
-                r[0],
-                decode_timestamptz(r[1]),
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                json.loads(r[7]),
-                r[8],
-                r[9],
-            )
-            for r in self._db.fetchall(
-                LIST_AUDIT_EVENTS_BY_USER_SQLITE,
-                (
-                    None if user_id is None else check_text(user_id),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _audit_log_from_sqlite,
+                self._db.fetchall(
+                    LIST_AUDIT_EVENTS_BY_USER_SQLITE,
+                    (
+                        None if user_id is None else check_text(user_id),
+                        check_row_count(check_int4(lim)),
+                    ),
                 ),
             )
-        ]
+        )
 
     def list_audit_events_by_org(self, *, org_id: str | None, off: int, lim: int) -> list[AuditLog]:
-        """Run ListAuditEventsByOrg (:many).
+        """Run ListAuditEventsByOrg (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log
-            WHERE org_id = $1
-            ORDER BY timestamp DESC, id DESC
-            LIMIT $3 OFFSET $2
-
-        Returns:
-            Every matching row.
+            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE org_id = ?1 ORDER BY timestamp DESC, id DESC LIMIT ?3 OFFSET ?2
         """
-        return [
-            AuditLog(
-                r[0],
-                decode_timestamptz(r[1]),
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                json.loads(r[7]),
-                r[8],
-                r[9],
-            )
-            for r in self._db.fetchall(
-                LIST_AUDIT_EVENTS_BY_ORG_SQLITE,
-                (
-                    None if org_id is None else check_text(org_id),
-                    check_row_count(check_int4(off)),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _audit_log_from_sqlite,
+                self._db.fetchall(
+                    LIST_AUDIT_EVENTS_BY_ORG_SQLITE,
+                    (
+                        None if org_id is None else check_text(org_id),
+                        check_row_count(check_int4(off)),
+                        check_row_count(check_int4(lim)),
+                    ),
                 ),
             )
-        ]
+        )
 
     def list_audit_events_in_range(
         self, *, start_time: datetime, end_time: datetime
     ) -> list[AuditLog]:
-        """Run ListAuditEventsInRange (:many).
+        """Run ListAuditEventsInRange (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log
-            WHERE timestamp >= $1 AND timestamp < $2
-            ORDER BY timestamp, id
-
-        Returns:
-            Every matching row.
+            SELECT id, timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent FROM audit_log WHERE timestamp >= ?1 AND timestamp < ?2 ORDER BY timestamp, id
         """
-        return [
-            AuditLog(
-                r[0],
-                decode_timestamptz(r[1]),
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                json.loads(r[7]),
-                r[8],
-                r[9],
+        return list(
+            map(
+                _audit_log_from_sqlite,
+                self._db.fetchall(
+                    LIST_AUDIT_EVENTS_IN_RANGE_SQLITE,
+                    (encode_timestamptz(start_time), encode_timestamptz(end_time)),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_AUDIT_EVENTS_IN_RANGE_SQLITE,
-                (encode_timestamptz(start_time), encode_timestamptz(end_time)),
-            )
-        ]
+        )
 
     def count_audit_events_by_action(
         self, *, org_id: str | None
     ) -> list[CountAuditEventsByActionRow]:
-        """Run CountAuditEventsByAction (:many).
+        """Run CountAuditEventsByAction (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT action, count(*) AS events, max(timestamp) AS last_seen
-            FROM audit_log
-            WHERE org_id = $1
-            GROUP BY action
-            ORDER BY events DESC, action
-
-        Returns:
-            Every matching row.
+            SELECT action, COUNT(*) AS events, MAX(timestamp) AS last_seen FROM audit_log WHERE org_id = ?1 GROUP BY action ORDER BY events DESC NULLS FIRST, action
         """
-        return [
-            CountAuditEventsByActionRow(r[0], r[1], decode_timestamptz(r[2]))
-            for r in self._db.fetchall(
-                COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE,
-                (None if org_id is None else check_text(org_id),),
+        return list(
+            map(
+                _count_audit_events_by_action_row_from_sqlite,
+                self._db.fetchall(
+                    COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE,
+                    (None if org_id is None else check_text(org_id),),
+                ),
             )
-        ]
+        )
 
     def delete_audit_events_older_than(self, *, days: int) -> int:
-        """Run DeleteAuditEventsOlderThan (:execrows).
+        """Run DeleteAuditEventsOlderThan (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM audit_log WHERE timestamp < now() - $1::int * interval '1 day'
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM audit_log WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))
         """
         return self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE, (check_int4(days),))
 
     def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
-        """The same insert as AppendAuditEvents, one statement per row (executemany).
+        """Run AppendAuditEventsBatch (:batchexec) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-
-        Returns:
-            The number of parameter rows run (one executemany on either backend).
+            INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
         """
         return self._db.executemany(
             APPEND_AUDIT_EVENTS_BATCH_SQLITE,
@@ -661,15 +595,13 @@ class AuditSyncRepository:
         )
 
 
-class SqliteAuditRepository(AuditRepository):
-    """AuditRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteAuditRepository(SqliteRepository[AuditSyncRepository], AuditRepository):
+    """AuditRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = AuditSyncRepository(db.connection)
-        self._read = None if db.reader is None else AuditSyncRepository(db.reader)
+        super().__init__(db, AuditSyncRepository)
 
     async def append_audit_event(
         self,
@@ -699,12 +631,9 @@ class SqliteAuditRepository(AuditRepository):
         return await self._db.run(self._sync.append_audit_events, rows)
 
     async def get_audit_event(self, *, id: int) -> AuditLog | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_audit_event(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_audit_event, id=id)
+        return await self._db.read(
+            AuditSyncRepository.get_audit_event, self._sync, self._read, id=id
+        )
 
     async def list_audit_events_by_user(self, *, user_id: str | None, lim: int) -> list[AuditLog]:
         return await self._db.run(self._sync.list_audit_events_by_user, user_id=user_id, lim=lim)

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import Webhook
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_text, decode_timestamptz, encode_json, encode_timestamptz
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
+from aragora_repos.types import DbRow
 
 REVOKE_TOKEN: Final = """-- name: RevokeToken :exec
 INSERT INTO token_blacklist (jti, user_id, reason, expires_at) VALUES ($1, $2, $3, $4)
@@ -97,6 +97,33 @@ class RecordWebhookDeliveryRow:
 
     failure_count: int
     active: bool
+
+
+def _webhook_from_pg(r: DbRow) -> Webhook:
+    return Webhook(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+def _webhook_from_sqlite(r: DbRow) -> Webhook:
+    return Webhook(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        json.loads(r[4]),
+        bool(r[5]),
+        r[6],
+        None if r[7] is None else decode_timestamptz(r[7]),
+        decode_timestamptz(r[8]),
+        decode_timestamptz(r[9]),
+    )
+
+
+def _record_webhook_delivery_row_from_pg(r: DbRow) -> RecordWebhookDeliveryRow:
+    return RecordWebhookDeliveryRow(r[0], r[1])
+
+
+def _record_webhook_delivery_row_from_sqlite(r: DbRow) -> RecordWebhookDeliveryRow:
+    return RecordWebhookDeliveryRow(r[0], bool(r[1]))
 
 
 class AuthRepository(abc.ABC):
@@ -310,39 +337,31 @@ class PostgresAuthRepository(AuthRepository):
         r = await self._db.fetchrow(
             CREATE_WEBHOOK, (id, org_id, url, secret, events, active), readonly=False
         )
-        if r is None:
-            return None
-        return Webhook(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return None if r is None else _webhook_from_pg(r)
 
     async def get_webhook(self, *, id: str) -> Webhook | None:
         r = await self._db.fetchrow(GET_WEBHOOK, (id,), readonly=True)
-        if r is None:
-            return None
-        return Webhook(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return None if r is None else _webhook_from_pg(r)
 
     async def list_webhooks_for_org(self, *, org_id: str) -> list[Webhook]:
         rows = await self._db.fetch(LIST_WEBHOOKS_FOR_ORG, (org_id,), readonly=True)
-        return [Webhook(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+        return list(map(_webhook_from_pg, rows))
 
     async def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
         rows = await self._db.fetch(LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id,), readonly=True)
-        return [Webhook(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+        return list(map(_webhook_from_pg, rows))
 
     async def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str
     ) -> Webhook | None:
         r = await self._db.fetchrow(UPDATE_WEBHOOK, (url, events, active, id), readonly=False)
-        if r is None:
-            return None
-        return Webhook(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return None if r is None else _webhook_from_pg(r)
 
     async def record_webhook_delivery(
         self, *, ok: bool, id: str
     ) -> RecordWebhookDeliveryRow | None:
         r = await self._db.fetchrow(RECORD_WEBHOOK_DELIVERY, (ok, id), readonly=False)
-        if r is None:
-            return None
-        return RecordWebhookDeliveryRow(r[0], r[1])
+        return None if r is None else _record_webhook_delivery_row_from_pg(r)
 
     async def delete_webhook(self, *, id: str) -> int:
         return await self._db.execute(DELETE_WEBHOOK, (id,))
@@ -359,15 +378,11 @@ class AuthSyncRepository:
     def revoke_token(
         self, *, jti: str, user_id: str | None, reason: str | None, expires_at: datetime
     ) -> None:
-        """Run RevokeToken (:exec).
+        """Run RevokeToken (:exec) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO token_blacklist (jti, user_id, reason, expires_at) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (jti) DO NOTHING
-
-        Returns:
-            Nothing.
+            INSERT INTO token_blacklist (jti, user_id, reason, expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(jti) DO NOTHING
         """
         self._db.execute(
             REVOKE_TOKEN_SQLITE,
@@ -380,14 +395,11 @@ class AuthSyncRepository:
         )
 
     def is_token_revoked(self, *, jti: str) -> bool | None:
-        """Run IsTokenRevoked (:one).
+        """Run IsTokenRevoked (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT EXISTS (SELECT 1 FROM token_blacklist WHERE jti = $1) AS revoked
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT EXISTS(SELECT 1 FROM token_blacklist WHERE jti = ?1) AS revoked
         """
         r = self._db.fetchone(IS_TOKEN_REVOKED_SQLITE, (check_text(jti),))
         if r is None:
@@ -396,14 +408,11 @@ class AuthSyncRepository:
         return value
 
     def revoked_among(self, *, jtis: list[str]) -> list[str]:
-        """Which of many token ids are revoked (one statement for any number of ids).
+        """Run RevokedAmong (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT jti FROM token_blacklist WHERE jti = ANY($1::text[]) ORDER BY jti
-
-        Returns:
-            Every matching row.
+            SELECT jti FROM token_blacklist WHERE jti IN (SELECT value FROM JSON_EACH(?1)) ORDER BY jti
         """
         return [
             r[0]
@@ -413,26 +422,20 @@ class AuthSyncRepository:
         ]
 
     def purge_expired_tokens(self, *, now_at: datetime) -> int:
-        """Run PurgeExpiredTokens (:execrows).
+        """Run PurgeExpiredTokens (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM token_blacklist WHERE expires_at <= $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM token_blacklist WHERE expires_at <= ?1
         """
         return self._db.execute(PURGE_EXPIRED_TOKENS_SQLITE, (encode_timestamptz(now_at),))
 
     def count_revoked_tokens_for_user(self, *, user_id: str | None) -> int | None:
-        """Run CountRevokedTokensForUser (:one).
+        """Run CountRevokedTokensForUser (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) AS tokens FROM token_blacklist WHERE user_id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) AS tokens FROM token_blacklist WHERE user_id = ?1
         """
         r = self._db.fetchone(
             COUNT_REVOKED_TOKENS_FOR_USER_SQLITE,
@@ -446,15 +449,11 @@ class AuthSyncRepository:
     def create_webhook(
         self, *, id: str, org_id: str, url: str, secret: str, events: list[str], active: bool
     ) -> Webhook | None:
-        """Run CreateWebhook (:one).
+        """Run CreateWebhook (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO webhooks (id, org_id, url, secret, events, active) VALUES ($1, $2, $3, $4, $5, $6)
-            RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO webhooks (id, org_id, url, secret, events, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at
         """
         r = self._db.fetchone(
             CREATE_WEBHOOK_SQLITE,
@@ -467,116 +466,54 @@ class AuthSyncRepository:
                 active,
             ),
         )
-        if r is None:
-            return None
-        return Webhook(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            bool(r[5]),
-            r[6],
-            None if r[7] is None else decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            decode_timestamptz(r[9]),
-        )
+        return None if r is None else _webhook_from_sqlite(r)
 
     def get_webhook(self, *, id: str) -> Webhook | None:
-        """Run GetWebhook (:one).
+        """Run GetWebhook (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks WHERE id = ?1
         """
         r = self._db.fetchone(GET_WEBHOOK_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return Webhook(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            bool(r[5]),
-            r[6],
-            None if r[7] is None else decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            decode_timestamptz(r[9]),
-        )
+        return None if r is None else _webhook_from_sqlite(r)
 
     def list_webhooks_for_org(self, *, org_id: str) -> list[Webhook]:
-        """Run ListWebhooksForOrg (:many).
+        """Run ListWebhooksForOrg (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks WHERE org_id = $1 ORDER BY created_at, id
-
-        Returns:
-            Every matching row.
+            SELECT id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks WHERE org_id = ?1 ORDER BY created_at, id
         """
-        return [
-            Webhook(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                bool(r[5]),
-                r[6],
-                None if r[7] is None else decode_timestamptz(r[7]),
-                decode_timestamptz(r[8]),
-                decode_timestamptz(r[9]),
+        return list(
+            map(
+                _webhook_from_sqlite,
+                self._db.fetchall(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)),
             )
-            for r in self._db.fetchall(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),))
-        ]
+        )
 
     def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
-        """Run ListActiveWebhooksForEvent (:many).
+        """Run ListActiveWebhooksForEvent (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks w WHERE w.org_id = $1 AND w.active ORDER BY w.id
-
-        Returns:
-            Every matching row.
+            SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks AS w WHERE w.org_id = ?1 AND w.active ORDER BY w.id
         """
-        return [
-            Webhook(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                bool(r[5]),
-                r[6],
-                None if r[7] is None else decode_timestamptz(r[7]),
-                decode_timestamptz(r[8]),
-                decode_timestamptz(r[9]),
+        return list(
+            map(
+                _webhook_from_sqlite,
+                self._db.fetchall(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),)),
             )
-            for r in self._db.fetchall(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),))
-        ]
+        )
 
     def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str
     ) -> Webhook | None:
-        """Run UpdateWebhook (:one).
+        """Run UpdateWebhook (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE webhooks
-            SET url = COALESCE($1, url),
-                events = COALESCE($2, events),
-                active = COALESCE($3, active),
-                updated_at = now()
-            WHERE id = $4
-            RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE webhooks SET url = COALESCE(?1, url), events = COALESCE(?2, events), active = COALESCE(?3, active), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?4 RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at
         """
         r = self._db.fetchone(
             UPDATE_WEBHOOK_SQLITE,
@@ -587,63 +524,35 @@ class AuthSyncRepository:
                 check_text(id),
             ),
         )
-        if r is None:
-            return None
-        return Webhook(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            bool(r[5]),
-            r[6],
-            None if r[7] is None else decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            decode_timestamptz(r[9]),
-        )
+        return None if r is None else _webhook_from_sqlite(r)
 
     def record_webhook_delivery(self, *, ok: bool, id: str) -> RecordWebhookDeliveryRow | None:
-        """Success resets the failure count; five failures in a row disable the hook.
+        """Run RecordWebhookDelivery (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE webhooks
-            SET failure_count = CASE WHEN $1::boolean THEN 0 ELSE failure_count + 1 END,
-                active = active AND ($1::boolean OR failure_count + 1 < 5),
-                last_triggered_at = now()
-            WHERE id = $2
-            RETURNING failure_count, active
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE webhooks SET failure_count = CASE WHEN ?1 THEN 0 ELSE failure_count + 1 END, active = active AND (?1 OR failure_count + 1 < 5), last_triggered_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?2 RETURNING failure_count, active
         """
         r = self._db.fetchone(RECORD_WEBHOOK_DELIVERY_SQLITE, (ok, check_text(id)))
-        if r is None:
-            return None
-        return RecordWebhookDeliveryRow(r[0], bool(r[1]))
+        return None if r is None else _record_webhook_delivery_row_from_sqlite(r)
 
     def delete_webhook(self, *, id: str) -> int:
-        """Run DeleteWebhook (:execrows).
+        """Run DeleteWebhook (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM webhooks WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM webhooks WHERE id = ?1
         """
         return self._db.execute(DELETE_WEBHOOK_SQLITE, (check_text(id),))
 
 
-class SqliteAuthRepository(AuthRepository):
-    """AuthRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository):
+    """AuthRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = AuthSyncRepository(db.connection)
-        self._read = None if db.reader is None else AuthSyncRepository(db.reader)
+        super().__init__(db, AuthSyncRepository)
 
     async def revoke_token(
         self, *, jti: str, user_id: str | None, reason: str | None, expires_at: datetime
@@ -653,12 +562,9 @@ class SqliteAuthRepository(AuthRepository):
         )
 
     async def is_token_revoked(self, *, jti: str) -> bool | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.is_token_revoked(jti=jti)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.is_token_revoked, jti=jti)
+        return await self._db.read(
+            AuthSyncRepository.is_token_revoked, self._sync, self._read, jti=jti
+        )
 
     async def revoked_among(self, *, jtis: list[str]) -> list[str]:
         return await self._db.run(self._sync.revoked_among, jtis=jtis)
@@ -667,12 +573,12 @@ class SqliteAuthRepository(AuthRepository):
         return await self._db.run(self._sync.purge_expired_tokens, now_at=now_at)
 
     async def count_revoked_tokens_for_user(self, *, user_id: str | None) -> int | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.count_revoked_tokens_for_user(user_id=user_id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.count_revoked_tokens_for_user, user_id=user_id)
+        return await self._db.read(
+            AuthSyncRepository.count_revoked_tokens_for_user,
+            self._sync,
+            self._read,
+            user_id=user_id,
+        )
 
     async def create_webhook(
         self, *, id: str, org_id: str, url: str, secret: str, events: list[str], active: bool
@@ -688,12 +594,7 @@ class SqliteAuthRepository(AuthRepository):
         )
 
     async def get_webhook(self, *, id: str) -> Webhook | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_webhook(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_webhook, id=id)
+        return await self._db.read(AuthSyncRepository.get_webhook, self._sync, self._read, id=id)
 
     async def list_webhooks_for_org(self, *, org_id: str) -> list[Webhook]:
         return await self._db.run(self._sync.list_webhooks_for_org, org_id=org_id)

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import Consensus, Dissent, VerifiedProof
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -19,10 +21,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 STORE_CONSENSUS: Final = """-- name: StoreConsensus :one
 INSERT INTO consensus (topic, topic_hash, conclusion, strength, confidence, participating_agents,
@@ -155,6 +154,103 @@ class ProofStatsRow:
     total: int
     verified: int
     avg_search_ms: float | None
+
+
+def _consensus_from_pg(r: DbRow) -> Consensus:
+    return Consensus(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
+    )
+
+
+def _consensus_from_sqlite(r: DbRow) -> Consensus:
+    return Consensus(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        float(r[5]),
+        json.loads(r[6]),
+        json.loads(r[7]),
+        r[8],
+        r[9],
+        json.loads(r[10]),
+        json.loads(r[11]),
+        decode_timestamptz(r[12]),
+        decode_timestamptz(r[13]),
+    )
+
+
+def _find_similar_consensus_row_from_pg(r: DbRow) -> FindSimilarConsensusRow:
+    return FindSimilarConsensusRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _find_similar_consensus_row_from_sqlite(r: DbRow) -> FindSimilarConsensusRow:
+    return FindSimilarConsensusRow(
+        r[0], r[1], r[2], r[3], float(r[4]), r[5], decode_timestamptz(r[6])
+    )
+
+
+def _dissent_from_pg(r: DbRow) -> Dissent:
+    return Dissent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+
+
+def _dissent_from_sqlite(r: DbRow) -> Dissent:
+    return Dissent(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        float(r[7]),
+        bool(r[8]),
+        r[9],
+        None if r[10] is None else decode_timestamptz(r[10]),
+        json.loads(r[11]),
+        decode_timestamptz(r[12]),
+    )
+
+
+def _count_dissent_by_type_row_from_pg(r: DbRow) -> CountDissentByTypeRow:
+    return CountDissentByTypeRow(r[0], r[1], r[2])
+
+
+def _count_dissent_by_type_row_from_sqlite(r: DbRow) -> CountDissentByTypeRow:
+    return CountDissentByTypeRow(r[0], r[1], r[2])
+
+
+def _verified_proof_from_pg(r: DbRow) -> VerifiedProof:
+    return VerifiedProof(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+    )
+
+
+def _verified_proof_from_sqlite(r: DbRow) -> VerifiedProof:
+    return VerifiedProof(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        bool(r[5]),
+        r[6],
+        None if r[7] is None else float(r[7]),
+        None if r[8] is None else float(r[8]),
+        r[9],
+        r[10],
+        json.loads(r[11]),
+        decode_timestamptz(r[12]),
+    )
+
+
+def _proof_stats_row_from_pg(r: DbRow) -> ProofStatsRow:
+    return ProofStatsRow(r[0], r[1], r[2])
+
+
+def _proof_stats_row_from_sqlite(r: DbRow) -> ProofStatsRow:
+    return ProofStatsRow(r[0], r[1], None if r[2] is None else float(r[2]))
 
 
 class ConsensusRepository(abc.ABC):
@@ -443,69 +539,25 @@ class PostgresConsensusRepository(ConsensusRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Consensus(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
-        )
+        return None if r is None else _consensus_from_pg(r)
 
     async def get_consensus(self, *, id: int) -> Consensus | None:
         r = await self._db.fetchrow(GET_CONSENSUS, (id,), readonly=True)
-        if r is None:
-            return None
-        return Consensus(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
-        )
+        return None if r is None else _consensus_from_pg(r)
 
     async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
         rows = await self._db.fetch(GET_CONSENSUS_BY_TOPIC_HASH, (topic_hash,), readonly=True)
-        return [
-            Consensus(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                r[11],
-                r[12],
-                r[13],
-            )
-            for r in rows
-        ]
+        return list(map(_consensus_from_pg, rows))
 
     async def find_similar_consensus(
         self, *, query: str, lim: int
     ) -> list[FindSimilarConsensusRow]:
         rows = await self._db.fetch(FIND_SIMILAR_CONSENSUS, (query, lim), readonly=True)
-        return [FindSimilarConsensusRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return list(map(_find_similar_consensus_row_from_pg, rows))
 
     async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         rows = await self._db.fetch(LIST_CONSENSUS_BY_DOMAIN, (domain, lim), readonly=True)
-        return [
-            Consensus(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                r[11],
-                r[12],
-                r[13],
-            )
-            for r in rows
-        ]
+        return list(map(_consensus_from_pg, rows))
 
     async def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
@@ -513,11 +565,7 @@ class PostgresConsensusRepository(ConsensusRepository):
         r = await self._db.fetchrow(
             UPDATE_CONSENSUS_CONCLUSION, (id, conclusion, confidence), readonly=False
         )
-        if r is None:
-            return None
-        return Consensus(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
-        )
+        return None if r is None else _consensus_from_pg(r)
 
     async def record_dissent(
         self,
@@ -547,37 +595,23 @@ class PostgresConsensusRepository(ConsensusRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Dissent(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _dissent_from_pg(r)
 
     async def acknowledge_dissent(self, *, id: str, acknowledged_by: str | None) -> Dissent | None:
         r = await self._db.fetchrow(ACKNOWLEDGE_DISSENT, (id, acknowledged_by), readonly=False)
-        if r is None:
-            return None
-        return Dissent(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _dissent_from_pg(r)
 
     async def list_dissent_for_debate(self, *, debate_id: str) -> list[Dissent]:
         rows = await self._db.fetch(LIST_DISSENT_FOR_DEBATE, (debate_id,), readonly=True)
-        return [
-            Dissent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
-            for r in rows
-        ]
+        return list(map(_dissent_from_pg, rows))
 
     async def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
         rows = await self._db.fetch(LIST_UNACKNOWLEDGED_DISSENT, (lim,), readonly=True)
-        return [
-            Dissent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
-            for r in rows
-        ]
+        return list(map(_dissent_from_pg, rows))
 
     async def count_dissent_by_type(self) -> list[CountDissentByTypeRow]:
         rows = await self._db.fetch(COUNT_DISSENT_BY_TYPE, (), readonly=True)
-        return [CountDissentByTypeRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_count_dissent_by_type_row_from_pg, rows))
 
     async def save_verified_proof(
         self,
@@ -613,26 +647,15 @@ class PostgresConsensusRepository(ConsensusRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return VerifiedProof(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _verified_proof_from_pg(r)
 
     async def list_proofs_for_debate(self, *, debate_id: str) -> list[VerifiedProof]:
         rows = await self._db.fetch(LIST_PROOFS_FOR_DEBATE, (debate_id,), readonly=True)
-        return [
-            VerifiedProof(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-            )
-            for r in rows
-        ]
+        return list(map(_verified_proof_from_pg, rows))
 
     async def proof_stats(self) -> ProofStatsRow | None:
         r = await self._db.fetchrow(PROOF_STATS, (), readonly=True)
-        if r is None:
-            return None
-        return ProofStatsRow(r[0], r[1], r[2])
+        return None if r is None else _proof_stats_row_from_pg(r)
 
 
 class ConsensusSyncRepository:
@@ -658,17 +681,11 @@ class ConsensusSyncRepository:
         metadata: JSON,
         data: JSON,
     ) -> Consensus | None:
-        """Run StoreConsensus (:one).
+        """Run StoreConsensus (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO consensus (topic, topic_hash, conclusion, strength, confidence, participating_agents,
-                                   agreeing_agents, domain, debate_id, metadata, data)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-            RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO consensus (topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at
         """
         r = self._db.fetchone(
             STORE_CONSENSUS_SQLITE,
@@ -686,179 +703,83 @@ class ConsensusSyncRepository:
                 encode_json(data),
             ),
         )
-        if r is None:
-            return None
-        return Consensus(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            float(r[5]),
-            json.loads(r[6]),
-            json.loads(r[7]),
-            r[8],
-            r[9],
-            json.loads(r[10]),
-            json.loads(r[11]),
-            decode_timestamptz(r[12]),
-            decode_timestamptz(r[13]),
-        )
+        return None if r is None else _consensus_from_sqlite(r)
 
     def get_consensus(self, *, id: int) -> Consensus | None:
-        """Run GetConsensus (:one).
+        """Run GetConsensus (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at FROM consensus WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at FROM consensus WHERE id = ?1
         """
         r = self._db.fetchone(GET_CONSENSUS_SQLITE, (id,))
-        if r is None:
-            return None
-        return Consensus(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            float(r[5]),
-            json.loads(r[6]),
-            json.loads(r[7]),
-            r[8],
-            r[9],
-            json.loads(r[10]),
-            json.loads(r[11]),
-            decode_timestamptz(r[12]),
-            decode_timestamptz(r[13]),
-        )
+        return None if r is None else _consensus_from_sqlite(r)
 
     def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
-        """Run GetConsensusByTopicHash (:many).
+        """Run GetConsensusByTopicHash (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at FROM consensus WHERE topic_hash = $1 ORDER BY created_at DESC, id DESC
-
-        Returns:
-            Every matching row.
+            SELECT id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at FROM consensus WHERE topic_hash = ?1 ORDER BY created_at DESC, id DESC
         """
-        return [
-            Consensus(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                float(r[5]),
-                json.loads(r[6]),
-                json.loads(r[7]),
-                r[8],
-                r[9],
-                json.loads(r[10]),
-                json.loads(r[11]),
-                decode_timestamptz(r[12]),
-                decode_timestamptz(r[13]),
+        return list(
+            map(
+                _consensus_from_sqlite,
+                self._db.fetchall(GET_CONSENSUS_BY_TOPIC_HASH_SQLITE, (check_text(topic_hash),)),
             )
-            for r in self._db.fetchall(
-                GET_CONSENSUS_BY_TOPIC_HASH_SQLITE, (check_text(topic_hash),)
-            )
-        ]
+        )
 
     def find_similar_consensus(self, *, query: str, lim: int) -> list[FindSimilarConsensusRow]:
-        """Full-text search of topics for a phrase, best match first: ts_rank here, bm25 in the
-        SQLite variant (sql/queries/sqlite/consensus.sql).
+        """Run FindSimilarConsensus (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
             SELECT c.id, c.topic, c.conclusion, c.strength, c.confidence, c.domain, c.created_at
-            FROM consensus c
-            WHERE to_tsvector('simple', c.topic) @@ phraseto_tsquery('simple', $1)
-            ORDER BY ts_rank(to_tsvector('simple', c.topic), phraseto_tsquery('simple', $1), 1) DESC,
-                     c.created_at DESC, c.id DESC
-            LIMIT $2
-
-        Returns:
-            Every matching row.
+            FROM idx_consensus_topic_fts JOIN consensus c ON c.id = idx_consensus_topic_fts.rowid
+            WHERE idx_consensus_topic_fts.topic MATCH '"' || replace(?1, '"', '""') || '"'
+            ORDER BY bm25(idx_consensus_topic_fts), c.created_at DESC, c.id DESC
+            LIMIT ?2
         """
-        return [
-            FindSimilarConsensusRow(
-                r[0], r[1], r[2], r[3], float(r[4]), r[5], decode_timestamptz(r[6])
+        return list(
+            map(
+                _find_similar_consensus_row_from_sqlite,
+                self._db.fetchall(
+                    FIND_SIMILAR_CONSENSUS_SQLITE,
+                    (check_text(query), check_row_count(check_int4(lim))),
+                ),
             )
-            for r in self._db.fetchall(
-                FIND_SIMILAR_CONSENSUS_SQLITE, (check_text(query), check_row_count(check_int4(lim)))
-            )
-        ]
+        )
 
     def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
-        """Run ListConsensusByDomain (:many).
+        """Run ListConsensusByDomain (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at FROM consensus WHERE domain = $1 ORDER BY confidence DESC, id DESC LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at FROM consensus WHERE domain = ?1 ORDER BY confidence DESC, id DESC LIMIT ?2
         """
-        return [
-            Consensus(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                float(r[5]),
-                json.loads(r[6]),
-                json.loads(r[7]),
-                r[8],
-                r[9],
-                json.loads(r[10]),
-                json.loads(r[11]),
-                decode_timestamptz(r[12]),
-                decode_timestamptz(r[13]),
+        return list(
+            map(
+                _consensus_from_sqlite,
+                self._db.fetchall(
+                    LIST_CONSENSUS_BY_DOMAIN_SQLITE,
+                    (check_text(domain), check_row_count(check_int4(lim))),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_CONSENSUS_BY_DOMAIN_SQLITE,
-                (check_text(domain), check_row_count(check_int4(lim))),
-            )
-        ]
+        )
 
     def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
     ) -> Consensus | None:
-        """Run UpdateConsensusConclusion (:one).
+        """Run UpdateConsensusConclusion (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE consensus SET conclusion = $2, confidence = $3, updated_at = now() WHERE id = $1
-            RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE consensus SET conclusion = ?2, confidence = ?3, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at
         """
         r = self._db.fetchone(
             UPDATE_CONSENSUS_CONCLUSION_SQLITE, (id, check_text(conclusion), confidence)
         )
-        if r is None:
-            return None
-        return Consensus(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            float(r[5]),
-            json.loads(r[6]),
-            json.loads(r[7]),
-            r[8],
-            r[9],
-            json.loads(r[10]),
-            json.loads(r[11]),
-            decode_timestamptz(r[12]),
-            decode_timestamptz(r[13]),
-        )
+        return None if r is None else _consensus_from_sqlite(r)
 
     def record_dissent(
         self,
@@ -873,17 +794,11 @@ class ConsensusSyncRepository:
         confidence: float,
         data: JSON,
     ) -> Dissent | None:
-        """Run RecordDissent (:one).
+        """Run RecordDissent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO dissent (id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning,
-                                 confidence, data)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO dissent (id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at
         """
         r = self._db.fetchone(
             RECORD_DISSENT_SQLITE,
@@ -899,133 +814,64 @@ class ConsensusSyncRepository:
                 encode_json(data),
             ),
         )
-        if r is None:
-            return None
-        return Dissent(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            float(r[7]),
-            bool(r[8]),
-            r[9],
-            None if r[10] is None else decode_timestamptz(r[10]),
-            json.loads(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _dissent_from_sqlite(r)
 
     def acknowledge_dissent(self, *, id: str, acknowledged_by: str | None) -> Dissent | None:
-        """Run AcknowledgeDissent (:one).
+        """Run AcknowledgeDissent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE dissent SET acknowledged = TRUE, acknowledged_by = $2, acknowledged_at = now()
-            WHERE id = $1 AND NOT acknowledged
-            RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE dissent SET acknowledged = 1, acknowledged_by = ?2, acknowledged_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 AND NOT acknowledged RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at
         """
         r = self._db.fetchone(
             ACKNOWLEDGE_DISSENT_SQLITE,
             (check_text(id), None if acknowledged_by is None else check_text(acknowledged_by)),
         )
-        if r is None:
-            return None
-        return Dissent(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            float(r[7]),
-            bool(r[8]),
-            r[9],
-            None if r[10] is None else decode_timestamptz(r[10]),
-            json.loads(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _dissent_from_sqlite(r)
 
     def list_dissent_for_debate(self, *, debate_id: str) -> list[Dissent]:
-        """Run ListDissentForDebate (:many).
+        """Run ListDissentForDebate (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at FROM dissent WHERE debate_id = $1 ORDER BY created_at, id
-
-        Returns:
-            Every matching row.
+            SELECT id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at FROM dissent WHERE debate_id = ?1 ORDER BY created_at, id
         """
-        return [
-            Dissent(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                float(r[7]),
-                bool(r[8]),
-                r[9],
-                None if r[10] is None else decode_timestamptz(r[10]),
-                json.loads(r[11]),
-                decode_timestamptz(r[12]),
+        return list(
+            map(
+                _dissent_from_sqlite,
+                self._db.fetchall(LIST_DISSENT_FOR_DEBATE_SQLITE, (check_text(debate_id),)),
             )
-            for r in self._db.fetchall(LIST_DISSENT_FOR_DEBATE_SQLITE, (check_text(debate_id),))
-        ]
+        )
 
     def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
-        """Run ListUnacknowledgedDissent (:many).
+        """Run ListUnacknowledgedDissent (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at FROM dissent WHERE NOT acknowledged ORDER BY created_at, id LIMIT $1
-
-        Returns:
-            Every matching row.
+            SELECT id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at FROM dissent WHERE NOT acknowledged ORDER BY created_at, id LIMIT ?1
         """
-        return [
-            Dissent(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                float(r[7]),
-                bool(r[8]),
-                r[9],
-                None if r[10] is None else decode_timestamptz(r[10]),
-                json.loads(r[11]),
-                decode_timestamptz(r[12]),
+        return list(
+            map(
+                _dissent_from_sqlite,
+                self._db.fetchall(
+                    LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (check_row_count(check_int4(lim)),)
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (check_row_count(check_int4(lim)),)
-            )
-        ]
+        )
 
     def count_dissent_by_type(self) -> list[CountDissentByTypeRow]:
-        """Run CountDissentByType (:many).
+        """Run CountDissentByType (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT dissent_type, count(*) AS dissents, count(*) FILTER (WHERE acknowledged) AS acknowledged
-            FROM dissent GROUP BY dissent_type ORDER BY dissent_type
-
-        Returns:
-            Every matching row.
+            SELECT dissent_type, COUNT(*) AS dissents, COUNT(*) FILTER(WHERE acknowledged) AS acknowledged FROM dissent GROUP BY dissent_type ORDER BY dissent_type
         """
-        return [
-            CountDissentByTypeRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(COUNT_DISSENT_BY_TYPE_SQLITE, ())
-        ]
+        return list(
+            map(
+                _count_dissent_by_type_row_from_sqlite,
+                self._db.fetchall(COUNT_DISSENT_BY_TYPE_SQLITE, ()),
+            )
+        )
 
     def save_verified_proof(
         self,
@@ -1043,22 +889,11 @@ class ConsensusSyncRepository:
         error_message: str | None,
         data: JSON,
     ) -> VerifiedProof | None:
-        """Run SaveVerifiedProof (:one).
+        """Run SaveVerifiedProof (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO verified_proofs (id, debate_id, proof_status, language, formal_statement, is_verified,
-                                         proof_hash, translation_time_ms, proof_search_time_ms,
-                                         prover_version, error_message, data)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            ON CONFLICT (id) DO UPDATE
-            SET proof_status = EXCLUDED.proof_status, is_verified = EXCLUDED.is_verified,
-                proof_hash = EXCLUDED.proof_hash, error_message = EXCLUDED.error_message,
-                data = EXCLUDED.data
-            RETURNING id, debate_id, proof_status, language, formal_statement, is_verified, proof_hash, translation_time_ms, proof_search_time_ms, prover_version, error_message, data, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO verified_proofs (id, debate_id, proof_status, language, formal_statement, is_verified, proof_hash, translation_time_ms, proof_search_time_ms, prover_version, error_message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(id) DO UPDATE SET proof_status = EXCLUDED.proof_status, is_verified = EXCLUDED.is_verified, proof_hash = EXCLUDED.proof_hash, error_message = EXCLUDED.error_message, data = EXCLUDED.data RETURNING id, debate_id, proof_status, language, formal_statement, is_verified, proof_hash, translation_time_ms, proof_search_time_ms, prover_version, error_message, data, created_at
         """
         r = self._db.fetchone(
             SAVE_VERIFIED_PROOF_SQLITE,
@@ -1077,81 +912,40 @@ class ConsensusSyncRepository:
                 encode_json(data),
             ),
         )
-        if r is None:
-            return None
-        return VerifiedProof(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            bool(r[5]),
-            r[6],
-            None if r[7] is None else float(r[7]),
-            None if r[8] is None else float(r[8]),
-            r[9],
-            r[10],
-            json.loads(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _verified_proof_from_sqlite(r)
 
     def list_proofs_for_debate(self, *, debate_id: str) -> list[VerifiedProof]:
-        """Run ListProofsForDebate (:many).
+        """Run ListProofsForDebate (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, proof_status, language, formal_statement, is_verified, proof_hash, translation_time_ms, proof_search_time_ms, prover_version, error_message, data, created_at FROM verified_proofs WHERE debate_id = $1 ORDER BY created_at, id
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, proof_status, language, formal_statement, is_verified, proof_hash, translation_time_ms, proof_search_time_ms, prover_version, error_message, data, created_at FROM verified_proofs WHERE debate_id = ?1 ORDER BY created_at, id
         """
-        return [
-            VerifiedProof(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                bool(r[5]),
-                r[6],
-                None if r[7] is None else float(r[7]),
-                None if r[8] is None else float(r[8]),
-                r[9],
-                r[10],
-                json.loads(r[11]),
-                decode_timestamptz(r[12]),
+        return list(
+            map(
+                _verified_proof_from_sqlite,
+                self._db.fetchall(LIST_PROOFS_FOR_DEBATE_SQLITE, (check_text(debate_id),)),
             )
-            for r in self._db.fetchall(LIST_PROOFS_FOR_DEBATE_SQLITE, (check_text(debate_id),))
-        ]
+        )
 
     def proof_stats(self) -> ProofStatsRow | None:
-        """Run ProofStats (:one).
+        """Run ProofStats (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) AS total,
-                   count(*) FILTER (WHERE is_verified) AS verified,
-                   avg(proof_search_time_ms) AS avg_search_ms
-            FROM verified_proofs
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) AS total, COUNT(*) FILTER(WHERE is_verified) AS verified, AVG(proof_search_time_ms) AS avg_search_ms FROM verified_proofs
         """
         r = self._db.fetchone(PROOF_STATS_SQLITE, ())
-        if r is None:
-            return None
-        return ProofStatsRow(r[0], r[1], None if r[2] is None else float(r[2]))
+        return None if r is None else _proof_stats_row_from_sqlite(r)
 
 
-class SqliteConsensusRepository(ConsensusRepository):
-    """ConsensusRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteConsensusRepository(SqliteRepository[ConsensusSyncRepository], ConsensusRepository):
+    """ConsensusRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = ConsensusSyncRepository(db.connection)
-        self._read = None if db.reader is None else ConsensusSyncRepository(db.reader)
+        super().__init__(db, ConsensusSyncRepository)
 
     async def store_consensus(
         self,
@@ -1184,12 +978,9 @@ class SqliteConsensusRepository(ConsensusRepository):
         )
 
     async def get_consensus(self, *, id: int) -> Consensus | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_consensus(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_consensus, id=id)
+        return await self._db.read(
+            ConsensusSyncRepository.get_consensus, self._sync, self._read, id=id
+        )
 
     async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
         return await self._db.run(self._sync.get_consensus_by_topic_hash, topic_hash=topic_hash)
@@ -1288,9 +1079,4 @@ class SqliteConsensusRepository(ConsensusRepository):
         return await self._db.run(self._sync.list_proofs_for_debate, debate_id=debate_id)
 
     async def proof_stats(self) -> ProofStatsRow | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.proof_stats()
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.proof_stats)
+        return await self._db.read(ConsensusSyncRepository.proof_stats, self._sync, self._read)

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import MEMORY_TIER_VALUES, ContinuumMemory, MemoryTier, TierTransition
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -20,10 +22,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 ADD_MEMORY: Final = """-- name: AddMemory :one
 INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at)
@@ -120,6 +119,84 @@ class CountMemoriesByTierRow:
     tier: MemoryTier
     memories: int
     avg_importance: float
+
+
+def _continuum_memory_from_pg(r: DbRow) -> ContinuumMemory:
+    return ContinuumMemory(
+        r[0],
+        MEMORY_TIER_VALUES[r[1]],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
+        r[15],
+        r[16],
+    )
+
+
+def _continuum_memory_from_sqlite(r: DbRow) -> ContinuumMemory:
+    return ContinuumMemory(
+        r[0],
+        MEMORY_TIER_VALUES[r[1]],
+        r[2],
+        float(r[3]),
+        float(r[4]),
+        float(r[5]),
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        None if r[10] is None else decode_timestamptz(r[10]),
+        decode_timestamptz(r[11]),
+        decode_timestamptz(r[12]),
+        json.loads(r[13]),
+        None if r[14] is None else decode_timestamptz(r[14]),
+        bool(r[15]),
+        r[16],
+    )
+
+
+def _tier_transition_from_pg(r: DbRow) -> TierTransition:
+    return TierTransition(
+        r[0], r[1], MEMORY_TIER_VALUES[r[2]], MEMORY_TIER_VALUES[r[3]], r[4], r[5], r[6]
+    )
+
+
+def _tier_transition_from_sqlite(r: DbRow) -> TierTransition:
+    return TierTransition(
+        r[0],
+        r[1],
+        MEMORY_TIER_VALUES[r[2]],
+        MEMORY_TIER_VALUES[r[3]],
+        r[4],
+        None if r[5] is None else float(r[5]),
+        decode_timestamptz(r[6]),
+    )
+
+
+def _record_memory_outcome_row_from_pg(r: DbRow) -> RecordMemoryOutcomeRow:
+    return RecordMemoryOutcomeRow(r[0], r[1], r[2])
+
+
+def _record_memory_outcome_row_from_sqlite(r: DbRow) -> RecordMemoryOutcomeRow:
+    return RecordMemoryOutcomeRow(r[0], r[1], float(r[2]))
+
+
+def _count_memories_by_tier_row_from_pg(r: DbRow) -> CountMemoriesByTierRow:
+    return CountMemoriesByTierRow(MEMORY_TIER_VALUES[r[0]], r[1], r[2])
+
+
+def _count_memories_by_tier_row_from_sqlite(r: DbRow) -> CountMemoriesByTierRow:
+    return CountMemoriesByTierRow(MEMORY_TIER_VALUES[r[0]], r[1], float(r[2]))
 
 
 class ContinuumRepository(abc.ABC):
@@ -331,104 +408,23 @@ class PostgresContinuumRepository(ContinuumRepository):
             (id, tier, content, importance, surprise_score, metadata, expires_at),
             readonly=False,
         )
-        if r is None:
-            return None
-        return ContinuumMemory(
-            r[0],
-            MEMORY_TIER_VALUES[r[1]],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-            r[16],
-        )
+        return None if r is None else _continuum_memory_from_pg(r)
 
     async def get_memory(self, *, id: str) -> ContinuumMemory | None:
         r = await self._db.fetchrow(GET_MEMORY, (id,), readonly=True)
-        if r is None:
-            return None
-        return ContinuumMemory(
-            r[0],
-            MEMORY_TIER_VALUES[r[1]],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-            r[16],
-        )
+        return None if r is None else _continuum_memory_from_pg(r)
 
     async def list_memories_by_tier(
         self, *, tier: MemoryTier, now_at: datetime | None, lim: int
     ) -> list[ContinuumMemory]:
         rows = await self._db.fetch(LIST_MEMORIES_BY_TIER, (tier, now_at, lim), readonly=True)
-        return [
-            ContinuumMemory(
-                r[0],
-                MEMORY_TIER_VALUES[r[1]],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                r[11],
-                r[12],
-                r[13],
-                r[14],
-                r[15],
-                r[16],
-            )
-            for r in rows
-        ]
+        return list(map(_continuum_memory_from_pg, rows))
 
     async def move_memory_tier(
         self, *, to_tier: MemoryTier, id: str, from_tier: MemoryTier
     ) -> ContinuumMemory | None:
         r = await self._db.fetchrow(MOVE_MEMORY_TIER, (to_tier, id, from_tier), readonly=False)
-        if r is None:
-            return None
-        return ContinuumMemory(
-            r[0],
-            MEMORY_TIER_VALUES[r[1]],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-            r[16],
-        )
+        return None if r is None else _continuum_memory_from_pg(r)
 
     async def record_tier_transition(
         self,
@@ -444,28 +440,17 @@ class PostgresContinuumRepository(ContinuumRepository):
             (memory_id, from_tier, to_tier, reason, surprise_score),
             readonly=False,
         )
-        if r is None:
-            return None
-        return TierTransition(
-            r[0], r[1], MEMORY_TIER_VALUES[r[2]], MEMORY_TIER_VALUES[r[3]], r[4], r[5], r[6]
-        )
+        return None if r is None else _tier_transition_from_pg(r)
 
     async def list_tier_transitions(self, *, memory_id: str) -> list[TierTransition]:
         rows = await self._db.fetch(LIST_TIER_TRANSITIONS, (memory_id,), readonly=True)
-        return [
-            TierTransition(
-                r[0], r[1], MEMORY_TIER_VALUES[r[2]], MEMORY_TIER_VALUES[r[3]], r[4], r[5], r[6]
-            )
-            for r in rows
-        ]
+        return list(map(_tier_transition_from_pg, rows))
 
     async def record_memory_outcome(
         self, *, success: bool, delta: float, id: str
     ) -> RecordMemoryOutcomeRow | None:
         r = await self._db.fetchrow(RECORD_MEMORY_OUTCOME, (success, delta, id), readonly=False)
-        if r is None:
-            return None
-        return RecordMemoryOutcomeRow(r[0], r[1], r[2])
+        return None if r is None else _record_memory_outcome_row_from_pg(r)
 
     async def expire_memories(self, *, now_at: datetime | None) -> int:
         return await self._db.execute(EXPIRE_MEMORIES, (now_at,))
@@ -475,7 +460,7 @@ class PostgresContinuumRepository(ContinuumRepository):
 
     async def count_memories_by_tier(self) -> list[CountMemoriesByTierRow]:
         rows = await self._db.fetch(COUNT_MEMORIES_BY_TIER, (), readonly=True)
-        return [CountMemoriesByTierRow(MEMORY_TIER_VALUES[r[0]], r[1], r[2]) for r in rows]
+        return list(map(_count_memories_by_tier_row_from_pg, rows))
 
     async def delete_memory(self, *, id: str) -> int:
         return await self._db.execute(DELETE_MEMORY, (id,))
@@ -500,21 +485,11 @@ class ContinuumSyncRepository:
         metadata: JSON,
         expires_at: datetime | None,
     ) -> ContinuumMemory | None:
-        """Run AddMemory (:one).
+        """Run AddMemory (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            ON CONFLICT (id) DO UPDATE
-            SET content = EXCLUDED.content, importance = EXCLUDED.importance,
-                surprise_score = EXCLUDED.surprise_score, metadata = EXCLUDED.metadata,
-                expires_at = EXCLUDED.expires_at, update_count = continuum_memory.update_count + 1,
-                updated_at = now()
-            RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET content = EXCLUDED.content, importance = EXCLUDED.importance, surprise_score = EXCLUDED.surprise_score, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, update_count = continuum_memory.update_count + 1, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
         """
         r = self._db.fetchone(
             ADD_MEMORY_SQLITE,
@@ -528,143 +503,52 @@ class ContinuumSyncRepository:
                 None if expires_at is None else encode_timestamptz(expires_at),
             ),
         )
-        if r is None:
-            return None
-        return ContinuumMemory(
-            r[0],
-            MEMORY_TIER_VALUES[r[1]],
-            r[2],
-            float(r[3]),
-            float(r[4]),
-            float(r[5]),
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            None if r[10] is None else decode_timestamptz(r[10]),
-            decode_timestamptz(r[11]),
-            decode_timestamptz(r[12]),
-            json.loads(r[13]),
-            None if r[14] is None else decode_timestamptz(r[14]),
-            bool(r[15]),
-            r[16],
-        )
+        return None if r is None else _continuum_memory_from_sqlite(r)
 
     def get_memory(self, *, id: str) -> ContinuumMemory | None:
-        """Run GetMemory (:one).
+        """Run GetMemory (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason FROM continuum_memory WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason FROM continuum_memory WHERE id = ?1
         """
         r = self._db.fetchone(GET_MEMORY_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return ContinuumMemory(
-            r[0],
-            MEMORY_TIER_VALUES[r[1]],
-            r[2],
-            float(r[3]),
-            float(r[4]),
-            float(r[5]),
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            None if r[10] is None else decode_timestamptz(r[10]),
-            decode_timestamptz(r[11]),
-            decode_timestamptz(r[12]),
-            json.loads(r[13]),
-            None if r[14] is None else decode_timestamptz(r[14]),
-            bool(r[15]),
-            r[16],
-        )
+        return None if r is None else _continuum_memory_from_sqlite(r)
 
     def list_memories_by_tier(
         self, *, tier: MemoryTier, now_at: datetime | None, lim: int
     ) -> list[ContinuumMemory]:
-        """Run ListMemoriesByTier (:many).
+        """Run ListMemoriesByTier (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason FROM continuum_memory
-            WHERE tier = $1 AND (expires_at IS NULL OR expires_at > $2)
-            ORDER BY importance DESC, id
-            LIMIT $3
-
-        Returns:
-            Every matching row.
+            SELECT id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason FROM continuum_memory WHERE tier = ?1 AND (expires_at IS NULL OR expires_at > ?2) ORDER BY importance DESC, id LIMIT ?3
         """
-        return [
-            ContinuumMemory(
-                r[0],
-                MEMORY_TIER_VALUES[r[1]],
-                r[2],
-                float(r[3]),
-                float(r[4]),
-                float(r[5]),
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                None if r[10] is None else decode_timestamptz(r[10]),
-                decode_timestamptz(r[11]),
-                decode_timestamptz(r[12]),
-                json.loads(r[13]),
-                None if r[14] is None else decode_timestamptz(r[14]),
-                bool(r[15]),
-                r[16],
-            )
-            for r in self._db.fetchall(
-                LIST_MEMORIES_BY_TIER_SQLITE,
-                (
-                    tier,
-                    None if now_at is None else encode_timestamptz(now_at),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _continuum_memory_from_sqlite,
+                self._db.fetchall(
+                    LIST_MEMORIES_BY_TIER_SQLITE,
+                    (
+                        tier,
+                        None if now_at is None else encode_timestamptz(now_at),
+                        check_row_count(check_int4(lim)),
+                    ),
                 ),
             )
-        ]
+        )
 
     def move_memory_tier(
         self, *, to_tier: MemoryTier, id: str, from_tier: MemoryTier
     ) -> ContinuumMemory | None:
-        """Promotion or demotion: only from the tier the caller saw, so concurrent moves do not race.
+        """Run MoveMemoryTier (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE continuum_memory
-            SET tier = $1, last_promotion_at = now(), updated_at = now()
-            WHERE id = $2 AND tier = $3
-            RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE continuum_memory SET tier = ?1, last_promotion_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?2 AND tier = ?3 RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
         """
         r = self._db.fetchone(MOVE_MEMORY_TIER_SQLITE, (to_tier, check_text(id), from_tier))
-        if r is None:
-            return None
-        return ContinuumMemory(
-            r[0],
-            MEMORY_TIER_VALUES[r[1]],
-            r[2],
-            float(r[3]),
-            float(r[4]),
-            float(r[5]),
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            None if r[10] is None else decode_timestamptz(r[10]),
-            decode_timestamptz(r[11]),
-            decode_timestamptz(r[12]),
-            json.loads(r[13]),
-            None if r[14] is None else decode_timestamptz(r[14]),
-            bool(r[15]),
-            r[16],
-        )
+        return None if r is None else _continuum_memory_from_sqlite(r)
 
     def record_tier_transition(
         self,
@@ -675,16 +559,11 @@ class ContinuumSyncRepository:
         reason: str | None,
         surprise_score: float | None,
     ) -> TierTransition | None:
-        """Run RecordTierTransition (:one).
+        """Run RecordTierTransition (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO tier_transitions (memory_id, from_tier, to_tier, reason, surprise_score)
-            VALUES ($1, $2, $3, $4, $5)
-            RETURNING id, memory_id, from_tier, to_tier, reason, surprise_score, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO tier_transitions (memory_id, from_tier, to_tier, reason, surprise_score) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id, memory_id, from_tier, to_tier, reason, surprise_score, created_at
         """
         r = self._db.fetchone(
             RECORD_TIER_TRANSITION_SQLITE,
@@ -696,88 +575,51 @@ class ContinuumSyncRepository:
                 surprise_score,
             ),
         )
-        if r is None:
-            return None
-        return TierTransition(
-            r[0],
-            r[1],
-            MEMORY_TIER_VALUES[r[2]],
-            MEMORY_TIER_VALUES[r[3]],
-            r[4],
-            None if r[5] is None else float(r[5]),
-            decode_timestamptz(r[6]),
-        )
+        return None if r is None else _tier_transition_from_sqlite(r)
 
     def list_tier_transitions(self, *, memory_id: str) -> list[TierTransition]:
-        """Run ListTierTransitions (:many).
+        """Run ListTierTransitions (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, memory_id, from_tier, to_tier, reason, surprise_score, created_at FROM tier_transitions WHERE memory_id = $1 ORDER BY id
-
-        Returns:
-            Every matching row.
+            SELECT id, memory_id, from_tier, to_tier, reason, surprise_score, created_at FROM tier_transitions WHERE memory_id = ?1 ORDER BY id
         """
-        return [
-            TierTransition(
-                r[0],
-                r[1],
-                MEMORY_TIER_VALUES[r[2]],
-                MEMORY_TIER_VALUES[r[3]],
-                r[4],
-                None if r[5] is None else float(r[5]),
-                decode_timestamptz(r[6]),
+        return list(
+            map(
+                _tier_transition_from_sqlite,
+                self._db.fetchall(LIST_TIER_TRANSITIONS_SQLITE, (check_text(memory_id),)),
             )
-            for r in self._db.fetchall(LIST_TIER_TRANSITIONS_SQLITE, (check_text(memory_id),))
-        ]
+        )
 
     def record_memory_outcome(
         self, *, success: bool, delta: float, id: str
     ) -> RecordMemoryOutcomeRow | None:
-        """Run RecordMemoryOutcome (:one).
+        """Run RecordMemoryOutcome (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE continuum_memory
-            SET success_count = success_count + CASE WHEN $1::boolean THEN 1 ELSE 0 END,
-                failure_count = failure_count + CASE WHEN $1::boolean THEN 0 ELSE 1 END,
-                consolidation_score = LEAST(1.0, consolidation_score + $2::float8),
-                updated_at = now()
-            WHERE id = $3
-            RETURNING success_count, failure_count, consolidation_score
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE continuum_memory SET success_count = success_count + CASE WHEN ?1 THEN 1 ELSE 0 END, failure_count = failure_count + CASE WHEN ?1 THEN 0 ELSE 1 END, consolidation_score = MIN(COALESCE(1.0, consolidation_score + CAST(?2 AS REAL)), COALESCE(consolidation_score + CAST(?2 AS REAL), 1.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3 RETURNING success_count, failure_count, consolidation_score
         """
         r = self._db.fetchone(RECORD_MEMORY_OUTCOME_SQLITE, (success, delta, check_text(id)))
-        if r is None:
-            return None
-        return RecordMemoryOutcomeRow(r[0], r[1], float(r[2]))
+        return None if r is None else _record_memory_outcome_row_from_sqlite(r)
 
     def expire_memories(self, *, now_at: datetime | None) -> int:
-        """Removes expired memories, keeping red-line (protected) ones.
+        """Run ExpireMemories (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM continuum_memory
-            WHERE expires_at IS NOT NULL AND expires_at <= $1 AND NOT red_line
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM continuum_memory WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND NOT red_line
         """
         return self._db.execute(
             EXPIRE_MEMORIES_SQLITE, (None if now_at is None else encode_timestamptz(now_at),)
         )
 
     def set_red_line(self, *, id: str, red_line: bool, red_line_reason: str | None) -> int:
-        """Run SetRedLine (:execrows).
+        """Run SetRedLine (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE continuum_memory SET red_line = $2, red_line_reason = $3 WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            UPDATE continuum_memory SET red_line = ?2, red_line_reason = ?3 WHERE id = ?1
         """
         return self._db.execute(
             SET_RED_LINE_SQLITE,
@@ -789,43 +631,36 @@ class ContinuumSyncRepository:
         )
 
     def count_memories_by_tier(self) -> list[CountMemoriesByTierRow]:
-        """Run CountMemoriesByTier (:many).
+        """Run CountMemoriesByTier (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT tier, count(*) AS memories, avg(importance) AS avg_importance
-            FROM continuum_memory GROUP BY tier ORDER BY tier
-
-        Returns:
-            Every matching row.
+            SELECT tier, COUNT(*) AS memories, AVG(importance) AS avg_importance FROM continuum_memory GROUP BY tier ORDER BY CASE tier WHEN 'fast' THEN 0 WHEN 'medium' THEN 1 WHEN 'slow' THEN 2 WHEN 'glacial' THEN 3 END NULLS LAST
         """
-        return [
-            CountMemoriesByTierRow(MEMORY_TIER_VALUES[r[0]], r[1], float(r[2]))
-            for r in self._db.fetchall(COUNT_MEMORIES_BY_TIER_SQLITE, ())
-        ]
+        return list(
+            map(
+                _count_memories_by_tier_row_from_sqlite,
+                self._db.fetchall(COUNT_MEMORIES_BY_TIER_SQLITE, ()),
+            )
+        )
 
     def delete_memory(self, *, id: str) -> int:
-        """Run DeleteMemory (:execrows).
+        """Run DeleteMemory (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM continuum_memory WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM continuum_memory WHERE id = ?1
         """
         return self._db.execute(DELETE_MEMORY_SQLITE, (check_text(id),))
 
 
-class SqliteContinuumRepository(ContinuumRepository):
-    """ContinuumRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteContinuumRepository(SqliteRepository[ContinuumSyncRepository], ContinuumRepository):
+    """ContinuumRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = ContinuumSyncRepository(db.connection)
-        self._read = None if db.reader is None else ContinuumSyncRepository(db.reader)
+        super().__init__(db, ContinuumSyncRepository)
 
     async def add_memory(
         self,
@@ -850,12 +685,9 @@ class SqliteContinuumRepository(ContinuumRepository):
         )
 
     async def get_memory(self, *, id: str) -> ContinuumMemory | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_memory(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_memory, id=id)
+        return await self._db.read(
+            ContinuumSyncRepository.get_memory, self._sync, self._read, id=id
+        )
 
     async def list_memories_by_tier(
         self, *, tier: MemoryTier, now_at: datetime | None, lim: int

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import AgentReputation, Critique, Pattern, PatternsArchive
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -20,10 +22,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 STORE_DEBATE_RESULT: Final = """-- name: StoreDebateResult :one
 INSERT INTO debates (id, slug, task, final_answer, consensus_reached, confidence, rounds_used,
@@ -177,6 +176,95 @@ class CritiqueStatsRow:
     debates: int
     consensus_rate: int | None
     avg_confidence: float | None
+
+
+def _critique_from_pg(r: DbRow) -> Critique:
+    return Critique(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+
+
+def _critique_from_sqlite(r: DbRow) -> Critique:
+    return Critique(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        json.loads(r[4]),
+        json.loads(r[5]),
+        float(r[6]),
+        r[7],
+        bool(r[8]),
+        None if r[9] is None else float(r[9]),
+        None if r[10] is None else float(r[10]),
+        None if r[11] is None else float(r[11]),
+        decode_timestamptz(r[12]),
+    )
+
+
+def _pattern_from_pg(r: DbRow) -> Pattern:
+    return Pattern(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
+    )
+
+
+def _pattern_from_sqlite(r: DbRow) -> Pattern:
+    return Pattern(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        float(r[6]),
+        float(r[7]),
+        float(r[8]),
+        float(r[9]),
+        r[10],
+        r[11],
+        decode_timestamptz(r[12]),
+        decode_timestamptz(r[13]),
+    )
+
+
+def _patterns_archive_from_pg(r: DbRow) -> PatternsArchive:
+    return PatternsArchive(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+    )
+
+
+def _patterns_archive_from_sqlite(r: DbRow) -> PatternsArchive:
+    return PatternsArchive(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        float(r[6]),
+        float(r[7]),
+        float(r[8]),
+        decode_timestamptz(r[9]),
+        decode_timestamptz(r[10]),
+        decode_timestamptz(r[11]),
+        r[12],
+    )
+
+
+def _agent_reputation_from_pg(r: DbRow) -> AgentReputation:
+    return AgentReputation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _agent_reputation_from_sqlite(r: DbRow) -> AgentReputation:
+    return AgentReputation(
+        r[0], r[1], r[2], r[3], r[4], r[5], float(r[6]), float(r[7]), decode_timestamptz(r[8])
+    )
+
+
+def _critique_stats_row_from_pg(r: DbRow) -> CritiqueStatsRow:
+    return CritiqueStatsRow(r[0], r[1], r[2], r[3], r[4])
+
+
+def _critique_stats_row_from_sqlite(r: DbRow) -> CritiqueStatsRow:
+    return CritiqueStatsRow(r[0], r[1], r[2], r[3], None if r[4] is None else float(r[4]))
 
 
 class CritiquesRepository(abc.ABC):
@@ -564,29 +652,15 @@ class PostgresCritiquesRepository(CritiquesRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Critique(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _critique_from_pg(r)
 
     async def list_critiques_for_debate(self, *, debate_id: str) -> list[Critique]:
         rows = await self._db.fetch(LIST_CRITIQUES_FOR_DEBATE, (debate_id,), readonly=True)
-        return [
-            Critique(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-            )
-            for r in rows
-        ]
+        return list(map(_critique_from_pg, rows))
 
     async def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
         rows = await self._db.fetch(LIST_CRITIQUES_BY_AGENT, (agent, lim), readonly=True)
-        return [
-            Critique(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-            )
-            for r in rows
-        ]
+        return list(map(_critique_from_pg, rows))
 
     async def mark_critique_outcome(
         self, *, led_to_improvement: bool, actual_usefulness: float | None, id: int
@@ -594,11 +668,7 @@ class PostgresCritiquesRepository(CritiquesRepository):
         r = await self._db.fetchrow(
             MARK_CRITIQUE_OUTCOME, (led_to_improvement, actual_usefulness, id), readonly=False
         )
-        if r is None:
-            return None
-        return Critique(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _critique_from_pg(r)
 
     async def upsert_pattern(
         self,
@@ -615,51 +685,21 @@ class PostgresCritiquesRepository(CritiquesRepository):
             (id, issue_type, issue_text, suggestion_text, avg_severity, example_task),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Pattern(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
-        )
+        return None if r is None else _pattern_from_pg(r)
 
     async def record_pattern_outcome(
         self, *, success: bool, severity: float, id: str
     ) -> Pattern | None:
         r = await self._db.fetchrow(RECORD_PATTERN_OUTCOME, (success, severity, id), readonly=False)
-        if r is None:
-            return None
-        return Pattern(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
-        )
+        return None if r is None else _pattern_from_pg(r)
 
     async def get_pattern(self, *, id: str) -> Pattern | None:
         r = await self._db.fetchrow(GET_PATTERN, (id,), readonly=True)
-        if r is None:
-            return None
-        return Pattern(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
-        )
+        return None if r is None else _pattern_from_pg(r)
 
     async def top_patterns(self, *, issue_type: str | None, lim: int) -> list[Pattern]:
         rows = await self._db.fetch(TOP_PATTERNS, (issue_type, lim), readonly=True)
-        return [
-            Pattern(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                r[11],
-                r[12],
-                r[13],
-            )
-            for r in rows
-        ]
+        return list(map(_pattern_from_pg, rows))
 
     async def archive_stale_patterns(
         self, *, reason: str, cutoff: datetime, max_successes: int
@@ -671,12 +711,7 @@ class PostgresCritiquesRepository(CritiquesRepository):
 
     async def list_archived_patterns(self, *, lim: int) -> list[PatternsArchive]:
         rows = await self._db.fetch(LIST_ARCHIVED_PATTERNS, (lim,), readonly=True)
-        return [
-            PatternsArchive(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-            )
-            for r in rows
-        ]
+        return list(map(_patterns_archive_from_pg, rows))
 
     async def update_reputation(
         self,
@@ -702,25 +737,19 @@ class PostgresCritiquesRepository(CritiquesRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return AgentReputation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _agent_reputation_from_pg(r)
 
     async def get_reputation(self, *, agent_name: str) -> AgentReputation | None:
         r = await self._db.fetchrow(GET_REPUTATION, (agent_name,), readonly=True)
-        if r is None:
-            return None
-        return AgentReputation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _agent_reputation_from_pg(r)
 
     async def list_reputations(self) -> list[AgentReputation]:
         rows = await self._db.fetch(LIST_REPUTATIONS, (), readonly=True)
-        return [AgentReputation(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return list(map(_agent_reputation_from_pg, rows))
 
     async def critique_stats(self) -> CritiqueStatsRow | None:
         r = await self._db.fetchrow(CRITIQUE_STATS, (), readonly=True)
-        if r is None:
-            return None
-        return CritiqueStatsRow(r[0], r[1], r[2], r[3], r[4])
+        return None if r is None else _critique_stats_row_from_pg(r)
 
 
 class CritiquesSyncRepository:
@@ -744,21 +773,11 @@ class CritiquesSyncRepository:
         duration_seconds: float | None,
         grounded_verdict: JSON | None,
     ) -> str | None:
-        """The critique store's debate record (same table as the debate store).
+        """Run StoreDebateResult (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO debates (id, slug, task, final_answer, consensus_reached, confidence, rounds_used,
-                                 duration_seconds, grounded_verdict)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (id) DO UPDATE
-            SET final_answer = EXCLUDED.final_answer, consensus_reached = EXCLUDED.consensus_reached,
-                confidence = EXCLUDED.confidence, rounds_used = EXCLUDED.rounds_used,
-                duration_seconds = EXCLUDED.duration_seconds, grounded_verdict = EXCLUDED.grounded_verdict
-            RETURNING id
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO debates (id, slug, task, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO UPDATE SET final_answer = EXCLUDED.final_answer, consensus_reached = EXCLUDED.consensus_reached, confidence = EXCLUDED.confidence, rounds_used = EXCLUDED.rounds_used, duration_seconds = EXCLUDED.duration_seconds, grounded_verdict = EXCLUDED.grounded_verdict RETURNING id
         """
         r = self._db.fetchone(
             STORE_DEBATE_RESULT_SQLITE,
@@ -794,18 +813,11 @@ class CritiquesSyncRepository:
         actual_usefulness: float | None,
         prediction_error: float | None,
     ) -> Critique | None:
-        """Run StoreCritique (:one).
+        """Run StoreCritique (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO critiques (debate_id, agent, target_agent, issues, suggestions, severity, reasoning,
-                                   led_to_improvement, expected_usefulness, actual_usefulness,
-                                   prediction_error)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-            RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO critiques (debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at
         """
         r = self._db.fetchone(
             STORE_CRITIQUE_SQLITE,
@@ -823,122 +835,52 @@ class CritiquesSyncRepository:
                 prediction_error,
             ),
         )
-        if r is None:
-            return None
-        return Critique(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            json.loads(r[5]),
-            float(r[6]),
-            r[7],
-            bool(r[8]),
-            None if r[9] is None else float(r[9]),
-            None if r[10] is None else float(r[10]),
-            None if r[11] is None else float(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _critique_from_sqlite(r)
 
     def list_critiques_for_debate(self, *, debate_id: str) -> list[Critique]:
-        """Run ListCritiquesForDebate (:many).
+        """Run ListCritiquesForDebate (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at FROM critiques WHERE debate_id = $1 ORDER BY id
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at FROM critiques WHERE debate_id = ?1 ORDER BY id
         """
-        return [
-            Critique(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                json.loads(r[5]),
-                float(r[6]),
-                r[7],
-                bool(r[8]),
-                None if r[9] is None else float(r[9]),
-                None if r[10] is None else float(r[10]),
-                None if r[11] is None else float(r[11]),
-                decode_timestamptz(r[12]),
+        return list(
+            map(
+                _critique_from_sqlite,
+                self._db.fetchall(LIST_CRITIQUES_FOR_DEBATE_SQLITE, (check_text(debate_id),)),
             )
-            for r in self._db.fetchall(LIST_CRITIQUES_FOR_DEBATE_SQLITE, (check_text(debate_id),))
-        ]
+        )
 
     def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
-        """Run ListCritiquesByAgent (:many).
+        """Run ListCritiquesByAgent (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at FROM critiques WHERE agent = $1 ORDER BY id DESC LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at FROM critiques WHERE agent = ?1 ORDER BY id DESC LIMIT ?2
         """
-        return [
-            Critique(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                json.loads(r[5]),
-                float(r[6]),
-                r[7],
-                bool(r[8]),
-                None if r[9] is None else float(r[9]),
-                None if r[10] is None else float(r[10]),
-                None if r[11] is None else float(r[11]),
-                decode_timestamptz(r[12]),
+        return list(
+            map(
+                _critique_from_sqlite,
+                self._db.fetchall(
+                    LIST_CRITIQUES_BY_AGENT_SQLITE,
+                    (check_text(agent), check_row_count(check_int4(lim))),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_CRITIQUES_BY_AGENT_SQLITE,
-                (check_text(agent), check_row_count(check_int4(lim))),
-            )
-        ]
+        )
 
     def mark_critique_outcome(
         self, *, led_to_improvement: bool, actual_usefulness: float | None, id: int
     ) -> Critique | None:
-        """Run MarkCritiqueOutcome (:one).
+        """Run MarkCritiqueOutcome (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE critiques
-            SET led_to_improvement = $1,
-                actual_usefulness = $2,
-                prediction_error = abs(COALESCE(expected_usefulness, 0) - COALESCE($2::float8, 0))
-            WHERE id = $3
-            RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE critiques SET led_to_improvement = ?1, actual_usefulness = ?2, prediction_error = ABS(COALESCE(expected_usefulness, 0) - COALESCE(CAST(?2 AS REAL), 0)) WHERE id = ?3 RETURNING id, debate_id, agent, target_agent, issues, suggestions, severity, reasoning, led_to_improvement, expected_usefulness, actual_usefulness, prediction_error, created_at
         """
         r = self._db.fetchone(
             MARK_CRITIQUE_OUTCOME_SQLITE, (led_to_improvement, actual_usefulness, id)
         )
-        if r is None:
-            return None
-        return Critique(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            json.loads(r[5]),
-            float(r[6]),
-            r[7],
-            bool(r[8]),
-            None if r[9] is None else float(r[9]),
-            None if r[10] is None else float(r[10]),
-            None if r[11] is None else float(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _critique_from_sqlite(r)
 
     def upsert_pattern(
         self,
@@ -950,20 +892,11 @@ class CritiquesSyncRepository:
         avg_severity: float,
         example_task: str | None,
     ) -> Pattern | None:
-        """Run UpsertPattern (:one).
+        """Run UpsertPattern (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO patterns (id, issue_type, issue_text, suggestion_text, avg_severity, example_task)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (id) DO UPDATE
-            SET suggestion_text = COALESCE(EXCLUDED.suggestion_text, patterns.suggestion_text),
-                avg_severity = (patterns.avg_severity + EXCLUDED.avg_severity) / 2,
-                updated_at = now()
-            RETURNING id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO patterns (id, issue_type, issue_text, suggestion_text, avg_severity, example_task) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET suggestion_text = COALESCE(EXCLUDED.suggestion_text, patterns.suggestion_text), avg_severity = (patterns.avg_severity + EXCLUDED.avg_severity) / 2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at
         """
         r = self._db.fetchone(
             UPSERT_PATTERN_SQLITE,
@@ -976,151 +909,54 @@ class CritiquesSyncRepository:
                 None if example_task is None else check_text(example_task),
             ),
         )
-        if r is None:
-            return None
-        return Pattern(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            float(r[6]),
-            float(r[7]),
-            float(r[8]),
-            float(r[9]),
-            r[10],
-            r[11],
-            decode_timestamptz(r[12]),
-            decode_timestamptz(r[13]),
-        )
+        return None if r is None else _pattern_from_sqlite(r)
 
     def record_pattern_outcome(self, *, success: bool, severity: float, id: str) -> Pattern | None:
-        """Counts a success or failure; the surprise score is how far the outcome was from the
-        pattern's base rate, the base rate its running success share.
+        """Run RecordPatternOutcome (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE patterns
-            SET success_count = success_count + CASE WHEN $1::boolean THEN 1 ELSE 0 END,
-                failure_count = failure_count + CASE WHEN $1::boolean THEN 0 ELSE 1 END,
-                surprise_score = abs((CASE WHEN $1::boolean THEN 1.0 ELSE 0.0 END) - base_rate),
-                base_rate = (success_count + CASE WHEN $1::boolean THEN 1 ELSE 0 END)::float8
-                            / (success_count + failure_count + 1),
-                avg_severity = GREATEST(0.0, LEAST(1.0, (avg_severity * (success_count + failure_count)
-                               + $2::float8) / (success_count + failure_count + 1))),
-                updated_at = now()
-            WHERE id = $3
-            RETURNING id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE patterns SET success_count = success_count + CASE WHEN ?1 THEN 1 ELSE 0 END, failure_count = failure_count + CASE WHEN ?1 THEN 0 ELSE 1 END, surprise_score = ABS((CASE WHEN ?1 THEN 1.0 ELSE 0.0 END) - base_rate), base_rate = CAST((success_count + CASE WHEN CAST(?1 AS INTEGER) THEN 1 ELSE 0 END) AS REAL) / (success_count + failure_count + 1), avg_severity = MAX(COALESCE(0.0, MIN(COALESCE(1.0, (avg_severity * (success_count + failure_count) + CAST(?2 AS REAL)) / (success_count + failure_count + 1)), COALESCE((avg_severity * (success_count + failure_count) + CAST(?2 AS REAL)) / (success_count + failure_count + 1), 1.0))), COALESCE(MIN(COALESCE(1.0, (avg_severity * (success_count + failure_count) + CAST(?2 AS REAL)) / (success_count + failure_count + 1)), COALESCE((avg_severity * (success_count + failure_count) + CAST(?2 AS REAL)) / (success_count + failure_count + 1), 1.0)), 0.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3 RETURNING id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at
         """
         r = self._db.fetchone(RECORD_PATTERN_OUTCOME_SQLITE, (success, severity, check_text(id)))
-        if r is None:
-            return None
-        return Pattern(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            float(r[6]),
-            float(r[7]),
-            float(r[8]),
-            float(r[9]),
-            r[10],
-            r[11],
-            decode_timestamptz(r[12]),
-            decode_timestamptz(r[13]),
-        )
+        return None if r is None else _pattern_from_sqlite(r)
 
     def get_pattern(self, *, id: str) -> Pattern | None:
-        """Run GetPattern (:one).
+        """Run GetPattern (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at FROM patterns WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at FROM patterns WHERE id = ?1
         """
         r = self._db.fetchone(GET_PATTERN_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return Pattern(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            float(r[6]),
-            float(r[7]),
-            float(r[8]),
-            float(r[9]),
-            r[10],
-            r[11],
-            decode_timestamptz(r[12]),
-            decode_timestamptz(r[13]),
-        )
+        return None if r is None else _pattern_from_sqlite(r)
 
     def top_patterns(self, *, issue_type: str | None, lim: int) -> list[Pattern]:
-        """Most useful patterns of a type (or all types when the type is NULL).
+        """Run TopPatterns (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at FROM patterns
-            WHERE $1::text IS NULL OR issue_type = $1
-            ORDER BY success_count DESC, id
-            LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, avg_prediction_error, prediction_count, example_task, created_at, updated_at FROM patterns WHERE CAST(?1 AS TEXT) IS NULL OR issue_type = ?1 ORDER BY success_count DESC, id LIMIT ?2
         """
-        return [
-            Pattern(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                float(r[6]),
-                float(r[7]),
-                float(r[8]),
-                float(r[9]),
-                r[10],
-                r[11],
-                decode_timestamptz(r[12]),
-                decode_timestamptz(r[13]),
-            )
-            for r in self._db.fetchall(
-                TOP_PATTERNS_SQLITE,
-                (
-                    None if issue_type is None else check_text(issue_type),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _pattern_from_sqlite,
+                self._db.fetchall(
+                    TOP_PATTERNS_SQLITE,
+                    (
+                        None if issue_type is None else check_text(issue_type),
+                        check_row_count(check_int4(lim)),
+                    ),
                 ),
             )
-        ]
+        )
 
     def archive_stale_patterns(self, *, reason: str, cutoff: datetime, max_successes: int) -> int:
-        """Adaptive forgetting, step 1: copy patterns untouched since the cutoff that never proved useful.
+        """Run ArchiveStalePatterns (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO patterns_archive (id, issue_type, issue_text, suggestion_text, success_count,
-                                          failure_count, avg_severity, surprise_score, base_rate,
-                                          created_at, updated_at, archive_reason)
-            SELECT p.id, p.issue_type, p.issue_text, p.suggestion_text, p.success_count, p.failure_count,
-                   p.avg_severity, p.surprise_score, p.base_rate, p.created_at, p.updated_at, $1
-            FROM patterns p
-            WHERE p.updated_at < $2::timestamptz AND p.success_count <= $3::int
-            ON CONFLICT (id) DO NOTHING
-
-        Returns:
-            The number of rows affected.
+            INSERT INTO patterns_archive (id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, created_at, updated_at, archive_reason) SELECT p.id, p.issue_type, p.issue_text, p.suggestion_text, p.success_count, p.failure_count, p.avg_severity, p.surprise_score, p.base_rate, p.created_at, p.updated_at, ?1 FROM patterns AS p WHERE p.updated_at < ?2 AND p.success_count <= CAST(?3 AS INTEGER) ON CONFLICT(id) DO NOTHING
         """
         return self._db.execute(
             ARCHIVE_STALE_PATTERNS_SQLITE,
@@ -1128,47 +964,29 @@ class CritiquesSyncRepository:
         )
 
     def delete_archived_patterns(self) -> int:
-        """Adaptive forgetting, step 2 (same transaction): drop what step 1 archived.
+        """Run DeleteArchivedPatterns (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
             DELETE FROM patterns WHERE id IN (SELECT id FROM patterns_archive)
-
-        Returns:
-            The number of rows affected.
         """
         return self._db.execute(DELETE_ARCHIVED_PATTERNS_SQLITE, ())
 
     def list_archived_patterns(self, *, lim: int) -> list[PatternsArchive]:
-        """Run ListArchivedPatterns (:many).
+        """Run ListArchivedPatterns (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, created_at, updated_at, archived_at, archive_reason FROM patterns_archive ORDER BY archived_at DESC, id LIMIT $1
-
-        Returns:
-            Every matching row.
+            SELECT id, issue_type, issue_text, suggestion_text, success_count, failure_count, avg_severity, surprise_score, base_rate, created_at, updated_at, archived_at, archive_reason FROM patterns_archive ORDER BY archived_at DESC, id LIMIT ?1
         """
-        return [
-            PatternsArchive(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                float(r[6]),
-                float(r[7]),
-                float(r[8]),
-                decode_timestamptz(r[9]),
-                decode_timestamptz(r[10]),
-                decode_timestamptz(r[11]),
-                r[12],
+        return list(
+            map(
+                _patterns_archive_from_sqlite,
+                self._db.fetchall(
+                    LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(check_int4(lim)),)
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(check_int4(lim)),)
-            )
-        ]
+        )
 
     def update_reputation(
         self,
@@ -1181,29 +999,11 @@ class CritiquesSyncRepository:
         predictions: int,
         prediction_error: float,
     ) -> AgentReputation | None:
-        """Run UpdateReputation (:one).
+        """Run UpdateReputation (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO agent_reputation (agent_name, proposals_made, proposals_accepted, critiques_given,
-                                          critiques_valuable, total_predictions, total_prediction_error)
-            VALUES ($1, $2, $3,
-                    $4, $5, $6,
-                    $7)
-            ON CONFLICT (agent_name) DO UPDATE
-            SET proposals_made = agent_reputation.proposals_made + EXCLUDED.proposals_made,
-                proposals_accepted = agent_reputation.proposals_accepted + EXCLUDED.proposals_accepted,
-                critiques_given = agent_reputation.critiques_given + EXCLUDED.critiques_given,
-                critiques_valuable = agent_reputation.critiques_valuable + EXCLUDED.critiques_valuable,
-                total_predictions = agent_reputation.total_predictions + EXCLUDED.total_predictions,
-                total_prediction_error = agent_reputation.total_prediction_error + EXCLUDED.total_prediction_error,
-                calibration_score = 1.0 - LEAST(1.0, (agent_reputation.total_prediction_error + EXCLUDED.total_prediction_error)
-                    / NULLIF(agent_reputation.total_predictions + EXCLUDED.total_predictions, 0)),
-                updated_at = now()
-            RETURNING agent_name, proposals_made, proposals_accepted, critiques_given, critiques_valuable, total_predictions, total_prediction_error, calibration_score, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO agent_reputation (agent_name, proposals_made, proposals_accepted, critiques_given, critiques_valuable, total_predictions, total_prediction_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(agent_name) DO UPDATE SET proposals_made = agent_reputation.proposals_made + EXCLUDED.proposals_made, proposals_accepted = agent_reputation.proposals_accepted + EXCLUDED.proposals_accepted, critiques_given = agent_reputation.critiques_given + EXCLUDED.critiques_given, critiques_valuable = agent_reputation.critiques_valuable + EXCLUDED.critiques_valuable, total_predictions = agent_reputation.total_predictions + EXCLUDED.total_predictions, total_prediction_error = agent_reputation.total_prediction_error + EXCLUDED.total_prediction_error, calibration_score = 1.0 - MIN(COALESCE(1.0, (agent_reputation.total_prediction_error + EXCLUDED.total_prediction_error) / NULLIF(agent_reputation.total_predictions + EXCLUDED.total_predictions, 0)), COALESCE((agent_reputation.total_prediction_error + EXCLUDED.total_prediction_error) / NULLIF(agent_reputation.total_predictions + EXCLUDED.total_predictions, 0), 1.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_name, proposals_made, proposals_accepted, critiques_given, critiques_valuable, total_predictions, total_prediction_error, calibration_score, updated_at
         """
         r = self._db.fetchone(
             UPDATE_REPUTATION_SQLITE,
@@ -1217,84 +1017,47 @@ class CritiquesSyncRepository:
                 prediction_error,
             ),
         )
-        if r is None:
-            return None
-        return AgentReputation(
-            r[0], r[1], r[2], r[3], r[4], r[5], float(r[6]), float(r[7]), decode_timestamptz(r[8])
-        )
+        return None if r is None else _agent_reputation_from_sqlite(r)
 
     def get_reputation(self, *, agent_name: str) -> AgentReputation | None:
-        """Run GetReputation (:one).
+        """Run GetReputation (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent_name, proposals_made, proposals_accepted, critiques_given, critiques_valuable, total_predictions, total_prediction_error, calibration_score, updated_at FROM agent_reputation WHERE agent_name = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT agent_name, proposals_made, proposals_accepted, critiques_given, critiques_valuable, total_predictions, total_prediction_error, calibration_score, updated_at FROM agent_reputation WHERE agent_name = ?1
         """
         r = self._db.fetchone(GET_REPUTATION_SQLITE, (check_text(agent_name),))
-        if r is None:
-            return None
-        return AgentReputation(
-            r[0], r[1], r[2], r[3], r[4], r[5], float(r[6]), float(r[7]), decode_timestamptz(r[8])
-        )
+        return None if r is None else _agent_reputation_from_sqlite(r)
 
     def list_reputations(self) -> list[AgentReputation]:
-        """Run ListReputations (:many).
+        """Run ListReputations (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
             SELECT agent_name, proposals_made, proposals_accepted, critiques_given, critiques_valuable, total_predictions, total_prediction_error, calibration_score, updated_at FROM agent_reputation ORDER BY calibration_score DESC, agent_name
-
-        Returns:
-            Every matching row.
         """
-        return [
-            AgentReputation(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                float(r[6]),
-                float(r[7]),
-                decode_timestamptz(r[8]),
-            )
-            for r in self._db.fetchall(LIST_REPUTATIONS_SQLITE, ())
-        ]
+        return list(
+            map(_agent_reputation_from_sqlite, self._db.fetchall(LIST_REPUTATIONS_SQLITE, ()))
+        )
 
     def critique_stats(self) -> CritiqueStatsRow | None:
-        """Run CritiqueStats (:one).
+        """Run CritiqueStats (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT
-                (SELECT count(*) FROM critiques) AS critiques,
-                (SELECT count(*) FROM patterns) AS patterns,
-                (SELECT count(*) FROM debates) AS debates,
-                (SELECT count(*) FILTER (WHERE consensus_reached)::float8 / NULLIF(count(*), 0) FROM debates) AS consensus_rate,
-                (SELECT avg(confidence) FROM debates) AS avg_confidence
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT (SELECT COUNT(*) FROM critiques) AS critiques, (SELECT COUNT(*) FROM patterns) AS patterns, (SELECT COUNT(*) FROM debates) AS debates, (SELECT CAST(COUNT(*) FILTER(WHERE consensus_reached) AS REAL) / NULLIF(COUNT(*), 0) FROM debates) AS consensus_rate, (SELECT AVG(confidence) FROM debates) AS avg_confidence
         """
         r = self._db.fetchone(CRITIQUE_STATS_SQLITE, ())
-        if r is None:
-            return None
-        return CritiqueStatsRow(r[0], r[1], r[2], r[3], None if r[4] is None else float(r[4]))
+        return None if r is None else _critique_stats_row_from_sqlite(r)
 
 
-class SqliteCritiquesRepository(CritiquesRepository):
-    """CritiquesRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteCritiquesRepository(SqliteRepository[CritiquesSyncRepository], CritiquesRepository):
+    """CritiquesRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = CritiquesSyncRepository(db.connection)
-        self._read = None if db.reader is None else CritiquesSyncRepository(db.reader)
+        super().__init__(db, CritiquesSyncRepository)
 
     async def store_debate_result(
         self,
@@ -1396,12 +1159,9 @@ class SqliteCritiquesRepository(CritiquesRepository):
         )
 
     async def get_pattern(self, *, id: str) -> Pattern | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_pattern(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_pattern, id=id)
+        return await self._db.read(
+            CritiquesSyncRepository.get_pattern, self._sync, self._read, id=id
+        )
 
     async def top_patterns(self, *, issue_type: str | None, lim: int) -> list[Pattern]:
         return await self._db.run(self._sync.top_patterns, issue_type=issue_type, lim=lim)
@@ -1445,20 +1205,12 @@ class SqliteCritiquesRepository(CritiquesRepository):
         )
 
     async def get_reputation(self, *, agent_name: str) -> AgentReputation | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_reputation(agent_name=agent_name)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_reputation, agent_name=agent_name)
+        return await self._db.read(
+            CritiquesSyncRepository.get_reputation, self._sync, self._read, agent_name=agent_name
+        )
 
     async def list_reputations(self) -> list[AgentReputation]:
         return await self._db.run(self._sync.list_reputations)
 
     async def critique_stats(self) -> CritiqueStatsRow | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.critique_stats()
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.critique_stats)
+        return await self._db.read(CritiquesSyncRepository.critique_stats, self._sync, self._read)

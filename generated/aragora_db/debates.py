@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import Debate, DebateArtifact, Position, Trace
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -18,10 +20,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 RESERVE_SLUG_SUFFIX: Final = """-- name: ReserveSlugSuffix :one
 INSERT INTO debate_slug_counters (base, used)
@@ -179,6 +178,80 @@ class CountPositionChangesRow:
     agent: str
     changes: int
     positions: int
+
+
+def _debate_from_pg(r: DbRow) -> Debate:
+    return Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+
+
+def _debate_from_sqlite(r: DbRow) -> Debate:
+    return Debate(
+        r[0],
+        r[1],
+        r[2],
+        json.loads(r[3]),
+        r[4],
+        bool(r[5]),
+        None if r[6] is None else float(r[6]),
+        r[7],
+        None if r[8] is None else float(r[8]),
+        None if r[9] is None else json.loads(r[9]),
+        r[10],
+        decode_timestamptz(r[11]),
+    )
+
+
+def _debate_stats_row_from_pg(r: DbRow) -> DebateStatsRow:
+    return DebateStatsRow(r[0], r[1], r[2], r[3])
+
+
+def _debate_stats_row_from_sqlite(r: DbRow) -> DebateStatsRow:
+    return DebateStatsRow(r[0], r[1], None if r[2] is None else float(r[2]), r[3])
+
+
+def _trace_from_pg(r: DbRow) -> Trace:
+    return Trace(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+
+
+def _trace_from_sqlite(r: DbRow) -> Trace:
+    return Trace(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), decode_timestamptz(r[7]))
+
+
+def _position_from_pg(r: DbRow) -> Position:
+    return Position(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+
+
+def _position_from_sqlite(r: DbRow) -> Position:
+    return Position(r[0], r[1], r[2], r[3], r[4], float(r[5]), bool(r[6]), decode_timestamptz(r[7]))
+
+
+def _count_position_changes_row_from_pg(r: DbRow) -> CountPositionChangesRow:
+    return CountPositionChangesRow(r[0], r[1], r[2])
+
+
+def _count_position_changes_row_from_sqlite(r: DbRow) -> CountPositionChangesRow:
+    return CountPositionChangesRow(r[0], r[1], r[2])
+
+
+def _debate_artifact_from_pg(r: DbRow) -> DebateArtifact:
+    return DebateArtifact(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+
+
+def _debate_artifact_from_sqlite(r: DbRow) -> DebateArtifact:
+    return DebateArtifact(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        json.loads(r[5]),
+        json.loads(r[6]),
+        bool(r[7]),
+        None if r[8] is None else float(r[8]),
+        r[9],
+        json.loads(r[10]),
+        decode_timestamptz(r[11]),
+    )
 
 
 class DebatesRepository(abc.ABC):
@@ -572,9 +645,7 @@ class PostgresDebatesRepository(DebatesRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _debate_from_pg(r)
 
     async def update_debate_result(
         self,
@@ -600,35 +671,23 @@ class PostgresDebatesRepository(DebatesRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _debate_from_pg(r)
 
     async def get_debate(self, *, id: str) -> Debate | None:
         r = await self._db.fetchrow(GET_DEBATE, (id,), readonly=True)
-        if r is None:
-            return None
-        return Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _debate_from_pg(r)
 
     async def get_debate_by_slug(self, *, slug: str) -> Debate | None:
         r = await self._db.fetchrow(GET_DEBATE_BY_SLUG, (slug,), readonly=True)
-        if r is None:
-            return None
-        return Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _debate_from_pg(r)
 
     async def list_recent_debates(self, *, off: int, lim: int) -> list[Debate]:
         rows = await self._db.fetch(LIST_RECENT_DEBATES, (off, lim), readonly=True)
-        return [
-            Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-            for r in rows
-        ]
+        return list(map(_debate_from_pg, rows))
 
     async def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
         rows = await self._db.fetch(SEARCH_DEBATES, (pattern, lim), readonly=True)
-        return [
-            Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-            for r in rows
-        ]
+        return list(map(_debate_from_pg, rows))
 
     async def increment_debate_views(self, *, slug: str) -> int | None:
         r = await self._db.fetchrow(INCREMENT_DEBATE_VIEWS, (slug,), readonly=False)
@@ -649,10 +708,7 @@ class PostgresDebatesRepository(DebatesRepository):
 
     async def get_debates_by_ids(self, *, ids: list[str]) -> list[Debate]:
         rows = await self._db.fetch(GET_DEBATES_BY_IDS, (ids,), readonly=True)
-        return [
-            Debate(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-            for r in rows
-        ]
+        return list(map(_debate_from_pg, rows))
 
     async def existing_debate_ids(self, *, ids: list[str]) -> list[str]:
         rows = await self._db.fetch(EXISTING_DEBATE_IDS, (ids,), readonly=True)
@@ -660,9 +716,7 @@ class PostgresDebatesRepository(DebatesRepository):
 
     async def debate_stats(self) -> DebateStatsRow | None:
         r = await self._db.fetchrow(DEBATE_STATS, (), readonly=True)
-        if r is None:
-            return None
-        return DebateStatsRow(r[0], r[1], r[2], r[3])
+        return None if r is None else _debate_stats_row_from_pg(r)
 
     async def add_trace(
         self,
@@ -678,13 +732,11 @@ class PostgresDebatesRepository(DebatesRepository):
         r = await self._db.fetchrow(
             ADD_TRACE, (id, debate_id, agent, round, event_type, content, data), readonly=False
         )
-        if r is None:
-            return None
-        return Trace(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _trace_from_pg(r)
 
     async def list_traces(self, *, debate_id: str) -> list[Trace]:
         rows = await self._db.fetch(LIST_TRACES, (debate_id,), readonly=True)
-        return [Trace(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return list(map(_trace_from_pg, rows))
 
     async def record_position(
         self,
@@ -699,17 +751,15 @@ class PostgresDebatesRepository(DebatesRepository):
         r = await self._db.fetchrow(
             RECORD_POSITION, (debate_id, agent, round, claim, confidence, changed), readonly=False
         )
-        if r is None:
-            return None
-        return Position(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _position_from_pg(r)
 
     async def list_positions(self, *, debate_id: str) -> list[Position]:
         rows = await self._db.fetch(LIST_POSITIONS, (debate_id,), readonly=True)
-        return [Position(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return list(map(_position_from_pg, rows))
 
     async def count_position_changes(self, *, debate_id: str) -> list[CountPositionChangesRow]:
         rows = await self._db.fetch(COUNT_POSITION_CHANGES, (debate_id,), readonly=True)
-        return [CountPositionChangesRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_count_position_changes_row_from_pg, rows))
 
     async def save_artifact(
         self,
@@ -741,26 +791,15 @@ class PostgresDebatesRepository(DebatesRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return DebateArtifact(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
-        )
+        return None if r is None else _debate_artifact_from_pg(r)
 
     async def list_artifacts(self, *, loop_id: str) -> list[DebateArtifact]:
         rows = await self._db.fetch(LIST_ARTIFACTS, (loop_id,), readonly=True)
-        return [
-            DebateArtifact(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-            for r in rows
-        ]
+        return list(map(_debate_artifact_from_pg, rows))
 
     async def get_artifact(self, *, id: int) -> DebateArtifact | None:
         r = await self._db.fetchrow(GET_ARTIFACT, (id,), readonly=True)
-        if r is None:
-            return None
-        return DebateArtifact(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
-        )
+        return None if r is None else _debate_artifact_from_pg(r)
 
 
 class DebatesSyncRepository:
@@ -772,17 +811,11 @@ class DebatesSyncRepository:
         self._db = db
 
     def reserve_slug_suffix(self, *, base: str) -> int | None:
-        """Atomically takes the next number for a slug base: 0 for the first debate, then 1, 2...
+        """Run ReserveSlugSuffix (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO debate_slug_counters (base, used)
-            VALUES ($1, 0)
-            ON CONFLICT (base) DO UPDATE SET used = debate_slug_counters.used + 1
-            RETURNING used
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO debate_slug_counters (base, used) VALUES (?1, 0) ON CONFLICT(base) DO UPDATE SET used = debate_slug_counters.used + 1 RETURNING used
         """
         r = self._db.fetchone(RESERVE_SLUG_SUFFIX_SQLITE, (check_text(base),))
         if r is None:
@@ -804,19 +837,11 @@ class DebatesSyncRepository:
         duration_seconds: float | None,
         grounded_verdict: JSON | None,
     ) -> Debate | None:
-        """Run InsertDebate (:one).
+        """Run InsertDebate (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO debates (id, slug, task, agents, final_answer, consensus_reached, confidence,
-                                 rounds_used, duration_seconds, grounded_verdict)
-            VALUES ($1, $2, $3, $4, $5,
-                    $6, $7, $8,
-                    $9, $10)
-            RETURNING id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO debates (id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at
         """
         r = self._db.fetchone(
             INSERT_DEBATE_SQLITE,
@@ -833,22 +858,7 @@ class DebatesSyncRepository:
                 None if grounded_verdict is None else encode_json(grounded_verdict),
             ),
         )
-        if r is None:
-            return None
-        return Debate(
-            r[0],
-            r[1],
-            r[2],
-            json.loads(r[3]),
-            r[4],
-            bool(r[5]),
-            None if r[6] is None else float(r[6]),
-            r[7],
-            None if r[8] is None else float(r[8]),
-            None if r[9] is None else json.loads(r[9]),
-            r[10],
-            decode_timestamptz(r[11]),
-        )
+        return None if r is None else _debate_from_sqlite(r)
 
     def update_debate_result(
         self,
@@ -861,22 +871,11 @@ class DebatesSyncRepository:
         grounded_verdict: JSON | None,
         id: str,
     ) -> Debate | None:
-        """Run UpdateDebateResult (:one).
+        """Run UpdateDebateResult (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE debates
-            SET final_answer = $1,
-                consensus_reached = $2,
-                confidence = $3,
-                rounds_used = $4,
-                duration_seconds = $5,
-                grounded_verdict = $6
-            WHERE id = $7
-            RETURNING id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE debates SET final_answer = ?1, consensus_reached = ?2, confidence = ?3, rounds_used = ?4, duration_seconds = ?5, grounded_verdict = ?6 WHERE id = ?7 RETURNING id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at
         """
         r = self._db.fetchone(
             UPDATE_DEBATE_RESULT_SQLITE,
@@ -890,156 +889,71 @@ class DebatesSyncRepository:
                 check_text(id),
             ),
         )
-        if r is None:
-            return None
-        return Debate(
-            r[0],
-            r[1],
-            r[2],
-            json.loads(r[3]),
-            r[4],
-            bool(r[5]),
-            None if r[6] is None else float(r[6]),
-            r[7],
-            None if r[8] is None else float(r[8]),
-            None if r[9] is None else json.loads(r[9]),
-            r[10],
-            decode_timestamptz(r[11]),
-        )
+        return None if r is None else _debate_from_sqlite(r)
 
     def get_debate(self, *, id: str) -> Debate | None:
-        """Run GetDebate (:one).
+        """Run GetDebate (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE id = ?1
         """
         r = self._db.fetchone(GET_DEBATE_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return Debate(
-            r[0],
-            r[1],
-            r[2],
-            json.loads(r[3]),
-            r[4],
-            bool(r[5]),
-            None if r[6] is None else float(r[6]),
-            r[7],
-            None if r[8] is None else float(r[8]),
-            None if r[9] is None else json.loads(r[9]),
-            r[10],
-            decode_timestamptz(r[11]),
-        )
+        return None if r is None else _debate_from_sqlite(r)
 
     def get_debate_by_slug(self, *, slug: str) -> Debate | None:
-        """Run GetDebateBySlug (:one).
+        """Run GetDebateBySlug (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE slug = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE slug = ?1
         """
         r = self._db.fetchone(GET_DEBATE_BY_SLUG_SQLITE, (check_text(slug),))
-        if r is None:
-            return None
-        return Debate(
-            r[0],
-            r[1],
-            r[2],
-            json.loads(r[3]),
-            r[4],
-            bool(r[5]),
-            None if r[6] is None else float(r[6]),
-            r[7],
-            None if r[8] is None else float(r[8]),
-            None if r[9] is None else json.loads(r[9]),
-            r[10],
-            decode_timestamptz(r[11]),
-        )
+        return None if r is None else _debate_from_sqlite(r)
 
     def list_recent_debates(self, *, off: int, lim: int) -> list[Debate]:
-        """Run ListRecentDebates (:many).
+        """Run ListRecentDebates (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $1
-
-        Returns:
-            Every matching row.
+            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?1
         """
-        return [
-            Debate(
-                r[0],
-                r[1],
-                r[2],
-                json.loads(r[3]),
-                r[4],
-                bool(r[5]),
-                None if r[6] is None else float(r[6]),
-                r[7],
-                None if r[8] is None else float(r[8]),
-                None if r[9] is None else json.loads(r[9]),
-                r[10],
-                decode_timestamptz(r[11]),
-            )
-            for r in self._db.fetchall(
-                LIST_RECENT_DEBATES_SQLITE,
-                (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
-            )
-        ]
-
-    def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
-        """Case-insensitive substring search over the task and the final answer.
-
-        SQL (PostgreSQL)::
-
-            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates
-            WHERE task ILIKE '%' || $1 || '%' OR final_answer ILIKE '%' || $1 || '%'
-            ORDER BY created_at DESC, id DESC
-            LIMIT $2
-
-        Returns:
-            Every matching row.
-        """
-        return [
-            Debate(
-                r[0],
-                r[1],
-                r[2],
-                json.loads(r[3]),
-                r[4],
-                bool(r[5]),
-                None if r[6] is None else float(r[6]),
-                r[7],
-                None if r[8] is None else float(r[8]),
-                None if r[9] is None else json.loads(r[9]),
-                r[10],
-                decode_timestamptz(r[11]),
-            )
-            for r in self._db.fetchall(
-                SEARCH_DEBATES_SQLITE,
-                (
-                    None if pattern is None else check_text(pattern),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _debate_from_sqlite,
+                self._db.fetchall(
+                    LIST_RECENT_DEBATES_SQLITE,
+                    (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
                 ),
             )
-        ]
+        )
+
+    def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
+        """Run SearchDebates (:many) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE LOWER(task) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' OR LOWER(final_answer) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT ?2
+        """
+        return list(
+            map(
+                _debate_from_sqlite,
+                self._db.fetchall(
+                    SEARCH_DEBATES_SQLITE,
+                    (
+                        None if pattern is None else check_text(pattern),
+                        check_row_count(check_int4(lim)),
+                    ),
+                ),
+            )
+        )
 
     def increment_debate_views(self, *, slug: str) -> int | None:
-        """Run IncrementDebateViews (:one).
+        """Run IncrementDebateViews (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE debates SET view_count = view_count + 1 WHERE slug = $1 RETURNING view_count
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE debates SET view_count = view_count + 1 WHERE slug = ?1 RETURNING view_count
         """
         r = self._db.fetchone(INCREMENT_DEBATE_VIEWS_SQLITE, (check_text(slug),))
         if r is None:
@@ -1048,26 +962,20 @@ class DebatesSyncRepository:
         return value
 
     def delete_debate(self, *, id: str) -> int:
-        """Run DeleteDebate (:execrows).
+        """Run DeleteDebate (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM debates WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM debates WHERE id = ?1
         """
         return self._db.execute(DELETE_DEBATE_SQLITE, (check_text(id),))
 
     def count_debates(self) -> int | None:
-        """Run CountDebates (:one).
+        """Run CountDebates (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) AS debates FROM debates
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) AS debates FROM debates
         """
         r = self._db.fetchone(COUNT_DEBATES_SQLITE, ())
         if r is None:
@@ -1076,44 +984,27 @@ class DebatesSyncRepository:
         return value
 
     def get_debates_by_ids(self, *, ids: list[str]) -> list[Debate]:
-        """Any number of ids: one statement, bound as one array (json_each on SQLite), no chunking.
+        """Run GetDebatesByIds (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE id = ANY($1::text[]) ORDER BY id
-
-        Returns:
-            Every matching row.
+            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE id IN (SELECT value FROM JSON_EACH(?1)) ORDER BY id
         """
-        return [
-            Debate(
-                r[0],
-                r[1],
-                r[2],
-                json.loads(r[3]),
-                r[4],
-                bool(r[5]),
-                None if r[6] is None else float(r[6]),
-                r[7],
-                None if r[8] is None else float(r[8]),
-                None if r[9] is None else json.loads(r[9]),
-                r[10],
-                decode_timestamptz(r[11]),
+        return list(
+            map(
+                _debate_from_sqlite,
+                self._db.fetchall(
+                    GET_DEBATES_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+                ),
             )
-            for r in self._db.fetchall(
-                GET_DEBATES_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
-            )
-        ]
+        )
 
     def existing_debate_ids(self, *, ids: list[str]) -> list[str]:
-        """Run ExistingDebateIds (:many).
+        """Run ExistingDebateIds (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id FROM debates WHERE id = ANY($1::text[]) ORDER BY id
-
-        Returns:
-            Every matching row.
+            SELECT id FROM debates WHERE id IN (SELECT value FROM JSON_EACH(?1)) ORDER BY id
         """
         return [
             r[0]
@@ -1123,23 +1014,14 @@ class DebatesSyncRepository:
         ]
 
     def debate_stats(self) -> DebateStatsRow | None:
-        """Run DebateStats (:one).
+        """Run DebateStats (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) AS total,
-                   count(*) FILTER (WHERE consensus_reached) AS with_consensus,
-                   avg(confidence) AS avg_confidence,
-                   COALESCE(sum(view_count), 0)::bigint AS views
-            FROM debates
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) AS total, COUNT(*) FILTER(WHERE consensus_reached) AS with_consensus, AVG(confidence) AS avg_confidence, CAST(COALESCE(SUM(view_count), 0) AS INTEGER) AS views FROM debates
         """
         r = self._db.fetchone(DEBATE_STATS_SQLITE, ())
-        if r is None:
-            return None
-        return DebateStatsRow(r[0], r[1], None if r[2] is None else float(r[2]), r[3])
+        return None if r is None else _debate_stats_row_from_sqlite(r)
 
     def add_trace(
         self,
@@ -1152,16 +1034,11 @@ class DebatesSyncRepository:
         content: str,
         data: JSON,
     ) -> Trace | None:
-        """Run AddTrace (:one).
+        """Run AddTrace (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO traces (id, debate_id, agent, round, event_type, content, data)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            RETURNING id, debate_id, agent, round, event_type, content, data, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO traces (id, debate_id, agent, round, event_type, content, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id, debate_id, agent, round, event_type, content, data, created_at
         """
         r = self._db.fetchone(
             ADD_TRACE_SQLITE,
@@ -1175,24 +1052,18 @@ class DebatesSyncRepository:
                 encode_json(data),
             ),
         )
-        if r is None:
-            return None
-        return Trace(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), decode_timestamptz(r[7]))
+        return None if r is None else _trace_from_sqlite(r)
 
     def list_traces(self, *, debate_id: str) -> list[Trace]:
-        """Run ListTraces (:many).
+        """Run ListTraces (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, agent, round, event_type, content, data, created_at FROM traces WHERE debate_id = $1 ORDER BY round, created_at, id
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, agent, round, event_type, content, data, created_at FROM traces WHERE debate_id = ?1 ORDER BY round, created_at, id
         """
-        return [
-            Trace(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), decode_timestamptz(r[7]))
-            for r in self._db.fetchall(LIST_TRACES_SQLITE, (check_text(debate_id),))
-        ]
+        return list(
+            map(_trace_from_sqlite, self._db.fetchall(LIST_TRACES_SQLITE, (check_text(debate_id),)))
+        )
 
     def record_position(
         self,
@@ -1204,18 +1075,11 @@ class DebatesSyncRepository:
         confidence: float,
         changed: bool,
     ) -> Position | None:
-        """Run RecordPosition (:one).
+        """Run RecordPosition (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO positions (debate_id, agent, round, claim, confidence, changed)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (debate_id, agent, round) DO UPDATE
-            SET claim = EXCLUDED.claim, confidence = EXCLUDED.confidence, changed = EXCLUDED.changed
-            RETURNING id, debate_id, agent, round, claim, confidence, changed, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO positions (debate_id, agent, round, claim, confidence, changed) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(debate_id, agent, round) DO UPDATE SET claim = EXCLUDED.claim, confidence = EXCLUDED.confidence, changed = EXCLUDED.changed RETURNING id, debate_id, agent, round, claim, confidence, changed, created_at
         """
         r = self._db.fetchone(
             RECORD_POSITION_SQLITE,
@@ -1228,44 +1092,35 @@ class DebatesSyncRepository:
                 changed,
             ),
         )
-        if r is None:
-            return None
-        return Position(
-            r[0], r[1], r[2], r[3], r[4], float(r[5]), bool(r[6]), decode_timestamptz(r[7])
-        )
+        return None if r is None else _position_from_sqlite(r)
 
     def list_positions(self, *, debate_id: str) -> list[Position]:
-        """Run ListPositions (:many).
+        """Run ListPositions (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, agent, round, claim, confidence, changed, created_at FROM positions WHERE debate_id = $1 ORDER BY round, agent
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, agent, round, claim, confidence, changed, created_at FROM positions WHERE debate_id = ?1 ORDER BY round, agent
         """
-        return [
-            Position(
-                r[0], r[1], r[2], r[3], r[4], float(r[5]), bool(r[6]), decode_timestamptz(r[7])
+        return list(
+            map(
+                _position_from_sqlite,
+                self._db.fetchall(LIST_POSITIONS_SQLITE, (check_text(debate_id),)),
             )
-            for r in self._db.fetchall(LIST_POSITIONS_SQLITE, (check_text(debate_id),))
-        ]
+        )
 
     def count_position_changes(self, *, debate_id: str) -> list[CountPositionChangesRow]:
-        """Run CountPositionChanges (:many).
+        """Run CountPositionChanges (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent, count(*) FILTER (WHERE changed) AS changes, count(*) AS positions
-            FROM positions WHERE debate_id = $1 GROUP BY agent ORDER BY agent
-
-        Returns:
-            Every matching row.
+            SELECT agent, COUNT(*) FILTER(WHERE changed) AS changes, COUNT(*) AS positions FROM positions WHERE debate_id = ?1 GROUP BY agent ORDER BY agent
         """
-        return [
-            CountPositionChangesRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(COUNT_POSITION_CHANGES_SQLITE, (check_text(debate_id),))
-        ]
+        return list(
+            map(
+                _count_position_changes_row_from_sqlite,
+                self._db.fetchall(COUNT_POSITION_CHANGES_SQLITE, (check_text(debate_id),)),
+            )
+        )
 
     def save_artifact(
         self,
@@ -1281,17 +1136,11 @@ class DebatesSyncRepository:
         winning_proposal: str | None,
         vote_tally: JSON,
     ) -> DebateArtifact | None:
-        """Run SaveArtifact (:one).
+        """Run SaveArtifact (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO debate_artifacts (loop_id, cycle_number, phase, task, agents, transcript,
-                                          consensus_reached, confidence, winning_proposal, vote_tally)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            RETURNING id, loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO debate_artifacts (loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id, loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally, created_at
         """
         r = self._db.fetchone(
             SAVE_ARTIFACT_SQLITE,
@@ -1308,89 +1157,40 @@ class DebatesSyncRepository:
                 encode_json(vote_tally),
             ),
         )
-        if r is None:
-            return None
-        return DebateArtifact(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            json.loads(r[5]),
-            json.loads(r[6]),
-            bool(r[7]),
-            None if r[8] is None else float(r[8]),
-            r[9],
-            json.loads(r[10]),
-            decode_timestamptz(r[11]),
-        )
+        return None if r is None else _debate_artifact_from_sqlite(r)
 
     def list_artifacts(self, *, loop_id: str) -> list[DebateArtifact]:
-        """Run ListArtifacts (:many).
+        """Run ListArtifacts (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally, created_at FROM debate_artifacts WHERE loop_id = $1 ORDER BY cycle_number, id
-
-        Returns:
-            Every matching row.
+            SELECT id, loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally, created_at FROM debate_artifacts WHERE loop_id = ?1 ORDER BY cycle_number, id
         """
-        return [
-            DebateArtifact(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                json.loads(r[5]),
-                json.loads(r[6]),
-                bool(r[7]),
-                None if r[8] is None else float(r[8]),
-                r[9],
-                json.loads(r[10]),
-                decode_timestamptz(r[11]),
+        return list(
+            map(
+                _debate_artifact_from_sqlite,
+                self._db.fetchall(LIST_ARTIFACTS_SQLITE, (check_text(loop_id),)),
             )
-            for r in self._db.fetchall(LIST_ARTIFACTS_SQLITE, (check_text(loop_id),))
-        ]
-
-    def get_artifact(self, *, id: int) -> DebateArtifact | None:
-        """Run GetArtifact (:one).
-
-        SQL (PostgreSQL)::
-
-            SELECT id, loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally, created_at FROM debate_artifacts WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
-        """
-        r = self._db.fetchone(GET_ARTIFACT_SQLITE, (id,))
-        if r is None:
-            return None
-        return DebateArtifact(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            json.loads(r[5]),
-            json.loads(r[6]),
-            bool(r[7]),
-            None if r[8] is None else float(r[8]),
-            r[9],
-            json.loads(r[10]),
-            decode_timestamptz(r[11]),
         )
 
+    def get_artifact(self, *, id: int) -> DebateArtifact | None:
+        """Run GetArtifact (:one) on SQLite; returns as the async method.
 
-class SqliteDebatesRepository(DebatesRepository):
-    """DebatesRepository on SQLite: each call is one hop to the connection's thread."""
+        SQL (SQLite)::
 
-    __slots__ = ("_db", "_read", "_sync")
+            SELECT id, loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally, created_at FROM debate_artifacts WHERE id = ?1
+        """
+        r = self._db.fetchone(GET_ARTIFACT_SQLITE, (id,))
+        return None if r is None else _debate_artifact_from_sqlite(r)
+
+
+class SqliteDebatesRepository(SqliteRepository[DebatesSyncRepository], DebatesRepository):
+    """DebatesRepository on SQLite: single-row reads inline, the rest one hop each."""
+
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = DebatesSyncRepository(db.connection)
-        self._read = None if db.reader is None else DebatesSyncRepository(db.reader)
+        super().__init__(db, DebatesSyncRepository)
 
     async def reserve_slug_suffix(self, *, base: str) -> int | None:
         return await self._db.run(self._sync.reserve_slug_suffix, base=base)
@@ -1446,20 +1246,12 @@ class SqliteDebatesRepository(DebatesRepository):
         )
 
     async def get_debate(self, *, id: str) -> Debate | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_debate(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_debate, id=id)
+        return await self._db.read(DebatesSyncRepository.get_debate, self._sync, self._read, id=id)
 
     async def get_debate_by_slug(self, *, slug: str) -> Debate | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_debate_by_slug(slug=slug)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_debate_by_slug, slug=slug)
+        return await self._db.read(
+            DebatesSyncRepository.get_debate_by_slug, self._sync, self._read, slug=slug
+        )
 
     async def list_recent_debates(self, *, off: int, lim: int) -> list[Debate]:
         return await self._db.run(self._sync.list_recent_debates, off=off, lim=lim)
@@ -1474,12 +1266,7 @@ class SqliteDebatesRepository(DebatesRepository):
         return await self._db.run(self._sync.delete_debate, id=id)
 
     async def count_debates(self) -> int | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.count_debates()
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.count_debates)
+        return await self._db.read(DebatesSyncRepository.count_debates, self._sync, self._read)
 
     async def get_debates_by_ids(self, *, ids: list[str]) -> list[Debate]:
         return await self._db.run(self._sync.get_debates_by_ids, ids=ids)
@@ -1488,12 +1275,7 @@ class SqliteDebatesRepository(DebatesRepository):
         return await self._db.run(self._sync.existing_debate_ids, ids=ids)
 
     async def debate_stats(self) -> DebateStatsRow | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.debate_stats()
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.debate_stats)
+        return await self._db.read(DebatesSyncRepository.debate_stats, self._sync, self._read)
 
     async def add_trace(
         self,
@@ -1578,9 +1360,6 @@ class SqliteDebatesRepository(DebatesRepository):
         return await self._db.run(self._sync.list_artifacts, loop_id=loop_id)
 
     async def get_artifact(self, *, id: int) -> DebateArtifact | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_artifact(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_artifact, id=id)
+        return await self._db.read(
+            DebatesSyncRepository.get_artifact, self._sync, self._read, id=id
+        )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import CalibrationPrediction, DomainCalibration, EloHistory, Match, Rating
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -18,10 +20,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 GET_RATING: Final = """-- name: GetRating :one
 SELECT agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at FROM ratings WHERE agent_name = $1 AND domain = $2"""
@@ -140,6 +139,85 @@ class GetCalibrationSummaryRow:
     total_predictions: int
     total_correct: int
     brier_score: int
+
+
+def _rating_from_pg(r: DbRow) -> Rating:
+    return Rating(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+
+
+def _rating_from_sqlite(r: DbRow) -> Rating:
+    return Rating(
+        r[0],
+        r[1],
+        float(r[2]),
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        float(r[11]),
+        decode_timestamptz(r[12]),
+    )
+
+
+def _match__from_pg(r: DbRow) -> Match:
+    return Match(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+
+
+def _match__from_sqlite(r: DbRow) -> Match:
+    return Match(
+        r[0],
+        r[1],
+        r[2],
+        json.loads(r[3]),
+        r[4],
+        json.loads(r[5]),
+        json.loads(r[6]),
+        decode_timestamptz(r[7]),
+    )
+
+
+def _elo_history_from_pg(r: DbRow) -> EloHistory:
+    return EloHistory(r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+def _elo_history_from_sqlite(r: DbRow) -> EloHistory:
+    return EloHistory(r[0], r[1], r[2], float(r[3]), r[4], decode_timestamptz(r[5]))
+
+
+def _leaderboard_row_from_pg(r: DbRow) -> LeaderboardRow:
+    return LeaderboardRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _leaderboard_row_from_sqlite(r: DbRow) -> LeaderboardRow:
+    return LeaderboardRow(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6])
+
+
+def _calibration_prediction_from_pg(r: DbRow) -> CalibrationPrediction:
+    return CalibrationPrediction(r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+def _calibration_prediction_from_sqlite(r: DbRow) -> CalibrationPrediction:
+    return CalibrationPrediction(r[0], r[1], r[2], r[3], float(r[4]), decode_timestamptz(r[5]))
+
+
+def _domain_calibration_from_pg(r: DbRow) -> DomainCalibration:
+    return DomainCalibration(r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+def _domain_calibration_from_sqlite(r: DbRow) -> DomainCalibration:
+    return DomainCalibration(r[0], r[1], r[2], r[3], float(r[4]), decode_timestamptz(r[5]))
+
+
+def _get_calibration_summary_row_from_pg(r: DbRow) -> GetCalibrationSummaryRow:
+    return GetCalibrationSummaryRow(r[0], r[1], r[2], r[3])
+
+
+def _get_calibration_summary_row_from_sqlite(r: DbRow) -> GetCalibrationSummaryRow:
+    return GetCalibrationSummaryRow(r[0], r[1], r[2], r[3])
 
 
 class EloRepository(abc.ABC):
@@ -363,19 +441,11 @@ class PostgresEloRepository(EloRepository):
 
     async def get_rating(self, *, agent_name: str, domain: str) -> Rating | None:
         r = await self._db.fetchrow(GET_RATING, (agent_name, domain), readonly=True)
-        if r is None:
-            return None
-        return Rating(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _rating_from_pg(r)
 
     async def ensure_rating(self, *, agent_name: str, domain: str, elo: float) -> Rating | None:
         r = await self._db.fetchrow(ENSURE_RATING, (agent_name, domain, elo), readonly=False)
-        if r is None:
-            return None
-        return Rating(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _rating_from_pg(r)
 
     async def apply_match_result(
         self, *, elo: float, outcome: str, agent_name: str, domain: str
@@ -383,11 +453,7 @@ class PostgresEloRepository(EloRepository):
         r = await self._db.fetchrow(
             APPLY_MATCH_RESULT, (elo, outcome, agent_name, domain), readonly=False
         )
-        if r is None:
-            return None
-        return Rating(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
-        )
+        return None if r is None else _rating_from_pg(r)
 
     async def record_match(
         self,
@@ -404,19 +470,15 @@ class PostgresEloRepository(EloRepository):
             (debate_id, winner, participants, domain, scores, elo_changes),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Match(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _match__from_pg(r)
 
     async def get_match_by_debate(self, *, debate_id: str) -> Match | None:
         r = await self._db.fetchrow(GET_MATCH_BY_DEBATE, (debate_id,), readonly=True)
-        if r is None:
-            return None
-        return Match(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _match__from_pg(r)
 
     async def list_recent_matches(self, *, domain: str, lim: int) -> list[Match]:
         rows = await self._db.fetch(LIST_RECENT_MATCHES, (domain, lim), readonly=True)
-        return [Match(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return list(map(_match__from_pg, rows))
 
     async def append_elo_history(
         self, *, agent_name: str, domain: str, elo: float, debate_id: str | None
@@ -425,11 +487,11 @@ class PostgresEloRepository(EloRepository):
 
     async def get_elo_history(self, *, agent_name: str, domain: str, lim: int) -> list[EloHistory]:
         rows = await self._db.fetch(GET_ELO_HISTORY, (agent_name, domain, lim), readonly=True)
-        return [EloHistory(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return list(map(_elo_history_from_pg, rows))
 
     async def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
         rows = await self._db.fetch(LEADERBOARD, (domain, off, lim), readonly=True)
-        return [LeaderboardRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return list(map(_leaderboard_row_from_pg, rows))
 
     async def record_calibration_prediction(
         self, *, tournament_id: str, predictor_agent: str, predicted_winner: str, confidence: float
@@ -439,15 +501,13 @@ class PostgresEloRepository(EloRepository):
             (tournament_id, predictor_agent, predicted_winner, confidence),
             readonly=False,
         )
-        if r is None:
-            return None
-        return CalibrationPrediction(r[0], r[1], r[2], r[3], r[4], r[5])
+        return None if r is None else _calibration_prediction_from_pg(r)
 
     async def list_calibration_predictions(
         self, *, tournament_id: str
     ) -> list[CalibrationPrediction]:
         rows = await self._db.fetch(LIST_CALIBRATION_PREDICTIONS, (tournament_id,), readonly=True)
-        return [CalibrationPrediction(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return list(map(_calibration_prediction_from_pg, rows))
 
     async def record_domain_calibration(
         self, *, agent_name: str, domain: str, correct: bool, brier: float
@@ -455,13 +515,11 @@ class PostgresEloRepository(EloRepository):
         r = await self._db.fetchrow(
             RECORD_DOMAIN_CALIBRATION, (agent_name, domain, correct, brier), readonly=False
         )
-        if r is None:
-            return None
-        return DomainCalibration(r[0], r[1], r[2], r[3], r[4], r[5])
+        return None if r is None else _domain_calibration_from_pg(r)
 
     async def get_calibration_summary(self, *, agent_name: str) -> list[GetCalibrationSummaryRow]:
         rows = await self._db.fetch(GET_CALIBRATION_SUMMARY, (agent_name,), readonly=True)
-        return [GetCalibrationSummaryRow(r[0], r[1], r[2], r[3]) for r in rows]
+        return list(map(_get_calibration_summary_row_from_pg, rows))
 
 
 class EloSyncRepository:
@@ -473,108 +531,41 @@ class EloSyncRepository:
         self._db = db
 
     def get_rating(self, *, agent_name: str, domain: str) -> Rating | None:
-        """Run GetRating (:one).
+        """Run GetRating (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at FROM ratings WHERE agent_name = $1 AND domain = $2
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at FROM ratings WHERE agent_name = ?1 AND domain = ?2
         """
         r = self._db.fetchone(GET_RATING_SQLITE, (check_text(agent_name), check_text(domain)))
-        if r is None:
-            return None
-        return Rating(
-            r[0],
-            r[1],
-            float(r[2]),
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            float(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _rating_from_sqlite(r)
 
     def ensure_rating(self, *, agent_name: str, domain: str, elo: float) -> Rating | None:
-        """Run EnsureRating (:one).
+        """Run EnsureRating (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO ratings (agent_name, domain, elo) VALUES ($1, $2, $3)
-            ON CONFLICT (agent_name, domain) DO UPDATE SET agent_name = EXCLUDED.agent_name
-            RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO ratings (agent_name, domain, elo) VALUES (?1, ?2, ?3) ON CONFLICT(agent_name, domain) DO UPDATE SET agent_name = EXCLUDED.agent_name RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at
         """
         r = self._db.fetchone(
             ENSURE_RATING_SQLITE, (check_text(agent_name), check_text(domain), elo)
         )
-        if r is None:
-            return None
-        return Rating(
-            r[0],
-            r[1],
-            float(r[2]),
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            float(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _rating_from_sqlite(r)
 
     def apply_match_result(
         self, *, elo: float, outcome: str, agent_name: str, domain: str
     ) -> Rating | None:
-        """One side of a match: the new rating and the win/loss/draw count.
+        """Run ApplyMatchResult (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE ratings
-            SET elo = $1,
-                wins = wins + CASE WHEN $2::text = 'win' THEN 1 ELSE 0 END,
-                losses = losses + CASE WHEN $2::text = 'loss' THEN 1 ELSE 0 END,
-                draws = draws + CASE WHEN $2::text = 'draw' THEN 1 ELSE 0 END,
-                debates_count = debates_count + 1,
-                updated_at = now()
-            WHERE agent_name = $3 AND domain = $4
-            RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE ratings SET elo = ?1, wins = wins + CASE WHEN CAST(?2 AS TEXT) = 'win' THEN 1 ELSE 0 END, losses = losses + CASE WHEN CAST(?2 AS TEXT) = 'loss' THEN 1 ELSE 0 END, draws = draws + CASE WHEN CAST(?2 AS TEXT) = 'draw' THEN 1 ELSE 0 END, debates_count = debates_count + 1, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE agent_name = ?3 AND domain = ?4 RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at
         """
         r = self._db.fetchone(
             APPLY_MATCH_RESULT_SQLITE,
             (elo, check_text(outcome), check_text(agent_name), check_text(domain)),
         )
-        if r is None:
-            return None
-        return Rating(
-            r[0],
-            r[1],
-            float(r[2]),
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            float(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _rating_from_sqlite(r)
 
     def record_match(
         self,
@@ -586,16 +577,11 @@ class EloSyncRepository:
         scores: JSON,
         elo_changes: JSON,
     ) -> Match | None:
-        """Run RecordMatch (:one).
+        """Run RecordMatch (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO matches (debate_id, winner, participants, domain, scores, elo_changes)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            RETURNING id, debate_id, winner, participants, domain, scores, elo_changes, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO matches (debate_id, winner, participants, domain, scores, elo_changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id, debate_id, winner, participants, domain, scores, elo_changes, created_at
         """
         r = self._db.fetchone(
             RECORD_MATCH_SQLITE,
@@ -608,80 +594,43 @@ class EloSyncRepository:
                 encode_json(elo_changes),
             ),
         )
-        if r is None:
-            return None
-        return Match(
-            r[0],
-            r[1],
-            r[2],
-            json.loads(r[3]),
-            r[4],
-            json.loads(r[5]),
-            json.loads(r[6]),
-            decode_timestamptz(r[7]),
-        )
+        return None if r is None else _match__from_sqlite(r)
 
     def get_match_by_debate(self, *, debate_id: str) -> Match | None:
-        """Run GetMatchByDebate (:one).
+        """Run GetMatchByDebate (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, winner, participants, domain, scores, elo_changes, created_at FROM matches WHERE debate_id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, debate_id, winner, participants, domain, scores, elo_changes, created_at FROM matches WHERE debate_id = ?1
         """
         r = self._db.fetchone(GET_MATCH_BY_DEBATE_SQLITE, (check_text(debate_id),))
-        if r is None:
-            return None
-        return Match(
-            r[0],
-            r[1],
-            r[2],
-            json.loads(r[3]),
-            r[4],
-            json.loads(r[5]),
-            json.loads(r[6]),
-            decode_timestamptz(r[7]),
-        )
+        return None if r is None else _match__from_sqlite(r)
 
     def list_recent_matches(self, *, domain: str, lim: int) -> list[Match]:
-        """Run ListRecentMatches (:many).
+        """Run ListRecentMatches (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, winner, participants, domain, scores, elo_changes, created_at FROM matches WHERE domain = $1 ORDER BY created_at DESC, id DESC LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, winner, participants, domain, scores, elo_changes, created_at FROM matches WHERE domain = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2
         """
-        return [
-            Match(
-                r[0],
-                r[1],
-                r[2],
-                json.loads(r[3]),
-                r[4],
-                json.loads(r[5]),
-                json.loads(r[6]),
-                decode_timestamptz(r[7]),
+        return list(
+            map(
+                _match__from_sqlite,
+                self._db.fetchall(
+                    LIST_RECENT_MATCHES_SQLITE,
+                    (check_text(domain), check_row_count(check_int4(lim))),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_RECENT_MATCHES_SQLITE, (check_text(domain), check_row_count(check_int4(lim)))
-            )
-        ]
+        )
 
     def append_elo_history(
         self, *, agent_name: str, domain: str, elo: float, debate_id: str | None
     ) -> None:
-        """Run AppendEloHistory (:exec).
+        """Run AppendEloHistory (:exec) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO elo_history (agent_name, domain, elo, debate_id) VALUES ($1, $2, $3, $4)
-
-        Returns:
-            Nothing.
+            INSERT INTO elo_history (agent_name, domain, elo, debate_id) VALUES (?1, ?2, ?3, ?4)
         """
         self._db.execute(
             APPEND_ELO_HISTORY_SQLITE,
@@ -694,65 +643,51 @@ class EloSyncRepository:
         )
 
     def get_elo_history(self, *, agent_name: str, domain: str, lim: int) -> list[EloHistory]:
-        """Run GetEloHistory (:many).
+        """Run GetEloHistory (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, agent_name, domain, elo, debate_id, created_at FROM elo_history WHERE agent_name = $1 AND domain = $2 ORDER BY id DESC LIMIT $3
-
-        Returns:
-            Every matching row.
+            SELECT id, agent_name, domain, elo, debate_id, created_at FROM elo_history WHERE agent_name = ?1 AND domain = ?2 ORDER BY id DESC LIMIT ?3
         """
-        return [
-            EloHistory(r[0], r[1], r[2], float(r[3]), r[4], decode_timestamptz(r[5]))
-            for r in self._db.fetchall(
-                GET_ELO_HISTORY_SQLITE,
-                (check_text(agent_name), check_text(domain), check_row_count(check_int4(lim))),
-            )
-        ]
-
-    def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
-        """Run Leaderboard (:many).
-
-        SQL (PostgreSQL)::
-
-            SELECT agent_name, elo, wins, losses, draws, debates_count,
-                   wins::float8 / NULLIF(wins + losses + draws, 0) AS win_rate
-            FROM ratings
-            WHERE domain = $1
-            ORDER BY elo DESC, agent_name
-            LIMIT $3 OFFSET $2
-
-        Returns:
-            Every matching row.
-        """
-        return [
-            LeaderboardRow(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6])
-            for r in self._db.fetchall(
-                LEADERBOARD_SQLITE,
-                (
-                    check_text(domain),
-                    check_row_count(check_int4(off)),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _elo_history_from_sqlite,
+                self._db.fetchall(
+                    GET_ELO_HISTORY_SQLITE,
+                    (check_text(agent_name), check_text(domain), check_row_count(check_int4(lim))),
                 ),
             )
-        ]
+        )
+
+    def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
+        """Run Leaderboard (:many) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            SELECT agent_name, elo, wins, losses, draws, debates_count, CAST(wins AS REAL) / NULLIF(wins + losses + draws, 0) AS win_rate FROM ratings WHERE domain = ?1 ORDER BY elo DESC, agent_name LIMIT ?3 OFFSET ?2
+        """
+        return list(
+            map(
+                _leaderboard_row_from_sqlite,
+                self._db.fetchall(
+                    LEADERBOARD_SQLITE,
+                    (
+                        check_text(domain),
+                        check_row_count(check_int4(off)),
+                        check_row_count(check_int4(lim)),
+                    ),
+                ),
+            )
+        )
 
     def record_calibration_prediction(
         self, *, tournament_id: str, predictor_agent: str, predicted_winner: str, confidence: float
     ) -> CalibrationPrediction | None:
-        """Run RecordCalibrationPrediction (:one).
+        """Run RecordCalibrationPrediction (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO calibration_predictions (tournament_id, predictor_agent, predicted_winner, confidence)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (tournament_id, predictor_agent) DO UPDATE
-            SET predicted_winner = EXCLUDED.predicted_winner, confidence = EXCLUDED.confidence
-            RETURNING id, tournament_id, predictor_agent, predicted_winner, confidence, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO calibration_predictions (tournament_id, predictor_agent, predicted_winner, confidence) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tournament_id, predictor_agent) DO UPDATE SET predicted_winner = EXCLUDED.predicted_winner, confidence = EXCLUDED.confidence RETURNING id, tournament_id, predictor_agent, predicted_winner, confidence, created_at
         """
         r = self._db.fetchone(
             RECORD_CALIBRATION_PREDICTION_SQLITE,
@@ -763,89 +698,70 @@ class EloSyncRepository:
                 confidence,
             ),
         )
-        if r is None:
-            return None
-        return CalibrationPrediction(r[0], r[1], r[2], r[3], float(r[4]), decode_timestamptz(r[5]))
+        return None if r is None else _calibration_prediction_from_sqlite(r)
 
     def list_calibration_predictions(self, *, tournament_id: str) -> list[CalibrationPrediction]:
-        """Run ListCalibrationPredictions (:many).
+        """Run ListCalibrationPredictions (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, tournament_id, predictor_agent, predicted_winner, confidence, created_at FROM calibration_predictions WHERE tournament_id = $1 ORDER BY predictor_agent
-
-        Returns:
-            Every matching row.
+            SELECT id, tournament_id, predictor_agent, predicted_winner, confidence, created_at FROM calibration_predictions WHERE tournament_id = ?1 ORDER BY predictor_agent
         """
-        return [
-            CalibrationPrediction(r[0], r[1], r[2], r[3], float(r[4]), decode_timestamptz(r[5]))
-            for r in self._db.fetchall(
-                LIST_CALIBRATION_PREDICTIONS_SQLITE, (check_text(tournament_id),)
+        return list(
+            map(
+                _calibration_prediction_from_sqlite,
+                self._db.fetchall(
+                    LIST_CALIBRATION_PREDICTIONS_SQLITE, (check_text(tournament_id),)
+                ),
             )
-        ]
+        )
 
     def record_domain_calibration(
         self, *, agent_name: str, domain: str, correct: bool, brier: float
     ) -> DomainCalibration | None:
-        """Run RecordDomainCalibration (:one).
+        """Run RecordDomainCalibration (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO domain_calibration (agent_name, domain, total_predictions, total_correct, brier_sum)
-            VALUES ($1, $2, 1, CASE WHEN $3::boolean THEN 1 ELSE 0 END, $4::float8)
-            ON CONFLICT (agent_name, domain) DO UPDATE
-            SET total_predictions = domain_calibration.total_predictions + 1,
-                total_correct = domain_calibration.total_correct + EXCLUDED.total_correct,
-                brier_sum = domain_calibration.brier_sum + EXCLUDED.brier_sum,
-                updated_at = now()
-            RETURNING agent_name, domain, total_predictions, total_correct, brier_sum, updated_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO domain_calibration (agent_name, domain, total_predictions, total_correct, brier_sum) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS REAL)) ON CONFLICT(agent_name, domain) DO UPDATE SET total_predictions = domain_calibration.total_predictions + 1, total_correct = domain_calibration.total_correct + EXCLUDED.total_correct, brier_sum = domain_calibration.brier_sum + EXCLUDED.brier_sum, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_name, domain, total_predictions, total_correct, brier_sum, updated_at
         """
         r = self._db.fetchone(
             RECORD_DOMAIN_CALIBRATION_SQLITE,
             (check_text(agent_name), check_text(domain), correct, brier),
         )
-        if r is None:
-            return None
-        return DomainCalibration(r[0], r[1], r[2], r[3], float(r[4]), decode_timestamptz(r[5]))
+        return None if r is None else _domain_calibration_from_sqlite(r)
 
     def get_calibration_summary(self, *, agent_name: str) -> list[GetCalibrationSummaryRow]:
-        """Run GetCalibrationSummary (:many).
+        """Run GetCalibrationSummary (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT domain, total_predictions, total_correct,
-                   brier_sum / NULLIF(total_predictions, 0) AS brier_score
-            FROM domain_calibration WHERE agent_name = $1 ORDER BY domain
-
-        Returns:
-            Every matching row.
+            SELECT domain, total_predictions, total_correct, brier_sum / NULLIF(total_predictions, 0) AS brier_score FROM domain_calibration WHERE agent_name = ?1 ORDER BY domain
         """
-        return [
-            GetCalibrationSummaryRow(r[0], r[1], r[2], r[3])
-            for r in self._db.fetchall(GET_CALIBRATION_SUMMARY_SQLITE, (check_text(agent_name),))
-        ]
+        return list(
+            map(
+                _get_calibration_summary_row_from_sqlite,
+                self._db.fetchall(GET_CALIBRATION_SUMMARY_SQLITE, (check_text(agent_name),)),
+            )
+        )
 
 
-class SqliteEloRepository(EloRepository):
-    """EloRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteEloRepository(SqliteRepository[EloSyncRepository], EloRepository):
+    """EloRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = EloSyncRepository(db.connection)
-        self._read = None if db.reader is None else EloSyncRepository(db.reader)
+        super().__init__(db, EloSyncRepository)
 
     async def get_rating(self, *, agent_name: str, domain: str) -> Rating | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_rating(agent_name=agent_name, domain=domain)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_rating, agent_name=agent_name, domain=domain)
+        return await self._db.read(
+            EloSyncRepository.get_rating,
+            self._sync,
+            self._read,
+            agent_name=agent_name,
+            domain=domain,
+        )
 
     async def ensure_rating(self, *, agent_name: str, domain: str, elo: float) -> Rating | None:
         return await self._db.run(
@@ -884,12 +800,9 @@ class SqliteEloRepository(EloRepository):
         )
 
     async def get_match_by_debate(self, *, debate_id: str) -> Match | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_match_by_debate(debate_id=debate_id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_match_by_debate, debate_id=debate_id)
+        return await self._db.read(
+            EloSyncRepository.get_match_by_debate, self._sync, self._read, debate_id=debate_id
+        )
 
     async def list_recent_matches(self, *, domain: str, lim: int) -> list[Match]:
         return await self._db.run(self._sync.list_recent_matches, domain=domain, lim=lim)

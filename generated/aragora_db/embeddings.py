@@ -9,10 +9,10 @@ import abc
 from typing import Final
 
 from aragora_db.models import Embedding
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_int4, check_text, decode_timestamptz, encode_json
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
+from aragora_repos.types import DbRow
 
 SAVE_EMBEDDING: Final = """-- name: SaveEmbedding :one
 INSERT INTO embeddings (id, content_hash, source_type, source_id, model, dimensions, vector)
@@ -42,6 +42,14 @@ DELETE_EMBEDDINGS_FOR_SOURCE: Final = """-- name: DeleteEmbeddingsForSource :exe
 DELETE FROM embeddings WHERE source_type = $1 AND source_id = $2"""
 DELETE_EMBEDDINGS_FOR_SOURCE_SQLITE: Final = """-- name: DeleteEmbeddingsForSource :execrows
 DELETE FROM embeddings WHERE source_type = ?1 AND source_id = ?2"""
+
+
+def _embedding_from_pg(r: DbRow) -> Embedding:
+    return Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+
+
+def _embedding_from_sqlite(r: DbRow) -> Embedding:
+    return Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
 
 
 class EmbeddingsRepository(abc.ABC):
@@ -150,15 +158,11 @@ class PostgresEmbeddingsRepository(EmbeddingsRepository):
             (id, content_hash, source_type, source_id, model, dimensions, vector),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _embedding_from_pg(r)
 
     async def get_embedding_by_hash(self, *, content_hash: str) -> Embedding | None:
         r = await self._db.fetchrow(GET_EMBEDDING_BY_HASH, (content_hash,), readonly=True)
-        if r is None:
-            return None
-        return Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _embedding_from_pg(r)
 
     async def list_embeddings_for_source(
         self, *, source_type: str, source_id: str
@@ -166,11 +170,11 @@ class PostgresEmbeddingsRepository(EmbeddingsRepository):
         rows = await self._db.fetch(
             LIST_EMBEDDINGS_FOR_SOURCE, (source_type, source_id), readonly=True
         )
-        return [Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return list(map(_embedding_from_pg, rows))
 
     async def get_embeddings_by_hashes(self, *, hashes: list[str]) -> list[Embedding]:
         rows = await self._db.fetch(GET_EMBEDDINGS_BY_HASHES, (hashes,), readonly=True)
-        return [Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return list(map(_embedding_from_pg, rows))
 
     async def delete_embeddings_for_source(self, *, source_type: str, source_id: str) -> int:
         return await self._db.execute(DELETE_EMBEDDINGS_FOR_SOURCE, (source_type, source_id))
@@ -195,18 +199,11 @@ class EmbeddingsSyncRepository:
         dimensions: int,
         vector: bytes,
     ) -> Embedding | None:
-        """Run SaveEmbedding (:one).
+        """Run SaveEmbedding (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO embeddings (id, content_hash, source_type, source_id, model, dimensions, vector)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            ON CONFLICT (content_hash) DO UPDATE
-            SET model = EXCLUDED.model, dimensions = EXCLUDED.dimensions, vector = EXCLUDED.vector
-            RETURNING id, content_hash, source_type, source_id, model, dimensions, vector, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO embeddings (id, content_hash, source_type, source_id, model, dimensions, vector) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(content_hash) DO UPDATE SET model = EXCLUDED.model, dimensions = EXCLUDED.dimensions, vector = EXCLUDED.vector RETURNING id, content_hash, source_type, source_id, model, dimensions, vector, created_at
         """
         r = self._db.fetchone(
             SAVE_EMBEDDING_SQLITE,
@@ -220,83 +217,70 @@ class EmbeddingsSyncRepository:
                 vector,
             ),
         )
-        if r is None:
-            return None
-        return Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
+        return None if r is None else _embedding_from_sqlite(r)
 
     def get_embedding_by_hash(self, *, content_hash: str) -> Embedding | None:
-        """Run GetEmbeddingByHash (:one).
+        """Run GetEmbeddingByHash (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, content_hash, source_type, source_id, model, dimensions, vector, created_at FROM embeddings WHERE content_hash = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, content_hash, source_type, source_id, model, dimensions, vector, created_at FROM embeddings WHERE content_hash = ?1
         """
         r = self._db.fetchone(GET_EMBEDDING_BY_HASH_SQLITE, (check_text(content_hash),))
-        if r is None:
-            return None
-        return Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
+        return None if r is None else _embedding_from_sqlite(r)
 
     def list_embeddings_for_source(self, *, source_type: str, source_id: str) -> list[Embedding]:
-        """Run ListEmbeddingsForSource (:many).
+        """Run ListEmbeddingsForSource (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, content_hash, source_type, source_id, model, dimensions, vector, created_at FROM embeddings WHERE source_type = $1 AND source_id = $2 ORDER BY created_at, id
-
-        Returns:
-            Every matching row.
+            SELECT id, content_hash, source_type, source_id, model, dimensions, vector, created_at FROM embeddings WHERE source_type = ?1 AND source_id = ?2 ORDER BY created_at, id
         """
-        return [
-            Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
-            for r in self._db.fetchall(
-                LIST_EMBEDDINGS_FOR_SOURCE_SQLITE, (check_text(source_type), check_text(source_id))
+        return list(
+            map(
+                _embedding_from_sqlite,
+                self._db.fetchall(
+                    LIST_EMBEDDINGS_FOR_SOURCE_SQLITE,
+                    (check_text(source_type), check_text(source_id)),
+                ),
             )
-        ]
+        )
 
     def get_embeddings_by_hashes(self, *, hashes: list[str]) -> list[Embedding]:
-        """Run GetEmbeddingsByHashes (:many).
+        """Run GetEmbeddingsByHashes (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, content_hash, source_type, source_id, model, dimensions, vector, created_at FROM embeddings WHERE content_hash = ANY($1::text[]) ORDER BY content_hash
-
-        Returns:
-            Every matching row.
+            SELECT id, content_hash, source_type, source_id, model, dimensions, vector, created_at FROM embeddings WHERE content_hash IN (SELECT value FROM JSON_EACH(?1)) ORDER BY content_hash
         """
-        return [
-            Embedding(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
-            for r in self._db.fetchall(
-                GET_EMBEDDINGS_BY_HASHES_SQLITE, (encode_json([check_text(x) for x in hashes]),)
+        return list(
+            map(
+                _embedding_from_sqlite,
+                self._db.fetchall(
+                    GET_EMBEDDINGS_BY_HASHES_SQLITE, (encode_json([check_text(x) for x in hashes]),)
+                ),
             )
-        ]
+        )
 
     def delete_embeddings_for_source(self, *, source_type: str, source_id: str) -> int:
-        """Run DeleteEmbeddingsForSource (:execrows).
+        """Run DeleteEmbeddingsForSource (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM embeddings WHERE source_type = $1 AND source_id = $2
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM embeddings WHERE source_type = ?1 AND source_id = ?2
         """
         return self._db.execute(
             DELETE_EMBEDDINGS_FOR_SOURCE_SQLITE, (check_text(source_type), check_text(source_id))
         )
 
 
-class SqliteEmbeddingsRepository(EmbeddingsRepository):
-    """EmbeddingsRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteEmbeddingsRepository(SqliteRepository[EmbeddingsSyncRepository], EmbeddingsRepository):
+    """EmbeddingsRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = EmbeddingsSyncRepository(db.connection)
-        self._read = None if db.reader is None else EmbeddingsSyncRepository(db.reader)
+        super().__init__(db, EmbeddingsSyncRepository)
 
     async def save_embedding(
         self,
@@ -321,12 +305,12 @@ class SqliteEmbeddingsRepository(EmbeddingsRepository):
         )
 
     async def get_embedding_by_hash(self, *, content_hash: str) -> Embedding | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_embedding_by_hash(content_hash=content_hash)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_embedding_by_hash, content_hash=content_hash)
+        return await self._db.read(
+            EmbeddingsSyncRepository.get_embedding_by_hash,
+            self._sync,
+            self._read,
+            content_hash=content_hash,
+        )
 
     async def list_embeddings_for_source(
         self, *, source_type: str, source_id: str

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import Insight
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -19,10 +21,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 SAVE_INSIGHT: Final = """-- name: SaveInsight :one
 INSERT INTO insights (id, debate_id, type, title, description, confidence, agents, evidence)
@@ -69,6 +68,32 @@ class InsightTypeCountsRow:
     insights: int
     avg_confidence: float
     latest: datetime
+
+
+def _insight_from_pg(r: DbRow) -> Insight:
+    return Insight(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _insight_from_sqlite(r: DbRow) -> Insight:
+    return Insight(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        float(r[5]),
+        json.loads(r[6]),
+        json.loads(r[7]),
+        decode_timestamptz(r[8]),
+    )
+
+
+def _insight_type_counts_row_from_pg(r: DbRow) -> InsightTypeCountsRow:
+    return InsightTypeCountsRow(r[0], r[1], r[2], r[3])
+
+
+def _insight_type_counts_row_from_sqlite(r: DbRow) -> InsightTypeCountsRow:
+    return InsightTypeCountsRow(r[0], r[1], float(r[2]), decode_timestamptz(r[3]))
 
 
 class InsightsRepository(abc.ABC):
@@ -191,27 +216,23 @@ class PostgresInsightsRepository(InsightsRepository):
             (id, debate_id, type, title, description, confidence, agents, evidence),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Insight(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _insight_from_pg(r)
 
     async def get_insight(self, *, id: str) -> Insight | None:
         r = await self._db.fetchrow(GET_INSIGHT, (id,), readonly=True)
-        if r is None:
-            return None
-        return Insight(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _insight_from_pg(r)
 
     async def list_insights_by_type(self, *, type: str, off: int, lim: int) -> list[Insight]:
         rows = await self._db.fetch(LIST_INSIGHTS_BY_TYPE, (type, off, lim), readonly=True)
-        return [Insight(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return list(map(_insight_from_pg, rows))
 
     async def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:
         rows = await self._db.fetch(LIST_INSIGHTS_FOR_DEBATE, (debate_id,), readonly=True)
-        return [Insight(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return list(map(_insight_from_pg, rows))
 
     async def insight_type_counts(self) -> list[InsightTypeCountsRow]:
         rows = await self._db.fetch(INSIGHT_TYPE_COUNTS, (), readonly=True)
-        return [InsightTypeCountsRow(r[0], r[1], r[2], r[3]) for r in rows]
+        return list(map(_insight_type_counts_row_from_pg, rows))
 
     async def delete_insight(self, *, id: str) -> int:
         return await self._db.execute(DELETE_INSIGHT, (id,))
@@ -237,19 +258,11 @@ class InsightsSyncRepository:
         agents: list[str],
         evidence: JSON,
     ) -> Insight | None:
-        """Run SaveInsight (:one).
+        """Run SaveInsight (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO insights (id, debate_id, type, title, description, confidence, agents, evidence)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            ON CONFLICT (id) DO UPDATE
-            SET title = EXCLUDED.title, description = EXCLUDED.description,
-                confidence = EXCLUDED.confidence, agents = EXCLUDED.agents, evidence = EXCLUDED.evidence
-            RETURNING id, debate_id, type, title, description, confidence, agents, evidence, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO insights (id, debate_id, type, title, description, confidence, agents, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description, confidence = EXCLUDED.confidence, agents = EXCLUDED.agents, evidence = EXCLUDED.evidence RETURNING id, debate_id, type, title, description, confidence, agents, evidence, created_at
         """
         r = self._db.fetchone(
             SAVE_INSIGHT_SQLITE,
@@ -264,143 +277,87 @@ class InsightsSyncRepository:
                 encode_json(evidence),
             ),
         )
-        if r is None:
-            return None
-        return Insight(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            float(r[5]),
-            json.loads(r[6]),
-            json.loads(r[7]),
-            decode_timestamptz(r[8]),
-        )
+        return None if r is None else _insight_from_sqlite(r)
 
     def get_insight(self, *, id: str) -> Insight | None:
-        """Run GetInsight (:one).
+        """Run GetInsight (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, type, title, description, confidence, agents, evidence, created_at FROM insights WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, debate_id, type, title, description, confidence, agents, evidence, created_at FROM insights WHERE id = ?1
         """
         r = self._db.fetchone(GET_INSIGHT_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return Insight(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            float(r[5]),
-            json.loads(r[6]),
-            json.loads(r[7]),
-            decode_timestamptz(r[8]),
-        )
+        return None if r is None else _insight_from_sqlite(r)
 
     def list_insights_by_type(self, *, type: str, off: int, lim: int) -> list[Insight]:
-        """Run ListInsightsByType (:many).
+        """Run ListInsightsByType (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, type, title, description, confidence, agents, evidence, created_at FROM insights WHERE type = $1 ORDER BY created_at DESC, id LIMIT $3 OFFSET $2
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, type, title, description, confidence, agents, evidence, created_at FROM insights WHERE type = ?1 ORDER BY created_at DESC, id LIMIT ?3 OFFSET ?2
         """
-        return [
-            Insight(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                float(r[5]),
-                json.loads(r[6]),
-                json.loads(r[7]),
-                decode_timestamptz(r[8]),
-            )
-            for r in self._db.fetchall(
-                LIST_INSIGHTS_BY_TYPE_SQLITE,
-                (
-                    check_text(type),
-                    check_row_count(check_int4(off)),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _insight_from_sqlite,
+                self._db.fetchall(
+                    LIST_INSIGHTS_BY_TYPE_SQLITE,
+                    (
+                        check_text(type),
+                        check_row_count(check_int4(off)),
+                        check_row_count(check_int4(lim)),
+                    ),
                 ),
             )
-        ]
+        )
 
     def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:
-        """Run ListInsightsForDebate (:many).
+        """Run ListInsightsForDebate (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, debate_id, type, title, description, confidence, agents, evidence, created_at FROM insights WHERE debate_id = $1 ORDER BY confidence DESC, id
-
-        Returns:
-            Every matching row.
+            SELECT id, debate_id, type, title, description, confidence, agents, evidence, created_at FROM insights WHERE debate_id = ?1 ORDER BY confidence DESC, id
         """
-        return [
-            Insight(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                float(r[5]),
-                json.loads(r[6]),
-                json.loads(r[7]),
-                decode_timestamptz(r[8]),
+        return list(
+            map(
+                _insight_from_sqlite,
+                self._db.fetchall(
+                    LIST_INSIGHTS_FOR_DEBATE_SQLITE,
+                    (None if debate_id is None else check_text(debate_id),),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_INSIGHTS_FOR_DEBATE_SQLITE,
-                (None if debate_id is None else check_text(debate_id),),
-            )
-        ]
+        )
 
     def insight_type_counts(self) -> list[InsightTypeCountsRow]:
-        """Run InsightTypeCounts (:many).
+        """Run InsightTypeCounts (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT type, count(*) AS insights, avg(confidence) AS avg_confidence, max(created_at) AS latest
-            FROM insights GROUP BY type ORDER BY insights DESC, type
-
-        Returns:
-            Every matching row.
+            SELECT type, COUNT(*) AS insights, AVG(confidence) AS avg_confidence, MAX(created_at) AS latest FROM insights GROUP BY type ORDER BY insights DESC NULLS FIRST, type
         """
-        return [
-            InsightTypeCountsRow(r[0], r[1], float(r[2]), decode_timestamptz(r[3]))
-            for r in self._db.fetchall(INSIGHT_TYPE_COUNTS_SQLITE, ())
-        ]
+        return list(
+            map(
+                _insight_type_counts_row_from_sqlite,
+                self._db.fetchall(INSIGHT_TYPE_COUNTS_SQLITE, ()),
+            )
+        )
 
     def delete_insight(self, *, id: str) -> int:
-        """Run DeleteInsight (:execrows).
+        """Run DeleteInsight (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM insights WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM insights WHERE id = ?1
         """
         return self._db.execute(DELETE_INSIGHT_SQLITE, (check_text(id),))
 
 
-class SqliteInsightsRepository(InsightsRepository):
-    """InsightsRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteInsightsRepository(SqliteRepository[InsightsSyncRepository], InsightsRepository):
+    """InsightsRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = InsightsSyncRepository(db.connection)
-        self._read = None if db.reader is None else InsightsSyncRepository(db.reader)
+        super().__init__(db, InsightsSyncRepository)
 
     async def save_insight(
         self,
@@ -427,12 +384,9 @@ class SqliteInsightsRepository(InsightsRepository):
         )
 
     async def get_insight(self, *, id: str) -> Insight | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_insight(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_insight, id=id)
+        return await self._db.read(
+            InsightsSyncRepository.get_insight, self._sync, self._read, id=id
+        )
 
     async def list_insights_by_type(self, *, type: str, off: int, lim: int) -> list[Insight]:
         return await self._db.run(self._sync.list_insights_by_type, type=type, off=off, lim=lim)

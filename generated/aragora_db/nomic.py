@@ -20,6 +20,8 @@ from aragora_db.models import (
     NomicRollback,
     StreamEvent,
 )
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -28,10 +30,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 SAVE_CYCLE: Final = """-- name: SaveCycle :one
 INSERT INTO nomic_cycles (loop_id, cycle_number, phase, stage, task_description, total_tasks)
@@ -238,6 +237,147 @@ class FileChurnRow:
     file_path: str
     changes: int
     lines: int
+
+
+def _nomic_cycle_from_pg(r: DbRow) -> NomicCycle:
+    return NomicCycle(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+
+
+def _nomic_cycle_from_sqlite(r: DbRow) -> NomicCycle:
+    return NomicCycle(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        decode_timestamptz(r[4]),
+        None if r[5] is None else decode_timestamptz(r[5]),
+        None if r[6] is None else bool(r[6]),
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+    )
+
+
+def _complete_task_row_from_pg(r: DbRow) -> CompleteTaskRow:
+    return CompleteTaskRow(r[0], r[1])
+
+
+def _complete_task_row_from_sqlite(r: DbRow) -> CompleteTaskRow:
+    return CompleteTaskRow(r[0], r[1])
+
+
+def _loop_summary_row_from_pg(r: DbRow) -> LoopSummaryRow:
+    return LoopSummaryRow(r[0], r[1], r[2], r[3])
+
+
+def _loop_summary_row_from_sqlite(r: DbRow) -> LoopSummaryRow:
+    return LoopSummaryRow(r[0], r[1], r[2], r[3])
+
+
+def _stream_event_from_pg(r: DbRow) -> StreamEvent:
+    return StreamEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _stream_event_from_sqlite(r: DbRow) -> StreamEvent:
+    return StreamEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], decode_timestamptz(r[6]))
+
+
+def _count_stream_events_by_type_row_from_pg(r: DbRow) -> CountStreamEventsByTypeRow:
+    return CountStreamEventsByTypeRow(r[0], r[1])
+
+
+def _count_stream_events_by_type_row_from_sqlite(r: DbRow) -> CountStreamEventsByTypeRow:
+    return CountStreamEventsByTypeRow(r[0], r[1])
+
+
+def _agent_metric_from_pg(r: DbRow) -> AgentMetric:
+    return AgentMetric(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
+    )
+
+
+def _agent_metric_from_sqlite(r: DbRow) -> AgentMetric:
+    return AgentMetric(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        None if r[11] is None else float(r[11]),
+        r[12],
+        decode_timestamptz(r[13]),
+    )
+
+
+def _agent_metrics_totals_row_from_pg(r: DbRow) -> AgentMetricsTotalsRow:
+    return AgentMetricsTotalsRow(r[0], r[1], r[2], r[3], r[4])
+
+
+def _agent_metrics_totals_row_from_sqlite(r: DbRow) -> AgentMetricsTotalsRow:
+    return AgentMetricsTotalsRow(r[0], r[1], r[2], r[3], None if r[4] is None else float(r[4]))
+
+
+def _nomic_rollback_from_pg(r: DbRow) -> NomicRollback:
+    return NomicRollback(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+
+
+def _nomic_rollback_from_sqlite(r: DbRow) -> NomicRollback:
+    return NomicRollback(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        json.loads(r[8]),
+        r[9],
+        r[10],
+        decode_timestamptz(r[11]),
+    )
+
+
+def _cycle_evolution_from_pg(r: DbRow) -> CycleEvolution:
+    return CycleEvolution(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _cycle_evolution_from_sqlite(r: DbRow) -> CycleEvolution:
+    return CycleEvolution(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        json.loads(r[5]),
+        json.loads(r[6]),
+        json.loads(r[7]),
+        decode_timestamptz(r[8]),
+    )
+
+
+def _cycle_file_change_from_pg(r: DbRow) -> CycleFileChange:
+    return CycleFileChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+
+
+def _cycle_file_change_from_sqlite(r: DbRow) -> CycleFileChange:
+    return CycleFileChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
+
+
+def _file_churn_row_from_pg(r: DbRow) -> FileChurnRow:
+    return FileChurnRow(r[0], r[1], r[2])
+
+
+def _file_churn_row_from_sqlite(r: DbRow) -> FileChurnRow:
+    return FileChurnRow(r[0], r[1], r[2])
 
 
 class NomicRepository(abc.ABC):
@@ -644,9 +784,7 @@ class PostgresNomicRepository(NomicRepository):
             (loop_id, cycle_number, phase, stage, task_description, total_tasks),
             readonly=False,
         )
-        if r is None:
-            return None
-        return NomicCycle(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _nomic_cycle_from_pg(r)
 
     async def update_cycle_phase(
         self, *, loop_id: str, cycle_number: int, phase: str, stage: str
@@ -654,15 +792,11 @@ class PostgresNomicRepository(NomicRepository):
         r = await self._db.fetchrow(
             UPDATE_CYCLE_PHASE, (loop_id, cycle_number, phase, stage), readonly=False
         )
-        if r is None:
-            return None
-        return NomicCycle(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _nomic_cycle_from_pg(r)
 
     async def complete_task(self, *, loop_id: str, cycle_number: int) -> CompleteTaskRow | None:
         r = await self._db.fetchrow(COMPLETE_TASK, (loop_id, cycle_number), readonly=False)
-        if r is None:
-            return None
-        return CompleteTaskRow(r[0], r[1])
+        return None if r is None else _complete_task_row_from_pg(r)
 
     async def finish_cycle(
         self,
@@ -678,34 +812,23 @@ class PostgresNomicRepository(NomicRepository):
             (success, git_commit, error_message, loop_id, cycle_number),
             readonly=False,
         )
-        if r is None:
-            return None
-        return NomicCycle(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _nomic_cycle_from_pg(r)
 
     async def get_cycle(self, *, loop_id: str, cycle_number: int) -> NomicCycle | None:
         r = await self._db.fetchrow(GET_CYCLE, (loop_id, cycle_number), readonly=True)
-        if r is None:
-            return None
-        return NomicCycle(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _nomic_cycle_from_pg(r)
 
     async def list_cycles(self, *, loop_id: str) -> list[NomicCycle]:
         rows = await self._db.fetch(LIST_CYCLES, (loop_id,), readonly=True)
-        return [
-            NomicCycle(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-            for r in rows
-        ]
+        return list(map(_nomic_cycle_from_pg, rows))
 
     async def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
         r = await self._db.fetchrow(LATEST_CYCLE, (loop_id,), readonly=True)
-        if r is None:
-            return None
-        return NomicCycle(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        return None if r is None else _nomic_cycle_from_pg(r)
 
     async def loop_summary(self, *, loop_id: str) -> LoopSummaryRow | None:
         r = await self._db.fetchrow(LOOP_SUMMARY, (loop_id,), readonly=True)
-        if r is None:
-            return None
-        return LoopSummaryRow(r[0], r[1], r[2], r[3])
+        return None if r is None else _loop_summary_row_from_pg(r)
 
     async def append_stream_event(
         self, *, loop_id: str, cycle: int, event_type: str, event_data: JSON, agent: str | None
@@ -727,7 +850,7 @@ class PostgresNomicRepository(NomicRepository):
 
     async def list_stream_events(self, *, loop_id: str, cycle: int) -> list[StreamEvent]:
         rows = await self._db.fetch(LIST_STREAM_EVENTS, (loop_id, cycle), readonly=True)
-        return [StreamEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return list(map(_stream_event_from_pg, rows))
 
     async def list_stream_events_after(
         self, *, loop_id: str, after_id: int, lim: int
@@ -735,13 +858,13 @@ class PostgresNomicRepository(NomicRepository):
         rows = await self._db.fetch(
             LIST_STREAM_EVENTS_AFTER, (loop_id, after_id, lim), readonly=True
         )
-        return [StreamEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return list(map(_stream_event_from_pg, rows))
 
     async def count_stream_events_by_type(
         self, *, loop_id: str
     ) -> list[CountStreamEventsByTypeRow]:
         rows = await self._db.fetch(COUNT_STREAM_EVENTS_BY_TYPE, (loop_id,), readonly=True)
-        return [CountStreamEventsByTypeRow(r[0], r[1]) for r in rows]
+        return list(map(_count_stream_events_by_type_row_from_pg, rows))
 
     async def record_agent_metrics(
         self,
@@ -777,15 +900,11 @@ class PostgresNomicRepository(NomicRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return AgentMetric(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
-        )
+        return None if r is None else _agent_metric_from_pg(r)
 
     async def agent_metrics_totals(self, *, loop_id: str) -> list[AgentMetricsTotalsRow]:
         rows = await self._db.fetch(AGENT_METRICS_TOTALS, (loop_id,), readonly=True)
-        return [AgentMetricsTotalsRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return list(map(_agent_metrics_totals_row_from_pg, rows))
 
     async def record_rollback(
         self,
@@ -819,18 +938,11 @@ class PostgresNomicRepository(NomicRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return NomicRollback(
-            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
-        )
+        return None if r is None else _nomic_rollback_from_pg(r)
 
     async def list_rollbacks(self, *, loop_id: str) -> list[NomicRollback]:
         rows = await self._db.fetch(LIST_ROLLBACKS, (loop_id,), readonly=True)
-        return [
-            NomicRollback(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-            for r in rows
-        ]
+        return list(map(_nomic_rollback_from_pg, rows))
 
     async def record_evolution(
         self,
@@ -856,13 +968,11 @@ class PostgresNomicRepository(NomicRepository):
             ),
             readonly=False,
         )
-        if r is None:
-            return None
-        return CycleEvolution(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _cycle_evolution_from_pg(r)
 
     async def list_evolution(self, *, loop_id: str) -> list[CycleEvolution]:
         rows = await self._db.fetch(LIST_EVOLUTION, (loop_id,), readonly=True)
-        return [CycleEvolution(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return list(map(_cycle_evolution_from_pg, rows))
 
     async def record_file_change(
         self,
@@ -879,17 +989,15 @@ class PostgresNomicRepository(NomicRepository):
             (loop_id, cycle_number, file_path, change_type, lines_added, lines_removed),
             readonly=False,
         )
-        if r is None:
-            return None
-        return CycleFileChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _cycle_file_change_from_pg(r)
 
     async def list_file_changes(self, *, loop_id: str, cycle_number: int) -> list[CycleFileChange]:
         rows = await self._db.fetch(LIST_FILE_CHANGES, (loop_id, cycle_number), readonly=True)
-        return [CycleFileChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return list(map(_cycle_file_change_from_pg, rows))
 
     async def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
         rows = await self._db.fetch(FILE_CHURN, (loop_id, lim), readonly=True)
-        return [FileChurnRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_file_churn_row_from_pg, rows))
 
 
 class NomicSyncRepository:
@@ -910,19 +1018,11 @@ class NomicSyncRepository:
         task_description: str | None,
         total_tasks: int,
     ) -> NomicCycle | None:
-        """Run SaveCycle (:one).
+        """Run SaveCycle (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO nomic_cycles (loop_id, cycle_number, phase, stage, task_description, total_tasks)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (loop_id, cycle_number) DO UPDATE
-            SET phase = EXCLUDED.phase, stage = EXCLUDED.stage,
-                task_description = EXCLUDED.task_description, total_tasks = EXCLUDED.total_tasks
-            RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO nomic_cycles (loop_id, cycle_number, phase, stage, task_description, total_tasks) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(loop_id, cycle_number) DO UPDATE SET phase = EXCLUDED.phase, stage = EXCLUDED.stage, task_description = EXCLUDED.task_description, total_tasks = EXCLUDED.total_tasks RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
         """
         r = self._db.fetchone(
             SAVE_CYCLE_SQLITE,
@@ -935,73 +1035,32 @@ class NomicSyncRepository:
                 check_int4(total_tasks),
             ),
         )
-        if r is None:
-            return None
-        return NomicCycle(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            decode_timestamptz(r[4]),
-            None if r[5] is None else decode_timestamptz(r[5]),
-            None if r[6] is None else bool(r[6]),
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-        )
+        return None if r is None else _nomic_cycle_from_sqlite(r)
 
     def update_cycle_phase(
         self, *, loop_id: str, cycle_number: int, phase: str, stage: str
     ) -> NomicCycle | None:
-        """Run UpdateCyclePhase (:one).
+        """Run UpdateCyclePhase (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE nomic_cycles SET phase = $3, stage = $4 WHERE loop_id = $1 AND cycle_number = $2
-            RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE nomic_cycles SET phase = ?3, stage = ?4 WHERE loop_id = ?1 AND cycle_number = ?2 RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
         """
         r = self._db.fetchone(
             UPDATE_CYCLE_PHASE_SQLITE,
             (check_text(loop_id), check_int4(cycle_number), check_text(phase), check_text(stage)),
         )
-        if r is None:
-            return None
-        return NomicCycle(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            decode_timestamptz(r[4]),
-            None if r[5] is None else decode_timestamptz(r[5]),
-            None if r[6] is None else bool(r[6]),
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-        )
+        return None if r is None else _nomic_cycle_from_sqlite(r)
 
     def complete_task(self, *, loop_id: str, cycle_number: int) -> CompleteTaskRow | None:
-        """Run CompleteTask (:one).
+        """Run CompleteTask (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE nomic_cycles SET completed_tasks = completed_tasks + 1
-            WHERE loop_id = $1 AND cycle_number = $2 AND completed_tasks < total_tasks
-            RETURNING completed_tasks, total_tasks
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE nomic_cycles SET completed_tasks = completed_tasks + 1 WHERE loop_id = ?1 AND cycle_number = ?2 AND completed_tasks < total_tasks RETURNING completed_tasks, total_tasks
         """
         r = self._db.fetchone(COMPLETE_TASK_SQLITE, (check_text(loop_id), check_int4(cycle_number)))
-        if r is None:
-            return None
-        return CompleteTaskRow(r[0], r[1])
+        return None if r is None else _complete_task_row_from_sqlite(r)
 
     def finish_cycle(
         self,
@@ -1012,18 +1071,11 @@ class NomicSyncRepository:
         loop_id: str,
         cycle_number: int,
     ) -> NomicCycle | None:
-        """Run FinishCycle (:one).
+        """Run FinishCycle (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE nomic_cycles
-            SET completed_at = now(), success = $1, git_commit = $2,
-                error_message = $3
-            WHERE loop_id = $4 AND cycle_number = $5
-            RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE nomic_cycles SET completed_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), success = ?1, git_commit = ?2, error_message = ?3 WHERE loop_id = ?4 AND cycle_number = ?5 RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
         """
         r = self._db.fetchone(
             FINISH_CYCLE_SQLITE,
@@ -1035,138 +1087,60 @@ class NomicSyncRepository:
                 check_int4(cycle_number),
             ),
         )
-        if r is None:
-            return None
-        return NomicCycle(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            decode_timestamptz(r[4]),
-            None if r[5] is None else decode_timestamptz(r[5]),
-            None if r[6] is None else bool(r[6]),
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-        )
+        return None if r is None else _nomic_cycle_from_sqlite(r)
 
     def get_cycle(self, *, loop_id: str, cycle_number: int) -> NomicCycle | None:
-        """Run GetCycle (:one).
+        """Run GetCycle (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message FROM nomic_cycles WHERE loop_id = $1 AND cycle_number = $2
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message FROM nomic_cycles WHERE loop_id = ?1 AND cycle_number = ?2
         """
         r = self._db.fetchone(GET_CYCLE_SQLITE, (check_text(loop_id), check_int4(cycle_number)))
-        if r is None:
-            return None
-        return NomicCycle(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            decode_timestamptz(r[4]),
-            None if r[5] is None else decode_timestamptz(r[5]),
-            None if r[6] is None else bool(r[6]),
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-        )
+        return None if r is None else _nomic_cycle_from_sqlite(r)
 
     def list_cycles(self, *, loop_id: str) -> list[NomicCycle]:
-        """Run ListCycles (:many).
+        """Run ListCycles (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message FROM nomic_cycles WHERE loop_id = $1 ORDER BY cycle_number
-
-        Returns:
-            Every matching row.
+            SELECT loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message FROM nomic_cycles WHERE loop_id = ?1 ORDER BY cycle_number
         """
-        return [
-            NomicCycle(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                decode_timestamptz(r[4]),
-                None if r[5] is None else decode_timestamptz(r[5]),
-                None if r[6] is None else bool(r[6]),
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                r[11],
+        return list(
+            map(
+                _nomic_cycle_from_sqlite,
+                self._db.fetchall(LIST_CYCLES_SQLITE, (check_text(loop_id),)),
             )
-            for r in self._db.fetchall(LIST_CYCLES_SQLITE, (check_text(loop_id),))
-        ]
-
-    def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
-        """Run LatestCycle (:one).
-
-        SQL (PostgreSQL)::
-
-            SELECT loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message FROM nomic_cycles WHERE loop_id = $1 ORDER BY cycle_number DESC LIMIT 1
-
-        Returns:
-            The row, or None when no row matches.
-        """
-        r = self._db.fetchone(LATEST_CYCLE_SQLITE, (check_text(loop_id),))
-        if r is None:
-            return None
-        return NomicCycle(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            decode_timestamptz(r[4]),
-            None if r[5] is None else decode_timestamptz(r[5]),
-            None if r[6] is None else bool(r[6]),
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
         )
 
+    def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
+        """Run LatestCycle (:one) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            SELECT loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message FROM nomic_cycles WHERE loop_id = ?1 ORDER BY cycle_number DESC LIMIT 1
+        """
+        r = self._db.fetchone(LATEST_CYCLE_SQLITE, (check_text(loop_id),))
+        return None if r is None else _nomic_cycle_from_sqlite(r)
+
     def loop_summary(self, *, loop_id: str) -> LoopSummaryRow | None:
-        """Run LoopSummary (:one).
+        """Run LoopSummary (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) AS cycles,
-                   count(*) FILTER (WHERE success) AS succeeded,
-                   count(*) FILTER (WHERE success = FALSE) AS failed,
-                   max(cycle_number) AS last_cycle
-            FROM nomic_cycles WHERE loop_id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) AS cycles, COUNT(*) FILTER(WHERE success) AS succeeded, COUNT(*) FILTER(WHERE success = 0) AS failed, MAX(cycle_number) AS last_cycle FROM nomic_cycles WHERE loop_id = ?1
         """
         r = self._db.fetchone(LOOP_SUMMARY_SQLITE, (check_text(loop_id),))
-        if r is None:
-            return None
-        return LoopSummaryRow(r[0], r[1], r[2], r[3])
+        return None if r is None else _loop_summary_row_from_sqlite(r)
 
     def append_stream_event(
         self, *, loop_id: str, cycle: int, event_type: str, event_data: JSON, agent: str | None
     ) -> int | None:
-        """Run AppendStreamEvent (:one).
+        """Run AppendStreamEvent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO stream_events (loop_id, cycle, event_type, event_data, agent) VALUES ($1, $2, $3, $4, $5)
-            RETURNING id
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO stream_events (loop_id, cycle, event_type, event_data, agent) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id
         """
         r = self._db.fetchone(
             APPEND_STREAM_EVENT_SQLITE,
@@ -1184,15 +1158,11 @@ class NomicSyncRepository:
         return value
 
     def append_stream_events(self, rows: Iterable[AppendStreamEventsParams]) -> int:
-        """Run AppendStreamEvents (:copyfrom).
+        """Run AppendStreamEvents (:copyfrom) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO stream_events (loop_id, cycle, event_type, event_data, agent, timestamp)
-            VALUES ($1, $2, $3, $4, $5, $6)
-
-        Returns:
-            The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).
+            INSERT INTO stream_events (loop_id, cycle, event_type, event_data, agent, timestamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
         """
         return self._db.executemany(
             APPEND_STREAM_EVENTS_SQLITE,
@@ -1210,57 +1180,53 @@ class NomicSyncRepository:
         )
 
     def list_stream_events(self, *, loop_id: str, cycle: int) -> list[StreamEvent]:
-        """Run ListStreamEvents (:many).
+        """Run ListStreamEvents (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, loop_id, cycle, event_type, event_data, agent, timestamp FROM stream_events WHERE loop_id = $1 AND cycle = $2 ORDER BY id
-
-        Returns:
-            Every matching row.
+            SELECT id, loop_id, cycle, event_type, event_data, agent, timestamp FROM stream_events WHERE loop_id = ?1 AND cycle = ?2 ORDER BY id
         """
-        return [
-            StreamEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], decode_timestamptz(r[6]))
-            for r in self._db.fetchall(
-                LIST_STREAM_EVENTS_SQLITE, (check_text(loop_id), check_int4(cycle))
+        return list(
+            map(
+                _stream_event_from_sqlite,
+                self._db.fetchall(
+                    LIST_STREAM_EVENTS_SQLITE, (check_text(loop_id), check_int4(cycle))
+                ),
             )
-        ]
+        )
 
     def list_stream_events_after(
         self, *, loop_id: str, after_id: int, lim: int
     ) -> list[StreamEvent]:
-        """Resume a stream: events of a loop after the last id a client saw.
+        """Run ListStreamEventsAfter (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, loop_id, cycle, event_type, event_data, agent, timestamp FROM stream_events WHERE loop_id = $1 AND id > $2 ORDER BY id LIMIT $3
-
-        Returns:
-            Every matching row.
+            SELECT id, loop_id, cycle, event_type, event_data, agent, timestamp FROM stream_events WHERE loop_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3
         """
-        return [
-            StreamEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], decode_timestamptz(r[6]))
-            for r in self._db.fetchall(
-                LIST_STREAM_EVENTS_AFTER_SQLITE,
-                (check_text(loop_id), after_id, check_row_count(check_int4(lim))),
+        return list(
+            map(
+                _stream_event_from_sqlite,
+                self._db.fetchall(
+                    LIST_STREAM_EVENTS_AFTER_SQLITE,
+                    (check_text(loop_id), after_id, check_row_count(check_int4(lim))),
+                ),
             )
-        ]
+        )
 
     def count_stream_events_by_type(self, *, loop_id: str) -> list[CountStreamEventsByTypeRow]:
-        """Run CountStreamEventsByType (:many).
+        """Run CountStreamEventsByType (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT event_type, count(*) AS events FROM stream_events WHERE loop_id = $1
-            GROUP BY event_type ORDER BY event_type
-
-        Returns:
-            Every matching row.
+            SELECT event_type, COUNT(*) AS events FROM stream_events WHERE loop_id = ?1 GROUP BY event_type ORDER BY event_type
         """
-        return [
-            CountStreamEventsByTypeRow(r[0], r[1])
-            for r in self._db.fetchall(COUNT_STREAM_EVENTS_BY_TYPE_SQLITE, (check_text(loop_id),))
-        ]
+        return list(
+            map(
+                _count_stream_events_by_type_row_from_sqlite,
+                self._db.fetchall(COUNT_STREAM_EVENTS_BY_TYPE_SQLITE, (check_text(loop_id),)),
+            )
+        )
 
     def record_agent_metrics(
         self,
@@ -1278,17 +1244,11 @@ class NomicSyncRepository:
         latency_ms: float | None,
         error_count: int,
     ) -> AgentMetric | None:
-        """Run RecordAgentMetrics (:one).
+        """Run RecordAgentMetrics (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO agent_metrics (loop_id, cycle, agent_name, model, phase, messages_sent, proposals_made,
-                                       critiques_given, votes_won, tokens_used, latency_ms, error_count)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            RETURNING id, loop_id, cycle, agent_name, model, phase, messages_sent, proposals_made, critiques_given, votes_won, tokens_used, latency_ms, error_count, timestamp
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO agent_metrics (loop_id, cycle, agent_name, model, phase, messages_sent, proposals_made, critiques_given, votes_won, tokens_used, latency_ms, error_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id, loop_id, cycle, agent_name, model, phase, messages_sent, proposals_made, critiques_given, votes_won, tokens_used, latency_ms, error_count, timestamp
         """
         r = self._db.fetchone(
             RECORD_AGENT_METRICS_SQLITE,
@@ -1307,45 +1267,21 @@ class NomicSyncRepository:
                 check_int4(error_count),
             ),
         )
-        if r is None:
-            return None
-        return AgentMetric(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            None if r[11] is None else float(r[11]),
-            r[12],
-            decode_timestamptz(r[13]),
-        )
+        return None if r is None else _agent_metric_from_sqlite(r)
 
     def agent_metrics_totals(self, *, loop_id: str) -> list[AgentMetricsTotalsRow]:
-        """Run AgentMetricsTotals (:many).
+        """Run AgentMetricsTotals (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT agent_name,
-                   sum(messages_sent)::bigint AS messages,
-                   sum(tokens_used)::bigint AS tokens,
-                   sum(error_count)::bigint AS errors,
-                   avg(latency_ms) AS avg_latency_ms
-            FROM agent_metrics WHERE loop_id = $1
-            GROUP BY agent_name ORDER BY agent_name
-
-        Returns:
-            Every matching row.
+            SELECT agent_name, CAST(SUM(messages_sent) AS INTEGER) AS messages, CAST(SUM(tokens_used) AS INTEGER) AS tokens, CAST(SUM(error_count) AS INTEGER) AS errors, AVG(latency_ms) AS avg_latency_ms FROM agent_metrics WHERE loop_id = ?1 GROUP BY agent_name ORDER BY agent_name
         """
-        return [
-            AgentMetricsTotalsRow(r[0], r[1], r[2], r[3], None if r[4] is None else float(r[4]))
-            for r in self._db.fetchall(AGENT_METRICS_TOTALS_SQLITE, (check_text(loop_id),))
-        ]
+        return list(
+            map(
+                _agent_metrics_totals_row_from_sqlite,
+                self._db.fetchall(AGENT_METRICS_TOTALS_SQLITE, (check_text(loop_id),)),
+            )
+        )
 
     def record_rollback(
         self,
@@ -1362,17 +1298,11 @@ class NomicSyncRepository:
         diff_summary: str | None,
         error_message: str | None,
     ) -> NomicRollback | None:
-        """Run RecordRollback (:one).
+        """Run RecordRollback (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO nomic_rollbacks (id, loop_id, cycle_number, phase, reason, severity, rolled_back_commit,
-                                         preserved_branch, files_affected, diff_summary, error_message)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-            RETURNING id, loop_id, cycle_number, phase, reason, severity, rolled_back_commit, preserved_branch, files_affected, diff_summary, error_message, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO nomic_rollbacks (id, loop_id, cycle_number, phase, reason, severity, rolled_back_commit, preserved_branch, files_affected, diff_summary, error_message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id, loop_id, cycle_number, phase, reason, severity, rolled_back_commit, preserved_branch, files_affected, diff_summary, error_message, created_at
         """
         r = self._db.fetchone(
             RECORD_ROLLBACK_SQLITE,
@@ -1390,50 +1320,21 @@ class NomicSyncRepository:
                 None if error_message is None else check_text(error_message),
             ),
         )
-        if r is None:
-            return None
-        return NomicRollback(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            json.loads(r[8]),
-            r[9],
-            r[10],
-            decode_timestamptz(r[11]),
-        )
+        return None if r is None else _nomic_rollback_from_sqlite(r)
 
     def list_rollbacks(self, *, loop_id: str) -> list[NomicRollback]:
-        """Run ListRollbacks (:many).
+        """Run ListRollbacks (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, loop_id, cycle_number, phase, reason, severity, rolled_back_commit, preserved_branch, files_affected, diff_summary, error_message, created_at FROM nomic_rollbacks WHERE loop_id = $1 ORDER BY cycle_number, created_at, id
-
-        Returns:
-            Every matching row.
+            SELECT id, loop_id, cycle_number, phase, reason, severity, rolled_back_commit, preserved_branch, files_affected, diff_summary, error_message, created_at FROM nomic_rollbacks WHERE loop_id = ?1 ORDER BY cycle_number, created_at, id
         """
-        return [
-            NomicRollback(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                json.loads(r[8]),
-                r[9],
-                r[10],
-                decode_timestamptz(r[11]),
+        return list(
+            map(
+                _nomic_rollback_from_sqlite,
+                self._db.fetchall(LIST_ROLLBACKS_SQLITE, (check_text(loop_id),)),
             )
-            for r in self._db.fetchall(LIST_ROLLBACKS_SQLITE, (check_text(loop_id),))
-        ]
+        )
 
     def record_evolution(
         self,
@@ -1446,17 +1347,11 @@ class NomicSyncRepository:
         metrics_before: JSON,
         metrics_after: JSON,
     ) -> CycleEvolution | None:
-        """Run RecordEvolution (:one).
+        """Run RecordEvolution (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO cycle_evolution (loop_id, cycle_number, evolution_type, description, prompt_changes,
-                                         metrics_before, metrics_after)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            RETURNING id, loop_id, cycle_number, evolution_type, description, prompt_changes, metrics_before, metrics_after, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO cycle_evolution (loop_id, cycle_number, evolution_type, description, prompt_changes, metrics_before, metrics_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id, loop_id, cycle_number, evolution_type, description, prompt_changes, metrics_before, metrics_after, created_at
         """
         r = self._db.fetchone(
             RECORD_EVOLUTION_SQLITE,
@@ -1470,44 +1365,21 @@ class NomicSyncRepository:
                 encode_json(metrics_after),
             ),
         )
-        if r is None:
-            return None
-        return CycleEvolution(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            json.loads(r[5]),
-            json.loads(r[6]),
-            json.loads(r[7]),
-            decode_timestamptz(r[8]),
-        )
+        return None if r is None else _cycle_evolution_from_sqlite(r)
 
     def list_evolution(self, *, loop_id: str) -> list[CycleEvolution]:
-        """Run ListEvolution (:many).
+        """Run ListEvolution (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, loop_id, cycle_number, evolution_type, description, prompt_changes, metrics_before, metrics_after, created_at FROM cycle_evolution WHERE loop_id = $1 ORDER BY cycle_number, id
-
-        Returns:
-            Every matching row.
+            SELECT id, loop_id, cycle_number, evolution_type, description, prompt_changes, metrics_before, metrics_after, created_at FROM cycle_evolution WHERE loop_id = ?1 ORDER BY cycle_number, id
         """
-        return [
-            CycleEvolution(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                json.loads(r[5]),
-                json.loads(r[6]),
-                json.loads(r[7]),
-                decode_timestamptz(r[8]),
+        return list(
+            map(
+                _cycle_evolution_from_sqlite,
+                self._db.fetchall(LIST_EVOLUTION_SQLITE, (check_text(loop_id),)),
             )
-            for r in self._db.fetchall(LIST_EVOLUTION_SQLITE, (check_text(loop_id),))
-        ]
+        )
 
     def record_file_change(
         self,
@@ -1519,16 +1391,11 @@ class NomicSyncRepository:
         lines_added: int,
         lines_removed: int,
     ) -> CycleFileChange | None:
-        """Run RecordFileChange (:one).
+        """Run RecordFileChange (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO cycle_file_changes (loop_id, cycle_number, file_path, change_type, lines_added, lines_removed)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            RETURNING id, loop_id, cycle_number, file_path, change_type, lines_added, lines_removed, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO cycle_file_changes (loop_id, cycle_number, file_path, change_type, lines_added, lines_removed) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id, loop_id, cycle_number, file_path, change_type, lines_added, lines_removed, created_at
         """
         r = self._db.fetchone(
             RECORD_FILE_CHANGE_SQLITE,
@@ -1541,56 +1408,48 @@ class NomicSyncRepository:
                 check_int4(lines_removed),
             ),
         )
-        if r is None:
-            return None
-        return CycleFileChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
+        return None if r is None else _cycle_file_change_from_sqlite(r)
 
     def list_file_changes(self, *, loop_id: str, cycle_number: int) -> list[CycleFileChange]:
-        """Run ListFileChanges (:many).
+        """Run ListFileChanges (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, loop_id, cycle_number, file_path, change_type, lines_added, lines_removed, created_at FROM cycle_file_changes WHERE loop_id = $1 AND cycle_number = $2 ORDER BY id
-
-        Returns:
-            Every matching row.
+            SELECT id, loop_id, cycle_number, file_path, change_type, lines_added, lines_removed, created_at FROM cycle_file_changes WHERE loop_id = ?1 AND cycle_number = ?2 ORDER BY id
         """
-        return [
-            CycleFileChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_timestamptz(r[7]))
-            for r in self._db.fetchall(
-                LIST_FILE_CHANGES_SQLITE, (check_text(loop_id), check_int4(cycle_number))
+        return list(
+            map(
+                _cycle_file_change_from_sqlite,
+                self._db.fetchall(
+                    LIST_FILE_CHANGES_SQLITE, (check_text(loop_id), check_int4(cycle_number))
+                ),
             )
-        ]
+        )
 
     def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
-        """Run FileChurn (:many).
+        """Run FileChurn (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT file_path, count(*) AS changes, sum(lines_added + lines_removed)::bigint AS lines
-            FROM cycle_file_changes WHERE loop_id = $1
-            GROUP BY file_path ORDER BY lines DESC, file_path LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT file_path, COUNT(*) AS changes, CAST(SUM(lines_added + lines_removed) AS INTEGER) AS lines FROM cycle_file_changes WHERE loop_id = ?1 GROUP BY file_path ORDER BY lines DESC NULLS FIRST, file_path LIMIT ?2
         """
-        return [
-            FileChurnRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(
-                FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(check_int4(lim)))
+        return list(
+            map(
+                _file_churn_row_from_sqlite,
+                self._db.fetchall(
+                    FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(check_int4(lim)))
+                ),
             )
-        ]
+        )
 
 
-class SqliteNomicRepository(NomicRepository):
-    """NomicRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicRepository):
+    """NomicRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = NomicSyncRepository(db.connection)
-        self._read = None if db.reader is None else NomicSyncRepository(db.reader)
+        super().__init__(db, NomicSyncRepository)
 
     async def save_cycle(
         self,
@@ -1647,31 +1506,26 @@ class SqliteNomicRepository(NomicRepository):
         )
 
     async def get_cycle(self, *, loop_id: str, cycle_number: int) -> NomicCycle | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_cycle(loop_id=loop_id, cycle_number=cycle_number)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_cycle, loop_id=loop_id, cycle_number=cycle_number)
+        return await self._db.read(
+            NomicSyncRepository.get_cycle,
+            self._sync,
+            self._read,
+            loop_id=loop_id,
+            cycle_number=cycle_number,
+        )
 
     async def list_cycles(self, *, loop_id: str) -> list[NomicCycle]:
         return await self._db.run(self._sync.list_cycles, loop_id=loop_id)
 
     async def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.latest_cycle(loop_id=loop_id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.latest_cycle, loop_id=loop_id)
+        return await self._db.read(
+            NomicSyncRepository.latest_cycle, self._sync, self._read, loop_id=loop_id
+        )
 
     async def loop_summary(self, *, loop_id: str) -> LoopSummaryRow | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.loop_summary(loop_id=loop_id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.loop_summary, loop_id=loop_id)
+        return await self._db.read(
+            NomicSyncRepository.loop_summary, self._sync, self._read, loop_id=loop_id
+        )
 
     async def append_stream_event(
         self, *, loop_id: str, cycle: int, event_type: str, event_data: JSON, agent: str | None

@@ -10,11 +10,10 @@ import json
 from typing import Final
 
 from aragora_db.models import Organization
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_text, decode_timestamptz, encode_json
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON, ExecResult
+from aragora_repos.types import JSON, DbRow, ExecResult
 
 CREATE_ORGANIZATION: Final = """-- name: CreateOrganization :one
 INSERT INTO organizations (id, name, slug, tier, owner_id, settings)
@@ -61,6 +60,25 @@ COUNT_ORGANIZATION_MEMBERS: Final = """-- name: CountOrganizationMembers :one
 SELECT count(*) AS members FROM users WHERE org_id = $1"""
 COUNT_ORGANIZATION_MEMBERS_SQLITE: Final = """-- name: CountOrganizationMembers :one
 SELECT COUNT(*) AS members FROM users WHERE org_id = ?1"""
+
+
+def _organization_from_pg(r: DbRow) -> Organization:
+    return Organization(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+
+
+def _organization_from_sqlite(r: DbRow) -> Organization:
+    return Organization(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        decode_timestamptz(r[7]),
+        decode_timestamptz(r[8]),
+        json.loads(r[9]),
+    )
 
 
 class OrgsRepository(abc.ABC):
@@ -189,27 +207,19 @@ class PostgresOrgsRepository(OrgsRepository):
         r = await self._db.fetchrow(
             CREATE_ORGANIZATION, (id, name, slug, tier, owner_id, settings), readonly=False
         )
-        if r is None:
-            return None
-        return Organization(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return None if r is None else _organization_from_pg(r)
 
     async def get_organization_by_id(self, *, id: str) -> Organization | None:
         r = await self._db.fetchrow(GET_ORGANIZATION_BY_ID, (id,), readonly=True)
-        if r is None:
-            return None
-        return Organization(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return None if r is None else _organization_from_pg(r)
 
     async def get_organization_by_slug(self, *, slug: str) -> Organization | None:
         r = await self._db.fetchrow(GET_ORGANIZATION_BY_SLUG, (slug,), readonly=True)
-        if r is None:
-            return None
-        return Organization(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return None if r is None else _organization_from_pg(r)
 
     async def list_organizations_by_owner(self, *, owner_id: str | None) -> list[Organization]:
         rows = await self._db.fetch(LIST_ORGANIZATIONS_BY_OWNER, (owner_id,), readonly=True)
-        return [
-            Organization(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows
-        ]
+        return list(map(_organization_from_pg, rows))
 
     async def update_organization_tier(self, *, id: str, tier: str) -> int:
         return await self._db.execute(UPDATE_ORGANIZATION_TIER, (id, tier))
@@ -247,16 +257,11 @@ class OrgsSyncRepository:
     def create_organization(
         self, *, id: str, name: str, slug: str, tier: str, owner_id: str | None, settings: JSON
     ) -> Organization | None:
-        """Run CreateOrganization (:one).
+        """Run CreateOrganization (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO organizations (id, name, slug, tier, owner_id, settings)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            RETURNING id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO organizations (id, name, slug, tier, owner_id, settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings
         """
         r = self._db.fetchone(
             CREATE_ORGANIZATION_SQLITE,
@@ -269,123 +274,60 @@ class OrgsSyncRepository:
                 encode_json(settings),
             ),
         )
-        if r is None:
-            return None
-        return Organization(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            json.loads(r[9]),
-        )
+        return None if r is None else _organization_from_sqlite(r)
 
     def get_organization_by_id(self, *, id: str) -> Organization | None:
-        """Run GetOrganizationById (:one).
+        """Run GetOrganizationById (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE id = ?1
         """
         r = self._db.fetchone(GET_ORGANIZATION_BY_ID_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return Organization(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            json.loads(r[9]),
-        )
+        return None if r is None else _organization_from_sqlite(r)
 
     def get_organization_by_slug(self, *, slug: str) -> Organization | None:
-        """Run GetOrganizationBySlug (:one).
+        """Run GetOrganizationBySlug (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE slug = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE slug = ?1
         """
         r = self._db.fetchone(GET_ORGANIZATION_BY_SLUG_SQLITE, (check_text(slug),))
-        if r is None:
-            return None
-        return Organization(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            json.loads(r[9]),
-        )
+        return None if r is None else _organization_from_sqlite(r)
 
     def list_organizations_by_owner(self, *, owner_id: str | None) -> list[Organization]:
-        """Run ListOrganizationsByOwner (:many).
+        """Run ListOrganizationsByOwner (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE owner_id = $1 ORDER BY created_at DESC, id
-
-        Returns:
-            Every matching row.
+            SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_id, created_at, updated_at, settings FROM organizations WHERE owner_id = ?1 ORDER BY created_at DESC, id
         """
-        return [
-            Organization(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                decode_timestamptz(r[7]),
-                decode_timestamptz(r[8]),
-                json.loads(r[9]),
+        return list(
+            map(
+                _organization_from_sqlite,
+                self._db.fetchall(
+                    LIST_ORGANIZATIONS_BY_OWNER_SQLITE,
+                    (None if owner_id is None else check_text(owner_id),),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_ORGANIZATIONS_BY_OWNER_SQLITE,
-                (None if owner_id is None else check_text(owner_id),),
-            )
-        ]
+        )
 
     def update_organization_tier(self, *, id: str, tier: str) -> int:
-        """Run UpdateOrganizationTier (:execrows).
+        """Run UpdateOrganizationTier (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE organizations SET tier = $2, updated_at = now() WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            UPDATE organizations SET tier = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1
         """
         return self._db.execute(UPDATE_ORGANIZATION_TIER_SQLITE, (check_text(id), check_text(tier)))
 
     def update_organization_settings(self, *, id: str, settings: JSON) -> JSON | None:
-        """Run UpdateOrganizationSettings (:one).
+        """Run UpdateOrganizationSettings (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE organizations SET settings = $2, updated_at = now() WHERE id = $1 RETURNING settings
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE organizations SET settings = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 RETURNING settings
         """
         r = self._db.fetchone(
             UPDATE_ORGANIZATION_SETTINGS_SQLITE, (check_text(id), encode_json(settings))
@@ -398,18 +340,11 @@ class OrgsSyncRepository:
     def set_stripe_ids(
         self, *, customer_id: str | None, subscription_id: str | None, id: str
     ) -> ExecResult:
-        """Run SetStripeIds (:execresult).
+        """Run SetStripeIds (:execresult) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE organizations
-            SET stripe_customer_id = $1,
-                stripe_subscription_id = $2,
-                updated_at = now()
-            WHERE id = $3
-
-        Returns:
-            The command's result (rows affected).
+            UPDATE organizations SET stripe_customer_id = ?1, stripe_subscription_id = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3
         """
         return ExecResult(
             self._db.execute(
@@ -423,14 +358,11 @@ class OrgsSyncRepository:
         )
 
     def count_organization_members(self, *, org_id: str | None) -> int | None:
-        """Run CountOrganizationMembers (:one).
+        """Run CountOrganizationMembers (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) AS members FROM users WHERE org_id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) AS members FROM users WHERE org_id = ?1
         """
         r = self._db.fetchone(
             COUNT_ORGANIZATION_MEMBERS_SQLITE, (None if org_id is None else check_text(org_id),)
@@ -441,15 +373,13 @@ class OrgsSyncRepository:
         return value
 
 
-class SqliteOrgsRepository(OrgsRepository):
-    """OrgsRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteOrgsRepository(SqliteRepository[OrgsSyncRepository], OrgsRepository):
+    """OrgsRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = OrgsSyncRepository(db.connection)
-        self._read = None if db.reader is None else OrgsSyncRepository(db.reader)
+        super().__init__(db, OrgsSyncRepository)
 
     async def create_organization(
         self, *, id: str, name: str, slug: str, tier: str, owner_id: str | None, settings: JSON
@@ -465,20 +395,14 @@ class SqliteOrgsRepository(OrgsRepository):
         )
 
     async def get_organization_by_id(self, *, id: str) -> Organization | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_organization_by_id(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_organization_by_id, id=id)
+        return await self._db.read(
+            OrgsSyncRepository.get_organization_by_id, self._sync, self._read, id=id
+        )
 
     async def get_organization_by_slug(self, *, slug: str) -> Organization | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_organization_by_slug(slug=slug)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_organization_by_slug, slug=slug)
+        return await self._db.read(
+            OrgsSyncRepository.get_organization_by_slug, self._sync, self._read, slug=slug
+        )
 
     async def list_organizations_by_owner(self, *, owner_id: str | None) -> list[Organization]:
         return await self._db.run(self._sync.list_organizations_by_owner, owner_id=owner_id)
@@ -500,9 +424,6 @@ class SqliteOrgsRepository(OrgsRepository):
         )
 
     async def count_organization_members(self, *, org_id: str | None) -> int | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.count_organization_members(org_id=org_id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.count_organization_members, org_id=org_id)
+        return await self._db.read(
+            OrgsSyncRepository.count_organization_members, self._sync, self._read, org_id=org_id
+        )

@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import ShareLink
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_text, decode_timestamptz, encode_timestamptz
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
+from aragora_repos.types import DbRow
 
 CREATE_SHARE_LINK: Final = """-- name: CreateShareLink :one
 INSERT INTO share_links (token, debate_id, created_by, visibility, expires_at)
@@ -42,6 +43,23 @@ DELETE_EXPIRED_SHARE_LINKS: Final = """-- name: DeleteExpiredShareLinks :execrow
 DELETE FROM share_links WHERE expires_at IS NOT NULL AND expires_at <= $1"""
 DELETE_EXPIRED_SHARE_LINKS_SQLITE: Final = """-- name: DeleteExpiredShareLinks :execrows
 DELETE FROM share_links WHERE expires_at IS NOT NULL AND expires_at <= ?1"""
+
+
+def _share_link_from_pg(r: DbRow) -> ShareLink:
+    return ShareLink(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+
+
+def _share_link_from_sqlite(r: DbRow) -> ShareLink:
+    return ShareLink(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        None if r[4] is None else decode_timestamptz(r[4]),
+        r[5],
+        bool(r[6]),
+        decode_timestamptz(r[7]),
+    )
 
 
 class ShareLinksRepository(abc.ABC):
@@ -144,19 +162,15 @@ class PostgresShareLinksRepository(ShareLinksRepository):
             (token, debate_id, created_by, visibility, expires_at),
             readonly=False,
         )
-        if r is None:
-            return None
-        return ShareLink(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _share_link_from_pg(r)
 
     async def get_active_share_link(self, *, token: str) -> ShareLink | None:
         r = await self._db.fetchrow(GET_ACTIVE_SHARE_LINK, (token,), readonly=False)
-        if r is None:
-            return None
-        return ShareLink(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        return None if r is None else _share_link_from_pg(r)
 
     async def list_share_links_for_debate(self, *, debate_id: str) -> list[ShareLink]:
         rows = await self._db.fetch(LIST_SHARE_LINKS_FOR_DEBATE, (debate_id,), readonly=True)
-        return [ShareLink(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return list(map(_share_link_from_pg, rows))
 
     async def revoke_share_link(self, *, token: str) -> int:
         return await self._db.execute(REVOKE_SHARE_LINK, (token,))
@@ -182,16 +196,11 @@ class ShareLinksSyncRepository:
         visibility: str,
         expires_at: datetime | None,
     ) -> ShareLink | None:
-        """Run CreateShareLink (:one).
+        """Run CreateShareLink (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO share_links (token, debate_id, created_by, visibility, expires_at)
-            VALUES ($1, $2, $3, $4, $5)
-            RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO share_links (token, debate_id, created_by, visibility, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at
         """
         r = self._db.fetchone(
             CREATE_SHARE_LINK_SQLITE,
@@ -203,90 +212,47 @@ class ShareLinksSyncRepository:
                 None if expires_at is None else encode_timestamptz(expires_at),
             ),
         )
-        if r is None:
-            return None
-        return ShareLink(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            None if r[4] is None else decode_timestamptz(r[4]),
-            r[5],
-            bool(r[6]),
-            decode_timestamptz(r[7]),
-        )
+        return None if r is None else _share_link_from_sqlite(r)
 
     def get_active_share_link(self, *, token: str) -> ShareLink | None:
-        """A link that is neither revoked nor expired; counts the view.
+        """Run GetActiveShareLink (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE share_links SET view_count = view_count + 1
-            WHERE token = $1 AND NOT revoked AND (expires_at IS NULL OR expires_at > now())
-            RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE share_links SET view_count = view_count + 1 WHERE token = ?1 AND NOT revoked AND (expires_at IS NULL OR expires_at > STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')) RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at
         """
         r = self._db.fetchone(GET_ACTIVE_SHARE_LINK_SQLITE, (check_text(token),))
-        if r is None:
-            return None
-        return ShareLink(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            None if r[4] is None else decode_timestamptz(r[4]),
-            r[5],
-            bool(r[6]),
-            decode_timestamptz(r[7]),
-        )
+        return None if r is None else _share_link_from_sqlite(r)
 
     def list_share_links_for_debate(self, *, debate_id: str) -> list[ShareLink]:
-        """Run ListShareLinksForDebate (:many).
+        """Run ListShareLinksForDebate (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at FROM share_links WHERE debate_id = $1 ORDER BY created_at, token
-
-        Returns:
-            Every matching row.
+            SELECT token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at FROM share_links WHERE debate_id = ?1 ORDER BY created_at, token
         """
-        return [
-            ShareLink(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                None if r[4] is None else decode_timestamptz(r[4]),
-                r[5],
-                bool(r[6]),
-                decode_timestamptz(r[7]),
+        return list(
+            map(
+                _share_link_from_sqlite,
+                self._db.fetchall(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),)),
             )
-            for r in self._db.fetchall(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),))
-        ]
+        )
 
     def revoke_share_link(self, *, token: str) -> int:
-        """Run RevokeShareLink (:execrows).
+        """Run RevokeShareLink (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE share_links SET revoked = TRUE WHERE token = $1 AND NOT revoked
-
-        Returns:
-            The number of rows affected.
+            UPDATE share_links SET revoked = 1 WHERE token = ?1 AND NOT revoked
         """
         return self._db.execute(REVOKE_SHARE_LINK_SQLITE, (check_text(token),))
 
     def delete_expired_share_links(self, *, now_at: datetime | None) -> int:
-        """Run DeleteExpiredShareLinks (:execrows).
+        """Run DeleteExpiredShareLinks (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM share_links WHERE expires_at IS NOT NULL AND expires_at <= $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM share_links WHERE expires_at IS NOT NULL AND expires_at <= ?1
         """
         return self._db.execute(
             DELETE_EXPIRED_SHARE_LINKS_SQLITE,
@@ -294,15 +260,13 @@ class ShareLinksSyncRepository:
         )
 
 
-class SqliteShareLinksRepository(ShareLinksRepository):
-    """ShareLinksRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteShareLinksRepository(SqliteRepository[ShareLinksSyncRepository], ShareLinksRepository):
+    """ShareLinksRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = ShareLinksSyncRepository(db.connection)
-        self._read = None if db.reader is None else ShareLinksSyncRepository(db.reader)
+        super().__init__(db, ShareLinksSyncRepository)
 
     async def create_share_link(
         self,

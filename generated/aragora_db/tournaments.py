@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import Tournament
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -19,10 +21,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 SAVE_TOURNAMENT: Final = """-- name: SaveTournament :one
 INSERT INTO tournaments (id, name, format, status, participants, standings, winner, completed_at)
@@ -61,6 +60,24 @@ DELETE_TOURNAMENT: Final = """-- name: DeleteTournament :execrows
 DELETE FROM tournaments WHERE id = $1"""
 DELETE_TOURNAMENT_SQLITE: Final = """-- name: DeleteTournament :execrows
 DELETE FROM tournaments WHERE id = ?1"""
+
+
+def _tournament_from_pg(r: DbRow) -> Tournament:
+    return Tournament(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _tournament_from_sqlite(r: DbRow) -> Tournament:
+    return Tournament(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        json.loads(r[4]),
+        json.loads(r[5]),
+        r[6],
+        decode_timestamptz(r[7]),
+        None if r[8] is None else decode_timestamptz(r[8]),
+    )
 
 
 class TournamentsRepository(abc.ABC):
@@ -187,31 +204,25 @@ class PostgresTournamentsRepository(TournamentsRepository):
             (id, name, format, status, participants, standings, winner, completed_at),
             readonly=False,
         )
-        if r is None:
-            return None
-        return Tournament(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _tournament_from_pg(r)
 
     async def get_tournament(self, *, id: str) -> Tournament | None:
         r = await self._db.fetchrow(GET_TOURNAMENT, (id,), readonly=True)
-        if r is None:
-            return None
-        return Tournament(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _tournament_from_pg(r)
 
     async def list_tournaments(self, *, off: int, lim: int) -> list[Tournament]:
         rows = await self._db.fetch(LIST_TOURNAMENTS, (off, lim), readonly=True)
-        return [Tournament(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return list(map(_tournament_from_pg, rows))
 
     async def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:
         rows = await self._db.fetch(LIST_TOURNAMENTS_BY_STATUS, (status,), readonly=True)
-        return [Tournament(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return list(map(_tournament_from_pg, rows))
 
     async def complete_tournament(
         self, *, id: str, winner: str | None, standings: JSON
     ) -> Tournament | None:
         r = await self._db.fetchrow(COMPLETE_TOURNAMENT, (id, winner, standings), readonly=False)
-        if r is None:
-            return None
-        return Tournament(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        return None if r is None else _tournament_from_pg(r)
 
     async def delete_tournament(self, *, id: str) -> int:
         return await self._db.execute(DELETE_TOURNAMENT, (id,))
@@ -237,20 +248,11 @@ class TournamentsSyncRepository:
         winner: str | None,
         completed_at: datetime | None,
     ) -> Tournament | None:
-        """Run SaveTournament (:one).
+        """Run SaveTournament (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO tournaments (id, name, format, status, participants, standings, winner, completed_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            ON CONFLICT (id) DO UPDATE
-            SET name = EXCLUDED.name, format = EXCLUDED.format, status = EXCLUDED.status,
-                participants = EXCLUDED.participants, standings = EXCLUDED.standings,
-                winner = EXCLUDED.winner, completed_at = EXCLUDED.completed_at
-            RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO tournaments (id, name, format, status, participants, standings, winner, completed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO UPDATE SET name = EXCLUDED.name, format = EXCLUDED.format, status = EXCLUDED.status, participants = EXCLUDED.participants, standings = EXCLUDED.standings, winner = EXCLUDED.winner, completed_at = EXCLUDED.completed_at RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at
         """
         r = self._db.fetchone(
             SAVE_TOURNAMENT_SQLITE,
@@ -265,111 +267,57 @@ class TournamentsSyncRepository:
                 None if completed_at is None else encode_timestamptz(completed_at),
             ),
         )
-        if r is None:
-            return None
-        return Tournament(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            json.loads(r[5]),
-            r[6],
-            decode_timestamptz(r[7]),
-            None if r[8] is None else decode_timestamptz(r[8]),
-        )
+        return None if r is None else _tournament_from_sqlite(r)
 
     def get_tournament(self, *, id: str) -> Tournament | None:
-        """Run GetTournament (:one).
+        """Run GetTournament (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, format, status, participants, standings, winner, created_at, completed_at FROM tournaments WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, name, format, status, participants, standings, winner, created_at, completed_at FROM tournaments WHERE id = ?1
         """
         r = self._db.fetchone(GET_TOURNAMENT_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return Tournament(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            json.loads(r[5]),
-            r[6],
-            decode_timestamptz(r[7]),
-            None if r[8] is None else decode_timestamptz(r[8]),
-        )
+        return None if r is None else _tournament_from_sqlite(r)
 
     def list_tournaments(self, *, off: int, lim: int) -> list[Tournament]:
-        """Run ListTournaments (:many).
+        """Run ListTournaments (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, format, status, participants, standings, winner, created_at, completed_at FROM tournaments ORDER BY created_at DESC, id LIMIT $2 OFFSET $1
-
-        Returns:
-            Every matching row.
+            SELECT id, name, format, status, participants, standings, winner, created_at, completed_at FROM tournaments ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?1
         """
-        return [
-            Tournament(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                json.loads(r[5]),
-                r[6],
-                decode_timestamptz(r[7]),
-                None if r[8] is None else decode_timestamptz(r[8]),
+        return list(
+            map(
+                _tournament_from_sqlite,
+                self._db.fetchall(
+                    LIST_TOURNAMENTS_SQLITE,
+                    (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_TOURNAMENTS_SQLITE,
-                (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
-            )
-        ]
+        )
 
     def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:
-        """Run ListTournamentsByStatus (:many).
+        """Run ListTournamentsByStatus (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, format, status, participants, standings, winner, created_at, completed_at FROM tournaments WHERE status = $1 ORDER BY created_at, id
-
-        Returns:
-            Every matching row.
+            SELECT id, name, format, status, participants, standings, winner, created_at, completed_at FROM tournaments WHERE status = ?1 ORDER BY created_at, id
         """
-        return [
-            Tournament(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                json.loads(r[5]),
-                r[6],
-                decode_timestamptz(r[7]),
-                None if r[8] is None else decode_timestamptz(r[8]),
+        return list(
+            map(
+                _tournament_from_sqlite,
+                self._db.fetchall(LIST_TOURNAMENTS_BY_STATUS_SQLITE, (check_text(status),)),
             )
-            for r in self._db.fetchall(LIST_TOURNAMENTS_BY_STATUS_SQLITE, (check_text(status),))
-        ]
+        )
 
     def complete_tournament(
         self, *, id: str, winner: str | None, standings: JSON
     ) -> Tournament | None:
-        """Run CompleteTournament (:one).
+        """Run CompleteTournament (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE tournaments SET status = 'completed', winner = $2, standings = $3, completed_at = now()
-            WHERE id = $1 AND status <> 'completed'
-            RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE tournaments SET status = 'completed', winner = ?2, standings = ?3, completed_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 AND status <> 'completed' RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at
         """
         r = self._db.fetchone(
             COMPLETE_TOURNAMENT_SQLITE,
@@ -379,42 +327,27 @@ class TournamentsSyncRepository:
                 encode_json(standings),
             ),
         )
-        if r is None:
-            return None
-        return Tournament(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            json.loads(r[4]),
-            json.loads(r[5]),
-            r[6],
-            decode_timestamptz(r[7]),
-            None if r[8] is None else decode_timestamptz(r[8]),
-        )
+        return None if r is None else _tournament_from_sqlite(r)
 
     def delete_tournament(self, *, id: str) -> int:
-        """Run DeleteTournament (:execrows).
+        """Run DeleteTournament (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM tournaments WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM tournaments WHERE id = ?1
         """
         return self._db.execute(DELETE_TOURNAMENT_SQLITE, (check_text(id),))
 
 
-class SqliteTournamentsRepository(TournamentsRepository):
-    """TournamentsRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteTournamentsRepository(
+    SqliteRepository[TournamentsSyncRepository], TournamentsRepository
+):
+    """TournamentsRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = TournamentsSyncRepository(db.connection)
-        self._read = None if db.reader is None else TournamentsSyncRepository(db.reader)
+        super().__init__(db, TournamentsSyncRepository)
 
     async def save_tournament(
         self,
@@ -441,12 +374,9 @@ class SqliteTournamentsRepository(TournamentsRepository):
         )
 
     async def get_tournament(self, *, id: str) -> Tournament | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_tournament(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_tournament, id=id)
+        return await self._db.read(
+            TournamentsSyncRepository.get_tournament, self._sync, self._read, id=id
+        )
 
     async def list_tournaments(self, *, off: int, lim: int) -> list[Tournament]:
         return await self._db.run(self._sync.list_tournaments, off=off, lim=lim)

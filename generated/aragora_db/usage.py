@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import UsageEvent
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_text,
@@ -19,9 +21,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 RECORD_USAGE_EVENT: Final = """-- name: RecordUsageEvent :one
 INSERT INTO usage_events (org_id, event_type, count, metadata)
@@ -74,6 +74,30 @@ class MonthlyUsageByOrgRow:
     month: datetime
     event_type: str
     total: int
+
+
+def _usage_event_from_pg(r: DbRow) -> UsageEvent:
+    return UsageEvent(r[0], r[1], r[2], r[3], r[4], r[5])
+
+
+def _usage_event_from_sqlite(r: DbRow) -> UsageEvent:
+    return UsageEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), decode_timestamptz(r[5]))
+
+
+def _sum_usage_since_row_from_pg(r: DbRow) -> SumUsageSinceRow:
+    return SumUsageSinceRow(r[0], r[1])
+
+
+def _sum_usage_since_row_from_sqlite(r: DbRow) -> SumUsageSinceRow:
+    return SumUsageSinceRow(r[0], r[1])
+
+
+def _monthly_usage_by_org_row_from_pg(r: DbRow) -> MonthlyUsageByOrgRow:
+    return MonthlyUsageByOrgRow(r[0], r[1], r[2])
+
+
+def _monthly_usage_by_org_row_from_sqlite(r: DbRow) -> MonthlyUsageByOrgRow:
+    return MonthlyUsageByOrgRow(decode_timestamptz(r[0]), r[1], r[2])
 
 
 class UsageRepository(abc.ABC):
@@ -170,13 +194,11 @@ class PostgresUsageRepository(UsageRepository):
         r = await self._db.fetchrow(
             RECORD_USAGE_EVENT, (org_id, event_type, count, metadata), readonly=False
         )
-        if r is None:
-            return None
-        return UsageEvent(r[0], r[1], r[2], r[3], r[4], r[5])
+        return None if r is None else _usage_event_from_pg(r)
 
     async def sum_usage_since(self, *, org_id: str, since: datetime) -> list[SumUsageSinceRow]:
         rows = await self._db.fetch(SUM_USAGE_SINCE, (org_id, since), readonly=True)
-        return [SumUsageSinceRow(r[0], r[1]) for r in rows]
+        return list(map(_sum_usage_since_row_from_pg, rows))
 
     async def prune_usage_events_before(self, *, cutoff: datetime) -> int:
         return await self._db.execute(PRUNE_USAGE_EVENTS_BEFORE, (cutoff,))
@@ -185,7 +207,7 @@ class PostgresUsageRepository(UsageRepository):
         self, *, org_id: str, since: datetime
     ) -> list[MonthlyUsageByOrgRow]:
         rows = await self._db.fetch(MONTHLY_USAGE_BY_ORG, (org_id, since), readonly=True)
-        return [MonthlyUsageByOrgRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_monthly_usage_by_org_row_from_pg, rows))
 
     async def prune_usage_older_than_days(self, *, days: int) -> int:
         return await self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS, (days,))
@@ -202,101 +224,76 @@ class UsageSyncRepository:
     def record_usage_event(
         self, *, org_id: str, event_type: str, count: int, metadata: JSON
     ) -> UsageEvent | None:
-        """Run RecordUsageEvent (:one).
+        """Run RecordUsageEvent (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO usage_events (org_id, event_type, count, metadata)
-            VALUES ($1, $2, $3, $4)
-            RETURNING id, org_id, event_type, count, metadata, timestamp
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO usage_events (org_id, event_type, count, metadata) VALUES (?1, ?2, ?3, ?4) RETURNING id, org_id, event_type, count, metadata, timestamp
         """
         r = self._db.fetchone(
             RECORD_USAGE_EVENT_SQLITE,
             (check_text(org_id), check_text(event_type), check_int4(count), encode_json(metadata)),
         )
-        if r is None:
-            return None
-        return UsageEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), decode_timestamptz(r[5]))
+        return None if r is None else _usage_event_from_sqlite(r)
 
     def sum_usage_since(self, *, org_id: str, since: datetime) -> list[SumUsageSinceRow]:
-        """Run SumUsageSince (:many).
+        """Run SumUsageSince (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT event_type, sum(count)::bigint AS total
-            FROM usage_events
-            WHERE org_id = $1 AND timestamp >= $2
-            GROUP BY event_type
-            ORDER BY event_type
-
-        Returns:
-            Every matching row.
+            SELECT event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY event_type ORDER BY event_type
         """
-        return [
-            SumUsageSinceRow(r[0], r[1])
-            for r in self._db.fetchall(
-                SUM_USAGE_SINCE_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        return list(
+            map(
+                _sum_usage_since_row_from_sqlite,
+                self._db.fetchall(
+                    SUM_USAGE_SINCE_SQLITE, (check_text(org_id), encode_timestamptz(since))
+                ),
             )
-        ]
+        )
 
     def prune_usage_events_before(self, *, cutoff: datetime) -> int:
-        """Run PruneUsageEventsBefore (:execrows).
+        """Run PruneUsageEventsBefore (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM usage_events WHERE timestamp < $1
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM usage_events WHERE timestamp < ?1
         """
         return self._db.execute(PRUNE_USAGE_EVENTS_BEFORE_SQLITE, (encode_timestamptz(cutoff),))
 
     def monthly_usage_by_org(self, *, org_id: str, since: datetime) -> list[MonthlyUsageByOrgRow]:
-        """Usage per event type in each calendar month (UTC) from a start time.
+        """Run MonthlyUsageByOrg (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT date_trunc('month', timestamp)::timestamptz AS month, event_type, sum(count)::bigint AS total
-            FROM usage_events
-            WHERE org_id = $1 AND timestamp >= $2
-            GROUP BY month, event_type
-            ORDER BY month, event_type
-
-        Returns:
-            Every matching row.
+            SELECT STRFTIME('%Y-%m-01 00:00:00.000000+00:00', timestamp) AS month, event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY month, event_type ORDER BY month NULLS LAST, event_type
         """
-        return [
-            MonthlyUsageByOrgRow(decode_timestamptz(r[0]), r[1], r[2])
-            for r in self._db.fetchall(
-                MONTHLY_USAGE_BY_ORG_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        return list(
+            map(
+                _monthly_usage_by_org_row_from_sqlite,
+                self._db.fetchall(
+                    MONTHLY_USAGE_BY_ORG_SQLITE, (check_text(org_id), encode_timestamptz(since))
+                ),
             )
-        ]
+        )
 
     def prune_usage_older_than_days(self, *, days: int) -> int:
-        """Run PruneUsageOlderThanDays (:execrows).
+        """Run PruneUsageOlderThanDays (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM usage_events WHERE timestamp < now() - $1::int * interval '1 day'
-
-        Returns:
-            The number of rows affected.
+            DELETE FROM usage_events WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))
         """
         return self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE, (check_int4(days),))
 
 
-class SqliteUsageRepository(UsageRepository):
-    """UsageRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteUsageRepository(SqliteRepository[UsageSyncRepository], UsageRepository):
+    """UsageRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = UsageSyncRepository(db.connection)
-        self._read = None if db.reader is None else UsageSyncRepository(db.reader)
+        super().__init__(db, UsageSyncRepository)
 
     async def record_usage_event(
         self, *, org_id: str, event_type: str, count: int, metadata: JSON

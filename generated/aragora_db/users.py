@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Final
 
 from aragora_db.models import USER_ROLE_VALUES, User, UserRole
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
     check_row_count,
@@ -19,10 +21,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
 )
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON
+from aragora_repos.types import JSON, DbRow
 
 CREATE_USER: Final = """-- name: CreateUser :one
 INSERT INTO users (id, email, password_hash, password_salt, name, org_id, role)
@@ -203,6 +202,111 @@ class GetUserAuthStateRow:
     is_active: bool
     locked_until: datetime | None
     failed_login_count: int
+
+
+def _user_from_pg(r: DbRow) -> User:
+    return User(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        USER_ROLE_VALUES[r[6]],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
+        r[15],
+        r[16],
+        r[17],
+        r[18],
+    )
+
+
+def _user_from_sqlite(r: DbRow) -> User:
+    return User(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        USER_ROLE_VALUES[r[6]],
+        decode_timestamptz(r[7]),
+        decode_timestamptz(r[8]),
+        None if r[9] is None else decode_timestamptz(r[9]),
+        bool(r[10]),
+        bool(r[11]),
+        r[12],
+        json.loads(r[13]),
+        None if r[14] is None else decode_timestamptz(r[14]),
+        r[15],
+        r[16],
+        None if r[17] is None else decode_timestamptz(r[17]),
+        None if r[18] is None else decode_timestamptz(r[18]),
+    )
+
+
+def _record_failed_login_row_from_pg(r: DbRow) -> RecordFailedLoginRow:
+    return RecordFailedLoginRow(r[0], r[1])
+
+
+def _record_failed_login_row_from_sqlite(r: DbRow) -> RecordFailedLoginRow:
+    return RecordFailedLoginRow(r[0], None if r[1] is None else decode_timestamptz(r[1]))
+
+
+def _list_organization_members_row_from_pg(r: DbRow) -> ListOrganizationMembersRow:
+    return ListOrganizationMembersRow(r[0], r[1], r[2], USER_ROLE_VALUES[r[3]], r[4], r[5])
+
+
+def _list_organization_members_row_from_sqlite(r: DbRow) -> ListOrganizationMembersRow:
+    return ListOrganizationMembersRow(
+        r[0],
+        r[1],
+        r[2],
+        USER_ROLE_VALUES[r[3]],
+        None if r[4] is None else decode_timestamptz(r[4]),
+        bool(r[5]),
+    )
+
+
+def _search_users_by_name_row_from_pg(r: DbRow) -> SearchUsersByNameRow:
+    return SearchUsersByNameRow(r[0], r[1], r[2])
+
+
+def _search_users_by_name_row_from_sqlite(r: DbRow) -> SearchUsersByNameRow:
+    return SearchUsersByNameRow(r[0], r[1], r[2])
+
+
+def _list_users_by_email_pattern_row_from_pg(r: DbRow) -> ListUsersByEmailPatternRow:
+    return ListUsersByEmailPatternRow(r[0], r[1])
+
+
+def _list_users_by_email_pattern_row_from_sqlite(r: DbRow) -> ListUsersByEmailPatternRow:
+    return ListUsersByEmailPatternRow(r[0], r[1])
+
+
+def _list_users_by_recent_login_row_from_pg(r: DbRow) -> ListUsersByRecentLoginRow:
+    return ListUsersByRecentLoginRow(r[0], r[1], r[2])
+
+
+def _list_users_by_recent_login_row_from_sqlite(r: DbRow) -> ListUsersByRecentLoginRow:
+    return ListUsersByRecentLoginRow(r[0], r[1], None if r[2] is None else decode_timestamptz(r[2]))
+
+
+def _get_user_auth_state_row_from_pg(r: DbRow) -> GetUserAuthStateRow:
+    return GetUserAuthStateRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+def _get_user_auth_state_row_from_sqlite(r: DbRow) -> GetUserAuthStateRow:
+    return GetUserAuthStateRow(
+        r[0], r[1], r[2], r[3], bool(r[4]), None if r[5] is None else decode_timestamptz(r[5]), r[6]
+    )
 
 
 class UsersRepository(abc.ABC):
@@ -495,108 +599,19 @@ class PostgresUsersRepository(UsersRepository):
             (id, email, password_hash, password_salt, name, org_id, role),
             readonly=False,
         )
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-            r[16],
-            r[17],
-            r[18],
-        )
+        return None if r is None else _user_from_pg(r)
 
     async def get_user_by_id(self, *, id: str) -> User | None:
         r = await self._db.fetchrow(GET_USER_BY_ID, (id,), readonly=True)
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-            r[16],
-            r[17],
-            r[18],
-        )
+        return None if r is None else _user_from_pg(r)
 
     async def get_user_by_email(self, *, email: str) -> User | None:
         r = await self._db.fetchrow(GET_USER_BY_EMAIL, (email,), readonly=True)
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-            r[16],
-            r[17],
-            r[18],
-        )
+        return None if r is None else _user_from_pg(r)
 
     async def get_users_by_ids(self, *, ids: list[str]) -> list[User]:
         rows = await self._db.fetch(GET_USERS_BY_IDS, (ids,), readonly=True)
-        return [
-            User(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                USER_ROLE_VALUES[r[6]],
-                r[7],
-                r[8],
-                r[9],
-                r[10],
-                r[11],
-                r[12],
-                r[13],
-                r[14],
-                r[15],
-                r[16],
-                r[17],
-                r[18],
-            )
-            for r in rows
-        ]
+        return list(map(_user_from_pg, rows))
 
     async def update_user_profile(
         self, *, name: str | None, avatar_url: str | None, preferences: JSON | None, id: str
@@ -604,29 +619,7 @@ class PostgresUsersRepository(UsersRepository):
         r = await self._db.fetchrow(
             UPDATE_USER_PROFILE, (name, avatar_url, preferences, id), readonly=False
         )
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-            r[13],
-            r[14],
-            r[15],
-            r[16],
-            r[17],
-            r[18],
-        )
+        return None if r is None else _user_from_pg(r)
 
     async def record_failed_login(
         self, *, max_attempts: int, lockout_minutes: int, id: str
@@ -634,9 +627,7 @@ class PostgresUsersRepository(UsersRepository):
         r = await self._db.fetchrow(
             RECORD_FAILED_LOGIN, (max_attempts, lockout_minutes, id), readonly=False
         )
-        if r is None:
-            return None
-        return RecordFailedLoginRow(r[0], r[1])
+        return None if r is None else _record_failed_login_row_from_pg(r)
 
     async def is_user_locked(self, *, id: str) -> bool | None:
         r = await self._db.fetchrow(IS_USER_LOCKED, (id,), readonly=True)
@@ -655,22 +646,19 @@ class PostgresUsersRepository(UsersRepository):
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[ListOrganizationMembersRow]:
         rows = await self._db.fetch(LIST_ORGANIZATION_MEMBERS, (org_id, off, lim), readonly=True)
-        return [
-            ListOrganizationMembersRow(r[0], r[1], r[2], USER_ROLE_VALUES[r[3]], r[4], r[5])
-            for r in rows
-        ]
+        return list(map(_list_organization_members_row_from_pg, rows))
 
     async def search_users_by_name(
         self, *, term: str | None, lim: int
     ) -> list[SearchUsersByNameRow]:
         rows = await self._db.fetch(SEARCH_USERS_BY_NAME, (term, lim), readonly=True)
-        return [SearchUsersByNameRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_search_users_by_name_row_from_pg, rows))
 
     async def list_users_by_email_pattern(
         self, *, pattern: str
     ) -> list[ListUsersByEmailPatternRow]:
         rows = await self._db.fetch(LIST_USERS_BY_EMAIL_PATTERN, (pattern,), readonly=True)
-        return [ListUsersByEmailPatternRow(r[0], r[1]) for r in rows]
+        return list(map(_list_users_by_email_pattern_row_from_pg, rows))
 
     async def count_active_users(self) -> int | None:
         r = await self._db.fetchrow(COUNT_ACTIVE_USERS, (), readonly=True)
@@ -687,13 +675,11 @@ class PostgresUsersRepository(UsersRepository):
 
     async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
         rows = await self._db.fetch(LIST_USERS_BY_RECENT_LOGIN, (lim,), readonly=True)
-        return [ListUsersByRecentLoginRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_list_users_by_recent_login_row_from_pg, rows))
 
     async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
         r = await self._db.fetchrow(GET_USER_AUTH_STATE, (id,), readonly=True)
-        if r is None:
-            return None
-        return GetUserAuthStateRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+        return None if r is None else _get_user_auth_state_row_from_pg(r)
 
 
 class UsersSyncRepository:
@@ -715,16 +701,11 @@ class UsersSyncRepository:
         org_id: str | None,
         role: UserRole,
     ) -> User | None:
-        """Run CreateUser (:one).
+        """Run CreateUser (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO users (id, email, password_hash, password_salt, name, org_id, role)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO users (id, email, password_hash, password_salt, name, org_id, role) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at
         """
         r = self._db.fetchone(
             CREATE_USER_SQLITE,
@@ -738,154 +719,52 @@ class UsersSyncRepository:
                 role,
             ),
         )
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            None if r[9] is None else decode_timestamptz(r[9]),
-            bool(r[10]),
-            bool(r[11]),
-            r[12],
-            json.loads(r[13]),
-            None if r[14] is None else decode_timestamptz(r[14]),
-            r[15],
-            r[16],
-            None if r[17] is None else decode_timestamptz(r[17]),
-            None if r[18] is None else decode_timestamptz(r[18]),
-        )
+        return None if r is None else _user_from_sqlite(r)
 
     def get_user_by_id(self, *, id: str) -> User | None:
-        """Run GetUserById (:one).
+        """Run GetUserById (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE id = ?1
         """
         r = self._db.fetchone(GET_USER_BY_ID_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            None if r[9] is None else decode_timestamptz(r[9]),
-            bool(r[10]),
-            bool(r[11]),
-            r[12],
-            json.loads(r[13]),
-            None if r[14] is None else decode_timestamptz(r[14]),
-            r[15],
-            r[16],
-            None if r[17] is None else decode_timestamptz(r[17]),
-            None if r[18] is None else decode_timestamptz(r[18]),
-        )
+        return None if r is None else _user_from_sqlite(r)
 
     def get_user_by_email(self, *, email: str) -> User | None:
-        """Run GetUserByEmail (:one).
+        """Run GetUserByEmail (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE email = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE email = ?1
         """
         r = self._db.fetchone(GET_USER_BY_EMAIL_SQLITE, (check_text(email),))
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            None if r[9] is None else decode_timestamptz(r[9]),
-            bool(r[10]),
-            bool(r[11]),
-            r[12],
-            json.loads(r[13]),
-            None if r[14] is None else decode_timestamptz(r[14]),
-            r[15],
-            r[16],
-            None if r[17] is None else decode_timestamptz(r[17]),
-            None if r[18] is None else decode_timestamptz(r[18]),
-        )
+        return None if r is None else _user_from_sqlite(r)
 
     def get_users_by_ids(self, *, ids: list[str]) -> list[User]:
-        """Run GetUsersByIds (:many).
+        """Run GetUsersByIds (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE id = ANY($1) ORDER BY id
-
-        Returns:
-            Every matching row.
+            SELECT id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at FROM users WHERE id IN (SELECT value FROM JSON_EACH(?1)) ORDER BY id
         """
-        return [
-            User(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                USER_ROLE_VALUES[r[6]],
-                decode_timestamptz(r[7]),
-                decode_timestamptz(r[8]),
-                None if r[9] is None else decode_timestamptz(r[9]),
-                bool(r[10]),
-                bool(r[11]),
-                r[12],
-                json.loads(r[13]),
-                None if r[14] is None else decode_timestamptz(r[14]),
-                r[15],
-                r[16],
-                None if r[17] is None else decode_timestamptz(r[17]),
-                None if r[18] is None else decode_timestamptz(r[18]),
+        return list(
+            map(
+                _user_from_sqlite,
+                self._db.fetchall(
+                    GET_USERS_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+                ),
             )
-            for r in self._db.fetchall(
-                GET_USERS_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
-            )
-        ]
+        )
 
     def update_user_profile(
         self, *, name: str | None, avatar_url: str | None, preferences: JSON | None, id: str
     ) -> User | None:
-        """Run UpdateUserProfile (:one).
+        """Run UpdateUserProfile (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE users
-            SET name = COALESCE($1, name),
-                avatar_url = COALESCE($2, avatar_url),
-                preferences = COALESCE($3, preferences),
-                updated_at = now()
-            WHERE id = $4
-            RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE users SET name = COALESCE(?1, name), avatar_url = COALESCE(?2, avatar_url), preferences = COALESCE(?3, preferences), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?4 RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at
         """
         r = self._db.fetchone(
             UPDATE_USER_PROFILE_SQLITE,
@@ -896,72 +775,29 @@ class UsersSyncRepository:
                 check_text(id),
             ),
         )
-        if r is None:
-            return None
-        return User(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            USER_ROLE_VALUES[r[6]],
-            decode_timestamptz(r[7]),
-            decode_timestamptz(r[8]),
-            None if r[9] is None else decode_timestamptz(r[9]),
-            bool(r[10]),
-            bool(r[11]),
-            r[12],
-            json.loads(r[13]),
-            None if r[14] is None else decode_timestamptz(r[14]),
-            r[15],
-            r[16],
-            None if r[17] is None else decode_timestamptz(r[17]),
-            None if r[18] is None else decode_timestamptz(r[18]),
-        )
+        return None if r is None else _user_from_sqlite(r)
 
     def record_failed_login(
         self, *, max_attempts: int, lockout_minutes: int, id: str
     ) -> RecordFailedLoginRow | None:
-        """Counts a failed login and locks the account once max_attempts is reached.
+        """Run RecordFailedLogin (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE users
-            SET failed_login_count = failed_login_count + 1,
-                locked_until = CASE
-                    WHEN failed_login_count + 1 >= $1::int
-                    THEN now() + $2::int * interval '1 minute'
-                    ELSE locked_until
-                END,
-                lockout_reason = CASE
-                    WHEN failed_login_count + 1 >= $1::int
-                    THEN 'too many failed login attempts'
-                    ELSE lockout_reason
-                END
-            WHERE id = $3
-            RETURNING failed_login_count, locked_until
-
-        Returns:
-            The row, or None when no row matches.
+            UPDATE users SET failed_login_count = failed_login_count + 1, locked_until = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?2 AS INTEGER)) * 60.0)) ELSE locked_until END, lockout_reason = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN 'too many failed login attempts' ELSE lockout_reason END WHERE id = ?3 RETURNING failed_login_count, locked_until
         """
         r = self._db.fetchone(
             RECORD_FAILED_LOGIN_SQLITE,
             (check_int4(max_attempts), check_int4(lockout_minutes), check_text(id)),
         )
-        if r is None:
-            return None
-        return RecordFailedLoginRow(r[0], None if r[1] is None else decode_timestamptz(r[1]))
+        return None if r is None else _record_failed_login_row_from_sqlite(r)
 
     def is_user_locked(self, *, id: str) -> bool | None:
-        """Run IsUserLocked (:one).
+        """Run IsUserLocked (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT COALESCE(locked_until > now(), FALSE)::boolean AS locked FROM users WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COALESCE(locked_until > STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), 0) AS locked FROM users WHERE id = ?1
         """
         r = self._db.fetchone(IS_USER_LOCKED_SQLITE, (check_text(id),))
         if r is None:
@@ -970,33 +806,20 @@ class UsersSyncRepository:
         return value
 
     def record_login(self, *, id: str) -> int:
-        """Run RecordLogin (:execrows).
+        """Run RecordLogin (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE users
-            SET last_login_at = now(),
-                last_activity_at = now(),
-                failed_login_count = 0,
-                locked_until = NULL,
-                lockout_reason = NULL
-            WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            UPDATE users SET last_login_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), last_activity_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), failed_login_count = 0, locked_until = NULL, lockout_reason = NULL WHERE id = ?1
         """
         return self._db.execute(RECORD_LOGIN_SQLITE, (check_text(id),))
 
     def set_user_organization(self, *, org_id: str | None, role: UserRole, id: str) -> int:
-        """Run SetUserOrganization (:execrows).
+        """Run SetUserOrganization (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE users SET org_id = $1, role = $2, updated_at = now()
-            WHERE id = $3
-
-        Returns:
-            The number of rows affected.
+            UPDATE users SET org_id = ?1, role = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3
         """
         return self._db.execute(
             SET_USER_ORGANIZATION_SQLITE,
@@ -1006,83 +829,63 @@ class UsersSyncRepository:
     def list_organization_members(
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[ListOrganizationMembersRow]:
-        """Run ListOrganizationMembers (:many).
+        """Run ListOrganizationMembers (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, email, name, role, last_login_at, is_active
-            FROM users
-            WHERE org_id = $1
-            ORDER BY created_at, id
-            LIMIT $3 OFFSET $2
-
-        Returns:
-            Every matching row.
+            SELECT id, email, name, role, last_login_at, is_active FROM users WHERE org_id = ?1 ORDER BY created_at, id LIMIT ?3 OFFSET ?2
         """
-        return [
-            ListOrganizationMembersRow(
-                r[0],
-                r[1],
-                r[2],
-                USER_ROLE_VALUES[r[3]],
-                None if r[4] is None else decode_timestamptz(r[4]),
-                bool(r[5]),
-            )
-            for r in self._db.fetchall(
-                LIST_ORGANIZATION_MEMBERS_SQLITE,
-                (
-                    None if org_id is None else check_text(org_id),
-                    check_row_count(check_int4(off)),
-                    check_row_count(check_int4(lim)),
+        return list(
+            map(
+                _list_organization_members_row_from_sqlite,
+                self._db.fetchall(
+                    LIST_ORGANIZATION_MEMBERS_SQLITE,
+                    (
+                        None if org_id is None else check_text(org_id),
+                        check_row_count(check_int4(off)),
+                        check_row_count(check_int4(lim)),
+                    ),
                 ),
             )
-        ]
+        )
 
     def search_users_by_name(self, *, term: str | None, lim: int) -> list[SearchUsersByNameRow]:
-        """Run SearchUsersByName (:many).
+        """Run SearchUsersByName (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, email, name FROM users
-            WHERE name ILIKE '%' || $1 || '%'
-            ORDER BY name, id
-            LIMIT $2
-
-        Returns:
-            Every matching row.
+            SELECT id, email, name FROM users WHERE LOWER(name) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY name, id LIMIT ?2
         """
-        return [
-            SearchUsersByNameRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(
-                SEARCH_USERS_BY_NAME_SQLITE,
-                (None if term is None else check_text(term), check_row_count(check_int4(lim))),
+        return list(
+            map(
+                _search_users_by_name_row_from_sqlite,
+                self._db.fetchall(
+                    SEARCH_USERS_BY_NAME_SQLITE,
+                    (None if term is None else check_text(term), check_row_count(check_int4(lim))),
+                ),
             )
-        ]
+        )
 
     def list_users_by_email_pattern(self, *, pattern: str) -> list[ListUsersByEmailPatternRow]:
-        """Run ListUsersByEmailPattern (:many).
+        """Run ListUsersByEmailPattern (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, email FROM users WHERE email LIKE $1 ORDER BY email
-
-        Returns:
-            Every matching row.
+            SELECT id, email FROM users WHERE email LIKE ?1 ESCAPE '\\' ORDER BY email
         """
-        return [
-            ListUsersByEmailPatternRow(r[0], r[1])
-            for r in self._db.fetchall(LIST_USERS_BY_EMAIL_PATTERN_SQLITE, (check_text(pattern),))
-        ]
+        return list(
+            map(
+                _list_users_by_email_pattern_row_from_sqlite,
+                self._db.fetchall(LIST_USERS_BY_EMAIL_PATTERN_SQLITE, (check_text(pattern),)),
+            )
+        )
 
     def count_active_users(self) -> int | None:
-        """Run CountActiveUsers (:one).
+        """Run CountActiveUsers (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) FROM users WHERE is_active
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) FROM users WHERE is_active
         """
         r = self._db.fetchone(COUNT_ACTIVE_USERS_SQLITE, ())
         if r is None:
@@ -1091,82 +894,57 @@ class UsersSyncRepository:
         return value
 
     def deactivate_user(self, *, id: str) -> int:
-        """Run DeactivateUser (:execrows).
+        """Run DeactivateUser (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE users SET is_active = FALSE, updated_at = now() WHERE id = $1
-
-        Returns:
-            The number of rows affected.
+            UPDATE users SET is_active = 0, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1
         """
         return self._db.execute(DEACTIVATE_USER_SQLITE, (check_text(id),))
 
     def delete_user(self, *, id: str) -> None:
-        """Run DeleteUser (:exec).
+        """Run DeleteUser (:exec) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM users WHERE id = $1
-
-        Returns:
-            Nothing.
+            DELETE FROM users WHERE id = ?1
         """
         self._db.execute(DELETE_USER_SQLITE, (check_text(id),))
 
     def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
-        """Most recent logins first; users who never logged in come first, as PostgreSQL sorts NULL high.
+        """Run ListUsersByRecentLogin (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC, id LIMIT $1
-
-        Returns:
-            Every matching row.
+            SELECT id, email, last_login_at FROM users ORDER BY last_login_at DESC NULLS FIRST, id LIMIT ?1
         """
-        return [
-            ListUsersByRecentLoginRow(
-                r[0], r[1], None if r[2] is None else decode_timestamptz(r[2])
+        return list(
+            map(
+                _list_users_by_recent_login_row_from_sqlite,
+                self._db.fetchall(
+                    LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(check_int4(lim)),)
+                ),
             )
-            for r in self._db.fetchall(
-                LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(check_int4(lim)),)
-            )
-        ]
-
-    def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
-        """What a login check needs: credentials, activity and lockout state.
-
-        SQL (PostgreSQL)::
-
-            SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count
-            FROM users WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
-        """
-        r = self._db.fetchone(GET_USER_AUTH_STATE_SQLITE, (check_text(id),))
-        if r is None:
-            return None
-        return GetUserAuthStateRow(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            bool(r[4]),
-            None if r[5] is None else decode_timestamptz(r[5]),
-            r[6],
         )
 
+    def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
+        """Run GetUserAuthState (:one) on SQLite; returns as the async method.
 
-class SqliteUsersRepository(UsersRepository):
-    """UsersRepository on SQLite: each call is one hop to the connection's thread."""
+        SQL (SQLite)::
 
-    __slots__ = ("_db", "_read", "_sync")
+            SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count FROM users WHERE id = ?1
+        """
+        r = self._db.fetchone(GET_USER_AUTH_STATE_SQLITE, (check_text(id),))
+        return None if r is None else _get_user_auth_state_row_from_sqlite(r)
+
+
+class SqliteUsersRepository(SqliteRepository[UsersSyncRepository], UsersRepository):
+    """UsersRepository on SQLite: single-row reads inline, the rest one hop each."""
+
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = UsersSyncRepository(db.connection)
-        self._read = None if db.reader is None else UsersSyncRepository(db.reader)
+        super().__init__(db, UsersSyncRepository)
 
     async def create_user(
         self,
@@ -1191,20 +969,14 @@ class SqliteUsersRepository(UsersRepository):
         )
 
     async def get_user_by_id(self, *, id: str) -> User | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_user_by_id(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_user_by_id, id=id)
+        return await self._db.read(
+            UsersSyncRepository.get_user_by_id, self._sync, self._read, id=id
+        )
 
     async def get_user_by_email(self, *, email: str) -> User | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_user_by_email(email=email)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_user_by_email, email=email)
+        return await self._db.read(
+            UsersSyncRepository.get_user_by_email, self._sync, self._read, email=email
+        )
 
     async def get_users_by_ids(self, *, ids: list[str]) -> list[User]:
         return await self._db.run(self._sync.get_users_by_ids, ids=ids)
@@ -1231,12 +1003,9 @@ class SqliteUsersRepository(UsersRepository):
         )
 
     async def is_user_locked(self, *, id: str) -> bool | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.is_user_locked(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.is_user_locked, id=id)
+        return await self._db.read(
+            UsersSyncRepository.is_user_locked, self._sync, self._read, id=id
+        )
 
     async def record_login(self, *, id: str) -> int:
         return await self._db.run(self._sync.record_login, id=id)
@@ -1262,12 +1031,7 @@ class SqliteUsersRepository(UsersRepository):
         return await self._db.run(self._sync.list_users_by_email_pattern, pattern=pattern)
 
     async def count_active_users(self) -> int | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.count_active_users()
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.count_active_users)
+        return await self._db.read(UsersSyncRepository.count_active_users, self._sync, self._read)
 
     async def deactivate_user(self, *, id: str) -> int:
         return await self._db.run(self._sync.deactivate_user, id=id)
@@ -1279,9 +1043,6 @@ class SqliteUsersRepository(UsersRepository):
         return await self._db.run(self._sync.list_users_by_recent_login, lim=lim)
 
     async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_user_auth_state(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_user_auth_state, id=id)
+        return await self._db.read(
+            UsersSyncRepository.get_user_auth_state, self._sync, self._read, id=id
+        )

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from aragora_repos import Secret
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.backup import PARTIAL, client_binary, new_backup_folder
 from aragora_repos.errors import BackupError
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 from tests.adversarial.drop_column import CREATE, ROWS
 from tests.conftest import BACKENDS
 from tests.reliability.test_migrations import opened, target
@@ -131,7 +131,7 @@ def test_killed_sqlite_backup_never_looks_finished(tmp_path: Path) -> None:
     root = tmp_path / "backup"
     code = (
         "import sys; from pathlib import Path; "
-        "from aragora_repos.sqlite import SqliteConnection; "
+        "from aragora_repos.backends.sqlite import SqliteConnection; "
         f"SqliteConnection({str(path)!r}).backup(Path({str(root)!r}))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)

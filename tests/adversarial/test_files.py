@@ -23,9 +23,9 @@ import pytest
 from aragora_db import UserRole, connect
 from aragora_db.migrations import MIGRATIONS
 from aragora_repos import Config, DatabaseBusy, MigrationError, Secret, cli, open_async
+from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.migrate_data import migrate_data
 from aragora_repos.migrations import ADVISORY_LOCK_KEY
-from aragora_repos.postgres import PostgresDatabase
 from tests.conftest import BACKENDS
 from tests.pg_server import fresh_database
 
@@ -237,7 +237,7 @@ async def test_sqlite_waits_end_at_db_timeout(tmp_path: Path) -> None:
 async def test_a_stuck_migrator_is_named_and_given_up_on(
     postgres_dsn: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aragora_repos.postgres as pg
+    import aragora_repos.backends.postgres.migrate as pg
 
     monkeypatch.setattr(pg, "_LOCK_REPORT_EVERY", 0.2)
     with fresh_database(postgres_dsn) as dsn:

@@ -249,7 +249,7 @@ def test_the_cli_takes_a_dsn_without_argv(
 def test_driver_reconnect_warnings_carry_no_frames() -> None:
     """asyncpg's pool logs a failed reconnect with ``exc_info``; the connect frames'
     locals hold the connection parameters. The record reaches handlers without them."""
-    import aragora_repos.postgres  # noqa: F401  (installs the filter)
+    import aragora_repos.backends.postgres  # noqa: F401  (installs the filter)
 
     def connect(password: str) -> None:
         raise OSError(111, "Connect call failed")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from aragora_repos import ConfigError, Secret, cli
+from aragora_repos.backends.postgres import PostgresDatabase, connect_one
 from aragora_repos.backup import pg_dump_backup
-from aragora_repos.postgres import PostgresDatabase, connect_one
 from tests.pg_server import free_port
 
 PORT = free_port()

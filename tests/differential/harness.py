@@ -44,9 +44,9 @@ from hypothesis import strategies as st
 import aragora_db
 from aragora_db import Database
 from aragora_repos import errors
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase
 from aragora_repos.migrate_data import fk_order
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase
 from aragora_repos.types import JSON as JSON_ALIAS
 
 # --- the calls ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import sys
 import time
 
 from aragora_repos import DatabaseBusy
-from aragora_repos.sqlite import SqliteConnection
+from aragora_repos.backends.sqlite import SqliteConnection
 
 
 def main() -> None:

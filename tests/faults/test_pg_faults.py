@@ -25,7 +25,7 @@ from aragora_repos import (
     Secret,
     TransactionConfig,
 )
-from aragora_repos.postgres import PostgresDatabase
+from aragora_repos.backends.postgres import PostgresDatabase
 from tests.faults.cluster import Cluster
 
 pytestmark = pytest.mark.postgres

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from aragora_repos.sqlite import SqliteConnection
+from aragora_repos.backends.sqlite import SqliteConnection
 
 SECONDS = float(os.environ.get("ARAGORA_FAULT_SECONDS", "5"))
 KILLS = 100 if SECONDS >= 30 else 20

@@ -27,9 +27,9 @@ import pytest
 
 from aragora_db.migrations import MIGRATIONS
 from aragora_repos import AsyncBackend, Config, MigrationError, Secret, open_async
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase
 from aragora_repos.migrations import Migration, Section
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase
 from tests.conftest import BACKENDS
 from tests.pg_server import fresh_database
 

@@ -23,7 +23,7 @@ from aragora_repos import (
     TransactionConfig,
     UniqueViolation,
 )
-from aragora_repos.postgres import PostgresDatabase
+from aragora_repos.backends.postgres import PostgresDatabase
 from tests.pg_server import terminate_during_commit
 
 pytestmark = pytest.mark.postgres

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from aragora_repos import Secret
-from aragora_repos.postgres import PostgresDatabase
+from aragora_repos.backends.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.postgres
 

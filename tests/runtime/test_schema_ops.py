@@ -14,10 +14,10 @@ import pytest
 from aragora_db.migrations import MIGRATIONS
 from aragora_repos import Config, MigrationError, Secret, open_async
 from aragora_repos import cli as cli_module
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase
 from aragora_repos.drift import validate_schema
 from aragora_repos.migrations import Migration, Section
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase
 from codegen.analysis.schema import analyse_schema, read_migrations
 from codegen.model import ir
 from tests.conftest import BACKENDS

@@ -34,8 +34,8 @@ from aragora_repos import (
     cli,
     open_async,
 )
+from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.migrations import Section
-from aragora_repos.postgres import PostgresDatabase
 from tests.pg_server import fresh_database, terminate_during_commit, with_database
 
 CANARY = "CANARY-pw-7f3a9"

@@ -10,7 +10,7 @@ import pytest
 
 from aragora_db import UserRole, connect
 from aragora_repos import Config, DatabaseBusy
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection
 
 
 async def test_reader_serves_reads_and_falls_back_when_busy(

@@ -28,7 +28,8 @@ from aragora_repos import (
     TxState,
     UniqueViolation,
 )
-from aragora_repos.postgres import PostgresDatabase
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase
 from aragora_repos.transaction import TransactionStats, backoff
 
 
@@ -324,6 +325,7 @@ async def test_slow_query_log_names_the_query_not_the_values(
     if isinstance(backend, PostgresDatabase):
         backend._slow_ms = 0.0
     else:
+        assert isinstance(backend, AsyncSqliteDatabase)
         backend.connection.slow_ms = 0.0
         assert backend.reader is not None
         backend.reader.slow_ms = 0.0

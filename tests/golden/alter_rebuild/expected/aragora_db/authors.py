@@ -14,11 +14,10 @@ from typing import Final
 from uuid import UUID
 
 from aragora_db.models import MOOD_VALUES, Author, Mood
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_text, decode_timestamptz, encode_json
-from aragora_repos.errors import DatabaseBusy
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
-from aragora_repos.types import JSON, ExecResult
+from aragora_repos.types import JSON, DbRow, ExecResult
 
 GET_AUTHOR: Final = """-- name: GetAuthor :one
 SELECT id, name, bio, mood, tags, profile, external, active, score, avatar, born_on, created_at, seen_at FROM authors WHERE id = $1"""
@@ -91,6 +90,46 @@ class LatestBioRow:
     """A row of LatestBio."""
 
     bio: str | None
+
+
+def _author_from_pg(r: DbRow) -> Author:
+    return Author(
+        r[0], r[1], r[2], MOOD_VALUES[r[3]], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+    )
+
+
+def _author_from_sqlite(r: DbRow) -> Author:
+    return Author(
+        r[0],
+        r[1],
+        r[2],
+        MOOD_VALUES[r[3]],
+        json.loads(r[4]),
+        json.loads(r[5]),
+        None if r[6] is None else UUID(r[6]),
+        bool(r[7]),
+        None if r[8] is None else float(r[8]),
+        r[9],
+        None if r[10] is None else date.fromisoformat(r[10]),
+        decode_timestamptz(r[11]),
+        decode_timestamptz(r[12]),
+    )
+
+
+def _list_authors_row_from_pg(r: DbRow) -> ListAuthorsRow:
+    return ListAuthorsRow(r[0], r[1], r[2])
+
+
+def _list_authors_row_from_sqlite(r: DbRow) -> ListAuthorsRow:
+    return ListAuthorsRow(r[0], r[1], r[2])
+
+
+def _latest_bio_row_from_pg(r: DbRow) -> LatestBioRow:
+    return LatestBioRow(r[0])
+
+
+def _latest_bio_row_from_sqlite(r: DbRow) -> LatestBioRow:
+    return LatestBioRow(r[0])
 
 
 class AuthorsRepository(abc.ABC):
@@ -229,27 +268,11 @@ class PostgresAuthorsRepository(AuthorsRepository):
 
     async def get_author(self, *, id: int) -> Author | None:
         r = await self._db.fetchrow(GET_AUTHOR, (id,), readonly=True)
-        if r is None:
-            return None
-        return Author(
-            r[0],
-            r[1],
-            r[2],
-            MOOD_VALUES[r[3]],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-        )
+        return None if r is None else _author_from_pg(r)
 
     async def list_authors(self, *, moods: list[Mood]) -> list[ListAuthorsRow]:
         rows = await self._db.fetch(LIST_AUTHORS, (moods,), readonly=True)
-        return [ListAuthorsRow(r[0], r[1], r[2]) for r in rows]
+        return list(map(_list_authors_row_from_pg, rows))
 
     async def count_authors(self) -> int | None:
         r = await self._db.fetchrow(COUNT_AUTHORS, (), readonly=True)
@@ -272,23 +295,7 @@ class PostgresAuthorsRepository(AuthorsRepository):
         r = await self._db.fetchrow(
             CREATE_AUTHOR, (name, mood, tags, profile, external, born_on, bio), readonly=False
         )
-        if r is None:
-            return None
-        return Author(
-            r[0],
-            r[1],
-            r[2],
-            MOOD_VALUES[r[3]],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            r[10],
-            r[11],
-            r[12],
-        )
+        return None if r is None else _author_from_pg(r)
 
     async def rename_author(self, *, name: str, id: int) -> int:
         return await self._db.execute(RENAME_AUTHOR, (name, id))
@@ -306,9 +313,7 @@ class PostgresAuthorsRepository(AuthorsRepository):
 
     async def latest_bio(self) -> LatestBioRow | None:
         r = await self._db.fetchrow(LATEST_BIO, (), readonly=True)
-        if r is None:
-            return None
-        return LatestBioRow(r[0])
+        return None if r is None else _latest_bio_row_from_pg(r)
 
 
 class AuthorsSyncRepository:
@@ -320,58 +325,35 @@ class AuthorsSyncRepository:
         self._db = db
 
     def get_author(self, *, id: int) -> Author | None:
-        """Run GetAuthor (:one).
+        """Run GetAuthor (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, bio, mood, tags, profile, external, active, score, avatar, born_on, created_at, seen_at FROM authors WHERE id = $1
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT id, name, bio, mood, tags, profile, external, active, score, avatar, born_on, created_at, seen_at FROM authors WHERE id = ?1
         """
         r = self._db.fetchone(GET_AUTHOR_SQLITE, (id,))
-        if r is None:
-            return None
-        return Author(
-            r[0],
-            r[1],
-            r[2],
-            MOOD_VALUES[r[3]],
-            json.loads(r[4]),
-            json.loads(r[5]),
-            None if r[6] is None else UUID(r[6]),
-            bool(r[7]),
-            None if r[8] is None else float(r[8]),
-            r[9],
-            None if r[10] is None else date.fromisoformat(r[10]),
-            decode_timestamptz(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _author_from_sqlite(r)
 
     def list_authors(self, *, moods: list[Mood]) -> list[ListAuthorsRow]:
-        """Authors by name, NULL bios last as PostgreSQL sorts them.
+        """Run ListAuthors (:many) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT id, name, bio FROM authors WHERE mood = ANY($1::mood[]) ORDER BY bio, name
-
-        Returns:
-            Every matching row.
+            SELECT id, name, bio FROM authors WHERE mood IN (SELECT value FROM JSON_EACH(?1)) ORDER BY bio NULLS LAST, name
         """
-        return [
-            ListAuthorsRow(r[0], r[1], r[2])
-            for r in self._db.fetchall(LIST_AUTHORS_SQLITE, (encode_json(moods),))
-        ]
+        return list(
+            map(
+                _list_authors_row_from_sqlite,
+                self._db.fetchall(LIST_AUTHORS_SQLITE, (encode_json(moods),)),
+            )
+        )
 
     def count_authors(self) -> int | None:
-        """Run CountAuthors (:one).
+        """Run CountAuthors (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT count(*) FROM authors
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT COUNT(*) FROM authors
         """
         r = self._db.fetchone(COUNT_AUTHORS_SQLITE, ())
         if r is None:
@@ -390,16 +372,11 @@ class AuthorsSyncRepository:
         born_on: date | None,
         bio: str | None,
     ) -> Author | None:
-        """Run CreateAuthor (:one).
+        """Run CreateAuthor (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO authors (name, bio, mood, tags, profile, external, born_on)
-            VALUES ($1, $7, $2, $3, $4, $5, $6)
-            RETURNING id, name, bio, mood, tags, profile, external, active, score, avatar, born_on, created_at, seen_at
-
-        Returns:
-            The row, or None when no row matches.
+            INSERT INTO authors (name, bio, mood, tags, profile, external, born_on) VALUES (?1, ?7, ?2, ?3, ?4, ?5, ?6) RETURNING id, name, bio, mood, tags, profile, external, active, score, avatar, born_on, created_at, seen_at
         """
         r = self._db.fetchone(
             CREATE_AUTHOR_SQLITE,
@@ -413,69 +390,41 @@ class AuthorsSyncRepository:
                 None if bio is None else check_text(bio),
             ),
         )
-        if r is None:
-            return None
-        return Author(
-            r[0],
-            r[1],
-            r[2],
-            MOOD_VALUES[r[3]],
-            json.loads(r[4]),
-            json.loads(r[5]),
-            None if r[6] is None else UUID(r[6]),
-            bool(r[7]),
-            None if r[8] is None else float(r[8]),
-            r[9],
-            None if r[10] is None else date.fromisoformat(r[10]),
-            decode_timestamptz(r[11]),
-            decode_timestamptz(r[12]),
-        )
+        return None if r is None else _author_from_sqlite(r)
 
     def rename_author(self, *, name: str, id: int) -> int:
-        """Run RenameAuthor (:execrows).
+        """Run RenameAuthor (:execrows) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE authors SET name = $1 WHERE id = $2
-
-        Returns:
-            The number of rows affected.
+            UPDATE authors SET name = ?1 WHERE id = ?2
         """
         return self._db.execute(RENAME_AUTHOR_SQLITE, (check_text(name), id))
 
     def touch_authors(self, *, ids: list[int]) -> ExecResult:
-        """Run TouchAuthors (:execresult).
+        """Run TouchAuthors (:execresult) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            UPDATE authors SET created_at = now() - interval '1 day' WHERE id = ANY($1)
-
-        Returns:
-            The command's result (rows affected).
+            UPDATE authors SET created_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', '-86400.000000 seconds') WHERE id IN (SELECT value FROM JSON_EACH(?1))
         """
         return ExecResult(self._db.execute(TOUCH_AUTHORS_SQLITE, (encode_json(ids),)))
 
     def delete_author(self, *, id: int) -> None:
-        """Run DeleteAuthor (:exec).
+        """Run DeleteAuthor (:exec) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            DELETE FROM authors WHERE id = $1
-
-        Returns:
-            Nothing.
+            DELETE FROM authors WHERE id = ?1
         """
         self._db.execute(DELETE_AUTHOR_SQLITE, (id,))
 
     def import_authors(self, rows: Iterable[ImportAuthorsParams]) -> int:
-        """Run ImportAuthors (:copyfrom).
+        """Run ImportAuthors (:copyfrom) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            INSERT INTO authors (name, mood, tags) VALUES ($1, $2, $3)
-
-        Returns:
-            The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).
+            INSERT INTO authors (name, mood, tags) VALUES (?1, ?2, ?3)
         """
         return self._db.executemany(
             IMPORT_AUTHORS_SQLITE,
@@ -486,49 +435,32 @@ class AuthorsSyncRepository:
         )
 
     def latest_bio(self) -> LatestBioRow | None:
-        """Run LatestBio (:one).
+        """Run LatestBio (:one) on SQLite; returns as the async method.
 
-        SQL (PostgreSQL)::
+        SQL (SQLite)::
 
-            SELECT max(bio) AS bio FROM authors
-
-        Returns:
-            The row, or None when no row matches.
+            SELECT MAX(bio) AS bio FROM authors
         """
         r = self._db.fetchone(LATEST_BIO_SQLITE, ())
-        if r is None:
-            return None
-        return LatestBioRow(r[0])
+        return None if r is None else _latest_bio_row_from_sqlite(r)
 
 
-class SqliteAuthorsRepository(AuthorsRepository):
-    """AuthorsRepository on SQLite: each call is one hop to the connection's thread."""
+class SqliteAuthorsRepository(SqliteRepository[AuthorsSyncRepository], AuthorsRepository):
+    """AuthorsRepository on SQLite: single-row reads inline, the rest one hop each."""
 
-    __slots__ = ("_db", "_read", "_sync")
+    __slots__ = ()
 
     def __init__(self, db: AsyncSqliteDatabase) -> None:
-        self._db = db
-        self._sync = AuthorsSyncRepository(db.connection)
-        self._read = None if db.reader is None else AuthorsSyncRepository(db.reader)
+        super().__init__(db, AuthorsSyncRepository)
 
     async def get_author(self, *, id: int) -> Author | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.get_author(id=id)
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.get_author, id=id)
+        return await self._db.read(AuthorsSyncRepository.get_author, self._sync, self._read, id=id)
 
     async def list_authors(self, *, moods: list[Mood]) -> list[ListAuthorsRow]:
         return await self._db.run(self._sync.list_authors, moods=moods)
 
     async def count_authors(self) -> int | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.count_authors()
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.count_authors)
+        return await self._db.read(AuthorsSyncRepository.count_authors, self._sync, self._read)
 
     async def create_author(
         self,
@@ -565,9 +497,4 @@ class SqliteAuthorsRepository(AuthorsRepository):
         return await self._db.run(self._sync.import_authors, rows)
 
     async def latest_bio(self) -> LatestBioRow | None:
-        if self._read is not None and self._db.inline_ok():
-            try:
-                return self._read.latest_bio()
-            except DatabaseBusy:
-                pass  # a checkpoint or recovery holds the file: take the writer's thread
-        return await self._db.run(self._sync.latest_bio)
+        return await self._db.read(AuthorsSyncRepository.latest_bio, self._sync, self._read)

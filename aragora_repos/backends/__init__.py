@@ -1,18 +1,20 @@
-"""Open the configured backend; the generated facade (``aragora_db``) builds on this."""
+"""The backends behind one contract (:class:`Backend`), and opening the configured one."""
 
 from __future__ import annotations
 
 from typing import TypeAlias
 
+from aragora_repos.backends.base import Backend
+from aragora_repos.backends.postgres import PostgresDatabase
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.config import Config
 from aragora_repos.errors import ConfigError
-from aragora_repos.postgres import PostgresDatabase
-from aragora_repos.sqlite import AsyncSqliteDatabase, SqliteConnection
 
-AsyncBackend: TypeAlias = PostgresDatabase | AsyncSqliteDatabase
+#: Every async backend; code written against it runs on either.
+AsyncBackend: TypeAlias = Backend
 
 
-async def open_async(config: Config | None = None, *, inspect: bool = False) -> AsyncBackend:
+async def open_async(config: Config | None = None, *, inspect: bool = False) -> Backend:
     """Open PostgreSQL or SQLite as ``config`` (default: the environment) says.
 
     ``inspect``: only look. A SQLite file is opened read-only and must exist; nothing is
@@ -40,3 +42,14 @@ def open_sync(config: Config | None = None) -> SqliteConnection:
     return SqliteConnection(
         config.sqlite_file, timeout=config.timeout, slow_query_ms=config.slow_query_ms
     )
+
+
+__all__ = [
+    "AsyncBackend",
+    "AsyncSqliteDatabase",
+    "Backend",
+    "PostgresDatabase",
+    "SqliteConnection",
+    "open_async",
+    "open_sync",
+]

@@ -1,0 +1,642 @@
+"""PostgreSQL backend: an asyncpg pool for the primary and one per read replica.
+
+Routing: inside ``transaction()`` every statement runs on the transaction's primary
+connection. Outside, a statement the generator marked read-only goes to a healthy replica
+that has replayed everything this context wrote (see :meth:`PostgresDatabase.use_primary`
+and :meth:`PostgresDatabase.use_replica` to force either); writes go to the primary.
+
+Read-your-writes without waiting: a context that wrote at time W reads from a replica
+only once a health check that began after W saw the replica's replay position reach the
+primary's WAL position, which covers every commit acknowledged before W
+(``pg_current_wal_lsn`` vs ``pg_last_wal_replay_lsn``, functions-admin.html). Until
+then its reads go to the primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+
+from aragora_repos import errors
+from aragora_repos.backends.base import Backend, Planner
+from aragora_repos.backends.postgres.driver import (
+    DRIVER_ERRORS,
+    create_pool,
+    gone,
+    is_loss,
+    map_error,
+    rows_of,
+    terminate,
+)
+from aragora_repos.backends.postgres.migrate import (
+    COUNT_TABLES,
+    applied_versions,
+    run_plan,
+)
+from aragora_repos.backends.postgres.pool import Lender, Replica
+from aragora_repos.backends.postgres.session import Listener, PgTx, Session
+from aragora_repos.backup import pg_dump_backup
+from aragora_repos.config import Config, Secret
+from aragora_repos.migrations import Applied
+from aragora_repos.observability import (
+    BackendCapabilities,
+    BackendType,
+    PoolStats,
+    ReplicaStatus,
+    log_slow,
+)
+from aragora_repos.transaction import TransactionConfig
+
+if TYPE_CHECKING:
+    from aragora_repos.backends.postgres.driver import BoundConnection, Lent, Pool
+
+T = TypeVar("T")
+replica_log = logging.getLogger("aragora_repos.replicas")
+
+_ROUTE_PRIMARY = "primary"
+_ROUTE_REPLICA = "replica"
+
+
+class PostgresDatabase(Backend):
+    """The primary pool, replica pools and routing; transactions, retry and the health
+    report come from :class:`Backend`."""
+
+    kind = BackendType.POSTGRES
+    dialect = "postgres"
+
+    __slots__ = (
+        "__weakref__",
+        "_check_interval",
+        "_dsn",
+        "_last_write",
+        "_lender",
+        "_lock_timeout",
+        "_migration_lock_timeout",
+        "_pool",
+        "_queries",
+        "_reads",
+        "_replica_reads",
+        "_replicas",
+        "_rollback_timeout",
+        "_route",
+        "_rr",
+        "_slow_ms",
+        "_watcher",
+        "_writes",
+    )
+
+    def __init__(
+        self,
+        pool: Pool,
+        dsn: Secret,
+        *,
+        lock_timeout: float = 5.0,
+        migration_lock_timeout: float = 300.0,
+        pool_timeout: float = 30.0,
+        slow_query_ms: float | None = 1000.0,
+        transaction_config: TransactionConfig | None = None,
+        replicas: Sequence[Replica] = (),
+        check_interval: float = 0.5,
+    ) -> None:
+        super().__init__(transaction_config)
+        self._pool = pool
+        self._lender = Lender(pool, timeout=pool_timeout, label=str(dsn))
+        self._dsn = dsn
+        self._lock_timeout = lock_timeout
+        self._migration_lock_timeout = migration_lock_timeout
+        self._rollback_timeout = 5.0
+        self._slow_ms = slow_query_ms
+        self._route: ContextVar[str | None] = ContextVar(
+            f"aragora_pg_route_{id(self)}", default=None
+        )
+        self._last_write: ContextVar[float] = ContextVar(
+            f"aragora_pg_wrote_{id(self)}", default=0.0
+        )
+        self._replicas = list(replicas)
+        self._rr = 0
+        self._queries = self._reads = self._writes = self._replica_reads = 0
+        self._check_interval = check_interval
+        self._watcher: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: Secret,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 10.0,
+        replicas: Sequence[Secret] = (),
+        pool_timeout: float = 30.0,
+        slow_query_ms: float | None = 1000.0,
+        transaction_config: TransactionConfig | None = None,
+        replica_check_interval: float = 0.5,
+        migration_lock_timeout: float = 300.0,
+    ) -> PostgresDatabase:
+        """Open the primary pool (failing if the primary is unreachable) and a pool per
+        replica (a replica that is down starts ejected and returns when it answers)."""
+        pool = await create_pool(dsn, min_size, max_size, timeout)
+        replica_list = []
+        for replica in replicas:
+            rpool = await create_pool(replica, 0, max_size, timeout)
+            replica_list.append(Replica(rpool, str(replica), pool_timeout))
+        db = cls(
+            pool,
+            dsn,
+            migration_lock_timeout=migration_lock_timeout,
+            pool_timeout=pool_timeout,
+            slow_query_ms=slow_query_ms,
+            transaction_config=transaction_config,
+            replicas=replica_list,
+            check_interval=replica_check_interval,
+        )
+        if replica_list:
+            await db.check_replicas()
+            db._watcher = asyncio.get_running_loop().create_task(db._watch())
+        return db
+
+    @classmethod
+    async def from_config(cls, config: Config) -> PostgresDatabase:
+        if config.dsn is None:
+            raise errors.ConfigError("cannot open postgresql: no DSN is configured")
+        return await cls.open(
+            config.dsn,
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            timeout=config.timeout if config.timeout > 0 else 10.0,
+            replicas=config.replicas,
+            pool_timeout=config.pool_timeout,
+            slow_query_ms=config.slow_query_ms,
+            migration_lock_timeout=config.migration_lock_timeout,
+        )
+
+    # --- routing ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def use_primary(self) -> Iterator[None]:
+        """Send this context's reads to the primary."""
+        token = self._route.set(_ROUTE_PRIMARY)
+        try:
+            yield
+        finally:
+            self._route.reset(token)
+
+    @contextlib.contextmanager
+    def use_replica(self) -> Iterator[None]:
+        """Send this context's reads to a healthy replica even right after its own writes
+        (accepting replication lag); the primary still serves them when none is healthy."""
+        token = self._route.set(_ROUTE_REPLICA)
+        try:
+            yield
+        finally:
+            self._route.reset(token)
+
+    def _new_driver(self) -> PgTx:
+        return PgTx(self)
+
+    def _replica_for_read(self) -> Replica | None:
+        replicas = self._replicas
+        if not replicas:
+            return None
+        route = self._route.get()
+        if route == _ROUTE_PRIMARY:
+            return None
+        wrote = self._last_write.get()
+        n = len(replicas)
+        for i in range(n):
+            replica = replicas[(self._rr + i) % n]
+            if replica.healthy and (
+                route == _ROUTE_REPLICA or wrote == 0.0 or replica.caught_up_at >= wrote
+            ):
+                self._rr = (self._rr + i + 1) % n
+                return replica
+        return None
+
+    def _eject(self, replica: Replica, reason: str) -> None:
+        if replica.healthy or replica.last_error is None:
+            replica_log.warning("replica %s ejected: %s", replica.name, reason)
+        replica.healthy = False
+        replica.caught_up_at = float("-inf")
+        replica.last_error = reason
+
+    async def check_replicas(self) -> None:
+        """One health check of every replica: reachable, still a standby, and caught up."""
+        started = time.monotonic()
+        primary_lsn: str | None = None
+        try:
+            async with asyncio.timeout(1.0):
+                row = await self._lend(
+                    self._lender,
+                    "SELECT pg_current_wal_lsn()::text",
+                    lambda c: c.fetchrow("SELECT pg_current_wal_lsn()::text"),
+                    timed=False,
+                )
+            primary_lsn = row[0] if row is not None else None
+        except (TimeoutError, errors.DatabaseError):
+            primary_lsn = None
+        for replica in self._replicas:
+            await self._check_replica(replica, primary_lsn, started)
+
+    async def _check_replica(self, replica: Replica, lsn: str | None, started: float) -> None:
+        sql = (
+            "SELECT pg_is_in_recovery(), "
+            "pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn())::bigint"
+        )
+        try:
+            async with asyncio.timeout(1.0):
+                row = await self._lend(
+                    replica.lender, sql, lambda c: c.fetchrow(sql, lsn), timed=False
+                )
+        except TimeoutError:
+            self._eject(replica, "no answer within 1 s")
+            return
+        except errors.DatabaseError as exc:
+            self._eject(replica, f"{type(exc).__name__}: {exc}")
+            return
+        assert row is not None
+        if not row[0]:
+            self._eject(replica, "not a standby (promoted?)")
+            return
+        behind = row[1]
+        replica.lag_bytes = max(int(behind), 0) if behind is not None else None
+        if not replica.healthy:
+            replica_log.info("replica %s in service", replica.name)
+        replica.healthy = True
+        replica.last_error = None
+        if behind is not None and behind <= 0:
+            replica.caught_up_at = started
+
+    async def _watch(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self._check_interval)
+            try:
+                await self.check_replicas()
+            except Exception:  # keep watching; each check records its own failure
+                continue
+
+    # --- statements (called by generated repositories) ---------------------------------
+
+    async def _lend(
+        self,
+        lender: Lender,
+        sql: str,
+        op: Callable[[BoundConnection], Awaitable[T]],
+        *,
+        timed: bool = True,
+    ) -> T:
+        """Run ``op`` on a lent connection; return it to the idle list afterwards."""
+        lent = lender.idle.pop() if lender.idle else None
+        if lent is None or gone(lent):
+            lent = await lender.take(lent)
+        started = time.perf_counter()
+        try:
+            result = await op(lent)
+        except BaseException as exc:
+            # Back through asyncpg's release: it waits out a cancellation and terminates
+            # a broken connection.
+            if isinstance(exc, asyncpg.exceptions.InternalClientError):
+                terminate(lent)
+                await lender.discard(lent)
+                raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
+            await lender.discard(lent)
+            if isinstance(exc, DRIVER_ERRORS):
+                if isinstance(exc, asyncpg.InterfaceError) and gone(lent):
+                    raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
+                raise map_error(exc) from exc
+            raise
+        finally:
+            if timed and self._slow_ms is not None:
+                elapsed = (time.perf_counter() - started) * 1000
+                if elapsed > self._slow_ms:
+                    log_slow(sql, elapsed, "postgres")
+        if not lender.put(lent):
+            await lender.discard(lent)
+        return result
+
+    async def _single(
+        self, sql: str, op: Callable[[BoundConnection], Awaitable[T]], readonly: bool
+    ) -> T:
+        self._queries += 1
+        tx = self._tx.get()
+        if tx is not None:
+            conn = tx.check_usable()
+            assert isinstance(conn, PgTx)
+            started = time.perf_counter()
+            lent = conn.connection
+            try:
+                return await op(lent)
+            except DRIVER_ERRORS as exc:
+                if is_loss(exc, lent) and not isinstance(exc, asyncpg.PostgresError):
+                    # The session is gone, so the server has rolled the transaction back.
+                    raise errors.ConnectionFailure(
+                        f"cannot run the statement: the connection was lost ({exc})"
+                    ) from exc
+                raise map_error(exc) from exc
+            finally:
+                if self._slow_ms is not None:
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if elapsed > self._slow_ms:
+                        log_slow(sql, elapsed, "postgres")
+        if readonly:
+            return await self._read(sql, op)
+        return await self._write(sql, op)
+
+    async def _read(self, sql: str, op: Callable[[BoundConnection], Awaitable[T]]) -> T:
+        """A read outside a transaction: a replica when eligible, else the primary. A
+        read has no effect, so a lost connection is retried (replica: at once on the
+        primary; primary: twice more after 50 and 100 ms)."""
+        self._reads += 1
+        failures = 0
+        while True:
+            replica = self._replica_for_read()
+            if replica is not None:
+                try:
+                    result = await self._lend(replica.lender, sql, op)
+                except (errors.ConnectionFailure, errors.PoolTimeout) as exc:
+                    self._eject(replica, type(exc).__name__)
+                    continue
+                replica.reads += 1
+                self._replica_reads += 1
+                return result
+            try:
+                return await self._lend(self._lender, sql, op)
+            except errors.ConnectionFailure:
+                failures += 1
+                if failures > 2:
+                    raise
+                await asyncio.sleep(0.05 * failures)
+
+    async def _write(self, sql: str, op: Callable[[BoundConnection], Awaitable[T]]) -> T:
+        """A write outside a transaction, on the primary. Retried only when no statement
+        was sent; a connection lost mid-statement leaves the outcome unknown and raises."""
+        self._writes += 1
+        failures = 0
+        try:
+            while True:
+                try:
+                    return await self._lend(self._lender, sql, op)
+                except errors.ConnectionUnavailable:
+                    failures += 1
+                    if failures > 2:
+                        raise
+                    await asyncio.sleep(0.05 * failures)
+        finally:
+            self._last_write.set(time.monotonic())
+
+    async def fetchrow(
+        self, sql: str, args: Sequence[Any], *, readonly: bool = False
+    ) -> asyncpg.Record | None:
+        return await self._single(sql, lambda c: c.fetchrow(sql, *args), readonly)
+
+    async def fetch(
+        self, sql: str, args: Sequence[Any], *, readonly: bool = False
+    ) -> list[asyncpg.Record]:
+        return await self._single(sql, lambda c: c.fetch(sql, *args), readonly)
+
+    async def execute(self, sql: str, args: Sequence[Any]) -> int:
+        """Run a statement; return the number of rows it affected."""
+        return rows_of(await self._single(sql, lambda c: c.execute(sql, *args), False))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run a statement per row (asyncpg pipelines them; atomic); return len(rows)."""
+        await self._single(sql, lambda c: c.executemany(sql, rows), False)
+        return len(rows)
+
+    async def copy_records(
+        self, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
+    ) -> int:
+        """Bulk insert with binary COPY; return the number of rows copied.
+
+        ``records`` is streamed to the server as it is iterated (a generator is never
+        held whole in memory). COPY is one statement, so it lands whole or not at all;
+        once its rows have started to be read it is not re-sent, since an iterator
+        cannot be read twice.
+        """
+        started = False
+
+        def op(c: BoundConnection) -> Awaitable[str]:
+            nonlocal started
+            if started:
+                raise errors.ConnectionFailure(
+                    f"cannot copy into {table}: the connection was lost after its rows "
+                    "began to be read; nothing was committed, run it again"
+                )
+            started = True
+            return c.copy_records_to_table(table, records=records, columns=list(columns))
+
+        return rows_of(await self._single(f"COPY {table}", op, False))
+
+    @contextlib.asynccontextmanager
+    async def _checkout(self) -> AsyncIterator[Lent]:
+        """A primary connection for work that may change session state; on release it
+        gets the full reset and returns to the pool."""
+        lender = self._lender
+        conn = await lender.take()
+        try:
+            yield conn
+        finally:
+            await lender.discard(conn, full_reset=True)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Session]:
+        """``async with db.connection() as conn:`` a primary connection of your own.
+
+        Whatever session state it gathers is reset on release, and the session object
+        refuses every call after the block.
+        """
+        async with self._checkout() as conn:
+            session = Session(conn)
+            try:
+                yield session
+            finally:
+                session._conn = None
+
+    # --- capabilities, locks, notifications -------------------------------------------
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return BackendCapabilities(
+            backend=BackendType.POSTGRES,
+            concurrent_writes=True,
+            advisory_locks=True,
+            listen_notify=True,
+            jsonb=True,
+            full_text_search=True,
+            read_replicas=bool(self._replicas),
+            savepoints=True,
+            returning=True,
+            async_pool=True,
+        )
+
+    @contextlib.asynccontextmanager
+    async def advisory_lock(
+        self, key: int, *, timeout: float | None = None, poll: float = 0.05
+    ) -> AsyncIterator[None]:
+        """Hold PostgreSQL advisory lock ``key`` for the block (explicit-locking.html
+        §13.3.5). Inside a transaction it is a transaction-level lock; outside, a session
+        lock on a connection of its own. Waits by polling ``pg_try_advisory_lock``: a
+        waiter blocked in ``pg_advisory_lock`` can be picked as a deadlock victim.
+
+        Raises:
+            OperationalError: (55P03) the lock was not free within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tx = self._tx.get()
+
+        async def acquire(conn: BoundConnection, fn: str) -> None:
+            while not await conn.fetchval(f"SELECT {fn}($1)", key):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise errors.OperationalError(
+                        f"cannot take advisory lock {key}: still held after {timeout} s",
+                        sqlstate="55P03",
+                    )
+                await asyncio.sleep(poll)
+
+        if tx is not None:
+            driver = tx.check_usable()
+            assert isinstance(driver, PgTx)
+            await acquire(driver.connection, "pg_try_advisory_xact_lock")
+            yield
+            return
+        async with self._checkout() as conn:
+            await acquire(conn, "pg_try_advisory_lock")
+            try:
+                yield
+            finally:
+                if not gone(conn):
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[Listener]:
+        """``async with db.listen("events") as events:`` then ``await events.get()``."""
+        listener = Listener()
+        async with self._checkout() as conn:
+            await conn.add_listener(channel, listener._push)
+            try:
+                yield listener
+            finally:
+                if not gone(conn):
+                    await conn.remove_listener(channel, listener._push)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """``pg_notify(channel, payload)``; delivered when the current transaction commits."""
+        await self.execute("SELECT pg_notify($1, $2)", (channel, payload))
+
+    # --- health ------------------------------------------------------------------------
+
+    def pool_stats(self) -> PoolStats:
+        pool, lender = self._pool, self._lender
+        total = pool.get_size()
+        idle = min(total, lender.free())
+        return PoolStats(
+            total=total,
+            active=total - idle,
+            idle=idle,
+            max_size=pool.get_max_size(),
+            waits=lender.waits,
+            timeouts=lender.timeouts,
+            queries=self._queries,
+            reads=self._reads,
+            writes=self._writes,
+            replica_reads=self._replica_reads,
+        )
+
+    def replica_status(self) -> tuple[ReplicaStatus, ...]:
+        return tuple(r.status() for r in self._replicas)
+
+    def _healthy(self) -> bool:
+        return not self._closed and not self._pool.is_closing()
+
+    async def _probe(self) -> tuple[int, int | None]:
+        with self.use_primary():
+            row = await self.fetchrow(
+                "SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = "
+                "current_schema() AND tablename <> 'schema_version'), "
+                "to_regclass('schema_version') IS NOT NULL",
+                (),
+                readonly=True,
+            )
+        assert row is not None
+        version = await self.schema_version() if row[1] else None
+        return int(row[0]), version
+
+    # --- migrations and housekeeping ---------------------------------------------------
+
+    async def applied(self) -> dict[int, Applied]:
+        with self.use_primary():
+            return await self._single("applied", applied_versions, True)
+
+    async def repair(self) -> list[int]:
+        """Forget interrupted migrations so they run again; return their versions."""
+        rows = await self.fetch(
+            "DELETE FROM schema_version WHERE NOT success RETURNING version", ()
+        )
+        return sorted(r[0] for r in rows)
+
+    async def _run_plan(
+        self,
+        planner: Planner,
+        on_statement: Callable[[str], None] | None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
+    ) -> list[int]:
+        try:
+            async with self._checkout() as conn:
+                return await run_plan(
+                    conn,
+                    planner,
+                    dsn=self._dsn,
+                    lock_timeout=self._lock_timeout,
+                    migration_lock_timeout=self._migration_lock_timeout,
+                    on_statement=on_statement,
+                    backup_to=backup_to,
+                    on_backup=on_backup,
+                )
+        except DRIVER_ERRORS as exc:
+            raise map_error(exc) from exc
+
+    async def backup(self, root: Path) -> Path | None:
+        """``pg_dump --format=custom`` into a new folder under ``root``, verified; None
+        when pg_dump is missing."""
+        tables = await self._single("count tables", lambda c: c.fetchval(COUNT_TABLES), True)
+        return await asyncio.to_thread(pg_dump_backup, self._dsn, root, tables=int(tables))
+
+    async def schema_version(self) -> int | None:
+        try:
+            with self.use_primary():
+                value = await self._single(
+                    "schema_version",
+                    lambda c: c.fetchval("SELECT max(version) FROM schema_version WHERE success"),
+                    True,
+                )
+        except errors.ProgrammingError as exc:
+            if exc.sqlstate == "42P01":  # no schema_version table yet
+                return None
+            raise
+        return int(value) if value is not None else None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self._lender.close()
+        await self._pool.close()
+        for replica in self._replicas:
+            await replica.lender.close()
+            await replica.pool.close()
+
+    def __repr__(self) -> str:
+        replicas = f", replicas={len(self._replicas)}" if self._replicas else ""
+        return f"PostgresDatabase({str(self._dsn)!r}{replicas})"

@@ -1,0 +1,508 @@
+"""SQLite's synchronous connection: statements, transactions with savepoints, migrations.
+
+Connections run in autocommit mode (``isolation_level=None``) and open transactions
+explicitly: writers use ``BEGIN IMMEDIATE`` so a read-then-write never fails at once
+with SQLITE_BUSY_SNAPSHOT, whatever the busy timeout (sqlite.org/lang_transaction.html).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aragora_repos import errors
+from aragora_repos.backends.sqlite.files import connect_read_only, read_only_uri
+from aragora_repos.backup import backup_sqlite, new_backup_folder
+from aragora_repos.files import ensure_private_file, private_dir
+from aragora_repos.migrations import (
+    SCHEMA_VERSION_SQLITE,
+    Applied,
+    Migration,
+    Step,
+    applied_row,
+    plan_down,
+    plan_up,
+)
+from aragora_repos.observability import log_slow
+from aragora_repos.transaction import (
+    Isolation,
+    Retry,
+    Slot,
+    SyncTransaction,
+    TransactionStats,
+    TxOptions,
+    run_in_transaction_sync,
+)
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+#: Connection settings the generated SQL relies on (codegen.dialects.verify uses the same).
+PRAGMAS = ("PRAGMA foreign_keys = ON", "PRAGMA case_sensitive_like = ON")
+
+
+def check_isolation(isolation: Isolation | None) -> None:
+    if isolation not in (None, Isolation.SERIALIZABLE):
+        raise errors.TransactionError(
+            f"cannot use isolation {isolation}: sqlite transactions are always serializable "
+            "(sqlite.org/isolation.html)"
+        )
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL unless the file already uses it.
+
+    Changing the journal mode needs an exclusive lock and can report SQLITE_BUSY without
+    calling the busy handler while another connection opens the same new file, so the
+    switch is retried until ``timeout``; a file already in WAL needs no lock at all.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _open_error(path: str, exc: sqlite3.Error) -> errors.DatabaseError:
+    """The mapped error, its message naming the file."""
+    mapped = errors.from_sqlite(exc)
+    return type(mapped)(f"cannot open sqlite database {path}: {exc}", sqlstate=mapped.sqlstate)
+
+
+class SqliteConnection:
+    """One SQLite connection: queries, explicit transactions with savepoints, migrations."""
+
+    __slots__ = ("_closed", "_conn", "_slot", "_tx_stats", "path", "queries", "slow_ms", "timeout")
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 5.0,
+        check_same_thread: bool = True,
+        read_only: bool = False,
+        slow_query_ms: float | None = 1000.0,
+        inspect: bool = False,
+    ) -> None:
+        """Open (and create, 0600 in 0700 folders) the database at ``path``.
+
+        ``read_only``: the inline reader beside a writer (``query_only``, no busy wait).
+        ``inspect``: for commands that only look (status, health, check): the file is
+        opened with ``mode=ro``, nothing is created and the journal mode is left as it
+        is, so the file stays byte-identical.
+        """
+        self.path = str(path)
+        self.timeout = timeout
+        self.queries = 0
+        self.slow_ms = slow_query_ms
+        memory = self.path == ":memory:"
+        target: str | Path = self.path
+        if inspect and not memory:
+            if not os.path.isfile(self.path):
+                raise errors.FileError(f"cannot open {self.path}: no database there")
+            target = read_only_uri(self.path)
+        elif not memory and not read_only:
+            private_dir(Path(self.path).parent)
+            ensure_private_file(Path(self.path))
+        try:
+            self._conn = sqlite3.connect(
+                target,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=check_same_thread,
+                uri=inspect and not memory,
+            )
+            if not memory and not read_only and not inspect:
+                # WAL lets readers run beside one writer; NORMAL is durable across
+                # application crashes in WAL mode (sqlite.org/pragma.html#pragma_synchronous).
+                _enable_wal(self._conn, timeout)
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+            for pragma in PRAGMAS:
+                self._conn.execute(pragma)
+            if read_only or inspect:
+                # Never writes, and fails at once instead of sleeping in the busy handler
+                # on the event loop's thread.
+                self._conn.execute("PRAGMA query_only = ON")
+            if read_only:
+                self._conn.execute("PRAGMA busy_timeout = 0")
+            # Reading the schema proves the file is a database (not "file is not a
+            # database" at the first query, far from the path).
+            self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        except sqlite3.Error as exc:
+            if hasattr(self, "_conn"):
+                self._conn.close()
+            raise _open_error(self.path, exc) from exc
+        self._slot: Slot[SyncTransaction] = Slot()
+        self._tx_stats = TransactionStats()
+        self._closed = False
+
+    # --- statements (called by generated repositories) ---------------------------------
+
+    def fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
+        self.queries += 1
+        started = time.perf_counter()
+        try:
+            row: Row | None = self._conn.execute(sql, args).fetchone()
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc) from exc
+        finally:
+            self._timed(sql, started)
+        return row
+
+    def fetchall(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        self.queries += 1
+        started = time.perf_counter()
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc) from exc
+        finally:
+            self._timed(sql, started)
+
+    def execute(self, sql: str, args: Sequence[Any]) -> int:
+        """Run a statement; return the number of rows it changed."""
+        self.queries += 1
+        started = time.perf_counter()
+        try:
+            return self._conn.execute(sql, args).rowcount
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc) from exc
+        finally:
+            self._timed(sql, started)
+
+    def _timed(self, sql: str, started: float) -> None:
+        if self.slow_ms is not None:
+            elapsed = (time.perf_counter() - started) * 1000
+            if elapsed > self.slow_ms:
+                log_slow(sql, elapsed, "sqlite")
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run a statement per row in one transaction; return the number of rows.
+
+        Rows are encoded as they are executed, so the first bad row raises its own error
+        (a value refused by an encoder, or a constraint), as on PostgreSQL.
+        """
+        count = 0
+
+        def counted() -> Iterator[Sequence[Any]]:
+            nonlocal count
+            for row in rows:
+                count += 1
+                yield row
+
+        with self.transaction():
+            try:
+                self._conn.executemany(sql, counted())
+            except sqlite3.Error as exc:
+                raise errors.from_sqlite(exc) from exc
+        return count
+
+    # --- transactions ------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """What SQLite itself says (sqlite3_get_autocommit), whichever API opened it."""
+        return self._conn.in_transaction
+
+    def transaction(
+        self, *, isolation: Isolation | None = None, readonly: bool = False
+    ) -> SyncTransaction:
+        """``with conn.transaction():`` commits on success, rolls back on any exception;
+        nested, a savepoint. :class:`Rollback` rolls the block back and is swallowed.
+        The rules and counters are those of the async API (:mod:`aragora_repos.transaction`)."""
+        check_isolation(isolation)
+        return SyncTransaction(
+            self._slot, self._new_driver, self._tx_stats, TxOptions(isolation, readonly)
+        )
+
+    def savepoint_block(self, name: str) -> SyncTransaction:
+        """``with conn.savepoint_block("name"):`` a named savepoint in the open transaction."""
+        return SyncTransaction(
+            self._slot, self._new_driver, self._tx_stats, TxOptions(), savepoint=name
+        )
+
+    def run_in_transaction(
+        self,
+        fn: Callable[[], T],
+        *,
+        retries: int = 5,
+        base_delay: float = 0.01,
+        max_delay: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> T:
+        """Run ``fn`` in a transaction, re-running all of it when SQLite stayed busy past
+        the timeout; nested, it runs once in a savepoint. Raises RetriesExhausted."""
+        return run_in_transaction_sync(
+            fn,
+            outermost=None if self._slot.get() is not None else self.transaction,
+            nested=self.transaction,
+            retry=Retry(retries, base_delay, max_delay, self._tx_stats, rng or random.Random()),
+        )
+
+    @property
+    def transaction_stats(self) -> TransactionStats:
+        return self._tx_stats.snapshot()
+
+    def _new_driver(self) -> SqliteDriver:
+        self._check_open()
+        return SqliteDriver(self)
+
+    def adopt(self, driver: SqliteDriver, options: TxOptions) -> None:
+        """Record a transaction the async API opened on this connection, so synchronous
+        blocks run inside it (a batch, a migration step) become its savepoints."""
+        self._slot.set(SyncTransaction.adopted(self._slot, driver, self._tx_stats, options))
+
+    def disown(self) -> None:
+        self._slot.set(None)
+
+    def _raw(self, sql: str) -> None:
+        try:
+            self._conn.execute(sql)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc) from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.PoolClosed("cannot use the sqlite connection: it is closed")
+
+    # --- migrations and housekeeping ---------------------------------------------------
+
+    def applied(self) -> dict[int, Applied]:
+        """The ``schema_version`` rows; empty when the table does not exist yet."""
+        exists = self.fetchone(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'", ()
+        )
+        if exists is None:
+            return {}
+        rows = self.fetchall(
+            "SELECT version, name, checksum, applied_at, execution_ms, success "
+            "FROM schema_version ORDER BY version",
+            (),
+        )
+        return {a.version: a for a in map(applied_row, rows)}
+
+    def migrate(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int | None = None,
+        on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
+    ) -> list[int]:
+        """Apply pending migrations (up to ``target``); return the versions applied.
+
+        With ``backup_to``, the process that is about to apply the first step backs the
+        database up into a new folder there first, under the write lock and after reading
+        the pending list under it, and ``on_backup`` is told where.
+        """
+        return self.run_plan(
+            lambda done: plan_up(migrations, done, "sqlite", target),
+            on_statement,
+            backup_to,
+            on_backup,
+        )
+
+    def migrate_down(
+        self,
+        migrations: Sequence[Migration],
+        *,
+        target: int,
+        on_statement: Callable[[str], None] | None = None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
+    ) -> list[int]:
+        """Run down sections until the version is ``target``; return the versions undone."""
+        return self.run_plan(
+            lambda done: plan_down(migrations, done, "sqlite", target),
+            on_statement,
+            backup_to,
+            on_backup,
+        )
+
+    def plan(
+        self, migrations: Sequence[Migration], *, target: int | None = None, down: bool = False
+    ) -> list[Step]:
+        done = self.applied()
+        if down:
+            return plan_down(migrations, done, "sqlite", -1 if target is None else target)
+        return plan_up(migrations, done, "sqlite", target)
+
+    def repair(self) -> list[int]:
+        """Forget interrupted migrations so they run again; return their versions."""
+        with self.transaction():
+            bad = [
+                r[0]
+                for r in self.fetchall("SELECT version FROM schema_version WHERE success = 0", ())
+            ]
+            self.execute("DELETE FROM schema_version WHERE success = 0", ())
+        return bad
+
+    def run_plan(
+        self,
+        planner: Callable[[dict[int, Applied]], list[Step]],
+        on_statement: Callable[[str], None] | None,
+        backup_to: Path | None = None,
+        on_backup: Callable[[Path | None], None] | None = None,
+    ) -> list[int]:
+        """One step per transaction. ``BEGIN IMMEDIATE`` holds the write lock while the
+        versions are read, so processes migrating together apply each step once. The
+        ``schema_version`` table is created in the first step's transaction, so a failed
+        first migration leaves the file as it was."""
+        done: list[int] = []
+        backed_up = backup_to is None
+
+        def run(step: Step) -> None:
+            nonlocal backed_up
+            if not backed_up:
+                where = self.backup(backup_to) if backup_to is not None else None
+                backed_up = True
+                if on_backup is not None:
+                    on_backup(where)
+            self._conn.execute(SCHEMA_VERSION_SQLITE)
+            self._run_step(step, on_statement)
+            done.append(step.migration.version)
+
+        while True:
+            with self.transaction():
+                steps = planner(self.applied())
+                if not steps:
+                    return done
+                step = steps[0]
+                if not step.sqlite_rebuild:
+                    run(step)
+                    continue
+            # A rebuild needs foreign keys off, which SQLite only allows outside a
+            # transaction (pragma.html#pragma_foreign_keys); plan again under the lock.
+            self._raw("PRAGMA foreign_keys = OFF")
+            try:
+                with self.transaction():
+                    steps = planner(self.applied())
+                    if steps and steps[0] == step:
+                        run(step)
+            finally:
+                self._raw("PRAGMA foreign_keys = ON")
+
+    def _run_step(self, step: Step, on_statement: Callable[[str], None] | None) -> None:
+        m = step.migration
+        started = time.perf_counter()
+        for statement in step.statements:
+            if on_statement is not None:
+                on_statement(statement)
+            try:
+                self._conn.execute(statement)
+            except sqlite3.Error as exc:
+                raise errors.MigrationError(
+                    f"cannot apply {step.direction} {m.label} on sqlite: {exc}"
+                ) from exc
+        if step.sqlite_rebuild:
+            broken = self._conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise errors.MigrationError(
+                    f"cannot apply {step.direction} {m.label} on sqlite: the rebuild leaves "
+                    f"{len(broken)} foreign key violation(s), first in table {broken[0][0]}"
+                )
+        if step.direction == "up":
+            self.execute(
+                "INSERT INTO schema_version (version, name, checksum, execution_ms) "
+                "VALUES (?, ?, ?, ?)",
+                (m.version, m.name, m.checksum, (time.perf_counter() - started) * 1000),
+            )
+        else:
+            self.execute("DELETE FROM schema_version WHERE version = ?", (m.version,))
+
+    def schema_version(self) -> int | None:
+        try:
+            row = self._conn.execute(
+                "SELECT max(version) FROM schema_version WHERE success"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return int(row[0]) if row and row[0] is not None else None
+
+    def backup(self, root: Path) -> Path:
+        """Copy the database with SQLite's online backup API (backup.html) into a new
+        folder under ``root``, verified before it gets its final name (see
+        :mod:`aragora_repos.backup`); safe while other connections write.
+
+        The copy is read through a connection of its own: the backup API refuses a source
+        connection that holds the write lock (as this one does while migrating), and a
+        second reader sees exactly the last commit, which no one else can move while the
+        lock is held.
+        """
+        if self.path == ":memory:":
+            raise errors.BackupError("cannot back up an in-memory database")
+        source = connect_read_only(self.path)
+        try:
+            with new_backup_folder(root) as folder:
+                return backup_sqlite(source, folder, Path(self.path).name).path
+        finally:
+            source.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteConnection({self.path!r})"
+
+
+class SqliteDriver:
+    """The transaction driver on one connection: BEGIN, COMMIT and savepoints as SQL.
+
+    A COMMIT that fails (a deferred constraint, a busy checkpoint) leaves SQLite's
+    transaction open; it is rolled back here, so the connection never stays inside it.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: SqliteConnection) -> None:
+        self.conn = conn
+
+    def begin(self, options: TxOptions) -> None:
+        # DEFERRED for read-only work: it never takes the write lock.
+        self.conn._raw("BEGIN DEFERRED" if options.readonly else "BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        try:
+            self.conn._raw("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(errors.DatabaseError):
+                self.conn._raw("ROLLBACK")
+
+    abandon = rollback
+
+    def savepoint(self, name: str) -> None:
+        self.conn._raw(f'SAVEPOINT "{name}"')
+
+    def release(self, name: str) -> None:
+        self.conn._raw(f'RELEASE SAVEPOINT "{name}"')
+
+    def rollback_to(self, name: str) -> None:
+        self.conn._raw(f'ROLLBACK TO SAVEPOINT "{name}"')
+
+    def is_open(self) -> bool:
+        return self.conn.in_transaction
+
+    def close(self) -> None:
+        return None
