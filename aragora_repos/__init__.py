@@ -37,7 +37,6 @@ from aragora_repos.errors import (
     TransactionTimeout,
     UniqueViolation,
 )
-from aragora_repos.layout import DatabaseMode, DatabaseType, get_db_mode, get_db_path
 from aragora_repos.migrations import Migration
 from aragora_repos.observability import (
     BackendCapabilities,
@@ -75,8 +74,6 @@ __all__ = [
     "DatabaseBusy",
     "DatabaseError",
     "DatabaseHealth",
-    "DatabaseMode",
-    "DatabaseType",
     "DeadlockDetected",
     "ExecResult",
     "FileError",
@@ -111,8 +108,6 @@ __all__ = [
     "TransactionTimeout",
     "TxState",
     "UniqueViolation",
-    "get_db_mode",
-    "get_db_path",
     "open_async",
     "open_sync",
     "redact_dsn",

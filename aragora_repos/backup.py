@@ -55,7 +55,7 @@ def locked(folder: Path, *, exclusive: bool, wait: bool = True) -> Iterator[bool
 @contextlib.contextmanager
 def new_backup_folder(root: Path) -> Iterator[Path]:
     """A new private folder under ``root`` named by the UTC time, never one that exists,
-    locked against pruning (:func:`aragora_repos.backup_sets.prune`) while the block
+    locked against pruning (:func:`aragora_repos.tools.backup_sets.prune`) while the block
     writes into it."""
     private_dir(root)
     with contextlib.ExitStack() as stack:

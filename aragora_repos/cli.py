@@ -13,7 +13,10 @@ Both forms work::
     aragora-repos import-sqlite FILE.db|SCHEMA.sql [--schema-dir sql/schema] [--print]
 
 The backend comes from the environment (see ``aragora_repos.config``) unless
-``--database-url`` is given. Migrations come from the generated ``aragora_db`` package.
+``--database-url`` is given. What the CLI works on is passed in as an :class:`App`: a
+generated package's ``__main__`` (``python -m aragora_db``, the ``aragora-repos``
+script) passes its migrations, its expected schema and, where the generator is
+installed, the schema review; the runtime never imports either by name.
 """
 
 from __future__ import annotations
@@ -21,26 +24,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import importlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from aragora_repos.backends import AsyncBackend, open_async
 from aragora_repos.config import Config, Secret
+from aragora_repos.drift import ExpectedSchema
 from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration, Status, create_migration, plan_up, render_plan
 
-MIGRATIONS_MODULE = "aragora_db.migrations"
+
+@dataclass(frozen=True)
+class App:
+    """What the CLI works on.
+
+    Attributes:
+        migrations: the generated package's ``MIGRATIONS`` (``migrate``).
+        expected: its ``EXPECTED`` schema (``check``).
+        review: the generator's schema review, ``main(argv) -> exit code``
+            (``schema-diff``); None in a runtime-only install.
+    """
+
+    migrations: Sequence[Migration] | None = None
+    expected: ExpectedSchema | None = None
+    review: Callable[[list[str]], int] | None = None
 
 
-def load_migrations(module: str = MIGRATIONS_MODULE) -> tuple[Migration, ...]:
-    migrations: tuple[Migration, ...] = importlib.import_module(module).MIGRATIONS
-    return migrations
+def _needs(what: str, command: str) -> ConfigError:
+    return ConfigError(
+        f"cannot run {command}: it needs the generated package's {what}; run it as "
+        "`python -m aragora_db` (or the `aragora-repos` script), which passes them in"
+    )
 
 
 def backup_root(config: Config) -> Path:
@@ -77,13 +97,15 @@ async def _down_target(db: AsyncBackend, to: int | None) -> int:
     return versions[-2] if len(versions) > 1 else 0
 
 
-async def run_migrate(args: argparse.Namespace, config: Config) -> int:
+async def run_migrate(args: argparse.Namespace, config: Config, app: App) -> int:
     action = args.action
     if action == "create":
         path = create_migration(Path(args.schema_dir), args.name)
         print(f"created {path}; fill in both sections, then run `make generate`")
         return 0
-    migrations = load_migrations()
+    if app.migrations is None:
+        raise _needs("migrations", "migrate")
+    migrations = app.migrations
     down = action == "down"
     looking = action in ("status", "plan") or args.dry_run
     if looking and config.backend == "sqlite" and not config.sqlite_file.exists():
@@ -131,12 +153,14 @@ async def run_migrate(args: argparse.Namespace, config: Config) -> int:
         await db.close()
 
 
-async def run_check(config: Config) -> int:
+async def run_check(config: Config, app: App) -> int:
     from aragora_repos.drift import validate_schema
 
+    if app.expected is None:
+        raise _needs("expected schema", "check")
     db = await open_async(config, inspect=True)
     try:
-        result = await validate_schema(db)
+        result = await validate_schema(db, app.expected)
     finally:
         await db.close()
     print(result.render())
@@ -340,8 +364,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def run_backup(args: argparse.Namespace, config: Config) -> int:
-    """``backup`` and ``restore`` (see :mod:`aragora_repos.backup_sets`)."""
-    from aragora_repos.backup_sets import restore, take_backup
+    """``backup`` and ``restore`` (see :mod:`aragora_repos.tools.backup_sets`)."""
+    from aragora_repos.tools.backup_sets import restore, take_backup
 
     if args.command == "restore":
         path = Path(args.path)
@@ -371,7 +395,7 @@ async def run_health(config: Config) -> int:
 async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
     """Exit 0 when every row was copied or skipped, 1 when the verification found a
     difference (the report names the table), 3 when rows went to the reject file."""
-    from aragora_repos.migrate_data import Progress, migrate_data
+    from aragora_repos.tools.migrate_data import Progress, migrate_data
 
     dsn = (
         _dsn_from(
@@ -408,7 +432,9 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
     return 3 if report.total_errors else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
+    """Run one command; return its exit code. ``app``: what it works on (see :class:`App`)."""
+    app = app or App()
     argv = list(sys.argv[1:] if argv is None else argv)
     _argv_secrets[:] = _secret_tokens(argv)
     args = parser().parse_args(argv)
@@ -420,21 +446,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if url is not None:
             config = dataclasses.replace(config, backend="postgres", dsn=url, replicas=())
         if args.command == "schema-diff":
-            try:
-                review = importlib.import_module("codegen.review")
-            except ImportError:
+            if app.review is None:
                 print(
                     "schema-diff needs the generator: pip install 'aragora-repos[codegen]'",
                     file=sys.stderr,
                 )
                 return 2
-            code: int = review.main(
+            return app.review(
                 ["--base", args.base, "--root", args.root]
                 + (["--output", args.output] if args.output else [])
             )
-            return code
         if args.command == "import-sqlite":
-            from aragora_repos.import_sqlite import import_sqlite
+            from aragora_repos.tools.import_sqlite import import_sqlite
 
             imported = import_sqlite(
                 Path(args.source),
@@ -449,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"review: {guess}", file=sys.stderr)
             return 0
         if args.command == "consolidate":
-            from aragora_repos.layout import consolidate
+            from aragora_repos.tools.layout import consolidate
 
             result = consolidate(
                 Path(args.source),
@@ -462,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate-data":
             return asyncio.run(run_migrate_data(args, config))
         if args.command == "check":
-            return asyncio.run(run_check(config))
+            return asyncio.run(run_check(config, app))
         if args.command in ("backup", "restore"):
             return asyncio.run(run_backup(args, config))
         if args.command == "health":
@@ -471,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "create" and not args.name:
             print("migrate create needs a description", file=sys.stderr)
             return 2
-        return asyncio.run(run_migrate(args, config))
+        return asyncio.run(run_migrate(args, config, app))
     except DatabaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

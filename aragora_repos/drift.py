@@ -7,7 +7,6 @@ database is introspected through ``pg_catalog`` on PostgreSQL and pragmas on SQL
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -78,11 +77,6 @@ class _Live:
     tables: dict[str, list[LiveColumn]] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # name -> table
     version: int | None = None
-
-
-def load_expected(module: str = "aragora_db.schema") -> ExpectedSchema:
-    expected: ExpectedSchema = importlib.import_module(module).EXPECTED
-    return expected
 
 
 async def _live_postgres(db: PostgresDatabase) -> _Live:
@@ -194,9 +188,8 @@ def compare(expected: ExpectedSchema, live: _Live, dialect: str) -> ValidationRe
     return ValidationResult(tuple(errors), tuple(warnings))
 
 
-async def validate_schema(db: Backend, expected: ExpectedSchema | None = None) -> ValidationResult:
+async def validate_schema(db: Backend, expected: ExpectedSchema) -> ValidationResult:
     """Compare the live database with the expected schema; never raises for drift."""
-    expected = expected or load_expected()
     if isinstance(db, PostgresDatabase):
         return compare(expected, await _live_postgres(db), "postgres")
     if isinstance(db, AsyncSqliteDatabase):
@@ -204,7 +197,7 @@ async def validate_schema(db: Backend, expected: ExpectedSchema | None = None) -
     raise TypeError(f"cannot read the schema of {type(db).__name__}")
 
 
-async def check_at_startup(db: Backend, expected: ExpectedSchema | None = None) -> ValidationResult:
+async def check_at_startup(db: Backend, expected: ExpectedSchema) -> ValidationResult:
     """Validate unless ``ARAGORA_SKIP_SCHEMA_VALIDATION`` is set; raise on errors."""
     if os.environ.get(SKIP_VARIABLE, "").strip().lower() in ("1", "true", "yes"):
         return ValidationResult(warnings=(f"schema validation skipped ({SKIP_VARIABLE})",))

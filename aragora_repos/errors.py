@@ -227,3 +227,22 @@ def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
 
 _CHECK = 275  # SQLITE_CONSTRAINT_CHECK
 _RANGE_CHECKS = (": int2_range", ": int4_range")
+
+
+#: Errors after which re-running the whole transaction is safe and may succeed. A lost
+#: connection is here because the server rolls back a transaction whose COMMIT it never
+#: received; a loss during COMMIT is CommitOutcomeUnknown, which is never retried.
+RETRYABLE: tuple[type[DatabaseError], ...] = (
+    SerializationFailure,
+    DeadlockDetected,
+    ConnectionFailure,
+    DatabaseBusy,
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, CommitOutcomeUnknown):
+        return False
+    if isinstance(exc, ConnectionFailure) and exc.sqlstate == "57014":
+        return False
+    return isinstance(exc, RETRYABLE) or getattr(exc, "retryable", False) is True

@@ -23,6 +23,7 @@ from aragora_repos.backends.postgres import Listener
 from aragora_repos.backends.sqlite import SqliteConnection
 from aragora_repos.config import Config
 from aragora_repos.drift import ExpectedSchema, ValidationResult, check_at_startup, validate_schema
+from aragora_repos.errors import ConfigError
 from aragora_repos.migrations import Migration
 from aragora_repos.observability import (
     BackendCapabilities,
@@ -66,6 +67,8 @@ class Database:
         db = cls(await open_async(config))
         if check_schema:
             try:
+                if cls.expected is None:
+                    raise ConfigError(f"cannot check the schema: {cls.__name__} declares none")
                 await check_at_startup(db.backend, cls.expected)
             except BaseException:
                 await db.close()
@@ -160,6 +163,8 @@ class Database:
 
     async def validate_schema(self) -> ValidationResult:
         """Compare the live schema with the expected one; errors and warnings, never raises."""
+        if self.expected is None:
+            raise ConfigError(f"cannot validate the schema: {type(self).__name__} declares none")
         return await validate_schema(self.backend, self.expected)
 
     async def close(self) -> None:

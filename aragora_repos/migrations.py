@@ -203,9 +203,7 @@ def plan_down(
     return steps
 
 
-def _step(
-    m: Migration, direction: Direction, section: Section, dialect: Dialect
-) -> Step:
+def _step(m: Migration, direction: Direction, section: Section, dialect: Dialect) -> Step:
     if dialect == "postgres":
         return Step(m, direction, section.postgres, section.transactional, False)
     return Step(m, direction, section.sqlite, True, section.sqlite_rebuild)

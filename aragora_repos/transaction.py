@@ -1,38 +1,30 @@
-"""Transactions for both backends and both APIs: one state machine, one retry policy.
+"""Transactions for both backends and both APIs: one state machine.
 
 The state machine (:class:`_Block`) decides what a block does on entry and exit (BEGIN or
 SAVEPOINT, COMMIT, RELEASE, ROLLBACK TO, which error to raise, which counter to bump) and
 names each driver call it needs as a step; :class:`Transaction` runs the steps with
 ``await`` and :class:`SyncTransaction` runs the same steps directly, so the asynchronous
-API of either backend and SQLite's synchronous API share every decision.
-
-The retry loop follows PostgreSQL's advice for serialization failures
-(mvcc-serialization-failure-handling.html): "retry the complete transaction, including all
-logic that decides which SQL to issue". So it re-runs the caller's whole function, only at
-the outermost level (a savepoint cannot recover from 40001: the snapshot belongs to the
-whole transaction), with capped exponential backoff and full jitter.
+API of either backend and SQLite's synchronous API share every decision. Re-running a
+whole transaction is :mod:`aragora_repos.retry`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import random
 import re
 import threading
-import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from aragora_repos import errors
+from aragora_repos.errors import is_retryable
 
 __all__ = [
     "Isolation",
-    "Retry",
     "Rollback",
     "SyncTransaction",
     "Transaction",
@@ -162,63 +154,6 @@ class TransactionStats:
         return TransactionStats(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
-#: Errors after which re-running the whole transaction is safe and may succeed. A lost
-#: connection is here because the server rolls back a transaction whose COMMIT it never
-#: received; a loss during COMMIT is CommitOutcomeUnknown, which is never retried.
-RETRYABLE: tuple[type[errors.DatabaseError], ...] = (
-    errors.SerializationFailure,
-    errors.DeadlockDetected,
-    errors.ConnectionFailure,
-    errors.DatabaseBusy,
-)
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, errors.CommitOutcomeUnknown):
-        return False
-    if isinstance(exc, errors.ConnectionFailure) and exc.sqlstate == "57014":
-        return False
-    return isinstance(exc, RETRYABLE) or getattr(exc, "retryable", False) is True
-
-
-def backoff(attempt: int, base_delay: float, max_delay: float, rng: random.Random) -> float:
-    """Seconds to sleep before re-run ``attempt + 1`` (full jitter)."""
-    return rng.uniform(0.0, min(max_delay, base_delay * (2**attempt)))
-
-
-@dataclass(slots=True)
-class Retry:
-    """When to re-run a whole transaction, and how long to wait first."""
-
-    retries: int
-    base_delay: float
-    max_delay: float
-    stats: TransactionStats
-    rng: random.Random
-
-    def delay(self, exc: errors.DatabaseError, attempt: int) -> float | None:
-        """Seconds to wait before re-running after ``exc`` ended attempt ``attempt``
-        (from 0); None when ``exc`` is not retryable. Raises RetriesExhausted (chained to
-        ``exc``) after the last attempt."""
-        if not is_retryable(exc):
-            return None
-        stats = self.stats
-        if isinstance(exc, errors.DeadlockDetected):
-            stats.deadlocks += 1
-        elif isinstance(exc, errors.SerializationFailure):
-            stats.serialization_failures += 1
-        if attempt >= self.retries:
-            stats.exhausted += 1
-            raise errors.RetriesExhausted(
-                f"cannot commit the transaction: {attempt + 1} attempt(s) failed, "
-                f"the last with {type(exc).__name__} ({exc.sqlstate})",
-                attempts=attempt + 1,
-                sqlstate=exc.sqlstate,
-            ) from exc
-        stats.retried += 1
-        return backoff(attempt, self.base_delay, self.max_delay, self.rng)
-
-
 _SAVEPOINT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -291,6 +226,7 @@ class _Block:
     """
 
     __slots__ = (
+        "_deadline",
         "_driver",
         "_host",
         "_hosted",
@@ -323,6 +259,7 @@ class _Block:
         self._options = options
         self._name = savepoint_name(savepoint) if savepoint is not None else None
         self._driver: TxDriver | None = None
+        self._deadline: asyncio.Timeout | None = None
         self._token: Any = None
         self._hosted = False
         self.swallow_rollback = swallow_rollback
@@ -568,27 +505,7 @@ class Transaction(_Block):
     """One ``async with db.transaction(...)`` or ``db.savepoint(name)`` block (see
     :class:`_Block` for the rules); ``timeout`` cancels the block and rolls it back."""
 
-    __slots__ = ("_deadline",)
-
-    def __init__(
-        self,
-        host: Host[Any],
-        new_driver: Callable[[], TxDriver],
-        stats: TransactionStats,
-        options: TxOptions,
-        *,
-        savepoint: str | None = None,
-        swallow_rollback: bool = True,
-    ) -> None:
-        super().__init__(
-            host,
-            new_driver,
-            stats,
-            options,
-            savepoint=savepoint,
-            swallow_rollback=swallow_rollback,
-        )
-        self._deadline: asyncio.Timeout | None = None
+    __slots__ = ()
 
     @staticmethod
     def _current_owner() -> object:
@@ -646,75 +563,3 @@ class SyncTransaction(_Block):
         tb: TracebackType | None,
     ) -> bool | None:
         return _drive_sync(self._exit(exc, False))
-
-
-async def run_in_transaction(
-    fn: Callable[[], Awaitable[T]],
-    *,
-    outermost: Callable[[], Transaction] | None,
-    nested: Callable[[], Transaction],
-    retry: Retry,
-) -> T:
-    """The body of every async ``run_in_transaction``: with no ``outermost`` (a
-    transaction is already open) ``fn`` runs once in a savepoint; otherwise each attempt
-    opens ``outermost()`` and the whole of ``fn`` is retried as ``retry`` says. A
-    ``Rollback`` raised by ``fn`` rolls back and propagates, so the result is never
-    silently missing."""
-    opener = nested if outermost is None else outermost
-    for attempt in itertools.count():
-        tx = opener()
-        tx.swallow_rollback = False
-        try:
-            async with tx:
-                value = await fn()
-            return value
-        except errors.DatabaseError as exc:
-            wait = None if outermost is None else retry.delay(exc, attempt)
-            if wait is None:
-                raise
-        await asyncio.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def run_in_transaction_sync(
-    fn: Callable[[], T],
-    *,
-    outermost: Callable[[], SyncTransaction] | None,
-    nested: Callable[[], SyncTransaction],
-    retry: Retry,
-) -> T:
-    """:func:`run_in_transaction` for the synchronous API: the same decisions, with
-    ``time.sleep`` between attempts."""
-    opener = nested if outermost is None else outermost
-    for attempt in itertools.count():
-        tx = opener()
-        tx.swallow_rollback = False
-        try:
-            with tx:
-                value = fn()
-            return value
-        except errors.DatabaseError as exc:
-            wait = None if outermost is None else retry.delay(exc, attempt)
-            if wait is None:
-                raise
-        time.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def retry_for(
-    config: TransactionConfig,
-    stats: TransactionStats,
-    rng: random.Random,
-    *,
-    retries: int | None = None,
-    base_delay: float | None = None,
-    max_delay: float | None = None,
-) -> Retry:
-    """The retry policy of one call: its own bounds where given, else ``config``'s."""
-    return Retry(
-        config.retries if retries is None else retries,
-        config.base_delay if base_delay is None else base_delay,
-        config.max_delay if max_delay is None else max_delay,
-        stats,
-        rng,
-    )

@@ -36,8 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from aragora_repos.convert import TargetColumn
-from aragora_repos.migrate_data import TablePlan, target_checksum_sql
+from aragora_repos.tools.convert import TargetColumn
+from aragora_repos.tools.migrate_data import TablePlan, target_checksum_sql
 
 RESULTS = Path(__file__).parent / "results"
 

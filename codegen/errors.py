@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -25,6 +25,39 @@ class CodegenError(Exception):
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class Problems:
+    """The one collector every stage reports to; the pipeline stops at a stage boundary
+    when it holds anything (:meth:`raise_if_any`), so one run reports every problem a
+    stage can find, sorted by place."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: list[Problem] = []
+
+    def add(self, file: str, line: int, col: int, message: str) -> None:
+        self._items.append(Problem(file, line, col, message))
+
+    def append(self, problem: Problem) -> None:
+        self._items.append(problem)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        self._items.extend(problems)
+
+    def raise_if_any(self) -> None:
+        if self._items:
+            raise CodegenError(sorted(self._items))
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Problem]:
+        return iter(self._items)
 
 
 def line_col(text: str, offset: int) -> tuple[int, int]:

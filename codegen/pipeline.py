@@ -1,4 +1,22 @@
-"""The generator, top to bottom: config, analysis, model, translation, verification, render."""
+"""The generator, top to bottom.
+
+The stages run in this order:
+
+1. analysis: config, lint, sqlc (its JSON parsed into the typed records of
+   :mod:`codegen.model.sqlc`), the schema (each migration with its SQLite statements),
+   the SQLite variants;
+2. model: the query IR, with what the SQLite rules will need to know of each query;
+3. dialects: each query's SQLite text (translation or variant), then verification of
+   every migration and query on a real SQLite database;
+4. render: the IR into files; 5. writer (the caller): all files or none.
+
+Imports run one way, downwards: ``model`` (the IR, sqlc's records, the query builder)
+imports no other stage; ``dialects`` imports ``model``; ``analysis`` imports ``model``
+and the dialect's DDL; ``render`` imports ``model`` and the dialect's storage forms;
+only this module imports them all. Every stage reports to one :class:`Problems`
+collector; the run stops at the first stage boundary where it holds anything (sqlc's
+own diagnostics stop it at once: nothing else can be analysed without its result).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +28,9 @@ from codegen.analysis.schema import load_schema, read_migrations
 from codegen.analysis.sqlc import query_locations, read_queries, run_sqlc, sqlc_version
 from codegen.analysis.variants import load_variants
 from codegen.config import load_config
+from codegen.dialects.queries import translate_queries
 from codegen.dialects.verify import verify
-from codegen.errors import CodegenError
+from codegen.errors import Problems
 from codegen.format import format_files
 from codegen.model.build import build_queries
 from codegen.model.ir import Project
@@ -19,25 +38,23 @@ from codegen.render import render
 
 
 def generate(root: Path) -> dict[str, str]:
-    """Return every generated file for the project at ``root``; raise CodegenError.
-
-    sqlc's problems stop the run (nothing else can be analysed without its result); after
-    that, translation and verification problems are collected and reported together.
-    """
+    """Return every generated file for the project at ``root``; raise CodegenError."""
+    problems = Problems()
     config = load_config(root)
-    lint = lint_sources(read_migrations(root, config.schema_dir), read_queries(root, config))
-    if lint:
-        raise CodegenError(lint)
+    problems.extend(
+        lint_sources(read_migrations(root, config.schema_dir), read_queries(root, config))
+    )
+    problems.raise_if_any()
     request = run_sqlc(config)
     catalog, migrations = load_schema(root, config.schema_dir)
     locations = query_locations(root, config.queries_dir)
     variants = load_variants(root, config.queries_dir, migrations, catalog)
-    files, problems = build_queries(request, catalog, locations, config.queries_dir, variants)
+    built = build_queries(request, catalog, locations, config.queries_dir, problems)
+    files = translate_queries(built, catalog, variants, config.queries_dir, problems)
     sqlite_schema = verify(migrations, files, problems)
-    if problems:
-        raise CodegenError(sorted(problems))
+    problems.raise_if_any()
     versions = {
-        "sqlc": str(request.get("sqlc_version") or sqlc_version()),
+        "sqlc": request.sqlc_version or sqlc_version(),
         "sqlglot": version("sqlglot"),
     }
     project = Project(catalog, migrations, files, versions, sqlite_schema=sqlite_schema)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -32,6 +32,7 @@ from aragora_repos.observability import (
     PoolStats,
     ReplicaStatus,
 )
+from aragora_repos.retry import retry_for, run_in_transaction
 from aragora_repos.transaction import (
     Isolation,
     Transaction,
@@ -39,8 +40,6 @@ from aragora_repos.transaction import (
     TransactionStats,
     TxDriver,
     TxOptions,
-    retry_for,
-    run_in_transaction,
 )
 
 T = TypeVar("T")
@@ -187,15 +186,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def capabilities(self) -> BackendCapabilities: ...
 
-    @contextlib.contextmanager
-    def use_primary(self) -> Iterator[None]:
+    def use_primary(self) -> contextlib.AbstractContextManager[None]:
         """Send this context's reads to the primary (a no-op without replicas)."""
-        yield
+        return contextlib.nullcontext()
 
-    @contextlib.contextmanager
-    def use_replica(self) -> Iterator[None]:
+    def use_replica(self) -> contextlib.AbstractContextManager[None]:
         """Send this context's reads to a replica, accepting lag (a no-op without any)."""
-        yield
+        return contextlib.nullcontext()
 
     def advisory_lock(
         self, key: int, *, timeout: float | None = None

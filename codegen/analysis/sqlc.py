@@ -8,10 +8,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from codegen.config import CONFIG_NAME, Config
 from codegen.errors import CodegenError, Problem
+from codegen.model.sqlc import SqlcRequest
 
 DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<msg>.*)$")
 
@@ -32,7 +32,7 @@ def sqlc_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def run_sqlc(config: Config) -> dict[str, Any]:
+def run_sqlc(config: Config) -> SqlcRequest:
     """Run ``sqlc generate``; return the parsed request or raise with every diagnostic."""
     proc = subprocess.run(
         [sqlc_binary(), "generate", "-f", CONFIG_NAME],
@@ -57,12 +57,12 @@ def run_sqlc(config: Config) -> dict[str, Any]:
                     problems.append(Problem(CONFIG_NAME, 1, 1, f"sqlc: {message}"))
         raise CodegenError(problems or [Problem(CONFIG_NAME, 1, 1, "sqlc failed")])
     try:
-        data: dict[str, Any] = json.loads(config.request_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = json.loads(config.request_path.read_text(encoding="utf-8"))
+        return SqlcRequest.parse(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CodegenError(
             [Problem(CONFIG_NAME, 1, 1, f"cannot read sqlc output {config.request_path}: {exc}")]
         ) from exc
-    return data
 
 
 def _yaml_problem(message: str) -> Problem:

@@ -12,16 +12,15 @@ Runtime contract (set on every connection by ``aragora_repos``, and by the verif
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import sqlglot
 from sqlglot import exp
 
 from codegen.model import types
-from codegen.model.ir import Column, ForeignKey, PgType, Table
+from codegen.model.ir import PgType, TranslationHints
+from codegen.model.nodes import param_number
 
 #: SQLite's ``now()``: the canonical UTC text form (see codegen.model.types).
 #: ``%f`` yields milliseconds (sqlite.org/lang_datefunc.html), padded to microseconds.
@@ -38,18 +37,9 @@ class Untranslatable(Exception):
         super().__init__(f"cannot translate {construct} to sqlite: {reason}")
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What rules may consult about the statement being translated."""
-
-    list_params: frozenset[int] = frozenset()
-    """Parameters that are lists (``= ANY`` / sqlc.slice)."""
-    not_null: frozenset[str] = frozenset()
-    """Column names that cannot be NULL in this statement's rows."""
-    json_columns: frozenset[str] = frozenset()
-    """json/jsonb columns of the tables the statement reads."""
-    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """Enum-typed columns of the tables the statement reads, with their values in order."""
+#: What rules may consult about the statement being translated (built with the query).
+Context = TranslationHints
+NO_HINTS = Context()
 
 
 Rule = Callable[[exp.Expr, Context], exp.Expr]
@@ -68,12 +58,6 @@ def type_of(dt: exp.DataType) -> PgType:
         text = text[:-2]
         dims += 1
     return PgType(types.normalize(text), dims)
-
-
-def _param_number(node: exp.Expr) -> int | None:
-    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal):
-        return int(node.this.this)
-    return None
 
 
 def _strip_casts(node: exp.Expr) -> exp.Expr:
@@ -111,7 +95,7 @@ def rewrite_list_membership(tree: exp.Expr, ctx: Context) -> exp.Expr:
         if isinstance(node, exp.EQ | exp.NEQ) and (q := quantified(node.expression)):
             kind, inner = q
             target = _strip_casts(inner)
-            if _param_number(target) is None:
+            if param_number(target) is None:
                 raise Untranslatable(
                     kind, "only = ANY(<parameter>) and <> ALL(<parameter>) have a sqlite form"
                 )
@@ -123,7 +107,7 @@ def rewrite_list_membership(tree: exp.Expr, ctx: Context) -> exp.Expr:
                 kind, "only = ANY(<parameter>) and <> ALL(<parameter>) have a sqlite form"
             )
         if isinstance(node, exp.In) and len(node.expressions) == 1:
-            n = _param_number(node.expressions[0])
+            n = param_number(node.expressions[0])
             if n is not None and n in ctx.list_params:
                 return json_each_in(node.this, node.expressions[0], negate=False)
         return node
@@ -435,7 +419,7 @@ def rewrite_placeholders(tree: exp.Expr, ctx: Context) -> exp.Expr:
     """``$1`` -> ``?1``: SQLite's numbered parameters, which may repeat (lang_expr.html §4)."""
 
     def fix(node: exp.Expr) -> exp.Expr:
-        n = _param_number(node)
+        n = param_number(node)
         return exp.Var(this=f"?{n}") if n is not None else node
 
     return tree.transform(fix)
@@ -467,7 +451,7 @@ RULES: Sequence[Rule] = (
 )
 
 
-def translate(tree: exp.Expr, ctx: Context = Context()) -> exp.Expr:
+def translate(tree: exp.Expr, ctx: Context = NO_HINTS) -> exp.Expr:
     out = tree.copy()
     for rule in RULES:
         out = rule(out, ctx)
@@ -478,7 +462,7 @@ def render(tree: exp.Expr) -> str:
     return tree.sql(dialect="sqlite")
 
 
-def translate_query(sql: str, ctx: Context = Context()) -> str:
+def translate_query(sql: str, ctx: Context = NO_HINTS) -> str:
     """Translate one PostgreSQL statement (sqlc's text, ``$n`` parameters) to SQLite."""
     tree = sqlglot.parse_one(sql, read="postgres")
     return render(translate(tree, ctx))
@@ -486,134 +470,3 @@ def translate_query(sql: str, ctx: Context = Context()) -> str:
 
 def translate_expression(node: exp.Expr) -> str:
     return render(translate(node))
-
-
-_RESERVED_DEFAULT = re.compile(r"^[-+]?\d+(\.\d+)?$")
-
-
-# --- DDL -------------------------------------------------------------------------------
-
-
-def quote(name: str) -> str:
-    return exp.to_identifier(name).sql("sqlite")
-
-
-def is_literal(sql: str) -> bool:
-    """A number or a single string literal: a constant DEFAULT on SQLite."""
-    if _RESERVED_DEFAULT.match(sql):
-        return True
-    return sql.startswith("'") and sql.endswith("'") and "'" not in sql[1:-1].replace("''", "")
-
-
-def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]]) -> str:
-    """One column definition of a STRICT table (sqlite.org/stricttables.html)."""
-    name = quote(col.name)
-    pk_single = table.primary_key == (col.name,)
-    storage = storage_of(col.type, enum_values)
-    if col.identity:
-        if not pk_single or storage != "INTEGER":
-            raise Untranslatable(
-                f"identity column {col.name}",
-                "only a single-column integer primary key can auto-increment on sqlite",
-            )
-        # AUTOINCREMENT: ids are never reused, as with a PostgreSQL sequence (autoinc.html).
-        return f"{name} INTEGER PRIMARY KEY AUTOINCREMENT"
-    parts = [name, storage]
-    if col.not_null or col.name in table.primary_key:
-        parts.append("NOT NULL")  # a non-INTEGER primary key would accept NULL otherwise
-    if pk_single:
-        parts.append("PRIMARY KEY")
-    if col.default_sqlite is not None:
-        default = col.default_sqlite
-        # An expression DEFAULT must be parenthesised (lang_createtable.html §3.2).
-        parts.append(f"DEFAULT {default}" if is_literal(default) else f"DEFAULT ({default})")
-    checks = []
-    if col.type.array_dims or col.type.name in ("json", "jsonb"):
-        # json_valid(NULL) is 0 before SQLite 3.45, so a nullable column says so itself.
-        checks.append(
-            f"json_valid({name})" if col.not_null else f"{name} IS NULL OR json_valid({name})"
-        )
-    elif col.type.name == "bool":
-        checks.append(f"{name} IN (0, 1)")
-    elif col.type.name in enum_values:
-        values = ", ".join(exp.Literal.string(v).sql("sqlite") for v in enum_values[col.type.name])
-        checks.append(f"{name} IN ({values})")
-    parts.extend(f"CHECK ({c})" for c in checks)
-    bounds = INT_RANGES.get(col.type.name)
-    if bounds is not None and not col.type.array_dims and not col.identity:
-        # SQLite integers are 64-bit: arithmetic that leaves the PostgreSQL type's range
-        # (count + 1 at 2^31 - 1) must fail as it does there. The named constraint is
-        # mapped to DataError 22003 by aragora_repos.errors.
-        low, high = bounds
-        parts.append(f"CONSTRAINT {col.type.name}_range CHECK ({name} BETWEEN {low} AND {high})")
-    return " ".join(parts)
-
-
-#: Ranges of the PostgreSQL integer types narrower than SQLite's 64-bit INTEGER.
-INT_RANGES = {"int2": (-32768, 32767), "int4": (-2147483648, 2147483647)}
-
-
-def storage_of(t: PgType, enums: Container[str]) -> str:
-    """The STRICT storage class of a column: arrays and enums are TEXT (JSON text and a
-    CHECKed label), everything else as in the type table."""
-    if t.array_dims or t.name in enums:
-        return "TEXT"
-    info = types.BUILTIN.get(t.name)
-    if info is None:
-        raise Untranslatable(f"type {t.name}", "no sqlite storage is defined for it")
-    return info.sqlite_storage
-
-
-def foreign_key_sql(fk: ForeignKey, name: Callable[[str], str]) -> str:
-    """``FOREIGN KEY (...) REFERENCES t (...) [ON DELETE ...]``, names rendered by ``name``."""
-    clause = (
-        f"FOREIGN KEY ({', '.join(name(c) for c in fk.columns)}) REFERENCES "
-        f"{name(fk.ref_table)} ({', '.join(name(c) for c in fk.ref_columns)})"
-    )
-    if fk.on_delete:
-        clause += f" ON DELETE {fk.on_delete}"
-    if fk.on_update:
-        clause += f" ON UPDATE {fk.on_update}"
-    return clause
-
-
-def create_table_sql(table: Table, enum_values: dict[str, tuple[str, ...]]) -> str:
-    lines = [column_sql(c, table, enum_values) for c in table.columns]
-    if len(table.primary_key) > 1:
-        lines.append(f"PRIMARY KEY ({', '.join(quote(c) for c in table.primary_key)})")
-    lines.extend(f"UNIQUE ({', '.join(quote(c) for c in u)})" for u in table.uniques)
-    lines.extend(f"CHECK ({c.sqlite})" for c in table.checks)
-    lines.extend(foreign_key_sql(fk, quote) for fk in table.foreign_keys)
-    body = ",\n    ".join(lines)
-    return f"CREATE TABLE {quote(table.name)} (\n    {body}\n) STRICT"
-
-
-def fts_index_sql(name: str, table: str, key: str, column: str) -> tuple[str, tuple[str, ...]]:
-    """An FTS5 external-content table over ``table.column`` and the statements that keep
-    it current: insert/delete/update triggers, then a rebuild from the table's rows."""
-    q, t, k, c = quote(name), quote(table), quote(key), quote(column)
-    create = (
-        f"CREATE VIRTUAL TABLE {q} USING fts5({c}, content={quote_string(table)}, "
-        f"content_rowid={quote_string(key)}, tokenize='unicode61 remove_diacritics 0')"
-    )
-    delete = f"INSERT INTO {q} ({q}, rowid, {c}) VALUES ('delete', old.{k}, old.{c});"
-    insert = f"INSERT INTO {q} (rowid, {c}) VALUES (new.{k}, new.{c});"
-    triggers = (
-        f"CREATE TRIGGER {quote(name + '_ai')} AFTER INSERT ON {t} BEGIN {insert} END",
-        f"CREATE TRIGGER {quote(name + '_ad')} AFTER DELETE ON {t} BEGIN {delete} END",
-        f"CREATE TRIGGER {quote(name + '_au')} AFTER UPDATE OF {k}, {c} ON {t} "
-        f"BEGIN {delete} {insert} END",
-        f"INSERT INTO {q} ({q}) VALUES ('rebuild')",
-    )
-    return create, triggers
-
-
-def fts_drop_sql(name: str) -> tuple[str, ...]:
-    return (
-        *(f"DROP TRIGGER IF EXISTS {quote(name + s)}" for s in ("_ai", "_ad", "_au")),
-        f"DROP TABLE {quote(name)}",
-    )
-
-
-def quote_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from codegen.errors import Problem
+from codegen.errors import Problem, Problems
 from codegen.model.ir import Migration, QueryFile, Section
 
 #: Connection settings the runtime applies too; translation relies on them.
@@ -25,10 +25,8 @@ def snapshot(conn: sqlite3.Connection) -> str:
     return "".join(f"{sql};\n\n" for _, _, sql in rows)
 
 
-def verify(
-    migrations: Sequence[Migration], files: Sequence[QueryFile], problems: list[Problem]
-) -> str:
-    """Return the resulting SQLite schema; append every problem found to ``problems``."""
+def verify(migrations: Sequence[Migration], files: Sequence[QueryFile], problems: Problems) -> str:
+    """Return the resulting SQLite schema; report every problem found to ``problems``."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
         for pragma in CONNECTION_PRAGMAS:

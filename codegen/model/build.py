@@ -1,24 +1,34 @@
-"""Build the IR from sqlc's request and the catalog; translate each query to SQLite.
+"""The model stage: the query IR from sqlc's request and the catalog.
 
-Pure: takes parsed data, returns IR or raises :class:`CodegenError` with every problem.
+Pure: takes parsed records, returns IR and reports every problem to the collector. The
+SQLite text is the next stage's (:mod:`codegen.dialects.queries`); this one records what
+the SQLite rules will need to know about each statement (:class:`TranslationHints`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from codegen.analysis.variants import Variant, apply_variant
-from codegen.dialects import sqlite
-from codegen.errors import Problem
+from codegen.errors import Problem, Problems
 from codegen.model import naming, types
-from codegen.model.ir import Catalog, Location, Param, PgType, Query, QueryFile, ResultColumn
+from codegen.model.ir import (
+    Catalog,
+    Location,
+    Param,
+    PgType,
+    Query,
+    QueryFile,
+    ResultColumn,
+    TranslationHints,
+)
+from codegen.model.nodes import param_number
+from codegen.model.sqlc import SqlcColumn, SqlcParam, SqlcQuery, SqlcRequest
 
 COMMANDS = frozenset(
     {":one", ":many", ":exec", ":execrows", ":execresult", ":copyfrom", ":batchexec"}
@@ -26,10 +36,8 @@ COMMANDS = frozenset(
 _SLICE_IN = re.compile(r"\bIN\s*\(\s*\$(\d+)\s*\)", re.IGNORECASE)
 
 
-def _pg_type(col: Mapping[str, Any], catalog: Catalog) -> PgType:
-    name = types.normalize(str(col["type"]["name"]))
-    dims = int(col.get("array_dims") or (1 if col.get("is_array") else 0))
-    return PgType(name, dims)
+def _pg_type(col: SqlcColumn, catalog: Catalog) -> PgType:
+    return PgType(types.normalize(col.type_name), col.array_dims)
 
 
 def _check_type(t: PgType, catalog: Catalog, what: str) -> str | None:
@@ -167,10 +175,10 @@ def _is_readonly(tree: exp.Expr) -> bool:
     return not any(True for _ in tree.find_all(exp.Insert, exp.Update, exp.Delete))
 
 
-def _param_names(raw: list[Mapping[str, Any]]) -> list[str]:
+def _param_names(raw: Sequence[SqlcParam]) -> list[str]:
     names: list[str] = []
     for p in raw:
-        base = naming.snake(str(p["column"]["name"] or f"arg{p['number']}"))
+        base = naming.snake(p.column.name or f"arg{p.number}")
         name, n = base, 2
         while name in names:
             name, n = f"{base}_{n}", n + 1
@@ -178,121 +186,55 @@ def _param_names(raw: list[Mapping[str, Any]]) -> list[str]:
     return names
 
 
-def _locate(source: str, construct: str, line: int) -> tuple[int, int]:
-    """Line and column of ``construct`` in a query's source block (annotation excluded)."""
-    words = [w for w in re.split(r"[\s()']+", construct) if w and w not in ("::",)]
-    lines = source.split("\n")
-    for word in sorted(words, key=len, reverse=True):
-        pattern = re.compile(rf"(?<![\w:]){re.escape(word.lstrip(':'))}(?!\w)", re.IGNORECASE)
-        for offset, text in enumerate(lines[1:], start=1):
-            if text.lstrip().startswith("--"):
-                continue
-            match = pattern.search(text)
-            if match:
-                return line + offset, match.start() + 1
-    return line, 1
-
-
 def build_queries(
-    request: Mapping[str, Any],
+    request: SqlcRequest,
     catalog: Catalog,
     locations: Mapping[tuple[str, str], tuple[str, int, str]],
     queries_dir: str,
-    variants: Mapping[tuple[str, str], Variant] | None = None,
-) -> tuple[tuple[QueryFile, ...], list[Problem]]:
-    """Build every query; problems are returned, so verification can still report more.
-
-    A query with a SQLite variant takes the variant's text instead of a translation, once
-    :func:`apply_variant` has shown both have the same parameters and columns.
-    """
-    variants = variants or {}
-    used: set[tuple[str, str]] = set()
-    problems: list[Problem] = []
+    problems: Problems,
+) -> tuple[QueryFile, ...]:
+    """Build every query that can be built; report the rest to ``problems``."""
     by_file: dict[str, list[Query]] = {}
     paths: dict[str, str] = {}
-    for raw in request.get("queries") or []:
-        filename = str(raw["filename"])
-        name = str(raw["name"])
+    for raw in request.queries:
+        name = raw.name
         rel, line, source = locations.get(
-            (PurePosixPath(filename).name, name), (f"{queries_dir}/{filename}", 1, "")
+            (PurePosixPath(raw.filename).name, name), (f"{queries_dir}/{raw.filename}", 1, "")
         )
-        loc = Location(rel, line, 1)
-        stem = naming.snake(PurePosixPath(filename).stem)
+        stem = naming.snake(PurePosixPath(raw.filename).stem)
         paths[stem] = rel
-        cmd = str(raw["cmd"])
-        if cmd not in COMMANDS:
-            problems.append(
-                Problem(
-                    rel,
-                    line,
-                    1,
-                    f"query {name}: command {cmd} is not supported "
-                    f"(use one of {', '.join(sorted(COMMANDS))})",
-                )
+        if raw.cmd not in COMMANDS:
+            problems.add(
+                rel,
+                line,
+                1,
+                f"query {name}: command {raw.cmd} is not supported "
+                f"(use one of {', '.join(sorted(COMMANDS))})",
             )
             continue
-        variant = variants.get((stem, name))
-        query = _build_one(raw, name, cmd, loc, source, catalog, problems, variant is not None)
-        if query is not None and variant is not None:
-            used.add((stem, name))
-            query, mismatches = apply_variant(query, variant, catalog)
-            problems.extend(
-                Problem(variant.path, variant.line, 1, f"query {name}: sqlite variant: {m}")
-                for m in mismatches
-            )
-            if mismatches:
-                continue  # no SQLite text to verify
-            if query.readonly and not _reads_only(variant.sql):
-                problems.append(
-                    Problem(
-                        variant.path,
-                        variant.line,
-                        1,
-                        f"query {name}: sqlite variant: the PostgreSQL query only reads, "
-                        "so the variant must be a SELECT",
-                    )
-                )
+        query = _build_one(raw, Location(rel, line, 1), source, catalog, problems)
         if query is not None:
             by_file.setdefault(stem, []).append(query)
-    for key, variant in sorted(variants.items()):
-        if key not in used:
-            problems.append(
-                Problem(
-                    variant.path,
-                    variant.line,
-                    1,
-                    f"query {variant.name}: sqlite variant has no PostgreSQL query of that name "
-                    f"in {queries_dir}/{key[0]}.sql",
-                )
-            )
-    files = tuple(QueryFile(stem, paths[stem], tuple(qs)) for stem, qs in sorted(by_file.items()))
-    return files, problems
+    return tuple(QueryFile(stem, paths[stem], tuple(qs)) for stem, qs in sorted(by_file.items()))
 
 
 def _build_one(
-    raw: Mapping[str, Any],
-    name: str,
-    cmd: str,
-    loc: Location,
-    source: str,
-    catalog: Catalog,
-    problems: list[Problem],
-    has_variant: bool = False,
+    raw: SqlcQuery, loc: Location, source: str, catalog: Catalog, problems: Problems
 ) -> Query | None:
-    text = str(raw["text"])
-    raw_params = sorted(raw.get("params") or [], key=lambda p: int(p["number"]))
+    name, cmd, text = raw.name, raw.cmd, raw.text
+    raw_params = raw.params
     names = _param_names(raw_params)
     params: list[Param] = []
     for pname, p in zip(names, raw_params, strict=True):
-        col = p["column"]
-        ptype = _pg_type(col, catalog)
-        is_slice = bool(col.get("is_sqlc_slice"))
+        described = p.column
+        ptype = _pg_type(described, catalog)
+        is_slice = described.is_sqlc_slice
         if is_slice:
             ptype = PgType(ptype.name, ptype.array_dims + 1)
         message = _check_type(ptype, catalog, f"parameter {pname}")
         if message:
             problems.append(Problem(loc.file, loc.line, loc.col, f"query {name}: {message}"))
-        params.append(Param(int(p["number"]), pname, ptype, not col.get("not_null"), is_slice))
+        params.append(Param(p.number, pname, ptype, not described.not_null, is_slice))
 
     slices = {p.number for p in params if p.is_slice}
     # PostgreSQL: sqlc.slice expands to IN ($n); a list binds as an array to = ANY($n).
@@ -311,11 +253,11 @@ def _build_one(
 
     columns = [
         ResultColumn(
-            naming.snake(str(c["name"]) or f"column_{i + 1}"),
+            naming.snake(c.name or f"column_{i + 1}"),
             _pg_type(c, catalog),
-            not c.get("not_null"),
+            not c.not_null,
         )
-        for i, c in enumerate(raw.get("columns") or [])
+        for i, c in enumerate(raw.columns)
     ]
     columns = _repair_columns(columns, tree, catalog)
     seen: set[str] = set()
@@ -334,22 +276,15 @@ def _build_one(
             )
         seen.add(col.name)
 
-    ctx = sqlite.Context(
+    hints = TranslationHints(
         list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims),
         not_null=_not_null_columns(tree, catalog),
         enums=_enum_columns(tree, catalog),
         json_columns=_json_columns(tree, catalog),
     )
-    try:
-        sqlite_sql = "" if has_variant else sqlite.render(sqlite.translate(tree, ctx))
-    except sqlite.Untranslatable as exc:
-        line, col = _locate(source, exc.construct, loc.line)
-        problems.append(Problem(loc.file, line, col, f"query {name}: {exc}"))
-        return None
 
     model_table = _model_table(raw, columns, catalog)
-    insert = raw.get("insert_into_table")
-    insert_table = str(insert["name"]) if insert else None
+    insert_table = raw.insert_into_table
     insert_columns: tuple[str, ...] = ()
     if cmd == ":copyfrom":
         if not isinstance(tree, exp.Insert) or insert_table is None:
@@ -368,7 +303,7 @@ def _build_one(
         )
         values = tree.expression
         row = values.expressions[0] if isinstance(values, exp.Values) else None
-        plain = row is not None and [sqlite._param_number(e) for e in row.expressions] == list(
+        plain = row is not None and [param_number(e) for e in row.expressions] == list(
             range(1, len(params) + 1)
         )
         if not plain or len(insert_columns) != len(params) or tree.args.get("returning"):
@@ -401,7 +336,7 @@ def _build_one(
                 f"query {name}: {cmd} needs a statement that returns columns",
             )
         )
-    comments = tuple(str(c).strip() for c in raw.get("comments") or [])
+    comments = raw.comments
     row_count = tuple(
         sorted(
             {
@@ -409,7 +344,7 @@ def _build_one(
                 for key in ("limit", "offset")
                 for clause in tree.find_all(exp.Limit if key == "limit" else exp.Offset)
                 for node in clause.walk()
-                if (n := sqlite._param_number(node)) is not None
+                if (n := param_number(node)) is not None
             }
         )
     )
@@ -419,7 +354,7 @@ def _build_one(
         loc,
         comments,
         pg_sql,
-        sqlite_sql,
+        "",
         tuple(params),
         tuple(columns),
         _is_readonly(tree),
@@ -427,19 +362,15 @@ def _build_one(
         insert_table,
         insert_columns,
         row_count,
+        source_sql=text,
+        hints=hints,
+        source_block=source,
     )
 
 
-def _reads_only(sql: str) -> bool:
-    first = re.match(r"\s*(\w+)", re.sub(r"--[^\n]*", "", sql))
-    return first is not None and first.group(1).upper() in ("SELECT", "WITH", "VALUES")
-
-
-def _model_table(
-    raw: Mapping[str, Any], columns: list[ResultColumn], catalog: Catalog
-) -> str | None:
+def _model_table(raw: SqlcQuery, columns: list[ResultColumn], catalog: Catalog) -> str | None:
     """The table whose model a row maps to, when the columns are exactly that table's."""
-    tables = {(c.get("table") or {}).get("name") for c in raw.get("columns") or []}
+    tables = {c.table for c in raw.columns}
     if len(tables) != 1:
         return None
     table = catalog.table(str(next(iter(tables))))

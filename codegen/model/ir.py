@@ -95,6 +95,9 @@ class Catalog:
     def enum(self, name: str) -> Enum | None:
         return next((e for e in self.enums if e.name == name), None)
 
+    def enum_names(self) -> frozenset[str]:
+        return frozenset(e.name for e in self.enums)
+
 
 @dataclass(frozen=True, slots=True)
 class Section:
@@ -137,6 +140,21 @@ class ResultColumn:
 
 
 @dataclass(frozen=True, slots=True)
+class TranslationHints:
+    """What the SQLite rules may consult about one statement (found from its tree and the
+    catalog when the query is built)."""
+
+    list_params: frozenset[int] = frozenset()
+    """Parameters that are lists (``= ANY`` / sqlc.slice)."""
+    not_null: frozenset[str] = frozenset()
+    """Column names that cannot be NULL in this statement's rows."""
+    json_columns: frozenset[str] = frozenset()
+    """json/jsonb columns of the tables the statement reads."""
+    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Enum-typed columns of the tables the statement reads, with their values in order."""
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     name: str
     cmd: str
@@ -155,6 +173,26 @@ class Query:
     """Parameters used as LIMIT or OFFSET (negative values are refused on both)."""
     sqlite_variant: str | None = None
     """``path:line`` of the hand-written SQLite variant used instead of a translation."""
+    source_sql: str = ""
+    """sqlc's text of the statement, which the SQLite stage translates."""
+    hints: TranslationHints = TranslationHints()
+    source_block: str = ""
+    """The annotated block in its file, for placing a translation problem on its line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A hand-written SQLite version of a query, as sqlc's SQLite engine analysed it."""
+
+    name: str
+    path: str
+    line: int
+    sql: str
+    """sqlc's text: parameters as ``?n`` numbered in order of first appearance."""
+    params: tuple[tuple[int, str, str | None], ...]
+    """(number, name, Python type or None when sqlc cannot tell)."""
+    columns: tuple[tuple[str, str | None, bool], ...]
+    """(name, Python type or None, nullable)."""
 
 
 @dataclass(frozen=True, slots=True)

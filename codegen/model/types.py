@@ -13,7 +13,11 @@ SQLite storage forms (see docs/types.md):
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
+
+from codegen.model.ir import PgType
+from codegen.model.naming import pascal
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +146,12 @@ def enum_lookup(class_name: str) -> str:
 
 def enum_info(class_name: str) -> TypeInfo:
     return TypeInfo(class_name, "TEXT", None, f"{enum_lookup(class_name)}[{{v}}]")
+
+
+def py_type(t: PgType, enums: Container[str]) -> str:
+    """The Python type a value of ``t`` is (enums: the names of the catalog's enums)."""
+    info = BUILTIN.get(t.name)
+    base = info.py if info is not None else pascal(t.name) if t.name in enums else "?"
+    for _ in range(t.array_dims):
+        base = f"list[{base}]"
+    return base

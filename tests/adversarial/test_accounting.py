@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from aragora_repos import cli
+from aragora_db.__main__ import main as cli_main
 from aragora_repos.errors import MigrationError
-from aragora_repos.layout import consolidate
-from aragora_repos.migrate_data import migrate_data
+from aragora_repos.tools.layout import consolidate
+from aragora_repos.tools.migrate_data import migrate_data
 
 LEGACY = ("debates.db", "traces.db", "tournaments.db")  # all three go to core.db
 
@@ -67,7 +67,7 @@ def test_consolidate_names_every_collision_and_fails(tmp_path: Path) -> None:
     again = consolidate(source, action="migrate", take_backup=False)
     assert [m.collided for m in again.moves if m.table == "items"] == [0, 40, 40]
     assert not again.ok
-    assert cli.main(["consolidate", "--migrate", "--source", str(source), "--no-backup"]) == 1
+    assert cli_main(["consolidate", "--migrate", "--source", str(source), "--no-backup"]) == 1
 
 
 @pytest.mark.postgres
@@ -95,7 +95,7 @@ async def test_migrate_data_refuses_to_leave_tables_behind_unless_named(
     with pytest.raises(MigrationError, match="has no schema 'nowhere'"):
         await migrate_data(source, target_dsn, schema="nowhere")
     code = await asyncio.to_thread(
-        cli.main, ["migrate-data", "--sqlite-path", str(source), "--postgres-dsn", target_dsn]
+        cli_main, ["migrate-data", "--sqlite-path", str(source), "--postgres-dsn", target_dsn]
     )
     assert code == 1 and "orphan_table" in capsys.readouterr().err
 

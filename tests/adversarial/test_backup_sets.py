@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from aragora_repos.backup_sets import MANIFEST, verify_set
+from aragora_repos.tools.backup_sets import MANIFEST, verify_set
 
 ROOT = Path(__file__).parent.parent.parent
 HOSTILE = 'tab"le\n-- ;name'
-CLI = [sys.executable, "-m", "aragora_repos"]
+CLI = [sys.executable, "-m", "aragora_db"]
 
 
 def make_data(data: Path, blobs: int) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aragora_repos import Config, ConnectionUnavailable, RetriesExhausted, cli, open_async
+from aragora_db.__main__ import main as cli_main
+from aragora_repos import Config, ConnectionUnavailable, RetriesExhausted, open_async
 
 BAD = b"bad\xffname"
 
@@ -49,7 +50,7 @@ def test_invalid_utf8_names_are_named_not_tracebacks(
             "postgresql://u@127.0.0.1:1/d",
         ],
     ):
-        assert cli.main(argv) == 1, argv
+        assert cli_main(argv) == 1, argv
         err = capsys.readouterr().err
         assert "not valid UTF-8" in err and "bad\\xffname" in err, err
 
@@ -68,7 +69,7 @@ def test_text_versions_in_schema_version(
     monkeypatch.setenv("ARAGORA_SQLITE_PATH", str(path))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     for argv in (["migrate", "status"], ["migrate", "up", "--no-backup"]):
-        assert cli.main(argv) == 1
+        assert cli_main(argv) == 1
         err = capsys.readouterr().err
         assert "version 'one' (str) is not an integer" in err, err
 
@@ -94,6 +95,6 @@ async def test_no_private_class_names_in_messages(tmp_path: Path) -> None:
 
 
 def test_ipv6_bracket_dsn_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--database-url", "postgresql://u:pw@[::1/d", "health"]) == 1
+    assert cli_main(["--database-url", "postgresql://u:pw@[::1/d", "health"]) == 1
     err = capsys.readouterr().err
     assert "IPv6 host opens '['" in err and "pw" not in err

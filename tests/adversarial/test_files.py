@@ -21,11 +21,12 @@ import asyncpg
 import pytest
 
 from aragora_db import UserRole, connect
+from aragora_db.__main__ import main as cli_main
 from aragora_db.migrations import MIGRATIONS
-from aragora_repos import Config, DatabaseBusy, MigrationError, Secret, cli, open_async
+from aragora_repos import Config, DatabaseBusy, MigrationError, Secret, open_async
 from aragora_repos.backends.postgres import PostgresDatabase
-from aragora_repos.migrate_data import migrate_data
 from aragora_repos.migrations import ADVISORY_LOCK_KEY
+from aragora_repos.tools.migrate_data import migrate_data
 from tests.conftest import BACKENDS
 from tests.pg_server import fresh_database
 
@@ -70,11 +71,11 @@ def test_read_only_commands_leave_a_foreign_file_byte_identical(
     monkeypatch.setenv("ARAGORA_SQLITE_PATH", str(foreign))
     before = digest(foreign)
     codes = [
-        cli.main(["migrate", "--status"]),
-        cli.main(["migrate", "status"]),
-        cli.main(["migrate", "--dry-run"]),
-        cli.main(["health"]),
-        cli.main(["check"]),
+        cli_main(["migrate", "--status"]),
+        cli_main(["migrate", "status"]),
+        cli_main(["migrate", "--dry-run"]),
+        cli_main(["health"]),
+        cli_main(["check"]),
     ]
     assert codes == [0, 0, 0, 0, 1]  # check: the file does not match sql/schema
     assert digest(foreign) == before
@@ -82,10 +83,10 @@ def test_read_only_commands_leave_a_foreign_file_byte_identical(
 
 
 def test_read_only_commands_create_nothing(env: Path) -> None:
-    assert cli.main(["migrate", "--status"]) == 0
-    assert cli.main(["migrate", "plan"]) == 0
-    assert cli.main(["health"]) == 1
-    assert cli.main(["check"]) == 1
+    assert cli_main(["migrate", "--status"]) == 0
+    assert cli_main(["migrate", "plan"]) == 0
+    assert cli_main(["health"]) == 1
+    assert cli_main(["check"]) == 1
     assert list(env.iterdir()) == []
 
 
@@ -95,7 +96,7 @@ def test_a_data_directory_that_cannot_exist_is_a_clear_error(
     blocker = env / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("ARAGORA_DATA_DIR", str(blocker / "data"))
-    assert cli.main(["migrate", "up", "--no-backup"]) == 1
+    assert cli_main(["migrate", "up", "--no-backup"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot use folder") and str(blocker) in err
 
@@ -107,7 +108,7 @@ def test_not_a_database_names_the_file(
     junk.write_bytes(b"this is not a database file at all" * 100)
     monkeypatch.setenv("ARAGORA_SQLITE_PATH", str(junk))
     for argv in (["migrate", "status"], ["health"], ["migrate", "up", "--no-backup"]):
-        assert cli.main(argv) == 1
+        assert cli_main(argv) == 1
         err = capsys.readouterr().err
         assert f"cannot open sqlite database {junk}" in err, err
 

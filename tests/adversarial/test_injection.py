@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 
 from aragora_repos.errors import ConfigError, MigrationError
-from aragora_repos.import_sqlite import import_sqlite
-from aragora_repos.migrate_data import migrate_data
+from aragora_repos.tools.import_sqlite import import_sqlite
+from aragora_repos.tools.migrate_data import migrate_data
 from codegen.analysis.lint import lint_migration
 from codegen.analysis.schema import analyse_schema, sections
 

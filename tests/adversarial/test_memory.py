@@ -19,7 +19,7 @@ import pytest
 from aragora_db import connect
 from aragora_db.audit import AppendAuditEventsParams
 from aragora_repos import Config, Secret
-from aragora_repos.migrate_data import migrate_data
+from aragora_repos.tools.migrate_data import migrate_data
 from aragora_repos.types import JSON
 
 MIB = 1024 * 1024

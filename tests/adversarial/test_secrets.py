@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from aragora_repos import Config, ConfigError, Secret, cli, redact_dsn
+from aragora_db.__main__ import main as cli_main
+from aragora_repos import Config, ConfigError, Secret, redact_dsn
 from aragora_repos.dsn import parse_dsn
 from tests.pg_server import free_port
 
@@ -93,7 +94,7 @@ def run_cli(argv: list[str]) -> str:
     extra = ""
     with redirect_stdout(out), redirect_stderr(err):
         try:
-            code = cli.main(argv)
+            code = cli_main(argv)
         except SystemExit as exc:  # argparse
             code = exc.code if isinstance(exc.code, int) else 2
         except BaseException as exc:  # a raw traceback: itself a failure
@@ -224,13 +225,13 @@ def test_the_cli_takes_a_dsn_without_argv(
 ) -> None:
     monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MY_DSN", f"postgresql://app:{CANARY}@127.0.0.1:{PORT}/d")
-    assert cli.main(["--database-url-env", "MY_DSN", "health"]) == 1
+    assert cli_main(["--database-url-env", "MY_DSN", "health"]) == 1
     err = capsys.readouterr().err
     assert "cannot connect to postgresql://app:***@127.0.0.1" in err and not leaks(err)
-    assert cli.main(["--database-url-env", "UNSET_VARIABLE_X", "health"]) == 1
+    assert cli_main(["--database-url-env", "UNSET_VARIABLE_X", "health"]) == 1
     assert "UNSET_VARIABLE_X: the variable is not set" in capsys.readouterr().err
     assert (
-        cli.main(
+        cli_main(
             [
                 "--database-url",
                 f"postgresql://a:{CANARY}@h/d",

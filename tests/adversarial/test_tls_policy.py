@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from aragora_repos import ConfigError, Secret, cli
+from aragora_db.__main__ import main as cli_main
+from aragora_repos import ConfigError, Secret
 from aragora_repos.backends.postgres import PostgresDatabase, connect_one
 from aragora_repos.backup import pg_dump_backup
 from tests.pg_server import free_port
@@ -41,7 +42,7 @@ def test_every_entry_point_refuses_plain_text(
         ["--database-url", dsn, "migrate", "up"],
         ["migrate-data", "--sqlite-path", str(source), "--postgres-dsn", dsn],
     ):
-        assert cli.main(argv) == 1
+        assert cli_main(argv) == 1
         err = capsys.readouterr().err
         # Refused by the policy before any connection is tried (the port is closed, so
         # an attempt would say "cannot connect").
@@ -63,5 +64,5 @@ async def test_the_python_api_refuses_plain_text(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("production")
 def test_a_verified_dsn_passes_the_policy(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["health"]) == 1  # the policy lets it through; nothing listens
+    assert cli_main(["health"]) == 1  # the policy lets it through; nothing listens
     assert "cannot connect" in capsys.readouterr().err

@@ -46,7 +46,7 @@ from aragora_db import Database
 from aragora_repos import errors
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase
-from aragora_repos.migrate_data import fk_order
+from aragora_repos.tools.migrate_data import fk_order
 from aragora_repos.types import JSON as JSON_ALIAS
 
 # --- the calls ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 from datetime import date
 
 from aragora_db import Database
-from aragora_repos.slugs import slug_base, with_suffix
+from aragora_repos.tools.slugs import slug_base, with_suffix
 
 
 def test_slug_base_forms() -> None:

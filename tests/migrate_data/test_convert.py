@@ -14,16 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aragora_repos.convert import (
-    Reject,
-    TargetColumn,
-    UnsupportedType,
-    canonical,
-    converter,
-    jsonb_text,
-    row_converter,
-    row_hasher,
-)
+from aragora_repos.tools.canonical import canonical, jsonb_text, row_converter, row_hasher
+from aragora_repos.tools.convert import Reject, TargetColumn, UnsupportedType, converter
 
 
 def col(

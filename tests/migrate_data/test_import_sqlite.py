@@ -10,9 +10,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from aragora_repos import ConfigError, cli
-from aragora_repos.import_sqlite import import_sqlite
-from aragora_repos.migrate_data import migrate_data
+from aragora_db.__main__ import main as cli_main
+from aragora_repos import ConfigError
+from aragora_repos.tools.import_sqlite import import_sqlite
+from aragora_repos.tools.migrate_data import migrate_data
 from codegen.analysis.schema import analyse_schema
 
 LEGACY = """
@@ -130,12 +131,12 @@ def test_schema_script_errors_name_the_line(tmp_path: Path) -> None:
 def test_cli_prints_or_writes(
     legacy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["import-sqlite", str(legacy), "--print", "--tables", "accounts"]) == 0
+    assert cli_main(["import-sqlite", str(legacy), "--print", "--tables", "accounts"]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("-- Imported from legacy.db")
     assert "memberships" not in captured.out
     assert "review: accounts.is_admin" in captured.err
     schema = tmp_path / "schema"
-    assert cli.main(["import-sqlite", str(legacy), "--schema-dir", str(schema)]) == 0
+    assert cli_main(["import-sqlite", str(legacy), "--schema-dir", str(schema)]) == 0
     assert (schema / "0001_import_legacy.sql").is_file()
     assert json.dumps(sorted(p.name for p in schema.iterdir())) == '["0001_import_legacy.sql"]'

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from aragora_repos import ConfigError, DatabaseMode, DatabaseType, cli, get_db_mode, get_db_path
+from aragora_db.__main__ import main as cli_main
+from aragora_repos import ConfigError
 from aragora_repos.errors import MigrationError
-from aragora_repos.layout import consolidate
+from aragora_repos.tools.layout import (
+    DatabaseMode,
+    DatabaseType,
+    consolidate,
+    get_db_mode,
+    get_db_path,
+)
 from tests.migrate_data.conftest import make_sqlite
 
 
@@ -143,8 +150,8 @@ def test_conflicting_tables_stop_before_writing(legacy: Path) -> None:
 
 
 def test_cli(legacy: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["consolidate", "--migrate", "--source", str(legacy), "--no-backup"]) == 0
-    assert cli.main(["consolidate", "--verify", "--source", str(legacy), "--json"]) == 0
+    assert cli_main(["consolidate", "--migrate", "--source", str(legacy), "--no-backup"]) == 0
+    assert cli_main(["consolidate", "--verify", "--source", str(legacy), "--json"]) == 0
     out = capsys.readouterr().out
     report = json.loads(out[out.index("{") :])
     assert report["ok"] is True and report["action"] == "verify"

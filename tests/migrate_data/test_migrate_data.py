@@ -19,9 +19,11 @@ import asyncpg
 import pytest
 from hypothesis.errors import NonInteractiveExampleWarning
 
-from aragora_repos import Config, Secret, cli, errors
-from aragora_repos.migrate_data import DataMigrationReport, TablePlan, _Copier
-from aragora_repos.migrate_data import migrate_data as _migrate_data
+from aragora_db.__main__ import main as cli_main
+from aragora_repos import Config, Secret, errors
+from aragora_repos.tools.migrate_data import DataMigrationReport, TablePlan
+from aragora_repos.tools.migrate_data import migrate_data as _migrate_data
+from aragora_repos.tools.migrate_data.copier import _Copier
 from tests.migrate_data.conftest import make_sqlite
 
 pytestmark = pytest.mark.postgres
@@ -306,7 +308,7 @@ async def test_verify_reports_source_drift_by_table(source: Path, target: str) -
     assert report.tables["parents"].verified is True
     assert "MISMATCH" in report.render()
     code = await asyncio.to_thread(
-        cli.main,
+        cli_main,
         [
             "migrate-data",
             "--sqlite-path",
@@ -325,7 +327,7 @@ async def test_verify_reports_source_drift_by_table(source: Path, target: str) -
 async def test_jsonb_canonical_text_matches_the_server(target: str) -> None:
     from decimal import Decimal
 
-    from aragora_repos.convert import jsonb_text
+    from aragora_repos.tools.canonical import jsonb_text
 
     samples = [
         '{"b": 1, "a": 2, "aa": {"z": [1e2, 1.50, -0, 0.0, 1E-2, 123456789012345678901234567890]}}',

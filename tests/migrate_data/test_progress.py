@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from aragora_repos.migrate_data import Progress
+from aragora_repos.tools.migrate_data import Progress
 
 
 def test_plain_lines_without_a_terminal() -> None:

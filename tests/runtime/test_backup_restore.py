@@ -15,8 +15,9 @@ import asyncpg
 import pytest
 
 from aragora_db import UserRole, connect
-from aragora_repos import BackupError, Config, Secret, cli
-from aragora_repos.backup_sets import MANIFEST, prune, restore, verify_set
+from aragora_db.__main__ import main as cli_main
+from aragora_repos import BackupError, Config, Secret
+from aragora_repos.tools.backup_sets import MANIFEST, prune, restore, verify_set
 from tests.pg_server import fresh_database
 
 
@@ -75,7 +76,7 @@ async def pg_state(dsn: str) -> dict[str, str]:
 
 
 async def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = await asyncio.to_thread(cli.main, argv)
+    code = await asyncio.to_thread(cli_main, argv)
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 

@@ -11,9 +11,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from aragora_db.__main__ import main as cli_main
 from aragora_db.migrations import MIGRATIONS
+from aragora_db.schema import EXPECTED
 from aragora_repos import Config, MigrationError, Secret, open_async
-from aragora_repos import cli as cli_module
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase
 from aragora_repos.drift import validate_schema
@@ -156,10 +157,10 @@ async def test_blocked_alter_fails_fast_on_the_lock_timeout(postgres_dsn: str) -
 
 
 async def test_drift_is_detected(backend: Any) -> None:
-    result = await validate_schema(backend)
+    result = await validate_schema(backend, EXPECTED)
     assert not result.success and f"migrations end at {MIGRATIONS[-1].version}" in result.errors[0]
     await backend.migrate(MIGRATIONS)
-    result = await validate_schema(backend)
+    result = await validate_schema(backend, EXPECTED)
     assert result.success and result.errors == () and result.warnings == (), result.render()
     await _sql(
         backend,
@@ -173,7 +174,7 @@ async def test_drift_is_detected(backend: Any) -> None:
     )
     await _sql(backend, "CREATE TABLE stray (id INT)", "CREATE TABLE stray (id INT)")
     await _sql(backend, "DROP INDEX idx_users_org_id", "DROP INDEX idx_users_org_id")
-    result = await validate_schema(backend)
+    result = await validate_schema(backend, EXPECTED)
     assert set(result.errors) == {
         "column audit_log.user_agent is missing",
         "index idx_users_org_id on users is missing",
@@ -202,7 +203,7 @@ async def test_drift_reports_type_and_nullability(backend: Any) -> None:
             "column users.name has type REAL, expected TEXT",
             "column users.name is nullable, expected NOT NULL",
         }
-    result = await validate_schema(backend)
+    result = await validate_schema(backend, EXPECTED)
     assert set(result.errors) == expected
 
 
@@ -214,7 +215,7 @@ def test_cli_flag_and_subcommand_forms(
         monkeypatch.delenv(var, raising=False)
 
     def run(*argv: str) -> tuple[int, str]:
-        code = cli_module.main(list(argv))
+        code = cli_main(list(argv))
         return code, capsys.readouterr().out
 
     code, out = run("migrate", "--status")
@@ -223,7 +224,7 @@ def test_cli_flag_and_subcommand_forms(
     assert code == 0 and "-- up 0001_users_and_organizations (sqlite" in out
     # Commands that only look create nothing, not even the data directory.
     assert not (tmp_path / "data").exists()
-    code = cli_module.main(["check"])
+    code = cli_main(["check"])
     assert code == 1 and "no database there" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
     code, out = run("migrate", "--migrate")
@@ -259,11 +260,11 @@ def test_cli_on_postgres_with_pg_dump_backup(
     monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
     with fresh_database(postgres_dsn) as dsn:
         canary = dsn.replace("postgresql://postgres@", "postgresql://postgres:CANARY9@")
-        assert cli_module.main(["--database-url", canary, "migrate", "--migrate"]) == 0
+        assert cli_main(["--database-url", canary, "migrate", "--migrate"]) == 0
         out = capsys.readouterr()
         assert "applied: 0001, 0002" in out.out and ".dump" in out.out
         assert "CANARY9" not in out.out + out.err
-        assert cli_module.main(["--database-url", canary, "check"]) == 0
+        assert cli_main(["--database-url", canary, "check"]) == 0
         dumps = list((tmp_path / "data" / "backup").rglob("*.dump"))
         assert len(dumps) == 1 and dumps[0].stat().st_size > 0
 
@@ -285,3 +286,31 @@ async def test_startup_check_refuses_drift_unless_skipped(
     db = await connect(config, check_schema=True)
     assert (await db.validate_schema()).success
     await db.close()
+
+
+def test_the_runtime_cli_alone_says_what_migrate_and_check_need(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``aragora_repos.cli.main`` imports no generated package: without an App, the
+    commands that need one say how to run them, and change nothing."""
+    from aragora_repos import cli
+
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
+    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main(["migrate", "--status"]) == 1
+    assert cli.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("python -m aragora_db") == 2, err
+    assert cli.main(["schema-diff", "--base", "HEAD"]) == 2
+    assert "pip install 'aragora-repos[codegen]'" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+    seen: list[list[str]] = []
+
+    def review(argv: list[str]) -> int:
+        seen.append(argv)
+        return 0
+
+    app = cli.App(review=review)
+    assert cli.main(["schema-diff", "--base", "HEAD"], app=app) == 0
+    assert seen and seen[0][:2] == ["--base", "HEAD"]

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from aragora_db import connect
+from aragora_db.__main__ import main as cli_main
 from aragora_repos import (
     CommitOutcomeUnknown,
     Config,
@@ -31,7 +32,6 @@ from aragora_repos import (
     TransactionConfig,
     TransactionTimeout,
     UniqueViolation,
-    cli,
     open_async,
 )
 from aragora_repos.backends.postgres import PostgresDatabase
@@ -245,7 +245,7 @@ async def test_canary_through_every_runtime_error_path(
         ["--database-url", with_database(canary_dsn, "no_such_db"), "check"],
         ["--database-url", canary_dsn, "health"],
     ):
-        await asyncio.to_thread(cli.main, argv)
+        await asyncio.to_thread(cli_main, argv)
     out = capsys.readouterr()
     assert "***" in out.out + out.err
     assert CANARY not in out.out + out.err

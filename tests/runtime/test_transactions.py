@@ -30,7 +30,8 @@ from aragora_repos import (
 )
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase
-from aragora_repos.transaction import TransactionStats, backoff
+from aragora_repos.retry import backoff
+from aragora_repos.transaction import TransactionStats
 
 
 async def _user(db: Database, n: int) -> None:
@@ -339,7 +340,7 @@ async def test_slow_query_log_names_the_query_not_the_values(
 
 
 def test_cli_health_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from aragora_repos.cli import main
+    from aragora_db.__main__ import main
 
     os.environ["ARAGORA_DATA_DIR"] = str(tmp_path)
     try:

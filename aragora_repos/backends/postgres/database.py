@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,7 +32,6 @@ from aragora_repos.backends.postgres.driver import (
     is_loss,
     map_error,
     rows_of,
-    terminate,
 )
 from aragora_repos.backends.postgres.migrate import (
     COUNT_TABLES,
@@ -42,6 +39,7 @@ from aragora_repos.backends.postgres.migrate import (
     run_plan,
 )
 from aragora_repos.backends.postgres.pool import Lender, Replica
+from aragora_repos.backends.postgres.replicas import Replicas
 from aragora_repos.backends.postgres.session import Listener, PgTx, Session
 from aragora_repos.backup import pg_dump_backup
 from aragora_repos.config import Config, Secret
@@ -59,7 +57,6 @@ if TYPE_CHECKING:
     from aragora_repos.backends.postgres.driver import BoundConnection, Lent, Pool
 
 T = TypeVar("T")
-replica_log = logging.getLogger("aragora_repos.replicas")
 
 _ROUTE_PRIMARY = "primary"
 _ROUTE_REPLICA = "replica"
@@ -74,9 +71,7 @@ class PostgresDatabase(Backend):
 
     __slots__ = (
         "__weakref__",
-        "_check_interval",
         "_dsn",
-        "_last_write",
         "_lender",
         "_lock_timeout",
         "_migration_lock_timeout",
@@ -86,10 +81,7 @@ class PostgresDatabase(Backend):
         "_replica_reads",
         "_replicas",
         "_rollback_timeout",
-        "_route",
-        "_rr",
         "_slow_ms",
-        "_watcher",
         "_writes",
     )
 
@@ -114,17 +106,8 @@ class PostgresDatabase(Backend):
         self._migration_lock_timeout = migration_lock_timeout
         self._rollback_timeout = 5.0
         self._slow_ms = slow_query_ms
-        self._route: ContextVar[str | None] = ContextVar(
-            f"aragora_pg_route_{id(self)}", default=None
-        )
-        self._last_write: ContextVar[float] = ContextVar(
-            f"aragora_pg_wrote_{id(self)}", default=0.0
-        )
-        self._replicas = list(replicas)
-        self._rr = 0
+        self._replicas = Replicas(replicas, check_interval)
         self._queries = self._reads = self._writes = self._replica_reads = 0
-        self._check_interval = check_interval
-        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -160,7 +143,7 @@ class PostgresDatabase(Backend):
         )
         if replica_list:
             await db.check_replicas()
-            db._watcher = asyncio.get_running_loop().create_task(db._watch())
+            db._replicas.watch(db._lender)
         return db
 
     @classmethod
@@ -180,146 +163,23 @@ class PostgresDatabase(Backend):
 
     # --- routing ------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def use_primary(self) -> Iterator[None]:
+    def use_primary(self) -> contextlib.AbstractContextManager[None]:
         """Send this context's reads to the primary."""
-        token = self._route.set(_ROUTE_PRIMARY)
-        try:
-            yield
-        finally:
-            self._route.reset(token)
+        return self._replicas.use_primary()
 
-    @contextlib.contextmanager
-    def use_replica(self) -> Iterator[None]:
+    def use_replica(self) -> contextlib.AbstractContextManager[None]:
         """Send this context's reads to a healthy replica even right after its own writes
         (accepting replication lag); the primary still serves them when none is healthy."""
-        token = self._route.set(_ROUTE_REPLICA)
-        try:
-            yield
-        finally:
-            self._route.reset(token)
-
-    def _new_driver(self) -> PgTx:
-        return PgTx(self)
-
-    def _replica_for_read(self) -> Replica | None:
-        replicas = self._replicas
-        if not replicas:
-            return None
-        route = self._route.get()
-        if route == _ROUTE_PRIMARY:
-            return None
-        wrote = self._last_write.get()
-        n = len(replicas)
-        for i in range(n):
-            replica = replicas[(self._rr + i) % n]
-            if replica.healthy and (
-                route == _ROUTE_REPLICA or wrote == 0.0 or replica.caught_up_at >= wrote
-            ):
-                self._rr = (self._rr + i + 1) % n
-                return replica
-        return None
-
-    def _eject(self, replica: Replica, reason: str) -> None:
-        if replica.healthy or replica.last_error is None:
-            replica_log.warning("replica %s ejected: %s", replica.name, reason)
-        replica.healthy = False
-        replica.caught_up_at = float("-inf")
-        replica.last_error = reason
+        return self._replicas.use_replica()
 
     async def check_replicas(self) -> None:
         """One health check of every replica: reachable, still a standby, and caught up."""
-        started = time.monotonic()
-        primary_lsn: str | None = None
-        try:
-            async with asyncio.timeout(1.0):
-                row = await self._lend(
-                    self._lender,
-                    "SELECT pg_current_wal_lsn()::text",
-                    lambda c: c.fetchrow("SELECT pg_current_wal_lsn()::text"),
-                    timed=False,
-                )
-            primary_lsn = row[0] if row is not None else None
-        except (TimeoutError, errors.DatabaseError):
-            primary_lsn = None
-        for replica in self._replicas:
-            await self._check_replica(replica, primary_lsn, started)
+        await self._replicas.check(self._lender)
 
-    async def _check_replica(self, replica: Replica, lsn: str | None, started: float) -> None:
-        sql = (
-            "SELECT pg_is_in_recovery(), "
-            "pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn())::bigint"
-        )
-        try:
-            async with asyncio.timeout(1.0):
-                row = await self._lend(
-                    replica.lender, sql, lambda c: c.fetchrow(sql, lsn), timed=False
-                )
-        except TimeoutError:
-            self._eject(replica, "no answer within 1 s")
-            return
-        except errors.DatabaseError as exc:
-            self._eject(replica, f"{type(exc).__name__}: {exc}")
-            return
-        assert row is not None
-        if not row[0]:
-            self._eject(replica, "not a standby (promoted?)")
-            return
-        behind = row[1]
-        replica.lag_bytes = max(int(behind), 0) if behind is not None else None
-        if not replica.healthy:
-            replica_log.info("replica %s in service", replica.name)
-        replica.healthy = True
-        replica.last_error = None
-        if behind is not None and behind <= 0:
-            replica.caught_up_at = started
-
-    async def _watch(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self._check_interval)
-            try:
-                await self.check_replicas()
-            except Exception:  # keep watching; each check records its own failure
-                continue
+    def _new_driver(self) -> PgTx:
+        return PgTx(self._lender, self._replicas, self._rollback_timeout)
 
     # --- statements (called by generated repositories) ---------------------------------
-
-    async def _lend(
-        self,
-        lender: Lender,
-        sql: str,
-        op: Callable[[BoundConnection], Awaitable[T]],
-        *,
-        timed: bool = True,
-    ) -> T:
-        """Run ``op`` on a lent connection; return it to the idle list afterwards."""
-        lent = lender.idle.pop() if lender.idle else None
-        if lent is None or gone(lent):
-            lent = await lender.take(lent)
-        started = time.perf_counter()
-        try:
-            result = await op(lent)
-        except BaseException as exc:
-            # Back through asyncpg's release: it waits out a cancellation and terminates
-            # a broken connection.
-            if isinstance(exc, asyncpg.exceptions.InternalClientError):
-                terminate(lent)
-                await lender.discard(lent)
-                raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
-            await lender.discard(lent)
-            if isinstance(exc, DRIVER_ERRORS):
-                if isinstance(exc, asyncpg.InterfaceError) and gone(lent):
-                    raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
-                raise map_error(exc) from exc
-            raise
-        finally:
-            if timed and self._slow_ms is not None:
-                elapsed = (time.perf_counter() - started) * 1000
-                if elapsed > self._slow_ms:
-                    log_slow(sql, elapsed, "postgres")
-        if not lender.put(lent):
-            await lender.discard(lent)
-        return result
 
     async def _single(
         self, sql: str, op: Callable[[BoundConnection], Awaitable[T]], readonly: bool
@@ -356,18 +216,18 @@ class PostgresDatabase(Backend):
         self._reads += 1
         failures = 0
         while True:
-            replica = self._replica_for_read()
+            replica = self._replicas.for_read()
             if replica is not None:
                 try:
-                    result = await self._lend(replica.lender, sql, op)
+                    result = await replica.lender.run(sql, op, self._slow_ms)
                 except (errors.ConnectionFailure, errors.PoolTimeout) as exc:
-                    self._eject(replica, type(exc).__name__)
+                    self._replicas.eject(replica, type(exc).__name__)
                     continue
                 replica.reads += 1
                 self._replica_reads += 1
                 return result
             try:
-                return await self._lend(self._lender, sql, op)
+                return await self._lender.run(sql, op, self._slow_ms)
             except errors.ConnectionFailure:
                 failures += 1
                 if failures > 2:
@@ -382,14 +242,14 @@ class PostgresDatabase(Backend):
         try:
             while True:
                 try:
-                    return await self._lend(self._lender, sql, op)
+                    return await self._lender.run(sql, op, self._slow_ms)
                 except errors.ConnectionUnavailable:
                     failures += 1
                     if failures > 2:
                         raise
                     await asyncio.sleep(0.05 * failures)
         finally:
-            self._last_write.set(time.monotonic())
+            self._replicas.wrote()
 
     async def fetchrow(
         self, sql: str, args: Sequence[Any], *, readonly: bool = False
@@ -470,7 +330,7 @@ class PostgresDatabase(Backend):
             listen_notify=True,
             jsonb=True,
             full_text_search=True,
-            read_replicas=bool(self._replicas),
+            read_replicas=bool(self._replicas.members),
             savepoints=True,
             returning=True,
             async_pool=True,
@@ -550,7 +410,7 @@ class PostgresDatabase(Backend):
         )
 
     def replica_status(self) -> tuple[ReplicaStatus, ...]:
-        return tuple(r.status() for r in self._replicas)
+        return self._replicas.status()
 
     def _healthy(self) -> bool:
         return not self._closed and not self._pool.is_closing()
@@ -627,16 +487,11 @@ class PostgresDatabase(Backend):
         if self._closed:
             return
         self._closed = True
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
         await self._lender.close()
         await self._pool.close()
-        for replica in self._replicas:
-            await replica.lender.close()
-            await replica.pool.close()
+        await self._replicas.close()
 
     def __repr__(self) -> str:
-        replicas = f", replicas={len(self._replicas)}" if self._replicas else ""
+        n = len(self._replicas.members)
+        replicas = f", replicas={n}" if n else ""
         return f"PostgresDatabase({str(self._dsn)!r}{replicas})"

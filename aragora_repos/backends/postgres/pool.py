@@ -6,14 +6,26 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import asyncpg
 
 from aragora_repos import errors
-from aragora_repos.backends.postgres.driver import DRIVER_ERRORS, FULL_RESET, gone, map_error
-from aragora_repos.observability import ReplicaStatus
+from aragora_repos.backends.postgres.driver import (
+    DRIVER_ERRORS,
+    FULL_RESET,
+    gone,
+    map_error,
+    terminate,
+)
+from aragora_repos.observability import ReplicaStatus, log_slow
 
 if TYPE_CHECKING:
-    from aragora_repos.backends.postgres.driver import Lent, Pool
+    from aragora_repos.backends.postgres.driver import BoundConnection, Lent, Pool
+
+T = TypeVar("T")
 
 pool_log = logging.getLogger("aragora_repos.pool")
 
@@ -111,6 +123,43 @@ class Lender:
         if refusals and isinstance(failure, errors.TooManyConnections):
             self.timeouts += 1
         raise failure
+
+    async def run(
+        self,
+        sql: str,
+        op: Callable[[BoundConnection], Awaitable[T]],
+        slow_ms: float | None = None,
+    ) -> T:
+        """Run ``op`` on a lent connection and return it to the idle list afterwards;
+        driver errors are mapped, and a run slower than ``slow_ms`` is logged."""
+        lender = self
+        lent = lender.idle.pop() if lender.idle else None
+        if lent is None or gone(lent):
+            lent = await lender.take(lent)
+        started = time.perf_counter()
+        try:
+            result = await op(lent)
+        except BaseException as exc:
+            # Back through asyncpg's release: it waits out a cancellation and terminates
+            # a broken connection.
+            if isinstance(exc, asyncpg.exceptions.InternalClientError):
+                terminate(lent)
+                await lender.discard(lent)
+                raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
+            await lender.discard(lent)
+            if isinstance(exc, DRIVER_ERRORS):
+                if isinstance(exc, asyncpg.InterfaceError) and gone(lent):
+                    raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
+                raise map_error(exc) from exc
+            raise
+        finally:
+            if slow_ms is not None:
+                elapsed = (time.perf_counter() - started) * 1000
+                if elapsed > slow_ms:
+                    log_slow(sql, elapsed, "postgres")
+        if not lender.put(lent):
+            await lender.discard(lent)
+        return result
 
     def put(self, conn: Lent) -> bool:
         if self.waiting or self.closed or gone(conn) or conn.is_in_transaction():

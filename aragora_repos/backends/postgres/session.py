@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -19,17 +18,20 @@ from aragora_repos.backends.postgres.driver import (
 from aragora_repos.transaction import TxOptions
 
 if TYPE_CHECKING:
-    from aragora_repos.backends.postgres.database import PostgresDatabase
     from aragora_repos.backends.postgres.driver import Lent
+    from aragora_repos.backends.postgres.pool import Lender
+    from aragora_repos.backends.postgres.replicas import Replicas
 
 
 class PgTx:
     """The transaction driver: one pooled primary connection from BEGIN to release."""
 
-    __slots__ = ("conn", "db", "readonly")
+    __slots__ = ("conn", "lender", "readonly", "replicas", "rollback_timeout")
 
-    def __init__(self, db: PostgresDatabase) -> None:
-        self.db = db
+    def __init__(self, lender: Lender, replicas: Replicas, rollback_timeout: float) -> None:
+        self.lender = lender
+        self.replicas = replicas
+        self.rollback_timeout = rollback_timeout
         self.conn: Lent | None = None
         self.readonly = False
 
@@ -56,7 +58,7 @@ class PgTx:
                 f"; SET LOCAL statement_timeout = {ms}"
                 f"; SET LOCAL idle_in_transaction_session_timeout = {ms}"
             )
-        lender = self.db._lender
+        lender = self.lender
         for attempt in range(3):
             conn = await lender.take()
             try:
@@ -102,7 +104,7 @@ class PgTx:
             raise map_error(exc) from exc
         finally:
             if not self.readonly:
-                self.db._last_write.set(time.monotonic())
+                self.replicas.wrote()
         if status == "ROLLBACK":
             raise errors.TransactionError(
                 "cannot commit: an earlier error aborted the transaction; it was rolled back",
@@ -113,7 +115,7 @@ class PgTx:
         conn = self.connection
         try:
             if not gone(conn):
-                await asyncio.wait_for(conn.execute("ROLLBACK"), self.db._rollback_timeout)
+                await asyncio.wait_for(conn.execute("ROLLBACK"), self.rollback_timeout)
         except asyncio.CancelledError:
             terminate(conn)
             raise
@@ -121,14 +123,14 @@ class PgTx:
             terminate(conn)  # the server rolls back a transaction whose session ends
         finally:
             if not self.readonly:
-                self.db._last_write.set(time.monotonic())
+                self.replicas.wrote()
 
     async def abandon(self) -> None:
         # After a cancellation the connection may be mid-statement: terminating it is the
         # only state that is certain (the server rolls back; psycopg_pool closes ACTIVE).
         terminate(self.connection)
         if not self.readonly:
-            self.db._last_write.set(time.monotonic())
+            self.replicas.wrote()
 
     async def _run(self, sql: str) -> None:
         try:
@@ -152,7 +154,7 @@ class PgTx:
     async def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
-            await self.db._lender.discard(conn, full_reset=True)
+            await self.lender.discard(conn, full_reset=True)
 
 
 class Session:

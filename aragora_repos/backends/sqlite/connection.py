@@ -30,15 +30,8 @@ from aragora_repos.migrations import (
     plan_up,
 )
 from aragora_repos.observability import log_slow
-from aragora_repos.transaction import (
-    Isolation,
-    Retry,
-    Slot,
-    SyncTransaction,
-    TransactionStats,
-    TxOptions,
-    run_in_transaction_sync,
-)
+from aragora_repos.retry import Retry, run_in_transaction_sync
+from aragora_repos.transaction import Isolation, Slot, SyncTransaction, TransactionStats, TxOptions
 
 T = TypeVar("T")
 Row = tuple[Any, ...]

@@ -427,7 +427,7 @@ def import_sqlite(
     source: Path, schema_dir: Path | None = None, *, tables: Sequence[str] | None = None
 ) -> ImportResult:
     """Read ``source`` and, when ``schema_dir`` is given, write the next migration there."""
-    from aragora_repos.migrate_data import fk_order
+    from aragora_repos.tools.migrate_data import fk_order
 
     db = load_schema(source)
     try:

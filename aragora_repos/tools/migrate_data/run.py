@@ -1,0 +1,162 @@
+"""The entry point: plan, set keys aside, copy table by table, verify, report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from aragora_repos import errors
+from aragora_repos.backends.postgres import connect_one
+from aragora_repos.config import Secret
+from aragora_repos.tools.migrate_data.copier import Options, Progress, _Copier
+from aragora_repos.tools.migrate_data.keys import restore_foreign_keys, set_aside_foreign_keys
+from aragora_repos.tools.migrate_data.plan import plan
+from aragora_repos.tools.migrate_data.report import DataMigrationReport
+from aragora_repos.tools.migrate_data.source import DEFAULT_BATCH_BYTES, _open_source
+from aragora_repos.tools.migrate_data.state import STATE_DDL, STATE_SCHEMA
+from aragora_repos.tools.migrate_data.verify import _Verifier
+
+log = logging.getLogger("aragora_repos.migrate_data")
+
+if TYPE_CHECKING:
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+log = logging.getLogger("aragora_repos.migrate_data")
+
+
+async def migrate_data(
+    sqlite_path: str | Path,
+    postgres_dsn: str | Secret,
+    *,
+    tables: Sequence[str] | None = None,
+    batch_size: int = 1000,
+    skip_existing: bool = True,
+    dry_run: bool = False,
+    verify: bool = False,
+    restart: bool = False,
+    schema: str = "public",
+    reject_file: str | Path | None = None,
+    progress: Progress | None = None,
+    keep_foreign_keys: bool = False,
+    exclude_tables: Sequence[str] = (),
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+) -> DataMigrationReport:
+    """Copy ``sqlite_path`` into the PostgreSQL database at ``postgres_dsn`` (whose schema
+    must already exist, e.g. by ``aragora-repos migrate up``); see the module docstring.
+
+    Args:
+        tables: only these tables (default: every table both sides have).
+        batch_size: rows per COPY and per committed batch.
+        batch_bytes: a batch also ends once its text and blobs reach this many bytes
+            (after at least one row), so memory stays bounded whatever the row size.
+        skip_existing: rows whose key the target already holds (put there by something
+            else than this migration) are skipped; otherwise they are rejected.
+        dry_run: read and convert everything, write nothing but the reject file.
+        verify: compare row counts and checksums of both sides (each table as soon as its
+            copy is done, alongside the next copies); not with ``dry_run``.
+        restart: forget the progress of earlier runs of this source.
+        reject_file: JSON Lines of refused rows (default ``<sqlite_path>.rejects.jsonl``).
+        keep_foreign_keys: leave every foreign key in place during the copy, so the server
+            checks each row (slower). By default the single-column keys between tables,
+            whose orphans are found per batch anyway, are dropped for the copy and added
+            back, validated, at the end; a killed run leaves them recorded in
+            ``aragora_migrate.set_aside_keys`` and the next run adds them back.
+        exclude_tables: source tables (``table``) and columns (``table.column``) to leave
+            behind; they are counted in ``report.left_behind``. Any other source table or
+            non-empty column the target has no place for fails the run before it copies.
+    """
+    if batch_size < 1:
+        raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
+    path = Path(sqlite_path)
+    reject_path = Path(reject_file) if reject_file else path.with_name(path.name + ".rejects.jsonl")
+    options = Options(
+        batch_size, skip_existing, dry_run, schema, reject_path, progress, batch_bytes
+    )
+    dsn = postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn)
+    report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
+    started = time.perf_counter()
+    source = await asyncio.to_thread(_open_source, path)
+    conn = await connect_one(dsn)
+    copier = _Copier(path, conn, options)
+    verifier: _Verifier | None = None
+    try:
+        await _text_codecs(conn)
+        if not dry_run:
+            await conn.execute(STATE_DDL)
+            # Keys a killed run set aside come back first: the plan reads the catalog.
+            await restore_foreign_keys(conn, schema)
+        the_plan = await plan(source, conn, schema=schema, tables=tables, exclude=exclude_tables)
+        report.unmatched_tables = the_plan.unmatched
+        report.dropped_columns = the_plan.dropped
+        report.left_behind = the_plan.left_behind
+        if not dry_run:
+            if restart:
+                await conn.execute(
+                    f"DELETE FROM {STATE_SCHEMA}.progress WHERE source = $1", copier.source_id
+                )
+                await conn.execute(
+                    f"DELETE FROM {STATE_SCHEMA}.rejects WHERE source = $1", copier.source_id
+                )
+        elif reject_path.exists():
+            reject_path.unlink()
+        if verify and not dry_run:
+            verifier = await _Verifier.start(path, copier.source_id, schema, dsn)
+            copier.hashing = True
+        if not dry_run and not keep_foreign_keys:
+            await set_aside_foreign_keys(conn, schema, the_plan.tables)
+        try:
+            for table in the_plan.tables:
+                report.tables[table.name] = await copier.table(table)
+                if verifier is not None:
+                    verifier.submit(
+                        table,
+                        report.tables[table.name],
+                        copier.starts[table.name],
+                        copier.sums[table.name],
+                    )
+        except Exception:
+            if not dry_run and not conn.is_closed():
+                try:
+                    await restore_foreign_keys(conn, schema)
+                except Exception as exc:  # the copy's own error is the one to raise
+                    log.warning("foreign keys not added back yet: %s", exc)
+            raise
+        if not dry_run:
+            report.foreign_keys = await restore_foreign_keys(conn, schema)
+            report.reject_file = str(reject_path) if await copier.write_reject_file() else None
+        if verifier is not None:
+            await verifier.finish()
+    except asyncpg.PostgresError as exc:
+        raise errors.from_sqlstate(exc.sqlstate, f"migrate-data: {exc}") from exc
+    finally:
+        if verifier is not None:
+            await verifier.close()
+        copier.pool.shutdown(wait=True)
+        source.close()
+        await conn.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _text_codecs(conn: Connection) -> None:
+    """JSON goes over the wire as the validated source text, unchanged."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda text: b"\x01" + text.encode("utf-8"),
+        decoder=lambda data: data[1:].decode("utf-8"),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json",
+        encoder=lambda text: text.encode("utf-8"),
+        decoder=lambda data: data.decode("utf-8"),
+        schema="pg_catalog",
+        format="binary",
+    )

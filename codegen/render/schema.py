@@ -1,0 +1,109 @@
+"""Text of the schema for the generated package and the review: the expected tables
+(drift detection), migration sections as Python literals, the PostgreSQL snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from codegen.dialects import sqlite_ddl
+from codegen.model.ir import Catalog, Section
+
+_TYPNAMES = {
+    "varchar": "varchar",
+    "character varying": "varchar",
+    "char": "bpchar",
+    "character": "bpchar",
+    "bpchar": "bpchar",
+    "name": "name",
+    "citext": "citext",
+}
+
+
+@dataclass(frozen=True)
+class ExpectedColumnSpec:
+    name: str
+    pg_type: str
+    array_dims: int
+    sqlite_type: str
+    not_null: bool
+    sqlite_rowid: bool
+
+
+@dataclass(frozen=True)
+class ExpectedTableSpec:
+    name: str
+    columns: tuple[ExpectedColumnSpec, ...]
+    indexes: tuple[str, ...]
+
+
+def expected_tables(catalog: Catalog) -> list[ExpectedTableSpec]:
+    """Column types as ``pg_type.typname`` and SQLite's declared storage, per table."""
+    enums = {e.name for e in catalog.enums}
+    out = []
+    for table in sorted(catalog.tables, key=lambda t: t.name):
+        cols = []
+        for c in table.columns:
+            raw = c.pg_type_sql.split("(")[0].removesuffix("[]").strip()
+            rowid = c.identity and table.primary_key == (c.name,)
+            storage = sqlite_ddl.storage_of(c.type, enums)
+            cols.append(
+                ExpectedColumnSpec(
+                    c.name,
+                    _TYPNAMES.get(raw, c.type.name),
+                    c.type.array_dims,
+                    storage,
+                    c.not_null,
+                    rowid,
+                )
+            )
+        indexes = tuple(sorted(i.name for i in catalog.indexes if i.table == table.name))
+        out.append(ExpectedTableSpec(table.name, tuple(cols), indexes))
+    return out
+
+
+def section(section: Section) -> str:
+    def statements(items: tuple[str, ...]) -> str:
+        return "(" + "".join(f"{literal(s)}, " for s in items) + ")"
+
+    flags = ""
+    if not section.transactional:
+        flags += ", transactional=False"
+    if section.sqlite_rebuild:
+        flags += ", sqlite_rebuild=True"
+    return (
+        f"Section(postgres={statements(section.postgres)}, "
+        f"sqlite={statements(section.sqlite)}{flags})"
+    )
+
+
+def literal(sql: str) -> str:
+    body = sql.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return f'"""{body}"""'
+
+
+def postgres_schema(catalog: Catalog) -> str:
+    """The resulting PostgreSQL schema, deterministic, for review in pull requests."""
+    parts: list[str] = []
+    for enum in sorted(catalog.enums, key=lambda e: e.name):
+        values = ", ".join(exp.Literal.string(v).sql("postgres") for v in enum.values)
+        parts.append(f"CREATE TYPE {enum.name} AS ENUM ({values});")
+    for table in sorted(catalog.tables, key=lambda t: t.name):
+        lines = []
+        for c in table.columns:
+            line = f"{c.name} {c.pg_type_sql}"
+            if c.not_null and not c.identity:
+                line += " NOT NULL"
+            if c.default_pg is not None:
+                line += f" DEFAULT {c.default_pg}"
+            lines.append(line)
+        if table.primary_key:
+            lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+        lines.extend(f"UNIQUE ({', '.join(u)})" for u in table.uniques)
+        lines.extend(f"CHECK ({c.postgres})" for c in table.checks)
+        lines.extend(sqlite_ddl.foreign_key_sql(fk, str) for fk in table.foreign_keys)
+        body = ",\n    ".join(lines)
+        parts.append(f"CREATE TABLE {table.name} (\n    {body}\n);")
+    parts.extend(f"{i.postgres_sql};" for i in sorted(catalog.indexes, key=lambda i: i.name))
+    return "\n\n".join(parts) + "\n"

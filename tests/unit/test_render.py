@@ -1,0 +1,130 @@
+"""codegen.render on hand-built IR (no sqlc, no database): decoders per result shape,
+where SQLite reads run, docstrings per backend, and code that compiles."""
+
+from __future__ import annotations
+
+from codegen.model.ir import (
+    Catalog,
+    Column,
+    Location,
+    Param,
+    PgType,
+    Project,
+    Query,
+    QueryFile,
+    ResultColumn,
+    Table,
+)
+from codegen.render import render
+
+LOC = Location("sql/queries/things.sql", 1, 1)
+THINGS = Table(
+    "things",
+    (
+        Column("id", PgType("int8"), True, "bigint"),
+        Column("name", PgType("text"), True, "text"),
+        Column("seen_at", PgType("timestamptz"), False, "timestamptz"),
+    ),
+    ("id",),
+    (),
+    (),
+    (),
+    LOC,
+)
+COLUMNS = (
+    ResultColumn("id", PgType("int8"), False),
+    ResultColumn("name", PgType("text"), False),
+    ResultColumn("seen_at", PgType("timestamptz"), True),
+)
+ID = Param(1, "id", PgType("int8"), False)
+
+
+def query(name: str, cmd: str, pg: str, sqlite: str, **kw: object) -> Query:
+    fields: dict[str, object] = {
+        "params": (ID,),
+        "columns": COLUMNS,
+        "readonly": True,
+        "model_table": "things",
+    }
+    fields.update(kw)
+    return Query(name, cmd, LOC, (), pg, sqlite, **fields)  # type: ignore[arg-type]
+
+
+def module(*queries: Query) -> str:
+    project = Project(
+        Catalog((THINGS,), (), ()),
+        (),
+        (QueryFile("things", LOC.file, queries),),
+        {"sqlc": "v0", "sqlglot": "0"},
+    )
+    return render(project)["aragora_db/things.py"]
+
+
+def body(text: str, function: str) -> str:
+    return text.split(f"def {function}(")[1].split("\n\n\n")[0]
+
+
+def test_queries_returning_one_shape_share_one_decoder_per_backend() -> None:
+    text = module(
+        query("GetThing", ":one", "SELECT * FROM things WHERE id = $1", "SELECT ... ?1"),
+        query("ListThings", ":many", "SELECT * FROM things WHERE id > $1", "SELECT ... ?1"),
+        query(
+            "Touch",
+            ":one",
+            "UPDATE things SET seen_at = now() WHERE id = $1 RETURNING *",
+            "UPDATE ... ?1 RETURNING *",
+            readonly=False,
+        ),
+    )
+    assert text.count("def _thing_from_pg(r: DbRow) -> Thing:") == 1
+    assert text.count("def _thing_from_sqlite(r: DbRow) -> Thing:") == 1
+    assert text.count("_thing_from_pg(r)") == 2  # the two :one queries
+    assert "list(map(_thing_from_pg, rows))" in text
+    pg, lite = body(text, "_thing_from_pg"), body(text, "_thing_from_sqlite")
+    # the SQLite decoder converts the timestamp; the PostgreSQL one takes asyncpg's value
+    assert "decode_timestamptz(r[2])" in lite and "decode_timestamptz" not in pg
+    # the row constructors stand only in the decoders
+    assert text.count("Thing(r[0]") == 2
+    compile(text, "things.py", "exec")
+
+
+def test_only_single_row_reads_run_inline_on_sqlite() -> None:
+    text = module(
+        query("GetThing", ":one", "SELECT * FROM things WHERE id = $1", "SELECT 1"),
+        query("Touch", ":one", "UPDATE things SET id = $1 RETURNING *", "UPDATE 1", readonly=False),
+        query("ListThings", ":many", "SELECT * FROM things WHERE id > $1", "SELECT 2"),
+    )
+    sqlite_repo = text.split("class SqliteThingsRepository")[1]
+    assert "self._db.read(ThingsSyncRepository.get_thing, self._sync, self._read, id=id)" in (
+        " ".join(sqlite_repo.split())
+    )
+    assert "self._db.run(self._sync.touch, id=id)" in " ".join(sqlite_repo.split())
+    assert "self._db.run(self._sync.list_things, id=id)" in " ".join(sqlite_repo.split())
+    assert sqlite_repo.count("self._db.read(") == 1
+
+
+def test_each_api_documents_the_sql_it_runs() -> None:
+    text = module(
+        query("GetThing", ":one", "SELECT name FROM things WHERE id = $1", "SELECT name ?1 x")
+    )
+    abstract = text.split("class ThingsRepository")[1].split("class PostgresThingsRepository")[0]
+    sync = text.split("class ThingsSyncRepository")[1].split("class SqliteThingsRepository")[0]
+    assert "SQL (PostgreSQL)::" in abstract and "id = $1" in abstract
+    assert "SQL (SQLite)::" in sync and "SELECT name ?1 x" in sync and "$1" not in sync
+    assert "Returns:" in abstract and "Returns:" not in sync
+
+
+def test_scalars_decode_inline_without_a_decoder() -> None:
+    text = module(
+        query(
+            "CountThings",
+            ":one",
+            "SELECT count(*) FROM things",
+            "SELECT count(*) FROM things",
+            params=(),
+            columns=(ResultColumn("count", PgType("int8"), False),),
+            model_table=None,
+        )
+    )
+    assert "DbRow" not in text and "value: int = r[0]" in text
+    compile(text, "things.py", "exec")
