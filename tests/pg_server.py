@@ -19,8 +19,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -174,6 +175,18 @@ def fresh_database(admin_dsn: str) -> Iterator[str]:
         yield with_database(admin_dsn, name)
     finally:
         run_async(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, *, timeout: float = 10.0
+) -> None:
+    """Wait for a condition, not for a time: poll ``check`` until it holds, and fail naming
+    ``what`` if it still does not after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout:g} s for {what}")
+        await asyncio.sleep(0.01)
 
 
 async def terminate_during_commit(admin: asyncpg.Connection[Any], *, tries: int = 100) -> None:

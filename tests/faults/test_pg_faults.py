@@ -27,6 +27,7 @@ from aragora_repos import (
 )
 from aragora_repos.backends.postgres import PostgresDatabase
 from tests.faults.cluster import Cluster
+from tests.pg_server import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -348,14 +349,18 @@ async def test_replica_routing_and_read_your_writes(routed: PostgresDatabase) ->
             if row is None or row[0] != 1:
                 stale += 1
             if i % 50 == 0:
-                # Once a health check has seen the replica catch up, reads of this context
-                # may go there again; the row must still be visible.
-                await asyncio.sleep(0.12)
+                # Once a health check that began after the write has seen the replica catch
+                # up, reads of this context go there again; the row must still be visible.
+                await eventually(caught_up, "a health check that sees the replica caught up")
                 row = await db.fetchrow(
                     "SELECT count(*) FROM fault_rows WHERE key = $1", (key,), readonly=True
                 )
                 if row is None or row[0] != 1:
                     stale += 1
+
+    async def caught_up() -> bool:
+        await db.check_replicas()
+        return db.get_health_status().replicas[0].lag_bytes == 0
 
     per = pairs // 4
     await asyncio.gather(*(pairs_worker(w * per, per) for w in range(4)))
@@ -402,8 +407,11 @@ async def test_replica_stopped_under_load(routed: PostgresDatabase, replica: Clu
                 by_primary_at = time.monotonic()
 
     task = asyncio.create_task(reader(), context=contextvars.Context())
-    await asyncio.sleep(1)
-    assert db.pool_stats().replica_reads > 0
+
+    async def replica_serving() -> bool:
+        return db.pool_stats().replica_reads > 0
+
+    await eventually(replica_serving, "the replica to serve reads", timeout=3)
     stopped_at = time.monotonic()
     await asyncio.to_thread(replica.stop, "immediate")
     stop_done = time.monotonic()

@@ -24,7 +24,7 @@ from aragora_repos import (
     UniqueViolation,
 )
 from aragora_repos.backends.postgres import PostgresDatabase
-from tests.pg_server import terminate_during_commit
+from tests.pg_server import eventually, terminate_during_commit
 
 pytestmark = pytest.mark.postgres
 
@@ -278,11 +278,17 @@ async def test_cancellation_at_every_step_leaves_no_open_transaction(postgres_ds
                     "SELECT txid_current_if_assigned() IS NOT NULL"
                 ):
                     handed_out_in_tx += 1
-        await asyncio.sleep(0.2)
-        idle_in_tx = await admin.fetchval(
+        # A terminated session leaves the server's view when its backend has exited.
+        idle_sql = (
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND state LIKE 'idle in transaction%'"
         )
+
+        async def none_idle_in_transaction() -> bool:
+            return bool(await admin.fetchval(idle_sql) == 0)
+
+        await eventually(none_idle_in_transaction, "no session idle in a transaction")
+        idle_in_tx = await admin.fetchval(idle_sql)
         # Every committed row is whole: inserted and updated together or not at all.
         partial = await admin.fetchval("SELECT count(*) FROM rt_items WHERE note <> 'b'")
     finally:
@@ -293,19 +299,22 @@ async def test_cancellation_at_every_step_leaves_no_open_transaction(postgres_ds
 
 async def test_advisory_lock_excludes_and_times_out(pg: PostgresDatabase) -> None:
     order: list[str] = []
+    held, release = asyncio.Event(), asyncio.Event()
 
     async def holder() -> None:
         async with pg.advisory_lock(99):
             order.append("held")
-            await asyncio.sleep(0.3)
+            held.set()
+            await release.wait()
             order.append("released")
 
     task = asyncio.create_task(holder())
-    await asyncio.sleep(0.1)
+    await held.wait()
     with pytest.raises(OperationalError, match="still held") as info:
         async with pg.advisory_lock(99, timeout=0.05):
             pass
     assert info.value.sqlstate == "55P03"
+    release.set()
     await task
     async with pg.advisory_lock(99, timeout=1):
         order.append("second")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from aragora_repos import Secret
 from aragora_repos.backends.postgres import PostgresDatabase
+from tests.pg_server import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -49,9 +51,24 @@ async def test_transaction_release_resets_session_state(one: PostgresDatabase) -
     assert row is not None and (row[0] or "", row[1]) == ("", 0)
 
 
-async def test_cancelled_statement_leaves_a_usable_connection(one: PostgresDatabase) -> None:
+async def test_cancelled_statement_leaves_a_usable_connection(
+    one: PostgresDatabase, postgres_dsn: str
+) -> None:
     task = asyncio.create_task(one.fetchrow("SELECT pg_sleep(5)", ()))
-    await asyncio.sleep(0.2)
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+
+        async def sleeping() -> bool:
+            return bool(
+                await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'active' AND query = 'SELECT pg_sleep(5)'"
+                )
+            )
+
+        await eventually(sleeping, "the statement to be running on the server")
+    finally:
+        await admin.close()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -198,8 +198,8 @@ async def test_canary_through_every_runtime_error_path(
             with pytest.raises(ConnectionFailure) as killed:
                 async with db.transaction():
                     pid = (await db.fetchrow("SELECT pg_backend_pid()", ()) or [0])[0]
-                    await admin.execute("SELECT pg_terminate_backend($1)", pid)
-                    await asyncio.sleep(0.1)
+                    # With a timeout, pg_terminate_backend returns once the backend exited.
+                    assert await admin.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
                     await db.execute("INSERT INTO canary_items VALUES (2)", ())
             seen.append(killed.value)
             await _commit_outcome_unknown(db, admin, seen)
