@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 from aragora_repos.backends import AsyncBackend, open_async
 from aragora_repos.config import Config, Secret
@@ -257,7 +257,16 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--database-url-file", metavar="PATH", help="read the DSN from this file")
     sub = root.add_subparsers(dest="command", required=True)
+    _schema_commands(sub)
+    _operations_commands(sub)
+    _data_commands(sub)
+    return root
 
+
+Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
+def _schema_commands(sub: Commands) -> None:
     m = sub.add_parser("migrate", help="show, plan, apply or roll back migrations")
     m.add_argument(
         "action", nargs="?", choices=["status", "plan", "up", "down", "create", "repair"]
@@ -275,6 +284,13 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--schema-dir", default="sql/schema")
 
     sub.add_parser("check", help="compare the live database with the expected schema")
+    d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
+    d.add_argument("--base", required=True, help="git ref to compare with")
+    d.add_argument("--root", default=".", help="project directory")
+    d.add_argument("--output", help="write the report here instead of stdout")
+
+
+def _operations_commands(sub: Commands) -> None:
     b = sub.add_parser(
         "backup", help="verified backup of every database into <data dir>/backup/, then prune"
     )
@@ -296,6 +312,8 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("health", help="probe the database and print its health as JSON")
 
+
+def _data_commands(sub: Commands) -> None:
     c = sub.add_parser(
         "migrate-data", help="copy a SQLite database into PostgreSQL (resumable, verified)"
     )
@@ -355,12 +373,6 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--schema-dir", default="sql/schema", help="where the migration goes")
     i.add_argument("--tables", help="comma-separated tables (default: all)")
     i.add_argument("--print", action="store_true", help="print the migration, write nothing")
-
-    d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
-    d.add_argument("--base", required=True, help="git ref to compare with")
-    d.add_argument("--root", default=".", help="project directory")
-    d.add_argument("--output", help="write the report here instead of stdout")
-    return root
 
 
 async def run_backup(args: argparse.Namespace, config: Config) -> int:

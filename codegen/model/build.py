@@ -8,14 +8,14 @@ the SQLite rules will need to know about each statement (:class:`TranslationHint
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from codegen.errors import Problem, Problems
+from codegen.errors import Problems
 from codegen.model import naming, types
 from codegen.model.ir import (
     Catalog,
@@ -221,41 +221,75 @@ def build_queries(
 def _build_one(
     raw: SqlcQuery, loc: Location, source: str, catalog: Catalog, problems: Problems
 ) -> Query | None:
-    name, cmd, text = raw.name, raw.cmd, raw.text
-    raw_params = raw.params
-    names = _param_names(raw_params)
-    params: list[Param] = []
-    for pname, p in zip(names, raw_params, strict=True):
-        described = p.column
-        ptype = _pg_type(described, catalog)
-        is_slice = described.is_sqlc_slice
-        if is_slice:
-            ptype = PgType(ptype.name, ptype.array_dims + 1)
-        message = _check_type(ptype, catalog, f"parameter {pname}")
-        if message:
-            problems.append(Problem(loc.file, loc.line, loc.col, f"query {name}: {message}"))
-        params.append(Param(p.number, pname, ptype, not described.not_null, is_slice))
+    def report(message: str) -> None:
+        problems.add(loc.file, loc.line, loc.col, f"query {raw.name}: {message}")
 
+    params = _params(raw, catalog, report)
     slices = {p.number for p in params if p.is_slice}
     # PostgreSQL: sqlc.slice expands to IN ($n); a list binds as an array to = ANY($n).
     pg_sql = _SLICE_IN.sub(
-        lambda m: f"= ANY(${m.group(1)})" if int(m.group(1)) in slices else m.group(0), text
+        lambda m: f"= ANY(${m.group(1)})" if int(m.group(1)) in slices else m.group(0), raw.text
     )
     try:
-        tree = sqlglot.parse_one(text, read="postgres")
+        tree = sqlglot.parse_one(raw.text, read="postgres")
     except ParseError as exc:
-        problems.append(
-            Problem(
-                loc.file, loc.line, loc.col, f"query {name}: cannot parse for translation: {exc}"
-            )
-        )
+        report(f"cannot parse for translation: {exc}")
         return None
+    columns = _columns(raw, tree, catalog, report)
+    insert_columns = _check_command(raw.cmd, tree, raw.insert_into_table, params, columns, report)
+    if insert_columns is None:
+        return None
+    hints = TranslationHints(
+        list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims),
+        not_null=_not_null_columns(tree, catalog),
+        enums=_enum_columns(tree, catalog),
+        json_columns=_json_columns(tree, catalog),
+    )
+    return Query(
+        raw.name,
+        raw.cmd,
+        loc,
+        raw.comments,
+        pg_sql,
+        "",
+        tuple(params),
+        tuple(columns),
+        _is_readonly(tree),
+        _model_table(raw, columns, catalog),
+        raw.insert_into_table,
+        insert_columns,
+        _row_count_params(tree),
+        source_sql=raw.text,
+        hints=hints,
+        source_block=source,
+    )
 
+
+Report = Callable[[str], None]
+
+
+def _params(raw: SqlcQuery, catalog: Catalog, report: Report) -> list[Param]:
+    params: list[Param] = []
+    for pname, p in zip(_param_names(raw.params), raw.params, strict=True):
+        described = p.column
+        ptype = _pg_type(described, catalog)
+        if described.is_sqlc_slice:
+            ptype = PgType(ptype.name, ptype.array_dims + 1)
+        message = _check_type(ptype, catalog, f"parameter {pname}")
+        if message:
+            report(message)
+        params.append(
+            Param(p.number, pname, ptype, not described.not_null, described.is_sqlc_slice)
+        )
+    return params
+
+
+def _columns(
+    raw: SqlcQuery, tree: exp.Expr, catalog: Catalog, report: Report
+) -> list[ResultColumn]:
     columns = [
         ResultColumn(
-            naming.snake(c.name or f"column_{i + 1}"),
-            _pg_type(c, catalog),
-            not c.not_null,
+            naming.snake(c.name or f"column_{i + 1}"), _pg_type(c, catalog), not c.not_null
         )
         for i, c in enumerate(raw.columns)
     ]
@@ -264,107 +298,60 @@ def _build_one(
     for col in columns:
         message = _check_type(col.type, catalog, f"result column {col.name}")
         if message:
-            problems.append(Problem(loc.file, loc.line, loc.col, f"query {name}: {message}"))
+            report(message)
         if col.name in seen:
-            problems.append(
-                Problem(
-                    loc.file,
-                    loc.line,
-                    loc.col,
-                    f"query {name}: duplicate result column {col.name!r}; give it an alias",
-                )
-            )
+            report(f"duplicate result column {col.name!r}; give it an alias")
         seen.add(col.name)
+    return columns
 
-    hints = TranslationHints(
-        list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims),
-        not_null=_not_null_columns(tree, catalog),
-        enums=_enum_columns(tree, catalog),
-        json_columns=_json_columns(tree, catalog),
-    )
 
-    model_table = _model_table(raw, columns, catalog)
-    insert_table = raw.insert_into_table
-    insert_columns: tuple[str, ...] = ()
-    if cmd == ":copyfrom":
-        if not isinstance(tree, exp.Insert) or insert_table is None:
-            problems.append(
-                Problem(
-                    loc.file,
-                    loc.line,
-                    loc.col,
-                    f"query {name}: :copyfrom needs INSERT INTO t (cols) VALUES",
-                )
-            )
-            return None
-        schema = tree.this
-        insert_columns = (
-            tuple(i.name for i in schema.expressions) if isinstance(schema, exp.Schema) else ()
-        )
-        values = tree.expression
-        row = values.expressions[0] if isinstance(values, exp.Values) else None
-        plain = row is not None and [param_number(e) for e in row.expressions] == list(
-            range(1, len(params) + 1)
-        )
-        if not plain or len(insert_columns) != len(params) or tree.args.get("returning"):
-            problems.append(
-                Problem(
-                    loc.file,
-                    loc.line,
-                    loc.col,
-                    f"query {name}: :copyfrom takes one VALUES row of plain "
-                    "parameters $1..$n, one per listed column",
-                )
-            )
-            return None
+def _check_command(
+    cmd: str,
+    tree: exp.Expr,
+    insert_table: str | None,
+    params: list[Param],
+    columns: list[ResultColumn],
+    report: Report,
+) -> tuple[str, ...] | None:
+    """What the annotation asks of the statement; for :copyfrom, its insert columns.
+    None: the query cannot be generated."""
     if cmd == ":batchexec" and columns:
-        problems.append(
-            Problem(
-                loc.file,
-                loc.line,
-                loc.col,
-                f"query {name}: :batchexec runs a statement per row and "
-                "returns nothing; drop RETURNING or use :many",
-            )
+        report(
+            ":batchexec runs a statement per row and returns nothing; drop RETURNING or use :many"
         )
     if cmd in (":one", ":many") and not columns:
-        problems.append(
-            Problem(
-                loc.file,
-                loc.line,
-                loc.col,
-                f"query {name}: {cmd} needs a statement that returns columns",
-            )
-        )
-    comments = raw.comments
-    row_count = tuple(
+        report(f"{cmd} needs a statement that returns columns")
+    if cmd != ":copyfrom":
+        return ()
+    if not isinstance(tree, exp.Insert) or insert_table is None:
+        report(":copyfrom needs INSERT INTO t (cols) VALUES")
+        return None
+    schema = tree.this
+    insert_columns = (
+        tuple(i.name for i in schema.expressions) if isinstance(schema, exp.Schema) else ()
+    )
+    values = tree.expression
+    row = values.expressions[0] if isinstance(values, exp.Values) else None
+    plain = row is not None and [param_number(e) for e in row.expressions] == list(
+        range(1, len(params) + 1)
+    )
+    if not plain or len(insert_columns) != len(params) or tree.args.get("returning"):
+        report(":copyfrom takes one VALUES row of plain parameters $1..$n, one per listed column")
+        return None
+    return insert_columns
+
+
+def _row_count_params(tree: exp.Expr) -> tuple[int, ...]:
+    """Parameters used as LIMIT or OFFSET."""
+    return tuple(
         sorted(
             {
                 n
-                for key in ("limit", "offset")
-                for clause in tree.find_all(exp.Limit if key == "limit" else exp.Offset)
+                for clause in tree.find_all(exp.Limit, exp.Offset)
                 for node in clause.walk()
                 if (n := param_number(node)) is not None
             }
         )
-    )
-    return Query(
-        name,
-        cmd,
-        loc,
-        comments,
-        pg_sql,
-        "",
-        tuple(params),
-        tuple(columns),
-        _is_readonly(tree),
-        model_table,
-        insert_table,
-        insert_columns,
-        row_count,
-        source_sql=text,
-        hints=hints,
-        source_block=source,
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import jinja2
 
 from codegen.model import naming, types
-from codegen.model.ir import Project
+from codegen.model.ir import Project, QueryFile
 from codegen.render.queries import ClassSpec, Decoders, FieldSpec, Imports, Types, method
 from codegen.render.schema import expected_tables, literal, postgres_schema, section
 
@@ -41,81 +41,24 @@ def render(project: Project) -> dict[str, str]:
     """Return every generated file as ``{path relative to generated/: text}``."""
     env = _env()
     ty = Types(project.catalog)
-    out: dict[str, str] = {}
     pkg = PACKAGE
-
-    model_imports = Imports()
-    enums = [
-        (
-            naming.pascal(e.name),
-            [(naming.enum_member(v), v) for v in e.values],
-            types.enum_lookup(naming.pascal(e.name)),
-        )
-        for e in project.catalog.enums
-    ]
-    models = [
-        ClassSpec(
-            naming.singular(t.name),
-            f"A row of the {t.name} table.",
-            tuple(
-                FieldSpec(naming.safe(c.name), ty.annotation(c.type, not c.not_null, model_imports))
-                for c in t.columns
-            ),
-        )
-        for t in project.catalog.tables
-    ]
-    out[f"{pkg}/models.py"] = env.get_template("models.py.j2").render(
-        header=_header("sql/schema", project.versions),
-        imports=model_imports.lines(),
-        json_alias=model_imports.json_alias,
-        enums=enums,
-        models=models,
-    )
-
+    versions = project.versions
+    out, exported = _models(env, ty, project)
     modules = []
     for qf in project.query_files:
-        imports = Imports()
-        classes: list[ClassSpec] = []
-        decoders = Decoders()
-        methods = [method(q, ty, imports, classes, decoders) for q in qf.queries]
-        type_names = sorted(
-            {"ExecResult" for m in methods if m.query.cmd == ":execresult"}
-            | ({"JSON"} if imports.json_alias else set())
-            | ({"DbRow"} if decoders.by_shape else set())
-        )
-        base = naming.pascal(qf.stem)
-        modules.append((qf.stem, base))
-        out[f"{pkg}/{qf.stem}.py"] = env.get_template("queries.py.j2").render(
-            header=_header(qf.path, project.versions),
-            imports=imports.lines(),
-            codec=sorted(imports.codec),
-            types=type_names,
-            package=pkg,
-            models=sorted(imports.models),
-            classes=classes,
-            decoders=decoders.specs(),
-            methods=methods,
-            base=base,
-            literal=literal,
-            source=qf.path,
-        )
-
+        out[f"{pkg}/{qf.stem}.py"] = _query_module(env, ty, qf, versions)
+        modules.append((qf.stem, naming.pascal(qf.stem)))
     out[f"{pkg}/migrations.py"] = env.get_template("migrations.py.j2").render(
-        header=_header("sql/schema", project.versions),
-        migrations=project.migrations,
-        section=section,
+        header=_header("sql/schema", versions), migrations=project.migrations, section=section
     )
     out[f"{pkg}/__init__.py"] = env.get_template("init.py.j2").render(
-        header=_header("sql/", project.versions),
-        package=pkg,
-        modules=modules,
-        models=[m.name for m in models] + [e[0] for e in enums] + [e[2] for e in enums],
+        header=_header("sql/", versions), package=pkg, modules=modules, models=exported
     )
     out[f"{pkg}/__main__.py"] = env.get_template("main.py.j2").render(
-        header=_header("sql/", project.versions), package=pkg
+        header=_header("sql/", versions), package=pkg
     )
     out[f"{pkg}/schema.py"] = env.get_template("schema.py.j2").render(
-        header=_header("sql/schema", project.versions),
+        header=_header("sql/schema", versions),
         version=max((m.version for m in project.migrations), default=None),
         tables=expected_tables(project.catalog),
     )
@@ -129,3 +72,67 @@ def render(project: Project) -> dict[str, str]:
         f"-- The SQLite schema after every migration.\n\n{project.sqlite_schema}"
     ).rstrip("\n") + "\n"
     return out
+
+
+def _models(
+    env: jinja2.Environment, ty: Types, project: Project
+) -> tuple[dict[str, str], list[str]]:
+    """``models.py`` (a dataclass per table, an enum per type), and the names it exports."""
+    imports = Imports()
+    enums = [
+        (
+            naming.pascal(e.name),
+            [(naming.enum_member(v), v) for v in e.values],
+            types.enum_lookup(naming.pascal(e.name)),
+        )
+        for e in project.catalog.enums
+    ]
+    models = [
+        ClassSpec(
+            naming.singular(t.name),
+            f"A row of the {t.name} table.",
+            tuple(
+                FieldSpec(naming.safe(c.name), ty.annotation(c.type, not c.not_null, imports))
+                for c in t.columns
+            ),
+        )
+        for t in project.catalog.tables
+    ]
+    text = env.get_template("models.py.j2").render(
+        header=_header("sql/schema", project.versions),
+        imports=imports.lines(),
+        json_alias=imports.json_alias,
+        enums=enums,
+        models=models,
+    )
+    exported = [m.name for m in models] + [e[0] for e in enums] + [e[2] for e in enums]
+    return {f"{PACKAGE}/models.py": text}, exported
+
+
+def _query_module(
+    env: jinja2.Environment, ty: Types, qf: QueryFile, versions: dict[str, str]
+) -> str:
+    """One query file's module: its row classes, decoders and four repositories."""
+    imports = Imports()
+    classes: list[ClassSpec] = []
+    decoders = Decoders()
+    methods = [method(q, ty, imports, classes, decoders) for q in qf.queries]
+    type_names = sorted(
+        {"ExecResult" for m in methods if m.query.cmd == ":execresult"}
+        | ({"JSON"} if imports.json_alias else set())
+        | ({"DbRow"} if decoders.by_shape else set())
+    )
+    return env.get_template("queries.py.j2").render(
+        header=_header(qf.path, versions),
+        imports=imports.lines(),
+        codec=sorted(imports.codec),
+        types=type_names,
+        package=PACKAGE,
+        models=sorted(imports.models),
+        classes=classes,
+        decoders=decoders.specs(),
+        methods=methods,
+        base=naming.pascal(qf.stem),
+        literal=literal,
+        source=qf.path,
+    )

@@ -202,62 +202,13 @@ def _tuple(items: list[str]) -> str:
 def method(
     q: Query, ty: Types, imports: Imports, classes: list[ClassSpec], decoders: Decoders
 ) -> MethodSpec:
-    method = naming.snake(q.name)
-    const = naming.upper(q.name)
-    row_cls = ""
-    if q.columns:
-        if q.model_table is not None:
-            row_cls = naming.singular(q.model_table)
-            imports.models.add(row_cls)
-        elif len(q.columns) > 1 or q.columns[0].nullable:
-            row_cls = f"{naming.pascal(q.name)}Row"
-            classes.append(
-                ClassSpec(
-                    row_cls,
-                    f"A row of {q.name}.",
-                    tuple(
-                        FieldSpec(c.name, ty.annotation(c.type, c.nullable, imports))
-                        for c in q.columns
-                    ),
-                )
-            )
+    row_cls = _row_class(q, ty, imports, classes)
     scalar = (
         ty.annotation(q.columns[0].type, q.columns[0].nullable, imports)
         if (q.columns and not row_cls)
         else ""
     )
-    row_type = row_cls or scalar
-
-    params: list[str] = []
-    if q.cmd in (":copyfrom", ":batchexec"):
-        params_cls = f"{naming.pascal(q.name)}Params"
-        classes.append(
-            ClassSpec(
-                params_cls,
-                f"One row for {q.name}.",
-                tuple(
-                    FieldSpec(p.name, ty.annotation(p.type, p.nullable, imports)) for p in q.params
-                ),
-            )
-        )
-        imports.stdlib.add(("collections.abc", "Iterable"))
-        signature = f"self, rows: Iterable[{params_cls}]"
-        call_kwargs = "rows"
-    else:
-        for p in q.params:
-            params.append(f"{p.name}: {ty.annotation(p.type, p.nullable, imports)}")
-        signature = "self, *, " + ", ".join(params) if params else "self"
-        call_kwargs = ", ".join(f"{p.name}={p.name}" for p in q.params)
-
-    returns = {
-        ":one": f"{row_type} | None",
-        ":many": f"list[{row_type}]",
-        ":exec": "None",
-        ":execrows": "int",
-        ":execresult": "ExecResult",
-        ":copyfrom": "int",
-        ":batchexec": "int",
-    }[q.cmd]
+    signature, call_kwargs = _signature(q, ty, imports, classes)
 
     def enc(p: Param, v: str) -> str:
         expr = ty.sqlite_encode(p.type, v)
@@ -265,16 +216,80 @@ def method(
             expr = f"check_row_count({expr or v})"
         return imports.note(_nullable(expr, v, p.nullable))
 
-    pg_args = _tuple([p.name for p in q.params])
-    sqlite_args = _tuple([enc(p, p.name) for p in q.params])
-    decode_pg = [ty.postgres_decode(c.type, "") for c in q.columns]
+    pg_row, sqlite_row = _rows(q, row_cls, ty, imports, decoders)
+    return MethodSpec(
+        naming.snake(q.name),
+        q,
+        naming.upper(q.name),
+        scalar,
+        signature,
+        _returns(q.cmd, row_cls or scalar),
+        _doc(q),
+        _sync_doc(q),
+        call_kwargs,
+        _tuple([p.name for p in q.params]),
+        _tuple([enc(p, p.name) for p in q.params]),
+        pg_row,
+        sqlite_row,
+        _tuple([repr(c) for c in q.insert_columns]),
+        _tuple([f"p.{p.name}" for p in q.params]),
+        _tuple([enc(p, f"p.{p.name}") for p in q.params]),
+    )
+
+
+def _row_class(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> str:
+    """The class a row decodes to: the table's model, a row class declared here, or ""
+    (one non-null column: a scalar)."""
+    if not q.columns:
+        return ""
+    if q.model_table is not None:
+        name = naming.singular(q.model_table)
+        imports.models.add(name)
+        return name
+    if len(q.columns) == 1 and not q.columns[0].nullable:
+        return ""
+    name = f"{naming.pascal(q.name)}Row"
+    fields = tuple(FieldSpec(c.name, ty.annotation(c.type, c.nullable, imports)) for c in q.columns)
+    classes.append(ClassSpec(name, f"A row of {q.name}.", fields))
+    return name
+
+
+def _signature(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> tuple[str, str]:
+    """The method's parameters, and the keyword arguments that pass them on."""
+    if q.cmd in (":copyfrom", ":batchexec"):
+        params_cls = f"{naming.pascal(q.name)}Params"
+        fields = tuple(
+            FieldSpec(p.name, ty.annotation(p.type, p.nullable, imports)) for p in q.params
+        )
+        classes.append(ClassSpec(params_cls, f"One row for {q.name}.", fields))
+        imports.stdlib.add(("collections.abc", "Iterable"))
+        return f"self, rows: Iterable[{params_cls}]", "rows"
+    params = [f"{p.name}: {ty.annotation(p.type, p.nullable, imports)}" for p in q.params]
+    signature = "self, *, " + ", ".join(params) if params else "self"
+    return signature, ", ".join(f"{p.name}={p.name}" for p in q.params)
+
+
+def _returns(cmd: str, row_type: str) -> str:
+    return {
+        ":one": f"{row_type} | None",
+        ":many": f"list[{row_type}]",
+        ":exec": "None",
+        ":execrows": "int",
+        ":execresult": "ExecResult",
+        ":copyfrom": "int",
+        ":batchexec": "int",
+    }[cmd]
+
+
+def _rows(
+    q: Query, row_cls: str, ty: Types, imports: Imports, decoders: Decoders
+) -> tuple[str, str]:
+    """How a row is decoded on each backend: a decoder's name for a row class (one per
+    shape, shared), else the scalar's expression over ``r``."""
     pg_row = _row(
         row_cls,
         q.columns,
-        [
-            ty.postgres_decode(c.type, f"r[{i}]") if d else None
-            for i, (c, d) in enumerate(zip(q.columns, decode_pg, strict=True))
-        ],
+        [ty.postgres_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
     )
     sqlite_row = imports.note(
         _row(
@@ -283,31 +298,9 @@ def method(
             [ty.sqlite_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
         )
     )
-    if row_cls:
-        pg_row = decoders.name(row_cls, "pg", pg_row)
-        sqlite_row = decoders.name(row_cls, "sqlite", sqlite_row)
-    copy_columns = _tuple([repr(c) for c in q.insert_columns])
-    copy_record = _tuple([f"p.{p.name}" for p in q.params])
-    sqlite_record = _tuple([enc(p, f"p.{p.name}") for p in q.params])
-
-    return MethodSpec(
-        method,
-        q,
-        const,
-        scalar,
-        signature,
-        returns,
-        _doc(q),
-        _sync_doc(q),
-        call_kwargs,
-        pg_args,
-        sqlite_args,
-        pg_row,
-        sqlite_row,
-        copy_columns,
-        copy_record,
-        sqlite_record,
-    )
+    if not row_cls:
+        return pg_row, sqlite_row
+    return decoders.name(row_cls, "pg", pg_row), decoders.name(row_cls, "sqlite", sqlite_row)
 
 
 _RETURNS = {

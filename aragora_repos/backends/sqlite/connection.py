@@ -79,7 +79,17 @@ def _open_error(path: str, exc: sqlite3.Error) -> errors.DatabaseError:
 class SqliteConnection:
     """One SQLite connection: queries, explicit transactions with savepoints, migrations."""
 
-    __slots__ = ("_closed", "_conn", "_slot", "_tx_stats", "path", "queries", "slow_ms", "timeout")
+    __slots__ = (
+        "_closed",
+        "_conn",
+        "_driver",
+        "_slot",
+        "_tx_stats",
+        "path",
+        "queries",
+        "slow_ms",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -140,6 +150,7 @@ class SqliteConnection:
                 self._conn.close()
             raise _open_error(self.path, exc) from exc
         self._slot: Slot[SyncTransaction] = Slot()
+        self._driver = SqliteDriver(self)  # holds nothing but the connection: one is enough
         self._tx_stats = TransactionStats()
         self._closed = False
 
@@ -252,7 +263,7 @@ class SqliteConnection:
 
     def _new_driver(self) -> SqliteDriver:
         self._check_open()
-        return SqliteDriver(self)
+        return self._driver
 
     def adopt(self, driver: SqliteDriver, options: TxOptions) -> None:
         """Record a transaction the async API opened on this connection, so synchronous

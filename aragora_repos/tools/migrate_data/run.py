@@ -16,7 +16,7 @@ from aragora_repos.backends.postgres import connect_one
 from aragora_repos.config import Secret
 from aragora_repos.tools.migrate_data.copier import Options, Progress, _Copier
 from aragora_repos.tools.migrate_data.keys import restore_foreign_keys, set_aside_foreign_keys
-from aragora_repos.tools.migrate_data.plan import plan
+from aragora_repos.tools.migrate_data.plan import Plan, plan
 from aragora_repos.tools.migrate_data.report import DataMigrationReport
 from aragora_repos.tools.migrate_data.source import DEFAULT_BATCH_BYTES, _open_source
 from aragora_repos.tools.migrate_data.state import STATE_DDL, STATE_SCHEMA
@@ -97,12 +97,7 @@ async def migrate_data(
         report.left_behind = the_plan.left_behind
         if not dry_run:
             if restart:
-                await conn.execute(
-                    f"DELETE FROM {STATE_SCHEMA}.progress WHERE source = $1", copier.source_id
-                )
-                await conn.execute(
-                    f"DELETE FROM {STATE_SCHEMA}.rejects WHERE source = $1", copier.source_id
-                )
+                await _forget_earlier_runs(conn, copier.source_id)
         elif reject_path.exists():
             reject_path.unlink()
         if verify and not dry_run:
@@ -110,23 +105,7 @@ async def migrate_data(
             copier.hashing = True
         if not dry_run and not keep_foreign_keys:
             await set_aside_foreign_keys(conn, schema, the_plan.tables)
-        try:
-            for table in the_plan.tables:
-                report.tables[table.name] = await copier.table(table)
-                if verifier is not None:
-                    verifier.submit(
-                        table,
-                        report.tables[table.name],
-                        copier.starts[table.name],
-                        copier.sums[table.name],
-                    )
-        except Exception:
-            if not dry_run and not conn.is_closed():
-                try:
-                    await restore_foreign_keys(conn, schema)
-                except Exception as exc:  # the copy's own error is the one to raise
-                    log.warning("foreign keys not added back yet: %s", exc)
-            raise
+        await _copy_tables(copier, the_plan, verifier, report, schema)
         if not dry_run:
             report.foreign_keys = await restore_foreign_keys(conn, schema)
             report.reject_file = str(reject_path) if await copier.write_reject_file() else None
@@ -142,6 +121,40 @@ async def migrate_data(
         await conn.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _copy_tables(
+    copier: _Copier,
+    the_plan: Plan,
+    verifier: _Verifier | None,
+    report: DataMigrationReport,
+    schema: str,
+) -> None:
+    """Copy table by table, parents first, handing each finished table to the verifier;
+    on a failure the keys set aside go back before the error propagates."""
+    try:
+        for table in the_plan.tables:
+            report.tables[table.name] = await copier.table(table)
+            if verifier is not None:
+                verifier.submit(
+                    table,
+                    report.tables[table.name],
+                    copier.starts[table.name],
+                    copier.sums[table.name],
+                )
+    except Exception:
+        conn = copier.conn
+        if not copier.options.dry_run and not conn.is_closed():
+            try:
+                await restore_foreign_keys(conn, schema)
+            except Exception as exc:  # the copy's own error is the one to raise
+                log.warning("foreign keys not added back yet: %s", exc)
+        raise
+
+
+async def _forget_earlier_runs(conn: Connection, source_id: str) -> None:
+    for table in ("progress", "rejects"):
+        await conn.execute(f"DELETE FROM {STATE_SCHEMA}.{table} WHERE source = $1", source_id)
 
 
 async def _text_codecs(conn: Connection) -> None:
