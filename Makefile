@@ -26,9 +26,10 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory)
+## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory), in two
+## worker processes, a test file to each: every worker has its own database and servers
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --numprocesses 2 --dist loadfile
 
 ## demo: generate, migrate an embedded SQLite database under .nomic/, run the example app
 demo: $(STAMP)

@@ -31,7 +31,7 @@ def production(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("production")
-@pytest.mark.parametrize("dsn", [PLAIN, UNSET])
+@pytest.mark.parametrize("dsn", [PLAIN, UNSET], ids=["sslmode-disable", "sslmode-unset"])
 def test_every_entry_point_refuses_plain_text(
     dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
