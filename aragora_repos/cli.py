@@ -63,6 +63,32 @@ def _needs(what: str, command: str) -> ConfigError:
     )
 
 
+DEFAULT_SCHEMA_DIR = "sql/schema"
+
+
+def schema_dir(given: str | None, start: Path | None = None) -> Path:
+    """Where migrations are written: ``given`` as it is, else ``sql/schema`` of the
+    project, found as the nearest directory at or above ``start`` (the working
+    directory) holding ``sqlc.yaml``.
+
+    Raises:
+        UsageError: no project there, or its ``sql/schema`` does not exist.
+    """
+    if given is not None:
+        return Path(given)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "sqlc.yaml").is_file():
+            found = folder / DEFAULT_SCHEMA_DIR
+            if not found.is_dir():
+                raise UsageError(f"cannot find {found}: pass --schema-dir")
+            return found
+    raise UsageError(
+        f"cannot find the project: no sqlc.yaml in {here} or above; run from the project "
+        "or pass --schema-dir"
+    )
+
+
 def backup_root(config: Config) -> Path:
     """Where pre-migration backups go: ``<data dir>/backup/YYYYMMDD_HHMMSS/``."""
     return config.data_dir / "backup"
@@ -100,7 +126,7 @@ async def _down_target(db: AsyncBackend, to: int | None) -> int:
 async def run_migrate(args: argparse.Namespace, config: Config, app: App) -> int:
     action = args.action
     if action == "create":
-        path = create_migration(Path(args.schema_dir), args.name)
+        path = create_migration(schema_dir(args.schema_dir), args.name)
         print(f"created {path}; fill in both sections, then run `make generate`")
         return 0
     if app.migrations is None:
@@ -167,10 +193,41 @@ async def run_check(config: Config, app: App) -> int:
     return 0 if result.success else 1
 
 
+class UsageError(Exception):
+    """Arguments that ask for conflicting or impossible things (exit status 2)."""
+
+
 def _flag_action(args: argparse.Namespace) -> None:
-    """Map the flag form (Aragora's documented flags) onto the subcommand form."""
-    if args.action is not None:
-        return
+    """Map the flag form (Aragora's documented flags) onto the subcommand form; refuse
+    arguments that ask for two actions, or that the action cannot take."""
+    asked = [f"`{args.action}`"] if args.action is not None else []
+    flags = {
+        "--status": args.status_flag,
+        "--migrate": args.migrate_flag,
+        "--rollback": args.rollback,
+        "--rollback-to": args.rollback_to is not None,
+        "--create": args.create_flag is not None,
+        "--repair": args.repair_flag,
+    }
+    asked += [flag for flag, given in flags.items() if given]
+    if len(asked) > 1:
+        raise UsageError(
+            f"migrate: {' and '.join(asked)} ask for different actions; give one of them"
+        )
+    if args.to is not None and args.rollback_to is not None:
+        raise UsageError("migrate: --to and --rollback-to both set a target; give one")
+    if args.action is None:
+        _action_from_flags(args)
+    action = args.action
+    if args.name is not None and action != "create":
+        raise UsageError(f"migrate {action}: unexpected argument {args.name!r}")
+    if args.dry_run and action not in ("up", "down", "plan"):
+        raise UsageError(f"migrate {action}: --dry-run goes with up, down or plan")
+    if args.to is not None and action not in ("up", "down", "plan"):
+        raise UsageError(f"migrate {action}: --to goes with up, down or plan")
+
+
+def _action_from_flags(args: argparse.Namespace) -> None:
     if args.create_flag is not None:
         args.action, args.name = "create", args.create_flag
     elif args.rollback_to is not None:
@@ -251,11 +308,7 @@ def _dsn_from(
 
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="aragora-repos", description=__doc__.split("\n")[0])
-    root.add_argument("--database-url", help="PostgreSQL DSN (default: the environment)")
-    root.add_argument(
-        "--database-url-env", metavar="VARIABLE", help="read the DSN from this variable"
-    )
-    root.add_argument("--database-url-file", metavar="PATH", help="read the DSN from this file")
+    _dsn_options(root, None)
     sub = root.add_subparsers(dest="command", required=True)
     _schema_commands(sub)
     _operations_commands(sub)
@@ -266,8 +319,33 @@ def parser() -> argparse.ArgumentParser:
 Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
+def _dsn_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """The DSN options, accepted before the command and after it (``aragora-repos check
+    --database-url URL``, as the README writes it); after it, they win."""
+    parser.add_argument(
+        "--database-url", default=default, help="PostgreSQL DSN (default: the environment)"
+    )
+    parser.add_argument(
+        "--database-url-env",
+        default=default,
+        metavar="VARIABLE",
+        help="read the DSN from this variable",
+    )
+    parser.add_argument(
+        "--database-url-file", default=default, metavar="PATH", help="read the DSN from this file"
+    )
+
+
+_AFTER_COMMAND = _Parser(add_help=False)
+_dsn_options(_AFTER_COMMAND, argparse.SUPPRESS)
+
+
+def _command(sub: Commands, name: str, *, help: str) -> _Parser:
+    return sub.add_parser(name, help=help, parents=[_AFTER_COMMAND])
+
+
 def _schema_commands(sub: Commands) -> None:
-    m = sub.add_parser("migrate", help="show, plan, apply or roll back migrations")
+    m = _command(sub, "migrate", help="show, plan, apply or roll back migrations")
     m.add_argument(
         "action", nargs="?", choices=["status", "plan", "up", "down", "create", "repair"]
     )
@@ -281,18 +359,20 @@ def _schema_commands(sub: Commands) -> None:
     m.add_argument("--repair", dest="repair_flag", action="store_true")
     m.add_argument("--to", type=int, metavar="N", help="target version")
     m.add_argument("--no-backup", action="store_true")
-    m.add_argument("--schema-dir", default="sql/schema")
+    m.add_argument(
+        "--schema-dir", help="where `create` writes (default: sql/schema of the project)"
+    )
 
-    sub.add_parser("check", help="compare the live database with the expected schema")
-    d = sub.add_parser("schema-diff", help="Markdown report of schema changes since REF")
+    _command(sub, "check", help="compare the live database with the expected schema")
+    d = _command(sub, "schema-diff", help="Markdown report of schema changes since REF")
     d.add_argument("--base", required=True, help="git ref to compare with")
     d.add_argument("--root", default=".", help="project directory")
     d.add_argument("--output", help="write the report here instead of stdout")
 
 
 def _operations_commands(sub: Commands) -> None:
-    b = sub.add_parser(
-        "backup", help="verified backup of every database into <data dir>/backup/, then prune"
+    b = _command(
+        sub, "backup", help="verified backup of every database into <data dir>/backup/, then prune"
     )
     b.add_argument(
         "--verify",
@@ -305,17 +385,17 @@ def _operations_commands(sub: Commands) -> None:
         metavar="N",
         help="prune sets older than N days (default ARAGORA_BACKUP_RETENTION_DAYS, 7)",
     )
-    r = sub.add_parser("restore", help="put a verified backup set back (after backing up)")
+    r = _command(sub, "restore", help="put a verified backup set back (after backing up)")
     r.add_argument("path", help="a backup folder, e.g. .nomic/backup/20260101_120000")
     r.add_argument(
         "--no-backup", action="store_true", help="do not back up what the restore replaces"
     )
-    sub.add_parser("health", help="probe the database and print its health as JSON")
+    _command(sub, "health", help="probe the database and print its health as JSON")
 
 
 def _data_commands(sub: Commands) -> None:
-    c = sub.add_parser(
-        "migrate-data", help="copy a SQLite database into PostgreSQL (resumable, verified)"
+    c = _command(
+        sub, "migrate-data", help="copy a SQLite database into PostgreSQL (resumable, verified)"
     )
     c.add_argument("--sqlite-path", required=True, help="the SQLite file, e.g. .nomic/core.db")
     c.add_argument("--postgres-dsn", help="target DSN (default: --database-url, the environment)")
@@ -354,8 +434,8 @@ def _data_commands(sub: Commands) -> None:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="log each batch")
 
-    k = sub.add_parser(
-        "consolidate", help="merge legacy SQLite files into core/memory/analytics/agents.db"
+    k = _command(
+        sub, "consolidate", help="merge legacy SQLite files into core/memory/analytics/agents.db"
     )
     what = k.add_mutually_exclusive_group(required=True)
     what.add_argument("--dry-run", action="store_const", const="dry-run", dest="action")
@@ -366,8 +446,8 @@ def _data_commands(sub: Commands) -> None:
     k.add_argument("--no-backup", action="store_true", help="no copy under <source>/backup/")
     k.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    i = sub.add_parser(
-        "import-sqlite", help="write an existing SQLite schema as a PostgreSQL migration"
+    i = _command(
+        sub, "import-sqlite", help="write an existing SQLite schema as a PostgreSQL migration"
     )
     i.add_argument("source", help="a SQLite database file, or a .sql schema script")
     i.add_argument("--schema-dir", default="sql/schema", help="where the migration goes")
@@ -507,6 +587,9 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             print("migrate create needs a description", file=sys.stderr)
             return 2
         return asyncio.run(run_migrate(args, config, app))
+    except UsageError as exc:
+        print(f"aragora-repos: error: {exc}", file=sys.stderr)
+        return 2
     except DatabaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -169,12 +169,29 @@ def pending(migrations: Sequence[Migration], applied: Mapping[int, Applied]) -> 
     return [m for m in migrations if m.version not in applied]
 
 
+def _check_target(migrations: Sequence[Migration], target: int, direction: str) -> None:
+    """A target is a version some migration has (or, going down, 0 or below: none)."""
+    if direction == "down" and target <= 0:
+        return
+    versions = [m.version for m in migrations]
+    if target not in versions:
+        known = f"{min(versions):04d} to {max(versions):04d}" if versions else "none"
+        raise MigrationError(
+            f"cannot migrate {direction} to version {target}: no migration has that version "
+            f"(the versions are {known}"
+            + ("; 0 undoes every migration)" if direction == "down" else ")")
+        )
+
+
 def plan_up(
     migrations: Sequence[Migration],
     applied: Mapping[int, Applied],
     dialect: Dialect,
     target: int | None = None,
 ) -> list[Step]:
+    """Steps that apply every pending migration up to and including ``target``."""
+    if target is not None:
+        _check_target(migrations, target, "up")
     steps = []
     for m in pending(migrations, applied):
         if target is not None and m.version > target:
@@ -190,6 +207,7 @@ def plan_down(
     target: int,
 ) -> list[Step]:
     """Steps that roll back every applied migration above ``target`` (newest first)."""
+    _check_target(migrations, target, "down")
     check_applied(migrations, applied)
     known = {m.version: m for m in migrations}
     steps = []

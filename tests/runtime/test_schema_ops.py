@@ -314,3 +314,84 @@ def test_the_runtime_cli_alone_says_what_migrate_and_check_need(
     app = cli.App(review=review)
     assert cli.main(["schema-diff", "--base", "HEAD"], app=app) == 0
     assert seen and seen[0][:2] == ["--base", "HEAD"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["migrate", "--rollback", "--migrate"],
+        ["migrate", "up", "--rollback"],
+        ["migrate", "--status", "--repair"],
+        ["migrate", "--create", "x", "--rollback-to", "1"],
+        ["migrate", "status", "--dry-run"],
+        ["migrate", "repair", "--to", "3"],
+        ["migrate", "--rollback-to", "1", "--to", "2"],
+        ["migrate", "up", "extra-word"],
+    ],
+    ids=lambda argv: " ".join(argv[1:]),
+)
+def test_conflicting_migrate_arguments_are_refused(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
+    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aragora-repos: error: migrate") and err[-1] == "\n", err
+    assert not (tmp_path / "data").exists()  # nothing was opened, let alone changed
+
+
+def test_a_target_no_migration_has_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
+    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
+        monkeypatch.delenv(var, raising=False)
+    latest = MIGRATIONS[-1].version
+    assert cli_main(["migrate", "up", "--to", str(latest + 35), "--no-backup"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot migrate up to version {latest + 35}: no migration has that version" in err
+    assert f"0001 to {latest:04d}" in err
+    assert cli_main(["migrate", "up", "--to", "1", "--no-backup"]) == 0  # a real one applies
+    assert cli_main(["migrate", "--rollback-to", str(latest + 1)]) == 1
+    assert "cannot migrate down" in capsys.readouterr().err
+    assert cli_main(["migrate", "--rollback-to", "0", "--no-backup"]) == 0
+
+
+def test_options_go_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from aragora_repos import cli
+
+    parser = cli.parser()
+    after = parser.parse_args(["check", "--database-url", "postgresql://a@h/d"])
+    before = parser.parse_args(["--database-url", "postgresql://b@h/d", "check"])
+    both = parser.parse_args(
+        ["--database-url", "postgresql://b@h/d", "health", "--database-url", "postgresql://c@h/d"]
+    )
+    neither = parser.parse_args(["health"])
+    assert (after.database_url, before.database_url) == ("postgresql://a@h/d", "postgresql://b@h/d")
+    assert both.database_url == "postgresql://c@h/d" and neither.database_url is None
+
+
+def test_migrate_create_finds_the_project_or_says_it_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    (project / "sql" / "schema").mkdir(parents=True)
+    (project / "sqlc.yaml").write_text('version: "2"\n')
+    (project / "app" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(project / "app" / "deep")
+    assert cli_main(["migrate", "create", "Add lockout"]) == 0
+    assert [p.name for p in (project / "sql" / "schema").iterdir()] == ["0001_add_lockout.sql"]
+    assert not (project / "app" / "deep" / "sql").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli_main(["migrate", "--create", "Add lockout"]) == 2
+    assert "cannot find the project: no sqlc.yaml" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+    assert cli_main(["migrate", "create", "Add x", "--schema-dir", "mine"]) == 0
+    assert [p.name for p in (elsewhere / "mine").iterdir()] == ["0001_add_x.sql"]
