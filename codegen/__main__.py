@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from codegen.config import load_config
 from codegen.errors import CodegenError
 from codegen.pipeline import generate
 from codegen.writer import diff, write
@@ -15,11 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m codegen")
     parser.add_argument("command", choices=["generate", "check"])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project directory")
-    parser.add_argument("--out", type=Path, default=None, help="output (default ROOT/generated)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output (default: ROOT/options.aragora.out)"
+    )
     args = parser.parse_args(argv)
-    out = args.out or args.root / "generated"
     try:
-        files = generate(args.root)
+        config = load_config(args.root)
+        out = args.out or args.root / config.out
+        files = generate(args.root, config)
     except CodegenError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from codegen.errors import CodegenError, Problem
@@ -39,25 +39,28 @@ def _run(args: list[str], text: str, rel: str) -> str:
 
 
 #: Fixed settings: generated output must not depend on the project's own ruff config.
-SETTINGS = [
-    "--isolated",
-    "--line-length",
-    "100",
-    "--target-version",
-    "py311",
-    "--config",
-    "lint.isort.known-first-party = ['aragora_repos', 'aragora_db']",
-]
+SETTINGS = ["--isolated", "--line-length", "100", "--target-version", "py311"]
+
+
+def _first_party(packages: Sequence[str]) -> list[str]:
+    names = ", ".join(repr(p) for p in ("aragora_repos", *packages))
+    return ["--config", f"lint.isort.known-first-party = [{names}]"]
+
+
 FIXES = ["--select", "I,F401,UP,RUF022,RUF023"]
 
 
-def format_files(files: Mapping[str, str]) -> dict[str, str]:
-    """Sort imports and format every Python file, so ``ruff format`` on it is a no-op."""
+def format_files(
+    files: Mapping[str, str], packages: Sequence[str] = ("aragora_db",)
+) -> dict[str, str]:
+    """Sort imports and format every Python file, so ``ruff format`` on it is a no-op;
+    ``packages`` are the generated packages (first-party for import sorting)."""
     out = dict(files)
+    settings = [*SETTINGS, *_first_party(packages)]
     for rel, text in files.items():
         if rel.endswith(".py"):
-            text = _run(["check", "--quiet", "--fix-only", *SETTINGS, *FIXES], text, rel)
-            out[rel] = _allow_long_sql_lines(_run(["format", "--quiet", *SETTINGS], text, rel))
+            text = _run(["check", "--quiet", "--fix-only", *settings, *FIXES], text, rel)
+            out[rel] = _allow_long_sql_lines(_run(["format", "--quiet", *settings], text, rel))
     return out
 
 

@@ -27,35 +27,47 @@ from codegen.analysis.lint import lint_sources
 from codegen.analysis.schema import load_schema, read_migrations
 from codegen.analysis.sqlc import query_locations, read_queries, run_sqlc, sqlc_version
 from codegen.analysis.variants import load_variants
-from codegen.config import load_config
+from codegen.config import Config, Entry, load_config
 from codegen.dialects.queries import translate_queries
 from codegen.dialects.verify import verify
 from codegen.errors import Problems
 from codegen.format import format_files
 from codegen.model.build import build_queries
 from codegen.model.ir import Project
+from codegen.model.sqlc import SqlcRequest
 from codegen.render import render
 
 
-def generate(root: Path) -> dict[str, str]:
-    """Return every generated file for the project at ``root``; raise CodegenError."""
+def generate(root: Path, config: Config | None = None) -> dict[str, str]:
+    """Return every generated file, relative to the output directory, for the project at
+    ``root`` (one package per ``sql`` entry of its ``sqlc.yaml``); raise CodegenError."""
+    config = config or load_config(root)
     problems = Problems()
-    config = load_config(root)
-    problems.extend(
-        lint_sources(read_migrations(root, config.schema_dir), read_queries(root, config))
-    )
+    for entry in config.entries:
+        problems.extend(
+            lint_sources(read_migrations(root, entry.schema_dir), read_queries(root, entry))
+        )
     problems.raise_if_any()
-    request = run_sqlc(config)
-    catalog, migrations = load_schema(root, config.schema_dir)
-    locations = query_locations(root, config.queries_dir)
-    variants = load_variants(root, config.queries_dir, migrations, catalog)
-    built = build_queries(request, catalog, locations, config.queries_dir, problems)
-    files = translate_queries(built, catalog, variants, config.queries_dir, problems)
+    requests = run_sqlc(config)
+    files: dict[str, str] = {}
+    for entry, request in zip(config.entries, requests, strict=True):
+        files.update(_package(root, entry, request, problems))
+    problems.raise_if_any()
+    return format_files(files, config.packages)
+
+
+def _package(root: Path, entry: Entry, request: SqlcRequest, problems: Problems) -> dict[str, str]:
+    catalog, migrations = load_schema(root, entry.schema_dir)
+    locations = query_locations(root, entry.queries_dir)
+    variants = load_variants(root, entry.queries_dir, migrations, catalog)
+    built = build_queries(request, catalog, locations, entry.queries_dir, problems)
+    files = translate_queries(built, catalog, variants, entry.queries_dir, problems)
     sqlite_schema = verify(migrations, files, problems)
-    problems.raise_if_any()
+    if problems:
+        return {}
     versions = {
         "sqlc": request.sqlc_version or sqlc_version(),
         "sqlglot": version("sqlglot"),
     }
     project = Project(catalog, migrations, files, versions, sqlite_schema=sqlite_schema)
-    return format_files(render(project))
+    return render(project, package=entry.package, schema_out=entry.schema_out)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codegen.config import CONFIG_NAME, Config
+from codegen.config import CONFIG_NAME, Config, Entry
 from codegen.errors import CodegenError, Problem
 from codegen.model.sqlc import SqlcRequest
 
@@ -32,8 +32,9 @@ def sqlc_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def run_sqlc(config: Config) -> SqlcRequest:
-    """Run ``sqlc generate``; return the parsed request or raise with every diagnostic."""
+def run_sqlc(config: Config) -> tuple[SqlcRequest, ...]:
+    """Run ``sqlc generate``; return each entry's parsed request, or raise with every
+    diagnostic."""
     proc = subprocess.run(
         [sqlc_binary(), "generate", "-f", CONFIG_NAME],
         cwd=config.root,
@@ -56,12 +57,16 @@ def run_sqlc(config: Config) -> SqlcRequest:
                 else:
                     problems.append(Problem(CONFIG_NAME, 1, 1, f"sqlc: {message}"))
         raise CodegenError(problems or [Problem(CONFIG_NAME, 1, 1, "sqlc failed")])
+    return tuple(_request(entry) for entry in config.entries)
+
+
+def _request(entry: Entry) -> SqlcRequest:
     try:
-        data = json.loads(config.request_path.read_text(encoding="utf-8"))
+        data = json.loads(entry.request_path.read_text(encoding="utf-8"))
         return SqlcRequest.parse(data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CodegenError(
-            [Problem(CONFIG_NAME, 1, 1, f"cannot read sqlc output {config.request_path}: {exc}")]
+            [Problem(CONFIG_NAME, 1, 1, f"cannot read sqlc output {entry.request_path}: {exc}")]
         ) from exc
 
 
@@ -70,7 +75,7 @@ def _yaml_problem(message: str) -> Problem:
     return Problem(CONFIG_NAME, int(match.group(1)) if match else 1, 1, message)
 
 
-def read_queries(root: Path, config: Config) -> dict[str, str]:
+def read_queries(root: Path, config: Entry) -> dict[str, str]:
     """``{relative path: text}`` of the query files and their SQLite variants."""
     base = root / config.queries_dir
     return {
