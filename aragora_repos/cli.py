@@ -49,11 +49,14 @@ class App:
         expected: its ``EXPECTED`` schema (``check``).
         review: the generator's schema review, ``main(argv) -> exit code``
             (``schema-diff``); None in a runtime-only install.
+        generator: the generator (``generate``), likewise.
     """
 
     migrations: Sequence[Migration] | None = None
     expected: ExpectedSchema | None = None
     review: Callable[[list[str]], int] | None = None
+    generator: Callable[[list[str]], int] | None = None
+    """The generator's command line, ``main(["generate" | "check", "--root", DIR])``."""
 
 
 def _needs(what: str, command: str) -> ConfigError:
@@ -364,6 +367,11 @@ def _schema_commands(sub: Commands) -> None:
     )
 
     _command(sub, "check", help="compare the live database with the expected schema")
+    g = _command(sub, "generate", help="generate the packages sqlc.yaml describes")
+    g.add_argument("--root", default=".", help="project directory (default: here)")
+    g.add_argument(
+        "--check", action="store_true", help="fail if the output differs instead of writing"
+    )
     d = _command(sub, "schema-diff", help="Markdown report of schema changes since REF")
     d.add_argument("--base", required=True, help="git ref to compare with")
     d.add_argument("--root", default=".", help="project directory")
@@ -537,6 +545,14 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
         )
         if url is not None:
             config = dataclasses.replace(config, backend="postgres", dsn=url, replicas=())
+        if args.command == "generate":
+            if app.generator is None:
+                print(
+                    "generate needs the generator: pip install 'aragora-repos[codegen]'",
+                    file=sys.stderr,
+                )
+                return 2
+            return app.generator(["check" if args.check else "generate", "--root", args.root])
         if args.command == "schema-diff":
             if app.review is None:
                 print(

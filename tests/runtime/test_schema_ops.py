@@ -304,6 +304,8 @@ def test_the_runtime_cli_alone_says_what_migrate_and_check_need(
     assert err.count("python -m aragora_db") == 2, err
     assert cli.main(["schema-diff", "--base", "HEAD"]) == 2
     assert "pip install 'aragora-repos[codegen]'" in capsys.readouterr().err
+    assert cli.main(["generate"]) == 2
+    assert "generate needs the generator" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
     seen: list[list[str]] = []
 
@@ -395,3 +397,13 @@ def test_migrate_create_finds_the_project_or_says_it_cannot(
     assert list(elsewhere.iterdir()) == []
     assert cli_main(["migrate", "create", "Add x", "--schema-dir", "mine"]) == 0
     assert [p.name for p in (elsewhere / "mine").iterdir()] == ["0001_add_x.sql"]
+
+
+def test_the_package_cli_generates_with_the_generator_installed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``aragora-repos generate --check`` runs the generator it was handed: this
+    repository's generated/ is current."""
+    root = Path(__file__).parent.parent.parent
+    assert cli_main(["generate", "--check", "--root", str(root)]) == 0
+    assert capsys.readouterr().err == ""
