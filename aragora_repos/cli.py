@@ -37,7 +37,16 @@ from aragora_repos.backends import AsyncBackend, open_async
 from aragora_repos.config import Config, Secret
 from aragora_repos.drift import ExpectedSchema
 from aragora_repos.errors import ConfigError, DatabaseError
-from aragora_repos.migrations import Migration, Status, create_migration, plan_up, render_plan
+from aragora_repos.migrations import (
+    Dialect,
+    Migration,
+    Status,
+    assumed_applied,
+    create_migration,
+    plan_down,
+    plan_up,
+    render_plan,
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,11 @@ async def run_migrate(args: argparse.Namespace, config: Config, app: App) -> int
     if app.migrations is None:
         raise _needs("migrations", "migrate")
     migrations = app.migrations
+    if args.offline:
+        print(_offline_plan(args, config, migrations), end="")
+        return 0
+    if action == "stamp":
+        return await _stamp(args, config, app, migrations)
     down = action == "down"
     looking = action in ("status", "plan") or args.dry_run
     if looking and config.backend == "sqlite" and not config.sqlite_file.exists():
@@ -182,6 +196,43 @@ async def run_migrate(args: argparse.Namespace, config: Config, app: App) -> int
         await db.close()
 
 
+def _offline_plan(args: argparse.Namespace, config: Config, migrations: Sequence[Migration]) -> str:
+    """The SQL of a plan without a database: from version ``--from`` (default: empty)."""
+    dialect: Dialect = args.dialect or ("postgres" if config.backend == "postgres" else "sqlite")
+    applied = assumed_applied(migrations, args.from_version)
+    if args.action == "down":
+        steps = plan_down(migrations, applied, dialect, 0 if args.to is None else args.to)
+    else:
+        steps = plan_up(migrations, applied, dialect, args.to)
+    return render_plan(steps, "postgresql" if dialect == "postgres" else "sqlite")
+
+
+async def _stamp(
+    args: argparse.Namespace, config: Config, app: App, migrations: Sequence[Migration]
+) -> int:
+    """Alembic's ``stamp``: record that an existing database is at the latest version
+    without running anything, once its schema matches the expected one."""
+    from aragora_repos.drift import validate_schema
+
+    latest = max(m.version for m in migrations)
+    if app.expected is None:
+        raise _needs("expected schema", "migrate stamp")
+    if config.backend == "sqlite" and not config.sqlite_file.exists():
+        raise UsageError(f"migrate stamp: no database at {config.sqlite_file} to stamp")
+    db = await open_async(config)
+    try:
+        result = await validate_schema(db, app.expected, versions=False)
+        if not result.success:
+            print(result.render(), file=sys.stderr)
+            print(f"not stamped: the schema differs from version {latest:04d}", file=sys.stderr)
+            return 1
+        await db.stamp(migrations)
+    finally:
+        await db.close()
+    print(f"stamped: version {latest:04d}, nothing run")
+    return 0
+
+
 async def run_check(config: Config, app: App) -> int:
     from aragora_repos.drift import validate_schema
 
@@ -226,6 +277,10 @@ def _flag_action(args: argparse.Namespace) -> None:
         raise UsageError(f"migrate {action}: unexpected argument {args.name!r}")
     if args.dry_run and action not in ("up", "down", "plan"):
         raise UsageError(f"migrate {action}: --dry-run goes with up, down or plan")
+    if args.offline and not (action == "plan" or args.dry_run):
+        raise UsageError(f"migrate {action}: --offline goes with plan or --dry-run")
+    if (args.from_version or args.dialect) and not args.offline:
+        raise UsageError("migrate: --from and --dialect go with --offline")
     if args.to is not None and action not in ("up", "down", "plan"):
         raise UsageError(f"migrate {action}: --to goes with up, down or plan")
 
@@ -350,7 +405,9 @@ def _command(sub: Commands, name: str, *, help: str) -> _Parser:
 def _schema_commands(sub: Commands) -> None:
     m = _command(sub, "migrate", help="show, plan, apply or roll back migrations")
     m.add_argument(
-        "action", nargs="?", choices=["status", "plan", "up", "down", "create", "repair"]
+        "action",
+        nargs="?",
+        choices=["status", "plan", "up", "down", "create", "repair", "stamp"],
     )
     m.add_argument("name", nargs="?", help="description for `create`")
     m.add_argument("--status", dest="status_flag", action="store_true")
@@ -361,6 +418,24 @@ def _schema_commands(sub: Commands) -> None:
     m.add_argument("--create", dest="create_flag", metavar="MESSAGE")
     m.add_argument("--repair", dest="repair_flag", action="store_true")
     m.add_argument("--to", type=int, metavar="N", help="target version")
+    m.add_argument(
+        "--offline",
+        action="store_true",
+        help="plan or dry-run: print the SQL without a database (see --from, --dialect)",
+    )
+    m.add_argument(
+        "--from",
+        dest="from_version",
+        type=int,
+        default=0,
+        metavar="N",
+        help="offline: the version the database is at (default 0: empty)",
+    )
+    m.add_argument(
+        "--dialect",
+        choices=["postgres", "sqlite"],
+        help="offline: whose SQL (default: the configured backend's)",
+    )
     m.add_argument("--no-backup", action="store_true")
     m.add_argument(
         "--schema-dir", help="where `create` writes (default: sql/schema of the project)"

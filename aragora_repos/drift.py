@@ -188,13 +188,21 @@ def compare(expected: ExpectedSchema, live: _Live, dialect: str) -> ValidationRe
     return ValidationResult(tuple(errors), tuple(warnings))
 
 
-async def validate_schema(db: Backend, expected: ExpectedSchema) -> ValidationResult:
-    """Compare the live database with the expected schema; never raises for drift."""
+async def validate_schema(
+    db: Backend, expected: ExpectedSchema, *, versions: bool = True
+) -> ValidationResult:
+    """Compare the live database with the expected schema; never raises for drift.
+    ``versions=False`` compares the tables only, not the recorded migration version
+    (for ``migrate stamp``, which records it)."""
     if isinstance(db, PostgresDatabase):
-        return compare(expected, await _live_postgres(db), "postgres")
-    if isinstance(db, AsyncSqliteDatabase):
-        return compare(expected, await db.run(_live_sqlite, db.connection), "sqlite")
-    raise TypeError(f"cannot read the schema of {type(db).__name__}")
+        live = await _live_postgres(db)
+    elif isinstance(db, AsyncSqliteDatabase):
+        live = await db.run(_live_sqlite, db.connection)
+    else:
+        raise TypeError(f"cannot read the schema of {type(db).__name__}")
+    if not versions:
+        live.version = expected.version
+    return compare(expected, live, db.kind.value)
 
 
 async def check_at_startup(db: Backend, expected: ExpectedSchema) -> ValidationResult:

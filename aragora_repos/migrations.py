@@ -227,6 +227,18 @@ def _step(m: Migration, direction: Direction, section: Section, dialect: Dialect
     return Step(m, direction, section.sqlite, True, section.sqlite_rebuild)
 
 
+def assumed_applied(migrations: Sequence[Migration], version: int) -> dict[int, Applied]:
+    """``schema_version`` as it would read at ``version`` (every migration up to it, as
+    written): the starting point of an offline plan."""
+    if version > 0:
+        _check_target(migrations, version, "up")
+    return {
+        m.version: Applied(m.version, m.name, m.checksum, "", 0.0, True)
+        for m in migrations
+        if m.version <= version
+    }
+
+
 def render_plan(steps: Sequence[Step], dialect: str) -> str:
     """The SQL a run would execute, with the bookkeeping shown as comments."""
     if not steps:

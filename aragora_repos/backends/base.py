@@ -339,6 +339,12 @@ class Backend(abc.ABC):
         return plan_up(migrations, done, self.dialect, target)
 
     @abc.abstractmethod
+    async def stamp(self, migrations: Sequence[Migration]) -> list[int]:
+        """Record every migration as applied without running any (a baseline for a
+        database whose schema is already the latest); refused when any is recorded.
+        Returns the versions recorded."""
+
+    @abc.abstractmethod
     async def repair(self) -> list[int]:
         """Forget interrupted migrations so they run again; return their versions."""
 

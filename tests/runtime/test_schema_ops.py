@@ -3,6 +3,9 @@ migrations fail fast on a lock, drift is detected, and the CLI drives it all."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -407,3 +410,108 @@ def test_the_package_cli_generates_with_the_generator_installed(
     root = Path(__file__).parent.parent.parent
     assert cli_main(["generate", "--check", "--root", str(root)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_offline_plans_need_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
+    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
+        monkeypatch.delenv(var, raising=False)
+    latest = MIGRATIONS[-1].version
+    assert cli_main(["migrate", "plan", "--offline"]) == 0
+    everything = capsys.readouterr().out
+    assert everything.count("-- up ") == len(MIGRATIONS) and "(sqlite," in everything
+    argv = ["migrate", "plan", "--offline", "--from", "3", "--to", "5", "--dialect", "postgres"]
+    assert cli_main(argv) == 0
+    some = capsys.readouterr().out
+    assert [line.split()[2] for line in some.splitlines() if line.startswith("-- up ")] == [
+        m.label for m in MIGRATIONS if 3 < m.version <= 5
+    ]
+    assert "(postgresql," in some
+    argv = ["migrate", "--rollback-to", "2", "--dry-run", "--offline", "--from", str(latest)]
+    assert cli_main(argv) == 0
+    downs = [line.split()[2] for line in capsys.readouterr().out.splitlines() if "-- down" in line]
+    assert downs == [m.label for m in reversed(MIGRATIONS) if m.version > 2]
+    assert not (tmp_path / "data").exists()
+    assert cli_main(["migrate", "up", "--offline"]) == 2  # applying needs a database
+    assert cli_main(["migrate", "plan", "--from", "3"]) == 2  # --from is offline's
+    assert cli_main(["migrate", "plan", "--offline", "--from", str(latest + 1)]) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stamp_records_an_existing_schema_without_running_anything(
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """Alembic's stamp: a database whose schema already is the latest gets its versions
+    recorded; one whose schema differs is refused and left as it was."""
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
+    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
+        monkeypatch.delenv(var, raising=False)
+    with contextlib.ExitStack() as stack:
+        url: list[str] = []
+        if backend == "postgres":
+            dsn = stack.enter_context(fresh_database(request.getfixturevalue("postgres_dsn")))
+            url = ["--database-url", dsn]
+        assert cli_main([*url, "migrate", "stamp"]) == (2 if backend == "sqlite" else 1)
+        capsys.readouterr()
+        assert cli_main([*url, "migrate", "up", "--no-backup"]) == 0
+        drop = "DROP TABLE schema_version"
+        run_sql(backend, tmp_path, url, drop)
+        run_sql(backend, tmp_path, url, "ALTER TABLE users RENAME TO users_old")
+        assert cli_main([*url, "migrate", "stamp"]) == 1
+        assert "not stamped" in capsys.readouterr().err
+        assert not has_schema_version(backend, tmp_path, url)  # left as it was
+        run_sql(backend, tmp_path, url, "ALTER TABLE users_old RENAME TO users")
+        assert cli_main([*url, "migrate", "stamp"]) == 0
+        assert f"stamped: version {MIGRATIONS[-1].version:04d}" in capsys.readouterr().out
+        assert cli_main([*url, "migrate", "--status"]) == 0
+        assert "pending" not in capsys.readouterr().out
+        assert cli_main([*url, "migrate", "stamp"]) == 1  # already recorded: refused
+        assert "already records migrations" in capsys.readouterr().err
+
+
+def run_sql(backend: str, tmp_path: Path, url: list[str], sql: str) -> None:
+    if backend == "sqlite":
+        conn = sqlite3.connect(tmp_path / "data" / "aragora.db")
+        try:
+            conn.execute(sql)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url[1])
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def has_schema_version(backend: str, tmp_path: Path, url: list[str]) -> bool:
+    if backend == "sqlite":
+        conn = sqlite3.connect(tmp_path / "data" / "aragora.db")
+        try:
+            return bool(
+                conn.execute(
+                    "SELECT count(*) FROM sqlite_schema WHERE name = 'schema_version'"
+                ).fetchone()[0]
+            )
+        finally:
+            conn.close()
+
+    async def check() -> bool:
+        conn = await asyncpg.connect(url[1])
+        try:
+            return bool(await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(check())

@@ -37,13 +37,14 @@ from aragora_repos.backends.postgres.migrate import (
     COUNT_TABLES,
     applied_versions,
     run_plan,
+    stamp,
 )
 from aragora_repos.backends.postgres.pool import Lender, Replica
 from aragora_repos.backends.postgres.replicas import Replicas
 from aragora_repos.backends.postgres.session import Listener, PgTx, Session
 from aragora_repos.backup import pg_dump_backup
 from aragora_repos.config import Config, Secret
-from aragora_repos.migrations import Applied
+from aragora_repos.migrations import Applied, Migration
 from aragora_repos.observability import (
     BackendCapabilities,
     BackendType,
@@ -433,6 +434,13 @@ class PostgresDatabase(Backend):
     async def applied(self) -> dict[int, Applied]:
         with self.use_primary():
             return await self._single("applied", applied_versions, True)
+
+    async def stamp(self, migrations: Sequence[Migration]) -> list[int]:
+        try:
+            async with self._checkout() as conn:
+                return await stamp(conn, migrations, self._migration_lock_timeout)
+        except DRIVER_ERRORS as exc:
+            raise map_error(exc) from exc
 
     async def repair(self) -> list[int]:
         """Forget interrupted migrations so they run again; return their versions."""

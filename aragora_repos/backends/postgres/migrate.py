@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ from aragora_repos.migrations import (
     ADVISORY_LOCK_KEY,
     SCHEMA_VERSION_POSTGRES,
     Applied,
+    Migration,
     Step,
     applied_row,
 )
@@ -184,3 +185,22 @@ async def run_plan(
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
     return done
+
+
+async def stamp(conn: Lent, migrations: Sequence[Migration], lock_timeout: float) -> list[int]:
+    """Under the migration lock, in one transaction: the ``schema_version`` rows of every
+    migration, nothing run; refused when any row exists."""
+    await take_migration_lock(conn, lock_timeout)
+    try:
+        async with conn.transaction():
+            await conn.execute(SCHEMA_VERSION_POSTGRES)
+            if await conn.fetchval("SELECT count(*) FROM schema_version"):
+                raise errors.MigrationError("cannot stamp: the database already records migrations")
+            await conn.executemany(
+                "INSERT INTO schema_version (version, name, checksum, execution_ms) "
+                "VALUES ($1, $2, $3, 0)",
+                [(m.version, m.name, m.checksum) for m in migrations],
+            )
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+    return [m.version for m in migrations]

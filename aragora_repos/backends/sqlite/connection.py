@@ -346,6 +346,21 @@ class SqliteConnection:
             return plan_down(migrations, done, "sqlite", -1 if target is None else target)
         return plan_up(migrations, done, "sqlite", target)
 
+    def stamp(self, migrations: Sequence[Migration]) -> list[int]:
+        """Record every migration as applied without running any, in one write
+        transaction; refused when any is recorded (see :meth:`Backend.stamp`)."""
+        with self.transaction():
+            self._conn.execute(SCHEMA_VERSION_SQLITE)
+            if self.fetchone("SELECT count(*) FROM schema_version", ()) != (0,):
+                raise errors.MigrationError("cannot stamp: the database already records migrations")
+            for m in migrations:
+                self.execute(
+                    "INSERT INTO schema_version (version, name, checksum, execution_ms) "
+                    "VALUES (?, ?, ?, 0)",
+                    (m.version, m.name, m.checksum),
+                )
+        return [m.version for m in migrations]
+
     def repair(self) -> list[int]:
         """Forget interrupted migrations so they run again; return their versions."""
         with self.transaction():

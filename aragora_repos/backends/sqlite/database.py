@@ -21,7 +21,7 @@ from aragora_repos.backends.sqlite.connection import (
     SqliteDriver,
     check_isolation,
 )
-from aragora_repos.migrations import Applied
+from aragora_repos.migrations import Applied, Migration
 from aragora_repos.observability import BackendCapabilities, BackendType, PoolStats
 from aragora_repos.transaction import TransactionConfig, TxOptions
 
@@ -320,6 +320,9 @@ class AsyncSqliteDatabase(Backend):
         on_backup: Callable[[Path | None], None] | None,
     ) -> list[int]:
         return await self.run(self.connection.run_plan, planner, on_statement, backup_to, on_backup)
+
+    async def stamp(self, migrations: Sequence[Migration]) -> list[int]:
+        return await self.run(self.connection.stamp, migrations)
 
     async def repair(self) -> list[int]:
         return await self.run(self.connection.repair)
