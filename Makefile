@@ -19,7 +19,7 @@ install: $(STAMP)
 generate: $(STAMP)
 	$(PY) -m codegen generate
 
-## check: generated/ is current, no migration number taken on BASE too, ruff and mypy pass
+## check: generated/ is current, no migration number taken on BASE too, ruff, mypy, workflows
 check: $(STAMP)
 	$(PY) -m codegen check
 	@if git rev-parse --verify -q $(BASE) >/dev/null; then \
@@ -28,6 +28,8 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/zizmor --offline --quiet .github/workflows
+	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
 
 ## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory), in two
 ## worker processes, a test file to each: every worker has its own database and servers
