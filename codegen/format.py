@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -54,13 +55,42 @@ def format_files(
     files: Mapping[str, str], packages: Sequence[str] = ("aragora_db",)
 ) -> dict[str, str]:
     """Sort imports and format every Python file, so ``ruff format`` on it is a no-op;
-    ``packages`` are the generated packages (first-party for import sorting)."""
+    ``packages`` are the generated packages (first-party for import sorting).
+
+    All files go through one ``ruff check --fix`` and one ``ruff format`` run over a
+    scratch directory (two processes, not two per file); if ruff refuses the directory,
+    the files are run one by one to name the one it cannot parse."""
     out = dict(files)
     settings = [*SETTINGS, *_first_party(packages)]
-    for rel, text in files.items():
-        if rel.endswith(".py"):
-            text = _run(["check", "--quiet", "--fix-only", *settings, *FIXES], text, rel)
-            out[rel] = _allow_long_sql_lines(_run(["format", "--quiet", *settings], text, rel))
+    python = {rel: text for rel, text in files.items() if rel.endswith(".py")}
+    with tempfile.TemporaryDirectory(prefix="aragora-format-") as scratch:
+        root = Path(scratch)
+        for rel, text in python.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text, encoding="utf-8")
+        fixed = subprocess.run(
+            [_ruff(), "check", "--quiet", "--fix-only", *settings, *FIXES, "."],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        formatted = subprocess.run(
+            [_ruff(), "format", "--quiet", *settings, "."],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if fixed.returncode != 0 or formatted.returncode != 0:
+            for rel, text in python.items():  # raises naming the file ruff refuses
+                text = _run(["check", "--quiet", "--fix-only", *settings, *FIXES], text, rel)
+                _run(["format", "--quiet", *settings], text, rel)
+            raise CodegenError(
+                [Problem("generated/", 1, 1, f"ruff failed: {fixed.stderr}{formatted.stderr}")]
+            )
+        for rel in python:
+            out[rel] = _allow_long_sql_lines((root / rel).read_text(encoding="utf-8"))
     return out
 
 
