@@ -607,6 +607,21 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
     return 3 if report.total_errors else 0
 
 
+def _generator_command(args: argparse.Namespace, app: App) -> int:
+    """``generate`` and ``schema-diff``: the generator's, when the package handed it in."""
+    command = app.generator if args.command == "generate" else app.review
+    if command is None:
+        print(
+            f"{args.command} needs the generator: pip install 'aragora-repos[codegen]'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "generate":
+        return command(["check" if args.check else "generate", "--root", args.root])
+    output = ["--output", args.output] if args.output else []
+    return command(["--base", args.base, "--root", args.root, *output])
+
+
 def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
     """Run one command; return its exit code. ``app``: what it works on (see :class:`App`)."""
     app = app or App()
@@ -620,25 +635,8 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
         )
         if url is not None:
             config = dataclasses.replace(config, backend="postgres", dsn=url, replicas=())
-        if args.command == "generate":
-            if app.generator is None:
-                print(
-                    "generate needs the generator: pip install 'aragora-repos[codegen]'",
-                    file=sys.stderr,
-                )
-                return 2
-            return app.generator(["check" if args.check else "generate", "--root", args.root])
-        if args.command == "schema-diff":
-            if app.review is None:
-                print(
-                    "schema-diff needs the generator: pip install 'aragora-repos[codegen]'",
-                    file=sys.stderr,
-                )
-                return 2
-            return app.review(
-                ["--base", args.base, "--root", args.root]
-                + (["--output", args.output] if args.output else [])
-            )
+        if args.command in ("generate", "schema-diff"):
+            return _generator_command(args, app)
         if args.command == "import-sqlite":
             from aragora_repos.tools.import_sqlite import import_sqlite
 

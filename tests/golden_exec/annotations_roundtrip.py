@@ -13,17 +13,7 @@ from pathlib import Path
 from aragora_db import NoteState, SyncDatabase, connect
 from aragora_db.notes import CopyNotesParams, LabelNotesParams
 from aragora_repos import Config, Secret
-
-
-def canonical(value: object) -> object:
-    if isinstance(value, list | tuple):
-        return [canonical(v) for v in value]
-    if isinstance(value, dict):
-        return {k: canonical(v) for k, v in value.items()}
-    if hasattr(value, "__dataclass_fields__"):
-        fields = value.__dataclass_fields__  # type: ignore[union-attr]
-        return {f: canonical(getattr(value, f)) for f in fields if f != "created_at"}
-    return value
+from tests.golden_exec.canonical import canonical
 
 
 async def main(target: str, where: str) -> list[object]:

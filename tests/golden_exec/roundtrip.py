@@ -16,19 +16,7 @@ from uuid import UUID
 from aragora_db import Mood, connect
 from aragora_db.authors import ImportAuthorsParams
 from aragora_repos import Config, Secret
-
-
-def canonical(value: object) -> object:
-    if isinstance(value, list | tuple):
-        return [canonical(v) for v in value]
-    if isinstance(value, dict):
-        return {k: canonical(v) for k, v in value.items()}
-    if hasattr(value, "__dataclass_fields__"):
-        fields = value.__dataclass_fields__  # type: ignore[union-attr]
-        return {f: canonical(getattr(value, f)) for f in fields if f != "created_at"}
-    if isinstance(value, bytes | UUID | date):
-        return f"{type(value).__name__}:{value!s}"
-    return value
+from tests.golden_exec.canonical import canonical
 
 
 async def main(target: str, where: str) -> None:

@@ -210,12 +210,17 @@ async def test_drift_reports_type_and_nullability(backend: Any) -> None:
     assert set(result.errors) == expected
 
 
-def test_cli_flag_and_subcommand_forms(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def sqlite_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's backend: SQLite under ``tmp_path/data``, whatever the environment says."""
     monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
     for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
         monkeypatch.delenv(var, raising=False)
+
+
+def test_cli_flag_and_subcommand_forms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqlite_here(tmp_path, monkeypatch)
 
     def run(*argv: str) -> tuple[int, str]:
         code = cli_main(list(argv))
@@ -298,9 +303,7 @@ def test_the_runtime_cli_alone_says_what_migrate_and_check_need(
     commands that need one say how to run them, and change nothing."""
     from aragora_repos import cli
 
-    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
-    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
-        monkeypatch.delenv(var, raising=False)
+    sqlite_here(tmp_path, monkeypatch)
     assert cli.main(["migrate", "--status"]) == 1
     assert cli.main(["check"]) == 1
     err = capsys.readouterr().err
@@ -341,9 +344,7 @@ def test_conflicting_migrate_arguments_are_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
-    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
-        monkeypatch.delenv(var, raising=False)
+    sqlite_here(tmp_path, monkeypatch)
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("aragora-repos: error: migrate") and err[-1] == "\n", err
@@ -353,9 +354,7 @@ def test_conflicting_migrate_arguments_are_refused(
 def test_a_target_no_migration_has_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
-    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
-        monkeypatch.delenv(var, raising=False)
+    sqlite_here(tmp_path, monkeypatch)
     latest = MIGRATIONS[-1].version
     assert cli_main(["migrate", "up", "--to", str(latest + 35), "--no-backup"]) == 1
     err = capsys.readouterr().err
@@ -415,9 +414,7 @@ def test_the_package_cli_generates_with_the_generator_installed(
 def test_offline_plans_need_no_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
-    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
-        monkeypatch.delenv(var, raising=False)
+    sqlite_here(tmp_path, monkeypatch)
     latest = MIGRATIONS[-1].version
     assert cli_main(["migrate", "plan", "--offline"]) == 0
     everything = capsys.readouterr().out
@@ -449,9 +446,7 @@ def test_stamp_records_an_existing_schema_without_running_anything(
 ) -> None:
     """Alembic's stamp: a database whose schema already is the latest gets its versions
     recorded; one whose schema differs is refused and left as it was."""
-    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "data"))
-    for var in ("DATABASE_URL", "ARAGORA_DATABASE_URL", "ARAGORA_POSTGRES_DSN"):
-        monkeypatch.delenv(var, raising=False)
+    sqlite_here(tmp_path, monkeypatch)
     with contextlib.ExitStack() as stack:
         url: list[str] = []
         if backend == "postgres":
