@@ -21,6 +21,7 @@ the server (everything but verify-ca and verify-full; asyncpg's default is prefe
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ DSN_VARIABLES = (
 )
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 VERIFIED_SSL_MODES = ("verify-ca", "verify-full")
+_log = logging.getLogger("aragora_repos.config")
 DATA_DIR_VARIABLES = ("ARAGORA_DATA_DIR", "ARAGORA_NOMIC_DIR", "NOMIC_DIR")
 SQLITE_FILE = "aragora.db"
 __all__ = [
@@ -340,11 +342,24 @@ def check_connection_policy(dsn: Secret, *, production: bool | None = None) -> N
 
 
 def _require_verified_tls(variable: str, dsn: str) -> None:
+    """Production: verify-full and verify-ca pass quietly; require passes with a warning
+    (managed services document it, so a deployment must be able to start with it);
+    disable, allow, prefer and no sslmode are refused."""
     mode = sslmode(dsn)
+    if mode == "require":
+        _log.warning(
+            "%s uses sslmode=require under ARAGORA_ENV=production: the connection is "
+            "encrypted, but the server's certificate is not checked, so whoever sits "
+            "between this process and the server can pose as it and read everything; "
+            "set sslmode=verify-full with sslrootcert=<the server's CA>",
+            variable,
+        )
+        return
     if mode not in VERIFIED_SSL_MODES:
         raise ConfigError(
             f"invalid {variable} for ARAGORA_ENV=production: expected sslmode=verify-full "
-            f"or verify-ca (the server's certificate checked), got "
+            f"or verify-ca (the server's certificate checked; require is accepted with a "
+            f"warning), got "
             f"{mode or 'no sslmode (asyncpg tries TLS, then falls back to plain text)'}"
         )
 

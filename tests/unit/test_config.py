@@ -104,7 +104,7 @@ def test_timeouts_and_slow_query_threshold() -> None:
     assert Config.from_env({"ARAGORA_SLOW_QUERY_MS": "off"}).slow_query_ms is None
 
 
-@pytest.mark.parametrize("mode", ["disable", "allow", "prefer", "require"])
+@pytest.mark.parametrize("mode", ["disable", "allow", "prefer"])
 def test_production_refuses_unverified_tls(mode: str) -> None:
     env = {"ARAGORA_ENV": "production", "DATABASE_URL": f"postgresql://u@h/db?sslmode={mode}"}
     with pytest.raises(ConfigError, match=f"got {mode}$"):
@@ -114,9 +114,22 @@ def test_production_refuses_unverified_tls(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["verify-ca", "verify-full"])
-def test_production_accepts_verified_tls(mode: str) -> None:
+def test_production_accepts_verified_tls(mode: str, caplog: pytest.LogCaptureFixture) -> None:
     env = {"ARAGORA_ENV": "production", "DATABASE_URL": f"postgresql://u@h/db?sslmode={mode}"}
     assert Config.from_env(env).production
+    assert caplog.records == []  # quiet
+
+
+def test_production_accepts_require_with_a_warning_naming_the_risk(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Managed services document sslmode=require, so a deployment must start with it; the
+    warning says what it does not protect against and what to set."""
+    env = {"ARAGORA_ENV": "production", "DATABASE_URL": "postgresql://u@h/db?sslmode=require"}
+    assert Config.from_env(env).production
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and "DATABASE_URL uses sslmode=require" in record.message
+    assert "certificate is not checked" in record.message and "verify-full" in record.message
 
 
 def test_explicit_sqlite_ignores_the_dsn() -> None:
@@ -182,17 +195,18 @@ def test_data_dir_aliases(var: str) -> None:
         (
             {"ARAGORA_ENV": "production", "DATABASE_URL": f"postgresql://u:{CANARY}@h/db"},
             "invalid DATABASE_URL for ARAGORA_ENV=production: expected sslmode=verify-full or "
-            "verify-ca (the server's certificate checked), got no sslmode (asyncpg tries TLS, "
-            "then falls back to plain text)",
+            "verify-ca (the server's certificate checked; require is accepted with a warning), "
+            "got no sslmode (asyncpg tries TLS, then falls back to plain text)",
         ),
         (
             {
                 "ARAGORA_ENV": "production",
                 "DATABASE_URL": "postgresql://u@h/db?sslmode=verify-full",
-                "ARAGORA_POSTGRES_REPLICAS": "postgresql://u@r/db?sslmode=require",
+                "ARAGORA_POSTGRES_REPLICAS": "postgresql://u@r/db?sslmode=prefer",
             },
             "invalid ARAGORA_POSTGRES_REPLICAS for ARAGORA_ENV=production: expected "
-            "sslmode=verify-full or verify-ca (the server's certificate checked), got require",
+            "sslmode=verify-full or verify-ca (the server's certificate checked; require is "
+            "accepted with a warning), got prefer",
         ),
         (
             {"DATABASE_URL": f"mysql://u:{CANARY}@h/db"},

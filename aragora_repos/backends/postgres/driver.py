@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -214,4 +215,7 @@ def _connect_failure(exc: BaseException, dsn: Secret) -> errors.DatabaseError:
     )
     sqlstate = exc.sqlstate if isinstance(exc, asyncpg.PostgresError) else None
     reason = type(exc).__name__ + (f" ({sqlstate})" if sqlstate else "")
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        # OpenSSL's own words (expired, wrong issuer, host name mismatch); no credentials.
+        reason += f": the server's certificate does not verify: {exc.verify_message}"
     return kind(f"cannot connect to {dsn}: {reason}", sqlstate=sqlstate)
