@@ -419,6 +419,11 @@ def _schema_commands(sub: Commands) -> None:
     m.add_argument("--repair", dest="repair_flag", action="store_true")
     m.add_argument("--to", type=int, metavar="N", help="target version")
     m.add_argument(
+        "--db",
+        metavar="NAME",
+        help="accepted as Aragora's runner spells it; one migration stream covers every store",
+    )
+    m.add_argument(
         "--offline",
         action="store_true",
         help="plan or dry-run: print the SQL without a database (see --from, --dialect)",
@@ -672,6 +677,12 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
         if args.command == "health":
             return asyncio.run(run_health(config))
         _flag_action(args)
+        if args.db is not None:
+            print(
+                f"note: --db {args.db}: this project keeps one migration stream for every "
+                "store, so the command applies to all of it",
+                file=sys.stderr,
+            )
         if args.action == "create" and not args.name:
             print("migrate create needs a description", file=sys.stderr)
             return 2

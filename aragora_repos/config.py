@@ -1,6 +1,6 @@
 """Configuration from the environment, validated once; errors name the variable.
 
-Backend (``ARAGORA_DB_BACKEND``: sqlite | postgres | auto, default auto): auto picks
+Backend (``ARAGORA_DB_BACKEND``: sqlite | postgres (or postgresql) | auto, default auto): auto picks
 PostgreSQL when a primary is configured, else SQLite at ``$ARAGORA_DATA_DIR/aragora.db``
 (default ``.nomic/``).
 
@@ -11,8 +11,10 @@ set, else a DSN built from ``ARAGORA_PG_HOST`` / ``_PORT`` / ``_DATABASE`` / ``_
 ``ARAGORA_POSTGRES_REPLICAS`` lists read replicas, comma-separated, each a DSN or a
 ``host[:port]`` that takes user, password, database and TLS from the primary.
 
-Pool: ``ARAGORA_POSTGRES_POOL_MIN`` / ``_MAX``; otherwise ``ARAGORA_DB_POOL_SIZE`` (kept
-open) and ``ARAGORA_DB_POOL_MAX_OVERFLOW`` (extra under load), as in SQLAlchemy.
+Pool: the most connections is the first of ``ARAGORA_POSTGRES_POOL_MAX``,
+``ARAGORA_POOL_MAX_SIZE`` and ``ARAGORA_DB_POOL_SIZE`` (plus ``ARAGORA_DB_POOL_MAX_OVERFLOW``,
+extra connections during bursts) that is set, default 10; ``ARAGORA_POSTGRES_POOL_MIN`` are
+kept open (default 1).
 ``ARAGORA_DB_POOL_TIMEOUT``: seconds to wait for a free connection. ``DB_TIMEOUT``: seconds
 a SQLite writer waits for the lock. ``ARAGORA_SLOW_QUERY_MS``: log queries slower than
 this (``off`` disables). ``ARAGORA_ENV=production`` refuses TLS modes that do not verify
@@ -161,9 +163,12 @@ class Config:
     @classmethod
     def _parse(cls, env: Mapping[str, str]) -> Config:
         mode = _get(env, "ARAGORA_DB_BACKEND").lower() or "auto"
+        if mode == "postgresql":  # the seeds' spelling
+            mode = "postgres"
         if mode not in ("sqlite", "postgres", "auto"):
             raise ConfigError(
-                f"invalid ARAGORA_DB_BACKEND: expected sqlite, postgres or auto, got {mode!r}"
+                f"invalid ARAGORA_DB_BACKEND: expected sqlite, postgres (postgresql) or auto, "
+                f"got {mode!r}"
             )
         production = is_production(env)
         ssl_mode = _get(env, "ARAGORA_PG_SSL_MODE").lower() or None
@@ -196,10 +201,13 @@ class Config:
         sqlite_path = (
             Path(_get(env, "ARAGORA_SQLITE_PATH")) if _get(env, "ARAGORA_SQLITE_PATH") else None
         )
-        pool_size = _number(env, "ARAGORA_DB_POOL_SIZE", 1, int)
-        overflow = _number(env, "ARAGORA_DB_POOL_MAX_OVERFLOW", 9, int)
-        pool_min = _number(env, "ARAGORA_POSTGRES_POOL_MIN", pool_size, int)
-        pool_max = _number(env, "ARAGORA_POSTGRES_POOL_MAX", pool_size + overflow, int)
+        sized = _number(env, "ARAGORA_DB_POOL_SIZE", 10, int) + _number(
+            env, "ARAGORA_DB_POOL_MAX_OVERFLOW", 0, int
+        )
+        pool_max = _number(
+            env, "ARAGORA_POSTGRES_POOL_MAX", _number(env, "ARAGORA_POOL_MAX_SIZE", sized, int), int
+        )
+        pool_min = _number(env, "ARAGORA_POSTGRES_POOL_MIN", min(1, pool_max), int)
         if pool_max < 1 or pool_min > pool_max:
             raise ConfigError(
                 "invalid ARAGORA_POSTGRES_POOL_MIN/ARAGORA_POSTGRES_POOL_MAX: expected "

@@ -510,3 +510,13 @@ def has_schema_version(backend: str, tmp_path: Path, url: list[str]) -> bool:
             await conn.close()
 
     return asyncio.run(check())
+
+
+def test_the_seeds_db_option_is_accepted_and_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqlite_here(tmp_path, monkeypatch)
+    assert cli_main(["migrate", "--dry-run", "--db", "users"]) == 0
+    captured = capsys.readouterr()
+    assert "-- up 0001_" in captured.out
+    assert "--db users: this project keeps one migration stream" in captured.err

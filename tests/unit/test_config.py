@@ -83,9 +83,24 @@ def test_replicas_inherit_credentials_from_the_primary() -> None:
     assert CANARY not in repr(config)
 
 
-def test_pool_size_and_overflow_like_sqlalchemy() -> None:
+def test_the_seeds_pool_settings() -> None:
+    """ARAGORA_DB_POOL_SIZE is the pool's size (its most connections), with
+    ARAGORA_DB_POOL_MAX_OVERFLOW extra during bursts; ARAGORA_POOL_MAX_SIZE and
+    ARAGORA_POSTGRES_POOL_MAX name the most directly, the latter first."""
+    assert (Config.from_env({}).pool_min, Config.from_env({}).pool_max) == (1, 10)
     config = Config.from_env({"ARAGORA_DB_POOL_SIZE": "4", "ARAGORA_DB_POOL_MAX_OVERFLOW": "6"})
-    assert (config.pool_min, config.pool_max) == (4, 10)
+    assert (config.pool_min, config.pool_max) == (1, 10)
+    assert Config.from_env({"ARAGORA_DB_POOL_SIZE": "20"}).pool_max == 20
+    assert (
+        Config.from_env({"ARAGORA_POOL_MAX_SIZE": "20", "ARAGORA_DB_POOL_SIZE": "4"}).pool_max == 20
+    )
+    both = {"ARAGORA_POOL_MAX_SIZE": "20", "ARAGORA_POSTGRES_POOL_MAX": "7"}
+    assert Config.from_env(both).pool_max == 7
+
+
+def test_the_seeds_backend_spelling() -> None:
+    env = {"ARAGORA_DB_BACKEND": "postgresql", "DATABASE_URL": "postgresql://u@h/db"}
+    assert Config.from_env(env).backend == "postgres"
     config = Config.from_env(
         {
             "ARAGORA_DB_POOL_SIZE": "4",
@@ -153,7 +168,8 @@ def test_data_dir_aliases(var: str) -> None:
     [
         (
             {"ARAGORA_DB_BACKEND": "mysql"},
-            "invalid ARAGORA_DB_BACKEND: expected sqlite, postgres or auto, got 'mysql'",
+            "invalid ARAGORA_DB_BACKEND: expected sqlite, postgres (postgresql) or auto, "
+            "got 'mysql'",
         ),
         (
             {"ARAGORA_DB_BACKEND": "postgres"},
@@ -180,7 +196,7 @@ def test_data_dir_aliases(var: str) -> None:
             "entries, got 'u@h2'",
         ),
         (
-            {"ARAGORA_DB_POOL_SIZE": "5", "ARAGORA_POSTGRES_POOL_MAX": "2"},
+            {"ARAGORA_POSTGRES_POOL_MIN": "5", "ARAGORA_POSTGRES_POOL_MAX": "2"},
             "invalid ARAGORA_POSTGRES_POOL_MIN/ARAGORA_POSTGRES_POOL_MAX: expected 0 <= min "
             "<= max and max >= 1, got min=5, max=2",
         ),
