@@ -28,7 +28,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 from urllib.parse import quote, urlencode, urlunsplit
 
 from aragora_repos.dsn import Dsn, DsnError, parse_dsn, redact_dsn
@@ -124,6 +124,12 @@ class Config:
             migration lock (``ARAGORA_MIGRATION_LOCK_TIMEOUT``) before giving up.
         backup_retention_days: backup sets older than this are pruned after a backup
             (``ARAGORA_BACKUP_RETENTION_DAYS``, default 7).
+        pooler: what sits between this process and PostgreSQL (``ARAGORA_POSTGRES_POOLER``):
+            ``none``, ``session`` or ``transaction`` (PgBouncer's transaction mode,
+            Supabase's port 6543). In transaction mode no statement is prepared under a
+            name, and what needs a session of its own (migrations, advisory locks outside
+            a transaction, LISTEN, checkouts) goes to ``direct_dsn`` or is refused.
+        direct_dsn: the server itself, past the pooler (``ARAGORA_POSTGRES_DIRECT_DSN``).
     """
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
@@ -139,6 +145,8 @@ class Config:
     production: bool = False
     migration_lock_timeout: float = 300.0
     backup_retention_days: float = 7.0
+    pooler: Literal["none", "session", "transaction"] = "none"
+    direct_dsn: Secret | None = None
 
     @property
     def sqlite_file(self) -> Path:
@@ -213,6 +221,20 @@ class Config:
                 "invalid ARAGORA_POSTGRES_POOL_MIN/ARAGORA_POSTGRES_POOL_MAX: expected "
                 f"0 <= min <= max and max >= 1, got min={pool_min}, max={pool_max}"
             )
+        pooler = _get(env, "ARAGORA_POSTGRES_POOLER").lower() or "none"
+        if pooler not in ("none", "session", "transaction"):
+            raise ConfigError(
+                "invalid ARAGORA_POSTGRES_POOLER: expected none, session or transaction, "
+                f"got {pooler!r}"
+            )
+        direct = _get(env, "ARAGORA_POSTGRES_DIRECT_DSN") or None
+        if direct is not None:
+            try:
+                parse_dsn(direct)
+            except DsnError as exc:
+                raise ConfigError(f"invalid ARAGORA_POSTGRES_DIRECT_DSN: {exc}") from None
+            if production:
+                _require_verified_tls("ARAGORA_POSTGRES_DIRECT_DSN", direct)
         slow_raw = _get(env, "ARAGORA_SLOW_QUERY_MS").lower()
         slow_query_ms = (
             None if slow_raw == "off" else _number(env, "ARAGORA_SLOW_QUERY_MS", 1000.0, float)
@@ -231,6 +253,8 @@ class Config:
             production=production,
             migration_lock_timeout=_number(env, "ARAGORA_MIGRATION_LOCK_TIMEOUT", 300.0, float),
             backup_retention_days=_number(env, "ARAGORA_BACKUP_RETENTION_DAYS", 7.0, float),
+            pooler=cast(Literal["none", "session", "transaction"], pooler),
+            direct_dsn=Secret(direct) if direct is not None else None,
         )
 
     def __repr__(self) -> str:

@@ -27,6 +27,7 @@ from aragora_repos import errors
 from aragora_repos.backends.base import Backend, Planner
 from aragora_repos.backends.postgres.driver import (
     DRIVER_ERRORS,
+    connect_one,
     create_pool,
     gone,
     is_loss,
@@ -43,7 +44,7 @@ from aragora_repos.backends.postgres.pool import Lender, Replica
 from aragora_repos.backends.postgres.replicas import Replicas
 from aragora_repos.backends.postgres.session import Listener, PgTx, Session
 from aragora_repos.backup import pg_dump_backup
-from aragora_repos.config import Config, Secret
+from aragora_repos.config import Config, Secret, check_connection_policy
 from aragora_repos.migrations import Applied, Migration
 from aragora_repos.observability import (
     BackendCapabilities,
@@ -72,11 +73,13 @@ class PostgresDatabase(Backend):
 
     __slots__ = (
         "__weakref__",
+        "_direct",
         "_dsn",
         "_lender",
         "_lock_timeout",
         "_migration_lock_timeout",
         "_pool",
+        "_pooler",
         "_queries",
         "_reads",
         "_replica_reads",
@@ -98,8 +101,12 @@ class PostgresDatabase(Backend):
         transaction_config: TransactionConfig | None = None,
         replicas: Sequence[Replica] = (),
         check_interval: float = 0.5,
+        pooler: str = "none",
+        direct_dsn: Secret | None = None,
     ) -> None:
         super().__init__(transaction_config)
+        self._pooler = pooler
+        self._direct = direct_dsn
         self._pool = pool
         self._lender = Lender(pool, timeout=pool_timeout, label=str(dsn))
         self._dsn = dsn
@@ -124,13 +131,17 @@ class PostgresDatabase(Backend):
         transaction_config: TransactionConfig | None = None,
         replica_check_interval: float = 0.5,
         migration_lock_timeout: float = 300.0,
+        pooler: str = "none",
+        direct_dsn: Secret | None = None,
     ) -> PostgresDatabase:
         """Open the primary pool (failing if the primary is unreachable) and a pool per
         replica (a replica that is down starts ejected and returns when it answers)."""
-        pool = await create_pool(dsn, min_size, max_size, timeout)
+        pool = await create_pool(dsn, min_size, max_size, timeout, pooler=pooler)
+        if direct_dsn is not None:
+            check_connection_policy(direct_dsn)
         replica_list = []
         for replica in replicas:
-            rpool = await create_pool(replica, 0, max_size, timeout)
+            rpool = await create_pool(replica, 0, max_size, timeout, pooler=pooler)
             replica_list.append(Replica(rpool, str(replica), pool_timeout))
         db = cls(
             pool,
@@ -141,6 +152,8 @@ class PostgresDatabase(Backend):
             transaction_config=transaction_config,
             replicas=replica_list,
             check_interval=replica_check_interval,
+            pooler=pooler,
+            direct_dsn=direct_dsn,
         )
         if replica_list:
             await db.check_replicas()
@@ -160,6 +173,8 @@ class PostgresDatabase(Backend):
             pool_timeout=config.pool_timeout,
             slow_query_ms=config.slow_query_ms,
             migration_lock_timeout=config.migration_lock_timeout,
+            pooler=config.pooler,
+            direct_dsn=config.direct_dsn,
         )
 
     # --- routing ------------------------------------------------------------------------
@@ -307,13 +322,36 @@ class PostgresDatabase(Backend):
             await lender.discard(conn, full_reset=True)
 
     @contextlib.asynccontextmanager
+    async def _session(self, what: str) -> AsyncIterator[BoundConnection]:
+        """A connection with a session of its own for ``what``: a pool checkout, or,
+        behind a transaction pooler, a direct connection to the server (refused with
+        what to set when none is configured)."""
+        if self._pooler != "transaction":
+            async with self._checkout() as lent:
+                yield lent
+            return
+        if self._direct is None:
+            raise errors.ConfigError(
+                f"cannot {what} through a transaction pooler (ARAGORA_POSTGRES_POOLER="
+                "transaction): it needs a session of its own, and the pooler hands the "
+                "server session to another client after each transaction; set "
+                "ARAGORA_POSTGRES_DIRECT_DSN to the server's own address (Supabase: the "
+                "direct connection, port 5432)"
+            )
+        conn = await connect_one(self._direct)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Session]:
         """``async with db.connection() as conn:`` a primary connection of your own.
 
         Whatever session state it gathers is reset on release, and the session object
         refuses every call after the block.
         """
-        async with self._checkout() as conn:
+        async with self._session("check out a connection") as conn:
             session = Session(conn)
             try:
                 yield session
@@ -367,7 +405,7 @@ class PostgresDatabase(Backend):
             await acquire(driver.connection, "pg_try_advisory_xact_lock")
             yield
             return
-        async with self._checkout() as conn:
+        async with self._session(f"hold advisory lock {key} outside a transaction") as conn:
             await acquire(conn, "pg_try_advisory_lock")
             try:
                 yield
@@ -379,7 +417,7 @@ class PostgresDatabase(Backend):
     async def listen(self, channel: str) -> AsyncIterator[Listener]:
         """``async with db.listen("events") as events:`` then ``await events.get()``."""
         listener = Listener()
-        async with self._checkout() as conn:
+        async with self._session(f"LISTEN on {channel}") as conn:
             await conn.add_listener(channel, listener._push)
             try:
                 yield listener
@@ -437,7 +475,7 @@ class PostgresDatabase(Backend):
 
     async def stamp(self, migrations: Sequence[Migration]) -> list[int]:
         try:
-            async with self._checkout() as conn:
+            async with self._session("stamp (the migration lock is a session lock)") as conn:
                 return await stamp(conn, migrations, self._migration_lock_timeout)
         except DRIVER_ERRORS as exc:
             raise map_error(exc) from exc
@@ -457,7 +495,7 @@ class PostgresDatabase(Backend):
         on_backup: Callable[[Path | None], None] | None = None,
     ) -> list[int]:
         try:
-            async with self._checkout() as conn:
+            async with self._session("migrate (the migration lock is a session lock)") as conn:
                 return await run_plan(
                     conn,
                     planner,

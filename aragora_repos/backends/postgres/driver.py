@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from aragora_repos import errors
 from aragora_repos.codec import json_text
@@ -105,7 +106,7 @@ RESET_QUERY = (
 
 async def reset_session(conn: Connection) -> None:
     """Pool reset hook. asyncpg has already rolled back any open transaction and removed
-    listeners (``Connection.reset_session``) before calling it. A single generated statement run
+    listeners (``Connection._reset``) before calling it. A single generated statement run
     outside a transaction cannot leave session state behind, so its release skips the
     reset query, which would otherwise cost a second round trip per call; releases from
     transactions, checkouts and migrations run :data:`RESET_QUERY`. If the reset fails or
@@ -161,16 +162,37 @@ def terminate(conn: Lent) -> None:
         conn.terminate()
 
 
-def gone(conn: Lent) -> bool:
-    """Whether a lent proxy can no longer be used. When the server ends a session,
-    asyncpg returns its holder to the pool by itself and detaches the proxy
+def gone(conn: BoundConnection) -> bool:
+    """Whether a connection can no longer be used. When the server ends a session,
+    asyncpg returns its holder to the pool by itself and detaches a lent proxy
     (``Connection._cleanup``), after which every proxy method raises; so the proxy's
     own attribute is read instead of calling into it."""
+    if not isinstance(conn, PoolConnectionProxy):  # a connection of its own
+        return conn.is_closed()
     inner: Connection | None = cast(Any, conn)._con
     return inner is None or inner.is_closed()
 
 
-async def create_pool(dsn: Secret, min_size: int, max_size: int, timeout: float) -> Pool:
+async def _no_reset(conn: Connection) -> None:
+    """Behind a transaction pooler the server session is not this connection's to reset:
+    the runtime sets session state only with SET LOCAL there."""
+
+
+#: Pooler modes (``Config.pooler``) whose server sessions outlive a transaction.
+SESSION_POOLERS = ("none", "session")
+
+
+def _driver_options(pooler: str) -> dict[str, Any]:
+    """asyncpg settings for a pooler mode: behind a transaction pooler no statement is
+    prepared under a name (the next transaction may run on another server session, or
+    another client's statement of that name may be there; asyncpg's FAQ, PgBouncer's
+    prepared-statement notes), so its statement cache is off."""
+    return {} if pooler in SESSION_POOLERS else {"statement_cache_size": 0}
+
+
+async def create_pool(
+    dsn: Secret, min_size: int, max_size: int, timeout: float, *, pooler: str = "none"
+) -> Pool:
     check_connection_policy(dsn)
     failure: errors.DatabaseError | None = None
     try:
@@ -179,16 +201,17 @@ async def create_pool(dsn: Secret, min_size: int, max_size: int, timeout: float)
             min_size=min_size,
             max_size=max_size,
             init=init_connection,
-            reset=reset_session,
+            reset=reset_session if pooler in SESSION_POOLERS else _no_reset,
             timeout=timeout,
             server_settings=SESSION_SETTINGS,
+            **_driver_options(pooler),
         )
     except (TimeoutError, *DRIVER_ERRORS) as exc:
         failure = _connect_failure(exc, dsn)
     raise failure
 
 
-async def connect_one(dsn: Secret, *, timeout: float = 10.0) -> Connection:
+async def connect_one(dsn: Secret, *, timeout: float = 10.0, pooler: str = "none") -> Connection:
     """One asyncpg connection with this runtime's session settings and asyncpg's own
     codecs, for bulk work (COPY) that needs a connection of its own; connection errors
     are those of :meth:`PostgresDatabase.open`."""
@@ -196,7 +219,10 @@ async def connect_one(dsn: Secret, *, timeout: float = 10.0) -> Connection:
     failure: errors.DatabaseError | None = None
     try:
         conn: Connection = await asyncpg.connect(
-            dsn.reveal(), timeout=timeout, server_settings=SESSION_SETTINGS
+            dsn.reveal(),
+            timeout=timeout,
+            server_settings=SESSION_SETTINGS,
+            **_driver_options(pooler),
         )
     except (TimeoutError, *DRIVER_ERRORS) as exc:
         failure = _connect_failure(exc, dsn)

@@ -25,7 +25,7 @@ from aragora_repos.migrations import (
 
 if TYPE_CHECKING:
     from aragora_repos.backends.base import Planner
-    from aragora_repos.backends.postgres.driver import BoundConnection, Lent
+    from aragora_repos.backends.postgres.driver import BoundConnection
 
 _log = logging.getLogger("aragora_repos.migrations")
 
@@ -156,7 +156,7 @@ LIMIT 1"""
 
 
 async def run_plan(
-    conn: Lent,
+    conn: BoundConnection,
     planner: Planner,
     *,
     dsn: Secret,
@@ -187,7 +187,9 @@ async def run_plan(
     return done
 
 
-async def stamp(conn: Lent, migrations: Sequence[Migration], lock_timeout: float) -> list[int]:
+async def stamp(
+    conn: BoundConnection, migrations: Sequence[Migration], lock_timeout: float
+) -> list[int]:
     """Under the migration lock, in one transaction: the ``schema_version`` rows of every
     migration, nothing run; refused when any row exists."""
     await take_migration_lock(conn, lock_timeout)

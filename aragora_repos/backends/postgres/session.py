@@ -18,7 +18,7 @@ from aragora_repos.backends.postgres.driver import (
 from aragora_repos.transaction import TxOptions
 
 if TYPE_CHECKING:
-    from aragora_repos.backends.postgres.driver import Lent
+    from aragora_repos.backends.postgres.driver import BoundConnection, Lent
     from aragora_repos.backends.postgres.pool import Lender
     from aragora_repos.backends.postgres.replicas import Replicas
 
@@ -166,10 +166,10 @@ class Session:
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: Lent) -> None:
-        self._conn: Lent | None = conn
+    def __init__(self, conn: BoundConnection) -> None:
+        self._conn: BoundConnection | None = conn
 
-    def _live(self) -> Lent:
+    def _live(self) -> BoundConnection:
         if self._conn is None:
             raise errors.InterfaceError("cannot use the connection: it was released to the pool")
         return self._conn
@@ -199,7 +199,7 @@ class Session:
             raise map_error(exc) from exc
 
     @property
-    def raw(self) -> Lent:
+    def raw(self) -> BoundConnection:
         """The asyncpg connection proxy (released with the session)."""
         return self._live()
 
