@@ -32,9 +32,13 @@ check: $(STAMP)
 	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
 
 ## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory), in two
-## worker processes, a test file to each: every worker has its own database and servers
+## worker processes, a test file to each: every worker has its own database and servers;
+## then the repository tests and every generated query again through a PgBouncer in
+## transaction mode
 test: $(STAMP)
 	$(VENV)/bin/pytest --numprocesses 2 --dist loadfile
+	ARAGORA_TEST_POOLER=transaction ARAGORA_DIFF_EXAMPLES=12 $(VENV)/bin/pytest \
+		--numprocesses 2 --dist loadfile tests/generated tests/differential/test_differential.py
 
 ## demo: generate, migrate an embedded SQLite database under .nomic/, run the example app
 demo: $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -59,6 +60,35 @@ async def _reset_if_unversioned(dsn: str) -> None:
         await conn.close()
 
 
+#: ``ARAGORA_TEST_POOLER=transaction``: the PostgreSQL side of the repository tests (the
+#: ``db`` fixture, the differential suite) goes through a PgBouncer in transaction mode
+#: that the session starts, with the session database as the direct DSN.
+POOLER = os.environ.get("ARAGORA_TEST_POOLER", "none")
+
+
+@pytest.fixture(scope="session")
+def pooled_dsn(postgres_dsn: str) -> Iterator[str]:
+    """``postgres_dsn`` as the repositories reach it: through the pooler under test, if any."""
+    if POOLER == "none":
+        yield postgres_dsn
+        return
+    from tests.pgbouncer import pgbouncer
+
+    with pgbouncer(postgres_dsn, POOLER) as dsn:
+        yield dsn
+
+
+def postgres_config(pooled: str, direct: str, **settings: Any) -> Config:
+    """The Config the repository tests use for PostgreSQL (through the pooler, if any)."""
+    return Config(
+        backend="postgres",
+        dsn=Secret(pooled),
+        pooler=POOLER,  # type: ignore[arg-type]
+        direct_dsn=Secret(direct) if POOLER == "transaction" else None,
+        **settings,
+    )
+
+
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """The generated facade over a migrated, empty database of each backend."""
@@ -67,7 +97,8 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     else:
         dsn: str = request.getfixturevalue("postgres_dsn")
         await _reset_if_unversioned(dsn)
-        database = await connect(Config(backend="postgres", dsn=Secret(dsn), pool_max=4))
+        pooled: str = request.getfixturevalue("pooled_dsn")
+        database = await connect(postgres_config(pooled, dsn, pool_max=4))
     await database.migrate()
     if request.param == "postgres":
         await _truncate_all(dsn)

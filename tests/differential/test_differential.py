@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aragora_db import Database, connect
-from aragora_repos import Config, Secret
+from aragora_repos import Config
+from tests.conftest import POOLER, postgres_config
 from tests.differential.harness import Call, Pair, Tally, arguments, discover
 
 pytestmark = pytest.mark.postgres
@@ -25,16 +26,22 @@ CALLS = discover()
 EXAMPLES = int(os.environ.get("ARAGORA_DIFF_EXAMPLES", "60"))
 #: ``make test`` replays the same examples every run; ``make fidelity`` draws new ones.
 RANDOM = os.environ.get("ARAGORA_DIFF_RANDOM") == "1"
-REPORT = Path(__file__).parent.parent.parent / "build" / "fidelity.md"
+REPORT = (
+    Path(__file__).parent.parent.parent
+    / "build"
+    / ("fidelity.md" if POOLER == "none" else f"fidelity-{POOLER}-pooler.md")
+)
 
 
 @pytest.fixture(scope="module")
-def pair(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+def pair(
+    postgres_dsn: str, pooled_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
     loop = asyncio.new_event_loop()
     data_dir = tmp_path_factory.mktemp("differential")
 
     async def open_both() -> tuple[Database, Database]:
-        pg = await connect(Config(backend="postgres", dsn=Secret(postgres_dsn), pool_max=2))
+        pg = await connect(postgres_config(pooled_dsn, postgres_dsn, pool_max=2))
         lite = await connect(Config(data_dir=data_dir))
         await pg.migrate()
         await lite.migrate()
