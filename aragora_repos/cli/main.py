@@ -1,0 +1,182 @@
+"""The entry point: parse, read the configuration, dispatch, and turn errors into exit
+codes with messages that never carry a DSN's secrets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aragora_repos.backends import open_async
+from aragora_repos.cli.args import (
+    UsageError,
+    _argv_secrets,
+    _dsn_from,
+    _flag_action,
+    _secret_tokens,
+    parser,
+)
+from aragora_repos.cli.migrate import App, run_check, run_migrate
+from aragora_repos.config import Config
+from aragora_repos.errors import ConfigError, DatabaseError
+
+
+async def run_backup(args: argparse.Namespace, config: Config) -> int:
+    """``backup`` and ``restore`` (see :mod:`aragora_repos.tools.backup_sets`)."""
+    from aragora_repos.tools.backup_sets import restore, take_backup
+
+    if args.command == "restore":
+        path = Path(args.path)
+        if path.is_file():
+            path = path.parent
+        done = await restore(config, path, take_safety_backup=not args.no_backup)
+        print(done.render())
+        return 0
+    if args.keep_days is not None and not args.keep_days >= 0:  # NaN too
+        raise ConfigError(f"--keep-days: expected a number >= 0, got {args.keep_days}")
+    report = await take_backup(config, keep_days=args.keep_days, verify=args.verify)
+    print(report.render() + ("\nverified: checksums and integrity" if args.verify else ""))
+    return 0
+
+
+async def run_health(config: Config) -> int:
+    """Print ``get_database_health()`` as JSON; exit 1 when the database is unreachable."""
+    db = await open_async(config, inspect=True)
+    try:
+        health = await db.get_database_health()
+    finally:
+        await db.close()
+    print(json.dumps(dataclasses.asdict(health), indent=2, default=str))
+    return 0 if health.reachable else 1
+
+
+async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
+    """Exit 0 when every row was copied or skipped, 1 when the verification found a
+    difference (the report names the table), 3 when rows went to the reject file."""
+    from aragora_repos.tools.migrate_data import Progress, migrate_data
+
+    dsn = (
+        _dsn_from(
+            "--postgres-dsn", args.postgres_dsn, args.postgres_dsn_env, args.postgres_dsn_file
+        )
+        or config.dsn
+    )
+    if dsn is None:
+        print("migrate-data needs --postgres-dsn or DATABASE_URL", file=sys.stderr)
+        return 2
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = await migrate_data(
+        args.sqlite_path,
+        dsn,
+        tables=[t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None,
+        batch_size=args.batch_size,
+        skip_existing=args.skip_existing,
+        dry_run=args.dry_run,
+        verify=args.verify,
+        restart=args.restart,
+        reject_file=args.reject_file,
+        progress=None if args.json else Progress(),
+        keep_foreign_keys=args.keep_foreign_keys,
+        exclude_tables=[t.strip() for t in (args.exclude_tables or "").split(",") if t.strip()],
+        batch_bytes=max(1, int(args.batch_mib * 1024 * 1024)),
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report.render())
+    if report.verified is False:
+        return 1
+    return 3 if report.total_errors else 0
+
+
+def _generator_command(args: argparse.Namespace, app: App) -> int:
+    """``generate`` and ``schema-diff``: the generator's, when the package handed it in."""
+    command = app.generator if args.command == "generate" else app.review
+    if command is None:
+        print(
+            f"{args.command} needs the generator: pip install 'aragora-repos[codegen]'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "generate":
+        return command(["check" if args.check else "generate", "--root", args.root])
+    output = ["--output", args.output] if args.output else []
+    return command(["--base", args.base, "--root", args.root, *output])
+
+
+def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
+    """Run one command; return its exit code. ``app``: what it works on (see :class:`App`)."""
+    app = app or App()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _argv_secrets[:] = _secret_tokens(argv)
+    args = parser().parse_args(argv)
+    try:
+        config = Config.from_env()
+        url = _dsn_from(
+            "--database-url", args.database_url, args.database_url_env, args.database_url_file
+        )
+        if url is not None:
+            config = dataclasses.replace(config, backend="postgres", dsn=url, replicas=())
+        if args.command in ("generate", "schema-diff"):
+            return _generator_command(args, app)
+        if args.command == "import-sqlite":
+            from aragora_repos.tools.import_sqlite import import_sqlite
+
+            imported = import_sqlite(
+                Path(args.source),
+                None if args.print else Path(args.schema_dir),
+                tables=args.tables.split(",") if args.tables else None,
+            )
+            if args.print:
+                print(imported.sql, end="")
+            else:
+                print(f"wrote {imported.path}: {len(imported.tables)} tables")
+            for guess in imported.guesses:
+                print(f"review: {guess}", file=sys.stderr)
+            return 0
+        if args.command == "consolidate":
+            from aragora_repos.tools.layout import consolidate
+
+            result = consolidate(
+                Path(args.source),
+                Path(args.target) if args.target else None,
+                action=args.action,
+                take_backup=not args.no_backup,
+            )
+            print(result.to_json() if args.json else result.render())
+            return 0 if result.ok else 1
+        if args.command == "migrate-data":
+            return asyncio.run(run_migrate_data(args, config))
+        if args.command == "check":
+            return asyncio.run(run_check(config, app))
+        if args.command in ("backup", "restore"):
+            return asyncio.run(run_backup(args, config))
+        if args.command == "health":
+            return asyncio.run(run_health(config))
+        _flag_action(args)
+        if args.db is not None:
+            print(
+                f"note: --db {args.db}: this project keeps one migration stream for every "
+                "store, so the command applies to all of it",
+                file=sys.stderr,
+            )
+        if args.action == "create" and not args.name:
+            print("migrate create needs a description", file=sys.stderr)
+            return 2
+        return asyncio.run(run_migrate(args, config, app))
+    except UsageError as exc:
+        print(f"aragora-repos: error: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
