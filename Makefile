@@ -37,7 +37,7 @@ check: $(STAMP)
 ## transaction mode
 test: $(STAMP)
 	$(VENV)/bin/pytest --numprocesses 2 --dist loadfile
-	ARAGORA_TEST_POOLER=transaction ARAGORA_DIFF_EXAMPLES=12 $(VENV)/bin/pytest \
+	ARAGORA_TEST_POOLER=transaction ARAGORA_DIFF_EXAMPLES=6 $(VENV)/bin/pytest \
 		--numprocesses 2 --dist loadfile tests/generated tests/differential/test_differential.py
 
 ## demo: generate, migrate an embedded SQLite database under .nomic/, run the example app
