@@ -150,8 +150,7 @@ class Database:
 
     def listen(self, channel: str) -> AbstractAsyncContextManager[Listener]:
         """LISTEN on ``channel`` (PostgreSQL); NotSupportedError on SQLite."""
-        listening: AbstractAsyncContextManager[Listener] = self.backend.listen(channel)
-        return listening
+        return self.backend.listen(channel)
 
     async def notify(self, channel: str, payload: str = "") -> None:
         """NOTIFY ``channel`` (PostgreSQL); NotSupportedError on SQLite."""

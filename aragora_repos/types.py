@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
@@ -15,10 +14,6 @@ class DbRow(Protocol):
     position by the generated decoders."""
 
     def __getitem__(self, index: int, /) -> Any: ...
-
-
-TransactionContext: TypeAlias = AbstractAsyncContextManager[None]
-SyncTransactionContext: TypeAlias = AbstractContextManager[None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,10 +186,6 @@ class AsyncSqliteDatabase(Backend):
 
     # --- where a call runs -------------------------------------------------------------
 
-    def inline_ok(self) -> bool:
-        """Whether a single-row read may run inline on the reader now."""
-        return self._tx.get() is None and not self._closed
-
     async def _hop(self, fn: Callable[[], T]) -> T:
         if self._closed:
             raise errors.PoolClosed("cannot use the database: it is closed")
