@@ -9,6 +9,7 @@ table, or with a target schema that did not exist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -19,6 +20,8 @@ from aragora_db.__main__ import main as cli_main
 from aragora_repos.errors import MigrationError
 from aragora_repos.tools.layout import consolidate
 from aragora_repos.tools.migrate_data import migrate_data
+from tests.conftest import BACKENDS
+from tests.pg_server import fresh_database
 
 LEGACY = ("debates.db", "traces.db", "tournaments.db")  # all three go to core.db
 
@@ -105,3 +108,34 @@ async def test_migrate_data_refuses_to_leave_tables_behind_unless_named(
     assert report.left_behind == {"orphan_table": 5, "kept.extra": 7}
     assert report.tables["kept"].migrated == 7 and report.verified
     assert "left behind (excluded): orphan_table: 5 rows" in report.render()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_two_stampers_at_once_record_the_versions_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``migrate stamp`` from two processes at once: one records every version, the other
+    is refused; never twice (the lock, then the check, in one transaction)."""
+    from aragora_db.migrations import MIGRATIONS
+    from aragora_repos import Config, Secret, open_async
+
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            config = Config(data_dir=tmp_path)
+        else:
+            dsn = stack.enter_context(fresh_database(request.getfixturevalue("postgres_dsn")))
+            config = Config(backend="postgres", dsn=Secret(dsn), pool_max=2)
+        first, second = await open_async(config), await open_async(config)
+        try:
+            results = await asyncio.gather(
+                first.stamp(MIGRATIONS), second.stamp(MIGRATIONS), return_exceptions=True
+            )
+            recorded = await first.applied()
+        finally:
+            await first.close()
+            await second.close()
+    done = [r for r in results if isinstance(r, list)]
+    refused = [r for r in results if isinstance(r, MigrationError)]
+    assert len(done) == 1 and len(refused) == 1, results
+    assert "already records migrations" in str(refused[0])
+    assert sorted(recorded) == [m.version for m in MIGRATIONS]

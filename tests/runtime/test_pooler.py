@@ -118,3 +118,14 @@ async def test_without_the_setting_named_statements_collide(pooled: str, direct:
         await db.close()
     assert failures, "named statements through a transaction pooler should have collided"
     assert any("prepared statement" in str(f) for f in failures), failures[:3]
+
+
+async def test_a_pooler_refusal_never_shows_the_password(pooled: str) -> None:
+    canary = "CANARY-pooler-77b2"
+    db = Database(await open_async(_config(pooled.replace("postgres@", f"postgres:{canary}@"))))
+    try:
+        with pytest.raises(ConfigError) as info:
+            await db.migrate()
+        assert canary not in f"{info.value} {info.value!r} {db.backend!r}"
+    finally:
+        await db.close()

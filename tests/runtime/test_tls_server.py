@@ -202,3 +202,13 @@ async def test_production_takes_require_with_a_warning_and_verify_full_quietly(
     assert len(warnings) == 2 and all("certificate is not checked" in w for w in warnings)
     with pytest.raises(ConfigError, match="sslmode=verify-full"):
         await connect_one(Secret(tls.dsn("prefer")))
+
+
+async def test_a_refused_certificate_never_shows_the_password(tls: TlsServer) -> None:
+    canary = "CANARY-tls-5e1f"
+    dsn = tls.dsn("verify-full", ca=tls.other_ca_file).replace("postgres@", f"postgres:{canary}@")
+    for attempt in (lambda: connect_one(Secret(dsn)), lambda: PostgresDatabase.open(Secret(dsn))):
+        with pytest.raises(ConnectionFailure) as info:
+            await attempt()
+        shown = f"{info.value} {info.value!r} {info.value.__cause__!r}"
+        assert "does not verify" in shown and canary not in shown
