@@ -79,7 +79,13 @@ def section(section: Section) -> str:
 
 
 def literal(sql: str) -> str:
-    body = sql.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    """``sql`` as a triple-quoted Python literal that reads back exactly: backslashes, a
+    run of three quotes, a quote at the very end (``DROP TABLE "X"``), carriage returns
+    (which Python would read as newlines) and NULs escaped."""
+    body = sql.replace("\\", "\\\\").replace("\r", "\\r").replace("\x00", "\\x00")
+    if body.endswith('"'):
+        body = body[:-1] + '\\"'
+    body = body.replace('"""', '\\"\\"\\"')
     return f'"""{body}"""'
 
 
