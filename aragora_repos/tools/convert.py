@@ -73,6 +73,8 @@ RULES = {
     "date_ts": "timestamp text at midnight as date",
     "json_number": "number as JSON number",
     "json_blob": "UTF-8 blob as JSON text",
+    "json_respelled": "JSON respelled by jsonb (key order, spacing, number form; same document)",
+    "json_duplicate_keys": "JSON object with a repeated key: jsonb keeps the last value only",
     "uuid_blob": "16-byte blob as UUID",
     "uuid_text": "UUID text in a non-canonical form",
     "array_json": "JSON array text as array",
@@ -337,12 +339,34 @@ def _json(column: TargetColumn, counts: Counter[str], *, keep_documents: bool = 
     binary = column.type_name == "jsonb"
     # Floats or Decimals: the same texts parse (and fail) either way.
     decode = (_STRICT_DECIMAL_JSON if keep_documents else _STRICT_JSON).decode
+    duplicates: list[bool] = []
+    if binary:
+        # jsonb keeps one value per key and its own key order and spacing: a document it
+        # respells is counted, one it loses a duplicate key's value from counted apart.
+        from aragora_repos.tools.canonical import jsonb_text
+
+        def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+            found = dict(items)
+            if len(found) != len(items):
+                duplicates.append(True)
+            return found
+
+        decode = json.JSONDecoder(
+            parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=pairs
+        ).decode
 
     def check(text: str) -> str:
         try:
             parsed = decode(text)
         except (ValueError, RecursionError) as exc:
+            duplicates.clear()
             raise Reject(f"invalid JSON: {exc}") from None
+        if binary:
+            if duplicates:
+                duplicates.clear()
+                counts["json_duplicate_keys"] += 1
+            elif jsonb_text(parsed) != text:
+                counts["json_respelled"] += 1
         if "\\u" in text:
             if binary and _JSON_NUL.search(text):
                 raise Reject("JSON holds \\u0000 (jsonb cannot)")

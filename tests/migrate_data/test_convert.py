@@ -57,6 +57,12 @@ CONVERTED: list[tuple[str, Any, Any, str | None]] = [
     ("bytea", "ab", b"ab", "blob_text"),
     ("jsonb", '{"a": [1, 2]}', '{"a": [1, 2]}', None),
     ("jsonb", 5, "5", "json_number"),
+    # jsonb respells what it stores; the text is sent as it is, the change is counted.
+    ("jsonb", '{"bb": 1, "a": 2}', '{"bb": 1, "a": 2}', "json_respelled"),
+    ("jsonb", '{"a":1}', '{"a":1}', "json_respelled"),
+    ("jsonb", '{"a": 1, "a": 2}', '{"a": 1, "a": 2}', "json_duplicate_keys"),
+    ("jsonb", '[{"x": [{"k": 1, "k": 1}]}]', '[{"x": [{"k": 1, "k": 1}]}]', "json_duplicate_keys"),
+    ("json", '{"a": 1, "a": 2}', '{"a": 1, "a": 2}', None),
     (
         "uuid",
         "12345678-1234-5678-1234-567812345678",
