@@ -250,6 +250,9 @@ class _Table:
     """(constraint name, expression) of every CHECK, column CHECKs included."""
     indexes: list[tuple[str, bool, list[str], exp.Expression | None]]
     """(name, unique, ``column [DESC]`` items, partial predicate)."""
+    keys: list[list[str]] = field(default_factory=list)
+    """Column lists some unique constraint or unique index covers (foreign keys may
+    reference them)."""
 
     def column(self, name: str) -> _Column | None:
         folded = name.casefold()
@@ -263,6 +266,7 @@ class _Project:
     def __init__(self, schema_dir: Path | None) -> None:
         self.types: dict[str, dict[str, str]] = {}
         self.keys: dict[str, list[list[str]]] = {}
+        self.files: dict[str, str] = {}
         if schema_dir is None or not any(schema_dir.glob("[0-9][0-9][0-9][0-9]_*.sql")):
             return
         try:
@@ -273,7 +277,7 @@ class _Project:
                 f"{schema_dir} holds migrations: reading them needs the generator "
                 "(pip install 'aragora-repos[codegen]')"
             ) from None
-        files = {
+        self.files = files = {
             p.name: p.read_text(encoding="utf-8")
             for p in sorted(schema_dir.glob("[0-9][0-9][0-9][0-9]_*.sql"))
         }
@@ -394,10 +398,10 @@ class _Importer:
             if any(c[1] < 0 for c in keyed):
                 self.guess(where, "on an expression: not imported")
                 continue
-            items = [c[2] for c in keyed]
             if unique and not partial:
-                table.uniques.append(items)
+                table.keys.append([c[2] for c in keyed])
             if origin == "u":
+                table.uniques.append([c[2] for c in keyed])
                 continue
             items = [ident(c[2]) + (" DESC" if c[3] else "") for c in keyed]
             predicate = None
@@ -524,7 +528,7 @@ class _Writer:
             return None
         table = self.tables[found]
         kinds = {c.name: "BIGINT" if c.kind == IDENTITY else c.kind for c in table.columns}
-        return found, kinds, [table.pk, *table.uniques]
+        return found, kinds, [table.pk, *table.keys]
 
     def resolve_foreign_keys(self) -> list[tuple[str, str]]:
         """Give each foreign-key column its parent's type; drop keys PostgreSQL would refuse
@@ -737,6 +741,22 @@ class _Writer:
         return out
 
 
+def _check_with_generator(project: _Project, sql: str) -> None:
+    """The generator takes the migration after the project's own, or nothing is written."""
+    try:
+        from codegen.analysis.schema import analyse_schema
+        from codegen.errors import CodegenError
+    except ImportError:
+        return
+    last = max((int(name[:4]) for name in project.files), default=0)
+    try:
+        analyse_schema({**project.files, f"{last + 1:04d}_import.sql": sql})
+    except CodegenError as exc:
+        raise ConfigError(
+            f"the imported schema is not one the generator takes; nothing written:\n{exc}"
+        ) from None
+
+
 def _unwrap(raw: str) -> str:
     """A default's text without the parentheses around it."""
     text = raw.strip()
@@ -838,6 +858,8 @@ def import_sqlite(
         + "\n\n-- migrate:down\n"
         + "".join(f"{d}\n" for d in down)
     )
+    if body:
+        _check_with_generator(project, sql)
     path = None
     if schema_dir is not None and write and body:
         path = create_migration(schema_dir, f"import {source.stem}", text=sql)

@@ -6,7 +6,9 @@ statements with these, and the renderer the schema snapshots.
 
 from __future__ import annotations
 
+import functools
 import re
+import sqlite3
 from collections.abc import Callable, Container
 
 from sqlglot import exp
@@ -19,7 +21,29 @@ _RESERVED_DEFAULT = re.compile(r"^[-+]?\d+(\.\d+)?$")
 
 
 def quote(name: str) -> str:
-    return exp.to_identifier(name).sql("sqlite")
+    """``name`` as a SQLite identifier: bare when SQLite reads it back as that very name
+    (lowercase, and not a word its parser takes as a keyword there), quoted otherwise."""
+    if _BARE.match(name) and _bare_ok(name):
+        return name
+    return exp.to_identifier(name, quoted=True).sql("sqlite")
+
+
+_BARE = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def _bare_ok(name: str) -> bool:
+    """SQLite itself decides: a keyword such as ``order`` is refused as a bare column or
+    table name, a fallback keyword such as ``action`` taken."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f"CREATE TABLE {name} ({name} INTEGER)")
+        db.execute(f"SELECT {name} FROM {name} WHERE {name} = 1 ORDER BY {name}")
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+    return True
 
 
 def is_literal(sql: str) -> bool:

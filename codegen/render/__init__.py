@@ -95,7 +95,7 @@ def _models(
             naming.singular(t.name),
             f"A row of the {t.name} table.",
             tuple(
-                FieldSpec(naming.safe(c.name), ty.annotation(c.type, not c.not_null, imports))
+                FieldSpec(naming.snake(c.name), ty.annotation(c.type, not c.not_null, imports))
                 for c in t.columns
             ),
         )

@@ -3,6 +3,10 @@ where SQLite reads run, docstrings per backend, and code that compiles."""
 
 from __future__ import annotations
 
+import ast
+
+import pytest
+
 from codegen.model.ir import (
     Catalog,
     Column,
@@ -128,3 +132,42 @@ def test_scalars_decode_inline_without_a_decoder() -> None:
     )
     assert "DbRow" not in text and "value: int = r[0]" in text
     compile(text, "things.py", "exec")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        'DROP TABLE "X"',
+        '"""',
+        '""""',
+        'a""',
+        "x\\",
+        'a\\"',
+        "line\r\nend",
+        "nul\x00byte",
+        '"',
+        "",
+    ],
+)
+def test_migration_literals_read_back_exactly(sql: str) -> None:
+    from codegen.render.schema import literal
+
+    assert ast.literal_eval(literal(sql)) == sql
+
+
+@pytest.mark.parametrize(
+    ("name", "quoted"),
+    [
+        ("users", "users"),
+        ("action", "action"),  # a keyword SQLite takes as a bare name
+        ("order", '"order"'),
+        ("select", '"select"'),
+        ("InvoiceLine", '"InvoiceLine"'),
+        ("Line Note", '"Line Note"'),
+        ('it"s', '"it""s"'),
+    ],
+)
+def test_sqlite_names_quoted_when_sqlite_needs_it(name: str, quoted: str) -> None:
+    from codegen.dialects.sqlite_ddl import quote
+
+    assert quote(name) == quoted

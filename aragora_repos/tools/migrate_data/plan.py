@@ -35,6 +35,9 @@ class TablePlan:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     """Single-column keys to other tables: orphans are found by one query per batch
     instead of by splitting a refused COPY."""
+    later_parents: set[str] = field(default_factory=set)
+    """Parent tables copied after this one (a foreign-key cycle): a row whose parent the
+    source holds waits for it rather than being refused as an orphan."""
     self_keys: list[str] = field(default_factory=list)
     """Constraint names of foreign keys from the table to itself: a row refused by one of
     them waits until the rest of the table is in (its parent may come later)."""
@@ -234,7 +237,8 @@ async def plan(
     plans = []
     keys = await _foreign_keys(conn, schema)
     names_of_keys = await _constraint_names(conn, schema)
-    for name in fk_order(names, [(child, parent) for child, parent, _ in keys]):
+    order = fk_order(names, [(child, parent) for child, parent, _ in keys])
+    for position, name in enumerate(order):
         columns, pk, rowid = src[name]
         wanted = set(columns)
         target_columns = [c for c in target[name] if c.name in wanted]
@@ -261,9 +265,12 @@ async def plan(
                     for child, parent, key in keys
                     if child == name and parent != name and key is not None and key.column in wanted
                 ],
-                [n for child, parent, n in names_of_keys if child == parent == name],
+                self_keys=[n for child, parent, n in names_of_keys if child == parent == name],
             )
         )
+        plans[-1].later_parents = {
+            parent for child, parent, _ in keys if child == name and parent in order[position + 1 :]
+        }
     return Plan(plans, sorted(unmatched), dropped, left_behind)
 
 
