@@ -14,7 +14,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from aragora_repos import ConfigError
 from aragora_repos.tools.convert import RULES
 from aragora_repos.tools.import_sqlite import import_sqlite
 from aragora_repos.tools.migrate_data import migrate_data
