@@ -17,7 +17,8 @@ from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection
 from aragora_repos.errors import MigrationError
 
 SKIP_VARIABLE = "ARAGORA_SKIP_SCHEMA_VALIDATION"
-_BOOKKEEPING = {"schema_version"}
+#: Tables the runtime and migrate-data keep for themselves in a SQLite database.
+_BOOKKEEPING = {"schema_version", "aragora_migrate_progress", "aragora_migrate_rejects"}
 _FTS_CONTENT = re.compile(r"content\s*=\s*'([^']+)'")
 
 

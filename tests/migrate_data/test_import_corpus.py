@@ -5,7 +5,9 @@ no table is left uncreated, no row is left behind."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -14,9 +16,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from aragora_repos.drift import ExpectedSchema
 from aragora_repos.tools.convert import RULES
 from aragora_repos.tools.import_sqlite import import_sqlite
 from aragora_repos.tools.migrate_data import migrate_data
+from aragora_repos.tools.migrate_data.sqlite_target import copy_into_sqlite
 from tests.migrate_data import corpus
 from tests.pg_server import fresh_database
 
@@ -73,6 +77,22 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, P
         guesses += result.guesses
     _run(root, "-m", "codegen", "generate", "--root", str(root))
     return root, built, guesses
+
+
+def _expected(root: Path) -> ExpectedSchema:
+    """The generated package's EXPECTED, imported from its file."""
+    spec = importlib.util.spec_from_file_location(
+        "corpus_schema", root / "src" / "corpus_db" / "schema.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    expected: ExpectedSchema = module.EXPECTED
+    return expected
+
+
+def _sums(detail: str) -> list[str]:
+    return re.findall(r"checksum ([0-9a-f]{16})", detail)
 
 
 def _types(sql: str) -> dict[str, str]:
@@ -167,6 +187,14 @@ async def test_migrated_up_on_both_backends_and_every_row_copied(
     db.close()
     expected = {t for path in built.values() for t in corpus.row_counts(path)}
     assert sqlite_tables == expected
+    checksums: dict[str, str | None] = {}
+    for name, path in built.items():
+        report = copy_into_sqlite(path, files[0], _expected(root), verify=True)
+        assert report.total_errors == 0, (name, report.render())
+        assert report.verified, (name, report.render())
+        assert {t: r.migrated for t, r in report.tables.items()} == corpus.row_counts(path)
+        for table, table_report in report.tables.items():
+            checksums[table] = table_report.verify_detail
     with fresh_database(postgres_dsn) as dsn:
         _run(root, "-m", "corpus_db", "--database-url", dsn, "migrate", "up")
         conn = await asyncpg.connect(dsn)
@@ -184,6 +212,10 @@ async def test_migrated_up_on_both_backends_and_every_row_copied(
                 assert report.total_errors == 0, (name, report.render())
                 assert report.verified, name
                 assert {t: r.migrated for t, r in report.tables.items()} == counts, name
+                for table, table_report in report.tables.items():
+                    # The same canonical checksum on both targets: the same values.
+                    detail = table_report.verify_detail or ""
+                    assert _sums(detail)[-1:] == _sums(checksums[table] or "")[-1:], table
                 if name == "json_documents":
                     rules = report.tables["documents"].conversions
                     assert rules["body"] == {
