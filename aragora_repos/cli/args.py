@@ -291,6 +291,32 @@ def _data_commands(sub: Commands) -> None:
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="log each batch")
 
+    c.add_argument(
+        "--target",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="postgres (default), or sqlite: the project's own SQLite database "
+        "(ARAGORA_DATA_DIR/aragora.db), migrated up first",
+    )
+
+    a = _command(
+        sub,
+        "adopt",
+        help="bring an existing installation's data (legacy or consolidated .nomic/, or any "
+        "SQLite file) into this project's schema",
+    )
+    a.add_argument("--source", required=True, help="a data directory, or one SQLite file")
+    a.add_argument(
+        "--target",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="sqlite (default: ARAGORA_DATA_DIR/aragora.db) or postgres (--database-url)",
+    )
+    a.add_argument("--dry-run", action="store_true", help="map and convert, write nothing")
+    a.add_argument("--verify", action="store_true", help="compare counts and checksums after")
+    a.add_argument("--batch-size", type=int, default=1000, help="rows per batch (1000)")
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+
     k = _command(
         sub, "consolidate", help="merge legacy SQLite files into core/memory/analytics/agents.db"
     )

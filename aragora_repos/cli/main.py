@@ -21,9 +21,10 @@ from aragora_repos.cli.args import (
     _secret_tokens,
     parser,
 )
-from aragora_repos.cli.migrate import App, run_check, run_migrate
+from aragora_repos.cli.migrate import App, _needs, run_check, run_migrate
 from aragora_repos.config import Config
 from aragora_repos.errors import ConfigError, DatabaseError
+from aragora_repos.migrations import Migration
 
 
 async def run_backup(args: argparse.Namespace, config: Config) -> int:
@@ -95,6 +96,66 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
     return 3 if report.total_errors else 0
 
 
+def run_migrate_data_sqlite(args: argparse.Namespace, config: Config, app: App) -> int:
+    """migrate-data into the project's SQLite database; exit codes as into PostgreSQL."""
+    from aragora_repos.tools.migrate_data.sqlite_target import copy_into_sqlite
+
+    if app.expected is None or app.migrations is None:
+        raise _needs("schema", "migrate-data --target sqlite")
+    if not args.dry_run:
+        asyncio.run(_migrate_sqlite(config, app.migrations))
+    report = copy_into_sqlite(
+        args.sqlite_path,
+        config.sqlite_file,
+        app.expected,
+        tables=[t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None,
+        batch_size=args.batch_size,
+        batch_bytes=max(1, int(args.batch_mib * 1024 * 1024)),
+        skip_existing=args.skip_existing,
+        dry_run=args.dry_run,
+        verify=args.verify,
+        restart=args.restart,
+        reject_file=args.reject_file,
+        exclude_tables=[t.strip() for t in (args.exclude_tables or "").split(",") if t.strip()],
+    )
+    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.render())
+    if report.verified is False:
+        return 1
+    return 3 if report.total_errors else 0
+
+
+async def _migrate_sqlite(config: Config, migrations: Sequence[Migration]) -> None:
+    db = await open_async(dataclasses.replace(config, backend="sqlite", dsn=None, replicas=()))
+    try:
+        await db.migrate(migrations)
+    finally:
+        await db.close()
+
+
+async def run_adopt(args: argparse.Namespace, config: Config, app: App) -> int:
+    """``adopt``: exit 0 when every source row is in the target, 3 when some were rejected
+    (each in the reject file with its reason), 1 when rows or values were left behind or
+    the verification found a difference."""
+    from aragora_repos.tools.adopt import adopt
+
+    if app.expected is None or app.migrations is None:
+        raise _needs("schema", "adopt")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size: expected at least 1, got {args.batch_size}")
+    report = await adopt(
+        Path(args.source),
+        config,
+        tuple(app.migrations),
+        app.expected,
+        target=args.target,
+        dry_run=args.dry_run,
+        verify=args.verify,
+        batch_size=args.batch_size,
+    )
+    print(report.to_json() if args.json else report.render())
+    return report.exit_code()
+
+
 def _generator_command(args: argparse.Namespace, app: App) -> int:
     """``generate`` and ``schema-diff``: the generator's, when the package handed it in."""
     command = app.generator if args.command == "generate" else app.review
@@ -152,7 +213,11 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             print(result.to_json() if args.json else result.render())
             return 0 if result.ok else 1
         if args.command == "migrate-data":
+            if args.target == "sqlite":
+                return run_migrate_data_sqlite(args, config, app)
             return asyncio.run(run_migrate_data(args, config))
+        if args.command == "adopt":
+            return asyncio.run(run_adopt(args, config, app))
         if args.command == "check":
             return asyncio.run(run_check(config, app))
         if args.command in ("backup", "restore"):

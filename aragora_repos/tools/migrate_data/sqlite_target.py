@@ -344,26 +344,24 @@ class _SqliteCopier:
         failed: list[tuple[Any, ...]] = []
         if not self.dry_run:
             self.db.execute("BEGIN IMMEDIATE")
-            before = self.db.total_changes
+            # rowcount counts the rows each INSERT wrote (a conflict skipped writes none),
+            # not what triggers wrote (a full-text index kept in step).
             try:
                 self.db.execute("SAVEPOINT batch")
-                self.db.executemany(insert, rows)
+                copied = self.db.executemany(insert, rows).rowcount if rows else 0
                 self.db.execute("RELEASE batch")
-                copied = self.db.total_changes - before
             except sqlite3.IntegrityError:
                 self.db.execute("ROLLBACK TO batch")
                 self.db.execute("RELEASE batch")
+                copied = 0
                 for row, record, source in zip(rows, records, sources, strict=True):
-                    changed = self.db.total_changes
                     try:
-                        self.db.execute(insert, row)
+                        copied += self.db.execute(insert, row).rowcount
                     except sqlite3.IntegrityError as exc:
                         failed.append(record)
                         rejects.append(
                             (batch.position(source), batch.key(source), None, _reason(exc), None)
                         )
-                    else:
-                        copied += self.db.total_changes - changed
         skipped = 0 if self.dry_run else len(rows) - copied - len(failed)
         hasher = self.hashers.get(table.name)
         gone = refused + failed
