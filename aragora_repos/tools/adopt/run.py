@@ -60,8 +60,8 @@ class AdoptReport:
     dry_run: bool
     tables: list[AdoptedTable] = field(default_factory=list)
     copied: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Per target table: rows ``copied`` by this run, ``already_there`` (skipped),
-    ``rejected`` by the copy."""
+    """Per target table: rows ``copied``, ``already_there`` (skipped) and ``rejected`` by the
+    copy, these runs together, of which ``by_earlier_runs`` before this one (a resumed copy)."""
     conversions: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     """Per target table: column -> conversion rule -> rows (the copy's)."""
     verified: bool | None = None
@@ -115,10 +115,12 @@ class AdoptReport:
                 for rule, n in rules.items():
                     lines.append(f"    {column}: {n:,} {rule}")
         for table, counts in sorted(self.copied.items()):
-            there = (
-                f", {counts['already_there']:,} there already" if counts["already_there"] else ""
-            )
-            lines.append(f"{table}: {counts['copied']:,} copied{there}")
+            there = counts["already_there"]
+            earlier = counts["by_earlier_runs"]
+            line = f"{table}: {counts['copied']:,} copied"
+            line += f", {there:,} there already" if there else ""
+            line += f" ({earlier:,} rows done by earlier runs)" if earlier else ""
+            lines.append(line)
             for column, rules in self.conversions.get(table, {}).items():
                 for rule, n in rules.items():
                     lines.append(f"    {column}: {n:,} {rule}")
@@ -352,6 +354,7 @@ def _account(
             "copied": table.migrated,
             "already_there": table.skipped,
             "rejected": table.errors,
+            "by_earlier_runs": table.already_done,
         }
         if table.conversions:
             report.conversions[name] = table.conversions

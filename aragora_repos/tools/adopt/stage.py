@@ -147,6 +147,8 @@ class _Stager:
         self.slugs: dict[str, int] = {}
         """slug base -> debates staged with it."""
         self.created: dict[str, list[str]] = {}
+        self.derived: tuple[str, str] | None = None
+        """The column derived for the row being staged, and its slug base."""
         self.now = encode_timestamptz(datetime.now(UTC))
         self.report = StageReport()
 
@@ -219,8 +221,15 @@ class _Stager:
             for rowid, row in _rows(db, table, kept):
                 report.rows += 1
                 values = dict(zip(kept, row, strict=True))
-                self._apply(target, values, counts)
-                self._insert(source, table, target, columns, rowid, values, report)
+                self.derived = None
+                applied: dict[str, Counter[str]] = {}
+                self._apply(target, values, applied)
+                if self._insert(source, table, target, columns, rowid, values, report):
+                    for column, rules in applied.items():
+                        counts.setdefault(column, Counter()).update(rules)
+                elif self.derived is not None:
+                    # A duplicate takes no slug: the next debate of that base gets it.
+                    self.slugs[self.derived[1]] -= 1
             report.rules = {
                 c: {RULES[r]: n for r, n in sorted(rules.items())} for c, rules in counts.items()
             }
@@ -262,6 +271,7 @@ class _Stager:
             used = self.slugs.get(base, 0)
             self.slugs[base] = used + 1
             values["slug"] = with_suffix(base, used)
+            self.derived = ("slug", base)
             count("slug", "slug_from_task")
         for column in list(values):
             if values[column] is not None or column not in target.not_null:
@@ -283,7 +293,8 @@ class _Stager:
         rowid: object,
         values: dict[str, Any],
         report: SourceTableReport,
-    ) -> None:
+    ) -> bool:
+        """Stage one row; False when it was not (a duplicate, or a reject)."""
         names = [c for c in columns if c in values]
         cursor = self.db.execute(
             f"INSERT INTO {_q(target.name)} ({', '.join(_q(c) for c in names)}) "
@@ -296,15 +307,17 @@ class _Stager:
                 f"INSERT INTO {PROVENANCE} VALUES (?, ?, ?, ?, ?)",
                 (target.name, cursor.lastrowid, source.name, table, _position(rowid)),
             )
-            return
+            return True
         where = " AND ".join(f"{_q(c)} IS ?" for c in target.pk)
+        compared = [c for c in names if self.derived is None or c != self.derived[0]]
         held = self.db.execute(
-            f"SELECT {', '.join(_q(c) for c in names)}, rowid FROM {_q(target.name)} WHERE {where}",
+            f"SELECT {', '.join(_q(c) for c in compared)}, rowid FROM {_q(target.name)} "
+            f"WHERE {where}",
             [values[c] for c in target.pk],
         ).fetchone()
-        if held is not None and list(held[:-1]) == [values[c] for c in names]:
+        if held is not None and list(held[:-1]) == [values[c] for c in compared]:
             report.duplicates += 1
-            return
+            return False
         first = self.db.execute(
             f"SELECT file, source_table FROM {PROVENANCE} WHERE target = ? AND staged = ?",
             (target.name, held[-1] if held else None),
@@ -315,13 +328,14 @@ class _Stager:
             {
                 "file": source.name,
                 "table": table,
-                "position": _position(rowid),
+                "position": rowid,
                 "key": key[0] if len(key) == 1 else key,
                 "reason": f"key also given by {first[0]}:{first[1]} with other values"
                 if first
                 else "key given twice",
             }
         )
+        return False
 
 
 def _value(value: Any) -> str:

@@ -398,7 +398,8 @@ class _SqliteCopier:
                 continue
             present = _present(self.db, key.parent, key.parent_column, list(stored.values()))
             missing = {v for v, s in stored.items() if s not in present}
-            if missing and (key.parent in table.later_parents or key.parent == table.name):
+            later = key.parent in table.later_parents or key.parent == table.name
+            if missing and (later or self.dry_run):  # a dry run wrote no parents
                 missing -= _present_in_source(
                     self.source, key.parent, key.parent_column, list(missing)
                 )
