@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from aragora_repos import errors
+from aragora_repos.backup import locked
 from aragora_repos.config import Config
 from aragora_repos.drift import ExpectedSchema
 from aragora_repos.files import private_dir, replacing
@@ -158,10 +159,6 @@ async def adopt(
 ) -> AdoptReport:
     """Adopt ``source`` (a data directory or a SQLite file) into the database ``config``
     names: the project's SQLite file (``target="sqlite"``) or PostgreSQL (``"postgres"``)."""
-    from aragora_repos.backends import open_async
-    from aragora_repos.tools.migrate_data import migrate_data
-    from aragora_repos.tools.migrate_data.sqlite_target import copy_into_sqlite
-
     started = time.perf_counter()
     if target not in ("sqlite", "postgres"):
         raise errors.ConfigError(f"adopt: --target must be sqlite or postgres, got {target!r}")
@@ -175,6 +172,44 @@ async def adopt(
         raise errors.ConfigError(f"adopt: {config.sqlite_file} is both the source and the target")
     work = config.data_dir / "adopt"
     private_dir(work)
+    # One adopt at a time per data directory (they share the staged file); a second
+    # waits, then finds the copy done and resumes nothing.
+    with locked(work, exclusive=True):
+        return await _adopt_locked(
+            source,
+            config,
+            migrations,
+            expected,
+            target=target,
+            dry_run=dry_run,
+            verify=verify,
+            batch_size=batch_size,
+            found=found,
+            where=where,
+            work=work,
+            started=started,
+        )
+
+
+async def _adopt_locked(
+    source: Path,
+    config: Config,
+    migrations: tuple[Migration, ...],
+    expected: ExpectedSchema,
+    *,
+    target: str,
+    dry_run: bool,
+    verify: bool,
+    batch_size: int,
+    found: Found,
+    where: str,
+    work: Path,
+    started: float,
+) -> AdoptReport:
+    from aragora_repos.backends import open_async
+    from aragora_repos.tools.migrate_data import migrate_data
+    from aragora_repos.tools.migrate_data.sqlite_target import copy_into_sqlite
+
     staged = work / "staged.db"
     mark = work / "staged.fingerprint"
     fingerprint = _fingerprint(found, where)

@@ -25,6 +25,7 @@ Staging reads the sources in a fixed order, so the same sources stage the same f
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections import Counter
@@ -37,6 +38,7 @@ from typing import Any
 from aragora_repos.backends.sqlite import open_read_only
 from aragora_repos.codec import encode_timestamptz
 from aragora_repos.drift import ExpectedSchema
+from aragora_repos.files import create_private
 from aragora_repos.migrations import Migration
 from aragora_repos.tools.adopt.sources import SourceFile, source_tables, target_table
 from aragora_repos.tools.migrate_data.plan import fk_order
@@ -380,17 +382,23 @@ def _rows(
         ]
         lead = "json_array(" + ", ".join(_q(c) for c in pk) + ")"
         order = ", ".join(_q(c) for c in pk)
+    done = 0
     try:
         for row in db.execute(f"SELECT {lead}, {listed} FROM {_q(table)} ORDER BY {order}"):
             yield row[0], tuple(row[1 : 1 + len(columns)])
+            done += 1
         return
     except sqlite3.OperationalError as exc:
         if "decode" not in str(exc):
             raise
+    # Some text is not UTF-8: read on, from the row that failed, with each value's type.
     typed = ", ".join(f"typeof({_q(c)}), {_q(c)}" for c in columns) or "NULL, NULL"
     db.text_factory = bytes
     try:
-        for row in db.execute(f"SELECT {lead}, {typed} FROM {_q(table)} ORDER BY {order}"):
+        rows = db.execute(
+            f"SELECT {lead}, {typed} FROM {_q(table)} ORDER BY {order} LIMIT -1 OFFSET ?", (done,)
+        )
+        for row in rows:
             values: list[Any] = []
             for i in range(1, len(row) - 1, 2):
                 kind, value = row[i], row[i + 1]
@@ -413,6 +421,7 @@ def stage(
 ) -> StageReport:
     """Stage every recognised table of ``sources`` into a new file at ``staged_path``."""
     staged_path.unlink(missing_ok=True)
+    os.close(create_private(staged_path))  # it holds the sources' data: 0600 whatever the umask
     db = sqlite3.connect(staged_path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode = OFF")
