@@ -11,6 +11,7 @@ Both forms work::
     aragora-repos migrate-data --sqlite-path .nomic/core.db [--verify] [--dry-run] ...
     aragora-repos consolidate --dry-run | --migrate | --verify --source DIR [--target DIR]
     aragora-repos import-sqlite FILE.db|SCHEMA.sql [--schema-dir sql/schema] [--print]
+    aragora-repos adopt --source DIR|FILE [--target sqlite|postgres] [--dry-run] [--verify]
 
 The backend comes from the environment (see ``aragora_repos.config``) unless
 ``--database-url`` is given. What the CLI works on is passed in as an :class:`App`: a

@@ -252,7 +252,9 @@ def _operations_commands(sub: Commands) -> None:
 
 def _data_commands(sub: Commands) -> None:
     c = _command(
-        sub, "migrate-data", help="copy a SQLite database into PostgreSQL (resumable, verified)"
+        sub,
+        "migrate-data",
+        help="copy a SQLite database into PostgreSQL or the project's SQLite (resumable, verified)",
     )
     c.add_argument("--sqlite-path", required=True, help="the SQLite file, e.g. .nomic/core.db")
     c.add_argument("--postgres-dsn", help="target DSN (default: --database-url, the environment)")

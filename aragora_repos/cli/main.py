@@ -191,13 +191,17 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
 
             imported = import_sqlite(
                 Path(args.source),
-                None if args.print else Path(args.schema_dir),
+                Path(args.schema_dir),
                 tables=args.tables.split(",") if args.tables else None,
+                write=not args.print,
             )
             if args.print:
                 print(imported.sql, end="")
+            elif imported.path is None:
+                print("nothing to import: the project already has every table and column")
             else:
-                print(f"wrote {imported.path}: {len(imported.tables)} tables")
+                mapped = f", {len(imported.mapped)} mapped onto" if imported.mapped else ""
+                print(f"wrote {imported.path}: {len(imported.tables)} tables{mapped}")
             for guess in imported.guesses:
                 print(f"review: {guess}", file=sys.stderr)
             return 0
