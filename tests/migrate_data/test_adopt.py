@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -111,7 +112,7 @@ async def test_every_store_arrives_through_the_mapping_rules(
     assert len(pairs) == 20 and ("x3", "Topic 3") in pairs
 
     # Slugs: derived from the task and day, unique, and the runtime's counters agree.
-    slugs = sorted(r[0] for r in await _rows(config, "SELECT slug FROM debates"))
+    slugs = sorted(str(r[0]) for r in await _rows(config, "SELECT slug FROM debates"))
     base = slug_base("Design a rate limiter", date(2024, 1, 15))
     assert slugs.count(base) == 1 and with_suffix(base, 6) in slugs
     assert len(set(slugs)) == 20
@@ -185,7 +186,8 @@ def test_rejects_and_left_behind_set_the_exit_code(
     db.close()
     code, report = _cli(source, tmp_path / "data2", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 1 and report["accounted"] is True
-    tables = {(t["file"], t["table"]): t for t in report["tables"]}  # type: ignore[union-attr]
+    listed: list[dict[str, Any]] = report["tables"]  # type: ignore[assignment]
+    tables = {(t["file"], t["table"]): t for t in listed}
     assert tables[("agora_memory.db", "scratchpad")]["left_behind"] == 1
     assert tables[("agora_memory.db", "debates")]["left_behind_columns"] == {"mood": 1}
 
