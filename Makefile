@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install generate check test demo bench bench-migrate clean reliability schema-diff fidelity faults adversarial
+.PHONY: install generate check test demo bench bench-migrate bench-adopt clean reliability schema-diff fidelity faults adversarial
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: $(STAMP)
 ## bench-migrate: migrate-data against pgloader on a 1,000,000-row SQLite file
 bench-migrate: $(STAMP)
 	$(PY) -m bench.migrate_data
+
+## bench-adopt: adopt --verify of a legacy layout with a 1,000,000-row audit log, both targets
+bench-adopt: $(STAMP)
+	$(PY) -m bench.adopt
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
