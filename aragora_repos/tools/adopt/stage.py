@@ -149,6 +149,7 @@ class _Stager:
         self.slugs: dict[str, int] = {}
         """slug base -> debates staged with it."""
         self.created: dict[str, list[str]] = {}
+        self.statements: dict[tuple[str, tuple[str, ...], tuple[bool, ...]], str] = {}
         self.derived: tuple[str, str] | None = None
         """The column derived for the row being staged, and its slug base."""
         self.now = encode_timestamptz(datetime.now(UTC))
@@ -298,11 +299,16 @@ class _Stager:
     ) -> bool:
         """Stage one row; False when it was not (a duplicate, or a reject)."""
         names = [c for c in columns if c in values]
-        cursor = self.db.execute(
-            f"INSERT INTO {_q(target.name)} ({', '.join(_q(c) for c in names)}) "
-            f"VALUES ({', '.join(_value(values[c]) for c in names)}) ON CONFLICT DO NOTHING",
-            [values[c] for c in names],
-        )
+        params = [values[c] for c in names]
+        raw = tuple(type(v) is _RawText for v in params)
+        key = (target.name, tuple(names), raw)
+        statement = self.statements.get(key)
+        if statement is None:
+            statement = self.statements[key] = (
+                f"INSERT INTO {_q(target.name)} ({', '.join(_q(c) for c in names)}) "
+                f"VALUES ({', '.join(_value(v) for v in params)}) ON CONFLICT DO NOTHING"
+            )
+        cursor = self.db.execute(statement, params)
         if cursor.rowcount == 1:
             report.staged += 1
             self.db.execute(
