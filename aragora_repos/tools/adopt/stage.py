@@ -301,10 +301,10 @@ class _Stager:
         names = [c for c in columns if c in values]
         params = [values[c] for c in names]
         raw = tuple(type(v) is _RawText for v in params)
-        key = (target.name, tuple(names), raw)
-        statement = self.statements.get(key)
+        shape = (target.name, tuple(names), raw)
+        statement = self.statements.get(shape)
         if statement is None:
-            statement = self.statements[key] = (
+            statement = self.statements[shape] = (
                 f"INSERT INTO {_q(target.name)} ({', '.join(_q(c) for c in names)}) "
                 f"VALUES ({', '.join(_value(v) for v in params)}) ON CONFLICT DO NOTHING"
             )
