@@ -58,6 +58,8 @@ def build(directory: Path, rows: int) -> int:
 def summary(report: AdoptReport, seconds: float) -> dict[str, object]:
     return {
         "seconds": round(seconds, 2),
+        "stage_seconds": round(report.stage_seconds, 2),
+        "copy_seconds": round(report.copy_seconds, 2),
         "source_rows": sum(t.rows for t in report.tables),
         "in_target": sum(t.in_target for t in report.tables),
         "rejected": report.rejected,

@@ -159,6 +159,13 @@ def test_a_crash_between_batches_resumes_exactly_once(
     report = copy_into_sqlite(source, target, EXPECTED, batch_size=10, verify=True)
     assert report.tables["users"].already_done == 20
     assert report.tables["users"].migrated == 50 and report.verified
+    # A row an earlier run copied, changed since: the verification of a rerun sees it.
+    db = sqlite3.connect(target)
+    db.execute("UPDATE users SET name = 'changed' WHERE id = 'u3'")
+    db.commit()
+    db.close()
+    again = copy_into_sqlite(source, target, EXPECTED, batch_size=10, verify=True)
+    assert again.tables["users"].already_done == 50 and again.verified is False
 
 
 KILLER = """

@@ -69,6 +69,10 @@ class AdoptReport:
     reject_file: str | None = None
     key_map_file: str | None = None
     seconds: float = 0.0
+    stage_seconds: float = 0.0
+    """Of which mapping the sources into the staged file (0 when it was current)."""
+    copy_seconds: float = 0.0
+    """Of which the copy, with its verification."""
 
     @property
     def accounted(self) -> bool:
@@ -125,6 +129,10 @@ class AdoptReport:
             for column, rules in self.conversions.get(table, {}).items():
                 for rule, n in rules.items():
                     lines.append(f"    {column}: {n:,} {rule}")
+        lines.append(
+            f"{self.seconds:.1f} s: staging {self.stage_seconds:.1f} s, "
+            f"copy {self.copy_seconds:.1f} s"
+        )
         if self.verified is not None:
             lines.append("verified: " + ("checksums match" if self.verified else "DIFFERENCES"))
         if self.reject_file:
@@ -218,7 +226,9 @@ async def _adopt_locked(
     targets = target_tables(migrations, expected)
     if restage:
         mark.unlink(missing_ok=True)
+        staging = time.perf_counter()
         staged_report = stage(found.files, targets, staged)
+        report.stage_seconds = time.perf_counter() - staging
         with replacing(mark) as f:
             f.write(fingerprint)
         with replacing(work / "stage.json") as f:
@@ -235,6 +245,7 @@ async def _adopt_locked(
             await db.migrate(migrations)
         finally:
             await db.close()
+    copying = time.perf_counter()
     exclude = [PROVENANCE, KEY_MAP]
     copy_rejects = work / "copy.rejects.jsonl"
     copy: DataMigrationReport
@@ -266,6 +277,7 @@ async def _adopt_locked(
             exclude_tables=exclude,
             batch_size=batch_size,
         )
+    report.copy_seconds = time.perf_counter() - copying
     _account(report, staged_report, copy, staged, copy_rejects, work)
     report.verified = copy.verified if verify and not dry_run else None
     report.seconds = time.perf_counter() - started

@@ -254,8 +254,9 @@ class _SqliteCopier:
         self.verify = verify
         self.rejects: list[tuple[str, *RejectRow]] = []
         """A dry run's rejects (a real run keeps them in the target, with its progress)."""
-        self.refused: dict[str, Checksum] = {}
-        """Per table, the rows refused after conversion (by this and earlier runs)."""
+        self.hashed: dict[str, tuple[Any, Checksum, Checksum]] = {}
+        """Per table: where this run started, the rows earlier runs refused after
+        conversion, and the checksum of the converted rows this run kept."""
         self.hashers: dict[str, Callable[[tuple[Any, ...]], int]] = {}
         """Row hashers of the tables verified (to take refused rows out of the sums)."""
         self.columns: dict[str, list[TargetColumn]] = {}
@@ -267,7 +268,9 @@ class _SqliteCopier:
     def table(self, table: TablePlan) -> TableReport:
         report = TableReport(table.name)
         started = time.perf_counter()
-        reader = SourceReader(self.source, table, batch_bytes=self.batch_bytes)
+        reader = SourceReader(
+            self.source, table, batch_bytes=self.batch_bytes, hashes=self.verify
+        )
         counts = [Counter[str]() for _ in table.columns]
         try:
             report.source_rows = reader.count()
@@ -281,6 +284,7 @@ class _SqliteCopier:
                     (self.source_id, table.name),
                 ).fetchone()
             refused = Checksum(0, 0)
+            run = Checksum(0, 0)
             if state is not None:
                 after = None if state[0] is None else json.loads(state[0])
                 report.already_done = state[1] + state[2] + state[3]
@@ -288,7 +292,10 @@ class _SqliteCopier:
                 for i, column in enumerate(table.columns):
                     counts[i].update(json.loads(state[4]).get(column.name, {}))
                 refused = Checksum(state[5], int(state[6]))
-                self.refused[table.name] = refused
+            # What verification compares: the rows before ``after`` (earlier runs) are
+            # read again from the source then; this run's are summed as they go.
+            self.hashed[table.name] = (after, refused, run)
+            if state is not None:
                 if state[7]:
                     report.conversions = _readable(table, counts)
                     return report
@@ -307,7 +314,13 @@ class _SqliteCopier:
                 after = batch.last_key
                 copied, skipped, rejects, gone = self._batch(table, batch, insert, encoders)
                 refused = Checksum(refused.rows + gone.rows, refused.total + gone.total)
-                self.refused[table.name] = refused
+                if batch.hashes is not None:
+                    run = Checksum(
+                        run.rows + len(batch.hashes) - gone.rows,
+                        run.total + sum(batch.hashes) - gone.total,
+                    )
+                    start, earlier, _ = self.hashed[table.name]
+                    self.hashed[table.name] = (start, earlier, run)
                 for i, c in enumerate(batch.counts):
                     counts[i].update(c)
                 report.batches += 1
@@ -524,10 +537,16 @@ def _readable(table: TablePlan, counts: list[Counter[str]]) -> dict[str, dict[st
 
 def _verify(copier: _SqliteCopier, path: Path, table: TablePlan, report: TableReport) -> None:
     """The source's converted rows, less those refused after conversion, against every
-    row of the target table (a row already there with other values is a difference)."""
-    want = source_checksum(path, table)
-    refused = copier.refused.get(table.name, Checksum(0, 0))
-    want = Checksum(want.rows - refused.rows, want.total - refused.total)
+    row of the target table (a row already there with other values is a difference):
+    this run's rows as hashed during the copy, earlier runs' read again from the source."""
+    start, earlier_refused, run = copier.hashed[table.name]
+    earlier = Checksum(0, 0)
+    if start is not None:
+        earlier = source_checksum(path, table, upto=start)
+    want = Checksum(
+        earlier.rows - earlier_refused.rows + run.rows,
+        earlier.total - earlier_refused.total + run.total,
+    )
     have = copier.checksum(table)
     report.verified = want.rows == have.rows and (want.total - have.total) % 2**64 == 0
     report.verify_detail = f"source {want}; target {have}"
