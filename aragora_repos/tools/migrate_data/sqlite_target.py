@@ -268,9 +268,7 @@ class _SqliteCopier:
     def table(self, table: TablePlan) -> TableReport:
         report = TableReport(table.name)
         started = time.perf_counter()
-        reader = SourceReader(
-            self.source, table, batch_bytes=self.batch_bytes, hashes=self.verify
-        )
+        reader = SourceReader(self.source, table, batch_bytes=self.batch_bytes, hashes=self.verify)
         counts = [Counter[str]() for _ in table.columns]
         try:
             report.source_rows = reader.count()
@@ -295,10 +293,9 @@ class _SqliteCopier:
             # What verification compares: the rows before ``after`` (earlier runs) are
             # read again from the source then; this run's are summed as they go.
             self.hashed[table.name] = (after, refused, run)
-            if state is not None:
-                if state[7]:
-                    report.conversions = _readable(table, counts)
-                    return report
+            if state is not None and state[7]:
+                report.conversions = _readable(table, counts)
+                return report
             encoders = [_storage(c)[0] for c in table.columns]
             names = ", ".join(quote(c.name) for c in table.columns)
             conflict = ""
