@@ -102,7 +102,10 @@ def column_of(
             uniques.append((cdef.name,))
         elif isinstance(ck, exp.DefaultColumnConstraint):
             default_pg = ck.this.sql("postgres")
-            default_sqlite = sqlite.translate_expression(ck.this)
+            column_type = "" if kind.is_type(exp.DType.ARRAY) else sqlite.type_of(kind).name
+            default_sqlite = sqlite.translate_expression(
+                sqlite.portable_default(ck.this, column_type)
+            )
             if kind.is_type(exp.DType.ARRAY):
                 # An array default ('{}') is JSON text on SQLite: '[]'.
                 literal = sqlite._strip_casts(ck.this)

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from aragora_repos.backends.sqlite.functions import install
 from codegen.analysis.sqlc import DIAGNOSTIC, query_locations, sqlc_binary
 from codegen.errors import CodegenError, Problem
 from codegen.model import naming
@@ -37,6 +38,7 @@ def variant_dir(root: Path, queries_dir: str) -> Path:
 def _sqlc_schema(migrations: Sequence[Migration]) -> str:
     """The final SQLite tables (virtual ones included, FTS5 shadow tables left out)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
+    install(conn)  # the runtime's SQL functions (aragora_now, ...)
     try:
         for m in migrations:
             for statement in m.up.sqlite:

@@ -22,10 +22,58 @@ from codegen.model import types
 from codegen.model.ir import PgType, TranslationHints
 from codegen.model.nodes import param_number
 
-#: SQLite's ``now()``: the canonical UTC text form (see codegen.model.types).
-#: ``%f`` yields milliseconds (sqlite.org/lang_datefunc.html), padded to microseconds.
-TS_FORMAT = "%Y-%m-%d %H:%M:%f000+00:00"
-NOW_SQL = f"strftime('{TS_FORMAT}', 'now')"
+#: SQLite's ``now()``: the canonical UTC text form (see codegen.model.types), from the
+#: runtime's clock (SQLite's own has milliseconds only, sqlite.org/lang_datefunc.html).
+NOW_SQL = "aragora_now()"
+#: Length of naive timestamp text, ``YYYY-MM-DD HH:MM:SS.ffffff``.
+NAIVE_LENGTH = 26
+_NOW_ALIASES = frozenset({"now", "transaction_timestamp", "statement_timestamp"})
+
+
+#: SQLite's own clock in the canonical forms: milliseconds, padded to microseconds.
+_PORTABLE_NOW = {
+    False: "%Y-%m-%d %H:%M:%f000+00:00",
+    True: "%Y-%m-%d %H:%M:%f000",
+}
+
+
+def portable_default(node: exp.Expr, type_name: str) -> exp.Expr:
+    """A column DEFAULT for a column of ``type_name``: ``now()``, ``CURRENT_TIMESTAMP`` and
+    ``LOCALTIMESTAMP`` through SQLite's own clock in the column's form, so any SQLite tool
+    can insert a row into a project database (queries use the runtime's clock instead:
+    microseconds, one value per transaction); a timestamp literal in its canonical form."""
+    naive = type_name == "timestamp"
+    if type_name in ("timestamp", "timestamptz"):
+        literal = _strip_casts(node)
+        if isinstance(literal, exp.Literal) and literal.is_string:
+            return _convert_literal(literal.this, type_name)
+
+    def fix(n: exp.Expr) -> exp.Expr:
+        if isinstance(n, exp.CurrentTimestamp | exp.Localtimestamp):
+            form = _PORTABLE_NOW[naive or isinstance(n, exp.Localtimestamp)]
+            return exp.Anonymous(
+                this="strftime",
+                expressions=[exp.Literal.string(form), exp.Literal.string("now")],
+            )
+        if isinstance(n, exp.CurrentDate):
+            return exp.Anonymous(this="date", expressions=[exp.Literal.string("now")])
+        return n
+
+    return node.copy().transform(fix)
+
+
+def _now() -> exp.Expr:
+    return exp.Anonymous(this="aragora_now", expressions=[])
+
+
+def _naive(node: exp.Expr) -> exp.Expr:
+    """Timestamptz text as naive timestamp text (the UTC wall clock, as PostgreSQL's
+    ``::timestamp`` gives it in a UTC session)."""
+    if isinstance(node, exp.Substring) and node.args.get("length") == exp.Literal.number(
+        NAIVE_LENGTH
+    ):
+        return node  # already naive
+    return exp.func("substr", node, exp.Literal.number(1), exp.Literal.number(NAIVE_LENGTH))
 
 
 class Untranslatable(Exception):
@@ -149,6 +197,24 @@ def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
         name = target.name
         if isinstance(inner, exp.Literal) and inner.is_string:
             return _convert_literal(inner.this, name)
+        if param_number(inner) is not None and name in ("timestamp", "timestamptz"):
+            return inner  # the runtime encodes a parameter in its declared type's form
+        if name == "timestamp":
+            if isinstance(inner, exp.Localtimestamp):
+                return inner  # naive already
+            return _naive(inner)  # the stored UTC text without its zone
+        if name == "timestamptz":
+            # naive text is taken as UTC (the session zone), as PostgreSQL takes it
+            length = exp.func("length", inner.copy())
+            return exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.EQ(this=length, expression=exp.Literal.number(NAIVE_LENGTH)),
+                        true=exp.DPipe(this=inner.copy(), expression=exp.Literal.string("+00:00")),
+                    )
+                ],
+                default=inner,
+            )
         if name in _CAST_TO:
             return exp.Cast(this=inner, to=exp.DataType.build(_CAST_TO[name]))
         if name in _CAST_DROP or name not in types.BUILTIN:
@@ -175,6 +241,10 @@ def _convert_literal(text: str, name: str) -> exp.Expr:
         value = datetime.fromisoformat(text)
         value = value if value.tzinfo else value.replace(tzinfo=UTC)
         return exp.Literal.string(value.astimezone(UTC).isoformat(" ", "microseconds"))
+    if name == "timestamp":
+        # PostgreSQL ignores a zone in a timestamp literal.
+        value = datetime.fromisoformat(text).replace(tzinfo=None)
+        return exp.Literal.string(value.isoformat(" ", "microseconds"))
     if name == "bool":
         lowered = text.strip().lower()
         if lowered in ("t", "true", "yes", "on", "1"):
@@ -187,14 +257,22 @@ def _convert_literal(text: str, name: str) -> exp.Expr:
     return exp.Literal.string(text)
 
 
-_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+_UNIT_SECONDS = {
+    "microsecond": 0.000001,
+    "millisecond": 0.001,
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 604800,
+}
 _UNIT_MONTHS = {"month": 1, "year": 12}
 
 
 def _unit(raw: str) -> str:
     unit = raw.lower().rstrip("s")
     if unit not in _UNIT_SECONDS and unit not in _UNIT_MONTHS:
-        raise Untranslatable(f"interval unit {raw!r}", "supported: seconds .. years")
+        raise Untranslatable(f"interval unit {raw!r}", "supported: microseconds .. years")
     return unit
 
 
@@ -215,8 +293,8 @@ def _interval_parts(node: exp.Interval) -> list[tuple[float, str]]:
     return parts
 
 
-def _modifiers(interval: exp.Expr, sign: int) -> list[exp.Expr]:
-    """SQLite date-function modifiers (lang_datefunc.html §3) for ``sign * interval``."""
+def _seconds(interval: exp.Expr, sign: int) -> exp.Expr:
+    """The number of seconds of ``sign * interval``, as a SQL number expression."""
     factor: exp.Expr | None = None
     node = interval
     if isinstance(node, exp.Paren):
@@ -228,32 +306,29 @@ def _modifiers(interval: exp.Expr, sign: int) -> list[exp.Expr]:
             factor, node = node.expression, node.this
     if not isinstance(node, exp.Interval):
         raise Untranslatable("interval expression", "use <timestamp> ± [<number> *] interval")
-    mods: list[exp.Expr] = []
+    total = 0.0
     for amount, unit in _interval_parts(node):
         if unit in _UNIT_MONTHS:
-            # Jan 31 + 1 month: PostgreSQL clamps to Feb 29, SQLite's '+1 months' overflows
-            # to Mar 2 (lang_datefunc.html §3, "+NNN months"): no modifier keeps the meaning.
+            # Jan 31 + 1 month: PostgreSQL clamps to Feb 29; no fixed number of seconds
+            # keeps that meaning.
             raise Untranslatable(
                 f"interval '{node.this.name if isinstance(node.this, exp.Literal) else unit}'",
                 "month and year intervals clamp the day on PostgreSQL but overflow it on "
                 "sqlite; use days, or a sqlite variant",
             )
-        base = amount * _UNIT_SECONDS[unit] * sign
-        if factor is None:
-            mods.append(exp.Literal.string(f"{base:+.6f} seconds"))
-        else:
-            scaled = exp.Mul(
-                this=exp.Paren(this=factor.copy()), expression=exp.Literal.number(base)
-            )
-            mods.append(exp.func("printf", exp.Literal.string("%+.6f seconds"), scaled))
-    return mods
+        total += amount * _UNIT_SECONDS[unit] * sign
+    number = exp.Literal.number(repr(total) if total != int(total) else int(total))
+    if factor is None:
+        return number
+    return exp.Mul(this=exp.Paren(this=factor.copy()), expression=number)
 
 
 def rewrite_interval_arithmetic(tree: exp.Expr, ctx: Context) -> exp.Expr:
-    """``ts ± interval`` -> ``strftime(<canonical>, ts, <modifiers>)``.
+    """``ts ± interval`` -> ``aragora_ts_add(ts, <seconds>)``.
 
-    SQLite has no interval type; its date functions take modifiers such as
-    ``'+900.000000 seconds'``. The result is in the canonical timestamptz text form.
+    SQLite has no interval type, and its date functions round to milliseconds; the
+    runtime's ``aragora_ts_add`` (:mod:`aragora_repos.backends.sqlite.functions`) adds
+    exactly, to the microsecond, and keeps ``ts``'s form (naive stays naive).
     """
 
     def has_interval(node: exp.Expr) -> bool:
@@ -269,10 +344,8 @@ def rewrite_interval_arithmetic(tree: exp.Expr, ctx: Context) -> exp.Expr:
             if has_interval(left):
                 raise Untranslatable("interval arithmetic", "only timestamp ± interval")
             sign = -1 if isinstance(node, exp.Sub) else 1
-            base = exp.Literal.string("now") if isinstance(left, exp.CurrentTimestamp) else left
-            return exp.func(
-                "strftime", exp.Literal.string(TS_FORMAT), base, *_modifiers(right, sign)
-            )
+            base = _now() if isinstance(left, exp.CurrentTimestamp) else left
+            return exp.func("aragora_ts_add", base, _seconds(right, sign))
         return node
 
     out = tree.transform(fix)
@@ -285,47 +358,48 @@ def rewrite_interval_arithmetic(tree: exp.Expr, ctx: Context) -> exp.Expr:
 
 
 def rewrite_now(tree: exp.Expr, ctx: Context) -> exp.Expr:
-    """``now()`` / ``CURRENT_TIMESTAMP`` -> the canonical UTC text of the current time."""
+    """``now()``, ``CURRENT_TIMESTAMP``, ``transaction_timestamp()`` -> ``aragora_now()``:
+    the canonical UTC text with microseconds, one value per transaction, as PostgreSQL's
+    (:mod:`aragora_repos.backends.sqlite.functions`); ``LOCALTIMESTAMP`` -> its naive form
+    (sessions are pinned to UTC); ``CURRENT_DATE`` -> its date."""
 
     def fix(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.CurrentTimestamp):
-            return exp.func("strftime", exp.Literal.string(TS_FORMAT), exp.Literal.string("now"))
+            return _now()
+        if isinstance(node, exp.Localtimestamp):
+            return _naive(_now())
         if isinstance(node, exp.CurrentDate):
-            return exp.func("date", exp.Literal.string("now"))
+            return exp.func("substr", _now(), exp.Literal.number(1), exp.Literal.number(10))
+        if isinstance(node, exp.Anonymous) and node.name.lower() in _NOW_ALIASES:
+            return _now()
         return node
 
     return tree.transform(fix)
 
 
-_TRUNC_FORMATS = {
-    "YEAR": "%Y-01-01 00:00:00.000000+00:00",
-    "MONTH": "%Y-%m-01 00:00:00.000000+00:00",
-    "DAY": "%Y-%m-%d 00:00:00.000000+00:00",
-    "HOUR": "%Y-%m-%d %H:00:00.000000+00:00",
-    "MINUTE": "%Y-%m-%d %H:%M:00.000000+00:00",
-    "SECOND": "%Y-%m-%d %H:%M:%S.000000+00:00",
-}
+#: date_trunc units with a fixed floor (weeks and quarters are refused).
+_TRUNC_UNITS = ("YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND")
 
 
 def rewrite_date_trunc(tree: exp.Expr, ctx: Context) -> exp.Expr:
-    """``date_trunc('month', ts)`` -> ``strftime('%Y-%m-01 00:00:00.000000+00:00', ts)``.
+    """``date_trunc('month', ts)`` -> ``aragora_date_trunc('month', ts)``, in ts's form.
 
     PostgreSQL truncates timestamptz in the session time zone; the runtime pins sessions
     to UTC, which is the zone of the SQLite storage form. Weeks and quarters have no
-    strftime pattern and are refused.
+    fixed floor here and are refused.
     """
 
     def fix(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
             unit = node.args.get("unit")
             name = (unit.name if unit is not None else "").upper().rstrip("S")
-            if name not in _TRUNC_FORMATS:
+            if name not in _TRUNC_UNITS:
                 raise Untranslatable(
                     "date_trunc",
                     f"unit {name.lower() or '?'} is not one of "
-                    + ", ".join(u.lower() for u in _TRUNC_FORMATS),
+                    + ", ".join(u.lower() for u in _TRUNC_UNITS),
                 )
-            return exp.func("strftime", exp.Literal.string(_TRUNC_FORMATS[name]), node.this)
+            return exp.func("aragora_date_trunc", exp.Literal.string(name.lower()), node.this)
         return node
 
     return tree.transform(fix)

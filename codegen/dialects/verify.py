@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from aragora_repos.backends.sqlite.functions import install
 from codegen.errors import Problem, Problems
 from codegen.model.ir import Migration, QueryFile, Section
 
@@ -28,6 +29,7 @@ def snapshot(conn: sqlite3.Connection) -> str:
 def verify(migrations: Sequence[Migration], files: Sequence[QueryFile], problems: Problems) -> str:
     """Return the resulting SQLite schema; report every problem found to ``problems``."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
+    install(conn)  # the runtime's SQL functions (aragora_now, ...)
     try:
         for pragma in CONNECTION_PRAGMAS:
             conn.execute(pragma)

@@ -6,6 +6,7 @@ SQLite storage forms (see docs/types.md):
 
 * timestamptz: UTC text ``YYYY-MM-DD HH:MM:SS.ffffff+00:00`` (fixed width, so text order
   is time order; SQLite's date functions read it, sqlite.org/lang_datefunc.html §2).
+* timestamp: the naive text ``YYYY-MM-DD HH:MM:SS.ffffff`` (no zone, as PostgreSQL keeps it).
 * json/jsonb and arrays: JSON text guarded by ``CHECK (json_valid(...))``.
 * boolean: INTEGER 0/1; uuid: canonical text; numeric: text (exact); interval: microseconds.
 """

@@ -29,7 +29,7 @@ SET description = EXCLUDED.description, traits = EXCLUDED.traits,
     expertise = EXCLUDED.expertise, updated_at = now()
 RETURNING agent_name, description, traits, expertise, created_at, updated_at"""
 SAVE_PERSONA_SQLITE: Final = """-- name: SavePersona :one
-INSERT INTO personas (agent_name, description, traits, expertise) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_name) DO UPDATE SET description = EXCLUDED.description, traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_name, description, traits, expertise, created_at, updated_at"""
+INSERT INTO personas (agent_name, description, traits, expertise) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_name) DO UPDATE SET description = EXCLUDED.description, traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, updated_at = ARAGORA_NOW() RETURNING agent_name, description, traits, expertise, created_at, updated_at"""
 
 GET_PERSONA: Final = """-- name: GetPersona :one
 SELECT agent_name, description, traits, expertise, created_at, updated_at FROM personas WHERE agent_name = $1"""
@@ -55,7 +55,7 @@ SET traits = EXCLUDED.traits, expertise = EXCLUDED.expertise,
     fitness_score = EXCLUDED.fitness_score, updated_at = now()
 RETURNING genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at"""
 SAVE_GENOME_SQLITE: Final = """-- name: SaveGenome :one
-INSERT INTO genomes (genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(genome_id) DO UPDATE SET traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, fitness_score = EXCLUDED.fitness_score, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at"""
+INSERT INTO genomes (genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(genome_id) DO UPDATE SET traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, fitness_score = EXCLUDED.fitness_score, updated_at = ARAGORA_NOW() RETURNING genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at"""
 
 GET_GENOME: Final = """-- name: GetGenome :one
 SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes WHERE genome_id = $1"""
@@ -78,7 +78,7 @@ SET fitness_score = GREATEST(0.0, LEAST(1.0, fitness_score + $1::float8)), updat
 WHERE genome_id = $2
 RETURNING fitness_score"""
 ADJUST_GENOME_FITNESS_SQLITE: Final = """-- name: AdjustGenomeFitness :one
-UPDATE genomes SET fitness_score = MAX(COALESCE(0.0, MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0))), COALESCE(MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0)), 0.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE genome_id = ?2 RETURNING fitness_score"""
+UPDATE genomes SET fitness_score = MAX(COALESCE(0.0, MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0))), COALESCE(MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0)), 0.0)), updated_at = ARAGORA_NOW() WHERE genome_id = ?2 RETURNING fitness_score"""
 
 RECORD_INTERACTION: Final = """-- name: RecordInteraction :one
 INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count,
@@ -99,7 +99,7 @@ SET debate_count = agent_relationships.debate_count + 1,
     updated_at = now()
 RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at"""
 RECORD_INTERACTION_SQLITE: Final = """-- name: RecordInteraction :one
-INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER), CASE WHEN ?6 THEN 1 ELSE 0 END, CASE WHEN ?7 THEN 1 ELSE 0 END) ON CONFLICT(agent_a, agent_b) DO UPDATE SET debate_count = agent_relationships.debate_count + 1, agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count, critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b, critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a, a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b, b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at"""
+INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER), CASE WHEN ?6 THEN 1 ELSE 0 END, CASE WHEN ?7 THEN 1 ELSE 0 END) ON CONFLICT(agent_a, agent_b) DO UPDATE SET debate_count = agent_relationships.debate_count + 1, agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count, critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b, critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a, a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b, b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a, updated_at = ARAGORA_NOW() RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at"""
 
 GET_RELATIONSHIP: Final = """-- name: GetRelationship :one
 SELECT agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at FROM agent_relationships WHERE agent_a = $1 AND agent_b = $2"""
@@ -595,7 +595,7 @@ class AgentsSyncRepository:
 
         SQL (SQLite)::
 
-            INSERT INTO personas (agent_name, description, traits, expertise) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_name) DO UPDATE SET description = EXCLUDED.description, traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_name, description, traits, expertise, created_at, updated_at
+            INSERT INTO personas (agent_name, description, traits, expertise) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(agent_name) DO UPDATE SET description = EXCLUDED.description, traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, updated_at = ARAGORA_NOW() RETURNING agent_name, description, traits, expertise, created_at, updated_at
         """
         r = self._db.fetchone(
             SAVE_PERSONA_SQLITE,
@@ -661,7 +661,7 @@ class AgentsSyncRepository:
 
         SQL (SQLite)::
 
-            INSERT INTO genomes (genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(genome_id) DO UPDATE SET traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, fitness_score = EXCLUDED.fitness_score, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at
+            INSERT INTO genomes (genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(genome_id) DO UPDATE SET traits = EXCLUDED.traits, expertise = EXCLUDED.expertise, fitness_score = EXCLUDED.fitness_score, updated_at = ARAGORA_NOW() RETURNING genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at
         """
         r = self._db.fetchone(
             SAVE_GENOME_SQLITE,
@@ -722,7 +722,7 @@ class AgentsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE genomes SET fitness_score = MAX(COALESCE(0.0, MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0))), COALESCE(MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0)), 0.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE genome_id = ?2 RETURNING fitness_score
+            UPDATE genomes SET fitness_score = MAX(COALESCE(0.0, MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0))), COALESCE(MIN(COALESCE(1.0, fitness_score + CAST(?1 AS REAL)), COALESCE(fitness_score + CAST(?1 AS REAL), 1.0)), 0.0)), updated_at = ARAGORA_NOW() WHERE genome_id = ?2 RETURNING fitness_score
         """
         r = self._db.fetchone(ADJUST_GENOME_FITNESS_SQLITE, (delta, check_text(genome_id)))
         if r is None:
@@ -745,7 +745,7 @@ class AgentsSyncRepository:
 
         SQL (SQLite)::
 
-            INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER), CASE WHEN ?6 THEN 1 ELSE 0 END, CASE WHEN ?7 THEN 1 ELSE 0 END) ON CONFLICT(agent_a, agent_b) DO UPDATE SET debate_count = agent_relationships.debate_count + 1, agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count, critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b, critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a, a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b, b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at
+            INSERT INTO agent_relationships (agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS INTEGER), CAST(?5 AS INTEGER), CASE WHEN ?6 THEN 1 ELSE 0 END, CASE WHEN ?7 THEN 1 ELSE 0 END) ON CONFLICT(agent_a, agent_b) DO UPDATE SET debate_count = agent_relationships.debate_count + 1, agreement_count = agent_relationships.agreement_count + EXCLUDED.agreement_count, critique_count_a_to_b = agent_relationships.critique_count_a_to_b + EXCLUDED.critique_count_a_to_b, critique_count_b_to_a = agent_relationships.critique_count_b_to_a + EXCLUDED.critique_count_b_to_a, a_wins_over_b = agent_relationships.a_wins_over_b + EXCLUDED.a_wins_over_b, b_wins_over_a = agent_relationships.b_wins_over_a + EXCLUDED.b_wins_over_a, updated_at = ARAGORA_NOW() RETURNING agent_a, agent_b, debate_count, agreement_count, critique_count_a_to_b, critique_count_b_to_a, a_wins_over_b, b_wins_over_a, updated_at
         """
         r = self._db.fetchone(
             RECORD_INTERACTION_SQLITE,

@@ -78,7 +78,7 @@ SELECT action, COUNT(*) AS events, MAX(timestamp) AS last_seen FROM audit_log WH
 DELETE_AUDIT_EVENTS_OLDER_THAN: Final = """-- name: DeleteAuditEventsOlderThan :execrows
 DELETE FROM audit_log WHERE timestamp < now() - $1::int * interval '1 day'"""
 DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE: Final = """-- name: DeleteAuditEventsOlderThan :execrows
-DELETE FROM audit_log WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))"""
+DELETE FROM audit_log WHERE timestamp < ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * -86400)"""
 
 APPEND_AUDIT_EVENTS_BATCH: Final = """-- name: AppendAuditEventsBatch :batchexec
 INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
@@ -565,7 +565,7 @@ class AuditSyncRepository:
 
         SQL (SQLite)::
 
-            DELETE FROM audit_log WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))
+            DELETE FROM audit_log WHERE timestamp < ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * -86400)
         """
         return self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE, (check_int4(days),))
 

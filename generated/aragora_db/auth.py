@@ -73,7 +73,7 @@ SET url = COALESCE($1, url),
 WHERE id = $4
 RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at"""
 UPDATE_WEBHOOK_SQLITE: Final = """-- name: UpdateWebhook :one
-UPDATE webhooks SET url = COALESCE(?1, url), events = COALESCE(?2, events), active = COALESCE(?3, active), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?4 RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at"""
+UPDATE webhooks SET url = COALESCE(?1, url), events = COALESCE(?2, events), active = COALESCE(?3, active), updated_at = ARAGORA_NOW() WHERE id = ?4 RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at"""
 
 RECORD_WEBHOOK_DELIVERY: Final = """-- name: RecordWebhookDelivery :one
 UPDATE webhooks
@@ -83,7 +83,7 @@ SET failure_count = CASE WHEN $1::boolean THEN 0 ELSE failure_count + 1 END,
 WHERE id = $2
 RETURNING failure_count, active"""
 RECORD_WEBHOOK_DELIVERY_SQLITE: Final = """-- name: RecordWebhookDelivery :one
-UPDATE webhooks SET failure_count = CASE WHEN ?1 THEN 0 ELSE failure_count + 1 END, active = active AND (?1 OR failure_count + 1 < 5), last_triggered_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?2 RETURNING failure_count, active"""
+UPDATE webhooks SET failure_count = CASE WHEN ?1 THEN 0 ELSE failure_count + 1 END, active = active AND (?1 OR failure_count + 1 < 5), last_triggered_at = ARAGORA_NOW() WHERE id = ?2 RETURNING failure_count, active"""
 
 DELETE_WEBHOOK: Final = """-- name: DeleteWebhook :execrows
 DELETE FROM webhooks WHERE id = $1"""
@@ -513,7 +513,7 @@ class AuthSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE webhooks SET url = COALESCE(?1, url), events = COALESCE(?2, events), active = COALESCE(?3, active), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?4 RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at
+            UPDATE webhooks SET url = COALESCE(?1, url), events = COALESCE(?2, events), active = COALESCE(?3, active), updated_at = ARAGORA_NOW() WHERE id = ?4 RETURNING id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at
         """
         r = self._db.fetchone(
             UPDATE_WEBHOOK_SQLITE,
@@ -531,7 +531,7 @@ class AuthSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE webhooks SET failure_count = CASE WHEN ?1 THEN 0 ELSE failure_count + 1 END, active = active AND (?1 OR failure_count + 1 < 5), last_triggered_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?2 RETURNING failure_count, active
+            UPDATE webhooks SET failure_count = CASE WHEN ?1 THEN 0 ELSE failure_count + 1 END, active = active AND (?1 OR failure_count + 1 < 5), last_triggered_at = ARAGORA_NOW() WHERE id = ?2 RETURNING failure_count, active
         """
         r = self._db.fetchone(RECORD_WEBHOOK_DELIVERY_SQLITE, (ok, check_text(id)))
         return None if r is None else _record_webhook_delivery_row_from_sqlite(r)

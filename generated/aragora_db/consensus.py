@@ -65,7 +65,7 @@ UPDATE_CONSENSUS_CONCLUSION: Final = """-- name: UpdateConsensusConclusion :one
 UPDATE consensus SET conclusion = $2, confidence = $3, updated_at = now() WHERE id = $1
 RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at"""
 UPDATE_CONSENSUS_CONCLUSION_SQLITE: Final = """-- name: UpdateConsensusConclusion :one
-UPDATE consensus SET conclusion = ?2, confidence = ?3, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at"""
+UPDATE consensus SET conclusion = ?2, confidence = ?3, updated_at = ARAGORA_NOW() WHERE id = ?1 RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at"""
 
 RECORD_DISSENT: Final = """-- name: RecordDissent :one
 INSERT INTO dissent (id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning,
@@ -80,7 +80,7 @@ UPDATE dissent SET acknowledged = TRUE, acknowledged_by = $2, acknowledged_at = 
 WHERE id = $1 AND NOT acknowledged
 RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at"""
 ACKNOWLEDGE_DISSENT_SQLITE: Final = """-- name: AcknowledgeDissent :one
-UPDATE dissent SET acknowledged = 1, acknowledged_by = ?2, acknowledged_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 AND NOT acknowledged RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at"""
+UPDATE dissent SET acknowledged = 1, acknowledged_by = ?2, acknowledged_at = ARAGORA_NOW() WHERE id = ?1 AND NOT acknowledged RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at"""
 
 LIST_DISSENT_FOR_DEBATE: Final = """-- name: ListDissentForDebate :many
 SELECT id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at FROM dissent WHERE debate_id = $1 ORDER BY created_at, id"""
@@ -774,7 +774,7 @@ class ConsensusSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE consensus SET conclusion = ?2, confidence = ?3, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at
+            UPDATE consensus SET conclusion = ?2, confidence = ?3, updated_at = ARAGORA_NOW() WHERE id = ?1 RETURNING id, topic, topic_hash, conclusion, strength, confidence, participating_agents, agreeing_agents, domain, debate_id, metadata, data, created_at, updated_at
         """
         r = self._db.fetchone(
             UPDATE_CONSENSUS_CONCLUSION_SQLITE, (id, check_text(conclusion), confidence)
@@ -821,7 +821,7 @@ class ConsensusSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE dissent SET acknowledged = 1, acknowledged_by = ?2, acknowledged_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 AND NOT acknowledged RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at
+            UPDATE dissent SET acknowledged = 1, acknowledged_by = ?2, acknowledged_at = ARAGORA_NOW() WHERE id = ?1 AND NOT acknowledged RETURNING id, consensus_id, debate_id, agent_id, dissent_type, content, reasoning, confidence, acknowledged, acknowledged_by, acknowledged_at, data, created_at
         """
         r = self._db.fetchone(
             ACKNOWLEDGE_DISSENT_SQLITE,

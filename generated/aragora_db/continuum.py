@@ -34,7 +34,7 @@ SET content = EXCLUDED.content, importance = EXCLUDED.importance,
     updated_at = now()
 RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason"""
 ADD_MEMORY_SQLITE: Final = """-- name: AddMemory :one
-INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET content = EXCLUDED.content, importance = EXCLUDED.importance, surprise_score = EXCLUDED.surprise_score, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, update_count = continuum_memory.update_count + 1, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason"""
+INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET content = EXCLUDED.content, importance = EXCLUDED.importance, surprise_score = EXCLUDED.surprise_score, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, update_count = continuum_memory.update_count + 1, updated_at = ARAGORA_NOW() RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason"""
 
 GET_MEMORY: Final = """-- name: GetMemory :one
 SELECT id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason FROM continuum_memory WHERE id = $1"""
@@ -55,7 +55,7 @@ SET tier = $1, last_promotion_at = now(), updated_at = now()
 WHERE id = $2 AND tier = $3
 RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason"""
 MOVE_MEMORY_TIER_SQLITE: Final = """-- name: MoveMemoryTier :one
-UPDATE continuum_memory SET tier = ?1, last_promotion_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?2 AND tier = ?3 RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason"""
+UPDATE continuum_memory SET tier = ?1, last_promotion_at = ARAGORA_NOW(), updated_at = ARAGORA_NOW() WHERE id = ?2 AND tier = ?3 RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason"""
 
 RECORD_TIER_TRANSITION: Final = """-- name: RecordTierTransition :one
 INSERT INTO tier_transitions (memory_id, from_tier, to_tier, reason, surprise_score)
@@ -78,7 +78,7 @@ SET success_count = success_count + CASE WHEN $1::boolean THEN 1 ELSE 0 END,
 WHERE id = $3
 RETURNING success_count, failure_count, consolidation_score"""
 RECORD_MEMORY_OUTCOME_SQLITE: Final = """-- name: RecordMemoryOutcome :one
-UPDATE continuum_memory SET success_count = success_count + CASE WHEN ?1 THEN 1 ELSE 0 END, failure_count = failure_count + CASE WHEN ?1 THEN 0 ELSE 1 END, consolidation_score = MIN(COALESCE(1.0, consolidation_score + CAST(?2 AS REAL)), COALESCE(consolidation_score + CAST(?2 AS REAL), 1.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3 RETURNING success_count, failure_count, consolidation_score"""
+UPDATE continuum_memory SET success_count = success_count + CASE WHEN ?1 THEN 1 ELSE 0 END, failure_count = failure_count + CASE WHEN ?1 THEN 0 ELSE 1 END, consolidation_score = MIN(COALESCE(1.0, consolidation_score + CAST(?2 AS REAL)), COALESCE(consolidation_score + CAST(?2 AS REAL), 1.0)), updated_at = ARAGORA_NOW() WHERE id = ?3 RETURNING success_count, failure_count, consolidation_score"""
 
 EXPIRE_MEMORIES: Final = """-- name: ExpireMemories :execrows
 DELETE FROM continuum_memory
@@ -489,7 +489,7 @@ class ContinuumSyncRepository:
 
         SQL (SQLite)::
 
-            INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET content = EXCLUDED.content, importance = EXCLUDED.importance, surprise_score = EXCLUDED.surprise_score, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, update_count = continuum_memory.update_count + 1, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
+            INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET content = EXCLUDED.content, importance = EXCLUDED.importance, surprise_score = EXCLUDED.surprise_score, metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, update_count = continuum_memory.update_count + 1, updated_at = ARAGORA_NOW() RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
         """
         r = self._db.fetchone(
             ADD_MEMORY_SQLITE,
@@ -545,7 +545,7 @@ class ContinuumSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE continuum_memory SET tier = ?1, last_promotion_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?2 AND tier = ?3 RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
+            UPDATE continuum_memory SET tier = ?1, last_promotion_at = ARAGORA_NOW(), updated_at = ARAGORA_NOW() WHERE id = ?2 AND tier = ?3 RETURNING id, tier, content, importance, surprise_score, consolidation_score, update_count, success_count, failure_count, semantic_centroid, last_promotion_at, created_at, updated_at, metadata, expires_at, red_line, red_line_reason
         """
         r = self._db.fetchone(MOVE_MEMORY_TIER_SQLITE, (to_tier, check_text(id), from_tier))
         return None if r is None else _continuum_memory_from_sqlite(r)
@@ -598,7 +598,7 @@ class ContinuumSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE continuum_memory SET success_count = success_count + CASE WHEN ?1 THEN 1 ELSE 0 END, failure_count = failure_count + CASE WHEN ?1 THEN 0 ELSE 1 END, consolidation_score = MIN(COALESCE(1.0, consolidation_score + CAST(?2 AS REAL)), COALESCE(consolidation_score + CAST(?2 AS REAL), 1.0)), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3 RETURNING success_count, failure_count, consolidation_score
+            UPDATE continuum_memory SET success_count = success_count + CASE WHEN ?1 THEN 1 ELSE 0 END, failure_count = failure_count + CASE WHEN ?1 THEN 0 ELSE 1 END, consolidation_score = MIN(COALESCE(1.0, consolidation_score + CAST(?2 AS REAL)), COALESCE(consolidation_score + CAST(?2 AS REAL), 1.0)), updated_at = ARAGORA_NOW() WHERE id = ?3 RETURNING success_count, failure_count, consolidation_score
         """
         r = self._db.fetchone(RECORD_MEMORY_OUTCOME_SQLITE, (success, delta, check_text(id)))
         return None if r is None else _record_memory_outcome_row_from_sqlite(r)

@@ -45,7 +45,7 @@ SET elo = $1,
 WHERE agent_name = $3 AND domain = $4
 RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at"""
 APPLY_MATCH_RESULT_SQLITE: Final = """-- name: ApplyMatchResult :one
-UPDATE ratings SET elo = ?1, wins = wins + CASE WHEN CAST(?2 AS TEXT) = 'win' THEN 1 ELSE 0 END, losses = losses + CASE WHEN CAST(?2 AS TEXT) = 'loss' THEN 1 ELSE 0 END, draws = draws + CASE WHEN CAST(?2 AS TEXT) = 'draw' THEN 1 ELSE 0 END, debates_count = debates_count + 1, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE agent_name = ?3 AND domain = ?4 RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at"""
+UPDATE ratings SET elo = ?1, wins = wins + CASE WHEN CAST(?2 AS TEXT) = 'win' THEN 1 ELSE 0 END, losses = losses + CASE WHEN CAST(?2 AS TEXT) = 'loss' THEN 1 ELSE 0 END, draws = draws + CASE WHEN CAST(?2 AS TEXT) = 'draw' THEN 1 ELSE 0 END, debates_count = debates_count + 1, updated_at = ARAGORA_NOW() WHERE agent_name = ?3 AND domain = ?4 RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at"""
 
 RECORD_MATCH: Final = """-- name: RecordMatch :one
 INSERT INTO matches (debate_id, winner, participants, domain, scores, elo_changes)
@@ -108,7 +108,7 @@ SET total_predictions = domain_calibration.total_predictions + 1,
     updated_at = now()
 RETURNING agent_name, domain, total_predictions, total_correct, brier_sum, updated_at"""
 RECORD_DOMAIN_CALIBRATION_SQLITE: Final = """-- name: RecordDomainCalibration :one
-INSERT INTO domain_calibration (agent_name, domain, total_predictions, total_correct, brier_sum) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS REAL)) ON CONFLICT(agent_name, domain) DO UPDATE SET total_predictions = domain_calibration.total_predictions + 1, total_correct = domain_calibration.total_correct + EXCLUDED.total_correct, brier_sum = domain_calibration.brier_sum + EXCLUDED.brier_sum, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_name, domain, total_predictions, total_correct, brier_sum, updated_at"""
+INSERT INTO domain_calibration (agent_name, domain, total_predictions, total_correct, brier_sum) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS REAL)) ON CONFLICT(agent_name, domain) DO UPDATE SET total_predictions = domain_calibration.total_predictions + 1, total_correct = domain_calibration.total_correct + EXCLUDED.total_correct, brier_sum = domain_calibration.brier_sum + EXCLUDED.brier_sum, updated_at = ARAGORA_NOW() RETURNING agent_name, domain, total_predictions, total_correct, brier_sum, updated_at"""
 
 GET_CALIBRATION_SUMMARY: Final = """-- name: GetCalibrationSummary :many
 SELECT domain, total_predictions, total_correct,
@@ -559,7 +559,7 @@ class EloSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE ratings SET elo = ?1, wins = wins + CASE WHEN CAST(?2 AS TEXT) = 'win' THEN 1 ELSE 0 END, losses = losses + CASE WHEN CAST(?2 AS TEXT) = 'loss' THEN 1 ELSE 0 END, draws = draws + CASE WHEN CAST(?2 AS TEXT) = 'draw' THEN 1 ELSE 0 END, debates_count = debates_count + 1, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE agent_name = ?3 AND domain = ?4 RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at
+            UPDATE ratings SET elo = ?1, wins = wins + CASE WHEN CAST(?2 AS TEXT) = 'win' THEN 1 ELSE 0 END, losses = losses + CASE WHEN CAST(?2 AS TEXT) = 'loss' THEN 1 ELSE 0 END, draws = draws + CASE WHEN CAST(?2 AS TEXT) = 'draw' THEN 1 ELSE 0 END, debates_count = debates_count + 1, updated_at = ARAGORA_NOW() WHERE agent_name = ?3 AND domain = ?4 RETURNING agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at
         """
         r = self._db.fetchone(
             APPLY_MATCH_RESULT_SQLITE,
@@ -723,7 +723,7 @@ class EloSyncRepository:
 
         SQL (SQLite)::
 
-            INSERT INTO domain_calibration (agent_name, domain, total_predictions, total_correct, brier_sum) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS REAL)) ON CONFLICT(agent_name, domain) DO UPDATE SET total_predictions = domain_calibration.total_predictions + 1, total_correct = domain_calibration.total_correct + EXCLUDED.total_correct, brier_sum = domain_calibration.brier_sum + EXCLUDED.brier_sum, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') RETURNING agent_name, domain, total_predictions, total_correct, brier_sum, updated_at
+            INSERT INTO domain_calibration (agent_name, domain, total_predictions, total_correct, brier_sum) VALUES (?1, ?2, 1, CASE WHEN ?3 THEN 1 ELSE 0 END, CAST(?4 AS REAL)) ON CONFLICT(agent_name, domain) DO UPDATE SET total_predictions = domain_calibration.total_predictions + 1, total_correct = domain_calibration.total_correct + EXCLUDED.total_correct, brier_sum = domain_calibration.brier_sum + EXCLUDED.brier_sum, updated_at = ARAGORA_NOW() RETURNING agent_name, domain, total_predictions, total_correct, brier_sum, updated_at
         """
         r = self._db.fetchone(
             RECORD_DOMAIN_CALIBRATION_SQLITE,

@@ -62,7 +62,7 @@ SET completed_at = now(), success = $1, git_commit = $2,
 WHERE loop_id = $4 AND cycle_number = $5
 RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message"""
 FINISH_CYCLE_SQLITE: Final = """-- name: FinishCycle :one
-UPDATE nomic_cycles SET completed_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), success = ?1, git_commit = ?2, error_message = ?3 WHERE loop_id = ?4 AND cycle_number = ?5 RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message"""
+UPDATE nomic_cycles SET completed_at = ARAGORA_NOW(), success = ?1, git_commit = ?2, error_message = ?3 WHERE loop_id = ?4 AND cycle_number = ?5 RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message"""
 
 GET_CYCLE: Final = """-- name: GetCycle :one
 SELECT loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message FROM nomic_cycles WHERE loop_id = $1 AND cycle_number = $2"""
@@ -1075,7 +1075,7 @@ class NomicSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE nomic_cycles SET completed_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), success = ?1, git_commit = ?2, error_message = ?3 WHERE loop_id = ?4 AND cycle_number = ?5 RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
+            UPDATE nomic_cycles SET completed_at = ARAGORA_NOW(), success = ?1, git_commit = ?2, error_message = ?3 WHERE loop_id = ?4 AND cycle_number = ?5 RETURNING loop_id, cycle_number, phase, stage, started_at, completed_at, success, git_commit, task_description, total_tasks, completed_tasks, error_message
         """
         r = self._db.fetchone(
             FINISH_CYCLE_SQLITE,

@@ -40,12 +40,12 @@ SELECT id, name, slug, tier, owner_id, stripe_customer_id, stripe_subscription_i
 UPDATE_ORGANIZATION_TIER: Final = """-- name: UpdateOrganizationTier :execrows
 UPDATE organizations SET tier = $2, updated_at = now() WHERE id = $1"""
 UPDATE_ORGANIZATION_TIER_SQLITE: Final = """-- name: UpdateOrganizationTier :execrows
-UPDATE organizations SET tier = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1"""
+UPDATE organizations SET tier = ?2, updated_at = ARAGORA_NOW() WHERE id = ?1"""
 
 UPDATE_ORGANIZATION_SETTINGS: Final = """-- name: UpdateOrganizationSettings :one
 UPDATE organizations SET settings = $2, updated_at = now() WHERE id = $1 RETURNING settings"""
 UPDATE_ORGANIZATION_SETTINGS_SQLITE: Final = """-- name: UpdateOrganizationSettings :one
-UPDATE organizations SET settings = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 RETURNING settings"""
+UPDATE organizations SET settings = ?2, updated_at = ARAGORA_NOW() WHERE id = ?1 RETURNING settings"""
 
 SET_STRIPE_IDS: Final = """-- name: SetStripeIds :execresult
 UPDATE organizations
@@ -54,7 +54,7 @@ SET stripe_customer_id = $1,
     updated_at = now()
 WHERE id = $3"""
 SET_STRIPE_IDS_SQLITE: Final = """-- name: SetStripeIds :execresult
-UPDATE organizations SET stripe_customer_id = ?1, stripe_subscription_id = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3"""
+UPDATE organizations SET stripe_customer_id = ?1, stripe_subscription_id = ?2, updated_at = ARAGORA_NOW() WHERE id = ?3"""
 
 COUNT_ORGANIZATION_MEMBERS: Final = """-- name: CountOrganizationMembers :one
 SELECT count(*) AS members FROM users WHERE org_id = $1"""
@@ -318,7 +318,7 @@ class OrgsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE organizations SET tier = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1
+            UPDATE organizations SET tier = ?2, updated_at = ARAGORA_NOW() WHERE id = ?1
         """
         return self._db.execute(UPDATE_ORGANIZATION_TIER_SQLITE, (check_text(id), check_text(tier)))
 
@@ -327,7 +327,7 @@ class OrgsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE organizations SET settings = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 RETURNING settings
+            UPDATE organizations SET settings = ?2, updated_at = ARAGORA_NOW() WHERE id = ?1 RETURNING settings
         """
         r = self._db.fetchone(
             UPDATE_ORGANIZATION_SETTINGS_SQLITE, (check_text(id), encode_json(settings))
@@ -344,7 +344,7 @@ class OrgsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE organizations SET stripe_customer_id = ?1, stripe_subscription_id = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3
+            UPDATE organizations SET stripe_customer_id = ?1, stripe_subscription_id = ?2, updated_at = ARAGORA_NOW() WHERE id = ?3
         """
         return ExecResult(
             self._db.execute(

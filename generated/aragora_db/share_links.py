@@ -27,7 +27,7 @@ UPDATE share_links SET view_count = view_count + 1
 WHERE token = $1 AND NOT revoked AND (expires_at IS NULL OR expires_at > now())
 RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at"""
 GET_ACTIVE_SHARE_LINK_SQLITE: Final = """-- name: GetActiveShareLink :one
-UPDATE share_links SET view_count = view_count + 1 WHERE token = ?1 AND NOT revoked AND (expires_at IS NULL OR expires_at > STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')) RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at"""
+UPDATE share_links SET view_count = view_count + 1 WHERE token = ?1 AND NOT revoked AND (expires_at IS NULL OR expires_at > ARAGORA_NOW()) RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at"""
 
 LIST_SHARE_LINKS_FOR_DEBATE: Final = """-- name: ListShareLinksForDebate :many
 SELECT token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at FROM share_links WHERE debate_id = $1 ORDER BY created_at, token"""
@@ -219,7 +219,7 @@ class ShareLinksSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE share_links SET view_count = view_count + 1 WHERE token = ?1 AND NOT revoked AND (expires_at IS NULL OR expires_at > STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')) RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at
+            UPDATE share_links SET view_count = view_count + 1 WHERE token = ?1 AND NOT revoked AND (expires_at IS NULL OR expires_at > ARAGORA_NOW()) RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at
         """
         r = self._db.fetchone(GET_ACTIVE_SHARE_LINK_SQLITE, (check_text(token),))
         return None if r is None else _share_link_from_sqlite(r)

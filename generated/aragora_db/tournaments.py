@@ -54,7 +54,7 @@ UPDATE tournaments SET status = 'completed', winner = $2, standings = $3, comple
 WHERE id = $1 AND status <> 'completed'
 RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at"""
 COMPLETE_TOURNAMENT_SQLITE: Final = """-- name: CompleteTournament :one
-UPDATE tournaments SET status = 'completed', winner = ?2, standings = ?3, completed_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 AND status <> 'completed' RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at"""
+UPDATE tournaments SET status = 'completed', winner = ?2, standings = ?3, completed_at = ARAGORA_NOW() WHERE id = ?1 AND status <> 'completed' RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at"""
 
 DELETE_TOURNAMENT: Final = """-- name: DeleteTournament :execrows
 DELETE FROM tournaments WHERE id = $1"""
@@ -317,7 +317,7 @@ class TournamentsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE tournaments SET status = 'completed', winner = ?2, standings = ?3, completed_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1 AND status <> 'completed' RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at
+            UPDATE tournaments SET status = 'completed', winner = ?2, standings = ?3, completed_at = ARAGORA_NOW() WHERE id = ?1 AND status <> 'completed' RETURNING id, name, format, status, participants, standings, winner, created_at, completed_at
         """
         r = self._db.fetchone(
             COMPLETE_TOURNAMENT_SQLITE,

@@ -51,12 +51,12 @@ WHERE org_id = $1 AND timestamp >= $2
 GROUP BY month, event_type
 ORDER BY month, event_type"""
 MONTHLY_USAGE_BY_ORG_SQLITE: Final = """-- name: MonthlyUsageByOrg :many
-SELECT STRFTIME('%Y-%m-01 00:00:00.000000+00:00', timestamp) AS month, event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY month, event_type ORDER BY month NULLS LAST, event_type"""
+SELECT CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END AS month, event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY month, event_type ORDER BY month NULLS LAST, event_type"""
 
 PRUNE_USAGE_OLDER_THAN_DAYS: Final = """-- name: PruneUsageOlderThanDays :execrows
 DELETE FROM usage_events WHERE timestamp < now() - $1::int * interval '1 day'"""
 PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE: Final = """-- name: PruneUsageOlderThanDays :execrows
-DELETE FROM usage_events WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))"""
+DELETE FROM usage_events WHERE timestamp < ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * -86400)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +266,7 @@ class UsageSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT STRFTIME('%Y-%m-01 00:00:00.000000+00:00', timestamp) AS month, event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY month, event_type ORDER BY month NULLS LAST, event_type
+            SELECT CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END AS month, event_type, CAST(SUM(count) AS INTEGER) AS total FROM usage_events WHERE org_id = ?1 AND timestamp >= ?2 GROUP BY month, event_type ORDER BY month NULLS LAST, event_type
         """
         return list(
             map(
@@ -282,7 +282,7 @@ class UsageSyncRepository:
 
         SQL (SQLite)::
 
-            DELETE FROM usage_events WHERE timestamp < STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?1 AS INTEGER)) * -86400.0))
+            DELETE FROM usage_events WHERE timestamp < ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * -86400)
         """
         return self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE, (check_int4(days),))
 

@@ -54,7 +54,7 @@ SET name = COALESCE($1, name),
 WHERE id = $4
 RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at"""
 UPDATE_USER_PROFILE_SQLITE: Final = """-- name: UpdateUserProfile :one
-UPDATE users SET name = COALESCE(?1, name), avatar_url = COALESCE(?2, avatar_url), preferences = COALESCE(?3, preferences), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?4 RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at"""
+UPDATE users SET name = COALESCE(?1, name), avatar_url = COALESCE(?2, avatar_url), preferences = COALESCE(?3, preferences), updated_at = ARAGORA_NOW() WHERE id = ?4 RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at"""
 
 RECORD_FAILED_LOGIN: Final = """-- name: RecordFailedLogin :one
 UPDATE users
@@ -72,12 +72,12 @@ SET failed_login_count = failed_login_count + 1,
 WHERE id = $3
 RETURNING failed_login_count, locked_until"""
 RECORD_FAILED_LOGIN_SQLITE: Final = """-- name: RecordFailedLogin :one
-UPDATE users SET failed_login_count = failed_login_count + 1, locked_until = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?2 AS INTEGER)) * 60.0)) ELSE locked_until END, lockout_reason = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN 'too many failed login attempts' ELSE lockout_reason END WHERE id = ?3 RETURNING failed_login_count, locked_until"""
+UPDATE users SET failed_login_count = failed_login_count + 1, locked_until = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?2 AS INTEGER)) * 60) ELSE locked_until END, lockout_reason = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN 'too many failed login attempts' ELSE lockout_reason END WHERE id = ?3 RETURNING failed_login_count, locked_until"""
 
 IS_USER_LOCKED: Final = """-- name: IsUserLocked :one
 SELECT COALESCE(locked_until > now(), FALSE)::boolean AS locked FROM users WHERE id = $1"""
 IS_USER_LOCKED_SQLITE: Final = """-- name: IsUserLocked :one
-SELECT COALESCE(locked_until > STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), 0) AS locked FROM users WHERE id = ?1"""
+SELECT COALESCE(locked_until > ARAGORA_NOW(), 0) AS locked FROM users WHERE id = ?1"""
 
 RECORD_LOGIN: Final = """-- name: RecordLogin :execrows
 UPDATE users
@@ -88,13 +88,13 @@ SET last_login_at = now(),
     lockout_reason = NULL
 WHERE id = $1"""
 RECORD_LOGIN_SQLITE: Final = """-- name: RecordLogin :execrows
-UPDATE users SET last_login_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), last_activity_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), failed_login_count = 0, locked_until = NULL, lockout_reason = NULL WHERE id = ?1"""
+UPDATE users SET last_login_at = ARAGORA_NOW(), last_activity_at = ARAGORA_NOW(), failed_login_count = 0, locked_until = NULL, lockout_reason = NULL WHERE id = ?1"""
 
 SET_USER_ORGANIZATION: Final = """-- name: SetUserOrganization :execrows
 UPDATE users SET org_id = $1, role = $2, updated_at = now()
 WHERE id = $3"""
 SET_USER_ORGANIZATION_SQLITE: Final = """-- name: SetUserOrganization :execrows
-UPDATE users SET org_id = ?1, role = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3"""
+UPDATE users SET org_id = ?1, role = ?2, updated_at = ARAGORA_NOW() WHERE id = ?3"""
 
 LIST_ORGANIZATION_MEMBERS: Final = """-- name: ListOrganizationMembers :many
 SELECT id, email, name, role, last_login_at, is_active
@@ -126,7 +126,7 @@ SELECT COUNT(*) FROM users WHERE is_active"""
 DEACTIVATE_USER: Final = """-- name: DeactivateUser :execrows
 UPDATE users SET is_active = FALSE, updated_at = now() WHERE id = $1"""
 DEACTIVATE_USER_SQLITE: Final = """-- name: DeactivateUser :execrows
-UPDATE users SET is_active = 0, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1"""
+UPDATE users SET is_active = 0, updated_at = ARAGORA_NOW() WHERE id = ?1"""
 
 DELETE_USER: Final = """-- name: DeleteUser :exec
 DELETE FROM users WHERE id = $1"""
@@ -764,7 +764,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE users SET name = COALESCE(?1, name), avatar_url = COALESCE(?2, avatar_url), preferences = COALESCE(?3, preferences), updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?4 RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at
+            UPDATE users SET name = COALESCE(?1, name), avatar_url = COALESCE(?2, avatar_url), preferences = COALESCE(?3, preferences), updated_at = ARAGORA_NOW() WHERE id = ?4 RETURNING id, email, password_hash, password_salt, name, org_id, role, created_at, updated_at, last_login_at, is_active, email_verified, avatar_url, preferences, locked_until, failed_login_count, lockout_reason, last_activity_at, last_debate_at
         """
         r = self._db.fetchone(
             UPDATE_USER_PROFILE_SQLITE,
@@ -784,7 +784,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE users SET failed_login_count = failed_login_count + 1, locked_until = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', PRINTF('%+.6f seconds', (CAST(?2 AS INTEGER)) * 60.0)) ELSE locked_until END, lockout_reason = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN 'too many failed login attempts' ELSE lockout_reason END WHERE id = ?3 RETURNING failed_login_count, locked_until
+            UPDATE users SET failed_login_count = failed_login_count + 1, locked_until = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?2 AS INTEGER)) * 60) ELSE locked_until END, lockout_reason = CASE WHEN failed_login_count + 1 >= CAST(?1 AS INTEGER) THEN 'too many failed login attempts' ELSE lockout_reason END WHERE id = ?3 RETURNING failed_login_count, locked_until
         """
         r = self._db.fetchone(
             RECORD_FAILED_LOGIN_SQLITE,
@@ -797,7 +797,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT COALESCE(locked_until > STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), 0) AS locked FROM users WHERE id = ?1
+            SELECT COALESCE(locked_until > ARAGORA_NOW(), 0) AS locked FROM users WHERE id = ?1
         """
         r = self._db.fetchone(IS_USER_LOCKED_SQLITE, (check_text(id),))
         if r is None:
@@ -810,7 +810,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE users SET last_login_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), last_activity_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'), failed_login_count = 0, locked_until = NULL, lockout_reason = NULL WHERE id = ?1
+            UPDATE users SET last_login_at = ARAGORA_NOW(), last_activity_at = ARAGORA_NOW(), failed_login_count = 0, locked_until = NULL, lockout_reason = NULL WHERE id = ?1
         """
         return self._db.execute(RECORD_LOGIN_SQLITE, (check_text(id),))
 
@@ -819,7 +819,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE users SET org_id = ?1, role = ?2, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?3
+            UPDATE users SET org_id = ?1, role = ?2, updated_at = ARAGORA_NOW() WHERE id = ?3
         """
         return self._db.execute(
             SET_USER_ORGANIZATION_SQLITE,
@@ -898,7 +898,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE users SET is_active = 0, updated_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now') WHERE id = ?1
+            UPDATE users SET is_active = 0, updated_at = ARAGORA_NOW() WHERE id = ?1
         """
         return self._db.execute(DEACTIVATE_USER_SQLITE, (check_text(id),))
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 import sqlglot
 
+from aragora_repos.backends.sqlite.functions import install
 from codegen.dialects import sqlite
 from codegen.dialects.sqlite import NO_HINTS, Context, Rule
 from codegen.dialects.verify import CONNECTION_PRAGMAS
 
-NOW = "STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')"
+NOW = "ARAGORA_NOW()"
 LISTS = Context(list_params=frozenset({1}))
 
 
@@ -56,6 +57,7 @@ def ids(cases: Sequence[Case | Refusal]) -> list[str]:
 def connection() -> sqlite3.Connection:
     """A SQLite connection with the runtime's pragmas and a small table ``t``."""
     c = sqlite3.connect(":memory:", isolation_level=None)
+    install(c)
     for pragma in CONNECTION_PRAGMAS:
         c.execute(pragma)
     c.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, ts TEXT)")

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from aragora_repos.backends.sqlite.functions import install
 from aragora_repos.codec import encode_timestamptz
 from codegen.dialects.sqlite import Untranslatable, translate_query
 from codegen.dialects.verify import CONNECTION_PRAGMAS
@@ -77,6 +78,7 @@ def _normal(value: Any) -> Any:
 
 def _sqlite(sql: str) -> Any:
     conn = sqlite3.connect(":memory:")
+    install(conn)  # the runtime's SQL functions, as every project connection has them
     try:
         for pragma in CONNECTION_PRAGMAS:
             conn.execute(pragma)

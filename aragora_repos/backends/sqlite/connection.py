@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from aragora_repos import errors
 from aragora_repos.backends.sqlite.files import connect_read_only, read_only_uri
+from aragora_repos.backends.sqlite.functions import Clock, install
 from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.files import ensure_private_file, private_dir
 from aragora_repos.migrations import (
@@ -80,6 +81,7 @@ class SqliteConnection:
     """One SQLite connection: queries, explicit transactions with savepoints, migrations."""
 
     __slots__ = (
+        "_clock",
         "_closed",
         "_conn",
         "_driver",
@@ -142,6 +144,9 @@ class SqliteConnection:
                 self._conn.execute("PRAGMA query_only = ON")
             if read_only:
                 self._conn.execute("PRAGMA busy_timeout = 0")
+            # now() as PostgreSQL has it: microseconds, one value per transaction.
+            self._clock = Clock()
+            install(self._conn, self._clock)
             # Reading the schema proves the file is a database (not "file is not a
             # database" at the first query, far from the path).
             self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
@@ -158,6 +163,8 @@ class SqliteConnection:
 
     def fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
         self.queries += 1
+        if not self._conn.in_transaction:
+            self._clock.value = None  # now() of this statement
         started = time.perf_counter()
         try:
             row: Row | None = self._conn.execute(sql, args).fetchone()
@@ -169,6 +176,8 @@ class SqliteConnection:
 
     def fetchall(self, sql: str, args: Sequence[Any]) -> list[Row]:
         self.queries += 1
+        if not self._conn.in_transaction:
+            self._clock.value = None
         started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).fetchall()
@@ -180,6 +189,8 @@ class SqliteConnection:
     def execute(self, sql: str, args: Sequence[Any]) -> int:
         """Run a statement; return the number of rows it changed."""
         self.queries += 1
+        if not self._conn.in_transaction:
+            self._clock.value = None
         started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).rowcount
@@ -494,6 +505,7 @@ class SqliteDriver:
         self.conn = conn
 
     def begin(self, options: TxOptions) -> None:
+        self.conn._clock.reset()  # now() is the time the transaction began
         # DEFERRED for read-only work: it never takes the write lock.
         self.conn._raw("BEGIN DEFERRED" if options.readonly else "BEGIN IMMEDIATE")
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aragora_repos.backends.sqlite import open_read_only
+from aragora_repos.backends.sqlite.functions import install
 from aragora_repos.codec import encode_timestamptz
 from aragora_repos.drift import ExpectedSchema
 from aragora_repos.files import create_private
@@ -88,6 +89,7 @@ def target_tables(
 ) -> dict[str, TargetTable]:
     """The project's tables, from its SQLite migrations applied to a scratch database."""
     scratch = sqlite3.connect(":memory:")
+    install(scratch)  # defaults may call the runtime's functions (aragora_now)
     try:
         for migration in migrations:
             for statement in migration.up.sqlite:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aragora_repos import errors
+from aragora_repos.backends.sqlite.functions import install
 from aragora_repos.codec import decode_timestamptz, encode_timestamp, encode_timestamptz
 from aragora_repos.drift import ExpectedSchema
 from aragora_repos.files import replacing
@@ -242,6 +243,7 @@ class _SqliteCopier:
         self.source = source
         self.source_id = str(source.resolve())
         self.db = sqlite3.connect(target, isolation_level=None, timeout=30.0)
+        install(self.db)  # a column left to its default may call aragora_now()
         self.db.execute("PRAGMA foreign_keys = OFF")
         # Each batch commits with its progress row: a power cut that takes the last
         # commits takes their progress with them, and the rerun resumes from what is on

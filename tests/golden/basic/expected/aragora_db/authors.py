@@ -49,7 +49,7 @@ UPDATE authors SET name = ?1 WHERE id = ?2"""
 TOUCH_AUTHORS: Final = """-- name: TouchAuthors :execresult
 UPDATE authors SET created_at = now() - interval '1 day' WHERE id = ANY($1)"""
 TOUCH_AUTHORS_SQLITE: Final = """-- name: TouchAuthors :execresult
-UPDATE authors SET created_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', '-86400.000000 seconds') WHERE id IN (SELECT value FROM JSON_EACH(?1))"""
+UPDATE authors SET created_at = ARAGORA_TS_ADD(ARAGORA_NOW(), -86400) WHERE id IN (SELECT value FROM JSON_EACH(?1))"""
 
 DELETE_AUTHOR: Final = """-- name: DeleteAuthor :exec
 DELETE FROM authors WHERE id = $1"""
@@ -405,7 +405,7 @@ class AuthorsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE authors SET created_at = STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now', '-86400.000000 seconds') WHERE id IN (SELECT value FROM JSON_EACH(?1))
+            UPDATE authors SET created_at = ARAGORA_TS_ADD(ARAGORA_NOW(), -86400) WHERE id IN (SELECT value FROM JSON_EACH(?1))
         """
         return ExecResult(self._db.execute(TOUCH_AUTHORS_SQLITE, (encode_json(ids),)))
 
