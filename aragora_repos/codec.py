@@ -85,6 +85,48 @@ def check_text(value: str) -> str:
     return value
 
 
+def _element(value: object, expected: str) -> DataError:
+    """PostgreSQL's driver refuses an array element of the wrong type (asyncpg: "invalid
+    array element"); JSON would take any, so the element encoders refuse it here too."""
+    return DataError(
+        f"invalid input for query argument: invalid array element: expected {expected}, "
+        f"got {type(value).__name__}",
+        sqlstate="22000",
+    )
+
+
+def text_element(value: str) -> str:
+    if not isinstance(value, str):
+        raise _element(value, "str")
+    return check_text(value)
+
+
+def int2_element(value: int) -> int:
+    if not isinstance(value, int):
+        raise _element(value, "int")
+    return check_int2(value)
+
+
+def int4_element(value: int) -> int:
+    if not isinstance(value, int):
+        raise _element(value, "int")
+    return check_int4(value)
+
+
+def int8_element(value: int) -> int:
+    if not isinstance(value, int):
+        raise _element(value, "int")
+    if not -(2**63) <= value < 2**63:
+        raise DataError(f"value {value} out of bigint range", sqlstate="22003")
+    return value
+
+
+def float_element(value: float) -> float:
+    if not isinstance(value, int | float):
+        raise _element(value, "float")
+    return value
+
+
 def check_int2(value: int) -> int:
     if isinstance(value, int) and not -32768 <= value <= 32767:
         raise DataError(f"value {value} out of smallint range", sqlstate="22003")

@@ -211,6 +211,11 @@ _SQLITE: dict[int, tuple[type[DatabaseError], str | None]] = {
 
 def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
     """The error for a :mod:`sqlite3` exception, by extended then primary result code."""
+    from aragora_repos.backends.sqlite.functions import take_error
+
+    raised = take_error()  # a runtime SQL function's own error (an invalid LIKE pattern)
+    if raised is not None:
+        return raised
     code = getattr(exc, "sqlite_errorcode", None)
     message = str(exc)
     if code is None:

@@ -406,21 +406,27 @@ def rewrite_date_trunc(tree: exp.Expr, ctx: Context) -> exp.Expr:
 
 
 def rewrite_like(tree: exp.Expr, ctx: Context) -> exp.Expr:
-    """Match PostgreSQL's LIKE: backslash is the default escape (functions-matching.html
-    §9.7.1) and ILIKE folds case. Case sensitivity itself comes from the connection's
-    ``PRAGMA case_sensitive_like = ON``."""
+    """``LIKE`` / ``ILIKE`` -> ``aragora_like`` / ``aragora_ilike``: PostgreSQL's matcher,
+    run by the runtime (:mod:`aragora_repos.backends.sqlite.functions`). SQLite's own LIKE
+    differs where it matters: a pattern ending in the escape character is an error on
+    PostgreSQL (where the match reaches it), and SQLite's ``lower()`` folds ASCII only, so
+    ``ILIKE 'É%'`` missed ``école``."""
+
+    def call(node: exp.Like | exp.ILike, escape: exp.Expr | None) -> exp.Expr:
+        name = "aragora_ilike" if isinstance(node, exp.ILike) else "aragora_like"
+        args = [node.this.copy(), node.expression.copy()]
+        if escape is not None:
+            args.append(escape.copy())
+        matched: exp.Expr = exp.Anonymous(this=name, expressions=args)
+        if node.args.get("negate"):
+            matched = exp.Not(this=matched)  # NOT LIKE: NULL stays NULL, as on PostgreSQL
+        return matched
 
     def fix(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Escape):
-            return node
-        if isinstance(node, exp.ILike):
-            like = exp.Like(
-                this=exp.Lower(this=node.this.copy()),
-                expression=exp.Lower(this=node.expression.copy()),
-            )
-            return exp.Escape(this=like, expression=exp.Literal.string("\\"))
-        if isinstance(node, exp.Like) and not isinstance(node.parent, exp.Escape):
-            return exp.Escape(this=node.copy(), expression=exp.Literal.string("\\"))
+        if isinstance(node, exp.Escape) and isinstance(node.this, exp.Like | exp.ILike):
+            return call(node.this, node.expression)
+        if isinstance(node, exp.Like | exp.ILike) and not isinstance(node.parent, exp.Escape):
+            return call(node, None)
         return node
 
     return tree.transform(fix)

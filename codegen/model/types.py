@@ -35,14 +35,18 @@ class TypeInfo:
 
 # Values PostgreSQL refuses are refused on SQLite too, with the same error class: NUL in
 # text, integers outside the column type's range.
-_TEXT = TypeInfo("str", "TEXT", "check_text({v})", json_element_encode="check_text({v})")
-_INT = TypeInfo("int", "INTEGER")
-_FLOAT = TypeInfo("float", "REAL", sqlite_decode="float({v})")
+# Array elements are checked for their type too: JSON would take any element, where
+# PostgreSQL's driver refuses one of the wrong type.
+_TEXT = TypeInfo("str", "TEXT", "check_text({v})", json_element_encode="text_element({v})")
+_INT = TypeInfo("int", "INTEGER", json_element_encode="int8_element({v})")
+_FLOAT = TypeInfo(
+    "float", "REAL", sqlite_decode="float({v})", json_element_encode="float_element({v})"
+)
 
 BUILTIN: dict[str, TypeInfo] = {
     "text": _TEXT,
-    "int2": TypeInfo("int", "INTEGER", "check_int2({v})", json_element_encode="check_int2({v})"),
-    "int4": TypeInfo("int", "INTEGER", "check_int4({v})", json_element_encode="check_int4({v})"),
+    "int2": TypeInfo("int", "INTEGER", "check_int2({v})", json_element_encode="int2_element({v})"),
+    "int4": TypeInfo("int", "INTEGER", "check_int4({v})", json_element_encode="int4_element({v})"),
     "int8": _INT,
     "bool": TypeInfo("bool", "INTEGER", sqlite_decode="bool({v})"),
     "float4": _FLOAT,

@@ -30,6 +30,11 @@ _CODEC = (
     "check_int2",
     "check_int4",
     "check_row_count",
+    "text_element",
+    "int2_element",
+    "int4_element",
+    "int8_element",
+    "float_element",
 )
 
 

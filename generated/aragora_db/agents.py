@@ -18,6 +18,7 @@ from aragora_repos.codec import (
     check_text,
     decode_timestamptz,
     encode_json,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -602,7 +603,7 @@ class AgentsSyncRepository:
             (
                 check_text(agent_name),
                 check_text(description),
-                encode_json([check_text(x) for x in traits]),
+                encode_json([text_element(x) for x in traits]),
                 encode_json(expertise),
             ),
         )
@@ -671,7 +672,7 @@ class AgentsSyncRepository:
                 encode_json(traits),
                 encode_json(expertise),
                 None if model_preference is None else check_text(model_preference),
-                encode_json([check_text(x) for x in parent_genomes]),
+                encode_json([text_element(x) for x in parent_genomes]),
                 check_int4(generation),
                 fitness_score,
                 None if birth_debate_id is None else check_text(birth_debate_id),

@@ -14,7 +14,13 @@ from typing import Final
 from aragora_db.models import Webhook
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
-from aragora_repos.codec import check_text, decode_timestamptz, encode_json, encode_timestamptz
+from aragora_repos.codec import (
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    encode_timestamptz,
+    text_element,
+)
 from aragora_repos.types import DbRow
 
 REVOKE_TOKEN: Final = """-- name: RevokeToken :exec
@@ -417,7 +423,7 @@ class AuthSyncRepository:
         return [
             r[0]
             for r in self._db.fetchall(
-                REVOKED_AMONG_SQLITE, (encode_json([check_text(x) for x in jtis]),)
+                REVOKED_AMONG_SQLITE, (encode_json([text_element(x) for x in jtis]),)
             )
         ]
 
@@ -462,7 +468,7 @@ class AuthSyncRepository:
                 check_text(org_id),
                 check_text(url),
                 check_text(secret),
-                encode_json([check_text(x) for x in events]),
+                encode_json([text_element(x) for x in events]),
                 active,
             ),
         )
@@ -519,7 +525,7 @@ class AuthSyncRepository:
             UPDATE_WEBHOOK_SQLITE,
             (
                 None if url is None else check_text(url),
-                None if events is None else encode_json([check_text(x) for x in events]),
+                None if events is None else encode_json([text_element(x) for x in events]),
                 active,
                 check_text(id),
             ),

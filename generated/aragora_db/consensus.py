@@ -20,6 +20,7 @@ from aragora_repos.codec import (
     check_text,
     decode_timestamptz,
     encode_json,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -695,8 +696,8 @@ class ConsensusSyncRepository:
                 check_text(conclusion),
                 check_text(strength),
                 confidence,
-                encode_json([check_text(x) for x in participating_agents]),
-                encode_json([check_text(x) for x in agreeing_agents]),
+                encode_json([text_element(x) for x in participating_agents]),
+                encode_json([text_element(x) for x in agreeing_agents]),
                 check_text(domain),
                 None if debate_id is None else check_text(debate_id),
                 encode_json(metadata),

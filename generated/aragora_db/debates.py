@@ -19,6 +19,7 @@ from aragora_repos.codec import (
     check_text,
     decode_timestamptz,
     encode_json,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -74,7 +75,7 @@ WHERE task ILIKE '%' || $1 || '%' OR final_answer ILIKE '%' || $1 || '%'
 ORDER BY created_at DESC, id DESC
 LIMIT $2"""
 SEARCH_DEBATES_SQLITE: Final = """-- name: SearchDebates :many
-SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE LOWER(task) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' OR LOWER(final_answer) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT ?2"""
+SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE ARAGORA_ILIKE(task, '%' || ?1 || '%') OR ARAGORA_ILIKE(final_answer, '%' || ?1 || '%') ORDER BY created_at DESC, id DESC LIMIT ?2"""
 
 INCREMENT_DEBATE_VIEWS: Final = """-- name: IncrementDebateViews :one
 UPDATE debates SET view_count = view_count + 1 WHERE slug = $1 RETURNING view_count"""
@@ -849,7 +850,7 @@ class DebatesSyncRepository:
                 check_text(id),
                 check_text(slug),
                 check_text(task),
-                encode_json([check_text(x) for x in agents]),
+                encode_json([text_element(x) for x in agents]),
                 None if final_answer is None else check_text(final_answer),
                 consensus_reached,
                 confidence,
@@ -933,7 +934,7 @@ class DebatesSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE LOWER(task) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' OR LOWER(final_answer) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY created_at DESC, id DESC LIMIT ?2
+            SELECT id, slug, task, agents, final_answer, consensus_reached, confidence, rounds_used, duration_seconds, grounded_verdict, view_count, created_at FROM debates WHERE ARAGORA_ILIKE(task, '%' || ?1 || '%') OR ARAGORA_ILIKE(final_answer, '%' || ?1 || '%') ORDER BY created_at DESC, id DESC LIMIT ?2
         """
         return list(
             map(
@@ -994,7 +995,7 @@ class DebatesSyncRepository:
             map(
                 _debate_from_sqlite,
                 self._db.fetchall(
-                    GET_DEBATES_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+                    GET_DEBATES_BY_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
                 ),
             )
         )
@@ -1009,7 +1010,7 @@ class DebatesSyncRepository:
         return [
             r[0]
             for r in self._db.fetchall(
-                EXISTING_DEBATE_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+                EXISTING_DEBATE_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
             )
         ]
 
@@ -1149,7 +1150,7 @@ class DebatesSyncRepository:
                 check_int4(cycle_number),
                 check_text(phase),
                 check_text(task),
-                encode_json([check_text(x) for x in agents]),
+                encode_json([text_element(x) for x in agents]),
                 encode_json(transcript),
                 consensus_reached,
                 confidence,

@@ -19,6 +19,7 @@ from aragora_repos.codec import (
     check_text,
     decode_timestamptz,
     encode_json,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -588,7 +589,7 @@ class EloSyncRepository:
             (
                 check_text(debate_id),
                 None if winner is None else check_text(winner),
-                encode_json([check_text(x) for x in participants]),
+                encode_json([text_element(x) for x in participants]),
                 check_text(domain),
                 encode_json(scores),
                 encode_json(elo_changes),

@@ -11,7 +11,13 @@ from typing import Final
 from aragora_db.models import Embedding
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
-from aragora_repos.codec import check_int4, check_text, decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_int4,
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    text_element,
+)
 from aragora_repos.types import DbRow
 
 SAVE_EMBEDDING: Final = """-- name: SaveEmbedding :one
@@ -257,7 +263,8 @@ class EmbeddingsSyncRepository:
             map(
                 _embedding_from_sqlite,
                 self._db.fetchall(
-                    GET_EMBEDDINGS_BY_HASHES_SQLITE, (encode_json([check_text(x) for x in hashes]),)
+                    GET_EMBEDDINGS_BY_HASHES_SQLITE,
+                    (encode_json([text_element(x) for x in hashes]),),
                 ),
             )
         )

@@ -20,6 +20,7 @@ from aragora_repos.codec import (
     check_text,
     decode_timestamptz,
     encode_json,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -273,7 +274,7 @@ class InsightsSyncRepository:
                 check_text(title),
                 check_text(description),
                 confidence,
-                encode_json([check_text(x) for x in agents]),
+                encode_json([text_element(x) for x in agents]),
                 encode_json(evidence),
             ),
         )

@@ -29,6 +29,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
     encode_timestamptz,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -1315,7 +1316,7 @@ class NomicSyncRepository:
                 check_text(severity),
                 None if rolled_back_commit is None else check_text(rolled_back_commit),
                 None if preserved_branch is None else check_text(preserved_branch),
-                encode_json([check_text(x) for x in files_affected]),
+                encode_json([text_element(x) for x in files_affected]),
                 None if diff_summary is None else check_text(diff_summary),
                 None if error_message is None else check_text(error_message),
             ),

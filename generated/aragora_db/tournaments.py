@@ -20,6 +20,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
     encode_timestamptz,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -261,7 +262,7 @@ class TournamentsSyncRepository:
                 check_text(name),
                 check_text(format),
                 check_text(status),
-                encode_json([check_text(x) for x in participants]),
+                encode_json([text_element(x) for x in participants]),
                 encode_json(standings),
                 None if winner is None else check_text(winner),
                 None if completed_at is None else encode_timestamptz(completed_at),

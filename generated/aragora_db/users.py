@@ -20,6 +20,7 @@ from aragora_repos.codec import (
     check_text,
     decode_timestamptz,
     encode_json,
+    text_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -111,12 +112,12 @@ WHERE name ILIKE '%' || $1 || '%'
 ORDER BY name, id
 LIMIT $2"""
 SEARCH_USERS_BY_NAME_SQLITE: Final = """-- name: SearchUsersByName :many
-SELECT id, email, name FROM users WHERE LOWER(name) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY name, id LIMIT ?2"""
+SELECT id, email, name FROM users WHERE ARAGORA_ILIKE(name, '%' || ?1 || '%') ORDER BY name, id LIMIT ?2"""
 
 LIST_USERS_BY_EMAIL_PATTERN: Final = """-- name: ListUsersByEmailPattern :many
 SELECT id, email FROM users WHERE email LIKE $1 ORDER BY email"""
 LIST_USERS_BY_EMAIL_PATTERN_SQLITE: Final = """-- name: ListUsersByEmailPattern :many
-SELECT id, email FROM users WHERE email LIKE ?1 ESCAPE '\\' ORDER BY email"""
+SELECT id, email FROM users WHERE ARAGORA_LIKE(email, ?1) ORDER BY email"""
 
 COUNT_ACTIVE_USERS: Final = """-- name: CountActiveUsers :one
 SELECT count(*) FROM users WHERE is_active"""
@@ -752,7 +753,7 @@ class UsersSyncRepository:
             map(
                 _user_from_sqlite,
                 self._db.fetchall(
-                    GET_USERS_BY_IDS_SQLITE, (encode_json([check_text(x) for x in ids]),)
+                    GET_USERS_BY_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
                 ),
             )
         )
@@ -854,7 +855,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT id, email, name FROM users WHERE LOWER(name) LIKE LOWER('%' || ?1 || '%') ESCAPE '\\' ORDER BY name, id LIMIT ?2
+            SELECT id, email, name FROM users WHERE ARAGORA_ILIKE(name, '%' || ?1 || '%') ORDER BY name, id LIMIT ?2
         """
         return list(
             map(
@@ -871,7 +872,7 @@ class UsersSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT id, email FROM users WHERE email LIKE ?1 ESCAPE '\\' ORDER BY email
+            SELECT id, email FROM users WHERE ARAGORA_LIKE(email, ?1) ORDER BY email
         """
         return list(
             map(

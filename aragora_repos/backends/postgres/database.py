@@ -308,7 +308,15 @@ class PostgresDatabase(Backend):
             started = True
             return c.copy_records_to_table(table, records=records, columns=list(columns))
 
-        return rows_of(await self._single(f"COPY {table}", op, False))
+        try:
+            return rows_of(await self._single(f"COPY {table}", op, False))
+        except UnicodeEncodeError as exc:
+            # asyncpg encodes COPY rows itself and lets this through bare; a statement's
+            # argument of the same text is a DataError (as on SQLite).
+            raise errors.DataError(
+                f"invalid input for COPY into {table}: text that is not UTF-8 ({exc.reason})",
+                sqlstate="22000",
+            ) from None
 
     @contextlib.asynccontextmanager
     async def _checkout(self) -> AsyncIterator[Lent]:

@@ -170,6 +170,8 @@ class SqliteConnection:
             row: Row | None = self._conn.execute(sql, args).fetchone()
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise _unencodable(exc) from None
         finally:
             self._timed(sql, started)
         return row
@@ -183,6 +185,8 @@ class SqliteConnection:
             return self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise _unencodable(exc) from None
         finally:
             self._timed(sql, started)
 
@@ -196,6 +200,8 @@ class SqliteConnection:
             return self._conn.execute(sql, args).rowcount
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise _unencodable(exc) from None
         finally:
             self._timed(sql, started)
 
@@ -224,6 +230,8 @@ class SqliteConnection:
                 self._conn.executemany(sql, counted())
             except sqlite3.Error as exc:
                 raise errors.from_sqlite(exc) from exc
+            except UnicodeEncodeError as exc:
+                raise _unencodable(exc) from None
         return count
 
     # --- transactions ------------------------------------------------------------------
@@ -289,6 +297,8 @@ class SqliteConnection:
             self._conn.execute(sql)
         except sqlite3.Error as exc:
             raise errors.from_sqlite(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise _unencodable(exc) from None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -490,6 +500,15 @@ class SqliteConnection:
 
     def __repr__(self) -> str:
         return f"SqliteConnection({self.path!r})"
+
+
+def _unencodable(exc: UnicodeEncodeError) -> errors.DataError:
+    """Text no UTF-8 holds (a lone surrogate): PostgreSQL's driver refuses the argument
+    with a DataError; so does this one (not a bare UnicodeEncodeError)."""
+    return errors.DataError(
+        f"invalid input for query argument: text that is not UTF-8 ({exc.reason})",
+        sqlstate="22000",
+    )
 
 
 class SqliteDriver:

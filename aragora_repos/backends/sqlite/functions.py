@@ -10,7 +10,14 @@ started. The generated SQLite statements therefore call:
   within one transaction (or one statement outside a transaction), as ``now()`` is;
 - ``aragora_ts_add(ts, seconds)``: ``ts`` plus a number of seconds, exact to the
   microsecond, in ``ts``'s own form (naive ``timestamp`` text stays naive);
-- ``aragora_date_trunc(unit, ts)``: ``date_trunc`` in ``ts``'s own form.
+- ``aragora_date_trunc(unit, ts)``: ``date_trunc`` in ``ts``'s own form;
+- ``aragora_like(text, pattern[, escape])`` and ``aragora_ilike(...)``: PostgreSQL's LIKE
+  and ILIKE, matched as its own matcher does (``like_match.c``), so a pattern ending in
+  the escape character fails exactly where PostgreSQL's fails, and ILIKE folds every
+  letter (SQLite's ``lower()`` folds ASCII only).
+
+A function's own error (an invalid LIKE pattern) is kept as :func:`take_error` returns it,
+for the connection to raise instead of SQLite's "user-defined function raised exception".
 
 A tool that writes to a project database with its own :mod:`sqlite3` connection calls
 :func:`install` first; a statement using one of these without it fails with ``no such
@@ -20,7 +27,12 @@ function`` (nothing is written wrong).
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aragora_repos.errors import DataError
 
 NAIVE_LENGTH = len("2024-01-15 10:30:00.000000")
 _TRUNC = ("year", "month", "day", "hour", "minute", "second")
@@ -85,9 +97,115 @@ def date_trunc(unit: str | None, text: str | None) -> str | None:
     return _form(datetime(y, mo, d, h, mi, sec, tzinfo=value.tzinfo), naive)
 
 
+_pending = threading.local()
+
+
+def take_error() -> DataError | None:
+    """The error a function raised on this thread, once."""
+    error: DataError | None = getattr(_pending, "error", None)
+    _pending.error = None
+    return error
+
+
+def _keeping_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except DataError as exc:
+            _pending.error = exc
+            raise
+
+    return call
+
+
+_FALSE, _TRUE, _ABORT = 0, 1, -1
+
+
+def _match(t: str, p: str, esc: str | None) -> int:
+    """PostgreSQL's MatchText (src/backend/utils/adt/like_match.c): TRUE, FALSE, or ABORT
+    (no match possible for any shorter text)."""
+    ti, pi, tn, pn = 0, 0, len(t), len(p)
+    if p == "%":
+        return _TRUE
+    while ti < tn and pi < pn:
+        c = p[pi]
+        if c == esc:
+            pi += 1
+            if pi >= pn:
+                raise DataError("LIKE pattern must not end with escape character", sqlstate="22025")
+            if p[pi] != t[ti]:
+                return _FALSE
+        elif c == "%":
+            pi += 1
+            while pi < pn:
+                if p[pi] == "%":
+                    pi += 1
+                elif p[pi] == "_":
+                    if ti >= tn:
+                        return _ABORT
+                    ti += 1
+                    pi += 1
+                else:
+                    break
+            if pi >= pn:
+                return _TRUE
+            if p[pi] == esc:
+                if pi + 1 >= pn:
+                    raise DataError(
+                        "LIKE pattern must not end with escape character", sqlstate="22025"
+                    )
+                first = p[pi + 1]
+            else:
+                first = p[pi]
+            while ti < tn:
+                if t[ti] == first:
+                    found = _match(t[ti:], p[pi:], esc)
+                    if found != _FALSE:
+                        return found
+                ti += 1
+            return _ABORT
+        elif c == "_":
+            pass
+        elif c != t[ti]:
+            return _FALSE
+        ti += 1
+        pi += 1
+    if ti < tn:
+        return _FALSE
+    while pi < pn and p[pi] == "%":
+        pi += 1
+    return _TRUE if pi >= pn else _ABORT
+
+
+def _escape(escape: str | None) -> str | None:
+    if escape is None:
+        return "\\"
+    if escape == "":
+        return None  # ESCAPE '': no escape character
+    if len(escape) != 1:
+        raise DataError("invalid escape string", sqlstate="22025")
+    return escape
+
+
+def like(text: str | None, pattern: str | None, escape: str | None = None) -> int | None:
+    if text is None or pattern is None:
+        return None
+    return int(_match(str(text), str(pattern), _escape(escape)) == _TRUE)
+
+
+def ilike(text: str | None, pattern: str | None, escape: str | None = None) -> int | None:
+    if text is None or pattern is None:
+        return None
+    return int(_match(str(text).lower(), str(pattern).lower(), _escape(escape)) == _TRUE)
+
+
 def install(conn: sqlite3.Connection, clock: Clock | None = None) -> None:
     """Register the functions on ``conn``; ``clock`` (default: a fresh value per call)
     gives ``aragora_now()``."""
     conn.create_function("aragora_now", 0, clock or now_text, deterministic=False)
     conn.create_function("aragora_ts_add", 2, ts_add, deterministic=True)
     conn.create_function("aragora_date_trunc", 2, date_trunc, deterministic=True)
+    for name, fn in (("aragora_like", like), ("aragora_ilike", ilike)):
+        kept = _keeping_errors(fn)
+        conn.create_function(name, 2, kept, deterministic=True)
+        conn.create_function(name, 3, kept, deterministic=True)

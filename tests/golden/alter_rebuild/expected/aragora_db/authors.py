@@ -16,7 +16,13 @@ from uuid import UUID
 from aragora_db.models import MOOD_VALUES, Author, Mood
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
-from aragora_repos.codec import check_text, decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    int8_element,
+    text_element,
+)
 from aragora_repos.types import JSON, DbRow, ExecResult
 
 GET_AUTHOR: Final = """-- name: GetAuthor :one
@@ -383,7 +389,7 @@ class AuthorsSyncRepository:
             (
                 check_text(name),
                 mood,
-                encode_json([check_text(x) for x in tags]),
+                encode_json([text_element(x) for x in tags]),
                 encode_json(profile),
                 None if external is None else str(external),
                 None if born_on is None else born_on.isoformat(),
@@ -408,7 +414,9 @@ class AuthorsSyncRepository:
 
             UPDATE authors SET created_at = ARAGORA_TS_ADD(ARAGORA_NOW(), -86400) WHERE id IN (SELECT value FROM JSON_EACH(?1))
         """
-        return ExecResult(self._db.execute(TOUCH_AUTHORS_SQLITE, (encode_json(ids),)))
+        return ExecResult(
+            self._db.execute(TOUCH_AUTHORS_SQLITE, (encode_json([int8_element(x) for x in ids]),))
+        )
 
     def delete_author(self, *, id: int) -> None:
         """Run DeleteAuthor (:exec) on SQLite; returns as the async method.
@@ -429,7 +437,7 @@ class AuthorsSyncRepository:
         return self._db.executemany(
             IMPORT_AUTHORS_SQLITE,
             (
-                (check_text(p.name), p.mood, encode_json([check_text(x) for x in p.tags]))
+                (check_text(p.name), p.mood, encode_json([text_element(x) for x in p.tags]))
                 for p in rows
             ),
         )

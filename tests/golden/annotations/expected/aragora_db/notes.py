@@ -14,7 +14,13 @@ from typing import Final
 from aragora_db.models import NOTE_STATE_VALUES, Note, NoteState
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
-from aragora_repos.codec import check_text, decode_timestamptz, encode_json
+from aragora_repos.codec import (
+    check_text,
+    decode_timestamptz,
+    encode_json,
+    int8_element,
+    text_element,
+)
 from aragora_repos.types import JSON, DbRow, ExecResult
 
 ADD_NOTE: Final = """-- name: AddNote :one
@@ -363,7 +369,7 @@ class NotesSyncRepository:
             (
                 check_text(title),
                 None if body is None else check_text(body),
-                encode_json([check_text(x) for x in labels]),
+                encode_json([text_element(x) for x in labels]),
                 encode_json(meta),
             ),
         )
@@ -387,7 +393,12 @@ class NotesSyncRepository:
             SELECT id, title, body, state, labels, meta, created_at FROM notes WHERE id IN (SELECT value FROM JSON_EACH(?1)) ORDER BY id DESC
         """
         return list(
-            map(_note_from_sqlite, self._db.fetchall(LIST_NOTES_SQLITE, (encode_json(ids),)))
+            map(
+                _note_from_sqlite,
+                self._db.fetchall(
+                    LIST_NOTES_SQLITE, (encode_json([int8_element(x) for x in ids]),)
+                ),
+            )
         )
 
     def note_titles(self, *, state: NoteState) -> list[NoteTitlesRow]:
@@ -464,7 +475,7 @@ class NotesSyncRepository:
                 (
                     check_text(p.title),
                     None if p.body is None else check_text(p.body),
-                    encode_json([check_text(x) for x in p.labels]),
+                    encode_json([text_element(x) for x in p.labels]),
                     encode_json(p.meta),
                 )
                 for p in rows
@@ -480,7 +491,7 @@ class NotesSyncRepository:
         """
         return self._db.executemany(
             LABEL_NOTES_SQLITE,
-            ((p.id, encode_json([check_text(x) for x in p.labels])) for p in rows),
+            ((p.id, encode_json([text_element(x) for x in p.labels])) for p in rows),
         )
 
 
