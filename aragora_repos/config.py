@@ -130,6 +130,10 @@ class Config:
             name, and what needs a session of its own (migrations, advisory locks outside
             a transaction, LISTEN, checkouts) goes to ``direct_dsn`` or is refused.
         direct_dsn: the server itself, past the pooler (``ARAGORA_POSTGRES_DIRECT_DSN``).
+        collation: ``check`` (default): refuse a PostgreSQL database whose default
+            collation does not order text by code point as SQLite does (``C``, ``POSIX``,
+            ``C.UTF-8``); ``any`` accepts it, and text order then differs between the
+            backends (``ARAGORA_POSTGRES_COLLATION``).
     """
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
@@ -147,6 +151,7 @@ class Config:
     backup_retention_days: float = 7.0
     pooler: Literal["none", "session", "transaction"] = "none"
     direct_dsn: Secret | None = None
+    collation: Literal["check", "any"] = "check"
 
     @property
     def sqlite_file(self) -> Path:
@@ -235,6 +240,11 @@ class Config:
                 raise ConfigError(f"invalid ARAGORA_POSTGRES_DIRECT_DSN: {exc}") from None
             if production:
                 _require_verified_tls("ARAGORA_POSTGRES_DIRECT_DSN", direct)
+        collation = _get(env, "ARAGORA_POSTGRES_COLLATION").lower() or "check"
+        if collation not in ("check", "any"):
+            raise ConfigError(
+                f"invalid ARAGORA_POSTGRES_COLLATION: expected check or any, got {collation!r}"
+            )
         slow_raw = _get(env, "ARAGORA_SLOW_QUERY_MS").lower()
         slow_query_ms = (
             None if slow_raw == "off" else _number(env, "ARAGORA_SLOW_QUERY_MS", 1000.0, float)
@@ -255,6 +265,7 @@ class Config:
             backup_retention_days=_number(env, "ARAGORA_BACKUP_RETENTION_DAYS", 7.0, float),
             pooler=cast(Literal["none", "session", "transaction"], pooler),
             direct_dsn=Secret(direct) if direct is not None else None,
+            collation=cast(Literal["check", "any"], collation),
         )
 
     def __repr__(self) -> str:

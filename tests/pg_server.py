@@ -83,7 +83,17 @@ def _own_server() -> Iterator[Server | None]:
     port = free_port()
     try:
         subprocess.run(
-            [*prefix, f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U", "postgres"],
+            [
+                *prefix,
+                f"{bindir}/initdb",
+                "-D",
+                datadir,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--locale=C.UTF-8",  # text in code-point order, as the runtime requires
+            ],
             check=True,
             capture_output=True,
         )
@@ -159,8 +169,9 @@ def find_server() -> Iterator[Server | None]:
 
 
 @contextlib.contextmanager
-def fresh_database(admin_dsn: str) -> Iterator[str]:
-    """Create ``aragora_test_<random>`` and drop it afterwards; yield its DSN."""
+def fresh_database(admin_dsn: str, options: str = "") -> Iterator[str]:
+    """Create ``aragora_test_<random>`` (with ``options``, e.g. a locale) and drop it
+    afterwards; yield its DSN."""
     name = f"aragora_test_{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
@@ -170,7 +181,7 @@ def fresh_database(admin_dsn: str) -> Iterator[str]:
         finally:
             await conn.close()
 
-    run_async(admin(f'CREATE DATABASE "{name}"'))
+    run_async(admin(f'CREATE DATABASE "{name}" {options}'.strip()))
     try:
         yield with_database(admin_dsn, name)
     finally:

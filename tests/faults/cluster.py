@@ -78,6 +78,7 @@ class Cluster:
                 "trust",
                 "-U",
                 "postgres",
+                "--locale=C.UTF-8",  # text in code-point order, as the runtime requires
             ],
             check=True,
             capture_output=True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -62,6 +63,46 @@ T = TypeVar("T")
 
 _ROUTE_PRIMARY = "primary"
 _ROUTE_REPLICA = "replica"
+
+
+#: Default collations that order text by code point (UTF-8 byte order), as SQLite does.
+BYTE_ORDER = frozenset({"c", "posix", "c.utf-8", "c.utf8", "ucs_basic", "pg_c_utf8"})
+
+
+async def check_collation(pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    """Refuse a database whose default collation orders text otherwise than SQLite.
+
+    The rule, on both backends: text sorts and compares by code point. SQLite's BINARY
+    collation does; PostgreSQL does under ``C``, ``POSIX`` or ``C.UTF-8`` (Supabase's
+    hosted default). Under ``en_US.UTF-8`` or an ICU locale PostgreSQL orders
+    ``ada, bob, Bob, Émile, Zed`` where SQLite orders ``Bob, Zed, ada, bob, Émile``, so
+    every ORDER BY, ``<`` and ``min()`` over text would answer differently.
+
+    Raises:
+        ConfigError: naming the collation and how to create a database that passes, or
+            ``ARAGORA_POSTGRES_COLLATION=any`` to accept the difference.
+    """
+    row = await pool.fetchrow(
+        "SELECT to_jsonb(d) - 'datacl' AS info FROM pg_database d "
+        "WHERE d.datname = current_database()"
+    )
+    raw = row["info"] if row is not None else None
+    info: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+    provider = info.get("datlocprovider", "c")
+    locale = info.get("daticulocale") or info.get("datlocale") or info.get("datcollate") or ""
+    collate = info.get("datcollate", "")
+    if provider == "c" and str(collate).lower() in BYTE_ORDER:
+        return
+    if provider == "b" and str(locale).lower() in BYTE_ORDER:
+        return
+    kind = {"i": "ICU", "b": "builtin", "c": "libc"}.get(str(provider), str(provider))
+    raise errors.ConfigError(
+        f"database {info.get('datname', '?')!r} orders text by the {kind} collation "
+        f"{locale or collate!r}; this project orders text by code point on both backends "
+        "(as SQLite does). Create the database with LOCALE_PROVIDER libc LOCALE 'C.UTF-8' "
+        "(CREATE DATABASE ... TEMPLATE template0 LOCALE 'C.UTF-8'), or set "
+        "ARAGORA_POSTGRES_COLLATION=any to accept that text order differs from SQLite's"
+    )
 
 
 class PostgresDatabase(Backend):
@@ -133,10 +174,20 @@ class PostgresDatabase(Backend):
         migration_lock_timeout: float = 300.0,
         pooler: str = "none",
         direct_dsn: Secret | None = None,
+        collation: str = "check",
     ) -> PostgresDatabase:
         """Open the primary pool (failing if the primary is unreachable) and a pool per
-        replica (a replica that is down starts ejected and returns when it answers)."""
+        replica (a replica that is down starts ejected and returns when it answers).
+
+        ``collation="check"``: the database must order text by code point, as SQLite does
+        (see :func:`check_collation`); ``"any"`` skips the check."""
         pool = await create_pool(dsn, min_size, max_size, timeout, pooler=pooler)
+        if collation == "check":
+            try:
+                await check_collation(pool)
+            except BaseException:
+                await pool.close()
+                raise
         if direct_dsn is not None:
             check_connection_policy(direct_dsn)
         replica_list = []
@@ -175,6 +226,7 @@ class PostgresDatabase(Backend):
             migration_lock_timeout=config.migration_lock_timeout,
             pooler=config.pooler,
             direct_dsn=config.direct_dsn,
+            collation=config.collation,
         )
 
     # --- routing ------------------------------------------------------------------------
