@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install generate check test demo bench bench-migrate bench-adopt clean reliability schema-diff fidelity faults adversarial
+.PHONY: install generate check check-pythons test demo bench bench-migrate bench-adopt clean reliability schema-diff fidelity faults adversarial
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,24 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/zizmor --offline --quiet .github/workflows
 	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
+	$(MAKE) --no-print-directory check-pythons
+
+## check-pythons: generated/ is byte-identical under every other Python the machine has
+## (3.12, 3.13 through pyenv); each gets a venv of its own with the generator installed
+OTHER_PYTHONS ?= 3.12 3.13
+check-pythons:
+	@root=$$(pyenv root 2>/dev/null || echo /nonexistent); \
+	for v in $(OTHER_PYTHONS); do \
+		py=$$(ls -d $$root/versions/$$v*/bin/python3 2>/dev/null | head -1); \
+		if [ -z "$$py" ]; then \
+			if [ "$$CI" = true ]; then echo "CI=true requires Python $$v (pyenv)"; exit 1; fi; \
+			echo "generated/ not compared under Python $$v: not installed"; continue; fi; \
+		venv=build/venv-$$v; \
+		[ -x $$venv/bin/python ] || $$py -m venv $$venv; \
+		$$venv/bin/pip install --quiet -e '.[codegen]' 2>&1 | grep -v '^WARNING' || true; \
+		echo "codegen check under Python $$v"; \
+		$$venv/bin/python -m codegen check || exit 1; \
+	done
 
 ## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory), in two
 ## worker processes, a test file to each: every worker has its own database and servers;

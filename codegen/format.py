@@ -32,7 +32,10 @@ def _run(args: list[str], text: str, rel: str) -> str:
                     f"generated/{rel}",
                     1,
                     1,
-                    f"generated code does not parse (a generator bug): {proc.stderr.strip()}",
+                    "generated code does not parse (a generator bug): "
+                    + (
+                        proc.stderr.strip() or proc.stdout.strip() or f"ruff exit {proc.returncode}"
+                    ),
                 )
             ]
         )

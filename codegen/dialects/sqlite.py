@@ -516,8 +516,30 @@ def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
     return tree.transform(fix)
 
 
+def strip_public_schema(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``public.foo`` -> ``foo``: SQLite has one schema, and migrations take ``public.``
+    the same way. Another schema has no SQLite form."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and node.args.get("db") is not None:
+            schema = node.args["db"].name
+            if schema.lower() != "public":
+                raise Untranslatable(f"{schema}.{node.name}", "only the public schema")
+            node = node.copy()
+            node.set("db", None)
+            node.set("catalog", None)
+        elif isinstance(node, exp.Column) and node.args.get("db") is not None:
+            if node.args["db"].name.lower() == "public":
+                node = node.copy()
+                node.set("db", None)
+        return node
+
+    return tree.transform(fix)
+
+
 #: Applied in this order; each is a pure Expression -> Expression function.
 RULES: Sequence[Rule] = (
+    strip_public_schema,
     refuse_json_equality,
     rewrite_list_membership,
     rewrite_casts,

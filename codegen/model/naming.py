@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keyword
 import re
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -22,9 +21,25 @@ def upper(name: str) -> str:
     return snake(name).rstrip("_").upper()
 
 
+#: Keywords and soft keywords as of Python 3.11, fixed here rather than read from the
+#: running interpreter: 3.12 made ``type`` a soft keyword, and generated code must not
+#: depend on the Python that runs the generator (``codegen check`` on 3.12 would call the
+#: committed tree stale). Soft keywords stay valid names in later versions.
+RESERVED = frozenset(
+    [
+        *("False", "None", "True", "and", "as", "assert", "async", "await", "break"),
+        *("class", "continue", "def", "del", "elif", "else", "except", "finally", "for"),
+        *("from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or"),
+        *("pass", "raise", "return", "try", "while", "with", "yield"),
+        *("_", "case", "match"),
+        *("self", "cls"),
+    ]
+)
+
+
 def safe(name: str) -> str:
     """Python keywords and soft keywords get a trailing underscore."""
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in {"self", "cls"}:
+    if name in RESERVED:
         return name + "_"
     if name[:1].isdigit():
         return "_" + name

@@ -291,6 +291,11 @@ def _rows(
 ) -> tuple[str, str]:
     """How a row is decoded on each backend: a decoder's name for a row class (one per
     shape, shared), else the scalar's expression over ``r``."""
+    for c in q.columns:
+        if c.type.name in ty.enum_names:
+            # The decoders read the enum's lookup table, whatever the row class is (a
+            # table's model, declared elsewhere, included).
+            imports.models.add(types.enum_lookup(ty.enum_names[c.type.name]))
     pg_row = _row(
         row_cls,
         q.columns,

@@ -10,6 +10,7 @@ import pytest
 from codegen.model.ir import (
     Catalog,
     Column,
+    Enum,
     Location,
     Param,
     PgType,
@@ -171,3 +172,51 @@ def test_sqlite_names_quoted_when_sqlite_needs_it(name: str, quoted: str) -> Non
     from codegen.dialects.sqlite_ddl import quote
 
     assert quote(name) == quoted
+
+
+def test_a_model_result_with_an_enum_imports_its_lookup() -> None:
+    """A query file whose only use of an enum is a whole-table result: the decoders read
+    the enum's lookup table, so the module imports it (it raised NameError on every call)."""
+    moods = Table(
+        "moods",
+        (
+            Column("id", PgType("int8"), True, "bigint"),
+            Column("m", PgType("mood"), True, "mood"),
+        ),
+        ("id",),
+        (),
+        (),
+        (),
+        LOC,
+    )
+    project = Project(
+        Catalog((moods,), (), (Enum("mood", ("happy", "sad")),)),
+        (),
+        (
+            QueryFile(
+                "moods",
+                "sql/queries/moods.sql",
+                (
+                    Query(
+                        "AllMoods",
+                        ":many",
+                        LOC,
+                        (),
+                        "SELECT * FROM moods",
+                        "SELECT * FROM moods",
+                        params=(),
+                        columns=(
+                            ResultColumn("id", PgType("int8"), False),
+                            ResultColumn("m", PgType("mood"), False),
+                        ),
+                        readonly=True,
+                        model_table="moods",
+                    ),
+                ),
+            ),
+        ),
+        {"sqlc": "v0", "sqlglot": "0"},
+    )
+    text = render(project)["aragora_db/moods.py"]
+    imported = text.split("from aragora_db.models import", 1)[1].split("\n\n")[0]
+    assert "MOOD_VALUES" in imported and "MOOD_VALUES[r[1]]" in text
