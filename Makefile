@@ -19,9 +19,12 @@ install: $(STAMP)
 generate: $(STAMP)
 	$(PY) -m codegen generate
 
-## check: generated/ is current, no migration number taken on BASE too, ruff, mypy, workflows
+## check: generated/ is current (every statement also prepared on a scratch PostgreSQL
+## database when ARAGORA_CODEGEN_POSTGRES_DSN or ARAGORA_TEST_POSTGRES_DSN names a server),
+## no migration number taken on BASE too, ruff, mypy, workflows
 check: $(STAMP)
-	$(PY) -m codegen check
+	ARAGORA_CODEGEN_POSTGRES_DSN="$${ARAGORA_CODEGEN_POSTGRES_DSN:-$${ARAGORA_TEST_POSTGRES_DSN:-}}" \
+		$(PY) -m codegen check
 	@if git rev-parse --verify -q $(BASE) >/dev/null; then \
 		$(PY) -m codegen.branches --base $(BASE); \
 	else echo "migration numbers not compared: no $(BASE) in this checkout"; fi

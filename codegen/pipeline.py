@@ -7,7 +7,8 @@ The stages run in this order:
    the SQLite variants;
 2. model: the query IR, with what the SQLite rules will need to know of each query;
 3. dialects: each query's SQLite text (translation or variant), then verification of
-   every migration and query on a real SQLite database;
+   every migration and query on a real SQLite database, and, when a server is named, on
+   a scratch PostgreSQL database (each statement prepared, its types compared);
 4. render: the IR into files; 5. writer (the caller): all files or none.
 
 Imports run one way, downwards: ``model`` (the IR, sqlc's records, the query builder)
@@ -30,6 +31,7 @@ from codegen.analysis.variants import load_variants
 from codegen.config import Config, Entry, load_config
 from codegen.dialects.queries import translate_queries
 from codegen.dialects.verify import verify
+from codegen.dialects.verify_postgres import verify_postgres
 from codegen.errors import Problems
 from codegen.format import format_files
 from codegen.model.build import build_queries
@@ -63,6 +65,7 @@ def _package(root: Path, entry: Entry, request: SqlcRequest, problems: Problems)
     built = build_queries(request, catalog, locations, entry.queries_dir, problems)
     files = translate_queries(built, catalog, variants, entry.queries_dir, problems)
     sqlite_schema = verify(migrations, files, problems)
+    verify_postgres(migrations, files, problems)
     if problems:
         return {}
     versions = {

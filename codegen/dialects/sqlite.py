@@ -528,10 +528,13 @@ def strip_public_schema(tree: exp.Expr, ctx: Context) -> exp.Expr:
             node = node.copy()
             node.set("db", None)
             node.set("catalog", None)
-        elif isinstance(node, exp.Column) and node.args.get("db") is not None:
-            if node.args["db"].name.lower() == "public":
-                node = node.copy()
-                node.set("db", None)
+        elif (
+            isinstance(node, exp.Column)
+            and node.args.get("db") is not None
+            and node.args["db"].name.lower() == "public"
+        ):
+            node = node.copy()
+            node.set("db", None)
         return node
 
     return tree.transform(fix)

@@ -7,6 +7,7 @@ the SQLite rules will need to know about each statement (:class:`TranslationHint
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
@@ -236,6 +237,15 @@ def _build_one(
         report(f"cannot parse for translation: {exc}")
         return None
     columns = _columns(raw, tree, catalog, report)
+    row_counts = _row_count_params(tree)
+    # sqlc types a LIMIT/OFFSET argument as integer; PostgreSQL takes bigint there (as the
+    # scratch-server check shows), so a value past 2^31 is accepted on both backends.
+    params = [
+        dataclasses.replace(p, type=PgType("int8"))
+        if p.number in row_counts and p.type == PgType("int4")
+        else p
+        for p in params
+    ]
     insert_columns = _check_command(raw.cmd, tree, raw.insert_into_table, params, columns, report)
     if insert_columns is None:
         return None
@@ -258,7 +268,7 @@ def _build_one(
         _model_table(raw, columns, catalog),
         raw.insert_into_table,
         insert_columns,
-        _row_count_params(tree),
+        row_counts,
         source_sql=raw.text,
         hints=hints,
         source_block=source,

@@ -630,8 +630,7 @@ class AgentsSyncRepository:
             map(
                 _persona_from_sqlite,
                 self._db.fetchall(
-                    LIST_PERSONAS_SQLITE,
-                    (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+                    LIST_PERSONAS_SQLITE, (check_row_count(off), check_row_count(lim))
                 ),
             )
         )
@@ -698,10 +697,7 @@ class AgentsSyncRepository:
             SELECT genome_id, name, traits, expertise, model_preference, parent_genomes, generation, fitness_score, birth_debate_id, created_at, updated_at FROM genomes ORDER BY fitness_score DESC, genome_id LIMIT ?1
         """
         return list(
-            map(
-                _genome_from_sqlite,
-                self._db.fetchall(TOP_GENOMES_SQLITE, (check_row_count(check_int4(lim)),)),
-            )
+            map(_genome_from_sqlite, self._db.fetchall(TOP_GENOMES_SQLITE, (check_row_count(lim),)))
         )
 
     def list_genome_lineage(self, *, name: str) -> list[Genome]:
@@ -833,9 +829,7 @@ class AgentsSyncRepository:
         return list(
             map(
                 _genesis_event_from_sqlite,
-                self._db.fetchall(
-                    LIST_GENESIS_EVENTS_SQLITE, (after_seq, check_row_count(check_int4(lim)))
-                ),
+                self._db.fetchall(LIST_GENESIS_EVENTS_SQLITE, (after_seq, check_row_count(lim))),
             )
         )
 

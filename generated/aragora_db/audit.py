@@ -493,10 +493,7 @@ class AuditSyncRepository:
                 _audit_log_from_sqlite,
                 self._db.fetchall(
                     LIST_AUDIT_EVENTS_BY_USER_SQLITE,
-                    (
-                        None if user_id is None else check_text(user_id),
-                        check_row_count(check_int4(lim)),
-                    ),
+                    (None if user_id is None else check_text(user_id), check_row_count(lim)),
                 ),
             )
         )
@@ -515,8 +512,8 @@ class AuditSyncRepository:
                     LIST_AUDIT_EVENTS_BY_ORG_SQLITE,
                     (
                         None if org_id is None else check_text(org_id),
-                        check_row_count(check_int4(off)),
-                        check_row_count(check_int4(lim)),
+                        check_row_count(off),
+                        check_row_count(lim),
                     ),
                 ),
             )

@@ -15,7 +15,6 @@ from aragora_db.models import Consensus, Dissent, VerifiedProof
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
-    check_int4,
     check_row_count,
     check_text,
     decode_timestamptz,
@@ -745,8 +744,7 @@ class ConsensusSyncRepository:
             map(
                 _find_similar_consensus_row_from_sqlite,
                 self._db.fetchall(
-                    FIND_SIMILAR_CONSENSUS_SQLITE,
-                    (check_text(query), check_row_count(check_int4(lim))),
+                    FIND_SIMILAR_CONSENSUS_SQLITE, (check_text(query), check_row_count(lim))
                 ),
             )
         )
@@ -762,8 +760,7 @@ class ConsensusSyncRepository:
             map(
                 _consensus_from_sqlite,
                 self._db.fetchall(
-                    LIST_CONSENSUS_BY_DOMAIN_SQLITE,
-                    (check_text(domain), check_row_count(check_int4(lim))),
+                    LIST_CONSENSUS_BY_DOMAIN_SQLITE, (check_text(domain), check_row_count(lim))
                 ),
             )
         )
@@ -854,9 +851,7 @@ class ConsensusSyncRepository:
         return list(
             map(
                 _dissent_from_sqlite,
-                self._db.fetchall(
-                    LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (check_row_count(check_int4(lim)),)
-                ),
+                self._db.fetchall(LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (check_row_count(lim),)),
             )
         )
 

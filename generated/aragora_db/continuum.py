@@ -15,7 +15,6 @@ from aragora_db.models import MEMORY_TIER_VALUES, ContinuumMemory, MemoryTier, T
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
-    check_int4,
     check_row_count,
     check_text,
     decode_timestamptz,
@@ -532,7 +531,7 @@ class ContinuumSyncRepository:
                     (
                         tier,
                         None if now_at is None else encode_timestamptz(now_at),
-                        check_row_count(check_int4(lim)),
+                        check_row_count(lim),
                     ),
                 ),
             )

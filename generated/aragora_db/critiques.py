@@ -161,10 +161,11 @@ SELECT
     (SELECT count(*) FROM critiques) AS critiques,
     (SELECT count(*) FROM patterns) AS patterns,
     (SELECT count(*) FROM debates) AS debates,
-    (SELECT count(*) FILTER (WHERE consensus_reached)::float8 / NULLIF(count(*), 0) FROM debates) AS consensus_rate,
+    (SELECT (count(*) FILTER (WHERE consensus_reached)::float8 / NULLIF(count(*), 0))::float8
+     FROM debates) AS consensus_rate,
     (SELECT avg(confidence) FROM debates) AS avg_confidence"""
 CRITIQUE_STATS_SQLITE: Final = """-- name: CritiqueStats :one
-SELECT (SELECT COUNT(*) FROM critiques) AS critiques, (SELECT COUNT(*) FROM patterns) AS patterns, (SELECT COUNT(*) FROM debates) AS debates, (SELECT CAST(COUNT(*) FILTER(WHERE consensus_reached) AS REAL) / NULLIF(COUNT(*), 0) FROM debates) AS consensus_rate, (SELECT AVG(confidence) FROM debates) AS avg_confidence"""
+SELECT (SELECT COUNT(*) FROM critiques) AS critiques, (SELECT COUNT(*) FROM patterns) AS patterns, (SELECT COUNT(*) FROM debates) AS debates, (SELECT CAST((CAST(COUNT(*) FILTER(WHERE consensus_reached) AS REAL) / NULLIF(COUNT(*), 0)) AS REAL) FROM debates) AS consensus_rate, (SELECT AVG(confidence) FROM debates) AS avg_confidence"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ class CritiqueStatsRow:
     critiques: int
     patterns: int
     debates: int
-    consensus_rate: int | None
+    consensus_rate: float | None
     avg_confidence: float | None
 
 
@@ -264,7 +265,13 @@ def _critique_stats_row_from_pg(r: DbRow) -> CritiqueStatsRow:
 
 
 def _critique_stats_row_from_sqlite(r: DbRow) -> CritiqueStatsRow:
-    return CritiqueStatsRow(r[0], r[1], r[2], r[3], None if r[4] is None else float(r[4]))
+    return CritiqueStatsRow(
+        r[0],
+        r[1],
+        r[2],
+        None if r[3] is None else float(r[3]),
+        None if r[4] is None else float(r[4]),
+    )
 
 
 class CritiquesRepository(abc.ABC):
@@ -571,7 +578,8 @@ class CritiquesRepository(abc.ABC):
                 (SELECT count(*) FROM critiques) AS critiques,
                 (SELECT count(*) FROM patterns) AS patterns,
                 (SELECT count(*) FROM debates) AS debates,
-                (SELECT count(*) FILTER (WHERE consensus_reached)::float8 / NULLIF(count(*), 0) FROM debates) AS consensus_rate,
+                (SELECT (count(*) FILTER (WHERE consensus_reached)::float8 / NULLIF(count(*), 0))::float8
+                 FROM debates) AS consensus_rate,
                 (SELECT avg(confidence) FROM debates) AS avg_confidence
 
         Returns:
@@ -862,8 +870,7 @@ class CritiquesSyncRepository:
             map(
                 _critique_from_sqlite,
                 self._db.fetchall(
-                    LIST_CRITIQUES_BY_AGENT_SQLITE,
-                    (check_text(agent), check_row_count(check_int4(lim))),
+                    LIST_CRITIQUES_BY_AGENT_SQLITE, (check_text(agent), check_row_count(lim))
                 ),
             )
         )
@@ -943,10 +950,7 @@ class CritiquesSyncRepository:
                 _pattern_from_sqlite,
                 self._db.fetchall(
                     TOP_PATTERNS_SQLITE,
-                    (
-                        None if issue_type is None else check_text(issue_type),
-                        check_row_count(check_int4(lim)),
-                    ),
+                    (None if issue_type is None else check_text(issue_type), check_row_count(lim)),
                 ),
             )
         )
@@ -982,9 +986,7 @@ class CritiquesSyncRepository:
         return list(
             map(
                 _patterns_archive_from_sqlite,
-                self._db.fetchall(
-                    LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(check_int4(lim)),)
-                ),
+                self._db.fetchall(LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(lim),)),
             )
         )
 
@@ -1045,7 +1047,7 @@ class CritiquesSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT (SELECT COUNT(*) FROM critiques) AS critiques, (SELECT COUNT(*) FROM patterns) AS patterns, (SELECT COUNT(*) FROM debates) AS debates, (SELECT CAST(COUNT(*) FILTER(WHERE consensus_reached) AS REAL) / NULLIF(COUNT(*), 0) FROM debates) AS consensus_rate, (SELECT AVG(confidence) FROM debates) AS avg_confidence
+            SELECT (SELECT COUNT(*) FROM critiques) AS critiques, (SELECT COUNT(*) FROM patterns) AS patterns, (SELECT COUNT(*) FROM debates) AS debates, (SELECT CAST((CAST(COUNT(*) FILTER(WHERE consensus_reached) AS REAL) / NULLIF(COUNT(*), 0)) AS REAL) FROM debates) AS consensus_rate, (SELECT AVG(confidence) FROM debates) AS avg_confidence
         """
         r = self._db.fetchone(CRITIQUE_STATS_SQLITE, ())
         return None if r is None else _critique_stats_row_from_sqlite(r)

@@ -923,8 +923,7 @@ class DebatesSyncRepository:
             map(
                 _debate_from_sqlite,
                 self._db.fetchall(
-                    LIST_RECENT_DEBATES_SQLITE,
-                    (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+                    LIST_RECENT_DEBATES_SQLITE, (check_row_count(off), check_row_count(lim))
                 ),
             )
         )
@@ -941,10 +940,7 @@ class DebatesSyncRepository:
                 _debate_from_sqlite,
                 self._db.fetchall(
                     SEARCH_DEBATES_SQLITE,
-                    (
-                        None if pattern is None else check_text(pattern),
-                        check_row_count(check_int4(lim)),
-                    ),
+                    (None if pattern is None else check_text(pattern), check_row_count(lim)),
                 ),
             )
         )

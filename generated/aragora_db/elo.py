@@ -14,7 +14,6 @@ from aragora_db.models import CalibrationPrediction, DomainCalibration, EloHisto
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
-    check_int4,
     check_row_count,
     check_text,
     decode_timestamptz,
@@ -77,13 +76,13 @@ SELECT id, agent_name, domain, elo, debate_id, created_at FROM elo_history WHERE
 
 LEADERBOARD: Final = """-- name: Leaderboard :many
 SELECT agent_name, elo, wins, losses, draws, debates_count,
-       wins::float8 / NULLIF(wins + losses + draws, 0) AS win_rate
+       (wins::float8 / NULLIF(wins + losses + draws, 0))::float8 AS win_rate
 FROM ratings
 WHERE domain = $1
 ORDER BY elo DESC, agent_name
 LIMIT $3 OFFSET $2"""
 LEADERBOARD_SQLITE: Final = """-- name: Leaderboard :many
-SELECT agent_name, elo, wins, losses, draws, debates_count, CAST(wins AS REAL) / NULLIF(wins + losses + draws, 0) AS win_rate FROM ratings WHERE domain = ?1 ORDER BY elo DESC, agent_name LIMIT ?3 OFFSET ?2"""
+SELECT agent_name, elo, wins, losses, draws, debates_count, CAST((CAST(wins AS REAL) / NULLIF(wins + losses + draws, 0)) AS REAL) AS win_rate FROM ratings WHERE domain = ?1 ORDER BY elo DESC, agent_name LIMIT ?3 OFFSET ?2"""
 
 RECORD_CALIBRATION_PREDICTION: Final = """-- name: RecordCalibrationPrediction :one
 INSERT INTO calibration_predictions (tournament_id, predictor_agent, predicted_winner, confidence)
@@ -113,10 +112,10 @@ INSERT INTO domain_calibration (agent_name, domain, total_predictions, total_cor
 
 GET_CALIBRATION_SUMMARY: Final = """-- name: GetCalibrationSummary :many
 SELECT domain, total_predictions, total_correct,
-       brier_sum / NULLIF(total_predictions, 0) AS brier_score
+       (brier_sum / NULLIF(total_predictions, 0))::float8 AS brier_score
 FROM domain_calibration WHERE agent_name = $1 ORDER BY domain"""
 GET_CALIBRATION_SUMMARY_SQLITE: Final = """-- name: GetCalibrationSummary :many
-SELECT domain, total_predictions, total_correct, brier_sum / NULLIF(total_predictions, 0) AS brier_score FROM domain_calibration WHERE agent_name = ?1 ORDER BY domain"""
+SELECT domain, total_predictions, total_correct, CAST((brier_sum / NULLIF(total_predictions, 0)) AS REAL) AS brier_score FROM domain_calibration WHERE agent_name = ?1 ORDER BY domain"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +128,7 @@ class LeaderboardRow:
     losses: int
     draws: int
     debates_count: int
-    win_rate: int
+    win_rate: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +138,7 @@ class GetCalibrationSummaryRow:
     domain: str
     total_predictions: int
     total_correct: int
-    brier_score: int
+    brier_score: float
 
 
 def _rating_from_pg(r: DbRow) -> Rating:
@@ -194,7 +193,7 @@ def _leaderboard_row_from_pg(r: DbRow) -> LeaderboardRow:
 
 
 def _leaderboard_row_from_sqlite(r: DbRow) -> LeaderboardRow:
-    return LeaderboardRow(r[0], float(r[1]), r[2], r[3], r[4], r[5], r[6])
+    return LeaderboardRow(r[0], float(r[1]), r[2], r[3], r[4], r[5], float(r[6]))
 
 
 def _calibration_prediction_from_pg(r: DbRow) -> CalibrationPrediction:
@@ -218,7 +217,7 @@ def _get_calibration_summary_row_from_pg(r: DbRow) -> GetCalibrationSummaryRow:
 
 
 def _get_calibration_summary_row_from_sqlite(r: DbRow) -> GetCalibrationSummaryRow:
-    return GetCalibrationSummaryRow(r[0], r[1], r[2], r[3])
+    return GetCalibrationSummaryRow(r[0], r[1], r[2], float(r[3]))
 
 
 class EloRepository(abc.ABC):
@@ -354,7 +353,7 @@ class EloRepository(abc.ABC):
         SQL (PostgreSQL)::
 
             SELECT agent_name, elo, wins, losses, draws, debates_count,
-                   wins::float8 / NULLIF(wins + losses + draws, 0) AS win_rate
+                   (wins::float8 / NULLIF(wins + losses + draws, 0))::float8 AS win_rate
             FROM ratings
             WHERE domain = $1
             ORDER BY elo DESC, agent_name
@@ -424,7 +423,7 @@ class EloRepository(abc.ABC):
         SQL (PostgreSQL)::
 
             SELECT domain, total_predictions, total_correct,
-                   brier_sum / NULLIF(total_predictions, 0) AS brier_score
+                   (brier_sum / NULLIF(total_predictions, 0))::float8 AS brier_score
             FROM domain_calibration WHERE agent_name = $1 ORDER BY domain
 
         Returns:
@@ -618,8 +617,7 @@ class EloSyncRepository:
             map(
                 _match__from_sqlite,
                 self._db.fetchall(
-                    LIST_RECENT_MATCHES_SQLITE,
-                    (check_text(domain), check_row_count(check_int4(lim))),
+                    LIST_RECENT_MATCHES_SQLITE, (check_text(domain), check_row_count(lim))
                 ),
             )
         )
@@ -655,7 +653,7 @@ class EloSyncRepository:
                 _elo_history_from_sqlite,
                 self._db.fetchall(
                     GET_ELO_HISTORY_SQLITE,
-                    (check_text(agent_name), check_text(domain), check_row_count(check_int4(lim))),
+                    (check_text(agent_name), check_text(domain), check_row_count(lim)),
                 ),
             )
         )
@@ -665,18 +663,14 @@ class EloSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT agent_name, elo, wins, losses, draws, debates_count, CAST(wins AS REAL) / NULLIF(wins + losses + draws, 0) AS win_rate FROM ratings WHERE domain = ?1 ORDER BY elo DESC, agent_name LIMIT ?3 OFFSET ?2
+            SELECT agent_name, elo, wins, losses, draws, debates_count, CAST((CAST(wins AS REAL) / NULLIF(wins + losses + draws, 0)) AS REAL) AS win_rate FROM ratings WHERE domain = ?1 ORDER BY elo DESC, agent_name LIMIT ?3 OFFSET ?2
         """
         return list(
             map(
                 _leaderboard_row_from_sqlite,
                 self._db.fetchall(
                     LEADERBOARD_SQLITE,
-                    (
-                        check_text(domain),
-                        check_row_count(check_int4(off)),
-                        check_row_count(check_int4(lim)),
-                    ),
+                    (check_text(domain), check_row_count(off), check_row_count(lim)),
                 ),
             )
         )
@@ -737,7 +731,7 @@ class EloSyncRepository:
 
         SQL (SQLite)::
 
-            SELECT domain, total_predictions, total_correct, brier_sum / NULLIF(total_predictions, 0) AS brier_score FROM domain_calibration WHERE agent_name = ?1 ORDER BY domain
+            SELECT domain, total_predictions, total_correct, CAST((brier_sum / NULLIF(total_predictions, 0)) AS REAL) AS brier_score FROM domain_calibration WHERE agent_name = ?1 ORDER BY domain
         """
         return list(
             map(

@@ -15,7 +15,6 @@ from aragora_db.models import Insight
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
-    check_int4,
     check_row_count,
     check_text,
     decode_timestamptz,
@@ -302,11 +301,7 @@ class InsightsSyncRepository:
                 _insight_from_sqlite,
                 self._db.fetchall(
                     LIST_INSIGHTS_BY_TYPE_SQLITE,
-                    (
-                        check_text(type),
-                        check_row_count(check_int4(off)),
-                        check_row_count(check_int4(lim)),
-                    ),
+                    (check_text(type), check_row_count(off), check_row_count(lim)),
                 ),
             )
         )

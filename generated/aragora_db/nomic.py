@@ -1210,7 +1210,7 @@ class NomicSyncRepository:
                 _stream_event_from_sqlite,
                 self._db.fetchall(
                     LIST_STREAM_EVENTS_AFTER_SQLITE,
-                    (check_text(loop_id), after_id, check_row_count(check_int4(lim))),
+                    (check_text(loop_id), after_id, check_row_count(lim)),
                 ),
             )
         )
@@ -1437,9 +1437,7 @@ class NomicSyncRepository:
         return list(
             map(
                 _file_churn_row_from_sqlite,
-                self._db.fetchall(
-                    FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(check_int4(lim)))
-                ),
+                self._db.fetchall(FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(lim))),
             )
         )
 

@@ -14,7 +14,6 @@ from aragora_db.models import Tournament
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
-    check_int4,
     check_row_count,
     check_text,
     decode_timestamptz,
@@ -291,8 +290,7 @@ class TournamentsSyncRepository:
             map(
                 _tournament_from_sqlite,
                 self._db.fetchall(
-                    LIST_TOURNAMENTS_SQLITE,
-                    (check_row_count(check_int4(off)), check_row_count(check_int4(lim))),
+                    LIST_TOURNAMENTS_SQLITE, (check_row_count(off), check_row_count(lim))
                 ),
             )
         )

@@ -843,8 +843,8 @@ class UsersSyncRepository:
                     LIST_ORGANIZATION_MEMBERS_SQLITE,
                     (
                         None if org_id is None else check_text(org_id),
-                        check_row_count(check_int4(off)),
-                        check_row_count(check_int4(lim)),
+                        check_row_count(off),
+                        check_row_count(lim),
                     ),
                 ),
             )
@@ -862,7 +862,7 @@ class UsersSyncRepository:
                 _search_users_by_name_row_from_sqlite,
                 self._db.fetchall(
                     SEARCH_USERS_BY_NAME_SQLITE,
-                    (None if term is None else check_text(term), check_row_count(check_int4(lim))),
+                    (None if term is None else check_text(term), check_row_count(lim)),
                 ),
             )
         )
@@ -922,9 +922,7 @@ class UsersSyncRepository:
         return list(
             map(
                 _list_users_by_recent_login_row_from_sqlite,
-                self._db.fetchall(
-                    LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(check_int4(lim)),)
-                ),
+                self._db.fetchall(LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(lim),)),
             )
         )
 

@@ -111,5 +111,6 @@ SELECT
     (SELECT count(*) FROM critiques) AS critiques,
     (SELECT count(*) FROM patterns) AS patterns,
     (SELECT count(*) FROM debates) AS debates,
-    (SELECT count(*) FILTER (WHERE consensus_reached)::float8 / NULLIF(count(*), 0) FROM debates) AS consensus_rate,
+    (SELECT (count(*) FILTER (WHERE consensus_reached)::float8 / NULLIF(count(*), 0))::float8
+     FROM debates) AS consensus_rate,
     (SELECT avg(confidence) FROM debates) AS avg_confidence;

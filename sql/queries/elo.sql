@@ -37,7 +37,7 @@ SELECT * FROM elo_history WHERE agent_name = $1 AND domain = $2 ORDER BY id DESC
 
 -- name: Leaderboard :many
 SELECT agent_name, elo, wins, losses, draws, debates_count,
-       wins::float8 / NULLIF(wins + losses + draws, 0) AS win_rate
+       (wins::float8 / NULLIF(wins + losses + draws, 0))::float8 AS win_rate
 FROM ratings
 WHERE domain = $1
 ORDER BY elo DESC, agent_name
@@ -65,5 +65,5 @@ RETURNING *;
 
 -- name: GetCalibrationSummary :many
 SELECT domain, total_predictions, total_correct,
-       brier_sum / NULLIF(total_predictions, 0) AS brier_score
+       (brier_sum / NULLIF(total_predictions, 0))::float8 AS brier_score
 FROM domain_calibration WHERE agent_name = $1 ORDER BY domain;
