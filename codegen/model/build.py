@@ -176,10 +176,35 @@ def _is_readonly(tree: exp.Expr) -> bool:
     return not any(True for _ in tree.find_all(exp.Insert, exp.Update, exp.Delete))
 
 
-def _param_names(raw: Sequence[SqlcParam]) -> list[str]:
+def _compared_lists(text: str) -> dict[int, str]:
+    """``col = ANY($n)`` -> {n: "cols"}: a list parameter sqlc leaves unnamed is named after
+    the column it is compared with (``ids``), not ``arg1``."""
+    try:
+        tree = sqlglot.parse_one(text, read="postgres")
+    except ParseError:
+        return {}
+    names: dict[int, str] = {}
+    for node in tree.find_all(exp.EQ, exp.NEQ):
+        column, other = node.this, node.expression
+        quantified = isinstance(other, exp.Any | exp.All) or (
+            isinstance(other, exp.Anonymous) and other.name.upper() in ("ANY", "ALL")
+        )
+        if not isinstance(column, exp.Column) or not quantified:
+            continue
+        number = next(
+            (n for p in other.find_all(exp.Parameter) if (n := param_number(p)) is not None),
+            None,
+        )
+        if number is not None:
+            base = column.name
+            names.setdefault(number, base if base.endswith("s") else base + "s")
+    return names
+
+
+def _param_names(raw: Sequence[SqlcParam], compared: Mapping[int, str] | None = None) -> list[str]:
     names: list[str] = []
     for p in raw:
-        base = naming.snake(p.column.name or f"arg{p.number}")
+        base = naming.snake(p.column.name or (compared or {}).get(p.number) or f"arg{p.number}")
         name, n = base, 2
         while name in names:
             name, n = f"{base}_{n}", n + 1
@@ -280,7 +305,9 @@ Report = Callable[[str], None]
 
 def _params(raw: SqlcQuery, catalog: Catalog, report: Report) -> list[Param]:
     params: list[Param] = []
-    for pname, p in zip(_param_names(raw.params), raw.params, strict=True):
+    for pname, p in zip(
+        _param_names(raw.params, _compared_lists(raw.text)), raw.params, strict=True
+    ):
         described = p.column
         ptype = _pg_type(described, catalog)
         if described.is_sqlc_slice:

@@ -140,3 +140,14 @@ def test_the_collector_raises_once_with_every_problem_sorted() -> None:
     else:
         raise AssertionError("raise_if_any raised nothing")
     Problems().raise_if_any()  # nothing collected: nothing raised
+
+
+def test_list_parameters_are_named_after_the_column_they_are_compared_with() -> None:
+    from codegen.model.build import _compared_lists
+
+    assert _compared_lists("SELECT id FROM t WHERE id = ANY($1::bigint[])") == {1: "ids"}
+    assert _compared_lists("SELECT 1 FROM t WHERE t.tag <> ALL($2::text[]) AND x = $1") == {
+        2: "tags"
+    }
+    assert _compared_lists("SELECT 1 FROM t WHERE status = ANY($1)") == {1: "status"}
+    assert _compared_lists("SELECT 1 FROM t WHERE x = $1") == {}
