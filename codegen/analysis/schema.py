@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlglot
@@ -187,8 +187,30 @@ def _apply(tree: exp.Expr, state: State, loc: Location, out: Out) -> None:
         apply_alter(tree, state, out)
         return
     if isinstance(tree, exp.Comment):
-        return  # documentation in PostgreSQL; SQLite has no COMMENT ON
+        _comment(tree, state)  # documentation: the models' docstrings; SQLite has none
+        return
     raise sqlite.Untranslatable(tree.key.upper(), "not supported in migrations")
+
+
+def _comment(tree: exp.Comment, state: State) -> None:
+    kind = (tree.args.get("kind") or "").upper()
+    text = tree.expression.name if isinstance(tree.expression, exp.Literal) else None
+    target = tree.this
+    if kind == "TABLE" and isinstance(target, exp.Table):
+        table = state.tables.get(target.name)
+        if table is None:
+            raise sqlite.Untranslatable(f"COMMENT ON TABLE {target.name}", "no such table")
+        state.tables[table.name] = replace(table, comment=text or None)
+    elif kind == "COLUMN" and isinstance(target, exp.Column):
+        table = state.tables.get(target.table)
+        if table is None or table.column(target.name) is None:
+            raise sqlite.Untranslatable(
+                f"COMMENT ON COLUMN {target.table}.{target.name}", "no such column"
+            )
+        kept = tuple((c, t) for c, t in table.column_comments if c != target.name)
+        if text:
+            kept += ((target.name, text),)
+        state.tables[table.name] = replace(table, column_comments=kept)
 
 
 def _drop(tree: exp.Drop, state: State, out: Out) -> None:

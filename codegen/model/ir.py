@@ -57,6 +57,10 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...]
     checks: tuple[Check, ...]
     location: Location
+    comment: str | None = None
+    """``COMMENT ON TABLE``: the model's docstring."""
+    column_comments: tuple[tuple[str, str], ...] = ()
+    """``COMMENT ON COLUMN``: (column, text), each field's docstring."""
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

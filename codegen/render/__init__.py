@@ -37,6 +37,12 @@ def _env() -> jinja2.Environment:
     )
 
 
+def docstring(text: str) -> str:
+    """``text`` fit between triple quotes: backslashes and quotes escaped, so a comment
+    written in SQL can never end the string or the file early."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r")
+
+
 def render(
     project: Project, *, package: str = PACKAGE, schema_out: str = "schema"
 ) -> dict[str, str]:
@@ -93,9 +99,13 @@ def _models(
     models = [
         ClassSpec(
             naming.singular(t.name),
-            f"A row of the {t.name} table.",
+            docstring(t.comment or f"A row of the {t.name} table."),
             tuple(
-                FieldSpec(naming.snake(c.name), ty.annotation(c.type, not c.not_null, imports))
+                FieldSpec(
+                    naming.snake(c.name),
+                    ty.annotation(c.type, not c.not_null, imports),
+                    docstring(dict(t.column_comments).get(c.name, "")),
+                )
                 for c in t.columns
             ),
         )

@@ -129,6 +129,8 @@ def _nullable(expr: str | None, v: str, nullable: bool) -> str:
 class FieldSpec:
     name: str
     annotation: str
+    doc: str = ""
+    """The field's docstring (``COMMENT ON COLUMN``), written after it."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Projects at the generator's edges, generated and run: an enum used only through a
 whole-table result (its lookup was not imported: NameError on every call), a schema with
 no table (``__init__.py`` did not parse, with an empty error), and ``public.``-qualified
-names in queries (refused on SQLite as "no such table")."""
+names in queries (refused on SQLite as "no such table"), and COMMENT ON text (with
+quotes and backslashes) carried into the models' docstrings."""
 
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ SELECT 1 AS one;
 """,
         "print(await db.q.one())",
         "1",
+    ),
+    "comments": (
+        "-- migrate:up\n"
+        "CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL);\n"
+        "COMMENT ON TABLE notes IS 'Notes people keep; a \"\"\" quote \\\\ and '' inside.';\n"
+        "COMMENT ON COLUMN public.notes.body IS 'What the note says.';\n",
+        "-- name: AllNotes :many\nSELECT * FROM notes;\n",
+        "import edge_db.models as m, inspect; "
+        "print(m.Note.__doc__, '|', inspect.getsource(m.Note).count('What the note says.'))",
+        'Notes people keep; a """ quote \\\\ and \' inside. | 1',
     ),
     "public_schema": (
         """-- migrate:up
