@@ -179,6 +179,9 @@ def _apply(tree: exp.Expr, state: State, loc: Location, out: Out) -> None:
                 name = name_of(tree.this)
                 state.enums[name] = Enum(name, tuple(str(v.this) for v in dt.expressions))
                 return  # enum columns become TEXT with a CHECK on SQLite
+        if kind == "VIEW":
+            _create_view(tree, state, out)
+            return
         raise sqlite.Untranslatable(f"CREATE {kind}", "not supported in migrations")
     if isinstance(tree, exp.Drop):
         _drop(tree, state, out)
@@ -190,6 +193,27 @@ def _apply(tree: exp.Expr, state: State, loc: Location, out: Out) -> None:
         _comment(tree, state)  # documentation: the models' docstrings; SQLite has none
         return
     raise sqlite.Untranslatable(tree.key.upper(), "not supported in migrations")
+
+
+def _create_view(tree: exp.Create, state: State, out: Out) -> None:
+    """``CREATE [OR REPLACE] VIEW v [(cols)] AS <select>``: the select translated as a query
+    is (the same rules), so the view answers as on PostgreSQL."""
+    target = tree.this
+    columns = ""
+    if isinstance(target, exp.Schema):
+        columns = " (" + ", ".join(sqlite_ddl.quote(c.name) for c in target.expressions) + ")"
+        target = target.this
+    name = name_of(target)
+    select = tree.expression
+    if not isinstance(select, exp.Query):
+        raise sqlite.Untranslatable(f"CREATE VIEW {name}", "expected AS SELECT ...")
+    if any(True for _ in select.find_all(exp.Parameter, exp.Placeholder)):
+        raise sqlite.Untranslatable(f"CREATE VIEW {name}", "a view cannot take parameters")
+    body = sqlite.translate_expression(select)
+    if tree.args.get("replace") or name in state.views:
+        out.sqlite.append(f"DROP VIEW IF EXISTS {sqlite_ddl.quote(name)}")
+    out.sqlite.append(f"CREATE VIEW {sqlite_ddl.quote(name)}{columns} AS {body}")
+    state.views[name] = body
 
 
 def _comment(tree: exp.Comment, state: State) -> None:
@@ -230,6 +254,10 @@ def _drop(tree: exp.Drop, state: State, out: Out) -> None:
             )
             state.indexes = {k: v for k, v in state.indexes.items() if v.table != n}
             out.sqlite.append(f"DROP TABLE{exists} {sqlite_ddl.quote(n)}")
+    elif kind == "VIEW":
+        for n in names:
+            state.views.pop(n, None)
+            out.sqlite.append(f"DROP VIEW{exists} {sqlite_ddl.quote(n)}")
     elif kind == "INDEX":
         for n in names:
             dropped = state.indexes.pop(n, None)

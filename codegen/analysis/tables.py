@@ -29,12 +29,14 @@ class State:
     tables: dict[str, Table] = field(default_factory=dict)
     indexes: dict[str, Index] = field(default_factory=dict)
     enums: dict[str, Enum] = field(default_factory=dict)
+    views: dict[str, str] = field(default_factory=dict)
+    """View name -> its SQLite SELECT."""
 
     def enum_values(self) -> dict[str, tuple[str, ...]]:
         return {name: e.values for name, e in self.enums.items()}
 
     def copy(self) -> State:
-        return State(dict(self.tables), dict(self.indexes), dict(self.enums))
+        return State(dict(self.tables), dict(self.indexes), dict(self.enums), dict(self.views))
 
     def catalog(self) -> Catalog:
         return Catalog(

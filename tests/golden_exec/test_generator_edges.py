@@ -2,7 +2,8 @@
 whole-table result (its lookup was not imported: NameError on every call), a schema with
 no table (``__init__.py`` did not parse, with an empty error), and ``public.``-qualified
 names in queries (refused on SQLite as "no such table"), and COMMENT ON text (with
-quotes and backslashes) carried into the models' docstrings."""
+quotes and backslashes) carried into the models' docstrings; views, created, replaced
+and queried on both backends."""
 
 from __future__ import annotations
 
@@ -64,6 +65,31 @@ SELECT 1 AS one;
         "import edge_db.models as m, inspect; "
         "print(m.Note.__doc__, '|', inspect.getsource(m.Note).count('What the note says.'))",
         'Notes people keep; a """ quote \\\\ and \' inside. | 1',
+    ),
+    "views": (
+        """-- migrate:up
+CREATE TABLE people (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL,
+                     active BOOLEAN NOT NULL DEFAULT TRUE,
+                     seen_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE VIEW active_people AS
+    SELECT id, name, seen_at FROM people WHERE active AND name ILIKE 'é%';
+CREATE OR REPLACE VIEW active_people AS
+    SELECT id, name, seen_at FROM people WHERE active AND name ILIKE 'É%';
+-- migrate:down
+DROP VIEW active_people;
+DROP TABLE people;
+""",
+        """-- name: AddPerson :exec
+INSERT INTO people (name, active) VALUES ($1, $2);
+
+-- name: ActivePeople :many
+SELECT * FROM active_people ORDER BY id;
+""",
+        "await db.q.add_person(name='émile', active=True); "
+        "await db.q.add_person(name='Élise', active=False); "
+        "await db.q.add_person(name='zed', active=True); "
+        "print([(p.name, p.seen_at.tzinfo is not None) for p in await db.q.active_people()])",
+        "[('émile', True)]",
     ),
     "public_schema": (
         """-- migrate:up
