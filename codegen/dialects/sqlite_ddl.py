@@ -60,9 +60,14 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
     storage = storage_of(col.type, enum_values)
     if col.identity:
         if not pk_single or storage != "INTEGER":
+            kind = col.pg_type_sql or "serial"
+            plain = {"bigserial": "BIGINT", "smallserial": "SMALLINT"}.get(kind, "INTEGER")
             raise Untranslatable(
                 f"identity column {col.name}",
-                "only a single-column integer primary key can auto-increment on sqlite",
+                "only a single-column integer primary key can auto-increment on sqlite "
+                "(a sequence has no sqlite equivalent); write either "
+                f"'{col.name} {kind.upper()} PRIMARY KEY' (and key the table by it), or "
+                f"'{col.name} {plain} NOT NULL' and give each row its value in the INSERT",
             )
         # AUTOINCREMENT: ids are never reused, as with a PostgreSQL sequence (autoinc.html).
         return f"{name} INTEGER PRIMARY KEY AUTOINCREMENT"
