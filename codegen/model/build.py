@@ -26,6 +26,7 @@ from codegen.model.ir import (
     Query,
     QueryFile,
     ResultColumn,
+    Table,
     TranslationHints,
 )
 from codegen.model.nodes import param_number
@@ -86,6 +87,12 @@ def _repair_columns(
         if isinstance(inner, exp.Subquery) and not _counts(inner.this):
             # A scalar subquery is NULL when it finds no row, or when its aggregate does.
             col = ResultColumn(col.name, col.type, True)
+        if isinstance(inner, exp.Coalesce) and col.type.name in types.PSEUDO:
+            # sqlc types coalesce(...) as any: PostgreSQL's type is its first argument's.
+            found = _aggregate_type(_unwrap(inner.this), tables)
+            if found is not None:
+                literal = any(isinstance(a, exp.Literal) for a in [inner.this, *inner.expressions])
+                col = ResultColumn(col.name, found, col.nullable and not literal)
         if isinstance(inner, exp.Min | exp.Max | exp.Sum | exp.Avg):
             arg = _unwrap(inner.this)
             if col.type.name in types.PSEUDO and isinstance(arg, exp.Column):
@@ -98,6 +105,33 @@ def _repair_columns(
                 col = ResultColumn(col.name, col.type, True)
         out.append(col)
     return out
+
+
+#: PostgreSQL's result type of sum() and avg() by argument type (functions-aggregate.html).
+_SUM = {"int2": "int8", "int4": "int8", "int8": "numeric", "float4": "float4"}
+_AVG = {"int2": "numeric", "int4": "numeric", "int8": "numeric", "float4": "float8"}
+
+
+def _aggregate_type(node: exp.Expr, tables: Sequence[Table | None]) -> PgType | None:
+    """The type PostgreSQL gives a column, ``count``, or ``min``/``max``/``sum``/``avg`` of
+    a column; None for anything else."""
+    if isinstance(node, exp.Count):
+        return PgType("int8")
+    column = _unwrap(node.this) if isinstance(node, exp.Min | exp.Max | exp.Sum | exp.Avg) else node
+    if not isinstance(column, exp.Column):
+        return None
+    source = next(
+        (c for t in tables if t is not None and (c := t.column(column.name)) is not None), None
+    )
+    if source is None or source.type.array_dims:
+        return None
+    name = source.type.name
+    if isinstance(node, exp.Sum):
+        return PgType(_SUM.get(name, name))
+    if isinstance(node, exp.Avg):
+        return PgType(_AVG.get(name, name))
+    found: PgType = source.type
+    return found
 
 
 #: Nodes of an expression that is never NULL when its columns are not: arithmetic.

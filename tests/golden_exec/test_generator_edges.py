@@ -91,6 +91,23 @@ SELECT * FROM active_people ORDER BY id;
         "print([(p.name, p.seen_at.tzinfo is not None) for p in await db.q.active_people()])",
         "[('émile', True)]",
     ),
+    "coalesce_aggregates": (
+        """-- migrate:up
+CREATE TABLE scores (id BIGSERIAL PRIMARY KEY, n INTEGER NOT NULL, f DOUBLE PRECISION NOT NULL);
+""",
+        """-- name: AddScore :exec
+INSERT INTO scores (n, f) VALUES ($1, $2);
+
+-- name: Totals :one
+SELECT coalesce(sum(n), 0) AS total, coalesce(sum(f), 0) AS ftotal,
+       coalesce(max(id), 0) AS top, count(*) AS c
+FROM scores;
+""",
+        "t0 = await db.q.totals(); await db.q.add_score(n=2, f=0.5); "
+        "await db.q.add_score(n=3, f=0.25); t1 = await db.q.totals(); "
+        "print([(type(v).__name__, v) for t in (t0, t1) for v in (t.total, t.ftotal, t.top)])",
+        "[('int', 0), ('float', 0.0), ('int', 0), ('int', 5), ('float', 0.75), ('int', 2)]",
+    ),
     "public_schema": (
         """-- migrate:up
 CREATE TABLE public.foo (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL);
