@@ -21,6 +21,7 @@ own diagnostics stop it at once: nothing else can be analysed without its result
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import version
 from pathlib import Path
 
@@ -43,6 +44,9 @@ from codegen.render import render
 def generate(root: Path, config: Config | None = None) -> dict[str, str]:
     """Return every generated file, relative to the output directory, for the project at
     ``root`` (one package per ``sql`` entry of its ``sqlc.yaml``); raise CodegenError."""
+    # sqlglot logs "Falling back to parsing as a 'Command'" for statements it reads only
+    # as text; the problem each becomes is reported with its place instead.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
     config = config or load_config(root)
     problems = Problems()
     for entry in config.entries:

@@ -182,6 +182,17 @@ def _apply(tree: exp.Expr, state: State, loc: Location, out: Out) -> None:
         if kind == "VIEW":
             _create_view(tree, state, out)
             return
+        if kind in ("FUNCTION", "PROCEDURE"):
+            target = tree.this
+            if isinstance(target, exp.UserDefinedFunction):
+                target = target.this
+            raise sqlite.Untranslatable(
+                f"CREATE {kind} {name_of(target)}", _COMMAND_REASONS[f"CREATE {kind}"]
+            )
+        if kind == "TRIGGER":
+            raise sqlite.Untranslatable(
+                "CREATE TRIGGER", "PL/pgSQL triggers have no sqlite form; do the work in a query"
+            )
         raise sqlite.Untranslatable(f"CREATE {kind}", "not supported in migrations")
     if isinstance(tree, exp.Drop):
         _drop(tree, state, out)
@@ -192,7 +203,28 @@ def _apply(tree: exp.Expr, state: State, loc: Location, out: Out) -> None:
     if isinstance(tree, exp.Comment):
         _comment(tree, state)  # documentation: the models' docstrings; SQLite has none
         return
+    if isinstance(tree, exp.Grant | exp.Revoke):
+        return  # privileges: PostgreSQL's alone; SQLite has no roles, nothing to do there
+    if isinstance(tree, exp.Command):
+        rest = tree.expression
+        text = f"{tree.name} {rest if isinstance(rest, str) else getattr(rest, 'name', '')}"
+        words = text.split()
+        statement = " ".join(words[:3]).rstrip("(").split("(")[0]
+        kind = " ".join(words[:2]).upper()
+        reason = _COMMAND_REASONS.get(kind, "not supported in migrations")
+        raise sqlite.Untranslatable(statement, reason)
     raise sqlite.Untranslatable(tree.key.upper(), "not supported in migrations")
+
+
+#: Why statements sqlglot reads only as text have no SQLite form.
+_COMMAND_REASONS = {
+    "CREATE FUNCTION": "functions (PL/pgSQL or SQL) have no sqlite form; do the work in the "
+    "application, or in a query",
+    "CREATE OR": "functions and procedures have no sqlite form; do the work in the application",
+    "CREATE PROCEDURE": "procedures have no sqlite form; do the work in the application",
+    "CREATE EXTENSION": "extensions add functions and types sqlite does not have",
+    "DO": "anonymous code blocks (DO $$ ... $$) have no sqlite form",
+}
 
 
 def _create_view(tree: exp.Create, state: State, out: Out) -> None:
