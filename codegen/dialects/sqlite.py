@@ -143,9 +143,27 @@ def rewrite_list_membership(tree: exp.Expr, ctx: Context) -> exp.Expr:
         if isinstance(node, exp.EQ | exp.NEQ) and (q := quantified(node.expression)):
             kind, inner = q
             target = _strip_casts(inner)
+            while isinstance(target, exp.Paren):
+                target = _strip_casts(target.this)
+            if isinstance(target, exp.Column) and (
+                (isinstance(node, exp.EQ) and kind == "ANY")
+                or (isinstance(node, exp.NEQ) and kind == "ALL")
+            ):
+                # An array column (JSON text on SQLite): its elements, and NULL for a NULL
+                # array, as PostgreSQL answers x = ANY(NULL).
+                member = json_each_in(node.this, target, negate=kind == "ALL")
+                return exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=exp.Is(this=target.copy(), expression=exp.Null()), true=exp.Null()
+                        )
+                    ],
+                    default=member,
+                )
             if param_number(target) is None:
                 raise Untranslatable(
-                    kind, "only = ANY(<parameter>) and <> ALL(<parameter>) have a sqlite form"
+                    kind,
+                    "only = ANY(<parameter or array column>) and <> ALL(...) have a sqlite form",
                 )
             if isinstance(node, exp.EQ) and kind == "ANY":
                 return json_each_in(node.this, target, negate=False)
@@ -516,6 +534,73 @@ def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
     return tree.transform(fix)
 
 
+def refuse_array_operators(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """Array containment and overlap (``@>``, ``<@``, ``&&``) have no SQLite form here;
+    refused by name rather than left for SQLite to reject as a token it cannot read."""
+    operators: dict[type[exp.Expr], str] = {
+        exp.ArrayContainsAll: "@>",
+        exp.ArrayContainedBy: "<@",
+        exp.ArrayOverlaps: "&&",
+    }
+    for node in tree.find_all(*operators):
+        operator = operators[type(node)]
+        raise Untranslatable(
+            operator,
+            "array containment and overlap have no sqlite form; test one element with "
+            "x = ANY(array), or write a sqlite variant",
+        )
+    return tree
+
+
+#: Where a value's text is not its numeric meaning: comparison, order, arithmetic, and
+#: the aggregates that compare or add.
+_NUMERIC_USES: dict[type[exp.Expr], str] = {
+    exp.EQ: "compared (=)",
+    exp.NEQ: "compared (<>)",
+    exp.LT: "compared (<)",
+    exp.LTE: "compared (<=)",
+    exp.GT: "compared (>)",
+    exp.GTE: "compared (>=)",
+    exp.Between: "compared (BETWEEN)",
+    exp.In: "compared (IN)",
+    exp.Ordered: "ordered (ORDER BY)",
+    exp.Min: "aggregated (min)",
+    exp.Max: "aggregated (max)",
+    exp.Sum: "aggregated (sum)",
+    exp.Avg: "aggregated (avg)",
+    exp.Add: "added",
+    exp.Sub: "subtracted",
+    exp.Mul: "multiplied",
+    exp.Div: "divided",
+}
+
+
+def refuse_numeric_semantics(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """A ``numeric`` column is exact text on SQLite (``12.50``), so it is stored and read
+    back exactly; compared, ordered or computed with there it would answer as text
+    (``'9.99' > '10.00'``, ``'12.5' <> '12.50'``) or as a float (``0.1 + 0.2``), where
+    PostgreSQL answers exactly. Such a statement is refused."""
+    numeric = ctx.numeric_columns
+    if not numeric:
+        return tree
+    for node in tree.find_all(exp.Column):
+        if node.name not in numeric:
+            continue
+        parent = node.parent
+        while isinstance(parent, exp.Paren | exp.Alias):
+            parent = parent.parent
+        use = _NUMERIC_USES.get(type(parent)) if parent is not None else None
+        if isinstance(parent, exp.EQ) and isinstance(parent.parent, exp.Update | exp.OnConflict):
+            use = None  # SET price = ...: an assignment, not a comparison
+        if use is not None:
+            raise Untranslatable(
+                f"numeric column {node.name} {use}",
+                "numeric is exact text on sqlite, which compares and computes it as text or "
+                "float; compare or compute in Python, or use double precision",
+            )
+    return tree
+
+
 def strip_public_schema(tree: exp.Expr, ctx: Context) -> exp.Expr:
     """``public.foo`` -> ``foo``: SQLite has one schema, and migrations take ``public.``
     the same way. Another schema has no SQLite form."""
@@ -543,6 +628,8 @@ def strip_public_schema(tree: exp.Expr, ctx: Context) -> exp.Expr:
 #: Applied in this order; each is a pure Expression -> Expression function.
 RULES: Sequence[Rule] = (
     strip_public_schema,
+    refuse_array_operators,
+    refuse_numeric_semantics,
     refuse_json_equality,
     rewrite_list_membership,
     rewrite_casts,

@@ -87,6 +87,8 @@ def _repair_columns(
         if isinstance(inner, exp.Subquery) and not _counts(inner.this):
             # A scalar subquery is NULL when it finds no row, or when its aggregate does.
             col = ResultColumn(col.name, col.type, True)
+        if isinstance(inner, exp.JSONExtractScalar) and col.type.name in types.PSEUDO:
+            col = ResultColumn(col.name, PgType("text"), True)  # ->> gives text, or NULL
         if isinstance(inner, exp.Coalesce) and col.type.name in types.PSEUDO:
             # sqlc types coalesce(...) as any: PostgreSQL's type is its first argument's.
             found = _aggregate_type(_unwrap(inner.this), tables)
@@ -181,13 +183,17 @@ def _not_null_columns(tree: exp.Expr, catalog: Catalog) -> frozenset[str]:
 
 
 def _json_columns(tree: exp.Expr, catalog: Catalog) -> frozenset[str]:
+    return _columns_typed(tree, catalog, ("json", "jsonb"))
+
+
+def _columns_typed(tree: exp.Expr, catalog: Catalog, names: tuple[str, ...]) -> frozenset[str]:
     tables = [catalog.table(ref.name) for ref in tree.find_all(exp.Table)]
     return frozenset(
         col.name
         for table in tables
         if table is not None
         for col in table.columns
-        if col.type.name in ("json", "jsonb") and not col.type.array_dims
+        if col.type.name in names and not col.type.array_dims
     )
 
 
@@ -313,6 +319,7 @@ def _build_one(
         not_null=_not_null_columns(tree, catalog),
         enums=_enum_columns(tree, catalog),
         json_columns=_json_columns(tree, catalog),
+        numeric_columns=_columns_typed(tree, catalog, ("numeric",)),
     )
     return Query(
         raw.name,

@@ -156,6 +156,8 @@ class TranslationHints:
     """json/jsonb columns of the tables the statement reads."""
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Enum-typed columns of the tables the statement reads, with their values in order."""
+    numeric_columns: frozenset[str] = frozenset()
+    """numeric columns of the tables the statement reads (exact text on SQLite)."""
 
 
 @dataclass(frozen=True, slots=True)

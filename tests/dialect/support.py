@@ -37,6 +37,7 @@ class Refusal:
     rule: Rule
     pg: str
     construct: str
+    ctx: Context = NO_HINTS
 
 
 def translate_with(pg: str, ctx: Context, rules: Sequence[Rule]) -> str:

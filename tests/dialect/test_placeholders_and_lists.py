@@ -8,6 +8,13 @@ from tests.dialect.support import LISTS, Case, Refusal, connection
 
 CASES = [
     Case(
+        "array_column_membership",
+        rewrite_list_membership,
+        "SELECT id FROM t WHERE $1::text = ANY(tags)",
+        "SELECT id FROM t WHERE CASE WHEN tags IS NULL THEN NULL ELSE CAST(?1 AS TEXT) IN "
+        "(SELECT value FROM JSON_EACH(tags)) END",
+    ),
+    Case(
         "placeholders",
         rewrite_placeholders,
         "SELECT a FROM t WHERE id = $1 OR parent = $1",
@@ -56,3 +63,17 @@ def test_list_parameter_binds_as_json() -> None:
     sql = translate_query("SELECT id FROM t WHERE id = ANY($1) ORDER BY id", LISTS)
     assert [r[0] for r in conn.execute(sql, ("[4, 1, 99]",))] == [1, 4]
     assert conn.execute(sql, ("[]",)).fetchall() == []
+
+
+def test_an_array_column_answers_any_as_postgresql_does() -> None:
+    conn = connection()
+    conn.execute("CREATE TABLE tagged (id INTEGER PRIMARY KEY, tags TEXT)")
+    conn.executemany(
+        "INSERT INTO tagged VALUES (?, ?)",
+        [(1, '["a", "b"]'), (2, "[]"), (3, None), (4, '["b", null]')],
+    )
+    any_sql = translate_query("SELECT id, $1::text = ANY(tags) FROM tagged ORDER BY id")
+    # PostgreSQL: true, false, NULL (a NULL array), NULL (no match, a NULL element)
+    assert conn.execute(any_sql, ("a",)).fetchall() == [(1, 1), (2, 0), (3, None), (4, None)]
+    all_sql = translate_query("SELECT id FROM tagged WHERE $1::text <> ALL(tags) ORDER BY id")
+    assert [r[0] for r in conn.execute(all_sql, ("a",))] == [2]

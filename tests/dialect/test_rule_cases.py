@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from codegen.dialects import sqlite
-from codegen.dialects.sqlite import NO_HINTS, Untranslatable, translate_query
+from codegen.dialects.sqlite import Untranslatable, translate_query
 from tests.dialect import (
     test_casts_and_literals,
     test_json,
@@ -56,7 +56,7 @@ def test_the_case_needs_its_rule(case: Case) -> None:
 @pytest.mark.parametrize("case", REFUSALS, ids=[_id(c) for c in REFUSALS])
 def test_refusal_names_the_construct(case: Refusal) -> None:
     with pytest.raises(Untranslatable) as info:
-        translate_query(case.pg)
+        translate_query(case.pg, case.ctx)
     assert info.value.construct == case.construct
     assert str(info.value).startswith(f"cannot translate {case.construct} to sqlite:")
 
@@ -64,7 +64,7 @@ def test_refusal_names_the_construct(case: Refusal) -> None:
 @pytest.mark.parametrize("case", REFUSALS, ids=[_id(c) for c in REFUSALS])
 def test_the_refusal_is_its_rules(case: Refusal) -> None:
     try:
-        translate_with(case.pg, NO_HINTS, without(case.rule))
+        translate_with(case.pg, case.ctx, without(case.rule))
     except Untranslatable as exc:
         refused_for: str | None = exc.construct
     else:

@@ -8,7 +8,14 @@ import sqlite3
 import pytest
 
 from aragora_repos.backends.sqlite.functions import take_error
-from codegen.dialects.sqlite import rewrite_like, strip_public_schema, translate_query
+from codegen.dialects.sqlite import (
+    Context,
+    refuse_array_operators,
+    refuse_numeric_semantics,
+    rewrite_like,
+    strip_public_schema,
+    translate_query,
+)
 from tests.dialect.support import Case, Refusal, connection
 
 CASES = [
@@ -37,9 +44,46 @@ CASES = [
         "SELECT t.a FROM t JOIN t AS u ON u.id = t.id",
     ),
 ]
+PRICES = Context(numeric_columns=frozenset({"price"}))
 REFUSALS = [
     Refusal("other_schema", strip_public_schema, "SELECT a FROM audit.t", "audit.t"),
+    Refusal(
+        "array_containment",
+        refuse_array_operators,
+        "SELECT id FROM t WHERE tags @> $1::text[]",
+        "@>",
+    ),
+    Refusal(
+        "numeric_order",
+        refuse_numeric_semantics,
+        "SELECT id FROM t ORDER BY price",
+        "numeric column price ordered (ORDER BY)",
+        PRICES,
+    ),
+    Refusal(
+        "numeric_compare",
+        refuse_numeric_semantics,
+        "SELECT id FROM t WHERE price = $1",
+        "numeric column price compared (=)",
+        PRICES,
+    ),
+    Refusal(
+        "numeric_sum",
+        refuse_numeric_semantics,
+        "SELECT sum(price * 2) FROM t",
+        "numeric column price multiplied",
+        PRICES,
+    ),
 ]
+
+
+def test_numeric_is_stored_and_assigned_as_it_is() -> None:
+    assert translate_query("UPDATE t SET price = $2 WHERE id = $1", PRICES) == (
+        "UPDATE t SET price = ?2 WHERE id = ?1"
+    )
+    assert translate_query("SELECT price FROM t WHERE id = $1", PRICES) == (
+        "SELECT price FROM t WHERE id = ?1"
+    )
 
 
 def test_like_semantics_match_postgresql() -> None:
