@@ -216,6 +216,29 @@ def _is_readonly(tree: exp.Expr) -> bool:
     return not any(True for _ in tree.find_all(exp.Insert, exp.Update, exp.Delete))
 
 
+def _repair_params(params: list[Param], tree: exp.Expr) -> list[Param]:
+    """Fix what sqlc infers wrongly for parameters: one compared with ``json ->> 'key'``
+    is text (sqlc gives it the json column's type)."""
+    texts: set[int] = set()
+    for node in tree.find_all(exp.EQ, exp.NEQ):
+        for side, other in ((node.this, node.expression), (node.expression, node.this)):
+            number = param_number(_strip_cast(other))
+            if isinstance(_strip_cast(side), exp.JSONExtractScalar) and number is not None:
+                texts.add(number)
+    return [
+        dataclasses.replace(p, type=PgType("text"))
+        if p.number in texts and p.type.name in ("json", "jsonb") and not p.type.array_dims
+        else p
+        for p in params
+    ]
+
+
+def _strip_cast(node: exp.Expr) -> exp.Expr:
+    while isinstance(node, exp.Cast | exp.Paren):
+        node = node.this
+    return node
+
+
 def _compared_lists(text: str) -> dict[int, str]:
     """``col = ANY($n)`` -> {n: "cols"}: a list parameter sqlc leaves unnamed is named after
     the column it is compared with (``ids``), not ``arg1``."""
@@ -302,6 +325,7 @@ def _build_one(
         report(f"cannot parse for translation: {exc}")
         return None
     columns = _columns(raw, tree, catalog, report)
+    params = _repair_params(params, tree)
     row_counts = _row_count_params(tree)
     # sqlc types a LIMIT/OFFSET argument as integer; PostgreSQL takes bigint there (as the
     # scratch-server check shows), so a value past 2^31 is accepted on both backends.
