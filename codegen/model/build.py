@@ -33,7 +33,17 @@ from codegen.model.nodes import param_number
 from codegen.model.sqlc import SqlcColumn, SqlcParam, SqlcQuery, SqlcRequest
 
 COMMANDS = frozenset(
-    {":one", ":many", ":exec", ":execrows", ":execresult", ":copyfrom", ":batchexec"}
+    {
+        ":one",
+        ":many",
+        ":exec",
+        ":execrows",
+        ":execresult",
+        ":copyfrom",
+        ":batchexec",
+        ":batchone",
+        ":batchmany",
+    }
 )
 _SLICE_IN = re.compile(r"\bIN\s*\(\s*\$(\d+)\s*\)", re.IGNORECASE)
 
@@ -421,8 +431,10 @@ def _check_command(
         report(
             ":batchexec runs a statement per row and returns nothing; drop RETURNING or use :many"
         )
-    if cmd in (":one", ":many") and not columns:
+    if cmd in (":one", ":many", ":batchone", ":batchmany") and not columns:
         report(f"{cmd} needs a statement that returns columns")
+    if cmd in (":batchexec", ":batchone", ":batchmany") and not params:
+        report(f"{cmd} runs the statement once per parameter row; it needs parameters")
     if cmd != ":copyfrom":
         return ()
     if not isinstance(tree, exp.Insert) or insert_table is None:

@@ -263,7 +263,7 @@ def _row_class(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) 
 
 def _signature(q: Query, ty: Types, imports: Imports, classes: list[ClassSpec]) -> tuple[str, str]:
     """The method's parameters, and the keyword arguments that pass them on."""
-    if q.cmd in (":copyfrom", ":batchexec"):
+    if q.cmd in (":copyfrom", ":batchexec", ":batchone", ":batchmany"):
         params_cls = f"{naming.pascal(q.name)}Params"
         fields = tuple(
             FieldSpec(p.name, ty.annotation(p.type, p.nullable, imports)) for p in q.params
@@ -285,6 +285,8 @@ def _returns(cmd: str, row_type: str) -> str:
         ":execresult": "ExecResult",
         ":copyfrom": "int",
         ":batchexec": "int",
+        ":batchone": f"list[{row_type} | None]",
+        ":batchmany": f"list[list[{row_type}]]",
     }[cmd]
 
 
@@ -323,6 +325,8 @@ _RETURNS = {
     ":execresult": "The command's result (rows affected).",
     ":copyfrom": "The number of rows inserted (COPY on PostgreSQL, one executemany on SQLite).",
     ":batchexec": "The number of parameter rows run (one executemany on either backend).",
+    ":batchone": "Per parameter row, its row or None (all in one transaction).",
+    ":batchmany": "Per parameter row, its rows (all in one transaction).",
 }
 
 

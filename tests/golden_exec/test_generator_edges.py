@@ -3,7 +3,7 @@ whole-table result (its lookup was not imported: NameError on every call), a sch
 no table (``__init__.py`` did not parse, with an empty error), and ``public.``-qualified
 names in queries (refused on SQLite as "no such table"), and COMMENT ON text (with
 quotes and backslashes) carried into the models' docstrings; views, created, replaced
-and queried on both backends."""
+and queried on both backends; :batchone and :batchmany."""
 
 from __future__ import annotations
 
@@ -107,6 +107,26 @@ FROM scores;
         "await db.q.add_score(n=3, f=0.25); t1 = await db.q.totals(); "
         "print([(type(v).__name__, v) for t in (t0, t1) for v in (t.total, t.ftotal, t.top)])",
         "[('int', 0), ('float', 0.0), ('int', 0), ('int', 5), ('float', 0.75), ('int', 2)]",
+    ),
+    "batches": (
+        """-- migrate:up
+CREATE TABLE names (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL);
+""",
+        """-- name: AddName :exec
+INSERT INTO names (name) VALUES ($1);
+
+-- name: GetNames :batchone
+SELECT * FROM names WHERE id = $1;
+
+-- name: IdsByName :batchmany
+SELECT id FROM names WHERE name = $1 ORDER BY id;
+""",
+        "from edge_db.q import GetNamesParams as G, IdsByNameParams as I; "
+        "[await db.q.add_name(name=n) for n in ('a', 'b', 'a')]; "
+        "one = await db.q.get_names([G(id=2), G(id=9), G(id=1)]); "
+        "many = await db.q.ids_by_name([I(name='a'), I(name='z'), I(name='b')]); "
+        "print([None if r is None else r.name for r in one], many)",
+        "['b', None, 'a'] [[1, 3], [], [2]]",
     ),
     "public_schema": (
         """-- migrate:up
