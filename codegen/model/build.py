@@ -97,6 +97,10 @@ def _repair_columns(
         if isinstance(inner, exp.Subquery) and not _counts(inner.this):
             # A scalar subquery is NULL when it finds no row, or when its aggregate does.
             col = ResultColumn(col.name, col.type, True)
+        if not col.nullable and any(True for _ in inner.find_all(exp.Nullif)):
+            # NULLIF(x, 0) is NULL when x is 0, and so is what it is part of: sqlc marks
+            # a cast of it NOT NULL (wins::float8 / NULLIF(...))::float8 all the same.
+            col = ResultColumn(col.name, col.type, True)
         if isinstance(inner, exp.JSONExtractScalar) and col.type.name in types.PSEUDO:
             col = ResultColumn(col.name, PgType("text"), True)  # ->> gives text, or NULL
         if isinstance(inner, exp.Coalesce) and col.type.name in types.PSEUDO:

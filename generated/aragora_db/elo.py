@@ -128,7 +128,7 @@ class LeaderboardRow:
     losses: int
     draws: int
     debates_count: int
-    win_rate: float
+    win_rate: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ class GetCalibrationSummaryRow:
     domain: str
     total_predictions: int
     total_correct: int
-    brier_score: float
+    brier_score: float | None
 
 
 def _rating_from_pg(r: DbRow) -> Rating:
@@ -193,7 +193,9 @@ def _leaderboard_row_from_pg(r: DbRow) -> LeaderboardRow:
 
 
 def _leaderboard_row_from_sqlite(r: DbRow) -> LeaderboardRow:
-    return LeaderboardRow(r[0], float(r[1]), r[2], r[3], r[4], r[5], float(r[6]))
+    return LeaderboardRow(
+        r[0], float(r[1]), r[2], r[3], r[4], r[5], None if r[6] is None else float(r[6])
+    )
 
 
 def _calibration_prediction_from_pg(r: DbRow) -> CalibrationPrediction:
@@ -217,7 +219,7 @@ def _get_calibration_summary_row_from_pg(r: DbRow) -> GetCalibrationSummaryRow:
 
 
 def _get_calibration_summary_row_from_sqlite(r: DbRow) -> GetCalibrationSummaryRow:
-    return GetCalibrationSummaryRow(r[0], r[1], r[2], float(r[3]))
+    return GetCalibrationSummaryRow(r[0], r[1], r[2], None if r[3] is None else float(r[3]))
 
 
 class EloRepository(abc.ABC):
