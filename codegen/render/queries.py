@@ -186,6 +186,8 @@ class MethodSpec:
     copy_columns: str
     copy_record: str
     sqlite_record: str
+    row_type: str = ""
+    """A row's type: the element of a :many list (its streaming form yields these)."""
 
 
 def _row(cls: str, cols: tuple[ResultColumn, ...], decode: list[str | None]) -> str:
@@ -224,6 +226,9 @@ def method(
         return imports.note(_nullable(expr, v, p.nullable))
 
     pg_row, sqlite_row = _rows(q, row_cls, ty, imports, decoders)
+    if q.cmd == ":many":
+        imports.stdlib.add(("collections.abc", "AsyncIterator"))
+        imports.stdlib.add(("collections.abc", "Iterator"))
     return MethodSpec(
         naming.snake(q.name),
         q,
@@ -241,6 +246,7 @@ def method(
         _tuple([repr(c) for c in q.insert_columns]),
         _tuple([f"p.{p.name}" for p in q.params]),
         _tuple([enc(p, f"p.{p.name}") for p in q.params]),
+        row_cls or scalar,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from typing import Final
 
 from aragora_db.models import AgentRelationship, GenesisEvent, Genome, Persona
@@ -237,6 +238,12 @@ class AgentsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_personas_iter(self, *, off: int, lim: int) -> AsyncIterator[Persona]:
+        """ListPersonas's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def delete_persona(self, *, agent_name: str) -> int:
         """Run DeletePersona (:execrows).
 
@@ -303,6 +310,12 @@ class AgentsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def top_genomes_iter(self, *, lim: int) -> AsyncIterator[Genome]:
+        """TopGenomes's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_genome_lineage(self, *, name: str) -> list[Genome]:
         """Run ListGenomeLineage (:many).
 
@@ -312,6 +325,12 @@ class AgentsRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_genome_lineage_iter(self, *, name: str) -> AsyncIterator[Genome]:
+        """ListGenomeLineage's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -392,6 +411,12 @@ class AgentsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_relationships_for_iter(self, *, agent_a: str) -> AsyncIterator[AgentRelationship]:
+        """ListRelationshipsFor's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def append_genesis_event(
         self,
         *,
@@ -438,6 +463,12 @@ class AgentsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_genesis_events_iter(self, *, after_seq: int, lim: int) -> AsyncIterator[GenesisEvent]:
+        """ListGenesisEvents's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:
         """Run ListGenesisEventsByType (:many).
 
@@ -447,6 +478,12 @@ class AgentsRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_genesis_events_by_type_iter(self, *, event_type: str) -> AsyncIterator[GenesisEvent]:
+        """ListGenesisEventsByType's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
 
@@ -473,6 +510,10 @@ class PostgresAgentsRepository(AgentsRepository):
     async def list_personas(self, *, off: int, lim: int) -> list[Persona]:
         rows = await self._db.fetch(LIST_PERSONAS, (off, lim), readonly=True)
         return list(map(_persona_from_pg, rows))
+
+    async def list_personas_iter(self, *, off: int, lim: int) -> AsyncIterator[Persona]:
+        async for r in self._db.stream(LIST_PERSONAS, (off, lim), readonly=True):
+            yield _persona_from_pg(r)
 
     async def delete_persona(self, *, agent_name: str) -> int:
         return await self._db.execute(DELETE_PERSONA, (agent_name,))
@@ -515,9 +556,17 @@ class PostgresAgentsRepository(AgentsRepository):
         rows = await self._db.fetch(TOP_GENOMES, (lim,), readonly=True)
         return list(map(_genome_from_pg, rows))
 
+    async def top_genomes_iter(self, *, lim: int) -> AsyncIterator[Genome]:
+        async for r in self._db.stream(TOP_GENOMES, (lim,), readonly=True):
+            yield _genome_from_pg(r)
+
     async def list_genome_lineage(self, *, name: str) -> list[Genome]:
         rows = await self._db.fetch(LIST_GENOME_LINEAGE, (name,), readonly=True)
         return list(map(_genome_from_pg, rows))
+
+    async def list_genome_lineage_iter(self, *, name: str) -> AsyncIterator[Genome]:
+        async for r in self._db.stream(LIST_GENOME_LINEAGE, (name,), readonly=True):
+            yield _genome_from_pg(r)
 
     async def adjust_genome_fitness(self, *, delta: float, genome_id: str) -> float | None:
         r = await self._db.fetchrow(ADJUST_GENOME_FITNESS, (delta, genome_id), readonly=False)
@@ -552,6 +601,12 @@ class PostgresAgentsRepository(AgentsRepository):
         rows = await self._db.fetch(LIST_RELATIONSHIPS_FOR, (agent_a,), readonly=True)
         return list(map(_agent_relationship_from_pg, rows))
 
+    async def list_relationships_for_iter(
+        self, *, agent_a: str
+    ) -> AsyncIterator[AgentRelationship]:
+        async for r in self._db.stream(LIST_RELATIONSHIPS_FOR, (agent_a,), readonly=True):
+            yield _agent_relationship_from_pg(r)
+
     async def append_genesis_event(
         self,
         *,
@@ -576,9 +631,21 @@ class PostgresAgentsRepository(AgentsRepository):
         rows = await self._db.fetch(LIST_GENESIS_EVENTS, (after_seq, lim), readonly=True)
         return list(map(_genesis_event_from_pg, rows))
 
+    async def list_genesis_events_iter(
+        self, *, after_seq: int, lim: int
+    ) -> AsyncIterator[GenesisEvent]:
+        async for r in self._db.stream(LIST_GENESIS_EVENTS, (after_seq, lim), readonly=True):
+            yield _genesis_event_from_pg(r)
+
     async def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:
         rows = await self._db.fetch(LIST_GENESIS_EVENTS_BY_TYPE, (event_type,), readonly=True)
         return list(map(_genesis_event_from_pg, rows))
+
+    async def list_genesis_events_by_type_iter(
+        self, *, event_type: str
+    ) -> AsyncIterator[GenesisEvent]:
+        async for r in self._db.stream(LIST_GENESIS_EVENTS_BY_TYPE, (event_type,), readonly=True):
+            yield _genesis_event_from_pg(r)
 
 
 class AgentsSyncRepository:
@@ -634,6 +701,13 @@ class AgentsSyncRepository:
                 ),
             )
         )
+
+    def list_personas_iter(self, *, off: int, lim: int) -> Iterator[Persona]:
+        """ListPersonas's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_PERSONAS_SQLITE, (check_row_count(off), check_row_count(lim))
+        ):
+            yield _persona_from_sqlite(r)
 
     def delete_persona(self, *, agent_name: str) -> int:
         """Run DeletePersona (:execrows) on SQLite; returns as the async method.
@@ -700,6 +774,11 @@ class AgentsSyncRepository:
             map(_genome_from_sqlite, self._db.fetchall(TOP_GENOMES_SQLITE, (check_row_count(lim),)))
         )
 
+    def top_genomes_iter(self, *, lim: int) -> Iterator[Genome]:
+        """TopGenomes's rows as they come, read in batches."""
+        for r in self._db.iterate(TOP_GENOMES_SQLITE, (check_row_count(lim),)):
+            yield _genome_from_sqlite(r)
+
     def list_genome_lineage(self, *, name: str) -> list[Genome]:
         """Run ListGenomeLineage (:many) on SQLite; returns as the async method.
 
@@ -713,6 +792,11 @@ class AgentsSyncRepository:
                 self._db.fetchall(LIST_GENOME_LINEAGE_SQLITE, (check_text(name),)),
             )
         )
+
+    def list_genome_lineage_iter(self, *, name: str) -> Iterator[Genome]:
+        """ListGenomeLineage's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_GENOME_LINEAGE_SQLITE, (check_text(name),)):
+            yield _genome_from_sqlite(r)
 
     def adjust_genome_fitness(self, *, delta: float, genome_id: str) -> float | None:
         """Run AdjustGenomeFitness (:one) on SQLite; returns as the async method.
@@ -782,6 +866,11 @@ class AgentsSyncRepository:
             )
         )
 
+    def list_relationships_for_iter(self, *, agent_a: str) -> Iterator[AgentRelationship]:
+        """ListRelationshipsFor's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_RELATIONSHIPS_FOR_SQLITE, (check_text(agent_a),)):
+            yield _agent_relationship_from_sqlite(r)
+
     def append_genesis_event(
         self,
         *,
@@ -833,6 +922,11 @@ class AgentsSyncRepository:
             )
         )
 
+    def list_genesis_events_iter(self, *, after_seq: int, lim: int) -> Iterator[GenesisEvent]:
+        """ListGenesisEvents's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_GENESIS_EVENTS_SQLITE, (after_seq, check_row_count(lim))):
+            yield _genesis_event_from_sqlite(r)
+
     def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:
         """Run ListGenesisEventsByType (:many) on SQLite; returns as the async method.
 
@@ -846,6 +940,11 @@ class AgentsSyncRepository:
                 self._db.fetchall(LIST_GENESIS_EVENTS_BY_TYPE_SQLITE, (check_text(event_type),)),
             )
         )
+
+    def list_genesis_events_by_type_iter(self, *, event_type: str) -> Iterator[GenesisEvent]:
+        """ListGenesisEventsByType's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_GENESIS_EVENTS_BY_TYPE_SQLITE, (check_text(event_type),)):
+            yield _genesis_event_from_sqlite(r)
 
 
 class SqliteAgentsRepository(SqliteRepository[AgentsSyncRepository], AgentsRepository):
@@ -874,6 +973,12 @@ class SqliteAgentsRepository(SqliteRepository[AgentsSyncRepository], AgentsRepos
 
     async def list_personas(self, *, off: int, lim: int) -> list[Persona]:
         return await self._db.run(self._sync.list_personas, off=off, lim=lim)
+
+    async def list_personas_iter(self, *, off: int, lim: int) -> AsyncIterator[Persona]:
+        async for r in self._db.stream(
+            LIST_PERSONAS_SQLITE, (check_row_count(off), check_row_count(lim))
+        ):
+            yield _persona_from_sqlite(r)
 
     async def delete_persona(self, *, agent_name: str) -> int:
         return await self._db.run(self._sync.delete_persona, agent_name=agent_name)
@@ -912,8 +1017,16 @@ class SqliteAgentsRepository(SqliteRepository[AgentsSyncRepository], AgentsRepos
     async def top_genomes(self, *, lim: int) -> list[Genome]:
         return await self._db.run(self._sync.top_genomes, lim=lim)
 
+    async def top_genomes_iter(self, *, lim: int) -> AsyncIterator[Genome]:
+        async for r in self._db.stream(TOP_GENOMES_SQLITE, (check_row_count(lim),)):
+            yield _genome_from_sqlite(r)
+
     async def list_genome_lineage(self, *, name: str) -> list[Genome]:
         return await self._db.run(self._sync.list_genome_lineage, name=name)
+
+    async def list_genome_lineage_iter(self, *, name: str) -> AsyncIterator[Genome]:
+        async for r in self._db.stream(LIST_GENOME_LINEAGE_SQLITE, (check_text(name),)):
+            yield _genome_from_sqlite(r)
 
     async def adjust_genome_fitness(self, *, delta: float, genome_id: str) -> float | None:
         return await self._db.run(
@@ -954,6 +1067,12 @@ class SqliteAgentsRepository(SqliteRepository[AgentsSyncRepository], AgentsRepos
     async def list_relationships_for(self, *, agent_a: str) -> list[AgentRelationship]:
         return await self._db.run(self._sync.list_relationships_for, agent_a=agent_a)
 
+    async def list_relationships_for_iter(
+        self, *, agent_a: str
+    ) -> AsyncIterator[AgentRelationship]:
+        async for r in self._db.stream(LIST_RELATIONSHIPS_FOR_SQLITE, (check_text(agent_a),)):
+            yield _agent_relationship_from_sqlite(r)
+
     async def append_genesis_event(
         self,
         *,
@@ -980,5 +1099,21 @@ class SqliteAgentsRepository(SqliteRepository[AgentsSyncRepository], AgentsRepos
     async def list_genesis_events(self, *, after_seq: int, lim: int) -> list[GenesisEvent]:
         return await self._db.run(self._sync.list_genesis_events, after_seq=after_seq, lim=lim)
 
+    async def list_genesis_events_iter(
+        self, *, after_seq: int, lim: int
+    ) -> AsyncIterator[GenesisEvent]:
+        async for r in self._db.stream(
+            LIST_GENESIS_EVENTS_SQLITE, (after_seq, check_row_count(lim))
+        ):
+            yield _genesis_event_from_sqlite(r)
+
     async def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:
         return await self._db.run(self._sync.list_genesis_events_by_type, event_type=event_type)
+
+    async def list_genesis_events_by_type_iter(
+        self, *, event_type: str
+    ) -> AsyncIterator[GenesisEvent]:
+        async for r in self._db.stream(
+            LIST_GENESIS_EVENTS_BY_TYPE_SQLITE, (check_text(event_type),)
+        ):
+            yield _genesis_event_from_sqlite(r)

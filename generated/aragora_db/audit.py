@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -215,6 +215,14 @@ class AuditRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_audit_events_by_user_iter(
+        self, *, user_id: str | None, lim: int
+    ) -> AsyncIterator[AuditLog]:
+        """ListAuditEventsByUser's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_audit_events_by_org(
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[AuditLog]:
@@ -229,6 +237,14 @@ class AuditRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_audit_events_by_org_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> AsyncIterator[AuditLog]:
+        """ListAuditEventsByOrg's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -248,6 +264,14 @@ class AuditRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_audit_events_in_range_iter(
+        self, *, start_time: datetime, end_time: datetime
+    ) -> AsyncIterator[AuditLog]:
+        """ListAuditEventsInRange's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def count_audit_events_by_action(
         self, *, org_id: str | None
     ) -> list[CountAuditEventsByActionRow]:
@@ -263,6 +287,14 @@ class AuditRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def count_audit_events_by_action_iter(
+        self, *, org_id: str | None
+    ) -> AsyncIterator[CountAuditEventsByActionRow]:
+        """CountAuditEventsByAction's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -359,11 +391,23 @@ class PostgresAuditRepository(AuditRepository):
         rows = await self._db.fetch(LIST_AUDIT_EVENTS_BY_USER, (user_id, lim), readonly=True)
         return list(map(_audit_log_from_pg, rows))
 
+    async def list_audit_events_by_user_iter(
+        self, *, user_id: str | None, lim: int
+    ) -> AsyncIterator[AuditLog]:
+        async for r in self._db.stream(LIST_AUDIT_EVENTS_BY_USER, (user_id, lim), readonly=True):
+            yield _audit_log_from_pg(r)
+
     async def list_audit_events_by_org(
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[AuditLog]:
         rows = await self._db.fetch(LIST_AUDIT_EVENTS_BY_ORG, (org_id, off, lim), readonly=True)
         return list(map(_audit_log_from_pg, rows))
+
+    async def list_audit_events_by_org_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> AsyncIterator[AuditLog]:
+        async for r in self._db.stream(LIST_AUDIT_EVENTS_BY_ORG, (org_id, off, lim), readonly=True):
+            yield _audit_log_from_pg(r)
 
     async def list_audit_events_in_range(
         self, *, start_time: datetime, end_time: datetime
@@ -373,11 +417,25 @@ class PostgresAuditRepository(AuditRepository):
         )
         return list(map(_audit_log_from_pg, rows))
 
+    async def list_audit_events_in_range_iter(
+        self, *, start_time: datetime, end_time: datetime
+    ) -> AsyncIterator[AuditLog]:
+        async for r in self._db.stream(
+            LIST_AUDIT_EVENTS_IN_RANGE, (start_time, end_time), readonly=True
+        ):
+            yield _audit_log_from_pg(r)
+
     async def count_audit_events_by_action(
         self, *, org_id: str | None
     ) -> list[CountAuditEventsByActionRow]:
         rows = await self._db.fetch(COUNT_AUDIT_EVENTS_BY_ACTION, (org_id,), readonly=True)
         return list(map(_count_audit_events_by_action_row_from_pg, rows))
+
+    async def count_audit_events_by_action_iter(
+        self, *, org_id: str | None
+    ) -> AsyncIterator[CountAuditEventsByActionRow]:
+        async for r in self._db.stream(COUNT_AUDIT_EVENTS_BY_ACTION, (org_id,), readonly=True):
+            yield _count_audit_events_by_action_row_from_pg(r)
 
     async def delete_audit_events_older_than(self, *, days: int) -> int:
         return await self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN, (days,))
@@ -498,6 +556,16 @@ class AuditSyncRepository:
             )
         )
 
+    def list_audit_events_by_user_iter(
+        self, *, user_id: str | None, lim: int
+    ) -> Iterator[AuditLog]:
+        """ListAuditEventsByUser's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_AUDIT_EVENTS_BY_USER_SQLITE,
+            (None if user_id is None else check_text(user_id), check_row_count(lim)),
+        ):
+            yield _audit_log_from_sqlite(r)
+
     def list_audit_events_by_org(self, *, org_id: str | None, off: int, lim: int) -> list[AuditLog]:
         """Run ListAuditEventsByOrg (:many) on SQLite; returns as the async method.
 
@@ -519,6 +587,20 @@ class AuditSyncRepository:
             )
         )
 
+    def list_audit_events_by_org_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> Iterator[AuditLog]:
+        """ListAuditEventsByOrg's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_AUDIT_EVENTS_BY_ORG_SQLITE,
+            (
+                None if org_id is None else check_text(org_id),
+                check_row_count(off),
+                check_row_count(lim),
+            ),
+        ):
+            yield _audit_log_from_sqlite(r)
+
     def list_audit_events_in_range(
         self, *, start_time: datetime, end_time: datetime
     ) -> list[AuditLog]:
@@ -538,6 +620,16 @@ class AuditSyncRepository:
             )
         )
 
+    def list_audit_events_in_range_iter(
+        self, *, start_time: datetime, end_time: datetime
+    ) -> Iterator[AuditLog]:
+        """ListAuditEventsInRange's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_AUDIT_EVENTS_IN_RANGE_SQLITE,
+            (encode_timestamptz(start_time), encode_timestamptz(end_time)),
+        ):
+            yield _audit_log_from_sqlite(r)
+
     def count_audit_events_by_action(
         self, *, org_id: str | None
     ) -> list[CountAuditEventsByActionRow]:
@@ -556,6 +648,15 @@ class AuditSyncRepository:
                 ),
             )
         )
+
+    def count_audit_events_by_action_iter(
+        self, *, org_id: str | None
+    ) -> Iterator[CountAuditEventsByActionRow]:
+        """CountAuditEventsByAction's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE, (None if org_id is None else check_text(org_id),)
+        ):
+            yield _count_audit_events_by_action_row_from_sqlite(r)
 
     def delete_audit_events_older_than(self, *, days: int) -> int:
         """Run DeleteAuditEventsOlderThan (:execrows) on SQLite; returns as the async method.
@@ -635,12 +736,34 @@ class SqliteAuditRepository(SqliteRepository[AuditSyncRepository], AuditReposito
     async def list_audit_events_by_user(self, *, user_id: str | None, lim: int) -> list[AuditLog]:
         return await self._db.run(self._sync.list_audit_events_by_user, user_id=user_id, lim=lim)
 
+    async def list_audit_events_by_user_iter(
+        self, *, user_id: str | None, lim: int
+    ) -> AsyncIterator[AuditLog]:
+        async for r in self._db.stream(
+            LIST_AUDIT_EVENTS_BY_USER_SQLITE,
+            (None if user_id is None else check_text(user_id), check_row_count(lim)),
+        ):
+            yield _audit_log_from_sqlite(r)
+
     async def list_audit_events_by_org(
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[AuditLog]:
         return await self._db.run(
             self._sync.list_audit_events_by_org, org_id=org_id, off=off, lim=lim
         )
+
+    async def list_audit_events_by_org_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> AsyncIterator[AuditLog]:
+        async for r in self._db.stream(
+            LIST_AUDIT_EVENTS_BY_ORG_SQLITE,
+            (
+                None if org_id is None else check_text(org_id),
+                check_row_count(off),
+                check_row_count(lim),
+            ),
+        ):
+            yield _audit_log_from_sqlite(r)
 
     async def list_audit_events_in_range(
         self, *, start_time: datetime, end_time: datetime
@@ -649,10 +772,27 @@ class SqliteAuditRepository(SqliteRepository[AuditSyncRepository], AuditReposito
             self._sync.list_audit_events_in_range, start_time=start_time, end_time=end_time
         )
 
+    async def list_audit_events_in_range_iter(
+        self, *, start_time: datetime, end_time: datetime
+    ) -> AsyncIterator[AuditLog]:
+        async for r in self._db.stream(
+            LIST_AUDIT_EVENTS_IN_RANGE_SQLITE,
+            (encode_timestamptz(start_time), encode_timestamptz(end_time)),
+        ):
+            yield _audit_log_from_sqlite(r)
+
     async def count_audit_events_by_action(
         self, *, org_id: str | None
     ) -> list[CountAuditEventsByActionRow]:
         return await self._db.run(self._sync.count_audit_events_by_action, org_id=org_id)
+
+    async def count_audit_events_by_action_iter(
+        self, *, org_id: str | None
+    ) -> AsyncIterator[CountAuditEventsByActionRow]:
+        async for r in self._db.stream(
+            COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE, (None if org_id is None else check_text(org_id),)
+        ):
+            yield _count_audit_events_by_action_row_from_sqlite(r)
 
     async def delete_audit_events_older_than(self, *, days: int) -> int:
         return await self._db.run(self._sync.delete_audit_events_older_than, days=days)

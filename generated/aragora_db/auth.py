@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -177,6 +178,12 @@ class AuthRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def revoked_among_iter(self, *, jtis: list[str]) -> AsyncIterator[str]:
+        """RevokedAmong's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def purge_expired_tokens(self, *, now_at: datetime) -> int:
         """Run PurgeExpiredTokens (:execrows).
 
@@ -240,6 +247,12 @@ class AuthRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_webhooks_for_org_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+        """ListWebhooksForOrg's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
         """Run ListActiveWebhooksForEvent (:many).
 
@@ -249,6 +262,12 @@ class AuthRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_active_webhooks_for_event_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+        """ListActiveWebhooksForEvent's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -327,6 +346,10 @@ class PostgresAuthRepository(AuthRepository):
         rows = await self._db.fetch(REVOKED_AMONG, (jtis,), readonly=True)
         return [r[0] for r in rows]
 
+    async def revoked_among_iter(self, *, jtis: list[str]) -> AsyncIterator[str]:
+        async for r in self._db.stream(REVOKED_AMONG, (jtis,), readonly=True):
+            yield r[0]
+
     async def purge_expired_tokens(self, *, now_at: datetime) -> int:
         return await self._db.execute(PURGE_EXPIRED_TOKENS, (now_at,))
 
@@ -353,9 +376,17 @@ class PostgresAuthRepository(AuthRepository):
         rows = await self._db.fetch(LIST_WEBHOOKS_FOR_ORG, (org_id,), readonly=True)
         return list(map(_webhook_from_pg, rows))
 
+    async def list_webhooks_for_org_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+        async for r in self._db.stream(LIST_WEBHOOKS_FOR_ORG, (org_id,), readonly=True):
+            yield _webhook_from_pg(r)
+
     async def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
         rows = await self._db.fetch(LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id,), readonly=True)
         return list(map(_webhook_from_pg, rows))
+
+    async def list_active_webhooks_for_event_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+        async for r in self._db.stream(LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id,), readonly=True):
+            yield _webhook_from_pg(r)
 
     async def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str
@@ -426,6 +457,13 @@ class AuthSyncRepository:
                 REVOKED_AMONG_SQLITE, (encode_json([text_element(x) for x in jtis]),)
             )
         ]
+
+    def revoked_among_iter(self, *, jtis: list[str]) -> Iterator[str]:
+        """RevokedAmong's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            REVOKED_AMONG_SQLITE, (encode_json([text_element(x) for x in jtis]),)
+        ):
+            yield r[0]
 
     def purge_expired_tokens(self, *, now_at: datetime) -> int:
         """Run PurgeExpiredTokens (:execrows) on SQLite; returns as the async method.
@@ -498,6 +536,11 @@ class AuthSyncRepository:
             )
         )
 
+    def list_webhooks_for_org_iter(self, *, org_id: str) -> Iterator[Webhook]:
+        """ListWebhooksForOrg's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)):
+            yield _webhook_from_sqlite(r)
+
     def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
         """Run ListActiveWebhooksForEvent (:many) on SQLite; returns as the async method.
 
@@ -511,6 +554,11 @@ class AuthSyncRepository:
                 self._db.fetchall(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),)),
             )
         )
+
+    def list_active_webhooks_for_event_iter(self, *, org_id: str) -> Iterator[Webhook]:
+        """ListActiveWebhooksForEvent's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),)):
+            yield _webhook_from_sqlite(r)
 
     def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str
@@ -575,6 +623,12 @@ class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository)
     async def revoked_among(self, *, jtis: list[str]) -> list[str]:
         return await self._db.run(self._sync.revoked_among, jtis=jtis)
 
+    async def revoked_among_iter(self, *, jtis: list[str]) -> AsyncIterator[str]:
+        async for r in self._db.stream(
+            REVOKED_AMONG_SQLITE, (encode_json([text_element(x) for x in jtis]),)
+        ):
+            yield r[0]
+
     async def purge_expired_tokens(self, *, now_at: datetime) -> int:
         return await self._db.run(self._sync.purge_expired_tokens, now_at=now_at)
 
@@ -605,8 +659,18 @@ class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository)
     async def list_webhooks_for_org(self, *, org_id: str) -> list[Webhook]:
         return await self._db.run(self._sync.list_webhooks_for_org, org_id=org_id)
 
+    async def list_webhooks_for_org_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+        async for r in self._db.stream(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)):
+            yield _webhook_from_sqlite(r)
+
     async def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
         return await self._db.run(self._sync.list_active_webhooks_for_event, org_id=org_id)
+
+    async def list_active_webhooks_for_event_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+        async for r in self._db.stream(
+            LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),)
+        ):
+            yield _webhook_from_sqlite(r)
 
     async def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -312,6 +313,12 @@ class ConsensusRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def get_consensus_by_topic_hash_iter(self, *, topic_hash: str) -> AsyncIterator[Consensus]:
+        """GetConsensusByTopicHash's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def find_similar_consensus(
         self, *, query: str, lim: int
     ) -> list[FindSimilarConsensusRow]:
@@ -332,6 +339,14 @@ class ConsensusRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def find_similar_consensus_iter(
+        self, *, query: str, lim: int
+    ) -> AsyncIterator[FindSimilarConsensusRow]:
+        """FindSimilarConsensus's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         """Run ListConsensusByDomain (:many).
 
@@ -341,6 +356,12 @@ class ConsensusRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_consensus_by_domain_iter(self, *, domain: str, lim: int) -> AsyncIterator[Consensus]:
+        """ListConsensusByDomain's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -412,6 +433,12 @@ class ConsensusRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_dissent_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[Dissent]:
+        """ListDissentForDebate's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
         """Run ListUnacknowledgedDissent (:many).
 
@@ -421,6 +448,12 @@ class ConsensusRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_unacknowledged_dissent_iter(self, *, lim: int) -> AsyncIterator[Dissent]:
+        """ListUnacknowledgedDissent's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -434,6 +467,12 @@ class ConsensusRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def count_dissent_by_type_iter(self) -> AsyncIterator[CountDissentByTypeRow]:
+        """CountDissentByType's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -481,6 +520,12 @@ class ConsensusRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_proofs_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[VerifiedProof]:
+        """ListProofsForDebate's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -549,15 +594,33 @@ class PostgresConsensusRepository(ConsensusRepository):
         rows = await self._db.fetch(GET_CONSENSUS_BY_TOPIC_HASH, (topic_hash,), readonly=True)
         return list(map(_consensus_from_pg, rows))
 
+    async def get_consensus_by_topic_hash_iter(
+        self, *, topic_hash: str
+    ) -> AsyncIterator[Consensus]:
+        async for r in self._db.stream(GET_CONSENSUS_BY_TOPIC_HASH, (topic_hash,), readonly=True):
+            yield _consensus_from_pg(r)
+
     async def find_similar_consensus(
         self, *, query: str, lim: int
     ) -> list[FindSimilarConsensusRow]:
         rows = await self._db.fetch(FIND_SIMILAR_CONSENSUS, (query, lim), readonly=True)
         return list(map(_find_similar_consensus_row_from_pg, rows))
 
+    async def find_similar_consensus_iter(
+        self, *, query: str, lim: int
+    ) -> AsyncIterator[FindSimilarConsensusRow]:
+        async for r in self._db.stream(FIND_SIMILAR_CONSENSUS, (query, lim), readonly=True):
+            yield _find_similar_consensus_row_from_pg(r)
+
     async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         rows = await self._db.fetch(LIST_CONSENSUS_BY_DOMAIN, (domain, lim), readonly=True)
         return list(map(_consensus_from_pg, rows))
+
+    async def list_consensus_by_domain_iter(
+        self, *, domain: str, lim: int
+    ) -> AsyncIterator[Consensus]:
+        async for r in self._db.stream(LIST_CONSENSUS_BY_DOMAIN, (domain, lim), readonly=True):
+            yield _consensus_from_pg(r)
 
     async def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
@@ -605,13 +668,25 @@ class PostgresConsensusRepository(ConsensusRepository):
         rows = await self._db.fetch(LIST_DISSENT_FOR_DEBATE, (debate_id,), readonly=True)
         return list(map(_dissent_from_pg, rows))
 
+    async def list_dissent_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[Dissent]:
+        async for r in self._db.stream(LIST_DISSENT_FOR_DEBATE, (debate_id,), readonly=True):
+            yield _dissent_from_pg(r)
+
     async def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
         rows = await self._db.fetch(LIST_UNACKNOWLEDGED_DISSENT, (lim,), readonly=True)
         return list(map(_dissent_from_pg, rows))
 
+    async def list_unacknowledged_dissent_iter(self, *, lim: int) -> AsyncIterator[Dissent]:
+        async for r in self._db.stream(LIST_UNACKNOWLEDGED_DISSENT, (lim,), readonly=True):
+            yield _dissent_from_pg(r)
+
     async def count_dissent_by_type(self) -> list[CountDissentByTypeRow]:
         rows = await self._db.fetch(COUNT_DISSENT_BY_TYPE, (), readonly=True)
         return list(map(_count_dissent_by_type_row_from_pg, rows))
+
+    async def count_dissent_by_type_iter(self) -> AsyncIterator[CountDissentByTypeRow]:
+        async for r in self._db.stream(COUNT_DISSENT_BY_TYPE, (), readonly=True):
+            yield _count_dissent_by_type_row_from_pg(r)
 
     async def save_verified_proof(
         self,
@@ -652,6 +727,10 @@ class PostgresConsensusRepository(ConsensusRepository):
     async def list_proofs_for_debate(self, *, debate_id: str) -> list[VerifiedProof]:
         rows = await self._db.fetch(LIST_PROOFS_FOR_DEBATE, (debate_id,), readonly=True)
         return list(map(_verified_proof_from_pg, rows))
+
+    async def list_proofs_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[VerifiedProof]:
+        async for r in self._db.stream(LIST_PROOFS_FOR_DEBATE, (debate_id,), readonly=True):
+            yield _verified_proof_from_pg(r)
 
     async def proof_stats(self) -> ProofStatsRow | None:
         r = await self._db.fetchrow(PROOF_STATS, (), readonly=True)
@@ -729,6 +808,11 @@ class ConsensusSyncRepository:
             )
         )
 
+    def get_consensus_by_topic_hash_iter(self, *, topic_hash: str) -> Iterator[Consensus]:
+        """GetConsensusByTopicHash's rows as they come, read in batches."""
+        for r in self._db.iterate(GET_CONSENSUS_BY_TOPIC_HASH_SQLITE, (check_text(topic_hash),)):
+            yield _consensus_from_sqlite(r)
+
     def find_similar_consensus(self, *, query: str, lim: int) -> list[FindSimilarConsensusRow]:
         """Run FindSimilarConsensus (:many) on SQLite; returns as the async method.
 
@@ -749,6 +833,15 @@ class ConsensusSyncRepository:
             )
         )
 
+    def find_similar_consensus_iter(
+        self, *, query: str, lim: int
+    ) -> Iterator[FindSimilarConsensusRow]:
+        """FindSimilarConsensus's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            FIND_SIMILAR_CONSENSUS_SQLITE, (check_text(query), check_row_count(lim))
+        ):
+            yield _find_similar_consensus_row_from_sqlite(r)
+
     def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         """Run ListConsensusByDomain (:many) on SQLite; returns as the async method.
 
@@ -764,6 +857,13 @@ class ConsensusSyncRepository:
                 ),
             )
         )
+
+    def list_consensus_by_domain_iter(self, *, domain: str, lim: int) -> Iterator[Consensus]:
+        """ListConsensusByDomain's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_CONSENSUS_BY_DOMAIN_SQLITE, (check_text(domain), check_row_count(lim))
+        ):
+            yield _consensus_from_sqlite(r)
 
     def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
@@ -841,6 +941,11 @@ class ConsensusSyncRepository:
             )
         )
 
+    def list_dissent_for_debate_iter(self, *, debate_id: str) -> Iterator[Dissent]:
+        """ListDissentForDebate's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_DISSENT_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
+            yield _dissent_from_sqlite(r)
+
     def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
         """Run ListUnacknowledgedDissent (:many) on SQLite; returns as the async method.
 
@@ -855,6 +960,11 @@ class ConsensusSyncRepository:
             )
         )
 
+    def list_unacknowledged_dissent_iter(self, *, lim: int) -> Iterator[Dissent]:
+        """ListUnacknowledgedDissent's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (check_row_count(lim),)):
+            yield _dissent_from_sqlite(r)
+
     def count_dissent_by_type(self) -> list[CountDissentByTypeRow]:
         """Run CountDissentByType (:many) on SQLite; returns as the async method.
 
@@ -868,6 +978,11 @@ class ConsensusSyncRepository:
                 self._db.fetchall(COUNT_DISSENT_BY_TYPE_SQLITE, ()),
             )
         )
+
+    def count_dissent_by_type_iter(self) -> Iterator[CountDissentByTypeRow]:
+        """CountDissentByType's rows as they come, read in batches."""
+        for r in self._db.iterate(COUNT_DISSENT_BY_TYPE_SQLITE, ()):
+            yield _count_dissent_by_type_row_from_sqlite(r)
 
     def save_verified_proof(
         self,
@@ -923,6 +1038,11 @@ class ConsensusSyncRepository:
                 self._db.fetchall(LIST_PROOFS_FOR_DEBATE_SQLITE, (check_text(debate_id),)),
             )
         )
+
+    def list_proofs_for_debate_iter(self, *, debate_id: str) -> Iterator[VerifiedProof]:
+        """ListProofsForDebate's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_PROOFS_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
+            yield _verified_proof_from_sqlite(r)
 
     def proof_stats(self) -> ProofStatsRow | None:
         """Run ProofStats (:one) on SQLite; returns as the async method.
@@ -981,13 +1101,37 @@ class SqliteConsensusRepository(SqliteRepository[ConsensusSyncRepository], Conse
     async def get_consensus_by_topic_hash(self, *, topic_hash: str) -> list[Consensus]:
         return await self._db.run(self._sync.get_consensus_by_topic_hash, topic_hash=topic_hash)
 
+    async def get_consensus_by_topic_hash_iter(
+        self, *, topic_hash: str
+    ) -> AsyncIterator[Consensus]:
+        async for r in self._db.stream(
+            GET_CONSENSUS_BY_TOPIC_HASH_SQLITE, (check_text(topic_hash),)
+        ):
+            yield _consensus_from_sqlite(r)
+
     async def find_similar_consensus(
         self, *, query: str, lim: int
     ) -> list[FindSimilarConsensusRow]:
         return await self._db.run(self._sync.find_similar_consensus, query=query, lim=lim)
 
+    async def find_similar_consensus_iter(
+        self, *, query: str, lim: int
+    ) -> AsyncIterator[FindSimilarConsensusRow]:
+        async for r in self._db.stream(
+            FIND_SIMILAR_CONSENSUS_SQLITE, (check_text(query), check_row_count(lim))
+        ):
+            yield _find_similar_consensus_row_from_sqlite(r)
+
     async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
         return await self._db.run(self._sync.list_consensus_by_domain, domain=domain, lim=lim)
+
+    async def list_consensus_by_domain_iter(
+        self, *, domain: str, lim: int
+    ) -> AsyncIterator[Consensus]:
+        async for r in self._db.stream(
+            LIST_CONSENSUS_BY_DOMAIN_SQLITE, (check_text(domain), check_row_count(lim))
+        ):
+            yield _consensus_from_sqlite(r)
 
     async def update_consensus_conclusion(
         self, *, id: int, conclusion: str, confidence: float
@@ -1033,11 +1177,23 @@ class SqliteConsensusRepository(SqliteRepository[ConsensusSyncRepository], Conse
     async def list_dissent_for_debate(self, *, debate_id: str) -> list[Dissent]:
         return await self._db.run(self._sync.list_dissent_for_debate, debate_id=debate_id)
 
+    async def list_dissent_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[Dissent]:
+        async for r in self._db.stream(LIST_DISSENT_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
+            yield _dissent_from_sqlite(r)
+
     async def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
         return await self._db.run(self._sync.list_unacknowledged_dissent, lim=lim)
 
+    async def list_unacknowledged_dissent_iter(self, *, lim: int) -> AsyncIterator[Dissent]:
+        async for r in self._db.stream(LIST_UNACKNOWLEDGED_DISSENT_SQLITE, (check_row_count(lim),)):
+            yield _dissent_from_sqlite(r)
+
     async def count_dissent_by_type(self) -> list[CountDissentByTypeRow]:
         return await self._db.run(self._sync.count_dissent_by_type)
+
+    async def count_dissent_by_type_iter(self) -> AsyncIterator[CountDissentByTypeRow]:
+        async for r in self._db.stream(COUNT_DISSENT_BY_TYPE_SQLITE, ()):
+            yield _count_dissent_by_type_row_from_sqlite(r)
 
     async def save_verified_proof(
         self,
@@ -1073,6 +1229,10 @@ class SqliteConsensusRepository(SqliteRepository[ConsensusSyncRepository], Conse
 
     async def list_proofs_for_debate(self, *, debate_id: str) -> list[VerifiedProof]:
         return await self._db.run(self._sync.list_proofs_for_debate, debate_id=debate_id)
+
+    async def list_proofs_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[VerifiedProof]:
+        async for r in self._db.stream(LIST_PROOFS_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
+            yield _verified_proof_from_sqlite(r)
 
     async def proof_stats(self) -> ProofStatsRow | None:
         return await self._db.read(ConsensusSyncRepository.proof_stats, self._sync, self._read)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -262,6 +263,14 @@ class ContinuumRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_memories_by_tier_iter(
+        self, *, tier: MemoryTier, now_at: datetime | None, lim: int
+    ) -> AsyncIterator[ContinuumMemory]:
+        """ListMemoriesByTier's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def move_memory_tier(
         self, *, to_tier: MemoryTier, id: str, from_tier: MemoryTier
     ) -> ContinuumMemory | None:
@@ -310,6 +319,12 @@ class ContinuumRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_tier_transitions_iter(self, *, memory_id: str) -> AsyncIterator[TierTransition]:
+        """ListTierTransitions's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -371,6 +386,12 @@ class ContinuumRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def count_memories_by_tier_iter(self) -> AsyncIterator[CountMemoriesByTierRow]:
+        """CountMemoriesByTier's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def delete_memory(self, *, id: str) -> int:
         """Run DeleteMemory (:execrows).
 
@@ -419,6 +440,12 @@ class PostgresContinuumRepository(ContinuumRepository):
         rows = await self._db.fetch(LIST_MEMORIES_BY_TIER, (tier, now_at, lim), readonly=True)
         return list(map(_continuum_memory_from_pg, rows))
 
+    async def list_memories_by_tier_iter(
+        self, *, tier: MemoryTier, now_at: datetime | None, lim: int
+    ) -> AsyncIterator[ContinuumMemory]:
+        async for r in self._db.stream(LIST_MEMORIES_BY_TIER, (tier, now_at, lim), readonly=True):
+            yield _continuum_memory_from_pg(r)
+
     async def move_memory_tier(
         self, *, to_tier: MemoryTier, id: str, from_tier: MemoryTier
     ) -> ContinuumMemory | None:
@@ -445,6 +472,10 @@ class PostgresContinuumRepository(ContinuumRepository):
         rows = await self._db.fetch(LIST_TIER_TRANSITIONS, (memory_id,), readonly=True)
         return list(map(_tier_transition_from_pg, rows))
 
+    async def list_tier_transitions_iter(self, *, memory_id: str) -> AsyncIterator[TierTransition]:
+        async for r in self._db.stream(LIST_TIER_TRANSITIONS, (memory_id,), readonly=True):
+            yield _tier_transition_from_pg(r)
+
     async def record_memory_outcome(
         self, *, success: bool, delta: float, id: str
     ) -> RecordMemoryOutcomeRow | None:
@@ -460,6 +491,10 @@ class PostgresContinuumRepository(ContinuumRepository):
     async def count_memories_by_tier(self) -> list[CountMemoriesByTierRow]:
         rows = await self._db.fetch(COUNT_MEMORIES_BY_TIER, (), readonly=True)
         return list(map(_count_memories_by_tier_row_from_pg, rows))
+
+    async def count_memories_by_tier_iter(self) -> AsyncIterator[CountMemoriesByTierRow]:
+        async for r in self._db.stream(COUNT_MEMORIES_BY_TIER, (), readonly=True):
+            yield _count_memories_by_tier_row_from_pg(r)
 
     async def delete_memory(self, *, id: str) -> int:
         return await self._db.execute(DELETE_MEMORY, (id,))
@@ -537,6 +572,16 @@ class ContinuumSyncRepository:
             )
         )
 
+    def list_memories_by_tier_iter(
+        self, *, tier: MemoryTier, now_at: datetime | None, lim: int
+    ) -> Iterator[ContinuumMemory]:
+        """ListMemoriesByTier's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_MEMORIES_BY_TIER_SQLITE,
+            (tier, None if now_at is None else encode_timestamptz(now_at), check_row_count(lim)),
+        ):
+            yield _continuum_memory_from_sqlite(r)
+
     def move_memory_tier(
         self, *, to_tier: MemoryTier, id: str, from_tier: MemoryTier
     ) -> ContinuumMemory | None:
@@ -589,6 +634,11 @@ class ContinuumSyncRepository:
                 self._db.fetchall(LIST_TIER_TRANSITIONS_SQLITE, (check_text(memory_id),)),
             )
         )
+
+    def list_tier_transitions_iter(self, *, memory_id: str) -> Iterator[TierTransition]:
+        """ListTierTransitions's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_TIER_TRANSITIONS_SQLITE, (check_text(memory_id),)):
+            yield _tier_transition_from_sqlite(r)
 
     def record_memory_outcome(
         self, *, success: bool, delta: float, id: str
@@ -643,6 +693,11 @@ class ContinuumSyncRepository:
             )
         )
 
+    def count_memories_by_tier_iter(self) -> Iterator[CountMemoriesByTierRow]:
+        """CountMemoriesByTier's rows as they come, read in batches."""
+        for r in self._db.iterate(COUNT_MEMORIES_BY_TIER_SQLITE, ()):
+            yield _count_memories_by_tier_row_from_sqlite(r)
+
     def delete_memory(self, *, id: str) -> int:
         """Run DeleteMemory (:execrows) on SQLite; returns as the async method.
 
@@ -695,6 +750,15 @@ class SqliteContinuumRepository(SqliteRepository[ContinuumSyncRepository], Conti
             self._sync.list_memories_by_tier, tier=tier, now_at=now_at, lim=lim
         )
 
+    async def list_memories_by_tier_iter(
+        self, *, tier: MemoryTier, now_at: datetime | None, lim: int
+    ) -> AsyncIterator[ContinuumMemory]:
+        async for r in self._db.stream(
+            LIST_MEMORIES_BY_TIER_SQLITE,
+            (tier, None if now_at is None else encode_timestamptz(now_at), check_row_count(lim)),
+        ):
+            yield _continuum_memory_from_sqlite(r)
+
     async def move_memory_tier(
         self, *, to_tier: MemoryTier, id: str, from_tier: MemoryTier
     ) -> ContinuumMemory | None:
@@ -723,6 +787,10 @@ class SqliteContinuumRepository(SqliteRepository[ContinuumSyncRepository], Conti
     async def list_tier_transitions(self, *, memory_id: str) -> list[TierTransition]:
         return await self._db.run(self._sync.list_tier_transitions, memory_id=memory_id)
 
+    async def list_tier_transitions_iter(self, *, memory_id: str) -> AsyncIterator[TierTransition]:
+        async for r in self._db.stream(LIST_TIER_TRANSITIONS_SQLITE, (check_text(memory_id),)):
+            yield _tier_transition_from_sqlite(r)
+
     async def record_memory_outcome(
         self, *, success: bool, delta: float, id: str
     ) -> RecordMemoryOutcomeRow | None:
@@ -740,6 +808,10 @@ class SqliteContinuumRepository(SqliteRepository[ContinuumSyncRepository], Conti
 
     async def count_memories_by_tier(self) -> list[CountMemoriesByTierRow]:
         return await self._db.run(self._sync.count_memories_by_tier)
+
+    async def count_memories_by_tier_iter(self) -> AsyncIterator[CountMemoriesByTierRow]:
+        async for r in self._db.stream(COUNT_MEMORIES_BY_TIER_SQLITE, ()):
+            yield _count_memories_by_tier_row_from_sqlite(r)
 
     async def delete_memory(self, *, id: str) -> int:
         return await self._db.run(self._sync.delete_memory, id=id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -353,6 +354,12 @@ class CritiquesRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_critiques_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[Critique]:
+        """ListCritiquesForDebate's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
         """Run ListCritiquesByAgent (:many).
 
@@ -362,6 +369,12 @@ class CritiquesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_critiques_by_agent_iter(self, *, agent: str, lim: int) -> AsyncIterator[Critique]:
+        """ListCritiquesByAgent's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -463,6 +476,12 @@ class CritiquesRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def top_patterns_iter(self, *, issue_type: str | None, lim: int) -> AsyncIterator[Pattern]:
+        """TopPatterns's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def archive_stale_patterns(
         self, *, reason: str, cutoff: datetime, max_successes: int
     ) -> int:
@@ -505,6 +524,12 @@ class CritiquesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_archived_patterns_iter(self, *, lim: int) -> AsyncIterator[PatternsArchive]:
+        """ListArchivedPatterns's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -566,6 +591,12 @@ class CritiquesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_reputations_iter(self) -> AsyncIterator[AgentReputation]:
+        """ListReputations's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -666,9 +697,19 @@ class PostgresCritiquesRepository(CritiquesRepository):
         rows = await self._db.fetch(LIST_CRITIQUES_FOR_DEBATE, (debate_id,), readonly=True)
         return list(map(_critique_from_pg, rows))
 
+    async def list_critiques_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[Critique]:
+        async for r in self._db.stream(LIST_CRITIQUES_FOR_DEBATE, (debate_id,), readonly=True):
+            yield _critique_from_pg(r)
+
     async def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
         rows = await self._db.fetch(LIST_CRITIQUES_BY_AGENT, (agent, lim), readonly=True)
         return list(map(_critique_from_pg, rows))
+
+    async def list_critiques_by_agent_iter(
+        self, *, agent: str, lim: int
+    ) -> AsyncIterator[Critique]:
+        async for r in self._db.stream(LIST_CRITIQUES_BY_AGENT, (agent, lim), readonly=True):
+            yield _critique_from_pg(r)
 
     async def mark_critique_outcome(
         self, *, led_to_improvement: bool, actual_usefulness: float | None, id: int
@@ -709,6 +750,12 @@ class PostgresCritiquesRepository(CritiquesRepository):
         rows = await self._db.fetch(TOP_PATTERNS, (issue_type, lim), readonly=True)
         return list(map(_pattern_from_pg, rows))
 
+    async def top_patterns_iter(
+        self, *, issue_type: str | None, lim: int
+    ) -> AsyncIterator[Pattern]:
+        async for r in self._db.stream(TOP_PATTERNS, (issue_type, lim), readonly=True):
+            yield _pattern_from_pg(r)
+
     async def archive_stale_patterns(
         self, *, reason: str, cutoff: datetime, max_successes: int
     ) -> int:
@@ -720,6 +767,10 @@ class PostgresCritiquesRepository(CritiquesRepository):
     async def list_archived_patterns(self, *, lim: int) -> list[PatternsArchive]:
         rows = await self._db.fetch(LIST_ARCHIVED_PATTERNS, (lim,), readonly=True)
         return list(map(_patterns_archive_from_pg, rows))
+
+    async def list_archived_patterns_iter(self, *, lim: int) -> AsyncIterator[PatternsArchive]:
+        async for r in self._db.stream(LIST_ARCHIVED_PATTERNS, (lim,), readonly=True):
+            yield _patterns_archive_from_pg(r)
 
     async def update_reputation(
         self,
@@ -754,6 +805,10 @@ class PostgresCritiquesRepository(CritiquesRepository):
     async def list_reputations(self) -> list[AgentReputation]:
         rows = await self._db.fetch(LIST_REPUTATIONS, (), readonly=True)
         return list(map(_agent_reputation_from_pg, rows))
+
+    async def list_reputations_iter(self) -> AsyncIterator[AgentReputation]:
+        async for r in self._db.stream(LIST_REPUTATIONS, (), readonly=True):
+            yield _agent_reputation_from_pg(r)
 
     async def critique_stats(self) -> CritiqueStatsRow | None:
         r = await self._db.fetchrow(CRITIQUE_STATS, (), readonly=True)
@@ -859,6 +914,11 @@ class CritiquesSyncRepository:
             )
         )
 
+    def list_critiques_for_debate_iter(self, *, debate_id: str) -> Iterator[Critique]:
+        """ListCritiquesForDebate's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_CRITIQUES_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
+            yield _critique_from_sqlite(r)
+
     def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
         """Run ListCritiquesByAgent (:many) on SQLite; returns as the async method.
 
@@ -874,6 +934,13 @@ class CritiquesSyncRepository:
                 ),
             )
         )
+
+    def list_critiques_by_agent_iter(self, *, agent: str, lim: int) -> Iterator[Critique]:
+        """ListCritiquesByAgent's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_CRITIQUES_BY_AGENT_SQLITE, (check_text(agent), check_row_count(lim))
+        ):
+            yield _critique_from_sqlite(r)
 
     def mark_critique_outcome(
         self, *, led_to_improvement: bool, actual_usefulness: float | None, id: int
@@ -955,6 +1022,14 @@ class CritiquesSyncRepository:
             )
         )
 
+    def top_patterns_iter(self, *, issue_type: str | None, lim: int) -> Iterator[Pattern]:
+        """TopPatterns's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            TOP_PATTERNS_SQLITE,
+            (None if issue_type is None else check_text(issue_type), check_row_count(lim)),
+        ):
+            yield _pattern_from_sqlite(r)
+
     def archive_stale_patterns(self, *, reason: str, cutoff: datetime, max_successes: int) -> int:
         """Run ArchiveStalePatterns (:execrows) on SQLite; returns as the async method.
 
@@ -989,6 +1064,11 @@ class CritiquesSyncRepository:
                 self._db.fetchall(LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(lim),)),
             )
         )
+
+    def list_archived_patterns_iter(self, *, lim: int) -> Iterator[PatternsArchive]:
+        """ListArchivedPatterns's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(lim),)):
+            yield _patterns_archive_from_sqlite(r)
 
     def update_reputation(
         self,
@@ -1041,6 +1121,11 @@ class CritiquesSyncRepository:
         return list(
             map(_agent_reputation_from_sqlite, self._db.fetchall(LIST_REPUTATIONS_SQLITE, ()))
         )
+
+    def list_reputations_iter(self) -> Iterator[AgentReputation]:
+        """ListReputations's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_REPUTATIONS_SQLITE, ()):
+            yield _agent_reputation_from_sqlite(r)
 
     def critique_stats(self) -> CritiqueStatsRow | None:
         """Run CritiqueStats (:one) on SQLite; returns as the async method.
@@ -1120,8 +1205,20 @@ class SqliteCritiquesRepository(SqliteRepository[CritiquesSyncRepository], Criti
     async def list_critiques_for_debate(self, *, debate_id: str) -> list[Critique]:
         return await self._db.run(self._sync.list_critiques_for_debate, debate_id=debate_id)
 
+    async def list_critiques_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[Critique]:
+        async for r in self._db.stream(LIST_CRITIQUES_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
+            yield _critique_from_sqlite(r)
+
     async def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
         return await self._db.run(self._sync.list_critiques_by_agent, agent=agent, lim=lim)
+
+    async def list_critiques_by_agent_iter(
+        self, *, agent: str, lim: int
+    ) -> AsyncIterator[Critique]:
+        async for r in self._db.stream(
+            LIST_CRITIQUES_BY_AGENT_SQLITE, (check_text(agent), check_row_count(lim))
+        ):
+            yield _critique_from_sqlite(r)
 
     async def mark_critique_outcome(
         self, *, led_to_improvement: bool, actual_usefulness: float | None, id: int
@@ -1168,6 +1265,15 @@ class SqliteCritiquesRepository(SqliteRepository[CritiquesSyncRepository], Criti
     async def top_patterns(self, *, issue_type: str | None, lim: int) -> list[Pattern]:
         return await self._db.run(self._sync.top_patterns, issue_type=issue_type, lim=lim)
 
+    async def top_patterns_iter(
+        self, *, issue_type: str | None, lim: int
+    ) -> AsyncIterator[Pattern]:
+        async for r in self._db.stream(
+            TOP_PATTERNS_SQLITE,
+            (None if issue_type is None else check_text(issue_type), check_row_count(lim)),
+        ):
+            yield _pattern_from_sqlite(r)
+
     async def archive_stale_patterns(
         self, *, reason: str, cutoff: datetime, max_successes: int
     ) -> int:
@@ -1183,6 +1289,10 @@ class SqliteCritiquesRepository(SqliteRepository[CritiquesSyncRepository], Criti
 
     async def list_archived_patterns(self, *, lim: int) -> list[PatternsArchive]:
         return await self._db.run(self._sync.list_archived_patterns, lim=lim)
+
+    async def list_archived_patterns_iter(self, *, lim: int) -> AsyncIterator[PatternsArchive]:
+        async for r in self._db.stream(LIST_ARCHIVED_PATTERNS_SQLITE, (check_row_count(lim),)):
+            yield _patterns_archive_from_sqlite(r)
 
     async def update_reputation(
         self,
@@ -1213,6 +1323,10 @@ class SqliteCritiquesRepository(SqliteRepository[CritiquesSyncRepository], Criti
 
     async def list_reputations(self) -> list[AgentReputation]:
         return await self._db.run(self._sync.list_reputations)
+
+    async def list_reputations_iter(self) -> AsyncIterator[AgentReputation]:
+        async for r in self._db.stream(LIST_REPUTATIONS_SQLITE, ()):
+            yield _agent_reputation_from_sqlite(r)
 
     async def critique_stats(self) -> CritiqueStatsRow | None:
         return await self._db.read(CritiquesSyncRepository.critique_stats, self._sync, self._read)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -372,6 +373,12 @@ class DebatesRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_recent_debates_iter(self, *, off: int, lim: int) -> AsyncIterator[Debate]:
+        """ListRecentDebates's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
         """Case-insensitive substring search over the task and the final answer.
 
@@ -384,6 +391,12 @@ class DebatesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def search_debates_iter(self, *, pattern: str | None, lim: int) -> AsyncIterator[Debate]:
+        """SearchDebates's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -435,6 +448,12 @@ class DebatesRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def get_debates_by_ids_iter(self, *, ids: list[str]) -> AsyncIterator[Debate]:
+        """GetDebatesByIds's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def existing_debate_ids(self, *, ids: list[str]) -> list[str]:
         """Run ExistingDebateIds (:many).
 
@@ -444,6 +463,12 @@ class DebatesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def existing_debate_ids_iter(self, *, ids: list[str]) -> AsyncIterator[str]:
+        """ExistingDebateIds's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -499,6 +524,12 @@ class DebatesRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_traces_iter(self, *, debate_id: str) -> AsyncIterator[Trace]:
+        """ListTraces's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def record_position(
         self,
         *,
@@ -536,6 +567,12 @@ class DebatesRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_positions_iter(self, *, debate_id: str) -> AsyncIterator[Position]:
+        """ListPositions's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def count_position_changes(self, *, debate_id: str) -> list[CountPositionChangesRow]:
         """Run CountPositionChanges (:many).
 
@@ -546,6 +583,14 @@ class DebatesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def count_position_changes_iter(
+        self, *, debate_id: str
+    ) -> AsyncIterator[CountPositionChangesRow]:
+        """CountPositionChanges's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -586,6 +631,12 @@ class DebatesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_artifacts_iter(self, *, loop_id: str) -> AsyncIterator[DebateArtifact]:
+        """ListArtifacts's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -686,9 +737,17 @@ class PostgresDebatesRepository(DebatesRepository):
         rows = await self._db.fetch(LIST_RECENT_DEBATES, (off, lim), readonly=True)
         return list(map(_debate_from_pg, rows))
 
+    async def list_recent_debates_iter(self, *, off: int, lim: int) -> AsyncIterator[Debate]:
+        async for r in self._db.stream(LIST_RECENT_DEBATES, (off, lim), readonly=True):
+            yield _debate_from_pg(r)
+
     async def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
         rows = await self._db.fetch(SEARCH_DEBATES, (pattern, lim), readonly=True)
         return list(map(_debate_from_pg, rows))
+
+    async def search_debates_iter(self, *, pattern: str | None, lim: int) -> AsyncIterator[Debate]:
+        async for r in self._db.stream(SEARCH_DEBATES, (pattern, lim), readonly=True):
+            yield _debate_from_pg(r)
 
     async def increment_debate_views(self, *, slug: str) -> int | None:
         r = await self._db.fetchrow(INCREMENT_DEBATE_VIEWS, (slug,), readonly=False)
@@ -711,9 +770,17 @@ class PostgresDebatesRepository(DebatesRepository):
         rows = await self._db.fetch(GET_DEBATES_BY_IDS, (ids,), readonly=True)
         return list(map(_debate_from_pg, rows))
 
+    async def get_debates_by_ids_iter(self, *, ids: list[str]) -> AsyncIterator[Debate]:
+        async for r in self._db.stream(GET_DEBATES_BY_IDS, (ids,), readonly=True):
+            yield _debate_from_pg(r)
+
     async def existing_debate_ids(self, *, ids: list[str]) -> list[str]:
         rows = await self._db.fetch(EXISTING_DEBATE_IDS, (ids,), readonly=True)
         return [r[0] for r in rows]
+
+    async def existing_debate_ids_iter(self, *, ids: list[str]) -> AsyncIterator[str]:
+        async for r in self._db.stream(EXISTING_DEBATE_IDS, (ids,), readonly=True):
+            yield r[0]
 
     async def debate_stats(self) -> DebateStatsRow | None:
         r = await self._db.fetchrow(DEBATE_STATS, (), readonly=True)
@@ -739,6 +806,10 @@ class PostgresDebatesRepository(DebatesRepository):
         rows = await self._db.fetch(LIST_TRACES, (debate_id,), readonly=True)
         return list(map(_trace_from_pg, rows))
 
+    async def list_traces_iter(self, *, debate_id: str) -> AsyncIterator[Trace]:
+        async for r in self._db.stream(LIST_TRACES, (debate_id,), readonly=True):
+            yield _trace_from_pg(r)
+
     async def record_position(
         self,
         *,
@@ -758,9 +829,19 @@ class PostgresDebatesRepository(DebatesRepository):
         rows = await self._db.fetch(LIST_POSITIONS, (debate_id,), readonly=True)
         return list(map(_position_from_pg, rows))
 
+    async def list_positions_iter(self, *, debate_id: str) -> AsyncIterator[Position]:
+        async for r in self._db.stream(LIST_POSITIONS, (debate_id,), readonly=True):
+            yield _position_from_pg(r)
+
     async def count_position_changes(self, *, debate_id: str) -> list[CountPositionChangesRow]:
         rows = await self._db.fetch(COUNT_POSITION_CHANGES, (debate_id,), readonly=True)
         return list(map(_count_position_changes_row_from_pg, rows))
+
+    async def count_position_changes_iter(
+        self, *, debate_id: str
+    ) -> AsyncIterator[CountPositionChangesRow]:
+        async for r in self._db.stream(COUNT_POSITION_CHANGES, (debate_id,), readonly=True):
+            yield _count_position_changes_row_from_pg(r)
 
     async def save_artifact(
         self,
@@ -797,6 +878,10 @@ class PostgresDebatesRepository(DebatesRepository):
     async def list_artifacts(self, *, loop_id: str) -> list[DebateArtifact]:
         rows = await self._db.fetch(LIST_ARTIFACTS, (loop_id,), readonly=True)
         return list(map(_debate_artifact_from_pg, rows))
+
+    async def list_artifacts_iter(self, *, loop_id: str) -> AsyncIterator[DebateArtifact]:
+        async for r in self._db.stream(LIST_ARTIFACTS, (loop_id,), readonly=True):
+            yield _debate_artifact_from_pg(r)
 
     async def get_artifact(self, *, id: int) -> DebateArtifact | None:
         r = await self._db.fetchrow(GET_ARTIFACT, (id,), readonly=True)
@@ -928,6 +1013,13 @@ class DebatesSyncRepository:
             )
         )
 
+    def list_recent_debates_iter(self, *, off: int, lim: int) -> Iterator[Debate]:
+        """ListRecentDebates's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_RECENT_DEBATES_SQLITE, (check_row_count(off), check_row_count(lim))
+        ):
+            yield _debate_from_sqlite(r)
+
     def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
         """Run SearchDebates (:many) on SQLite; returns as the async method.
 
@@ -944,6 +1036,14 @@ class DebatesSyncRepository:
                 ),
             )
         )
+
+    def search_debates_iter(self, *, pattern: str | None, lim: int) -> Iterator[Debate]:
+        """SearchDebates's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            SEARCH_DEBATES_SQLITE,
+            (None if pattern is None else check_text(pattern), check_row_count(lim)),
+        ):
+            yield _debate_from_sqlite(r)
 
     def increment_debate_views(self, *, slug: str) -> int | None:
         """Run IncrementDebateViews (:one) on SQLite; returns as the async method.
@@ -996,6 +1096,13 @@ class DebatesSyncRepository:
             )
         )
 
+    def get_debates_by_ids_iter(self, *, ids: list[str]) -> Iterator[Debate]:
+        """GetDebatesByIds's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            GET_DEBATES_BY_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
+        ):
+            yield _debate_from_sqlite(r)
+
     def existing_debate_ids(self, *, ids: list[str]) -> list[str]:
         """Run ExistingDebateIds (:many) on SQLite; returns as the async method.
 
@@ -1009,6 +1116,13 @@ class DebatesSyncRepository:
                 EXISTING_DEBATE_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
             )
         ]
+
+    def existing_debate_ids_iter(self, *, ids: list[str]) -> Iterator[str]:
+        """ExistingDebateIds's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            EXISTING_DEBATE_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
+        ):
+            yield r[0]
 
     def debate_stats(self) -> DebateStatsRow | None:
         """Run DebateStats (:one) on SQLite; returns as the async method.
@@ -1062,6 +1176,11 @@ class DebatesSyncRepository:
             map(_trace_from_sqlite, self._db.fetchall(LIST_TRACES_SQLITE, (check_text(debate_id),)))
         )
 
+    def list_traces_iter(self, *, debate_id: str) -> Iterator[Trace]:
+        """ListTraces's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_TRACES_SQLITE, (check_text(debate_id),)):
+            yield _trace_from_sqlite(r)
+
     def record_position(
         self,
         *,
@@ -1105,6 +1224,11 @@ class DebatesSyncRepository:
             )
         )
 
+    def list_positions_iter(self, *, debate_id: str) -> Iterator[Position]:
+        """ListPositions's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_POSITIONS_SQLITE, (check_text(debate_id),)):
+            yield _position_from_sqlite(r)
+
     def count_position_changes(self, *, debate_id: str) -> list[CountPositionChangesRow]:
         """Run CountPositionChanges (:many) on SQLite; returns as the async method.
 
@@ -1118,6 +1242,11 @@ class DebatesSyncRepository:
                 self._db.fetchall(COUNT_POSITION_CHANGES_SQLITE, (check_text(debate_id),)),
             )
         )
+
+    def count_position_changes_iter(self, *, debate_id: str) -> Iterator[CountPositionChangesRow]:
+        """CountPositionChanges's rows as they come, read in batches."""
+        for r in self._db.iterate(COUNT_POSITION_CHANGES_SQLITE, (check_text(debate_id),)):
+            yield _count_position_changes_row_from_sqlite(r)
 
     def save_artifact(
         self,
@@ -1169,6 +1298,11 @@ class DebatesSyncRepository:
                 self._db.fetchall(LIST_ARTIFACTS_SQLITE, (check_text(loop_id),)),
             )
         )
+
+    def list_artifacts_iter(self, *, loop_id: str) -> Iterator[DebateArtifact]:
+        """ListArtifacts's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_ARTIFACTS_SQLITE, (check_text(loop_id),)):
+            yield _debate_artifact_from_sqlite(r)
 
     def get_artifact(self, *, id: int) -> DebateArtifact | None:
         """Run GetArtifact (:one) on SQLite; returns as the async method.
@@ -1253,8 +1387,21 @@ class SqliteDebatesRepository(SqliteRepository[DebatesSyncRepository], DebatesRe
     async def list_recent_debates(self, *, off: int, lim: int) -> list[Debate]:
         return await self._db.run(self._sync.list_recent_debates, off=off, lim=lim)
 
+    async def list_recent_debates_iter(self, *, off: int, lim: int) -> AsyncIterator[Debate]:
+        async for r in self._db.stream(
+            LIST_RECENT_DEBATES_SQLITE, (check_row_count(off), check_row_count(lim))
+        ):
+            yield _debate_from_sqlite(r)
+
     async def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
         return await self._db.run(self._sync.search_debates, pattern=pattern, lim=lim)
+
+    async def search_debates_iter(self, *, pattern: str | None, lim: int) -> AsyncIterator[Debate]:
+        async for r in self._db.stream(
+            SEARCH_DEBATES_SQLITE,
+            (None if pattern is None else check_text(pattern), check_row_count(lim)),
+        ):
+            yield _debate_from_sqlite(r)
 
     async def increment_debate_views(self, *, slug: str) -> int | None:
         return await self._db.run(self._sync.increment_debate_views, slug=slug)
@@ -1268,8 +1415,20 @@ class SqliteDebatesRepository(SqliteRepository[DebatesSyncRepository], DebatesRe
     async def get_debates_by_ids(self, *, ids: list[str]) -> list[Debate]:
         return await self._db.run(self._sync.get_debates_by_ids, ids=ids)
 
+    async def get_debates_by_ids_iter(self, *, ids: list[str]) -> AsyncIterator[Debate]:
+        async for r in self._db.stream(
+            GET_DEBATES_BY_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
+        ):
+            yield _debate_from_sqlite(r)
+
     async def existing_debate_ids(self, *, ids: list[str]) -> list[str]:
         return await self._db.run(self._sync.existing_debate_ids, ids=ids)
+
+    async def existing_debate_ids_iter(self, *, ids: list[str]) -> AsyncIterator[str]:
+        async for r in self._db.stream(
+            EXISTING_DEBATE_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
+        ):
+            yield r[0]
 
     async def debate_stats(self) -> DebateStatsRow | None:
         return await self._db.read(DebatesSyncRepository.debate_stats, self._sync, self._read)
@@ -1299,6 +1458,10 @@ class SqliteDebatesRepository(SqliteRepository[DebatesSyncRepository], DebatesRe
     async def list_traces(self, *, debate_id: str) -> list[Trace]:
         return await self._db.run(self._sync.list_traces, debate_id=debate_id)
 
+    async def list_traces_iter(self, *, debate_id: str) -> AsyncIterator[Trace]:
+        async for r in self._db.stream(LIST_TRACES_SQLITE, (check_text(debate_id),)):
+            yield _trace_from_sqlite(r)
+
     async def record_position(
         self,
         *,
@@ -1322,8 +1485,18 @@ class SqliteDebatesRepository(SqliteRepository[DebatesSyncRepository], DebatesRe
     async def list_positions(self, *, debate_id: str) -> list[Position]:
         return await self._db.run(self._sync.list_positions, debate_id=debate_id)
 
+    async def list_positions_iter(self, *, debate_id: str) -> AsyncIterator[Position]:
+        async for r in self._db.stream(LIST_POSITIONS_SQLITE, (check_text(debate_id),)):
+            yield _position_from_sqlite(r)
+
     async def count_position_changes(self, *, debate_id: str) -> list[CountPositionChangesRow]:
         return await self._db.run(self._sync.count_position_changes, debate_id=debate_id)
+
+    async def count_position_changes_iter(
+        self, *, debate_id: str
+    ) -> AsyncIterator[CountPositionChangesRow]:
+        async for r in self._db.stream(COUNT_POSITION_CHANGES_SQLITE, (check_text(debate_id),)):
+            yield _count_position_changes_row_from_sqlite(r)
 
     async def save_artifact(
         self,
@@ -1355,6 +1528,10 @@ class SqliteDebatesRepository(SqliteRepository[DebatesSyncRepository], DebatesRe
 
     async def list_artifacts(self, *, loop_id: str) -> list[DebateArtifact]:
         return await self._db.run(self._sync.list_artifacts, loop_id=loop_id)
+
+    async def list_artifacts_iter(self, *, loop_id: str) -> AsyncIterator[DebateArtifact]:
+        async for r in self._db.stream(LIST_ARTIFACTS_SQLITE, (check_text(loop_id),)):
+            yield _debate_artifact_from_sqlite(r)
 
     async def get_artifact(self, *, id: int) -> DebateArtifact | None:
         return await self._db.read(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -323,6 +324,12 @@ class EloRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_recent_matches_iter(self, *, domain: str, lim: int) -> AsyncIterator[Match]:
+        """ListRecentMatches's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def append_elo_history(
         self, *, agent_name: str, domain: str, elo: float, debate_id: str | None
     ) -> None:
@@ -349,6 +356,14 @@ class EloRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def get_elo_history_iter(
+        self, *, agent_name: str, domain: str, lim: int
+    ) -> AsyncIterator[EloHistory]:
+        """GetEloHistory's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
         """Run Leaderboard (:many).
 
@@ -363,6 +378,12 @@ class EloRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def leaderboard_iter(self, *, domain: str, off: int, lim: int) -> AsyncIterator[LeaderboardRow]:
+        """Leaderboard's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -398,6 +419,14 @@ class EloRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_calibration_predictions_iter(
+        self, *, tournament_id: str
+    ) -> AsyncIterator[CalibrationPrediction]:
+        """ListCalibrationPredictions's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def record_domain_calibration(
         self, *, agent_name: str, domain: str, correct: bool, brier: float
     ) -> DomainCalibration | None:
@@ -430,6 +459,14 @@ class EloRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def get_calibration_summary_iter(
+        self, *, agent_name: str
+    ) -> AsyncIterator[GetCalibrationSummaryRow]:
+        """GetCalibrationSummary's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
 
@@ -482,6 +519,10 @@ class PostgresEloRepository(EloRepository):
         rows = await self._db.fetch(LIST_RECENT_MATCHES, (domain, lim), readonly=True)
         return list(map(_match__from_pg, rows))
 
+    async def list_recent_matches_iter(self, *, domain: str, lim: int) -> AsyncIterator[Match]:
+        async for r in self._db.stream(LIST_RECENT_MATCHES, (domain, lim), readonly=True):
+            yield _match__from_pg(r)
+
     async def append_elo_history(
         self, *, agent_name: str, domain: str, elo: float, debate_id: str | None
     ) -> None:
@@ -491,9 +532,21 @@ class PostgresEloRepository(EloRepository):
         rows = await self._db.fetch(GET_ELO_HISTORY, (agent_name, domain, lim), readonly=True)
         return list(map(_elo_history_from_pg, rows))
 
+    async def get_elo_history_iter(
+        self, *, agent_name: str, domain: str, lim: int
+    ) -> AsyncIterator[EloHistory]:
+        async for r in self._db.stream(GET_ELO_HISTORY, (agent_name, domain, lim), readonly=True):
+            yield _elo_history_from_pg(r)
+
     async def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
         rows = await self._db.fetch(LEADERBOARD, (domain, off, lim), readonly=True)
         return list(map(_leaderboard_row_from_pg, rows))
+
+    async def leaderboard_iter(
+        self, *, domain: str, off: int, lim: int
+    ) -> AsyncIterator[LeaderboardRow]:
+        async for r in self._db.stream(LEADERBOARD, (domain, off, lim), readonly=True):
+            yield _leaderboard_row_from_pg(r)
 
     async def record_calibration_prediction(
         self, *, tournament_id: str, predictor_agent: str, predicted_winner: str, confidence: float
@@ -511,6 +564,14 @@ class PostgresEloRepository(EloRepository):
         rows = await self._db.fetch(LIST_CALIBRATION_PREDICTIONS, (tournament_id,), readonly=True)
         return list(map(_calibration_prediction_from_pg, rows))
 
+    async def list_calibration_predictions_iter(
+        self, *, tournament_id: str
+    ) -> AsyncIterator[CalibrationPrediction]:
+        async for r in self._db.stream(
+            LIST_CALIBRATION_PREDICTIONS, (tournament_id,), readonly=True
+        ):
+            yield _calibration_prediction_from_pg(r)
+
     async def record_domain_calibration(
         self, *, agent_name: str, domain: str, correct: bool, brier: float
     ) -> DomainCalibration | None:
@@ -522,6 +583,12 @@ class PostgresEloRepository(EloRepository):
     async def get_calibration_summary(self, *, agent_name: str) -> list[GetCalibrationSummaryRow]:
         rows = await self._db.fetch(GET_CALIBRATION_SUMMARY, (agent_name,), readonly=True)
         return list(map(_get_calibration_summary_row_from_pg, rows))
+
+    async def get_calibration_summary_iter(
+        self, *, agent_name: str
+    ) -> AsyncIterator[GetCalibrationSummaryRow]:
+        async for r in self._db.stream(GET_CALIBRATION_SUMMARY, (agent_name,), readonly=True):
+            yield _get_calibration_summary_row_from_pg(r)
 
 
 class EloSyncRepository:
@@ -624,6 +691,13 @@ class EloSyncRepository:
             )
         )
 
+    def list_recent_matches_iter(self, *, domain: str, lim: int) -> Iterator[Match]:
+        """ListRecentMatches's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_RECENT_MATCHES_SQLITE, (check_text(domain), check_row_count(lim))
+        ):
+            yield _match__from_sqlite(r)
+
     def append_elo_history(
         self, *, agent_name: str, domain: str, elo: float, debate_id: str | None
     ) -> None:
@@ -660,6 +734,16 @@ class EloSyncRepository:
             )
         )
 
+    def get_elo_history_iter(
+        self, *, agent_name: str, domain: str, lim: int
+    ) -> Iterator[EloHistory]:
+        """GetEloHistory's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            GET_ELO_HISTORY_SQLITE,
+            (check_text(agent_name), check_text(domain), check_row_count(lim)),
+        ):
+            yield _elo_history_from_sqlite(r)
+
     def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
         """Run Leaderboard (:many) on SQLite; returns as the async method.
 
@@ -676,6 +760,13 @@ class EloSyncRepository:
                 ),
             )
         )
+
+    def leaderboard_iter(self, *, domain: str, off: int, lim: int) -> Iterator[LeaderboardRow]:
+        """Leaderboard's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LEADERBOARD_SQLITE, (check_text(domain), check_row_count(off), check_row_count(lim))
+        ):
+            yield _leaderboard_row_from_sqlite(r)
 
     def record_calibration_prediction(
         self, *, tournament_id: str, predictor_agent: str, predicted_winner: str, confidence: float
@@ -713,6 +804,15 @@ class EloSyncRepository:
             )
         )
 
+    def list_calibration_predictions_iter(
+        self, *, tournament_id: str
+    ) -> Iterator[CalibrationPrediction]:
+        """ListCalibrationPredictions's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_CALIBRATION_PREDICTIONS_SQLITE, (check_text(tournament_id),)
+        ):
+            yield _calibration_prediction_from_sqlite(r)
+
     def record_domain_calibration(
         self, *, agent_name: str, domain: str, correct: bool, brier: float
     ) -> DomainCalibration | None:
@@ -741,6 +841,13 @@ class EloSyncRepository:
                 self._db.fetchall(GET_CALIBRATION_SUMMARY_SQLITE, (check_text(agent_name),)),
             )
         )
+
+    def get_calibration_summary_iter(
+        self, *, agent_name: str
+    ) -> Iterator[GetCalibrationSummaryRow]:
+        """GetCalibrationSummary's rows as they come, read in batches."""
+        for r in self._db.iterate(GET_CALIBRATION_SUMMARY_SQLITE, (check_text(agent_name),)):
+            yield _get_calibration_summary_row_from_sqlite(r)
 
 
 class SqliteEloRepository(SqliteRepository[EloSyncRepository], EloRepository):
@@ -804,6 +911,12 @@ class SqliteEloRepository(SqliteRepository[EloSyncRepository], EloRepository):
     async def list_recent_matches(self, *, domain: str, lim: int) -> list[Match]:
         return await self._db.run(self._sync.list_recent_matches, domain=domain, lim=lim)
 
+    async def list_recent_matches_iter(self, *, domain: str, lim: int) -> AsyncIterator[Match]:
+        async for r in self._db.stream(
+            LIST_RECENT_MATCHES_SQLITE, (check_text(domain), check_row_count(lim))
+        ):
+            yield _match__from_sqlite(r)
+
     async def append_elo_history(
         self, *, agent_name: str, domain: str, elo: float, debate_id: str | None
     ) -> None:
@@ -820,8 +933,25 @@ class SqliteEloRepository(SqliteRepository[EloSyncRepository], EloRepository):
             self._sync.get_elo_history, agent_name=agent_name, domain=domain, lim=lim
         )
 
+    async def get_elo_history_iter(
+        self, *, agent_name: str, domain: str, lim: int
+    ) -> AsyncIterator[EloHistory]:
+        async for r in self._db.stream(
+            GET_ELO_HISTORY_SQLITE,
+            (check_text(agent_name), check_text(domain), check_row_count(lim)),
+        ):
+            yield _elo_history_from_sqlite(r)
+
     async def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
         return await self._db.run(self._sync.leaderboard, domain=domain, off=off, lim=lim)
+
+    async def leaderboard_iter(
+        self, *, domain: str, off: int, lim: int
+    ) -> AsyncIterator[LeaderboardRow]:
+        async for r in self._db.stream(
+            LEADERBOARD_SQLITE, (check_text(domain), check_row_count(off), check_row_count(lim))
+        ):
+            yield _leaderboard_row_from_sqlite(r)
 
     async def record_calibration_prediction(
         self, *, tournament_id: str, predictor_agent: str, predicted_winner: str, confidence: float
@@ -841,6 +971,14 @@ class SqliteEloRepository(SqliteRepository[EloSyncRepository], EloRepository):
             self._sync.list_calibration_predictions, tournament_id=tournament_id
         )
 
+    async def list_calibration_predictions_iter(
+        self, *, tournament_id: str
+    ) -> AsyncIterator[CalibrationPrediction]:
+        async for r in self._db.stream(
+            LIST_CALIBRATION_PREDICTIONS_SQLITE, (check_text(tournament_id),)
+        ):
+            yield _calibration_prediction_from_sqlite(r)
+
     async def record_domain_calibration(
         self, *, agent_name: str, domain: str, correct: bool, brier: float
     ) -> DomainCalibration | None:
@@ -854,3 +992,9 @@ class SqliteEloRepository(SqliteRepository[EloSyncRepository], EloRepository):
 
     async def get_calibration_summary(self, *, agent_name: str) -> list[GetCalibrationSummaryRow]:
         return await self._db.run(self._sync.get_calibration_summary, agent_name=agent_name)
+
+    async def get_calibration_summary_iter(
+        self, *, agent_name: str
+    ) -> AsyncIterator[GetCalibrationSummaryRow]:
+        async for r in self._db.stream(GET_CALIBRATION_SUMMARY_SQLITE, (check_text(agent_name),)):
+            yield _get_calibration_summary_row_from_sqlite(r)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator, Iterator
 from typing import Final
 
 from aragora_db.models import Embedding
@@ -116,6 +117,14 @@ class EmbeddingsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_embeddings_for_source_iter(
+        self, *, source_type: str, source_id: str
+    ) -> AsyncIterator[Embedding]:
+        """ListEmbeddingsForSource's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def get_embeddings_by_hashes(self, *, hashes: list[str]) -> list[Embedding]:
         """Run GetEmbeddingsByHashes (:many).
 
@@ -125,6 +134,12 @@ class EmbeddingsRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def get_embeddings_by_hashes_iter(self, *, hashes: list[str]) -> AsyncIterator[Embedding]:
+        """GetEmbeddingsByHashes's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -178,9 +193,21 @@ class PostgresEmbeddingsRepository(EmbeddingsRepository):
         )
         return list(map(_embedding_from_pg, rows))
 
+    async def list_embeddings_for_source_iter(
+        self, *, source_type: str, source_id: str
+    ) -> AsyncIterator[Embedding]:
+        async for r in self._db.stream(
+            LIST_EMBEDDINGS_FOR_SOURCE, (source_type, source_id), readonly=True
+        ):
+            yield _embedding_from_pg(r)
+
     async def get_embeddings_by_hashes(self, *, hashes: list[str]) -> list[Embedding]:
         rows = await self._db.fetch(GET_EMBEDDINGS_BY_HASHES, (hashes,), readonly=True)
         return list(map(_embedding_from_pg, rows))
+
+    async def get_embeddings_by_hashes_iter(self, *, hashes: list[str]) -> AsyncIterator[Embedding]:
+        async for r in self._db.stream(GET_EMBEDDINGS_BY_HASHES, (hashes,), readonly=True):
+            yield _embedding_from_pg(r)
 
     async def delete_embeddings_for_source(self, *, source_type: str, source_id: str) -> int:
         return await self._db.execute(DELETE_EMBEDDINGS_FOR_SOURCE, (source_type, source_id))
@@ -252,6 +279,15 @@ class EmbeddingsSyncRepository:
             )
         )
 
+    def list_embeddings_for_source_iter(
+        self, *, source_type: str, source_id: str
+    ) -> Iterator[Embedding]:
+        """ListEmbeddingsForSource's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_EMBEDDINGS_FOR_SOURCE_SQLITE, (check_text(source_type), check_text(source_id))
+        ):
+            yield _embedding_from_sqlite(r)
+
     def get_embeddings_by_hashes(self, *, hashes: list[str]) -> list[Embedding]:
         """Run GetEmbeddingsByHashes (:many) on SQLite; returns as the async method.
 
@@ -268,6 +304,13 @@ class EmbeddingsSyncRepository:
                 ),
             )
         )
+
+    def get_embeddings_by_hashes_iter(self, *, hashes: list[str]) -> Iterator[Embedding]:
+        """GetEmbeddingsByHashes's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            GET_EMBEDDINGS_BY_HASHES_SQLITE, (encode_json([text_element(x) for x in hashes]),)
+        ):
+            yield _embedding_from_sqlite(r)
 
     def delete_embeddings_for_source(self, *, source_type: str, source_id: str) -> int:
         """Run DeleteEmbeddingsForSource (:execrows) on SQLite; returns as the async method.
@@ -326,8 +369,22 @@ class SqliteEmbeddingsRepository(SqliteRepository[EmbeddingsSyncRepository], Emb
             self._sync.list_embeddings_for_source, source_type=source_type, source_id=source_id
         )
 
+    async def list_embeddings_for_source_iter(
+        self, *, source_type: str, source_id: str
+    ) -> AsyncIterator[Embedding]:
+        async for r in self._db.stream(
+            LIST_EMBEDDINGS_FOR_SOURCE_SQLITE, (check_text(source_type), check_text(source_id))
+        ):
+            yield _embedding_from_sqlite(r)
+
     async def get_embeddings_by_hashes(self, *, hashes: list[str]) -> list[Embedding]:
         return await self._db.run(self._sync.get_embeddings_by_hashes, hashes=hashes)
+
+    async def get_embeddings_by_hashes_iter(self, *, hashes: list[str]) -> AsyncIterator[Embedding]:
+        async for r in self._db.stream(
+            GET_EMBEDDINGS_BY_HASHES_SQLITE, (encode_json([text_element(x) for x in hashes]),)
+        ):
+            yield _embedding_from_sqlite(r)
 
     async def delete_embeddings_for_source(self, *, source_type: str, source_id: str) -> int:
         return await self._db.run(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -154,6 +155,14 @@ class InsightsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_insights_by_type_iter(
+        self, *, type: str, off: int, lim: int
+    ) -> AsyncIterator[Insight]:
+        """ListInsightsByType's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:
         """Run ListInsightsForDebate (:many).
 
@@ -163,6 +172,12 @@ class InsightsRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_insights_for_debate_iter(self, *, debate_id: str | None) -> AsyncIterator[Insight]:
+        """ListInsightsForDebate's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -176,6 +191,12 @@ class InsightsRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def insight_type_counts_iter(self) -> AsyncIterator[InsightTypeCountsRow]:
+        """InsightTypeCounts's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -226,13 +247,29 @@ class PostgresInsightsRepository(InsightsRepository):
         rows = await self._db.fetch(LIST_INSIGHTS_BY_TYPE, (type, off, lim), readonly=True)
         return list(map(_insight_from_pg, rows))
 
+    async def list_insights_by_type_iter(
+        self, *, type: str, off: int, lim: int
+    ) -> AsyncIterator[Insight]:
+        async for r in self._db.stream(LIST_INSIGHTS_BY_TYPE, (type, off, lim), readonly=True):
+            yield _insight_from_pg(r)
+
     async def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:
         rows = await self._db.fetch(LIST_INSIGHTS_FOR_DEBATE, (debate_id,), readonly=True)
         return list(map(_insight_from_pg, rows))
 
+    async def list_insights_for_debate_iter(
+        self, *, debate_id: str | None
+    ) -> AsyncIterator[Insight]:
+        async for r in self._db.stream(LIST_INSIGHTS_FOR_DEBATE, (debate_id,), readonly=True):
+            yield _insight_from_pg(r)
+
     async def insight_type_counts(self) -> list[InsightTypeCountsRow]:
         rows = await self._db.fetch(INSIGHT_TYPE_COUNTS, (), readonly=True)
         return list(map(_insight_type_counts_row_from_pg, rows))
+
+    async def insight_type_counts_iter(self) -> AsyncIterator[InsightTypeCountsRow]:
+        async for r in self._db.stream(INSIGHT_TYPE_COUNTS, (), readonly=True):
+            yield _insight_type_counts_row_from_pg(r)
 
     async def delete_insight(self, *, id: str) -> int:
         return await self._db.execute(DELETE_INSIGHT, (id,))
@@ -306,6 +343,14 @@ class InsightsSyncRepository:
             )
         )
 
+    def list_insights_by_type_iter(self, *, type: str, off: int, lim: int) -> Iterator[Insight]:
+        """ListInsightsByType's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_INSIGHTS_BY_TYPE_SQLITE,
+            (check_text(type), check_row_count(off), check_row_count(lim)),
+        ):
+            yield _insight_from_sqlite(r)
+
     def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:
         """Run ListInsightsForDebate (:many) on SQLite; returns as the async method.
 
@@ -323,6 +368,13 @@ class InsightsSyncRepository:
             )
         )
 
+    def list_insights_for_debate_iter(self, *, debate_id: str | None) -> Iterator[Insight]:
+        """ListInsightsForDebate's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_INSIGHTS_FOR_DEBATE_SQLITE, (None if debate_id is None else check_text(debate_id),)
+        ):
+            yield _insight_from_sqlite(r)
+
     def insight_type_counts(self) -> list[InsightTypeCountsRow]:
         """Run InsightTypeCounts (:many) on SQLite; returns as the async method.
 
@@ -336,6 +388,11 @@ class InsightsSyncRepository:
                 self._db.fetchall(INSIGHT_TYPE_COUNTS_SQLITE, ()),
             )
         )
+
+    def insight_type_counts_iter(self) -> Iterator[InsightTypeCountsRow]:
+        """InsightTypeCounts's rows as they come, read in batches."""
+        for r in self._db.iterate(INSIGHT_TYPE_COUNTS_SQLITE, ()):
+            yield _insight_type_counts_row_from_sqlite(r)
 
     def delete_insight(self, *, id: str) -> int:
         """Run DeleteInsight (:execrows) on SQLite; returns as the async method.
@@ -387,11 +444,32 @@ class SqliteInsightsRepository(SqliteRepository[InsightsSyncRepository], Insight
     async def list_insights_by_type(self, *, type: str, off: int, lim: int) -> list[Insight]:
         return await self._db.run(self._sync.list_insights_by_type, type=type, off=off, lim=lim)
 
+    async def list_insights_by_type_iter(
+        self, *, type: str, off: int, lim: int
+    ) -> AsyncIterator[Insight]:
+        async for r in self._db.stream(
+            LIST_INSIGHTS_BY_TYPE_SQLITE,
+            (check_text(type), check_row_count(off), check_row_count(lim)),
+        ):
+            yield _insight_from_sqlite(r)
+
     async def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:
         return await self._db.run(self._sync.list_insights_for_debate, debate_id=debate_id)
 
+    async def list_insights_for_debate_iter(
+        self, *, debate_id: str | None
+    ) -> AsyncIterator[Insight]:
+        async for r in self._db.stream(
+            LIST_INSIGHTS_FOR_DEBATE_SQLITE, (None if debate_id is None else check_text(debate_id),)
+        ):
+            yield _insight_from_sqlite(r)
+
     async def insight_type_counts(self) -> list[InsightTypeCountsRow]:
         return await self._db.run(self._sync.insight_type_counts)
+
+    async def insight_type_counts_iter(self) -> AsyncIterator[InsightTypeCountsRow]:
+        async for r in self._db.stream(INSIGHT_TYPE_COUNTS_SQLITE, ()):
+            yield _insight_type_counts_row_from_sqlite(r)
 
     async def delete_insight(self, *, id: str) -> int:
         return await self._db.run(self._sync.delete_insight, id=id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -490,6 +490,12 @@ class NomicRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_cycles_iter(self, *, loop_id: str) -> AsyncIterator[NomicCycle]:
+        """ListCycles's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
         """Run LatestCycle (:one).
 
@@ -558,6 +564,12 @@ class NomicRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_stream_events_iter(self, *, loop_id: str, cycle: int) -> AsyncIterator[StreamEvent]:
+        """ListStreamEvents's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_stream_events_after(
         self, *, loop_id: str, after_id: int, lim: int
     ) -> list[StreamEvent]:
@@ -569,6 +581,14 @@ class NomicRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_stream_events_after_iter(
+        self, *, loop_id: str, after_id: int, lim: int
+    ) -> AsyncIterator[StreamEvent]:
+        """ListStreamEventsAfter's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -584,6 +604,14 @@ class NomicRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def count_stream_events_by_type_iter(
+        self, *, loop_id: str
+    ) -> AsyncIterator[CountStreamEventsByTypeRow]:
+        """CountStreamEventsByType's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -635,6 +663,12 @@ class NomicRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def agent_metrics_totals_iter(self, *, loop_id: str) -> AsyncIterator[AgentMetricsTotalsRow]:
+        """AgentMetricsTotals's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def record_rollback(
         self,
         *,
@@ -676,6 +710,12 @@ class NomicRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_rollbacks_iter(self, *, loop_id: str) -> AsyncIterator[NomicRollback]:
+        """ListRollbacks's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def record_evolution(
         self,
         *,
@@ -710,6 +750,12 @@ class NomicRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_evolution_iter(self, *, loop_id: str) -> AsyncIterator[CycleEvolution]:
+        """ListEvolution's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -748,6 +794,14 @@ class NomicRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_file_changes_iter(
+        self, *, loop_id: str, cycle_number: int
+    ) -> AsyncIterator[CycleFileChange]:
+        """ListFileChanges's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
         """Run FileChurn (:many).
 
@@ -759,6 +813,12 @@ class NomicRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def file_churn_iter(self, *, loop_id: str, lim: int) -> AsyncIterator[FileChurnRow]:
+        """FileChurn's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
 
@@ -823,6 +883,10 @@ class PostgresNomicRepository(NomicRepository):
         rows = await self._db.fetch(LIST_CYCLES, (loop_id,), readonly=True)
         return list(map(_nomic_cycle_from_pg, rows))
 
+    async def list_cycles_iter(self, *, loop_id: str) -> AsyncIterator[NomicCycle]:
+        async for r in self._db.stream(LIST_CYCLES, (loop_id,), readonly=True):
+            yield _nomic_cycle_from_pg(r)
+
     async def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
         r = await self._db.fetchrow(LATEST_CYCLE, (loop_id,), readonly=True)
         return None if r is None else _nomic_cycle_from_pg(r)
@@ -853,6 +917,12 @@ class PostgresNomicRepository(NomicRepository):
         rows = await self._db.fetch(LIST_STREAM_EVENTS, (loop_id, cycle), readonly=True)
         return list(map(_stream_event_from_pg, rows))
 
+    async def list_stream_events_iter(
+        self, *, loop_id: str, cycle: int
+    ) -> AsyncIterator[StreamEvent]:
+        async for r in self._db.stream(LIST_STREAM_EVENTS, (loop_id, cycle), readonly=True):
+            yield _stream_event_from_pg(r)
+
     async def list_stream_events_after(
         self, *, loop_id: str, after_id: int, lim: int
     ) -> list[StreamEvent]:
@@ -861,11 +931,25 @@ class PostgresNomicRepository(NomicRepository):
         )
         return list(map(_stream_event_from_pg, rows))
 
+    async def list_stream_events_after_iter(
+        self, *, loop_id: str, after_id: int, lim: int
+    ) -> AsyncIterator[StreamEvent]:
+        async for r in self._db.stream(
+            LIST_STREAM_EVENTS_AFTER, (loop_id, after_id, lim), readonly=True
+        ):
+            yield _stream_event_from_pg(r)
+
     async def count_stream_events_by_type(
         self, *, loop_id: str
     ) -> list[CountStreamEventsByTypeRow]:
         rows = await self._db.fetch(COUNT_STREAM_EVENTS_BY_TYPE, (loop_id,), readonly=True)
         return list(map(_count_stream_events_by_type_row_from_pg, rows))
+
+    async def count_stream_events_by_type_iter(
+        self, *, loop_id: str
+    ) -> AsyncIterator[CountStreamEventsByTypeRow]:
+        async for r in self._db.stream(COUNT_STREAM_EVENTS_BY_TYPE, (loop_id,), readonly=True):
+            yield _count_stream_events_by_type_row_from_pg(r)
 
     async def record_agent_metrics(
         self,
@@ -907,6 +991,12 @@ class PostgresNomicRepository(NomicRepository):
         rows = await self._db.fetch(AGENT_METRICS_TOTALS, (loop_id,), readonly=True)
         return list(map(_agent_metrics_totals_row_from_pg, rows))
 
+    async def agent_metrics_totals_iter(
+        self, *, loop_id: str
+    ) -> AsyncIterator[AgentMetricsTotalsRow]:
+        async for r in self._db.stream(AGENT_METRICS_TOTALS, (loop_id,), readonly=True):
+            yield _agent_metrics_totals_row_from_pg(r)
+
     async def record_rollback(
         self,
         *,
@@ -945,6 +1035,10 @@ class PostgresNomicRepository(NomicRepository):
         rows = await self._db.fetch(LIST_ROLLBACKS, (loop_id,), readonly=True)
         return list(map(_nomic_rollback_from_pg, rows))
 
+    async def list_rollbacks_iter(self, *, loop_id: str) -> AsyncIterator[NomicRollback]:
+        async for r in self._db.stream(LIST_ROLLBACKS, (loop_id,), readonly=True):
+            yield _nomic_rollback_from_pg(r)
+
     async def record_evolution(
         self,
         *,
@@ -975,6 +1069,10 @@ class PostgresNomicRepository(NomicRepository):
         rows = await self._db.fetch(LIST_EVOLUTION, (loop_id,), readonly=True)
         return list(map(_cycle_evolution_from_pg, rows))
 
+    async def list_evolution_iter(self, *, loop_id: str) -> AsyncIterator[CycleEvolution]:
+        async for r in self._db.stream(LIST_EVOLUTION, (loop_id,), readonly=True):
+            yield _cycle_evolution_from_pg(r)
+
     async def record_file_change(
         self,
         *,
@@ -996,9 +1094,19 @@ class PostgresNomicRepository(NomicRepository):
         rows = await self._db.fetch(LIST_FILE_CHANGES, (loop_id, cycle_number), readonly=True)
         return list(map(_cycle_file_change_from_pg, rows))
 
+    async def list_file_changes_iter(
+        self, *, loop_id: str, cycle_number: int
+    ) -> AsyncIterator[CycleFileChange]:
+        async for r in self._db.stream(LIST_FILE_CHANGES, (loop_id, cycle_number), readonly=True):
+            yield _cycle_file_change_from_pg(r)
+
     async def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
         rows = await self._db.fetch(FILE_CHURN, (loop_id, lim), readonly=True)
         return list(map(_file_churn_row_from_pg, rows))
+
+    async def file_churn_iter(self, *, loop_id: str, lim: int) -> AsyncIterator[FileChurnRow]:
+        async for r in self._db.stream(FILE_CHURN, (loop_id, lim), readonly=True):
+            yield _file_churn_row_from_pg(r)
 
 
 class NomicSyncRepository:
@@ -1114,6 +1222,11 @@ class NomicSyncRepository:
             )
         )
 
+    def list_cycles_iter(self, *, loop_id: str) -> Iterator[NomicCycle]:
+        """ListCycles's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_CYCLES_SQLITE, (check_text(loop_id),)):
+            yield _nomic_cycle_from_sqlite(r)
+
     def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
         """Run LatestCycle (:one) on SQLite; returns as the async method.
 
@@ -1196,6 +1309,13 @@ class NomicSyncRepository:
             )
         )
 
+    def list_stream_events_iter(self, *, loop_id: str, cycle: int) -> Iterator[StreamEvent]:
+        """ListStreamEvents's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_STREAM_EVENTS_SQLITE, (check_text(loop_id), check_int4(cycle))
+        ):
+            yield _stream_event_from_sqlite(r)
+
     def list_stream_events_after(
         self, *, loop_id: str, after_id: int, lim: int
     ) -> list[StreamEvent]:
@@ -1215,6 +1335,15 @@ class NomicSyncRepository:
             )
         )
 
+    def list_stream_events_after_iter(
+        self, *, loop_id: str, after_id: int, lim: int
+    ) -> Iterator[StreamEvent]:
+        """ListStreamEventsAfter's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_STREAM_EVENTS_AFTER_SQLITE, (check_text(loop_id), after_id, check_row_count(lim))
+        ):
+            yield _stream_event_from_sqlite(r)
+
     def count_stream_events_by_type(self, *, loop_id: str) -> list[CountStreamEventsByTypeRow]:
         """Run CountStreamEventsByType (:many) on SQLite; returns as the async method.
 
@@ -1228,6 +1357,13 @@ class NomicSyncRepository:
                 self._db.fetchall(COUNT_STREAM_EVENTS_BY_TYPE_SQLITE, (check_text(loop_id),)),
             )
         )
+
+    def count_stream_events_by_type_iter(
+        self, *, loop_id: str
+    ) -> Iterator[CountStreamEventsByTypeRow]:
+        """CountStreamEventsByType's rows as they come, read in batches."""
+        for r in self._db.iterate(COUNT_STREAM_EVENTS_BY_TYPE_SQLITE, (check_text(loop_id),)):
+            yield _count_stream_events_by_type_row_from_sqlite(r)
 
     def record_agent_metrics(
         self,
@@ -1284,6 +1420,11 @@ class NomicSyncRepository:
             )
         )
 
+    def agent_metrics_totals_iter(self, *, loop_id: str) -> Iterator[AgentMetricsTotalsRow]:
+        """AgentMetricsTotals's rows as they come, read in batches."""
+        for r in self._db.iterate(AGENT_METRICS_TOTALS_SQLITE, (check_text(loop_id),)):
+            yield _agent_metrics_totals_row_from_sqlite(r)
+
     def record_rollback(
         self,
         *,
@@ -1337,6 +1478,11 @@ class NomicSyncRepository:
             )
         )
 
+    def list_rollbacks_iter(self, *, loop_id: str) -> Iterator[NomicRollback]:
+        """ListRollbacks's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_ROLLBACKS_SQLITE, (check_text(loop_id),)):
+            yield _nomic_rollback_from_sqlite(r)
+
     def record_evolution(
         self,
         *,
@@ -1381,6 +1527,11 @@ class NomicSyncRepository:
                 self._db.fetchall(LIST_EVOLUTION_SQLITE, (check_text(loop_id),)),
             )
         )
+
+    def list_evolution_iter(self, *, loop_id: str) -> Iterator[CycleEvolution]:
+        """ListEvolution's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_EVOLUTION_SQLITE, (check_text(loop_id),)):
+            yield _cycle_evolution_from_sqlite(r)
 
     def record_file_change(
         self,
@@ -1427,6 +1578,15 @@ class NomicSyncRepository:
             )
         )
 
+    def list_file_changes_iter(
+        self, *, loop_id: str, cycle_number: int
+    ) -> Iterator[CycleFileChange]:
+        """ListFileChanges's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_FILE_CHANGES_SQLITE, (check_text(loop_id), check_int4(cycle_number))
+        ):
+            yield _cycle_file_change_from_sqlite(r)
+
     def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
         """Run FileChurn (:many) on SQLite; returns as the async method.
 
@@ -1440,6 +1600,11 @@ class NomicSyncRepository:
                 self._db.fetchall(FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(lim))),
             )
         )
+
+    def file_churn_iter(self, *, loop_id: str, lim: int) -> Iterator[FileChurnRow]:
+        """FileChurn's rows as they come, read in batches."""
+        for r in self._db.iterate(FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(lim))):
+            yield _file_churn_row_from_sqlite(r)
 
 
 class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicRepository):
@@ -1516,6 +1681,10 @@ class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicReposito
     async def list_cycles(self, *, loop_id: str) -> list[NomicCycle]:
         return await self._db.run(self._sync.list_cycles, loop_id=loop_id)
 
+    async def list_cycles_iter(self, *, loop_id: str) -> AsyncIterator[NomicCycle]:
+        async for r in self._db.stream(LIST_CYCLES_SQLITE, (check_text(loop_id),)):
+            yield _nomic_cycle_from_sqlite(r)
+
     async def latest_cycle(self, *, loop_id: str) -> NomicCycle | None:
         return await self._db.read(
             NomicSyncRepository.latest_cycle, self._sync, self._read, loop_id=loop_id
@@ -1544,6 +1713,14 @@ class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicReposito
     async def list_stream_events(self, *, loop_id: str, cycle: int) -> list[StreamEvent]:
         return await self._db.run(self._sync.list_stream_events, loop_id=loop_id, cycle=cycle)
 
+    async def list_stream_events_iter(
+        self, *, loop_id: str, cycle: int
+    ) -> AsyncIterator[StreamEvent]:
+        async for r in self._db.stream(
+            LIST_STREAM_EVENTS_SQLITE, (check_text(loop_id), check_int4(cycle))
+        ):
+            yield _stream_event_from_sqlite(r)
+
     async def list_stream_events_after(
         self, *, loop_id: str, after_id: int, lim: int
     ) -> list[StreamEvent]:
@@ -1551,10 +1728,24 @@ class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicReposito
             self._sync.list_stream_events_after, loop_id=loop_id, after_id=after_id, lim=lim
         )
 
+    async def list_stream_events_after_iter(
+        self, *, loop_id: str, after_id: int, lim: int
+    ) -> AsyncIterator[StreamEvent]:
+        async for r in self._db.stream(
+            LIST_STREAM_EVENTS_AFTER_SQLITE, (check_text(loop_id), after_id, check_row_count(lim))
+        ):
+            yield _stream_event_from_sqlite(r)
+
     async def count_stream_events_by_type(
         self, *, loop_id: str
     ) -> list[CountStreamEventsByTypeRow]:
         return await self._db.run(self._sync.count_stream_events_by_type, loop_id=loop_id)
+
+    async def count_stream_events_by_type_iter(
+        self, *, loop_id: str
+    ) -> AsyncIterator[CountStreamEventsByTypeRow]:
+        async for r in self._db.stream(COUNT_STREAM_EVENTS_BY_TYPE_SQLITE, (check_text(loop_id),)):
+            yield _count_stream_events_by_type_row_from_sqlite(r)
 
     async def record_agent_metrics(
         self,
@@ -1591,6 +1782,12 @@ class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicReposito
     async def agent_metrics_totals(self, *, loop_id: str) -> list[AgentMetricsTotalsRow]:
         return await self._db.run(self._sync.agent_metrics_totals, loop_id=loop_id)
 
+    async def agent_metrics_totals_iter(
+        self, *, loop_id: str
+    ) -> AsyncIterator[AgentMetricsTotalsRow]:
+        async for r in self._db.stream(AGENT_METRICS_TOTALS_SQLITE, (check_text(loop_id),)):
+            yield _agent_metrics_totals_row_from_sqlite(r)
+
     async def record_rollback(
         self,
         *,
@@ -1624,6 +1821,10 @@ class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicReposito
     async def list_rollbacks(self, *, loop_id: str) -> list[NomicRollback]:
         return await self._db.run(self._sync.list_rollbacks, loop_id=loop_id)
 
+    async def list_rollbacks_iter(self, *, loop_id: str) -> AsyncIterator[NomicRollback]:
+        async for r in self._db.stream(LIST_ROLLBACKS_SQLITE, (check_text(loop_id),)):
+            yield _nomic_rollback_from_sqlite(r)
+
     async def record_evolution(
         self,
         *,
@@ -1648,6 +1849,10 @@ class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicReposito
 
     async def list_evolution(self, *, loop_id: str) -> list[CycleEvolution]:
         return await self._db.run(self._sync.list_evolution, loop_id=loop_id)
+
+    async def list_evolution_iter(self, *, loop_id: str) -> AsyncIterator[CycleEvolution]:
+        async for r in self._db.stream(LIST_EVOLUTION_SQLITE, (check_text(loop_id),)):
+            yield _cycle_evolution_from_sqlite(r)
 
     async def record_file_change(
         self,
@@ -1674,5 +1879,19 @@ class SqliteNomicRepository(SqliteRepository[NomicSyncRepository], NomicReposito
             self._sync.list_file_changes, loop_id=loop_id, cycle_number=cycle_number
         )
 
+    async def list_file_changes_iter(
+        self, *, loop_id: str, cycle_number: int
+    ) -> AsyncIterator[CycleFileChange]:
+        async for r in self._db.stream(
+            LIST_FILE_CHANGES_SQLITE, (check_text(loop_id), check_int4(cycle_number))
+        ):
+            yield _cycle_file_change_from_sqlite(r)
+
     async def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
         return await self._db.run(self._sync.file_churn, loop_id=loop_id, lim=lim)
+
+    async def file_churn_iter(self, *, loop_id: str, lim: int) -> AsyncIterator[FileChurnRow]:
+        async for r in self._db.stream(
+            FILE_CHURN_SQLITE, (check_text(loop_id), check_row_count(lim))
+        ):
+            yield _file_churn_row_from_sqlite(r)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from typing import Final
 
 from aragora_db.models import Organization
@@ -139,6 +140,14 @@ class OrgsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_organizations_by_owner_iter(
+        self, *, owner_id: str | None
+    ) -> AsyncIterator[Organization]:
+        """ListOrganizationsByOwner's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def update_organization_tier(self, *, id: str, tier: str) -> int:
         """Run UpdateOrganizationTier (:execrows).
 
@@ -220,6 +229,12 @@ class PostgresOrgsRepository(OrgsRepository):
     async def list_organizations_by_owner(self, *, owner_id: str | None) -> list[Organization]:
         rows = await self._db.fetch(LIST_ORGANIZATIONS_BY_OWNER, (owner_id,), readonly=True)
         return list(map(_organization_from_pg, rows))
+
+    async def list_organizations_by_owner_iter(
+        self, *, owner_id: str | None
+    ) -> AsyncIterator[Organization]:
+        async for r in self._db.stream(LIST_ORGANIZATIONS_BY_OWNER, (owner_id,), readonly=True):
+            yield _organization_from_pg(r)
 
     async def update_organization_tier(self, *, id: str, tier: str) -> int:
         return await self._db.execute(UPDATE_ORGANIZATION_TIER, (id, tier))
@@ -312,6 +327,14 @@ class OrgsSyncRepository:
                 ),
             )
         )
+
+    def list_organizations_by_owner_iter(self, *, owner_id: str | None) -> Iterator[Organization]:
+        """ListOrganizationsByOwner's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_ORGANIZATIONS_BY_OWNER_SQLITE,
+            (None if owner_id is None else check_text(owner_id),),
+        ):
+            yield _organization_from_sqlite(r)
 
     def update_organization_tier(self, *, id: str, tier: str) -> int:
         """Run UpdateOrganizationTier (:execrows) on SQLite; returns as the async method.
@@ -406,6 +429,15 @@ class SqliteOrgsRepository(SqliteRepository[OrgsSyncRepository], OrgsRepository)
 
     async def list_organizations_by_owner(self, *, owner_id: str | None) -> list[Organization]:
         return await self._db.run(self._sync.list_organizations_by_owner, owner_id=owner_id)
+
+    async def list_organizations_by_owner_iter(
+        self, *, owner_id: str | None
+    ) -> AsyncIterator[Organization]:
+        async for r in self._db.stream(
+            LIST_ORGANIZATIONS_BY_OWNER_SQLITE,
+            (None if owner_id is None else check_text(owner_id),),
+        ):
+            yield _organization_from_sqlite(r)
 
     async def update_organization_tier(self, *, id: str, tier: str) -> int:
         return await self._db.run(self._sync.update_organization_tier, id=id, tier=tier)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Final
 
@@ -116,6 +117,12 @@ class ShareLinksRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_share_links_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[ShareLink]:
+        """ListShareLinksForDebate's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def revoke_share_link(self, *, token: str) -> int:
         """Run RevokeShareLink (:execrows).
 
@@ -171,6 +178,10 @@ class PostgresShareLinksRepository(ShareLinksRepository):
     async def list_share_links_for_debate(self, *, debate_id: str) -> list[ShareLink]:
         rows = await self._db.fetch(LIST_SHARE_LINKS_FOR_DEBATE, (debate_id,), readonly=True)
         return list(map(_share_link_from_pg, rows))
+
+    async def list_share_links_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[ShareLink]:
+        async for r in self._db.stream(LIST_SHARE_LINKS_FOR_DEBATE, (debate_id,), readonly=True):
+            yield _share_link_from_pg(r)
 
     async def revoke_share_link(self, *, token: str) -> int:
         return await self._db.execute(REVOKE_SHARE_LINK, (token,))
@@ -238,6 +249,11 @@ class ShareLinksSyncRepository:
             )
         )
 
+    def list_share_links_for_debate_iter(self, *, debate_id: str) -> Iterator[ShareLink]:
+        """ListShareLinksForDebate's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
+            yield _share_link_from_sqlite(r)
+
     def revoke_share_link(self, *, token: str) -> int:
         """Run RevokeShareLink (:execrows) on SQLite; returns as the async method.
 
@@ -291,6 +307,12 @@ class SqliteShareLinksRepository(SqliteRepository[ShareLinksSyncRepository], Sha
 
     async def list_share_links_for_debate(self, *, debate_id: str) -> list[ShareLink]:
         return await self._db.run(self._sync.list_share_links_for_debate, debate_id=debate_id)
+
+    async def list_share_links_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[ShareLink]:
+        async for r in self._db.stream(
+            LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),)
+        ):
+            yield _share_link_from_sqlite(r)
 
     async def revoke_share_link(self, *, token: str) -> int:
         return await self._db.run(self._sync.revoke_share_link, token=token)

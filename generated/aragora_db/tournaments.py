@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Final
 
@@ -139,6 +140,12 @@ class TournamentsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_tournaments_iter(self, *, off: int, lim: int) -> AsyncIterator[Tournament]:
+        """ListTournaments's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:
         """Run ListTournamentsByStatus (:many).
 
@@ -148,6 +155,12 @@ class TournamentsRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_tournaments_by_status_iter(self, *, status: str) -> AsyncIterator[Tournament]:
+        """ListTournamentsByStatus's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -214,9 +227,17 @@ class PostgresTournamentsRepository(TournamentsRepository):
         rows = await self._db.fetch(LIST_TOURNAMENTS, (off, lim), readonly=True)
         return list(map(_tournament_from_pg, rows))
 
+    async def list_tournaments_iter(self, *, off: int, lim: int) -> AsyncIterator[Tournament]:
+        async for r in self._db.stream(LIST_TOURNAMENTS, (off, lim), readonly=True):
+            yield _tournament_from_pg(r)
+
     async def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:
         rows = await self._db.fetch(LIST_TOURNAMENTS_BY_STATUS, (status,), readonly=True)
         return list(map(_tournament_from_pg, rows))
+
+    async def list_tournaments_by_status_iter(self, *, status: str) -> AsyncIterator[Tournament]:
+        async for r in self._db.stream(LIST_TOURNAMENTS_BY_STATUS, (status,), readonly=True):
+            yield _tournament_from_pg(r)
 
     async def complete_tournament(
         self, *, id: str, winner: str | None, standings: JSON
@@ -295,6 +316,13 @@ class TournamentsSyncRepository:
             )
         )
 
+    def list_tournaments_iter(self, *, off: int, lim: int) -> Iterator[Tournament]:
+        """ListTournaments's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_TOURNAMENTS_SQLITE, (check_row_count(off), check_row_count(lim))
+        ):
+            yield _tournament_from_sqlite(r)
+
     def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:
         """Run ListTournamentsByStatus (:many) on SQLite; returns as the async method.
 
@@ -308,6 +336,11 @@ class TournamentsSyncRepository:
                 self._db.fetchall(LIST_TOURNAMENTS_BY_STATUS_SQLITE, (check_text(status),)),
             )
         )
+
+    def list_tournaments_by_status_iter(self, *, status: str) -> Iterator[Tournament]:
+        """ListTournamentsByStatus's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_TOURNAMENTS_BY_STATUS_SQLITE, (check_text(status),)):
+            yield _tournament_from_sqlite(r)
 
     def complete_tournament(
         self, *, id: str, winner: str | None, standings: JSON
@@ -380,8 +413,18 @@ class SqliteTournamentsRepository(
     async def list_tournaments(self, *, off: int, lim: int) -> list[Tournament]:
         return await self._db.run(self._sync.list_tournaments, off=off, lim=lim)
 
+    async def list_tournaments_iter(self, *, off: int, lim: int) -> AsyncIterator[Tournament]:
+        async for r in self._db.stream(
+            LIST_TOURNAMENTS_SQLITE, (check_row_count(off), check_row_count(lim))
+        ):
+            yield _tournament_from_sqlite(r)
+
     async def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:
         return await self._db.run(self._sync.list_tournaments_by_status, status=status)
+
+    async def list_tournaments_by_status_iter(self, *, status: str) -> AsyncIterator[Tournament]:
+        async for r in self._db.stream(LIST_TOURNAMENTS_BY_STATUS_SQLITE, (check_text(status),)):
+            yield _tournament_from_sqlite(r)
 
     async def complete_tournament(
         self, *, id: str, winner: str | None, standings: JSON

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -138,6 +139,14 @@ class UsageRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def sum_usage_since_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[SumUsageSinceRow]:
+        """SumUsageSince's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def prune_usage_events_before(self, *, cutoff: datetime) -> int:
         """Run PruneUsageEventsBefore (:execrows).
 
@@ -165,6 +174,14 @@ class UsageRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def monthly_usage_by_org_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[MonthlyUsageByOrgRow]:
+        """MonthlyUsageByOrg's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -200,6 +217,12 @@ class PostgresUsageRepository(UsageRepository):
         rows = await self._db.fetch(SUM_USAGE_SINCE, (org_id, since), readonly=True)
         return list(map(_sum_usage_since_row_from_pg, rows))
 
+    async def sum_usage_since_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[SumUsageSinceRow]:
+        async for r in self._db.stream(SUM_USAGE_SINCE, (org_id, since), readonly=True):
+            yield _sum_usage_since_row_from_pg(r)
+
     async def prune_usage_events_before(self, *, cutoff: datetime) -> int:
         return await self._db.execute(PRUNE_USAGE_EVENTS_BEFORE, (cutoff,))
 
@@ -208,6 +231,12 @@ class PostgresUsageRepository(UsageRepository):
     ) -> list[MonthlyUsageByOrgRow]:
         rows = await self._db.fetch(MONTHLY_USAGE_BY_ORG, (org_id, since), readonly=True)
         return list(map(_monthly_usage_by_org_row_from_pg, rows))
+
+    async def monthly_usage_by_org_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[MonthlyUsageByOrgRow]:
+        async for r in self._db.stream(MONTHLY_USAGE_BY_ORG, (org_id, since), readonly=True):
+            yield _monthly_usage_by_org_row_from_pg(r)
 
     async def prune_usage_older_than_days(self, *, days: int) -> int:
         return await self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS, (days,))
@@ -252,6 +281,13 @@ class UsageSyncRepository:
             )
         )
 
+    def sum_usage_since_iter(self, *, org_id: str, since: datetime) -> Iterator[SumUsageSinceRow]:
+        """SumUsageSince's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            SUM_USAGE_SINCE_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        ):
+            yield _sum_usage_since_row_from_sqlite(r)
+
     def prune_usage_events_before(self, *, cutoff: datetime) -> int:
         """Run PruneUsageEventsBefore (:execrows) on SQLite; returns as the async method.
 
@@ -276,6 +312,15 @@ class UsageSyncRepository:
                 ),
             )
         )
+
+    def monthly_usage_by_org_iter(
+        self, *, org_id: str, since: datetime
+    ) -> Iterator[MonthlyUsageByOrgRow]:
+        """MonthlyUsageByOrg's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            MONTHLY_USAGE_BY_ORG_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        ):
+            yield _monthly_usage_by_org_row_from_sqlite(r)
 
     def prune_usage_older_than_days(self, *, days: int) -> int:
         """Run PruneUsageOlderThanDays (:execrows) on SQLite; returns as the async method.
@@ -309,6 +354,14 @@ class SqliteUsageRepository(SqliteRepository[UsageSyncRepository], UsageReposito
     async def sum_usage_since(self, *, org_id: str, since: datetime) -> list[SumUsageSinceRow]:
         return await self._db.run(self._sync.sum_usage_since, org_id=org_id, since=since)
 
+    async def sum_usage_since_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[SumUsageSinceRow]:
+        async for r in self._db.stream(
+            SUM_USAGE_SINCE_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        ):
+            yield _sum_usage_since_row_from_sqlite(r)
+
     async def prune_usage_events_before(self, *, cutoff: datetime) -> int:
         return await self._db.run(self._sync.prune_usage_events_before, cutoff=cutoff)
 
@@ -316,6 +369,14 @@ class SqliteUsageRepository(SqliteRepository[UsageSyncRepository], UsageReposito
         self, *, org_id: str, since: datetime
     ) -> list[MonthlyUsageByOrgRow]:
         return await self._db.run(self._sync.monthly_usage_by_org, org_id=org_id, since=since)
+
+    async def monthly_usage_by_org_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[MonthlyUsageByOrgRow]:
+        async for r in self._db.stream(
+            MONTHLY_USAGE_BY_ORG_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        ):
+            yield _monthly_usage_by_org_row_from_sqlite(r)
 
     async def prune_usage_older_than_days(self, *, days: int) -> int:
         return await self._db.run(self._sync.prune_usage_older_than_days, days=days)

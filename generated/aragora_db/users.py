@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -376,6 +377,12 @@ class UsersRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def get_users_by_ids_iter(self, *, ids: list[str]) -> AsyncIterator[User]:
+        """GetUsersByIds's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def update_user_profile(
         self, *, name: str | None, avatar_url: str | None, preferences: JSON | None, id: str
     ) -> User | None:
@@ -484,6 +491,14 @@ class UsersRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_organization_members_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> AsyncIterator[ListOrganizationMembersRow]:
+        """ListOrganizationMembers's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def search_users_by_name(
         self, *, term: str | None, lim: int
     ) -> list[SearchUsersByNameRow]:
@@ -501,6 +516,14 @@ class UsersRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def search_users_by_name_iter(
+        self, *, term: str | None, lim: int
+    ) -> AsyncIterator[SearchUsersByNameRow]:
+        """SearchUsersByName's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def list_users_by_email_pattern(
         self, *, pattern: str
     ) -> list[ListUsersByEmailPatternRow]:
@@ -512,6 +535,14 @@ class UsersRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_users_by_email_pattern_iter(
+        self, *, pattern: str
+    ) -> AsyncIterator[ListUsersByEmailPatternRow]:
+        """ListUsersByEmailPattern's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -560,6 +591,14 @@ class UsersRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_users_by_recent_login_iter(
+        self, *, lim: int
+    ) -> AsyncIterator[ListUsersByRecentLoginRow]:
+        """ListUsersByRecentLogin's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -614,6 +653,10 @@ class PostgresUsersRepository(UsersRepository):
         rows = await self._db.fetch(GET_USERS_BY_IDS, (ids,), readonly=True)
         return list(map(_user_from_pg, rows))
 
+    async def get_users_by_ids_iter(self, *, ids: list[str]) -> AsyncIterator[User]:
+        async for r in self._db.stream(GET_USERS_BY_IDS, (ids,), readonly=True):
+            yield _user_from_pg(r)
+
     async def update_user_profile(
         self, *, name: str | None, avatar_url: str | None, preferences: JSON | None, id: str
     ) -> User | None:
@@ -649,17 +692,37 @@ class PostgresUsersRepository(UsersRepository):
         rows = await self._db.fetch(LIST_ORGANIZATION_MEMBERS, (org_id, off, lim), readonly=True)
         return list(map(_list_organization_members_row_from_pg, rows))
 
+    async def list_organization_members_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> AsyncIterator[ListOrganizationMembersRow]:
+        async for r in self._db.stream(
+            LIST_ORGANIZATION_MEMBERS, (org_id, off, lim), readonly=True
+        ):
+            yield _list_organization_members_row_from_pg(r)
+
     async def search_users_by_name(
         self, *, term: str | None, lim: int
     ) -> list[SearchUsersByNameRow]:
         rows = await self._db.fetch(SEARCH_USERS_BY_NAME, (term, lim), readonly=True)
         return list(map(_search_users_by_name_row_from_pg, rows))
 
+    async def search_users_by_name_iter(
+        self, *, term: str | None, lim: int
+    ) -> AsyncIterator[SearchUsersByNameRow]:
+        async for r in self._db.stream(SEARCH_USERS_BY_NAME, (term, lim), readonly=True):
+            yield _search_users_by_name_row_from_pg(r)
+
     async def list_users_by_email_pattern(
         self, *, pattern: str
     ) -> list[ListUsersByEmailPatternRow]:
         rows = await self._db.fetch(LIST_USERS_BY_EMAIL_PATTERN, (pattern,), readonly=True)
         return list(map(_list_users_by_email_pattern_row_from_pg, rows))
+
+    async def list_users_by_email_pattern_iter(
+        self, *, pattern: str
+    ) -> AsyncIterator[ListUsersByEmailPatternRow]:
+        async for r in self._db.stream(LIST_USERS_BY_EMAIL_PATTERN, (pattern,), readonly=True):
+            yield _list_users_by_email_pattern_row_from_pg(r)
 
     async def count_active_users(self) -> int | None:
         r = await self._db.fetchrow(COUNT_ACTIVE_USERS, (), readonly=True)
@@ -677,6 +740,12 @@ class PostgresUsersRepository(UsersRepository):
     async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
         rows = await self._db.fetch(LIST_USERS_BY_RECENT_LOGIN, (lim,), readonly=True)
         return list(map(_list_users_by_recent_login_row_from_pg, rows))
+
+    async def list_users_by_recent_login_iter(
+        self, *, lim: int
+    ) -> AsyncIterator[ListUsersByRecentLoginRow]:
+        async for r in self._db.stream(LIST_USERS_BY_RECENT_LOGIN, (lim,), readonly=True):
+            yield _list_users_by_recent_login_row_from_pg(r)
 
     async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
         r = await self._db.fetchrow(GET_USER_AUTH_STATE, (id,), readonly=True)
@@ -757,6 +826,13 @@ class UsersSyncRepository:
                 ),
             )
         )
+
+    def get_users_by_ids_iter(self, *, ids: list[str]) -> Iterator[User]:
+        """GetUsersByIds's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            GET_USERS_BY_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
+        ):
+            yield _user_from_sqlite(r)
 
     def update_user_profile(
         self, *, name: str | None, avatar_url: str | None, preferences: JSON | None, id: str
@@ -850,6 +926,20 @@ class UsersSyncRepository:
             )
         )
 
+    def list_organization_members_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> Iterator[ListOrganizationMembersRow]:
+        """ListOrganizationMembers's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_ORGANIZATION_MEMBERS_SQLITE,
+            (
+                None if org_id is None else check_text(org_id),
+                check_row_count(off),
+                check_row_count(lim),
+            ),
+        ):
+            yield _list_organization_members_row_from_sqlite(r)
+
     def search_users_by_name(self, *, term: str | None, lim: int) -> list[SearchUsersByNameRow]:
         """Run SearchUsersByName (:many) on SQLite; returns as the async method.
 
@@ -867,6 +957,16 @@ class UsersSyncRepository:
             )
         )
 
+    def search_users_by_name_iter(
+        self, *, term: str | None, lim: int
+    ) -> Iterator[SearchUsersByNameRow]:
+        """SearchUsersByName's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            SEARCH_USERS_BY_NAME_SQLITE,
+            (None if term is None else check_text(term), check_row_count(lim)),
+        ):
+            yield _search_users_by_name_row_from_sqlite(r)
+
     def list_users_by_email_pattern(self, *, pattern: str) -> list[ListUsersByEmailPatternRow]:
         """Run ListUsersByEmailPattern (:many) on SQLite; returns as the async method.
 
@@ -880,6 +980,13 @@ class UsersSyncRepository:
                 self._db.fetchall(LIST_USERS_BY_EMAIL_PATTERN_SQLITE, (check_text(pattern),)),
             )
         )
+
+    def list_users_by_email_pattern_iter(
+        self, *, pattern: str
+    ) -> Iterator[ListUsersByEmailPatternRow]:
+        """ListUsersByEmailPattern's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_USERS_BY_EMAIL_PATTERN_SQLITE, (check_text(pattern),)):
+            yield _list_users_by_email_pattern_row_from_sqlite(r)
 
     def count_active_users(self) -> int | None:
         """Run CountActiveUsers (:one) on SQLite; returns as the async method.
@@ -925,6 +1032,11 @@ class UsersSyncRepository:
                 self._db.fetchall(LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(lim),)),
             )
         )
+
+    def list_users_by_recent_login_iter(self, *, lim: int) -> Iterator[ListUsersByRecentLoginRow]:
+        """ListUsersByRecentLogin's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(lim),)):
+            yield _list_users_by_recent_login_row_from_sqlite(r)
 
     def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
         """Run GetUserAuthState (:one) on SQLite; returns as the async method.
@@ -980,6 +1092,12 @@ class SqliteUsersRepository(SqliteRepository[UsersSyncRepository], UsersReposito
     async def get_users_by_ids(self, *, ids: list[str]) -> list[User]:
         return await self._db.run(self._sync.get_users_by_ids, ids=ids)
 
+    async def get_users_by_ids_iter(self, *, ids: list[str]) -> AsyncIterator[User]:
+        async for r in self._db.stream(
+            GET_USERS_BY_IDS_SQLITE, (encode_json([text_element(x) for x in ids]),)
+        ):
+            yield _user_from_sqlite(r)
+
     async def update_user_profile(
         self, *, name: str | None, avatar_url: str | None, preferences: JSON | None, id: str
     ) -> User | None:
@@ -1019,15 +1137,43 @@ class SqliteUsersRepository(SqliteRepository[UsersSyncRepository], UsersReposito
             self._sync.list_organization_members, org_id=org_id, off=off, lim=lim
         )
 
+    async def list_organization_members_iter(
+        self, *, org_id: str | None, off: int, lim: int
+    ) -> AsyncIterator[ListOrganizationMembersRow]:
+        async for r in self._db.stream(
+            LIST_ORGANIZATION_MEMBERS_SQLITE,
+            (
+                None if org_id is None else check_text(org_id),
+                check_row_count(off),
+                check_row_count(lim),
+            ),
+        ):
+            yield _list_organization_members_row_from_sqlite(r)
+
     async def search_users_by_name(
         self, *, term: str | None, lim: int
     ) -> list[SearchUsersByNameRow]:
         return await self._db.run(self._sync.search_users_by_name, term=term, lim=lim)
 
+    async def search_users_by_name_iter(
+        self, *, term: str | None, lim: int
+    ) -> AsyncIterator[SearchUsersByNameRow]:
+        async for r in self._db.stream(
+            SEARCH_USERS_BY_NAME_SQLITE,
+            (None if term is None else check_text(term), check_row_count(lim)),
+        ):
+            yield _search_users_by_name_row_from_sqlite(r)
+
     async def list_users_by_email_pattern(
         self, *, pattern: str
     ) -> list[ListUsersByEmailPatternRow]:
         return await self._db.run(self._sync.list_users_by_email_pattern, pattern=pattern)
+
+    async def list_users_by_email_pattern_iter(
+        self, *, pattern: str
+    ) -> AsyncIterator[ListUsersByEmailPatternRow]:
+        async for r in self._db.stream(LIST_USERS_BY_EMAIL_PATTERN_SQLITE, (check_text(pattern),)):
+            yield _list_users_by_email_pattern_row_from_sqlite(r)
 
     async def count_active_users(self) -> int | None:
         return await self._db.read(UsersSyncRepository.count_active_users, self._sync, self._read)
@@ -1040,6 +1186,12 @@ class SqliteUsersRepository(SqliteRepository[UsersSyncRepository], UsersReposito
 
     async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
         return await self._db.run(self._sync.list_users_by_recent_login, lim=lim)
+
+    async def list_users_by_recent_login_iter(
+        self, *, lim: int
+    ) -> AsyncIterator[ListUsersByRecentLoginRow]:
+        async for r in self._db.stream(LIST_USERS_BY_RECENT_LOGIN_SQLITE, (check_row_count(lim),)):
+            yield _list_users_by_recent_login_row_from_sqlite(r)
 
     async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:
         return await self._db.read(

@@ -65,6 +65,16 @@ _ROUTE_PRIMARY = "primary"
 _ROUTE_REPLICA = "replica"
 
 
+async def _cursor(
+    conn: Lent, sql: str, args: Sequence[Any], prefetch: int
+) -> AsyncIterator[asyncpg.Record]:
+    try:
+        async for row in conn.cursor(sql, *args, prefetch=prefetch):
+            yield row
+    except DRIVER_ERRORS as exc:
+        raise map_error(exc) from exc
+
+
 #: Default collations that order text by code point (UTF-8 byte order), as SQLite does.
 BYTE_ORDER = frozenset({"c", "posix", "c.utf-8", "c.utf8", "ucs_basic", "pg_c_utf8"})
 
@@ -328,6 +338,27 @@ class PostgresDatabase(Backend):
         self, sql: str, args: Sequence[Any], *, readonly: bool = False
     ) -> list[asyncpg.Record]:
         return await self._single(sql, lambda c: c.fetch(sql, *args), readonly)
+
+    async def stream(
+        self, sql: str, args: Sequence[Any], *, readonly: bool = False, prefetch: int = 500
+    ) -> AsyncIterator[asyncpg.Record]:
+        """The rows of a statement as they come, ``prefetch`` at a time through a
+        server-side cursor, never all in memory. A cursor lives in a transaction: the
+        caller's, or one of its own (read-only for a read) that ends with the iteration."""
+        tx = self._tx.get()
+        if tx is not None:
+            driver = tx.check_usable()
+            assert isinstance(driver, PgTx)
+            async for row in _cursor(driver.connection, sql, args, prefetch):
+                yield row
+            return
+        async with self.transaction(readonly=readonly):
+            own = self._tx.get()
+            assert own is not None
+            driver = own.check_usable()
+            assert isinstance(driver, PgTx)
+            async for row in _cursor(driver.connection, sql, args, prefetch):
+                yield row
 
     async def execute(self, sql: str, args: Sequence[Any]) -> int:
         """Run a statement; return the number of rows it affected."""

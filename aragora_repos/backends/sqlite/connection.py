@@ -12,7 +12,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -189,6 +189,29 @@ class SqliteConnection:
             raise _unencodable(exc) from None
         finally:
             self._timed(sql, started)
+
+    def iterate(self, sql: str, args: Sequence[Any], size: int = 500) -> Generator[Row, None, None]:
+        """The rows of a statement as they come, read ``size`` at a time."""
+        self.queries += 1
+        if not self._conn.in_transaction:
+            self._clock.value = None
+        try:
+            cursor = self._conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise _unencodable(exc) from None
+        try:
+            while True:
+                try:
+                    rows = cursor.fetchmany(size)
+                except sqlite3.Error as exc:
+                    raise errors.from_sqlite(exc) from exc
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            cursor.close()
 
     def execute(self, sql: str, args: Sequence[Any]) -> int:
         """Run a statement; return the number of rows it changed."""

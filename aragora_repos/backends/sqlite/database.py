@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
@@ -222,6 +223,54 @@ class AsyncSqliteDatabase(Backend):
             except errors.DatabaseBusy:
                 pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self.run(fn, writer, *args, **kwargs)
+
+    async def stream(self, sql: str, args: Sequence[Any], *, size: int = 500) -> AsyncIterator[Row]:
+        """The rows of a statement, ``size`` at a time, never all in memory. Inside a
+        transaction they come from the writer (they must see its writes); outside one,
+        from a read-only connection of their own on a worker thread, so a long read
+        neither holds the writer nor stalls the event loop (WAL: writers go on)."""
+        tx = self._tx.get()
+        if tx is not None:
+            tx.check_usable()
+            rows = self.connection.iterate(sql, args, size)
+            try:
+                while chunk := await self._hop(lambda: list(itertools.islice(rows, size))):
+                    for row in chunk:
+                        yield row
+            finally:
+                await self._hop(rows.close)
+            return
+        if self.reader is None:  # an in-memory database: one connection holds it
+            await self.acquire_writer("stream a statement")
+            try:
+                rows = self.connection.iterate(sql, args, size)
+                try:
+                    while chunk := await self._hop(lambda: list(itertools.islice(rows, size))):
+                        for row in chunk:
+                            yield row
+                finally:
+                    await self._hop(rows.close)
+            finally:
+                self._lock.release()
+            return
+        own = await asyncio.to_thread(
+            SqliteConnection,
+            self.connection.path,
+            timeout=self.connection.timeout,
+            read_only=True,
+            check_same_thread=False,
+            slow_query_ms=self.connection.slow_ms,
+        )
+        try:
+            rows = own.iterate(sql, args, size)
+            try:
+                while chunk := await asyncio.to_thread(lambda: list(itertools.islice(rows, size))):
+                    for row in chunk:
+                        yield row
+            finally:
+                await asyncio.to_thread(rows.close)
+        finally:
+            await asyncio.to_thread(own.close)
 
     async def acquire_writer(self, what: str) -> None:
         """Take the writer from other tasks of this process, waiting at most

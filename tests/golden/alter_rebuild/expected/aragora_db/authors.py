@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -168,6 +168,12 @@ class AuthorsRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_authors_iter(self, *, moods: list[Mood]) -> AsyncIterator[ListAuthorsRow]:
+        """ListAuthors's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def count_authors(self) -> int | None:
         """Run CountAuthors (:one).
 
@@ -280,6 +286,10 @@ class PostgresAuthorsRepository(AuthorsRepository):
         rows = await self._db.fetch(LIST_AUTHORS, (moods,), readonly=True)
         return list(map(_list_authors_row_from_pg, rows))
 
+    async def list_authors_iter(self, *, moods: list[Mood]) -> AsyncIterator[ListAuthorsRow]:
+        async for r in self._db.stream(LIST_AUTHORS, (moods,), readonly=True):
+            yield _list_authors_row_from_pg(r)
+
     async def count_authors(self) -> int | None:
         r = await self._db.fetchrow(COUNT_AUTHORS, (), readonly=True)
         if r is None:
@@ -353,6 +363,11 @@ class AuthorsSyncRepository:
                 self._db.fetchall(LIST_AUTHORS_SQLITE, (encode_json(moods),)),
             )
         )
+
+    def list_authors_iter(self, *, moods: list[Mood]) -> Iterator[ListAuthorsRow]:
+        """ListAuthors's rows as they come, read in batches."""
+        for r in self._db.iterate(LIST_AUTHORS_SQLITE, (encode_json(moods),)):
+            yield _list_authors_row_from_sqlite(r)
 
     def count_authors(self) -> int | None:
         """Run CountAuthors (:one) on SQLite; returns as the async method.
@@ -466,6 +481,10 @@ class SqliteAuthorsRepository(SqliteRepository[AuthorsSyncRepository], AuthorsRe
 
     async def list_authors(self, *, moods: list[Mood]) -> list[ListAuthorsRow]:
         return await self._db.run(self._sync.list_authors, moods=moods)
+
+    async def list_authors_iter(self, *, moods: list[Mood]) -> AsyncIterator[ListAuthorsRow]:
+        async for r in self._db.stream(LIST_AUTHORS_SQLITE, (encode_json(moods),)):
+            yield _list_authors_row_from_sqlite(r)
 
     async def count_authors(self) -> int | None:
         return await self._db.read(AuthorsSyncRepository.count_authors, self._sync, self._read)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -194,6 +194,12 @@ class NotesRepository(abc.ABC):
         """
 
     @abc.abstractmethod
+    def list_notes_iter(self, *, ids: list[int]) -> AsyncIterator[Note]:
+        """ListNotes's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
     async def note_titles(self, *, state: NoteState) -> list[NoteTitlesRow]:
         """Run NoteTitles (:many).
 
@@ -203,6 +209,12 @@ class NotesRepository(abc.ABC):
 
         Returns:
             Every matching row.
+        """
+
+    @abc.abstractmethod
+    def note_titles_iter(self, *, state: NoteState) -> AsyncIterator[NoteTitlesRow]:
+        """NoteTitles's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
 
     @abc.abstractmethod
@@ -312,9 +324,17 @@ class PostgresNotesRepository(NotesRepository):
         rows = await self._db.fetch(LIST_NOTES, (ids,), readonly=True)
         return list(map(_note_from_pg, rows))
 
+    async def list_notes_iter(self, *, ids: list[int]) -> AsyncIterator[Note]:
+        async for r in self._db.stream(LIST_NOTES, (ids,), readonly=True):
+            yield _note_from_pg(r)
+
     async def note_titles(self, *, state: NoteState) -> list[NoteTitlesRow]:
         rows = await self._db.fetch(NOTE_TITLES, (state,), readonly=True)
         return list(map(_note_titles_row_from_pg, rows))
+
+    async def note_titles_iter(self, *, state: NoteState) -> AsyncIterator[NoteTitlesRow]:
+        async for r in self._db.stream(NOTE_TITLES, (state,), readonly=True):
+            yield _note_titles_row_from_pg(r)
 
     async def count_notes(self) -> int | None:
         r = await self._db.fetchrow(COUNT_NOTES, (), readonly=True)
@@ -401,6 +421,13 @@ class NotesSyncRepository:
             )
         )
 
+    def list_notes_iter(self, *, ids: list[int]) -> Iterator[Note]:
+        """ListNotes's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_NOTES_SQLITE, (encode_json([int8_element(x) for x in ids]),)
+        ):
+            yield _note_from_sqlite(r)
+
     def note_titles(self, *, state: NoteState) -> list[NoteTitlesRow]:
         """Run NoteTitles (:many) on SQLite; returns as the async method.
 
@@ -411,6 +438,11 @@ class NotesSyncRepository:
         return list(
             map(_note_titles_row_from_sqlite, self._db.fetchall(NOTE_TITLES_SQLITE, (state,)))
         )
+
+    def note_titles_iter(self, *, state: NoteState) -> Iterator[NoteTitlesRow]:
+        """NoteTitles's rows as they come, read in batches."""
+        for r in self._db.iterate(NOTE_TITLES_SQLITE, (state,)):
+            yield _note_titles_row_from_sqlite(r)
 
     def count_notes(self) -> int | None:
         """Run CountNotes (:one) on SQLite; returns as the async method.
@@ -516,8 +548,18 @@ class SqliteNotesRepository(SqliteRepository[NotesSyncRepository], NotesReposito
     async def list_notes(self, *, ids: list[int]) -> list[Note]:
         return await self._db.run(self._sync.list_notes, ids=ids)
 
+    async def list_notes_iter(self, *, ids: list[int]) -> AsyncIterator[Note]:
+        async for r in self._db.stream(
+            LIST_NOTES_SQLITE, (encode_json([int8_element(x) for x in ids]),)
+        ):
+            yield _note_from_sqlite(r)
+
     async def note_titles(self, *, state: NoteState) -> list[NoteTitlesRow]:
         return await self._db.run(self._sync.note_titles, state=state)
+
+    async def note_titles_iter(self, *, state: NoteState) -> AsyncIterator[NoteTitlesRow]:
+        async for r in self._db.stream(NOTE_TITLES_SQLITE, (state,)):
+            yield _note_titles_row_from_sqlite(r)
 
     async def count_notes(self) -> int | None:
         return await self._db.read(NotesSyncRepository.count_notes, self._sync, self._read)
