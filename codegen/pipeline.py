@@ -33,7 +33,7 @@ from codegen.config import Config, Entry, load_config
 from codegen.dialects.queries import translate_queries
 from codegen.dialects.verify import verify
 from codegen.dialects.verify_postgres import verify_postgres
-from codegen.errors import Problems
+from codegen.errors import CodegenError, Problems
 from codegen.format import format_files
 from codegen.model.build import build_queries
 from codegen.model.ir import Project
@@ -54,7 +54,19 @@ def generate(root: Path, config: Config | None = None) -> dict[str, str]:
             lint_sources(read_migrations(root, entry.schema_dir), read_queries(root, entry))
         )
     problems.raise_if_any()
-    requests = run_sqlc(config)
+    try:
+        requests = run_sqlc(config)
+    except CodegenError as exc:
+        # sqlc's problems stop the run; the schema's own (which need no sqlc) are reported
+        # with them, so one run shows every problem it can find.
+        problems.extend(exc.problems)
+        for entry in config.entries:
+            try:
+                load_schema(root, entry.schema_dir)
+            except CodegenError as schema_problems:
+                problems.extend(schema_problems.problems)
+        problems.raise_if_any()
+        raise
     files: dict[str, str] = {}
     for entry, request in zip(config.entries, requests, strict=True):
         files.update(_package(root, entry, request, problems))

@@ -74,3 +74,20 @@ sql:
         out: "build/sqlc"
         filename: "request.json"
 """
+
+
+def test_sqlc_and_schema_problems_are_reported_in_one_run(tmp_path: Path) -> None:
+    (tmp_path / "sql" / "schema").mkdir(parents=True)
+    (tmp_path / "sql" / "queries").mkdir(parents=True)
+    (tmp_path / "sqlc.yaml").write_text(CONFIG)
+    (tmp_path / "sql" / "schema" / "0001_init.sql").write_text(
+        "-- migrate:up\nCREATE TABLE t (id BIGINT PRIMARY KEY, seq BIGSERIAL);\n"
+    )
+    (tmp_path / "sql" / "queries" / "q.sql").write_text(
+        "-- name: Bad :one\nSELECT nothere FROM t;\n"
+    )
+    with pytest.raises(CodegenError) as caught:
+        generate(tmp_path)
+    text = str(caught.value)
+    assert 'sql/queries/q.sql:2:8: column "nothere" does not exist' in text  # sqlc's
+    assert "sql/schema/0001_init.sql:2:40: cannot translate identity column seq" in text
