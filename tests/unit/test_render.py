@@ -83,7 +83,7 @@ def test_queries_returning_one_shape_share_one_decoder_per_backend() -> None:
     )
     assert text.count("def _thing_from_pg(r: DbRow) -> Thing:") == 1
     assert text.count("def _thing_from_sqlite(r: DbRow) -> Thing:") == 1
-    assert text.count("_thing_from_pg(r)") == 2  # the two :one queries
+    assert text.count("_thing_from_pg(r)") == 3  # the two :one queries, the :many stream
     assert "list(map(_thing_from_pg, rows))" in text
     pg, lite = body(text, "_thing_from_pg"), body(text, "_thing_from_sqlite")
     # the SQLite decoder converts the timestamp; the PostgreSQL one takes asyncpg's value
