@@ -97,6 +97,11 @@ def _repair_columns(
         if isinstance(inner, exp.Subquery) and not _counts(inner.this):
             # A scalar subquery is NULL when it finds no row, or when its aggregate does.
             col = ResultColumn(col.name, col.type, True)
+        timed = _time_type(inner, tables)
+        if timed is not None and col.type != timed:
+            # sqlc types date_trunc(...) as an interval and ts ± interval as an integer;
+            # PostgreSQL gives both the timestamp's own type.
+            col = ResultColumn(col.name, timed, col.nullable)
         if not col.nullable and any(True for _ in inner.find_all(exp.Nullif)):
             # NULLIF(x, 0) is NULL when x is 0, and so is what it is part of: sqlc marks
             # a cast of it NOT NULL (wins::float8 / NULLIF(...))::float8 all the same.
@@ -121,6 +126,28 @@ def _repair_columns(
                 col = ResultColumn(col.name, col.type, True)
         out.append(col)
     return out
+
+
+def _time_type(node: exp.Expr, tables: Sequence[Table | None]) -> PgType | None:
+    """``date_trunc(unit, col)`` and ``col ± interval`` on a timestamp column: that
+    column's type (timestamptz or timestamp); None for anything else."""
+    truncated = isinstance(node, exp.TimestampTrunc | exp.DateTrunc)
+    shifted = isinstance(node, exp.Add | exp.Sub) and any(
+        isinstance(_unwrap(side), exp.Interval) for side in (node.this, node.expression)
+    )
+    if not (truncated or shifted):
+        return None
+    column = _unwrap(node.this)
+    if not isinstance(column, exp.Column):
+        return None
+    source = next(
+        (c for t in tables if t is not None and (c := t.column(column.name)) is not None), None
+    )
+    # date ± interval is a timestamp on PostgreSQL: left to an explicit cast.
+    if source is None or source.type.name not in ("timestamptz", "timestamp"):
+        return None
+    found: PgType = source.type
+    return found
 
 
 #: PostgreSQL's result type of sum() and avg() by argument type (functions-aggregate.html).

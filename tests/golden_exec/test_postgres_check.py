@@ -1,6 +1,6 @@
 """The generator prepares every statement on a scratch PostgreSQL database when a server is
 named: a statement sqlc accepts but PostgreSQL refuses, and a result sqlc types otherwise
-than PostgreSQL returns it, are reported with file:line:col and nothing is written;
+than PostgreSQL returns it (now() - ts typed an integer), are reported with file:line:col and nothing is written;
 without a server named, the same project generates (the output never depends on it)."""
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ sql:
 SCHEMA = """-- migrate:up
 CREATE TABLE events (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now());
 """
-QUERIES = """-- name: EventLater :one
-SELECT at + interval '1 hour' AS later FROM events WHERE id = $1;
+QUERIES = """-- name: EventAge :one
+SELECT now() - at AS age FROM events WHERE id = $1;
 
 -- name: Ids :many
 -- A subquery in FROM without an alias: sqlc takes it, PostgreSQL 15 does not.
@@ -81,8 +81,8 @@ def test_statements_are_prepared_and_typed_on_postgresql(tmp_path: Path, postgre
     checked = _generate(root, postgres_dsn)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     out = checked.stderr
-    assert "sql/queries/events.sql:1:1: query EventLater: result column later is typed" in out
-    assert "but PostgreSQL has timestamptz; cast it (::timestamptz)" in out
+    assert "sql/queries/events.sql:1:1: query EventAge: result column age is typed" in out
+    assert "but PostgreSQL has interval; cast it (::interval)" in out
     # The refusal points at the subquery, on its own line of the file.
     assert "sql/queries/events.sql:6:16: query Ids: PostgreSQL rejected it:" in out
     assert "subquery in FROM must have an alias" in out
