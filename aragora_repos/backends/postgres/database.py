@@ -342,9 +342,10 @@ class PostgresDatabase(Backend):
     async def stream(
         self, sql: str, args: Sequence[Any], *, readonly: bool = False, prefetch: int = 500
     ) -> AsyncIterator[asyncpg.Record]:
-        """The rows of a statement as they come, ``prefetch`` at a time through a
-        server-side cursor, never all in memory. A cursor lives in a transaction: the
-        caller's, or one of its own (read-only for a read) that ends with the iteration."""
+        """The rows of a read as they come, ``prefetch`` at a time through a server-side
+        cursor, never all in memory. A cursor lives in a transaction: the caller's, or a
+        read-only one of its own that ends with the iteration (or when a stream left half
+        read is collected)."""
         tx = self._tx.get()
         if tx is not None:
             driver = tx.check_usable()
@@ -352,13 +353,31 @@ class PostgresDatabase(Backend):
             async for row in _cursor(driver.connection, sql, args, prefetch):
                 yield row
             return
-        async with self.transaction(readonly=readonly):
-            own = self._tx.get()
-            assert own is not None
-            driver = own.check_usable()
-            assert isinstance(driver, PgTx)
-            async for row in _cursor(driver.connection, sql, args, prefetch):
+        if not readonly:
+            # A statement that writes (INSERT ... RETURNING) has no cursor: its rows come
+            # whole, once it is done.
+            for row in await self.fetch(sql, args):
                 yield row
+            return
+        # A connection and a read-only transaction of its own, held without the task's
+        # context: a stream left half read is closed when it is collected, which asyncio
+        # does in another task, and that must still roll back and give the connection back.
+        lender = self._lender
+        conn = await lender.take()
+        try:
+            transaction = conn.transaction(readonly=True)
+            try:
+                await transaction.start()
+            except DRIVER_ERRORS as exc:
+                raise map_error(exc) from exc
+            try:
+                async for row in _cursor(conn, sql, args, prefetch):
+                    yield row
+            finally:
+                with contextlib.suppress(*DRIVER_ERRORS):
+                    await transaction.rollback()
+        finally:
+            await lender.discard(conn)
 
     async def execute(self, sql: str, args: Sequence[Any]) -> int:
         """Run a statement; return the number of rows it affected."""
