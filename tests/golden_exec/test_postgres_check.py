@@ -1,7 +1,8 @@
 """The generator prepares every statement on a scratch PostgreSQL database when a server is
 named: a statement sqlc accepts but PostgreSQL refuses, and a result sqlc types otherwise
-than PostgreSQL returns it (now() - ts typed an integer), are reported with file:line:col and nothing is written;
-without a server named, the same project generates (the output never depends on it)."""
+than PostgreSQL returns it (now() - ts typed an integer), are reported with file:line:col
+and nothing is written; without a server named, the same project generates (the output
+never depends on it)."""
 
 from __future__ import annotations
 
