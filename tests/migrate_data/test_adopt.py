@@ -227,3 +227,25 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     report = asyncio.run(adopt(source, config, MIGRATIONS, EXPECTED, dry_run=True))
     assert report.exit_code() == 0 and report.accounted
     assert not config.sqlite_file.exists()
+
+
+@pytest.mark.postgres
+def test_the_cli_adopts_into_postgresql(
+    tmp_path: Path,
+    pg: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = legacy.consolidated_layout(tmp_path / "nomic")
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "work"))
+    code = cli_main(
+        ["adopt", "--source", str(source), "--target", "postgres", "--database-url", pg, "--verify"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "verified: checksums match" in out
+    assert "memory.db:consensus" in out and "text key replaced by a new integer key" in out
+    rows = asyncio.run(
+        _rows(Config(backend="postgres", dsn=Secret(pg)), "SELECT count(*) FROM dissent")
+    )
+    assert rows == [(20,)]

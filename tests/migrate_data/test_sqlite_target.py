@@ -241,3 +241,25 @@ def test_dry_run_writes_nothing_but_the_reject_file(tmp_path: Path, target: Path
         "SELECT 1 FROM sqlite_schema WHERE name = ?", (PROGRESS_TABLE,)
     ).fetchall()
     db.close()
+
+
+def test_the_cli_copies_into_the_configured_sqlite_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aragora_db.__main__ import main as cli_main
+
+    users = _users(4)
+    users[1] = (*users[1][:12], "many")  # rejected: text in an integer column
+    source = make_sqlite(tmp_path / "cli.db", SOURCE, {"users": users})
+    monkeypatch.setenv("ARAGORA_DATA_DIR", str(tmp_path / "fresh"))
+    code = cli_main(
+        ["migrate-data", "--sqlite-path", str(source), "--target", "sqlite", "--verify", "--json"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3  # rows went to the reject file, as into PostgreSQL
+    assert report["tables"]["users"]["migrated"] == 3
+    assert report["tables"]["users"]["errors"] == 1
+    assert report["verified"] is True
+    db = sqlite3.connect(tmp_path / "fresh" / "aragora.db")
+    assert db.execute("SELECT count(*) FROM users").fetchone() == (3,)
+    db.close()
