@@ -535,19 +535,31 @@ def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
 
 
 def refuse_array_operators(tree: exp.Expr, ctx: Context) -> exp.Expr:
-    """Array containment and overlap (``@>``, ``<@``, ``&&``) have no SQLite form here;
-    refused by name rather than left for SQLite to reject as a token it cannot read."""
+    """Array and jsonb containment, overlap and key tests (``@>``, ``<@``, ``&&``, ``?``)
+    and ``extract()`` have no faithful SQLite form here; refused by name rather than left
+    for SQLite to reject as a token it cannot read."""
     operators: dict[type[exp.Expr], str] = {
         exp.ArrayContainsAll: "@>",
         exp.ArrayContainedBy: "<@",
         exp.ArrayOverlaps: "&&",
+        exp.JSONBContainsTopKey: "?",
+        exp.JSONBContainsAnyTopKeys: "?|",
+        exp.JSONBContainsAllTopKeys: "?&",
     }
     for node in tree.find_all(*operators):
         operator = operators[type(node)]
         raise Untranslatable(
             operator,
-            "array containment and overlap have no sqlite form; test one element with "
-            "x = ANY(array), or write a sqlite variant",
+            "containment, overlap and key tests of arrays or jsonb have no sqlite form; "
+            "test one element with x = ANY(array), a key with ->> ... IS NOT NULL, or write "
+            "a sqlite variant",
+        )
+    extract = next(tree.find_all(exp.Extract), None)
+    if extract is not None:
+        raise Untranslatable(
+            "extract",
+            "its numeric result has no exact sqlite form; use date_trunc, or compute the "
+            "field in Python from the timestamp",
         )
     return tree
 

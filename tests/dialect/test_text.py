@@ -53,6 +53,8 @@ REFUSALS = [
         "SELECT id FROM t WHERE tags @> $1::text[]",
         "@>",
     ),
+    Refusal("jsonb_key_test", refuse_array_operators, "SELECT id FROM t WHERE meta ? 'a'", "?"),
+    Refusal("extract", refuse_array_operators, "SELECT extract(epoch FROM ts) FROM t", "extract"),
     Refusal(
         "numeric_order",
         refuse_numeric_semantics,
