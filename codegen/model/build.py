@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
+from typing import Protocol
 
 import sqlglot
 from sqlglot import exp
@@ -351,8 +352,9 @@ def build_queries(
 def _build_one(
     raw: SqlcQuery, loc: Location, source: str, catalog: Catalog, problems: Problems
 ) -> Query | None:
-    def report(message: str) -> None:
-        problems.add(loc.file, loc.line, loc.col, f"query {raw.name}: {message}")
+    def report(message: str, near: str | None = None) -> None:
+        line, col = _place(source, loc, near) if near else (loc.line, loc.col)
+        problems.add(loc.file, line, col, f"query {raw.name}: {message}")
 
     params = _params(raw, catalog, report)
     slices = {p.number for p in params if p.is_slice}
@@ -406,7 +408,10 @@ def _build_one(
     )
 
 
-Report = Callable[[str], None]
+class Report(Protocol):
+    """Reports one problem of a query: at its ``-- name:`` line, or near a name in it."""
+
+    def __call__(self, message: str, near: str | None = None) -> None: ...
 
 
 def _params(raw: SqlcQuery, catalog: Catalog, report: Report) -> list[Param]:
@@ -427,6 +432,19 @@ def _params(raw: SqlcQuery, catalog: Catalog, report: Report) -> list[Param]:
     return params
 
 
+def _place(source: str, loc: Location, name: str) -> tuple[int, int]:
+    """The file line and column where result column ``name`` is named in the query's
+    block (``AS name``, else the name itself), or the ``-- name:`` line when not found."""
+    pattern = rf'\bAS\s+"?{re.escape(name)}"?\b|\b{re.escape(name)}\b'
+    for offset, text in enumerate(source.split("\n")):
+        if text.lstrip().startswith("--"):
+            continue
+        match = re.search(pattern, text, re.IGNORECASE)
+        if match:
+            return loc.line + offset, match.start() + 1
+    return loc.line, loc.col
+
+
 def _columns(
     raw: SqlcQuery, tree: exp.Expr, catalog: Catalog, report: Report
 ) -> list[ResultColumn]:
@@ -441,9 +459,9 @@ def _columns(
     for col in columns:
         message = _check_type(col.type, catalog, f"result column {col.name}")
         if message:
-            report(message)
+            report(message, col.name)
         if col.name in seen:
-            report(f"duplicate result column {col.name!r}; give it an alias")
+            report(f"duplicate result column {col.name!r}; give it an alias", col.name)
         seen.add(col.name)
     return columns
 
