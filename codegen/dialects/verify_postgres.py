@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from codegen.errors import Problem, Problems
+from codegen.model.build import place
 from codegen.model.ir import Migration, PgType, Query, QueryFile
 
 DSN_VARIABLE = "ARAGORA_CODEGEN_POSTGRES_DSN"
@@ -137,7 +138,14 @@ async def _check(
     for param, actual in zip(query.params, statement.get_parameters(), strict=False):
         _compare(query, f"parameter ${param.number} ({param.name})", param.type, actual, problems)
     for result, attribute in zip(query.columns, statement.get_attributes(), strict=False):
-        _compare(query, f"result column {result.name}", result.type, attribute.type, problems)
+        _compare(
+            query,
+            f"result column {result.name}",
+            result.type,
+            attribute.type,
+            problems,
+            near=result.name,
+        )
 
 
 def _compare(
@@ -146,6 +154,8 @@ def _compare(
     typed: PgType,
     actual: asyncpg.types.Type,
     problems: Problems,
+    *,
+    near: str | None = None,
 ) -> None:
     dims = 0
     actual_name = actual.name
@@ -157,11 +167,14 @@ def _compare(
         return
     shown = typed.name + "[]" * typed.array_dims
     returned = actual_name + "[]" * dims
+    line, column = query.location.line, query.location.col
+    if near and query.source_block:
+        line, column = place(query.source_block, query.location, near)
     problems.append(
         Problem(
             query.location.file,
-            query.location.line,
-            query.location.col,
+            line,
+            column,
             f"query {query.name}: {what} is typed {shown} but PostgreSQL has {returned}; "
             f"cast it (::{returned}) so both backends decode the same value",
         )

@@ -353,7 +353,7 @@ def _build_one(
     raw: SqlcQuery, loc: Location, source: str, catalog: Catalog, problems: Problems
 ) -> Query | None:
     def report(message: str, near: str | None = None) -> None:
-        line, col = _place(source, loc, near) if near else (loc.line, loc.col)
+        line, col = place(source, loc, near) if near else (loc.line, loc.col)
         problems.add(loc.file, line, col, f"query {raw.name}: {message}")
 
     params = _params(raw, catalog, report)
@@ -432,7 +432,7 @@ def _params(raw: SqlcQuery, catalog: Catalog, report: Report) -> list[Param]:
     return params
 
 
-def _place(source: str, loc: Location, name: str) -> tuple[int, int]:
+def place(source: str, loc: Location, name: str) -> tuple[int, int]:
     """The file line and column where result column ``name`` is named in the query's
     block (``AS name``, else the name itself), or the ``-- name:`` line when not found."""
     pattern = rf'\bAS\s+"?{re.escape(name)}"?\b|\b{re.escape(name)}\b'

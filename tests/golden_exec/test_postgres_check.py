@@ -82,7 +82,7 @@ def test_statements_are_prepared_and_typed_on_postgresql(tmp_path: Path, postgre
     checked = _generate(root, postgres_dsn)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     out = checked.stderr
-    assert "sql/queries/events.sql:1:1: query EventAge: result column age is typed" in out
+    assert "sql/queries/events.sql:2:19: query EventAge: result column age is typed" in out
     assert "but PostgreSQL has interval; cast it (::interval)" in out
     # The refusal points at the subquery, on its own line of the file.
     assert "sql/queries/events.sql:6:16: query Ids: PostgreSQL rejected it:" in out
