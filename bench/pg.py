@@ -661,3 +661,49 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
         )
     )
     return out
+
+
+@asynccontextmanager
+async def pooler_scenarios(dsn: str, pooled: str) -> AsyncIterator[list[Scenario]]:
+    """Single-row fetch through a transaction pooler (PgBouncer): the generated code with
+    ARAGORA_POSTGRES_POOLER=transaction against a raw asyncpg pool configured the same way
+    (no statement cache, so no named prepared statement outlives a transaction; no session
+    reset on release, since the pooler's sessions are not the client's)."""
+    db = await connect(
+        Config(
+            backend="postgres",
+            dsn=Secret(pooled),
+            pool_min=4,
+            pool_max=4,
+            pooler="transaction",
+            direct_dsn=Secret(dsn),
+        )
+    )
+    async def no_reset(conn: Any) -> None:
+        """As the runtime behind a transaction pooler: no session to reset."""
+
+    raw = await asyncpg.create_pool(
+        pooled, min_size=4, max_size=4, statement_cache_size=0, reset=no_reset
+    )
+    assert raw is not None
+    try:
+
+        async def raw_auth() -> AuthState:
+            return _auth(await raw.fetchrow(AUTH_SQL, "u42"))
+
+        yield [
+            Scenario(
+                "postgresql",
+                "fetch one row by key through a transaction pooler (PgBouncer)",
+                "raw asyncpg pool",
+                [
+                    Contender("raw asyncpg pool", raw_auth),
+                    Contender("generated", lambda: db.users.get_user_auth_state(id="u42")),
+                ],
+                inner=800,
+                target={"generated": 1.05},
+            )
+        ]
+    finally:
+        await raw.close()
+        await db.close()

@@ -78,6 +78,16 @@ async def run_scenarios(only: str | None, repetitions: int, info: dict[str, Any]
                     for s in scenarios:
                         print(f"  {s.backend}: {s.name}", flush=True)
                         results.append(await measure(s, repetitions))
+                from tests import pgbouncer
+
+                if pgbouncer.binary() is None:
+                    print("  postgresql through a pooler: skipped, no pgbouncer binary")
+                else:
+                    with pgbouncer.pgbouncer(dsn, "transaction", pool_size=4) as pooled:
+                        async with pg.pooler_scenarios(dsn, pooled) as scenarios:
+                            for s in scenarios:
+                                print(f"  {s.backend}: {s.name}", flush=True)
+                                results.append(await measure(s, repetitions))
     if only in (None, "sqlite"):
         from bench import sqlite_bench
 
