@@ -679,6 +679,7 @@ async def pooler_scenarios(dsn: str, pooled: str) -> AsyncIterator[list[Scenario
             direct_dsn=Secret(dsn),
         )
     )
+
     async def no_reset(conn: Any) -> None:
         """As the runtime behind a transaction pooler: no session to reset."""
 
