@@ -6,6 +6,7 @@ setting the failure the mode exists for is real."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -129,3 +130,23 @@ async def test_a_pooler_refusal_never_shows_the_password(pooled: str) -> None:
         assert canary not in f"{info.value} {info.value!r} {db.backend!r}"
     finally:
         await db.close()
+
+
+async def test_a_pooler_is_noticed_from_the_servers_answers(
+    postgres_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The backend a statement runs on is not the one the connection was told of: a
+    pooler answered the startup. Unset ARAGORA_POSTGRES_POOLER, that is said at startup."""
+    from aragora_repos.backends.postgres import PostgresDatabase
+    from aragora_repos.backends.postgres.database import note_pooler
+
+    with fresh_database(postgres_dsn) as dsn, pgbouncer(dsn, "transaction") as pooled:
+        direct = await PostgresDatabase.open(Secret(dsn))
+        try:
+            assert await note_pooler(direct._lender.pool, "none") is False
+        finally:
+            await direct.close()
+        with caplog.at_level(logging.WARNING, logger="aragora_repos.postgres"):
+            behind = await PostgresDatabase.open(Secret(pooled), pooler="none")
+            await behind.close()
+        assert "set ARAGORA_POSTGRES_POOLER=transaction" in caplog.text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -74,6 +75,32 @@ async def _cursor(
     except DRIVER_ERRORS as exc:
         raise map_error(exc) from exc
 
+
+async def note_pooler(pool: asyncpg.Pool[asyncpg.Record], pooler: str) -> bool:
+    """Whether a pooler sits between this process and the server, from the server's own
+    answers: the backend a statement runs on is not the one the connection was told of
+    at startup (a pooler answers the startup itself). Behind one with
+    ``ARAGORA_POSTGRES_POOLER`` unset, say so: a transaction pooler makes asyncpg's named
+    prepared statements fail later, far from the cause."""
+    async with pool.acquire() as conn:
+        told = conn.get_server_pid()
+        runs = await conn.fetchval("SELECT pg_backend_pid()")
+    pooled: bool = told != runs
+    if pooled and pooler == "none":
+        log.warning(
+            "a connection pooler sits between this process and PostgreSQL (statements run "
+            "on backend %s, the connection was opened as %s); if it pools by transaction "
+            "(PgBouncer's transaction mode, Supabase's port 6543), set "
+            "ARAGORA_POSTGRES_POOLER=transaction",
+            runs,
+            told,
+        )
+    elif pooled:
+        log.info("connected through a %s pooler", pooler)
+    return pooled
+
+
+log = logging.getLogger("aragora_repos.postgres")
 
 #: Default collations that order text by code point (UTF-8 byte order), as SQLite does.
 BYTE_ORDER = frozenset({"c", "posix", "c.utf-8", "c.utf8", "ucs_basic", "pg_c_utf8"})
@@ -192,12 +219,13 @@ class PostgresDatabase(Backend):
         ``collation="check"``: the database must order text by code point, as SQLite does
         (see :func:`check_collation`); ``"any"`` skips the check."""
         pool = await create_pool(dsn, min_size, max_size, timeout, pooler=pooler)
-        if collation == "check":
-            try:
+        try:
+            if collation == "check":
                 await check_collation(pool)
-            except BaseException:
-                await pool.close()
-                raise
+            await note_pooler(pool, pooler)
+        except BaseException:
+            await pool.close()
+            raise
         if direct_dsn is not None:
             check_connection_policy(direct_dsn)
         replica_list = []
