@@ -86,6 +86,7 @@ class SqliteConnection:
         "_conn",
         "_driver",
         "_slot",
+        "_transactions",
         "_tx_stats",
         "path",
         "queries",
@@ -145,7 +146,8 @@ class SqliteConnection:
             if read_only:
                 self._conn.execute("PRAGMA busy_timeout = 0")
             # now() as PostgreSQL has it: microseconds, one value per transaction.
-            self._clock = Clock()
+            self._transactions = 0
+            self._clock = Clock(self._clock_key)
             install(self._conn, self._clock)
             # Reading the schema proves the file is a database (not "file is not a
             # database" at the first query, far from the path).
@@ -159,12 +161,17 @@ class SqliteConnection:
         self._tx_stats = TransactionStats()
         self._closed = False
 
+    def _clock_key(self) -> tuple[int, int]:
+        """What one value of now() lasts for: the transaction, else the statement (read
+        only when a statement calls now(), never on the statement path itself)."""
+        if self._conn.in_transaction:
+            return (self._transactions, -1)
+        return (-1, self.queries)
+
     # --- statements (called by generated repositories) ---------------------------------
 
     def fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
         self.queries += 1
-        if not self._conn.in_transaction:
-            self._clock.value = None  # now() of this statement
         started = time.perf_counter()
         try:
             row: Row | None = self._conn.execute(sql, args).fetchone()
@@ -178,8 +185,6 @@ class SqliteConnection:
 
     def fetchall(self, sql: str, args: Sequence[Any]) -> list[Row]:
         self.queries += 1
-        if not self._conn.in_transaction:
-            self._clock.value = None
         started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).fetchall()
@@ -193,8 +198,6 @@ class SqliteConnection:
     def iterate(self, sql: str, args: Sequence[Any], size: int = 500) -> Generator[Row, None, None]:
         """The rows of a statement as they come, read ``size`` at a time."""
         self.queries += 1
-        if not self._conn.in_transaction:
-            self._clock.value = None
         try:
             cursor = self._conn.execute(sql, args)
         except sqlite3.Error as exc:
@@ -216,8 +219,6 @@ class SqliteConnection:
     def execute(self, sql: str, args: Sequence[Any]) -> int:
         """Run a statement; return the number of rows it changed."""
         self.queries += 1
-        if not self._conn.in_transaction:
-            self._clock.value = None
         started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).rowcount
@@ -547,7 +548,7 @@ class SqliteDriver:
         self.conn = conn
 
     def begin(self, options: TxOptions) -> None:
-        self.conn._clock.reset()  # now() is the time the transaction began
+        self.conn._transactions += 1  # now() is the time this transaction began
         # DEFERRED for read-only work: it never takes the write lock.
         self.conn._raw("BEGIN DEFERRED" if options.readonly else "BEGIN IMMEDIATE")
 

@@ -9,7 +9,7 @@ import contextlib
 import functools
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
@@ -111,6 +111,23 @@ class _SqliteTx:
             self.locked = False
             self.db.connection.disown()
             self.db._lock.release()
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    return await asyncio.to_thread(fn)
+
+
+async def _chunked(
+    rows: Generator[Row, None, None], size: int, hop: Callable[[Callable[[], Any]], Awaitable[Any]]
+) -> AsyncIterator[Row]:
+    """``rows`` read ``size`` at a time through ``hop`` (the thread that owns their
+    connection), closed there too however the iteration ends."""
+    try:
+        while chunk := await hop(lambda: list(itertools.islice(rows, size))):
+            for row in chunk:
+                yield row
+    finally:
+        await hop(rows.close)
 
 
 class AsyncSqliteDatabase(Backend):
@@ -232,24 +249,15 @@ class AsyncSqliteDatabase(Backend):
         tx = self._tx.get()
         if tx is not None:
             tx.check_usable()
-            rows = self.connection.iterate(sql, args, size)
-            try:
-                while chunk := await self._hop(lambda: list(itertools.islice(rows, size))):
-                    for row in chunk:
-                        yield row
-            finally:
-                await self._hop(rows.close)
+            async for row in _chunked(self.connection.iterate(sql, args, size), size, self._hop):
+                yield row
             return
         if self.reader is None:  # an in-memory database: one connection holds it
             await self.acquire_writer("stream a statement")
             try:
                 rows = self.connection.iterate(sql, args, size)
-                try:
-                    while chunk := await self._hop(lambda: list(itertools.islice(rows, size))):
-                        for row in chunk:
-                            yield row
-                finally:
-                    await self._hop(rows.close)
+                async for row in _chunked(rows, size, self._hop):
+                    yield row
             finally:
                 self._lock.release()
             return
@@ -262,13 +270,8 @@ class AsyncSqliteDatabase(Backend):
             slow_query_ms=self.connection.slow_ms,
         )
         try:
-            rows = own.iterate(sql, args, size)
-            try:
-                while chunk := await asyncio.to_thread(lambda: list(itertools.islice(rows, size))):
-                    for row in chunk:
-                        yield row
-            finally:
-                await asyncio.to_thread(rows.close)
+            async for row in _chunked(own.iterate(sql, args, size), size, _in_thread):
+                yield row
         finally:
             await asyncio.to_thread(own.close)
 

@@ -43,18 +43,25 @@ def now_text() -> str:
 
 
 class Clock:
-    """``aragora_now()`` of one connection: one value until :meth:`reset`, which the
-    connection calls when a transaction begins and before each statement outside one."""
+    """``aragora_now()`` of one connection: one value for as long as ``key()`` gives the
+    same answer (the connection's transaction, else its statement), or, without a key,
+    until :meth:`reset`. The key is read only when a statement calls now()."""
 
-    __slots__ = ("value",)
+    __slots__ = ("key", "seen", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, key: Callable[[], object] | None = None) -> None:
+        self.key = key
+        self.seen: object = None
         self.value: str | None = None
 
     def reset(self) -> None:
         self.value = None
 
     def __call__(self) -> str:
+        if self.key is not None:
+            current = self.key()
+            if current != self.seen:
+                self.seen, self.value = current, None
         if self.value is None:
             self.value = now_text()
         return self.value

@@ -30,7 +30,7 @@ from aragora_repos.tools.migrate_data.source import (
     Batch,
     SourceReader,
     _json_default,
-    _open_source,
+    source_has,
 )
 from aragora_repos.tools.migrate_data.state import STATE_SCHEMA, RejectRow, quote
 
@@ -331,7 +331,7 @@ class _Copier:
                 # A cycle: the parent table is copied later; a parent the source holds
                 # is no orphan (the key, added back at the end, validates it then).
                 missing -= await self._in_reader(
-                    _source_has, self.source, key.parent, key.parent_column, list(missing)
+                    source_has, self.source, key.parent, key.parent_column, list(missing)
                 )
             if not missing:
                 continue
@@ -548,28 +548,6 @@ class _Copier:
             elif path.exists():
                 path.unlink()
         return len(rows)
-
-
-def _source_has(source: Path, table: str, column: str, values: list[Any]) -> set[Any]:
-    """Those of ``values`` that ``table.column`` of the source holds (integers and text:
-    a key of another type is looked up in the target only)."""
-    values = [v for v in values if type(v) in (int, str)]
-    db = _open_source(source)
-    try:
-        found: set[Any] = set()
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
-            found.update(
-                row[0]
-                for row in db.execute(
-                    f"SELECT {quote(column)} FROM {quote(table)} "
-                    f"WHERE {quote(column)} IN ({', '.join('?' * len(chunk))})",
-                    chunk,
-                )
-            )
-        return found & set(values)
-    finally:
-        db.close()
 
 
 def _reject_line(

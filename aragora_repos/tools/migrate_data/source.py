@@ -270,6 +270,35 @@ def _value_text(value: Any) -> str | None:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def present(db: sqlite3.Connection, table: str, column: str, values: list[Any]) -> set[Any]:
+    """Those of ``values`` that ``table.column`` holds, asked 500 at a time."""
+    found: set[Any] = set()
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        found.update(
+            r[0]
+            for r in db.execute(
+                f"SELECT {quote(column)} FROM {quote(table)} "
+                f"WHERE {quote(column)} IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+        )
+    return found & set(values)
+
+
+def source_has(source: Path, table: str, column: str, values: list[Any]) -> set[Any]:
+    """Those of ``values`` that ``table.column`` of the source file holds (integers and
+    text: a key of another type is looked up in the target only); none when the source
+    has no such table or column."""
+    db = _open_source(source)
+    try:
+        return present(db, table, column, [v for v in values if type(v) in (int, str)])
+    except sqlite3.OperationalError:
+        return set()
+    finally:
+        db.close()
+
+
 def _open_source(path: Path) -> sqlite3.Connection:
     return open_read_only(path, check_same_thread=False)
 

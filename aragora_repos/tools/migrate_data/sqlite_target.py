@@ -43,6 +43,8 @@ from aragora_repos.tools.migrate_data.source import (
     Batch,
     SourceReader,
     _open_source,
+    present,
+    source_has,
 )
 from aragora_repos.tools.migrate_data.state import RejectRow, quote
 from aragora_repos.tools.migrate_data.verify import Checksum, source_checksum
@@ -412,13 +414,11 @@ class _SqliteCopier:
             stored = {r[at]: encode(r[at]) for r in records if r[at] is not None}
             if not stored:
                 continue
-            present = _present(self.db, key.parent, key.parent_column, list(stored.values()))
-            missing = {v for v, s in stored.items() if s not in present}
+            there = present(self.db, key.parent, key.parent_column, list(stored.values()))
+            missing = {v for v, s in stored.items() if s not in there}
             later = key.parent in table.later_parents or key.parent == table.name
             if missing and (later or self.dry_run):  # a dry run wrote no parents
-                missing -= _present_in_source(
-                    self.source, key.parent, key.parent_column, list(missing)
-                )
+                missing -= source_has(self.source, key.parent, key.parent_column, list(missing))
             if not missing:
                 continue
             kept_records, kept_sources = [], []
@@ -492,31 +492,6 @@ class _SqliteCopier:
                 tuple(None if v is None else d(v) for v, d in zip(row, decoders, strict=True))
             )
         return Checksum(rows, total)
-
-
-def _present(db: sqlite3.Connection, table: str, column: str, values: list[Any]) -> set[Any]:
-    found: set[Any] = set()
-    for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        found.update(
-            r[0]
-            for r in db.execute(
-                f"SELECT {quote(column)} FROM {quote(table)} "
-                f"WHERE {quote(column)} IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-        )
-    return found
-
-
-def _present_in_source(source: Path, table: str, column: str, values: list[Any]) -> set[Any]:
-    db = _open_source(source)
-    try:
-        return _present(db, table, column, [v for v in values if type(v) in (int, str)])
-    except sqlite3.OperationalError:
-        return set()
-    finally:
-        db.close()
 
 
 def _reason(exc: sqlite3.Error) -> str:
