@@ -33,6 +33,7 @@ from aragora_repos.backends.sqlite import open_read_only
 from aragora_repos.errors import ConfigError
 from aragora_repos.migrations import create_migration
 from aragora_repos.tools.infer import IDENTITY, Decision, Facts, decide, scan
+from aragora_repos.tools.migrate_data.state import RUNNER_TABLES, quote
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -126,10 +127,6 @@ _NOW_DEFAULT = re.compile(
 )
 _FK_ACTIONS = frozenset({"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"})
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?\Z")
-#: Tables migration runners keep for themselves: never data.
-BOOKKEEPING = frozenset(
-    {"schema_version", "_schema_versions", "schema_migrations", "alembic_version"}
-)
 
 
 #: Characters that end a line somewhere (Python's str.splitlines, editors, PostgreSQL) or
@@ -210,10 +207,6 @@ def load_schema(source: Path) -> sqlite3.Connection:
             raise ConfigError(f"{source}:{start}:{column}: incomplete statement (missing ';'?)")
         return db
     return open_read_only(source)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(slots=True)
@@ -318,7 +311,7 @@ class _Importer:
         sql = self.db.execute(
             "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)
         ).fetchone()[0]
-        info = self.db.execute(f"PRAGMA table_xinfo({_q(name)})").fetchall()
+        info = self.db.execute(f"PRAGMA table_xinfo({quote(name)})").fetchall()
         for row in info:
             if row[6] in (2, 3):
                 self.guess(f"{name}.{row[1]}", "generated column: not imported (computed)")
@@ -372,7 +365,7 @@ class _Importer:
 
     def foreign_keys(self, name: str) -> list[_ForeignKey]:
         keys: dict[int, _ForeignKey] = {}
-        for row in self.db.execute(f"PRAGMA foreign_key_list({_q(name)})"):
+        for row in self.db.execute(f"PRAGMA foreign_key_list({quote(name)})"):
             key_id, _seq, parent, child_col, parent_col, on_update, on_delete = row[:7]
             key = keys.setdefault(key_id, _ForeignKey([], parent, [], on_update, on_delete))
             key.columns.append(child_col)
@@ -388,11 +381,11 @@ class _Importer:
         from sqlglot import exp as e
 
         for seq, index, unique, origin, partial in self.db.execute(
-            f"PRAGMA index_list({_q(table.name)})"
+            f"PRAGMA index_list({quote(table.name)})"
         ).fetchall():
             if origin == "pk":
                 continue
-            columns = self.db.execute(f"PRAGMA index_xinfo({_q(index)})").fetchall()
+            columns = self.db.execute(f"PRAGMA index_xinfo({quote(index)})").fetchall()
             keyed = [c for c in columns if c[5]]
             where = f"{table.name}: index {index}"
             if any(c[1] < 0 for c in keyed):
@@ -814,9 +807,9 @@ def import_sqlite(
         for v in virtual:
             importer.guess(v, "virtual table (full-text index?) not imported")
         names = [n for n, _ in rows if not any(n == v or n.startswith(v + "_") for v in virtual)]
-        for n in [n for n in names if n.casefold() in BOOKKEEPING]:
+        for n in [n for n in names if n.casefold() in RUNNER_TABLES]:
             importer.guess(n, "a migration runner's bookkeeping table: not imported")
-        names = [n for n in names if n.casefold() not in BOOKKEEPING]
+        names = [n for n in names if n.casefold() not in RUNNER_TABLES]
         if tables:
             unknown = sorted(set(tables) - set(names))
             if unknown:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from aragora_repos.tools.migrate_data.state import quote
+
 #: Names that read as a flag (``is_admin``, ``email_verified``, ``active``).
 _FLAG_NAME = re.compile(
     r"(?:^(?:is|has|can|should|was|did|allow|allows|use|uses|needs|must)_)"
@@ -89,15 +91,11 @@ class Facts:
         return f"{self.values:,} value{'s' if self.values != 1 else ''}"
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def scan(db: sqlite3.Connection, table: str, column: str) -> Facts:
     """Every value of ``table.column``: one aggregate query, then the text values streamed
     until each shape hypothesis has a counterexample."""
     facts = Facts()
-    col, tab = _quote(column), _quote(table)
+    col, tab = quote(column), quote(table)
     for kind, count, low, high in db.execute(
         f"SELECT typeof({col}), count(*), min({col}), max({col}) FROM {tab} "
         f"WHERE {col} IS NOT NULL GROUP BY 1"

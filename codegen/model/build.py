@@ -21,6 +21,7 @@ from codegen.errors import Problems
 from codegen.model import naming, types
 from codegen.model.ir import (
     Catalog,
+    Column,
     Location,
     Param,
     PgType,
@@ -118,15 +119,18 @@ def _repair_columns(
         if isinstance(inner, exp.Min | exp.Max | exp.Sum | exp.Avg):
             arg = _unwrap(inner.this)
             if col.type.name in types.PSEUDO and isinstance(arg, exp.Column):
-                for table in tables:
-                    source = table.column(arg.name) if table else None
-                    if source is not None:
-                        col = ResultColumn(col.name, source.type, col.nullable)
-                        break
+                source = _source_column(arg.name, tables)
+                if source is not None:
+                    col = ResultColumn(col.name, source.type, col.nullable)
             if not grouped or not _never_null(arg, not_null):
                 col = ResultColumn(col.name, col.type, True)
         out.append(col)
     return out
+
+
+def _source_column(name: str, tables: Sequence[Table | None]) -> Column | None:
+    """The first of ``tables`` (those a statement reads) with a column ``name``: that column."""
+    return next((c for t in tables if t is not None and (c := t.column(name)) is not None), None)
 
 
 def _time_type(node: exp.Expr, tables: Sequence[Table | None]) -> PgType | None:
@@ -141,9 +145,7 @@ def _time_type(node: exp.Expr, tables: Sequence[Table | None]) -> PgType | None:
     column = _unwrap(node.this)
     if not isinstance(column, exp.Column):
         return None
-    source = next(
-        (c for t in tables if t is not None and (c := t.column(column.name)) is not None), None
-    )
+    source = _source_column(column.name, tables)
     # date ± interval is a timestamp on PostgreSQL: left to an explicit cast.
     if source is None or source.type.name not in ("timestamptz", "timestamp"):
         return None
@@ -164,9 +166,7 @@ def _aggregate_type(node: exp.Expr, tables: Sequence[Table | None]) -> PgType | 
     column = _unwrap(node.this) if isinstance(node, exp.Min | exp.Max | exp.Sum | exp.Avg) else node
     if not isinstance(column, exp.Column):
         return None
-    source = next(
-        (c for t in tables if t is not None and (c := t.column(column.name)) is not None), None
-    )
+    source = _source_column(column.name, tables)
     if source is None or source.type.array_dims:
         return None
     name = source.type.name

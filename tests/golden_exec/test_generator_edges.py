@@ -7,30 +7,13 @@ and queried on both backends; :batchone and :batchmany."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.golden_exec.projects import run_ok, write_project
 from tests.pg_server import fresh_database
 
-ROOT = Path(__file__).parent.parent.parent
-CONFIG = """version: "2"
-options:
-  aragora:
-    out: "src"
-sql:
-  - name: "edge_db"
-    engine: "postgresql"
-    schema: "sql/schema"
-    queries: "sql/queries"
-    gen:
-      json:
-        out: "build/sqlc"
-        filename: "request.json"
-"""
 CASES = {
     "enum_model": (
         """-- migrate:up
@@ -165,27 +148,13 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-def _run(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd / "src"), str(ROOT)])}
-    proc = subprocess.run(
-        [sys.executable, *args], env=env, capture_output=True, text=True, check=False, cwd=cwd
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout.strip()
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_generates_and_runs_on_both_backends(case: str, tmp_path: Path, postgres_dsn: str) -> None:
     schema, queries, call, expected = CASES[case]
-    root = tmp_path / case
-    (root / "sql" / "schema").mkdir(parents=True)
-    (root / "sql" / "queries").mkdir(parents=True)
-    (root / "sqlc.yaml").write_text(CONFIG)
-    (root / "sql" / "schema" / "0001_init.sql").write_text(schema)
-    (root / "sql" / "queries" / "q.sql").write_text(queries)
+    root = write_project(tmp_path / case, "edge_db", schema, queries, "q")
     (root / "run.py").write_text(SCRIPT.replace("{call}", call))
-    _run(root, "-m", "codegen", "generate", "--root", str(root))
-    assert _run(root, "run.py", str(tmp_path / "data")) == expected
+    run_ok(root, "-m", "codegen", "generate", "--root", str(root))
+    assert run_ok(root, "run.py", str(tmp_path / "data")).strip() == expected
     with fresh_database(postgres_dsn) as dsn:
-        assert _run(root, "run.py", dsn) == expected
+        assert run_ok(root, "run.py", dsn).strip() == expected

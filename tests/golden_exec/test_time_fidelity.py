@@ -6,30 +6,13 @@ arithmetic and ``date_trunc`` keep each column's form."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.golden_exec.projects import run_ok, write_project
 from tests.pg_server import fresh_database
 
-ROOT = Path(__file__).parent.parent.parent
-CONFIG = """version: "2"
-options:
-  aragora:
-    out: "src"
-sql:
-  - name: "clock_db"
-    engine: "postgresql"
-    schema: "sql/schema"
-    queries: "sql/queries"
-    gen:
-      json:
-        out: "build/sqlc"
-        filename: "request.json"
-"""
 SCHEMA = """-- migrate:up
 CREATE TABLE events (
     id BIGSERIAL PRIMARY KEY,
@@ -100,27 +83,13 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-def _run(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd / "src"), str(ROOT)])}
-    proc = subprocess.run(
-        [sys.executable, *args], env=env, capture_output=True, text=True, check=False, cwd=cwd
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
 @pytest.mark.postgres
 def test_time_values_agree_on_both_backends(tmp_path: Path, postgres_dsn: str) -> None:
-    root = tmp_path / "clock"
-    (root / "sql" / "schema").mkdir(parents=True)
-    (root / "sql" / "queries").mkdir(parents=True)
-    (root / "sqlc.yaml").write_text(CONFIG)
-    (root / "sql" / "schema" / "0001_events.sql").write_text(SCHEMA)
-    (root / "sql" / "queries" / "events.sql").write_text(QUERIES)
+    root = write_project(tmp_path / "clock", "clock_db", SCHEMA, QUERIES, "events")
     (root / "run.py").write_text(SCRIPT)
-    _run(root, "-m", "codegen", "generate", "--root", str(root))
-    sqlite = json.loads(_run(root, "run.py", str(tmp_path / "data")))
+    run_ok(root, "-m", "codegen", "generate", "--root", str(root))
+    sqlite = json.loads(run_ok(root, "run.py", str(tmp_path / "data")))
     with fresh_database(postgres_dsn) as dsn:
-        postgres = json.loads(_run(root, "run.py", dsn))
+        postgres = json.loads(run_ok(root, "run.py", dsn))
     assert sqlite == postgres
     assert all(v is True or v == [1] for v in sqlite.values()), sqlite

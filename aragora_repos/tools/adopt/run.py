@@ -26,7 +26,14 @@ from aragora_repos.drift import ExpectedSchema
 from aragora_repos.files import private_dir, replacing
 from aragora_repos.migrations import Migration
 from aragora_repos.tools.adopt.sources import Found, find_sources
-from aragora_repos.tools.adopt.stage import KEY_MAP, PROVENANCE, StageReport, stage, target_tables
+from aragora_repos.tools.adopt.stage import (
+    KEY_MAP,
+    PROVENANCE,
+    StageReport,
+    apply_schema,
+    stage,
+    target_tables,
+)
 from aragora_repos.tools.migrate_data.report import DataMigrationReport
 
 
@@ -309,10 +316,7 @@ def _dry_sqlite(
         scratch = Path(tmp) / "scratch.db"
         db = sqlite3.connect(scratch)
         try:
-            for migration in migrations:
-                for statement in migration.up.sqlite:
-                    db.execute(statement)
-            db.commit()
+            apply_schema(db, migrations)
         finally:
             db.close()
         return copy_into_sqlite(

@@ -3,7 +3,6 @@ one SQLite file; found here as the list of source files and the layout they are 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,19 +10,12 @@ from aragora_repos.backends.sqlite import open_read_only
 from aragora_repos.config import SQLITE_FILE
 from aragora_repos.errors import ConfigError
 from aragora_repos.tools.layout import CONSOLIDATED_FILES, TABLE_RENAMES, DatabaseType
+from aragora_repos.tools.migrate_data.sqlite_target import PROGRESS_TABLE, REJECTS_TABLE
+from aragora_repos.tools.migrate_data.state import RUNNER_TABLES
 
 #: Tables no store keeps as data: SQLite's own, migration runners' records, this
 #: project's copy state.
-BOOKKEEPING = frozenset(
-    {
-        "schema_version",
-        "_schema_versions",
-        "schema_migrations",
-        "alembic_version",
-        "aragora_migrate_progress",
-        "aragora_migrate_rejects",
-    }
-)
+BOOKKEEPING = RUNNER_TABLES | {PROGRESS_TABLE, REJECTS_TABLE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +91,3 @@ def target_table(file_name: str, table: str, targets: set[str]) -> str | None:
     """The project table a source table goes to: its legacy rename, or its own name."""
     renamed = TABLE_RENAMES.get((file_name, table), table)
     return renamed if renamed in targets else None
-
-
-def count_rows(db: sqlite3.Connection, table: str) -> int:
-    return int(
-        db.execute(f'SELECT count(*) FROM "{table.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
-    )

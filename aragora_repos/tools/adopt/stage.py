@@ -43,6 +43,7 @@ from aragora_repos.files import create_private
 from aragora_repos.migrations import Migration
 from aragora_repos.tools.adopt.sources import SourceFile, source_tables, target_table
 from aragora_repos.tools.migrate_data.plan import fk_order
+from aragora_repos.tools.migrate_data.state import quote
 from aragora_repos.tools.slugs import slug_base, with_suffix
 
 RULES = {
@@ -59,10 +60,6 @@ FILLS: dict[tuple[str, str], object] = {("audit_log", "resource_type"): "unknown
 PROVENANCE = "_adopt_rows"
 KEY_MAP = "_adopt_key_map"
 _INT_TEXT = re.compile(r"[+-]?[0-9]+\Z")
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(slots=True)
@@ -84,6 +81,14 @@ class TargetTable:
         return len(self.pk) == 1 and self.types.get(self.pk[0]) in ("int2", "int4", "int8")
 
 
+def apply_schema(db: sqlite3.Connection, migrations: Sequence[Migration]) -> None:
+    """The project's SQLite schema on a scratch database: every migration's up section."""
+    for migration in migrations:
+        for statement in migration.up.sqlite:
+            db.execute(statement)
+    db.commit()
+
+
 def target_tables(
     migrations: Sequence[Migration], expected: ExpectedSchema
 ) -> dict[str, TargetTable]:
@@ -91,19 +96,17 @@ def target_tables(
     scratch = sqlite3.connect(":memory:")
     install(scratch)  # defaults may call the runtime's functions (aragora_now)
     try:
-        for migration in migrations:
-            for statement in migration.up.sqlite:
-                scratch.execute(statement)
+        apply_schema(scratch, migrations)
         out: dict[str, TargetTable] = {}
         for table in expected.tables:
-            info = scratch.execute(f"PRAGMA table_info({_q(table.name)})").fetchall()
+            info = scratch.execute(f"PRAGMA table_info({quote(table.name)})").fetchall()
             defaults: dict[str, tuple[object, bool]] = {}
             for _cid, name, _type, _notnull, default, _pk in info:
                 if default is not None:
                     value = scratch.execute(f"SELECT {default}").fetchone()[0]
                     defaults[name] = (value, "'now'" in default.lower())
             keys: dict[int, list[tuple[str, str, str]]] = {}
-            for row in scratch.execute(f"PRAGMA foreign_key_list({_q(table.name)})"):
+            for row in scratch.execute(f"PRAGMA foreign_key_list({quote(table.name)})"):
                 keys.setdefault(row[0], []).append((row[3], row[2], row[4]))
             out[table.name] = TargetTable(
                 table.name,
@@ -163,14 +166,14 @@ class _Stager:
         if target.name in self.created:
             have = self.created[target.name]
             for extra in (c for c in columns if c not in have):
-                self.db.execute(f"ALTER TABLE {_q(target.name)} ADD COLUMN {_q(extra)}")
+                self.db.execute(f"ALTER TABLE {quote(target.name)} ADD COLUMN {quote(extra)}")
                 have.append(extra)
             return have
         key = ""
         if target.pk and all(c in columns for c in target.pk):
-            key = f", PRIMARY KEY ({', '.join(_q(c) for c in target.pk)})"
+            key = f", PRIMARY KEY ({', '.join(quote(c) for c in target.pk)})"
         self.db.execute(
-            f"CREATE TABLE {_q(target.name)} ({', '.join(_q(c) for c in columns)}{key})"
+            f"CREATE TABLE {quote(target.name)} ({', '.join(quote(c) for c in columns)}{key})"
         )
         self.created[target.name] = list(columns)
         return self.created[target.name]
@@ -184,19 +187,19 @@ class _Stager:
         for source, table in sources:
             db = open_read_only(source.path)
             try:
-                names = [r[1] for r in db.execute(f"PRAGMA table_info({_q(table)})")]
+                names = [r[1] for r in db.execute(f"PRAGMA table_info({quote(table)})")]
                 if column not in names:
                     continue
                 for kind, _low, high, count in db.execute(
-                    f"SELECT typeof({_q(column)}), min({_q(column)}), max({_q(column)}), "
-                    f"count(*) FROM {_q(table)} WHERE {_q(column)} IS NOT NULL GROUP BY 1"
+                    f"SELECT typeof({quote(column)}), min({quote(column)}), max({quote(column)}), "
+                    f"count(*) FROM {quote(table)} WHERE {quote(column)} IS NOT NULL GROUP BY 1"
                 ):
                     if kind == "integer":
                         largest = max(largest, high)
                     elif kind == "text" and count:
                         texts = (
-                            f"SELECT {_q(column)} FROM {_q(table)} "
-                            f"WHERE typeof({_q(column)}) = 'text'"
+                            f"SELECT {quote(column)} FROM {quote(table)} "
+                            f"WHERE typeof({quote(column)}) = 'text'"
                         )
                         for (value,) in db.execute(texts):
                             if _INT_TEXT.match(value):
@@ -214,10 +217,12 @@ class _Stager:
         self.report.tables.append(report)
         db = open_read_only(source.path)
         try:
-            names = [r[1] for r in db.execute(f"PRAGMA table_info({_q(table)})")]
+            names = [r[1] for r in db.execute(f"PRAGMA table_info({quote(table)})")]
             wanted = set(target.columns)
             for extra in (c for c in names if c not in wanted):
-                values = db.execute(f"SELECT count({_q(extra)}) FROM {_q(table)}").fetchone()[0]
+                values = db.execute(f"SELECT count({quote(extra)}) FROM {quote(table)}").fetchone()[
+                    0
+                ]
                 report.left_behind_columns[extra] = values
             kept = [c for c in names if c in wanted]
             derived = self._derived(target, kept)
@@ -307,7 +312,7 @@ class _Stager:
         statement = self.statements.get(shape)
         if statement is None:
             statement = self.statements[shape] = (
-                f"INSERT INTO {_q(target.name)} ({', '.join(_q(c) for c in names)}) "
+                f"INSERT INTO {quote(target.name)} ({', '.join(quote(c) for c in names)}) "
                 f"VALUES ({', '.join(_value(v) for v in params)}) ON CONFLICT DO NOTHING"
             )
         cursor = self.db.execute(statement, params)
@@ -318,10 +323,10 @@ class _Stager:
                 (target.name, cursor.lastrowid, source.name, table, _position(rowid)),
             )
             return True
-        where = " AND ".join(f"{_q(c)} IS ?" for c in target.pk)
+        where = " AND ".join(f"{quote(c)} IS ?" for c in target.pk)
         compared = [c for c in names if self.derived is None or c != self.derived[0]]
         held = self.db.execute(
-            f"SELECT {', '.join(_q(c) for c in compared)}, rowid FROM {_q(target.name)} "
+            f"SELECT {', '.join(quote(c) for c in compared)}, rowid FROM {quote(target.name)} "
             f"WHERE {where}",
             [values[c] for c in target.pk],
         ).fetchone()
@@ -378,21 +383,21 @@ def _rows(
 ) -> Iterator[tuple[object, tuple[Any, ...]]]:
     """(rowid or key, values) of every row in rowid (else key) order; text that is not
     UTF-8 comes as :class:`_RawText`."""
-    listed = ", ".join(_q(c) for c in columns) or "NULL"
+    listed = ", ".join(quote(c) for c in columns) or "NULL"
     try:
-        db.execute(f"SELECT rowid FROM {_q(table)} LIMIT 0")
+        db.execute(f"SELECT rowid FROM {quote(table)} LIMIT 0")
         lead, order = "rowid", "rowid"
     except sqlite3.OperationalError:  # WITHOUT ROWID
         pk = [
             r[1]
-            for r in sorted(db.execute(f"PRAGMA table_info({_q(table)})"), key=lambda r: r[5])
+            for r in sorted(db.execute(f"PRAGMA table_info({quote(table)})"), key=lambda r: r[5])
             if r[5]
         ]
-        lead = "json_array(" + ", ".join(_q(c) for c in pk) + ")"
-        order = ", ".join(_q(c) for c in pk)
+        lead = "json_array(" + ", ".join(quote(c) for c in pk) + ")"
+        order = ", ".join(quote(c) for c in pk)
     done = 0
     try:
-        for row in db.execute(f"SELECT {lead}, {listed} FROM {_q(table)} ORDER BY {order}"):
+        for row in db.execute(f"SELECT {lead}, {listed} FROM {quote(table)} ORDER BY {order}"):
             yield row[0], tuple(row[1 : 1 + len(columns)])
             done += 1
         return
@@ -400,11 +405,12 @@ def _rows(
         if "decode" not in str(exc):
             raise
     # Some text is not UTF-8: read on, from the row that failed, with each value's type.
-    typed = ", ".join(f"typeof({_q(c)}), {_q(c)}" for c in columns) or "NULL, NULL"
+    typed = ", ".join(f"typeof({quote(c)}), {quote(c)}" for c in columns) or "NULL, NULL"
     db.text_factory = bytes
     try:
         rows = db.execute(
-            f"SELECT {lead}, {typed} FROM {_q(table)} ORDER BY {order} LIMIT -1 OFFSET ?", (done,)
+            f"SELECT {lead}, {typed} FROM {quote(table)} ORDER BY {order} LIMIT -1 OFFSET ?",
+            (done,),
         )
         for row in rows:
             values: list[Any] = []
@@ -447,7 +453,7 @@ def stage(
                 if goes is None:
                     counted = open_read_only(source.path)
                     try:
-                        rows = counted.execute(f"SELECT count(*) FROM {_q(table)}").fetchone()[0]
+                        rows = counted.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
                     finally:
                         counted.close()
                     stager.report.tables.append(SourceTableReport(source.name, table, None, rows))

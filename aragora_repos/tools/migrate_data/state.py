@@ -62,6 +62,11 @@ RejectRow = tuple[str, str, str | None, str, str | None]
 
 #: Tables each side keeps for itself: the migration runner's record.
 SKIPPED_TABLES = frozenset({"schema_version"})
+#: Tables migration runners (this one, Aragora's, Rails', Alembic) keep for themselves:
+#: never data to import or adopt.
+RUNNER_TABLES = frozenset(
+    {"schema_version", "_schema_versions", "schema_migrations", "alembic_version"}
+)
 
 
 def quote(name: str) -> str:
