@@ -30,6 +30,7 @@ from typing import Any
 
 from aragora_repos import errors
 from aragora_repos.backends.sqlite.functions import install
+from aragora_repos.backup import locked
 from aragora_repos.codec import decode_timestamptz, encode_timestamp, encode_timestamptz
 from aragora_repos.drift import ExpectedSchema
 from aragora_repos.files import replacing
@@ -544,6 +545,57 @@ def copy_into_sqlite(
     """Copy ``sqlite_path`` into the project's SQLite database ``target`` (its schema
     applied, e.g. by ``aragora-repos migrate up``; ``expected`` is the generated package's
     ``EXPECTED``). Arguments as :func:`aragora_repos.tools.migrate_data.migrate_data`."""
+    target = Path(target)
+    if dry_run or not target.is_file():  # nothing written, or the clear error of _copy
+        return _copy(
+            sqlite_path=sqlite_path,
+            target=target,
+            expected=expected,
+            tables=tables,
+            batch_size=batch_size,
+            batch_bytes=batch_bytes,
+            skip_existing=skip_existing,
+            dry_run=dry_run,
+            verify=verify,
+            restart=restart,
+            reject_file=reject_file,
+            exclude_tables=exclude_tables,
+        )
+    # One copy into a database at a time: two at once would each keep their own place in
+    # the same progress rows. A second waits, then resumes where the first left off.
+    with locked(target.parent, exclusive=True):
+        return _copy(
+            sqlite_path=sqlite_path,
+            target=target,
+            expected=expected,
+            tables=tables,
+            batch_size=batch_size,
+            batch_bytes=batch_bytes,
+            skip_existing=skip_existing,
+            dry_run=dry_run,
+            verify=verify,
+            restart=restart,
+            reject_file=reject_file,
+            exclude_tables=exclude_tables,
+        )
+
+
+def _copy(
+    sqlite_path: str | Path,
+    target: str | Path,
+    expected: ExpectedSchema,
+    *,
+    tables: Sequence[str] | None = None,
+    batch_size: int = 1000,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    skip_existing: bool = True,
+    dry_run: bool = False,
+    verify: bool = False,
+    restart: bool = False,
+    reject_file: str | Path | None = None,
+    exclude_tables: Sequence[str] = (),
+) -> DataMigrationReport:
+
     if batch_size < 1:
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
     path, target = Path(sqlite_path), Path(target)
