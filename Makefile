@@ -55,11 +55,14 @@ check-pythons:
 ## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory), in two
 ## worker processes, a test file to each: every worker has its own database and servers;
 ## then the repository tests and every generated query again through a PgBouncer in
-## transaction mode
+## transaction mode, and once more through one in session mode
+POOLED_TESTS := tests/generated tests/differential/test_differential.py
 test: $(STAMP)
 	$(VENV)/bin/pytest --numprocesses 2 --dist loadfile
-	ARAGORA_TEST_POOLER=transaction ARAGORA_DIFF_EXAMPLES=6 $(VENV)/bin/pytest \
-		--numprocesses 2 --dist loadfile tests/generated tests/differential/test_differential.py
+	for mode in transaction session; do \
+		ARAGORA_TEST_POOLER=$$mode ARAGORA_DIFF_EXAMPLES=6 $(VENV)/bin/pytest \
+			--numprocesses 2 --dist loadfile $(POOLED_TESTS) || exit 1; \
+	done
 
 ## demo: generate, migrate an embedded SQLite database under .nomic/, run the example app
 demo: $(STAMP)

@@ -60,9 +60,10 @@ async def _reset_if_unversioned(dsn: str) -> None:
         await conn.close()
 
 
-#: ``ARAGORA_TEST_POOLER=transaction``: the PostgreSQL side of the repository tests (the
-#: ``db`` fixture, the differential suite) goes through a PgBouncer in transaction mode
-#: that the session starts, with the session database as the direct DSN.
+#: ``ARAGORA_TEST_POOLER=transaction`` (or ``session``): the PostgreSQL side of the
+#: repository tests (the ``db`` fixture, the differential suite) goes through a PgBouncer
+#: in that mode that the session starts; in transaction mode the session database is the
+#: direct DSN.
 POOLER = os.environ.get("ARAGORA_TEST_POOLER", "none")
 
 
