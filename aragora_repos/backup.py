@@ -20,7 +20,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -101,9 +101,20 @@ class Copy(NamedTuple):
     """Row count of each table, as the verification found them (equal to the source's)."""
 
 
-def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Copy:
+def _plain(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def backup_sqlite(
+    source: sqlite3.Connection,
+    folder: Path,
+    name: str,
+    connect: Callable[[str], sqlite3.Connection] = _plain,
+) -> Copy:
     """Copy ``source``'s main database into ``folder/name``, verified before it gets that
     name. ``source`` may be inside a transaction: the copy is of what it sees.
+    ``connect`` opens the copy: an encrypted database (SQLCipher) is copied into a file
+    encrypted with the same key, never into a plain one.
 
     Raises:
         BackupError: the copy failed or does not verify (the ``.partial`` file stays).
@@ -112,7 +123,7 @@ def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Copy:
     os.close(create_private(partial))
     try:
         expected = table_counts(source)
-        target = sqlite3.connect(partial, isolation_level=None)
+        target = connect(str(partial))
         try:
             source.backup(target)
             # A copy of a WAL database is itself WAL; as a rollback-journal file it is one
@@ -126,7 +137,7 @@ def backup_sqlite(source: sqlite3.Connection, folder: Path, name: str) -> Copy:
             copied = table_counts(target)
         finally:
             target.close()
-    except sqlite3.Error as exc:
+    except errors.SQLITE_ERROR as exc:
         raise errors.BackupError(f"cannot back up into {partial}: {exc}") from exc
     if copied != expected:
         missing = sorted(t for t in expected if copied.get(t) != expected[t]) or sorted(

@@ -50,6 +50,7 @@ __all__ = [
     "Config",
     "DsnError",
     "Secret",
+    "SqliteKey",
     "check_connection_policy",
     "is_production",
     "redact_dsn",
@@ -103,6 +104,89 @@ class Secret:
         return hash(self._value)
 
 
+class SqliteKey:
+    """The SQLCipher passphrase (``ARAGORA_SQLITE_KEY``, or the file
+    ``ARAGORA_SQLITE_KEY_FILE`` names): its ``str`` and ``repr`` never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | bytes) -> None:
+        raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+        if not raw:
+            raise ConfigError("invalid ARAGORA_SQLITE_KEY: it is empty")
+        self._value = bytes(raw)
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SqliteKey(***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[type[SqliteKey], tuple[bytes]]:
+        return (SqliteKey, (self._value,))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SqliteKey) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_ON = ("1", "true", "yes", "on")
+
+
+def sqlite_key_from_env(env: Mapping[str, str], *, required: bool = False) -> SqliteKey | None:
+    """The key ``ARAGORA_SQLITE_KEY`` holds (as written: not stripped), else the contents
+    of the file ``ARAGORA_SQLITE_KEY_FILE`` names (one trailing newline removed).
+
+    Raises:
+        ConfigError: both are set, the file cannot be read, or ``required`` and neither is.
+    """
+    text = env.get("ARAGORA_SQLITE_KEY", "")
+    path = _get(env, "ARAGORA_SQLITE_KEY_FILE")
+    if text and path:
+        raise ConfigError("set one of ARAGORA_SQLITE_KEY and ARAGORA_SQLITE_KEY_FILE, not both")
+    if path:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read ARAGORA_SQLITE_KEY_FILE {path}: {exc.strerror}"
+            ) from None
+        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        if not raw:
+            raise ConfigError(f"invalid ARAGORA_SQLITE_KEY_FILE: {path} is empty")
+        return SqliteKey(raw)
+    if text:
+        return SqliteKey(text)
+    if required:
+        raise ConfigError(
+            "an encrypted SQLite database needs a key: set ARAGORA_SQLITE_KEY or "
+            "ARAGORA_SQLITE_KEY_FILE"
+        )
+    return None
+
+
+def sqlite_key_setting(env: Mapping[str, str]) -> SqliteKey | None:
+    """The key when ``ARAGORA_SQLITE_ENCRYPTION`` turns encryption on, else None."""
+    setting = _get(env, "ARAGORA_SQLITE_ENCRYPTION").lower()
+    if setting and setting not in (*_ON, "0", "false", "no", "off"):
+        raise ConfigError(f"invalid ARAGORA_SQLITE_ENCRYPTION: expected 1 or 0, got {setting!r}")
+    if setting in _ON:
+        return sqlite_key_from_env(env, required=True)
+    if not setting and (env.get("ARAGORA_SQLITE_KEY") or _get(env, "ARAGORA_SQLITE_KEY_FILE")):
+        # A key with encryption unset would leave the database plain, silently.
+        raise ConfigError(
+            "ARAGORA_SQLITE_KEY (or ARAGORA_SQLITE_KEY_FILE) is set but "
+            "ARAGORA_SQLITE_ENCRYPTION is not: set ARAGORA_SQLITE_ENCRYPTION=1 to encrypt, "
+            "or =0 to say the database is plain"
+        )
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Resolved settings. Build with :meth:`from_env` or directly in tests.
@@ -130,6 +214,9 @@ class Config:
             name, and what needs a session of its own (migrations, advisory locks outside
             a transaction, LISTEN, checkouts) goes to ``direct_dsn`` or is refused.
         direct_dsn: the server itself, past the pooler (``ARAGORA_POSTGRES_DIRECT_DSN``).
+        sqlite_key: the SQLCipher passphrase; set, SQLite files are encrypted
+            (``ARAGORA_SQLITE_ENCRYPTION=1`` with ``ARAGORA_SQLITE_KEY`` or
+            ``ARAGORA_SQLITE_KEY_FILE``).
         collation: ``check`` (default): refuse a PostgreSQL database whose default
             collation does not order text by code point as SQLite does (``C``, ``POSIX``,
             ``C.UTF-8``); ``any`` accepts it, and text order then differs between the
@@ -152,6 +239,7 @@ class Config:
     pooler: Literal["none", "session", "transaction"] = "none"
     direct_dsn: Secret | None = None
     collation: Literal["check", "any"] = "check"
+    sqlite_key: SqliteKey | None = None
 
     @property
     def sqlite_file(self) -> Path:
@@ -266,13 +354,16 @@ class Config:
             pooler=cast(Literal["none", "session", "transaction"], pooler),
             direct_dsn=Secret(direct) if direct is not None else None,
             collation=cast(Literal["check", "any"], collation),
+            sqlite_key=sqlite_key_setting(env),
         )
 
     def __repr__(self) -> str:
         replicas = ", ".join(repr(r) for r in self.replicas)
         return (
             f"Config(backend={self.backend!r}, dsn={self.dsn!r}, replicas=({replicas}), "
-            f"data_dir={str(self.data_dir)!r}, pool={self.pool_min}..{self.pool_max})"
+            f"data_dir={str(self.data_dir)!r}, pool={self.pool_min}..{self.pool_max}"
+            + (", sqlite encrypted" if self.sqlite_key is not None else "")
+            + ")"
         )
 
 

@@ -10,6 +10,34 @@ handle both backends with one ``except`` clause and one ``sqlstate`` check.
 from __future__ import annotations
 
 import sqlite3
+from types import ModuleType
+from typing import cast
+
+
+def _sqlcipher() -> ModuleType | None:
+    try:
+        from sqlcipher3 import dbapi2  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return cast(ModuleType, dbapi2)
+
+
+#: SQLCipher's DB-API module (``sqlcipher3.dbapi2``) when it is installed: encrypted
+#: SQLite files are opened with it (:mod:`aragora_repos.backends.sqlite.opener`).
+SQLCIPHER = _sqlcipher()
+_SQLITE_MODULES = (sqlite3,) if SQLCIPHER is None else (sqlite3, SQLCIPHER)
+
+
+def _classes(name: str) -> tuple[type[sqlite3.Error], ...]:
+    return tuple(getattr(m, name) for m in _SQLITE_MODULES)
+
+
+# The two modules' exceptions share no base class; ``except SQLITE_ERROR`` catches both.
+SQLITE_ERROR = _classes("Error")
+SQLITE_DATABASE_ERROR = _classes("DatabaseError")
+SQLITE_OPERATIONAL_ERROR = _classes("OperationalError")
+SQLITE_INTEGRITY_ERROR = _classes("IntegrityError")
+SQLITE_PROGRAMMING_ERROR = _classes("ProgrammingError")
 
 
 class DatabaseError(Exception):
@@ -155,6 +183,12 @@ class FileError(DatabaseError):
     """A file or folder this project reads or creates cannot be used; the message names it."""
 
 
+class EncryptionError(FileError):
+    """Encrypted data cannot be read as it stands: a missing or wrong key, a file of the
+    other kind (plain where a key is set, encrypted where none is); the message names the
+    file or value and what to set, never the key."""
+
+
 class BackupError(DatabaseError):
     """A backup could not be taken or did not verify; nothing that needed it has run."""
 
@@ -219,7 +253,7 @@ def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
     code = getattr(exc, "sqlite_errorcode", None)
     message = str(exc)
     if code is None:
-        if isinstance(exc, sqlite3.ProgrammingError):
+        if isinstance(exc, SQLITE_PROGRAMMING_ERROR):
             return InterfaceError(message)
         return OperationalError(message)
     if code == _CHECK and message.endswith(_RANGE_CHECKS):

@@ -6,7 +6,7 @@ from typing import TypeAlias
 
 from aragora_repos.backends.base import Backend
 from aragora_repos.backends.postgres import PostgresDatabase
-from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection
+from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, opener_for
 from aragora_repos.config import Config
 from aragora_repos.errors import ConfigError
 
@@ -28,6 +28,7 @@ async def open_async(config: Config | None = None, *, inspect: bool = False) -> 
         timeout=config.timeout,
         slow_query_ms=config.slow_query_ms,
         inspect=inspect,
+        opener=opener_for(config),
     )
 
 
@@ -40,7 +41,10 @@ def open_sync(config: Config | None = None) -> SqliteConnection:
             "use `await connect()` for postgresql"
         )
     return SqliteConnection(
-        config.sqlite_file, timeout=config.timeout, slow_query_ms=config.slow_query_ms
+        config.sqlite_file,
+        timeout=config.timeout,
+        slow_query_ms=config.slow_query_ms,
+        opener=opener_for(config),
     )
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aragora_repos import errors
-from aragora_repos.backends.sqlite.files import connect_read_only, read_only_uri
 from aragora_repos.backends.sqlite.functions import Clock, install
+from aragora_repos.backends.sqlite.opener import PLAIN, Opener
+from aragora_repos.errors import SQLITE_ERROR, SQLITE_OPERATIONAL_ERROR
 from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.files import ensure_private_file, private_dir
 from aragora_repos.migrations import (
@@ -64,17 +65,11 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
             if str(mode).lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             return
-        except sqlite3.OperationalError as exc:
+        except SQLITE_OPERATIONAL_ERROR as exc:
             if "locked" not in str(exc) or time.monotonic() + delay > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-
-
-def _open_error(path: str, exc: sqlite3.Error) -> errors.DatabaseError:
-    """The mapped error, its message naming the file."""
-    mapped = errors.from_sqlite(exc)
-    return type(mapped)(f"cannot open sqlite database {path}: {exc}", sqlstate=mapped.sqlstate)
 
 
 class SqliteConnection:
@@ -88,6 +83,7 @@ class SqliteConnection:
         "_slot",
         "_transactions",
         "_tx_stats",
+        "opener",
         "path",
         "queries",
         "slow_ms",
@@ -103,6 +99,7 @@ class SqliteConnection:
         read_only: bool = False,
         slow_query_ms: float | None = 1000.0,
         inspect: bool = False,
+        opener: Opener = PLAIN,
     ) -> None:
         """Open (and create, 0600 in 0700 folders) the database at ``path``.
 
@@ -110,28 +107,25 @@ class SqliteConnection:
         ``inspect``: for commands that only look (status, health, check): the file is
         opened with ``mode=ro``, nothing is created and the journal mode is left as it
         is, so the file stays byte-identical.
+        ``opener``: the DB-API module and key (SQLCipher for an encrypted file).
         """
         self.path = str(path)
         self.timeout = timeout
         self.queries = 0
         self.slow_ms = slow_query_ms
+        self.opener = opener
         memory = self.path == ":memory:"
-        target: str | Path = self.path
-        if inspect and not memory:
-            if not os.path.isfile(self.path):
-                raise errors.FileError(f"cannot open {self.path}: no database there")
-            target = read_only_uri(self.path)
-        elif not memory and not read_only:
+        if not memory and not read_only and not inspect:
             private_dir(Path(self.path).parent)
             ensure_private_file(Path(self.path))
+        self._conn = opener.connect(
+            self.path,
+            read_only=inspect and not memory,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+        )
         try:
-            self._conn = sqlite3.connect(
-                target,
-                timeout=timeout,
-                isolation_level=None,
-                check_same_thread=check_same_thread,
-                uri=inspect and not memory,
-            )
             if not memory and not read_only and not inspect:
                 # WAL lets readers run beside one writer; NORMAL is durable across
                 # application crashes in WAL mode (sqlite.org/pragma.html#pragma_synchronous).
@@ -149,13 +143,9 @@ class SqliteConnection:
             self._transactions = 0
             self._clock = Clock(self._clock_key)
             install(self._conn, self._clock)
-            # Reading the schema proves the file is a database (not "file is not a
-            # database" at the first query, far from the path).
-            self._conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-        except sqlite3.Error as exc:
-            if hasattr(self, "_conn"):
-                self._conn.close()
-            raise _open_error(self.path, exc) from exc
+        except SQLITE_ERROR as exc:
+            self._conn.close()
+            raise opener.open_error(self.path, exc) from exc
         self._slot: Slot[SyncTransaction] = Slot()
         self._driver = SqliteDriver(self)  # holds nothing but the connection: one is enough
         self._tx_stats = TransactionStats()
@@ -175,7 +165,7 @@ class SqliteConnection:
         started = time.perf_counter()
         try:
             row: Row | None = self._conn.execute(sql, args).fetchone()
-        except sqlite3.Error as exc:
+        except SQLITE_ERROR as exc:
             raise errors.from_sqlite(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
@@ -188,7 +178,7 @@ class SqliteConnection:
         started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
+        except SQLITE_ERROR as exc:
             raise errors.from_sqlite(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
@@ -200,7 +190,7 @@ class SqliteConnection:
         self.queries += 1
         try:
             cursor = self._conn.execute(sql, args)
-        except sqlite3.Error as exc:
+        except SQLITE_ERROR as exc:
             raise errors.from_sqlite(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
@@ -208,7 +198,7 @@ class SqliteConnection:
             while True:
                 try:
                     rows = cursor.fetchmany(size)
-                except sqlite3.Error as exc:
+                except SQLITE_ERROR as exc:
                     raise errors.from_sqlite(exc) from exc
                 if not rows:
                     return
@@ -222,7 +212,7 @@ class SqliteConnection:
         started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).rowcount
-        except sqlite3.Error as exc:
+        except SQLITE_ERROR as exc:
             raise errors.from_sqlite(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
@@ -252,7 +242,7 @@ class SqliteConnection:
         with self.transaction():
             try:
                 self._conn.executemany(sql, counted())
-            except sqlite3.Error as exc:
+            except SQLITE_ERROR as exc:
                 raise errors.from_sqlite(exc) from exc
             except UnicodeEncodeError as exc:
                 raise _unencodable(exc) from None
@@ -319,7 +309,7 @@ class SqliteConnection:
     def _raw(self, sql: str) -> None:
         try:
             self._conn.execute(sql)
-        except sqlite3.Error as exc:
+        except SQLITE_ERROR as exc:
             raise errors.from_sqlite(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
@@ -469,7 +459,7 @@ class SqliteConnection:
                 on_statement(statement)
             try:
                 self._conn.execute(statement)
-            except sqlite3.Error as exc:
+            except SQLITE_ERROR as exc:
                 raise errors.MigrationError(
                     f"cannot apply {step.direction} {m.label} on sqlite: {exc}"
                 ) from exc
@@ -494,7 +484,7 @@ class SqliteConnection:
             row = self._conn.execute(
                 "SELECT max(version) FROM schema_version WHERE success"
             ).fetchone()
-        except sqlite3.OperationalError:
+        except SQLITE_OPERATIONAL_ERROR:
             return None
         return int(row[0]) if row and row[0] is not None else None
 
@@ -510,10 +500,12 @@ class SqliteConnection:
         """
         if self.path == ":memory:":
             raise errors.BackupError("cannot back up an in-memory database")
-        source = connect_read_only(self.path)
+        source = self.opener.connect(self.path, read_only=True)
         try:
             with new_backup_folder(root) as folder:
-                return backup_sqlite(source, folder, Path(self.path).name).path
+                return backup_sqlite(
+                    source, folder, Path(self.path).name, self.opener.autocommit
+                ).path
         finally:
             source.close()
 

@@ -16,6 +16,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from aragora_repos import errors
 from aragora_repos.backends.base import Backend, Planner
+from aragora_repos.backends.sqlite.opener import PLAIN, Opener
 from aragora_repos.backends.sqlite.connection import (
     Row,
     SqliteConnection,
@@ -175,9 +176,10 @@ class AsyncSqliteDatabase(Backend):
         slow_query_ms: float | None = 1000.0,
         transaction_config: TransactionConfig | None = None,
         inspect: bool = False,
+        opener: Opener = PLAIN,
     ) -> AsyncSqliteDatabase:
         """Open the database; ``inspect`` opens an existing file read-only and changes
-        nothing (see :class:`SqliteConnection`)."""
+        nothing (see :class:`SqliteConnection`); ``opener``: the module and key."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aragora-sqlite")
         loop = asyncio.get_running_loop()
         try:
@@ -190,6 +192,7 @@ class AsyncSqliteDatabase(Backend):
                     check_same_thread=False,
                     inspect=inspect,
                     slow_query_ms=slow_query_ms,
+                    opener=opener,
                 ),
             )
         except BaseException:
@@ -198,7 +201,7 @@ class AsyncSqliteDatabase(Backend):
         reader = None
         if str(path) != ":memory:" and not inspect:  # in-memory: private to one connection
             reader = SqliteConnection(
-                path, timeout=timeout, read_only=True, slow_query_ms=slow_query_ms
+                path, timeout=timeout, read_only=True, slow_query_ms=slow_query_ms, opener=opener
             )
         return cls(connection, executor, reader, transaction_config)
 
@@ -268,6 +271,7 @@ class AsyncSqliteDatabase(Backend):
             read_only=True,
             check_same_thread=False,
             slow_query_ms=self.connection.slow_ms,
+            opener=self.connection.opener,
         )
         try:
             async for row in _chunked(own.iterate(sql, args, size), size, _in_thread):
