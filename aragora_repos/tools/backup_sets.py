@@ -19,7 +19,6 @@ import hashlib
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,8 @@ from pathlib import Path
 
 from aragora_repos import errors
 from aragora_repos.backends.postgres import COUNT_TABLES, connect_one
-from aragora_repos.backends.sqlite import connect_read_only
+from aragora_repos.backends.sqlite import Opener, connect_read_only, opener_for
+from aragora_repos.backends.sqlite.opener import for_file
 from aragora_repos.backup import (
     PARTIAL,
     backup_sqlite,
@@ -40,7 +40,7 @@ from aragora_repos.backup import (
     pg_dump_into,
     table_counts,
 )
-from aragora_repos.config import Config, Secret, check_connection_policy
+from aragora_repos.config import Config, Secret, SqliteKey, check_connection_policy
 from aragora_repos.dsn import scrub
 from aragora_repos.files import ensure_private_file, private_dir, replacing
 
@@ -82,15 +82,30 @@ def _is_sqlite(path: Path) -> bool:
         return False
 
 
+def _opens(path: Path, config: Config) -> bool:
+    """Whether ``path`` is a database this configuration reads: a plain SQLite file, or
+    (with a key set) one the key opens."""
+    if _is_sqlite(path):
+        return True
+    if config.sqlite_key is None:
+        return False
+    try:
+        Opener(config.sqlite_key).connect(path, read_only=True).close()
+    except errors.DatabaseError:
+        return False
+    return True
+
+
 def sqlite_files(config: Config) -> list[Path]:
     """Every database file of the data directory (the configured file first), as they
-    are in either Aragora layout; files that are not SQLite databases are left out."""
+    are in either Aragora layout; files that are not SQLite databases (or, encrypted,
+    that the configured key does not open) are left out."""
     found = [config.sqlite_file] if config.sqlite_file.is_file() else []
     if config.data_dir.is_dir():
         found += sorted(
             p
             for p in config.data_dir.glob("*.db")
-            if p.is_file() and not p.is_symlink() and _is_sqlite(p) and p != config.sqlite_file
+            if p.is_file() and not p.is_symlink() and p != config.sqlite_file and _opens(p, config)
         )
     return found
 
@@ -154,9 +169,13 @@ def _take_sqlite(config: Config, root: Path) -> BackupReport:
     with new_backup_folder(root) as folder:
         report = BackupReport(folder)
         for path in files:
-            source = connect_read_only(path)
+            # An encrypted file is copied into one encrypted with the same key.
+            opener = for_file(path, config.sqlite_key)
+            source = opener.connect(path, read_only=True)
             try:
-                report.files[path.name] = backup_sqlite(source, folder, path.name).tables
+                report.files[path.name] = backup_sqlite(
+                    source, folder, path.name, opener.autocommit
+                ).tables
             finally:
                 source.close()
         _write_manifest(folder, "sqlite", report.files)
@@ -217,8 +236,9 @@ def prune(root: Path, *, keep_days: float, now: datetime | None = None) -> list[
     return removed
 
 
-def verify_set(folder: Path) -> dict[str, dict[str, int]]:
-    """Check every copy of a set; return its table counts by file.
+def verify_set(folder: Path, key: SqliteKey | None = None) -> dict[str, dict[str, int]]:
+    """Check every copy of a set (an encrypted copy is read with ``key``, default the
+    environment's ``ARAGORA_SQLITE_KEY``); return its table counts by file.
 
     Raises:
         BackupError: a missing or altered file, a copy that fails its integrity check, or
@@ -260,7 +280,12 @@ def verify_set(folder: Path) -> dict[str, dict[str, int]]:
                 raise errors.BackupError(f"cannot restore {folder}: pg_restore cannot read {name}")
             counts[name] = {"tables": tables}
             continue
-        copy = connect_read_only(path)
+        try:
+            copy = connect_read_only(
+                path, opener=for_file(path) if key is None else for_file(path, key)
+            )
+        except errors.DatabaseError as exc:
+            raise errors.BackupError(f"cannot restore {folder}: {name}: {exc}") from None
         try:
             check = copy.execute("PRAGMA integrity_check").fetchall()
             if check != [("ok",)]:
@@ -268,7 +293,7 @@ def verify_set(folder: Path) -> dict[str, dict[str, int]]:
                     f"cannot restore {folder}: {name} fails integrity_check ({check[0][0]})"
                 )
             counts[name] = table_counts(copy)
-        except sqlite3.DatabaseError as exc:
+        except errors.SQLITE_DATABASE_ERROR as exc:
             raise errors.BackupError(f"cannot restore {folder}: {name}: {exc}") from None
         finally:
             copy.close()
@@ -311,7 +336,7 @@ async def restore(
     with locked(folder, exclusive=False, wait=False) as free:
         if not free:
             raise errors.BackupError(f"cannot restore {folder}: a backup is still writing it")
-        counts = await asyncio.to_thread(verify_set, folder)
+        counts = await asyncio.to_thread(verify_set, folder, config.sqlite_key)
         safety = None
         if take_safety_backup:
             safety = (await take_backup(config, prune_old=False)).folder
@@ -330,13 +355,22 @@ def _restore_sqlite(config: Config, folder: Path, counts: dict[str, dict[str, in
         target = config.sqlite_file if name == config.sqlite_file.name else config.data_dir / name
         private_dir(target.parent)
         ensure_private_file(target)
-        source = connect_read_only(folder / name)
-        live = sqlite3.connect(target, timeout=config.timeout, isolation_level=None)
+        source_opener = for_file(folder / name, config.sqlite_key)
+        live_opener = opener_for(config)
+        if source_opener.encrypted != live_opener.encrypted:
+            raise errors.BackupError(
+                f"cannot restore {name} into {target}: the copy is "
+                f"{'encrypted' if source_opener.encrypted else 'plain'} and the database is "
+                f"configured {'encrypted' if live_opener.encrypted else 'plain'} "
+                "(ARAGORA_SQLITE_ENCRYPTION); restore with the setting the copy was taken under"
+            )
+        source = source_opener.connect(folder / name, read_only=True)
+        live = live_opener.connect(target, timeout=config.timeout, isolation_level=None)
         try:
             source.backup(live)
             if table_counts(live) != tables:
                 raise errors.BackupError(f"cannot restore {name}: the tables differ afterwards")
-        except sqlite3.Error as exc:
+        except errors.SQLITE_ERROR as exc:
             raise errors.BackupError(f"cannot restore {name} into {target}: {exc}") from exc
         finally:
             live.close()

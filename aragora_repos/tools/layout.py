@@ -27,6 +27,7 @@ from enum import Enum
 from pathlib import Path
 
 from aragora_repos.backends.sqlite import connect_read_only, open_read_only
+from aragora_repos.backends.sqlite.opener import for_file
 from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.errors import ConfigError, MigrationError
 from aragora_repos.files import ensure_private_file, private_dir, replacing
@@ -266,9 +267,10 @@ def backup(source: Path, files: list[str]) -> Path:
     (see :mod:`aragora_repos.backup`)."""
     with new_backup_folder(source / "backup") as where:
         for name in files:
-            src = connect_read_only(source / name)
+            opener = for_file(source / name)
+            src = opener.connect(source / name, read_only=True)
             try:
-                backup_sqlite(src, where, name)
+                backup_sqlite(src, where, name, opener.autocommit)
             finally:
                 src.close()
     return where
@@ -395,12 +397,14 @@ def _migrate_file(source: Path, target: Path, moves: list[TableMove]) -> list[di
     legacies = sorted({m.source_file for m in moves})
     collisions: list[dict[str, object]] = []
     ensure_private_file(target)
-    db = sqlite3.connect(target, isolation_level=None)
+    # A new consolidated file is encrypted when ARAGORA_SQLITE_ENCRYPTION says so.
+    opener = for_file(target)
+    db = opener.connect(target, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode = WAL")
         # Attached first: SQLite attaches and detaches outside transactions only.
         for n, legacy in enumerate(legacies):
-            db.execute(f"ATTACH DATABASE ? AS l{n}", (str((source / legacy).resolve()),))
+            opener.attach(db, (source / legacy).resolve(), f"l{n}")
         db.execute("BEGIN IMMEDIATE")
         try:
             for n, legacy in enumerate(legacies):
@@ -485,10 +489,11 @@ def _verify_file(source: Path, target: Path, moves: list[TableMove]) -> None:
         for move in moves:
             move.missing = move.source_rows
         return
-    db = connect_read_only(target)
+    opener = for_file(target)
+    db = opener.connect(target, read_only=True)
     try:
         for legacy in sorted({m.source_file for m in moves}):
-            db.execute("ATTACH DATABASE ? AS legacy", (f"{(source / legacy).resolve()}",))
+            opener.attach(db, (source / legacy).resolve(), "legacy")
             try:
                 for move in (m for m in moves if m.source_file == legacy):
                     names = ", ".join(_quote(c) for c, _ in _columns(source / legacy, move.table))

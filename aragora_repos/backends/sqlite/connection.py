@@ -8,7 +8,6 @@ with SQLITE_BUSY_SNAPSHOT, whatever the busy timeout (sqlite.org/lang_transactio
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import sqlite3
 import time
@@ -19,8 +18,8 @@ from typing import Any, TypeVar
 from aragora_repos import errors
 from aragora_repos.backends.sqlite.functions import Clock, install
 from aragora_repos.backends.sqlite.opener import PLAIN, Opener
-from aragora_repos.errors import SQLITE_ERROR, SQLITE_OPERATIONAL_ERROR
 from aragora_repos.backup import backup_sqlite, new_backup_folder
+from aragora_repos.errors import SQLITE_ERROR, SQLITE_OPERATIONAL_ERROR
 from aragora_repos.files import ensure_private_file, private_dir
 from aragora_repos.migrations import (
     SCHEMA_VERSION_SQLITE,

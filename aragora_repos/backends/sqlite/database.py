@@ -16,13 +16,13 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from aragora_repos import errors
 from aragora_repos.backends.base import Backend, Planner
-from aragora_repos.backends.sqlite.opener import PLAIN, Opener
 from aragora_repos.backends.sqlite.connection import (
     Row,
     SqliteConnection,
     SqliteDriver,
     check_isolation,
 )
+from aragora_repos.backends.sqlite.opener import PLAIN, Opener
 from aragora_repos.migrations import Applied, Migration
 from aragora_repos.observability import BackendCapabilities, BackendType, PoolStats
 from aragora_repos.transaction import TransactionConfig, TxOptions

@@ -55,6 +55,13 @@ def header(path: str | Path) -> bytes | None:
     return first if len(first) == SALT_BYTES else None
 
 
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
 def is_encrypted_file(path: str | Path) -> bool:
     """Whether ``path`` holds something that is not a plain SQLite database: a SQLCipher
     file (its header is a random salt), or not a database at all."""
@@ -130,6 +137,20 @@ class Opener:
         memory = name == ":memory:" or name.startswith("file::memory:")
         if read_only and not memory and not os.path.isfile(name):
             raise errors.FileError(f"cannot open {name}: no database there")
+        for _ in range(3):
+            inode = None if memory else _inode(name)
+            conn = self._connect(name, memory, read_only, kwargs)
+            if inode is None or _inode(name) == inode:
+                return conn
+            # The file was replaced while this connection opened it (encrypt, decrypt and
+            # rekey swap in a new file under the old one's exclusive lock): open it again,
+            # so nothing is written into the replaced file.
+            conn.close()
+        raise errors.FileError(f"cannot open {name}: it keeps being replaced while opening")
+
+    def _connect(
+        self, name: str, memory: bool, read_only: bool, kwargs: dict[str, Any]
+    ) -> sqlite3.Connection:
         first = None if memory else header(name)
         if self.key is not None and first == PLAIN_HEADER:
             raise errors.EncryptionError(
@@ -150,6 +171,28 @@ class Opener:
             raise self.open_error(name, exc) from None
         return conn  # type: ignore[no-any-return]
 
+    def attach(self, conn: sqlite3.Connection, path: str | Path, schema: str) -> None:
+        """``ATTACH`` the file ``path`` as ``schema`` to a connection this opener made,
+        with the ``KEY`` its kind needs: none for a plain file, this opener's key (derived
+        with that file's salt) for an encrypted one.
+
+        Raises:
+            EncryptionError: an encrypted file and this opener has no key.
+        """
+        first = header(path)
+        if first is None or first == PLAIN_HEADER:
+            key_clause = "''"
+        elif self.key is None:
+            raise errors.EncryptionError(
+                f"cannot attach {path}: it is encrypted or not a SQLite database, and no "
+                "ARAGORA_SQLITE_KEY is set"
+            )
+        else:
+            key_clause = attach_key(self.key, first)
+        if self.module is sqlite3:
+            key_clause = "''"  # the plain module has no codec; KEY is parsed and ignored
+        conn.execute(f'ATTACH DATABASE ? AS "{schema}" KEY {key_clause}', (str(path),))
+
     def autocommit(self, path: str | Path) -> sqlite3.Connection:
         """A read-write connection in autocommit mode (``isolation_level=None``)."""
         return self.connect(path, isolation_level=None)
@@ -169,7 +212,9 @@ class Opener:
                 )
         if isinstance(exc, Error):
             mapped = errors.from_sqlite(exc)
-            return type(mapped)(f"cannot open sqlite database {name}: {exc}", sqlstate=mapped.sqlstate)
+            return type(mapped)(
+                f"cannot open sqlite database {name}: {exc}", sqlstate=mapped.sqlstate
+            )
         return errors.FileError(f"cannot open sqlite database {name}: {exc}")
 
     def __repr__(self) -> str:
@@ -177,10 +222,11 @@ class Opener:
 
 
 PLAIN = Opener()
-_ENV = object()
+#: ``key=ENV``: the environment's key (``ARAGORA_SQLITE_KEY``), read when needed.
+ENV: object = object()
 
 
-def for_file(path: str | Path, key: SqliteKey | None | object = _ENV) -> Opener:
+def for_file(path: str | Path, key: SqliteKey | object | None = ENV) -> Opener:
     """The :class:`Opener` for a file as it is: a plain SQLite file opens plain, an
     encrypted one with ``key`` (default: the environment's ``ARAGORA_SQLITE_KEY``), and a
     file that does not exist yet as the configuration says (``key``, or
@@ -193,9 +239,9 @@ def for_file(path: str | Path, key: SqliteKey | None | object = _ENV) -> Opener:
     if first == PLAIN_HEADER:
         return PLAIN
     if first is None:
-        chosen = sqlite_key_setting(os.environ) if key is _ENV else key
+        chosen = sqlite_key_setting(os.environ) if key is ENV else key
         return PLAIN if chosen is None else Opener(chosen)  # type: ignore[arg-type]
-    found = sqlite_key_from_env(os.environ) if key is _ENV else key
+    found = sqlite_key_from_env(os.environ) if key is ENV else key
     if found is None:
         raise errors.EncryptionError(
             f"cannot open sqlite database {path}: file is not a database, or is encrypted "

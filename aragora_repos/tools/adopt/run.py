@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from aragora_repos import errors
+from aragora_repos.backends.sqlite.opener import for_file
 from aragora_repos.backup import locked
-from aragora_repos.config import Config
+from aragora_repos.config import Config, SqliteKey
 from aragora_repos.drift import ExpectedSchema
 from aragora_repos.files import private_dir, replacing
 from aragora_repos.migrations import Migration
@@ -234,7 +235,7 @@ async def _adopt_locked(
     if restage:
         mark.unlink(missing_ok=True)
         staging = time.perf_counter()
-        staged_report = stage(found.files, targets, staged)
+        staged_report = stage(found.files, targets, staged, config.sqlite_key)
         report.stage_seconds = time.perf_counter() - staging
         with replacing(mark) as f:
             f.write(fingerprint)
@@ -267,9 +268,12 @@ async def _adopt_locked(
             reject_file=copy_rejects,
             exclude_tables=exclude,
             batch_size=batch_size,
+            key=config.sqlite_key,
         )
     elif dry_run:
-        copy = _dry_sqlite(staged, expected, migrations, copy_rejects, exclude, batch_size)
+        copy = _dry_sqlite(
+            staged, expected, migrations, copy_rejects, exclude, batch_size, config.sqlite_key
+        )
     else:
         import asyncio
 
@@ -283,9 +287,10 @@ async def _adopt_locked(
             reject_file=copy_rejects,
             exclude_tables=exclude,
             batch_size=batch_size,
+            key=config.sqlite_key,
         )
     report.copy_seconds = time.perf_counter() - copying
-    _account(report, staged_report, copy, staged, copy_rejects, work)
+    _account(report, staged_report, copy, staged, copy_rejects, work, config.sqlite_key)
     report.verified = copy.verified if verify and not dry_run else None
     report.seconds = time.perf_counter() - started
     return report
@@ -304,6 +309,7 @@ def _dry_sqlite(
     rejects: Path,
     exclude: list[str],
     batch_size: int,
+    key: SqliteKey | None,
 ) -> DataMigrationReport:
     """A dry run into SQLite: every staged row converted and checked against a scratch
     database of the project's schema; nothing is written but the reject file."""
@@ -327,6 +333,7 @@ def _dry_sqlite(
             reject_file=rejects,
             exclude_tables=exclude,
             batch_size=batch_size,
+            key=key,
         )
 
 
@@ -337,10 +344,10 @@ def _account(
     staged_path: Path,
     copy_rejects: Path,
     work: Path,
+    key: SqliteKey | None,
 ) -> None:
     """Per source table: what staging did, and which of its staged rows the copy refused
     (traced back through the provenance table); per target table, what the copy did."""
-    import sqlite3
 
     by_source: dict[tuple[str, str], AdoptedTable] = {}
     for t in staged.tables:
@@ -359,7 +366,7 @@ def _account(
         report.tables.append(adopted)
     lines = list(staged.rejects)
     refused: dict[tuple[str, str], int] = {}
-    db = sqlite3.connect(staged_path)
+    db = for_file(staged_path, key).connect(staged_path)
     try:
         if copy_rejects.is_file():
             for raw in copy_rejects.read_text(encoding="utf-8").splitlines():

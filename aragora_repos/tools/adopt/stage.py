@@ -37,8 +37,11 @@ from typing import Any
 
 from aragora_repos.backends.sqlite import open_read_only
 from aragora_repos.backends.sqlite.functions import install
+from aragora_repos.backends.sqlite.opener import for_file
 from aragora_repos.codec import encode_timestamptz
+from aragora_repos.config import SqliteKey
 from aragora_repos.drift import ExpectedSchema
+from aragora_repos.errors import SQLITE_OPERATIONAL_ERROR
 from aragora_repos.files import create_private
 from aragora_repos.migrations import Migration
 from aragora_repos.tools.adopt.sources import SourceFile, source_tables, target_table
@@ -387,7 +390,7 @@ def _rows(
     try:
         db.execute(f"SELECT rowid FROM {quote(table)} LIMIT 0")
         lead, order = "rowid", "rowid"
-    except sqlite3.OperationalError:  # WITHOUT ROWID
+    except SQLITE_OPERATIONAL_ERROR:  # WITHOUT ROWID
         pk = [
             r[1]
             for r in sorted(db.execute(f"PRAGMA table_info({quote(table)})"), key=lambda r: r[5])
@@ -401,7 +404,7 @@ def _rows(
             yield row[0], tuple(row[1 : 1 + len(columns)])
             done += 1
         return
-    except sqlite3.OperationalError as exc:
+    except SQLITE_OPERATIONAL_ERROR as exc:
         if "decode" not in str(exc):
             raise
     # Some text is not UTF-8: read on, from the row that failed, with each value's type.
@@ -432,11 +435,13 @@ def stage(
     sources: Sequence[SourceFile],
     targets: dict[str, TargetTable],
     staged_path: Path,
+    key: SqliteKey | None = None,
 ) -> StageReport:
-    """Stage every recognised table of ``sources`` into a new file at ``staged_path``."""
+    """Stage every recognised table of ``sources`` into a new file at ``staged_path``
+    (encrypted with ``key`` when the project's database is: it holds the same data)."""
     staged_path.unlink(missing_ok=True)
     os.close(create_private(staged_path))  # it holds the sources' data: 0600 whatever the umask
-    db = sqlite3.connect(staged_path, isolation_level=None)
+    db = for_file(staged_path, key).connect(staged_path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode = OFF")
         db.execute("PRAGMA synchronous = OFF")

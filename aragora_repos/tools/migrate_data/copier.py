@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import asyncpg
 
+from aragora_repos.backends.sqlite.opener import Opener, is_encrypted_file
 from aragora_repos.files import open_append_private, replacing
 from aragora_repos.tools.convert import (
     converter,
@@ -115,6 +116,8 @@ class Options:
     reject_file: Path | None = None
     progress: Progress | None = None
     batch_bytes: int = DEFAULT_BATCH_BYTES
+    opener: Opener | None = None
+    """How the source file opens (an encrypted one with its key); None: the environment's."""
 
 
 class _Copier:
@@ -123,6 +126,7 @@ class _Copier:
         self.source_id = str(source.resolve())
         self.conn = conn
         self.options = options
+        self.withhold = is_encrypted_file(source)
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
         self.hashing = False
         """Hash each copied row as it goes (verification)."""
@@ -143,6 +147,7 @@ class _Copier:
                 table,
                 hashes=self.hashing,
                 batch_bytes=self.options.batch_bytes,
+                opener=self.options.opener,
             )
         )
         self.sums[table.name] = [0, 0]
@@ -331,7 +336,12 @@ class _Copier:
                 # A cycle: the parent table is copied later; a parent the source holds
                 # is no orphan (the key, added back at the end, validates it then).
                 missing -= await self._in_reader(
-                    source_has, self.source, key.parent, key.parent_column, list(missing)
+                    source_has,
+                    self.source,
+                    key.parent,
+                    key.parent_column,
+                    list(missing),
+                    self.options.opener,
                 )
             if not missing:
                 continue
@@ -530,7 +540,11 @@ class _Copier:
             return
         with open_append_private(path) as f:
             for position, key, column, reason, value in rejects:
-                f.write(_reject_line(table, position, key, column, reason, value))
+                f.write(
+                    _reject_line(
+                        table, position, key, column, reason, value, withhold=self.withhold
+                    )
+                )
 
     async def write_reject_file(self) -> int:
         """Render every reject of this source, committed so far, to the reject file."""
@@ -544,23 +558,34 @@ class _Copier:
             if rows:
                 with replacing(path) as f:
                     for r in rows:
-                        f.write(_reject_line(*r))
+                        f.write(_reject_line(*r, withhold=self.withhold))
             elif path.exists():
                 path.unlink()
         return len(rows)
 
 
 def _reject_line(
-    table: str, position: str, key: str, column: str | None, reason: str, value: str | None
+    table: str,
+    position: str,
+    key: str,
+    column: str | None,
+    reason: str,
+    value: str | None,
+    *,
+    withhold: bool = False,
 ) -> str:
-    entry = {
+    """One JSON line of the reject file. ``withhold``: the source is encrypted, so the
+    refused value stays only in the target's rejects table, never in a plain file."""
+    entry: dict[str, object] = {
         "table": table,
         "key": json.loads(key),
         "position": json.loads(position),
         "column": column,
         "reason": reason,
-        "value": value,
+        "value": None if withhold else value,
     }
+    if withhold and value is not None:
+        entry["value_withheld"] = "the source is encrypted: see the target's rejects table"
     return json.dumps(entry, ensure_ascii=False) + "\n"
 
 

@@ -13,7 +13,8 @@ import asyncpg
 
 from aragora_repos import errors
 from aragora_repos.backends.postgres import connect_one
-from aragora_repos.config import Secret
+from aragora_repos.backends.sqlite.opener import ENV, for_file
+from aragora_repos.config import Secret, SqliteKey
 from aragora_repos.tools.migrate_data.copier import Options, Progress, _Copier
 from aragora_repos.tools.migrate_data.keys import restore_foreign_keys, set_aside_foreign_keys
 from aragora_repos.tools.migrate_data.plan import Plan, plan
@@ -46,6 +47,7 @@ async def migrate_data(
     keep_foreign_keys: bool = False,
     exclude_tables: Sequence[str] = (),
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    key: SqliteKey | object | None = ENV,
 ) -> DataMigrationReport:
     """Copy ``sqlite_path`` into the PostgreSQL database at ``postgres_dsn`` (whose schema
     must already exist, e.g. by ``aragora-repos migrate up``); see the module docstring.
@@ -70,18 +72,22 @@ async def migrate_data(
         exclude_tables: source tables (``table``) and columns (``table.column``) to leave
             behind; they are counted in ``report.left_behind``. Any other source table or
             non-empty column the target has no place for fails the run before it copies.
+        key: the key of an encrypted (SQLCipher) source; default: the environment's
+            ``ARAGORA_SQLITE_KEY``. A plain source needs none. The reject file never holds
+            an encrypted source's values (they stay in the target's rejects table).
     """
     if batch_size < 1:
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
     path = Path(sqlite_path)
     reject_path = Path(reject_file) if reject_file else path.with_name(path.name + ".rejects.jsonl")
+    opener = for_file(path, key)  # an encrypted source opens with ``key`` (default: env)
     options = Options(
-        batch_size, skip_existing, dry_run, schema, reject_path, progress, batch_bytes
+        batch_size, skip_existing, dry_run, schema, reject_path, progress, batch_bytes, opener
     )
     dsn = postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn)
     report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
     started = time.perf_counter()
-    source = await asyncio.to_thread(_open_source, path)
+    source = await asyncio.to_thread(_open_source, path, opener)
     conn = await connect_one(dsn)
     copier = _Copier(path, conn, options)
     verifier: _Verifier | None = None
@@ -101,7 +107,7 @@ async def migrate_data(
         elif reject_path.exists():
             reject_path.unlink()
         if verify and not dry_run:
-            verifier = await _Verifier.start(path, copier.source_id, schema, dsn)
+            verifier = await _Verifier.start(path, copier.source_id, schema, dsn, opener)
             copier.hashing = True
         if not dry_run and not keep_foreign_keys:
             await set_aside_foreign_keys(conn, schema, the_plan.tables)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from aragora_repos.backends.sqlite import open_read_only
+from aragora_repos.backends.sqlite import Opener, open_read_only
+from aragora_repos.errors import SQLITE_OPERATIONAL_ERROR
 from aragora_repos.tools.canonical import row_converter, row_hasher
 from aragora_repos.tools.convert import InvalidText, Reject, converter
 from aragora_repos.tools.migrate_data.plan import TablePlan
@@ -88,11 +89,12 @@ class SourceReader:
         *,
         hashes: bool = False,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        opener: Opener | None = None,
     ) -> None:
         self.table = table
         self.batch_bytes = batch_bytes
         self.hash_row = row_hasher(table.columns) if hashes else None
-        self.db = _open_source(path)
+        self.db = _open_source(path, opener)
         names = ", ".join(quote(c.name) for c in table.columns)
         order = ", ".join(quote(c) if c != "rowid" else "rowid" for c in table.order_by)
         self.width = len(table.order_by)
@@ -172,7 +174,7 @@ class SourceReader:
         after the last row's key, so a batch of large rows stays small."""
         try:
             return _take(self.db.execute(sql, params), budget)
-        except sqlite3.OperationalError as exc:
+        except SQLITE_OPERATIONAL_ERROR as exc:
             if "decode" not in str(exc):
                 raise
         self.db.text_factory = bytes
@@ -286,21 +288,25 @@ def present(db: sqlite3.Connection, table: str, column: str, values: list[Any]) 
     return found & set(values)
 
 
-def source_has(source: Path, table: str, column: str, values: list[Any]) -> set[Any]:
+def source_has(
+    source: Path, table: str, column: str, values: list[Any], opener: Opener | None = None
+) -> set[Any]:
     """Those of ``values`` that ``table.column`` of the source file holds (integers and
     text: a key of another type is looked up in the target only); none when the source
     has no such table or column."""
-    db = _open_source(source)
+    db = _open_source(source, opener)
     try:
         return present(db, table, column, [v for v in values if type(v) in (int, str)])
-    except sqlite3.OperationalError:
+    except SQLITE_OPERATIONAL_ERROR:
         return set()
     finally:
         db.close()
 
 
-def _open_source(path: Path) -> sqlite3.Connection:
-    return open_read_only(path, check_same_thread=False)
+def _open_source(path: Path, opener: Opener | None = None) -> sqlite3.Connection:
+    """The source, read-only; an encrypted one with ``opener``'s key (default: the
+    environment's)."""
+    return open_read_only(path, check_same_thread=False, opener=opener)
 
 
 # --- progress display -------------------------------------------------------------------

@@ -30,9 +30,12 @@ from typing import Any
 
 from aragora_repos import errors
 from aragora_repos.backends.sqlite.functions import install
+from aragora_repos.backends.sqlite.opener import ENV, Opener, for_file, is_encrypted_file
 from aragora_repos.backup import locked
 from aragora_repos.codec import decode_timestamptz, encode_timestamp, encode_timestamptz
+from aragora_repos.config import SqliteKey
 from aragora_repos.drift import ExpectedSchema
+from aragora_repos.errors import SQLITE_INTEGRITY_ERROR
 from aragora_repos.files import replacing
 from aragora_repos.tools.canonical import jsonb_text, row_hasher
 from aragora_repos.tools.convert import DECIMAL_JSON, JsonText, TargetColumn, describe_rules
@@ -242,10 +245,13 @@ class _SqliteCopier:
         skip_existing: bool,
         dry_run: bool,
         verify: bool,
+        source_opener: Opener,
+        target_opener: Opener,
     ) -> None:
         self.source = source
         self.source_id = str(source.resolve())
-        self.db = sqlite3.connect(target, isolation_level=None, timeout=30.0)
+        self.source_opener = source_opener
+        self.db = target_opener.connect(target, isolation_level=None, timeout=30.0)
         install(self.db)  # a column left to its default may call aragora_now()
         self.db.execute("PRAGMA foreign_keys = OFF")
         # Each batch commits with its progress row: a power cut that takes the last
@@ -273,7 +279,13 @@ class _SqliteCopier:
     def table(self, table: TablePlan) -> TableReport:
         report = TableReport(table.name)
         started = time.perf_counter()
-        reader = SourceReader(self.source, table, batch_bytes=self.batch_bytes, hashes=self.verify)
+        reader = SourceReader(
+            self.source,
+            table,
+            batch_bytes=self.batch_bytes,
+            hashes=self.verify,
+            opener=self.source_opener,
+        )
         counts = [Counter[str]() for _ in table.columns]
         try:
             report.source_rows = reader.count()
@@ -369,14 +381,14 @@ class _SqliteCopier:
                 self.db.execute("SAVEPOINT batch")
                 copied = self.db.executemany(insert, rows).rowcount if rows else 0
                 self.db.execute("RELEASE batch")
-            except sqlite3.IntegrityError:
+            except SQLITE_INTEGRITY_ERROR:
                 self.db.execute("ROLLBACK TO batch")
                 self.db.execute("RELEASE batch")
                 copied = 0
                 for row, record, source in zip(rows, records, sources, strict=True):
                     try:
                         copied += self.db.execute(insert, row).rowcount
-                    except sqlite3.IntegrityError as exc:
+                    except SQLITE_INTEGRITY_ERROR as exc:
                         failed.append(record)
                         rejects.append(
                             (batch.position(source), batch.key(source), None, _reason(exc), None)
@@ -419,7 +431,9 @@ class _SqliteCopier:
             missing = {v for v, s in stored.items() if s not in there}
             later = key.parent in table.later_parents or key.parent == table.name
             if missing and (later or self.dry_run):  # a dry run wrote no parents
-                missing -= source_has(self.source, key.parent, key.parent_column, list(missing))
+                missing -= source_has(
+                    self.source, key.parent, key.parent_column, list(missing), self.source_opener
+                )
             if not missing:
                 continue
             kept_records, kept_sources = [], []
@@ -495,7 +509,7 @@ class _SqliteCopier:
         return Checksum(rows, total)
 
 
-def _reason(exc: sqlite3.Error) -> str:
+def _reason(exc: Exception) -> str:
     text = str(exc)
     if "UNIQUE" in text or "PRIMARY KEY" in text:
         return f"23505: {text}"
@@ -517,7 +531,7 @@ def _verify(copier: _SqliteCopier, path: Path, table: TablePlan, report: TableRe
     start, earlier_refused, run = copier.hashed[table.name]
     earlier = Checksum(0, 0)
     if start is not None:
-        earlier = source_checksum(path, table, upto=start)
+        earlier = source_checksum(path, table, upto=start, opener=copier.source_opener)
     want = Checksum(
         earlier.rows - earlier_refused.rows + run.rows,
         earlier.total - earlier_refused.total + run.total,
@@ -541,10 +555,13 @@ def copy_into_sqlite(
     restart: bool = False,
     reject_file: str | Path | None = None,
     exclude_tables: Sequence[str] = (),
+    key: SqliteKey | object | None = ENV,
 ) -> DataMigrationReport:
     """Copy ``sqlite_path`` into the project's SQLite database ``target`` (its schema
     applied, e.g. by ``aragora-repos migrate up``; ``expected`` is the generated package's
-    ``EXPECTED``). Arguments as :func:`aragora_repos.tools.migrate_data.migrate_data`."""
+    ``EXPECTED``). Arguments as :func:`aragora_repos.tools.migrate_data.migrate_data`.
+    Either file may be encrypted (SQLCipher), opened with ``key`` (default: the
+    environment's ``ARAGORA_SQLITE_KEY``)."""
     target = Path(target)
     if dry_run or not target.is_file():  # nothing written, or the clear error of _copy
         return _copy(
@@ -560,6 +577,7 @@ def copy_into_sqlite(
             restart=restart,
             reject_file=reject_file,
             exclude_tables=exclude_tables,
+            key=key,
         )
     # One copy into a database at a time: two at once would each keep their own place in
     # the same progress rows. A second waits, then resumes where the first left off.
@@ -577,6 +595,7 @@ def copy_into_sqlite(
             restart=restart,
             reject_file=reject_file,
             exclude_tables=exclude_tables,
+            key=key,
         )
 
 
@@ -594,8 +613,8 @@ def _copy(
     restart: bool = False,
     reject_file: str | Path | None = None,
     exclude_tables: Sequence[str] = (),
+    key: SqliteKey | object | None = ENV,
 ) -> DataMigrationReport:
-
     if batch_size < 1:
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
     path, target = Path(sqlite_path), Path(target)
@@ -614,8 +633,10 @@ def _copy(
         skip_existing=skip_existing,
         dry_run=dry_run,
         verify=verify,
+        source_opener=for_file(path, key),
+        target_opener=for_file(target, key),
     )
-    source = _open_source(path)
+    source = _open_source(path, copier.source_opener)
     try:
         if not dry_run:
             copier.db.executescript(_STATE_DDL)
@@ -657,8 +678,9 @@ def _copy(
         report.reject_file = None
         if rows:
             with replacing(reject_path) as f:
+                withhold = is_encrypted_file(path)
                 for r in rows:
-                    f.write(_reject_line(*r))
+                    f.write(_reject_line(*r, withhold=withhold))
             report.reject_file = str(reject_path)
         elif reject_path.exists():
             reject_path.unlink()

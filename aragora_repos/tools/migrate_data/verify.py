@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from aragora_repos.backends.postgres import connect_one
+from aragora_repos.backends.sqlite import Opener
 from aragora_repos.config import Secret
 from aragora_repos.tools.canonical import row_hash_sql
 from aragora_repos.tools.migrate_data.copier import Start
@@ -40,10 +41,11 @@ def source_checksum(
     *,
     upto: Any = None,
     batch_size: int = 5000,
+    opener: Opener | None = None,
 ) -> Checksum:
     """Over the source rows as converted (rows no rule converts are left out): the whole
     table, or only the rows at ``positions``; only rows not after ``upto`` when given."""
-    reader = SourceReader(path, table, hashes=True)
+    reader = SourceReader(path, table, hashes=True, opener=opener)
     rows = total = 0
     try:
         batches: Iterator[Batch]
@@ -83,15 +85,25 @@ class _Verifier:
     the SQLite file as it is now; the target side is one aggregate query on a connection
     of its own, run while the next table copies."""
 
-    def __init__(self, source: Path, source_id: str, schema: str, conn: Connection) -> None:
+    def __init__(
+        self,
+        source: Path,
+        source_id: str,
+        schema: str,
+        conn: Connection,
+        opener: Opener | None = None,
+    ) -> None:
         self.source, self.source_id, self.schema, self.conn = source, source_id, schema, conn
+        self.opener = opener
         self.queue: asyncio.Queue[tuple[TablePlan, TableReport, Start, list[int]] | None]
         self.queue = asyncio.Queue()
         self.task = asyncio.ensure_future(self._run())
 
     @classmethod
-    async def start(cls, source: Path, source_id: str, schema: str, dsn: Secret) -> _Verifier:
-        return cls(source, source_id, schema, await connect_one(dsn))
+    async def start(
+        cls, source: Path, source_id: str, schema: str, dsn: Secret, opener: Opener | None = None
+    ) -> _Verifier:
+        return cls(source, source_id, schema, await connect_one(dsn), opener)
 
     def submit(self, table: TablePlan, report: TableReport, start: Start, sums: list[int]) -> None:
         self.queue.put_nowait((table, report, start, sums))
@@ -127,12 +139,14 @@ class _Verifier:
         if start.last_key is None:
             return Checksum(0, 0), len(rejected)
         upto = None if start.done else start.last_key
-        full = await asyncio.to_thread(source_checksum, self.source, table, upto=upto)
+        full = await asyncio.to_thread(
+            source_checksum, self.source, table, upto=upto, opener=self.opener
+        )
         left_out = sorted(set(rejected) | set(start.waiting))
         taken = Checksum(0, 0)
         if left_out:
             taken = await asyncio.to_thread(
-                source_checksum, self.source, table, left_out, upto=upto
+                source_checksum, self.source, table, left_out, upto=upto, opener=self.opener
             )
         return Checksum(full.rows - taken.rows, full.total - taken.total), len(rejected)
 
