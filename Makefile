@@ -55,7 +55,8 @@ check-pythons:
 ## test: the whole suite, SQLite and PostgreSQL (CI=true makes PostgreSQL mandatory), in two
 ## worker processes, a test file to each: every worker has its own database and servers;
 ## then the repository tests and every generated query again through a PgBouncer in
-## transaction mode, and once more through one in session mode
+## transaction mode, once more through one in session mode, and once more with the SQLite
+## side encrypted (SQLCipher)
 POOLED_TESTS := tests/generated tests/differential/test_differential.py
 test: $(STAMP)
 	$(VENV)/bin/pytest --numprocesses 2 --dist loadfile
@@ -63,6 +64,8 @@ test: $(STAMP)
 		ARAGORA_TEST_POOLER=$$mode ARAGORA_DIFF_EXAMPLES=6 $(VENV)/bin/pytest \
 			--numprocesses 2 --dist loadfile $(POOLED_TESTS) || exit 1; \
 	done
+	ARAGORA_TEST_SQLITE_KEY=make-test-key ARAGORA_DIFF_EXAMPLES=6 $(VENV)/bin/pytest \
+		--numprocesses 2 --dist loadfile $(POOLED_TESTS)
 
 ## demo: generate, migrate an embedded SQLite database under .nomic/, run the example app
 demo: $(STAMP)

@@ -137,37 +137,40 @@ class SqliteKey:
 _ON = ("1", "true", "yes", "on")
 
 
-def sqlite_key_from_env(env: Mapping[str, str], *, required: bool = False) -> SqliteKey | None:
-    """The key ``ARAGORA_SQLITE_KEY`` holds (as written: not stripped), else the contents
-    of the file ``ARAGORA_SQLITE_KEY_FILE`` names (one trailing newline removed).
+def sqlite_key_from_env(
+    env: Mapping[str, str], *, required: bool = False, variable: str = "ARAGORA_SQLITE_KEY"
+) -> SqliteKey | None:
+    """The key ``variable`` holds (as written: not stripped), else the contents of the
+    file ``<variable>_FILE`` names (one trailing newline removed).
 
     Raises:
-        ConfigError: both are set, the file cannot be read, or ``required`` and neither is.
+        ConfigError: both are set, the file cannot be read or is empty, or ``required``
+            and neither is set.
     """
-    text = env.get("ARAGORA_SQLITE_KEY", "")
-    path = _get(env, "ARAGORA_SQLITE_KEY_FILE")
+    text = env.get(variable, "")
+    path = _get(env, variable + "_FILE")
     if text and path:
-        raise ConfigError("set one of ARAGORA_SQLITE_KEY and ARAGORA_SQLITE_KEY_FILE, not both")
+        raise ConfigError(f"set one of {variable} and {variable}_FILE, not both")
     if path:
-        try:
-            raw = Path(path).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read ARAGORA_SQLITE_KEY_FILE {path}: {exc.strerror}"
-            ) from None
-        raw = raw[:-1] if raw.endswith(b"\n") else raw
-        raw = raw[:-1] if raw.endswith(b"\r") else raw
-        if not raw:
-            raise ConfigError(f"invalid ARAGORA_SQLITE_KEY_FILE: {path} is empty")
-        return SqliteKey(raw)
+        return key_from_file(path, f"{variable}_FILE")
     if text:
         return SqliteKey(text)
     if required:
-        raise ConfigError(
-            "an encrypted SQLite database needs a key: set ARAGORA_SQLITE_KEY or "
-            "ARAGORA_SQLITE_KEY_FILE"
-        )
+        raise ConfigError(f"a key is needed: set {variable} or {variable}_FILE")
     return None
+
+
+def key_from_file(path: str, what: str) -> SqliteKey:
+    """The key a file holds (one trailing newline removed); errors name ``what``."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    raw = raw[:-1] if raw.endswith(b"\n") else raw
+    raw = raw[:-1] if raw.endswith(b"\r") else raw
+    if not raw:
+        raise ConfigError(f"invalid {what}: {path} is empty")
+    return SqliteKey(raw)
 
 
 def sqlite_key_setting(env: Mapping[str, str]) -> SqliteKey | None:

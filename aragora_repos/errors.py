@@ -256,6 +256,8 @@ def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
         if isinstance(exc, SQLITE_PROGRAMMING_ERROR):
             return InterfaceError(message)
         return OperationalError(message)
+    if code == 19:  # a module without extended result codes (sqlcipher3): by the message
+        code = next((c for prefix, c in _CONSTRAINTS if message.startswith(prefix)), code)
     if code == _CHECK and message.endswith(_RANGE_CHECKS):
         # The generated int2/int4 range constraints: numeric_value_out_of_range, as the
         # same arithmetic raises on PostgreSQL.
@@ -265,6 +267,14 @@ def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
 
 
 _CHECK = 275  # SQLITE_CONSTRAINT_CHECK
+#: SQLite's own constraint messages (sqlite3.c), for the extended code they stand for.
+_CONSTRAINTS = (
+    ("UNIQUE constraint failed", 2067),
+    ("NOT NULL constraint failed", 1299),
+    ("FOREIGN KEY constraint failed", 787),
+    ("CHECK constraint failed", 275),
+    ("cannot store ", 3091),
+)
 _RANGE_CHECKS = (": int2_range", ": int4_range")
 
 

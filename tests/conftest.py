@@ -12,6 +12,7 @@ import pytest
 
 from aragora_db import Database, connect
 from aragora_repos import Config, Secret
+from aragora_repos.config import SqliteKey
 from tests.pg_server import find_server, fresh_database
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -90,11 +91,20 @@ def postgres_config(pooled: str, direct: str, **settings: Any) -> Config:
     )
 
 
+#: ``ARAGORA_TEST_SQLITE_KEY=...``: the repository tests' SQLite databases are encrypted
+#: with it (SQLCipher); ``make test`` runs them once so.
+SQLITE_KEY = (
+    SqliteKey(os.environ["ARAGORA_TEST_SQLITE_KEY"])
+    if os.environ.get("ARAGORA_TEST_SQLITE_KEY")
+    else None
+)
+
+
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """The generated facade over a migrated, empty database of each backend."""
     if request.param == "sqlite":
-        database = await connect(Config(data_dir=tmp_path))
+        database = await connect(Config(data_dir=tmp_path, sqlite_key=SQLITE_KEY))
     else:
         dsn: str = request.getfixturevalue("postgres_dsn")
         await _reset_if_unversioned(dsn)

@@ -248,6 +248,22 @@ def _operations_commands(sub: Commands) -> None:
         "--no-backup", action="store_true", help="do not back up what the restore replaces"
     )
     _command(sub, "health", help="probe the database and print its health as JSON")
+    for name, what in (
+        ("encrypt", "encrypt every SQLite file with ARAGORA_SQLITE_KEY"),
+        ("decrypt", "decrypt every SQLite file encrypted with ARAGORA_SQLITE_KEY"),
+        ("rekey", "re-encrypt every SQLite file under ARAGORA_SQLITE_NEW_KEY"),
+    ):
+        e = _command(
+            sub, name, help=f"{what} (backup first; each file swapped atomically, verified)"
+        )
+        e.add_argument("--no-backup", action="store_true", help="skip the backup taken first")
+        if name == "rekey":
+            e.add_argument(
+                "--new-key-file",
+                metavar="PATH",
+                help="read the new key from this file (default: ARAGORA_SQLITE_NEW_KEY or "
+                "ARAGORA_SQLITE_NEW_KEY_FILE)",
+            )
 
 
 def _data_commands(sub: Commands) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,25 @@ from aragora_repos.cli.migrate import App, _needs, run_check, run_migrate
 from aragora_repos.config import Config
 from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration
+
+
+def run_cipher(args: argparse.Namespace, config: Config) -> int:
+    """``encrypt``, ``decrypt`` and ``rekey`` (see :mod:`aragora_repos.tools.cipher`)."""
+    from aragora_repos.config import key_from_file, sqlite_key_from_env
+    from aragora_repos.tools.cipher import change_key
+
+    if config.backend != "sqlite":
+        raise ConfigError(f"{args.command}: only SQLite files are encrypted this way")
+    new_key = None
+    if args.command == "rekey":
+        new_key = (
+            key_from_file(args.new_key_file, "--new-key-file")
+            if args.new_key_file
+            else sqlite_key_from_env(os.environ, required=True, variable="ARAGORA_SQLITE_NEW_KEY")
+        )
+    report = change_key(config, args.command, new_key=new_key, take_backup=not args.no_backup)
+    print(report.render())
+    return 0
 
 
 async def run_backup(args: argparse.Namespace, config: Config) -> int:
@@ -228,6 +248,8 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             return asyncio.run(run_backup(args, config))
         if args.command == "health":
             return asyncio.run(run_health(config))
+        if args.command in ("encrypt", "decrypt", "rekey"):
+            return run_cipher(args, config)
         _flag_action(args)
         if args.db is not None:
             print(

@@ -6,9 +6,10 @@ leaves either the old file or the new one, both complete:
 
 1. a verified backup set of every file, as it is (an encrypted one stays encrypted);
 2. per file, a connection in exclusive locking mode takes the file's exclusive lock
-   after leaving WAL for an in-memory journal (so nothing is beside it on disk). Another process with the
-   database open holds a shared lock, so this fails at once, saying so: the application
-   must be stopped first; it is never swapped under a live connection;
+   after leaving WAL for an in-memory journal (so nothing is beside it on disk).
+   Another process with the database open holds a shared lock, so this fails at once,
+   saying so: the application must be stopped first; it is never swapped under a live
+   connection;
 3. ``sqlcipher_export`` writes every table, index, trigger and view into
    ``<file>.rekey`` under the new key, with the file's ``user_version``;
 4. the new file is verified: ``PRAGMA integrity_check`` and every table's row count equal

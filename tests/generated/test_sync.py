@@ -12,6 +12,7 @@ from aragora_db import SyncDatabase, UserRole, connect_sync
 from aragora_db.audit import AppendAuditEventsParams
 from aragora_db.migrations import MIGRATIONS
 from aragora_repos import Config, ConfigError, Isolation, Secret, TransactionError, UniqueViolation
+from tests.conftest import SQLITE_KEY
 
 
 def add_user(db: SyncDatabase, uid: str, email: str) -> None:
@@ -28,7 +29,7 @@ def add_user(db: SyncDatabase, uid: str, email: str) -> None:
 
 @pytest.fixture
 def sync_db(tmp_path: Path) -> Iterator[SyncDatabase]:
-    with connect_sync(Config(data_dir=tmp_path)) as db:
+    with connect_sync(Config(data_dir=tmp_path, sqlite_key=SQLITE_KEY)) as db:
         assert db.migrate() == [m.version for m in MIGRATIONS]
         yield db
 
