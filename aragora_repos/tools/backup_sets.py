@@ -150,7 +150,7 @@ async def take_backup(
     else:
         report = await asyncio.to_thread(_take_sqlite, config, root)
     if verify:
-        await asyncio.to_thread(verify_set, report.folder)
+        await asyncio.to_thread(verify_set, report.folder, config.sqlite_key)
     if prune_old:
         days = config.backup_retention_days if keep_days is None else keep_days
         report.pruned = prune(root, keep_days=days)

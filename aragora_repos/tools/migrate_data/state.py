@@ -60,8 +60,12 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.set_aside_keys (
 RejectRow = tuple[str, str, str | None, str, str | None]
 
 
-#: Tables each side keeps for itself: the migration runner's record.
-SKIPPED_TABLES = frozenset({"schema_version"})
+#: Tables each side keeps for itself: the migration runner's record, and a copy into
+#: SQLite's own progress and rejects (a project database that received a copy is itself
+#: copied elsewhere without them).
+SKIPPED_TABLES = frozenset(
+    {"schema_version", "aragora_migrate_progress", "aragora_migrate_rejects"}
+)
 #: Tables migration runners (this one, Aragora's, Rails', Alembic) keep for themselves:
 #: never data to import or adopt.
 RUNNER_TABLES = frozenset(
