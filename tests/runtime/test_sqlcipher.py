@@ -137,12 +137,12 @@ def test_wrong_missing_and_unexpected_keys_are_clear_errors(tmp_path: Path) -> N
         (Config(data_dir=tmp_path / "plain", sqlite_key=KEY), "plain (not encrypted)"),
     ]
     for config, says in cases:
-        for opening in (
-            lambda c=config: connect_sync(c).close(),
-            lambda c=config: asyncio.run(_open_close(c)),
-        ):
+        for sync in (True, False):
             with pytest.raises(EncryptionError) as caught:
-                opening()
+                if sync:
+                    connect_sync(config).close()
+                else:
+                    asyncio.run(_open_close(config))
             message = str(caught.value)
             assert says in message and str(config.sqlite_file) in message, message
             assert KEY_TEXT not in message
@@ -258,7 +258,7 @@ def test_an_open_that_races_a_swap_opens_the_new_file(
         db.close()
     opener = Opener()
     real = Opener._connect
-    swapped = []
+    swapped: list[bool] = []
 
     def racing(
         self: Opener, name: str, memory: bool, read_only: bool, kwargs: dict[str, Any]
