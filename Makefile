@@ -75,6 +75,7 @@ demo: $(STAMP)
 ## bench: the benchmark suite (never part of `make test`); results in bench/results/
 bench: $(STAMP)
 	$(PY) -m bench.run
+	$(PY) -m bench.sqlcipher
 
 ## bench-migrate: migrate-data against pgloader on a 1,000,000-row SQLite file
 bench-migrate: $(STAMP)
