@@ -21,10 +21,12 @@ generate: $(STAMP)
 
 ## check: generated/ is current (every statement also prepared on a scratch PostgreSQL
 ## database when ARAGORA_CODEGEN_POSTGRES_DSN or ARAGORA_TEST_POSTGRES_DSN names a server),
-## no migration number taken on BASE too, ruff, mypy, workflows
+## every foreign key indexed (or marked intended), no migration number taken on BASE too,
+## ruff, mypy, workflows
 check: $(STAMP)
 	ARAGORA_CODEGEN_POSTGRES_DSN="$${ARAGORA_CODEGEN_POSTGRES_DSN:-$${ARAGORA_TEST_POSTGRES_DSN:-}}" \
 		$(PY) -m codegen check
+	$(PY) -m codegen.fk_indexes
 	@if git rev-parse --verify -q $(BASE) >/dev/null; then \
 		$(PY) -m codegen.branches --base $(BASE); \
 	else echo "migration numbers not compared: no $(BASE) in this checkout"; fi

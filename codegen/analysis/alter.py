@@ -211,6 +211,7 @@ def _rename_column(table: Table, old: str, new: str, state: State) -> Table:
                 postgres_sql=_rename_in(index.postgres_sql, old, new, "postgres"),
                 sqlite_sql=_rename_in(index.sqlite_sql, old, new, "sqlite"),
                 columns=tuple(sorted(new if c == old else c for c in index.columns)),
+                leading=tuple(new if c == old else c for c in index.leading),
             )
     rename: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda cols: tuple(  # noqa: E731
         new if c == old else c for c in cols

@@ -233,6 +233,12 @@ def index_of(tree: exp.Create, state: State) -> Index:
     pg = tree.copy()
     pg.set("concurrently", False)  # the snapshot describes the result, not how it was built
     pg.set("exists", False)
+    leading: list[str] = []
+    for term in terms if where is None else []:
+        column = term.this if isinstance(term, exp.Ordered) else term
+        if not isinstance(column, exp.Column):
+            break
+        leading.append(column.name)
     return Index(
         index.name,
         table,
@@ -241,6 +247,7 @@ def index_of(tree: exp.Create, state: State) -> Index:
         sql,
         bool(tree.args.get("concurrently")),
         tuple(sorted(covered)),
+        leading=tuple(leading),
     )
 
 

@@ -79,6 +79,9 @@ class Index:
     sqlite_triggers: tuple[str, ...] = ()
     """Full-text indexes: the SQLite statements that keep the FTS5 table in step with its
     table (triggers, then a rebuild). A table rebuild drops triggers, so it re-runs these."""
+    leading: tuple[str, ...] = ()
+    """The plain columns the index's key starts with, in order (none for a partial
+    index, which does not cover every row): what a lookup by those columns can use."""
 
 
 @dataclass(frozen=True, slots=True)

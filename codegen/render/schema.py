@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from codegen.dialects import sqlite_ddl
-from codegen.model.ir import Catalog, Section
+from codegen.model.ir import Catalog, Section, Table
 
 _TYPNAMES = {
     "varchar": "varchar",
@@ -89,13 +89,42 @@ def literal(sql: str) -> str:
     return f'"""{body}"""'
 
 
+def dependency_order(tables: tuple[Table, ...]) -> tuple[list[Table], set[tuple[str, int]]]:
+    """The tables with every table after those its foreign keys reference (the smallest
+    name first among those that may come next, so the order is deterministic), and the
+    keys that close a cycle, as (table, key position): those are added after every table
+    exists."""
+    by_name = {t.name: t for t in tables}
+    needs = {
+        t.name: {fk.ref_table for fk in t.foreign_keys if fk.ref_table in by_name} - {t.name}
+        for t in tables
+    }
+    order: list[Table] = []
+    created: set[str] = set()
+    deferred: set[tuple[str, int]] = set()
+    while needs:
+        ready = [n for n, wanted in needs.items() if wanted <= created]
+        name = min(ready) if ready else min(needs)  # none ready: a cycle, broken here
+        table = by_name[name]
+        for at, fk in enumerate(table.foreign_keys):
+            if fk.ref_table in by_name and fk.ref_table != name and fk.ref_table not in created:
+                deferred.add((name, at))
+        order.append(table)
+        created.add(name)
+        del needs[name]
+    return order, deferred
+
+
 def postgres_schema(catalog: Catalog) -> str:
-    """The resulting PostgreSQL schema, deterministic, for review in pull requests."""
+    """The resulting PostgreSQL schema, deterministic, for review in pull requests, in an
+    order ``psql -f`` applies to an empty database: types, then tables after the tables
+    they reference (keys closing a cycle added afterwards), then indexes."""
     parts: list[str] = []
     for enum in sorted(catalog.enums, key=lambda e: e.name):
         values = ", ".join(exp.Literal.string(v).sql("postgres") for v in enum.values)
         parts.append(f"CREATE TYPE {enum.name} AS ENUM ({values});")
-    for table in sorted(catalog.tables, key=lambda t: t.name):
+    tables, deferred = dependency_order(catalog.tables)
+    for table in tables:
         lines = []
         for c in table.columns:
             line = f"{c.name} {c.pg_type_sql}"
@@ -108,8 +137,15 @@ def postgres_schema(catalog: Catalog) -> str:
             lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
         lines.extend(f"UNIQUE ({', '.join(u)})" for u in table.uniques)
         lines.extend(f"CHECK ({c.postgres})" for c in table.checks)
-        lines.extend(sqlite_ddl.foreign_key_sql(fk, str) for fk in table.foreign_keys)
+        lines.extend(
+            sqlite_ddl.foreign_key_sql(fk, str)
+            for at, fk in enumerate(table.foreign_keys)
+            if (table.name, at) not in deferred
+        )
         body = ",\n    ".join(lines)
         parts.append(f"CREATE TABLE {table.name} (\n    {body}\n);")
+    for name, at in sorted(deferred):
+        fk = catalog.table(name).foreign_keys[at]  # type: ignore[union-attr]
+        parts.append(f"ALTER TABLE {name} ADD {sqlite_ddl.foreign_key_sql(fk, str)};")
     parts.extend(f"{i.postgres_sql};" for i in sorted(catalog.indexes, key=lambda i: i.name))
     return "\n\n".join(parts) + "\n"

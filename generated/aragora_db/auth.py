@@ -67,9 +67,12 @@ LIST_WEBHOOKS_FOR_ORG_SQLITE: Final = """-- name: ListWebhooksForOrg :many
 SELECT id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks WHERE org_id = ?1 ORDER BY created_at, id"""
 
 LIST_ACTIVE_WEBHOOKS_FOR_EVENT: Final = """-- name: ListActiveWebhooksForEvent :many
-SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks w WHERE w.org_id = $1 AND w.active ORDER BY w.id"""
+SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks w
+WHERE w.org_id = $1 AND w.active
+  AND ($2::text = ANY(w.events) OR '*' = ANY(w.events))
+ORDER BY w.id"""
 LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE: Final = """-- name: ListActiveWebhooksForEvent :many
-SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks AS w WHERE w.org_id = ?1 AND w.active ORDER BY w.id"""
+SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks AS w WHERE w.org_id = ?1 AND w.active AND (CASE WHEN w.events IS NULL THEN NULL ELSE CAST(?2 AS TEXT) IN (SELECT value FROM JSON_EACH(w.events)) END OR CASE WHEN w.events IS NULL THEN NULL ELSE '*' IN (SELECT value FROM JSON_EACH(w.events)) END) ORDER BY w.id"""
 
 UPDATE_WEBHOOK: Final = """-- name: UpdateWebhook :one
 UPDATE webhooks
@@ -253,19 +256,25 @@ class AuthRepository(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
-        """Run ListActiveWebhooksForEvent (:many).
+    async def list_active_webhooks_for_event(self, *, org_id: str, event: str) -> list[Webhook]:
+        """The active webhooks of an organization subscribed to an event: its name is in their
+        events, or they list '*' (every event). An empty list subscribes to nothing.
 
         SQL (PostgreSQL)::
 
-            SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks w WHERE w.org_id = $1 AND w.active ORDER BY w.id
+            SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks w
+            WHERE w.org_id = $1 AND w.active
+              AND ($2::text = ANY(w.events) OR '*' = ANY(w.events))
+            ORDER BY w.id
 
         Returns:
             Every matching row.
         """
 
     @abc.abstractmethod
-    def list_active_webhooks_for_event_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+    def list_active_webhooks_for_event_iter(
+        self, *, org_id: str, event: str
+    ) -> AsyncIterator[Webhook]:
         """ListActiveWebhooksForEvent's rows as they come, never all in memory: a server-side
         cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
         """
@@ -380,12 +389,16 @@ class PostgresAuthRepository(AuthRepository):
         async for r in self._db.stream(LIST_WEBHOOKS_FOR_ORG, (org_id,), readonly=True):
             yield _webhook_from_pg(r)
 
-    async def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
-        rows = await self._db.fetch(LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id,), readonly=True)
+    async def list_active_webhooks_for_event(self, *, org_id: str, event: str) -> list[Webhook]:
+        rows = await self._db.fetch(LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id, event), readonly=True)
         return list(map(_webhook_from_pg, rows))
 
-    async def list_active_webhooks_for_event_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
-        async for r in self._db.stream(LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id,), readonly=True):
+    async def list_active_webhooks_for_event_iter(
+        self, *, org_id: str, event: str
+    ) -> AsyncIterator[Webhook]:
+        async for r in self._db.stream(
+            LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id, event), readonly=True
+        ):
             yield _webhook_from_pg(r)
 
     async def update_webhook(
@@ -541,23 +554,27 @@ class AuthSyncRepository:
         for r in self._db.iterate(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)):
             yield _webhook_from_sqlite(r)
 
-    def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
+    def list_active_webhooks_for_event(self, *, org_id: str, event: str) -> list[Webhook]:
         """Run ListActiveWebhooksForEvent (:many) on SQLite; returns as the async method.
 
         SQL (SQLite)::
 
-            SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks AS w WHERE w.org_id = ?1 AND w.active ORDER BY w.id
+            SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks AS w WHERE w.org_id = ?1 AND w.active AND (CASE WHEN w.events IS NULL THEN NULL ELSE CAST(?2 AS TEXT) IN (SELECT value FROM JSON_EACH(w.events)) END OR CASE WHEN w.events IS NULL THEN NULL ELSE '*' IN (SELECT value FROM JSON_EACH(w.events)) END) ORDER BY w.id
         """
         return list(
             map(
                 _webhook_from_sqlite,
-                self._db.fetchall(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),)),
+                self._db.fetchall(
+                    LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id), check_text(event))
+                ),
             )
         )
 
-    def list_active_webhooks_for_event_iter(self, *, org_id: str) -> Iterator[Webhook]:
+    def list_active_webhooks_for_event_iter(self, *, org_id: str, event: str) -> Iterator[Webhook]:
         """ListActiveWebhooksForEvent's rows as they come, read in batches."""
-        for r in self._db.iterate(LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),)):
+        for r in self._db.iterate(
+            LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id), check_text(event))
+        ):
             yield _webhook_from_sqlite(r)
 
     def update_webhook(
@@ -663,12 +680,16 @@ class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository)
         async for r in self._db.stream(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)):
             yield _webhook_from_sqlite(r)
 
-    async def list_active_webhooks_for_event(self, *, org_id: str) -> list[Webhook]:
-        return await self._db.run(self._sync.list_active_webhooks_for_event, org_id=org_id)
+    async def list_active_webhooks_for_event(self, *, org_id: str, event: str) -> list[Webhook]:
+        return await self._db.run(
+            self._sync.list_active_webhooks_for_event, org_id=org_id, event=event
+        )
 
-    async def list_active_webhooks_for_event_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
+    async def list_active_webhooks_for_event_iter(
+        self, *, org_id: str, event: str
+    ) -> AsyncIterator[Webhook]:
         async for r in self._db.stream(
-            LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id),)
+            LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id), check_text(event))
         ):
             yield _webhook_from_sqlite(r)
 

@@ -1294,4 +1294,33 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        version=9,
+        name="foreign_key_indexes",
+        checksum="b814861ffc6415194e947849bd6020cabb81a0c17e39419a33f50f8a33db122d",
+        up=Section(
+            postgres=(
+                """CREATE INDEX idx_token_blacklist_user ON token_blacklist (user_id)""",
+                """CREATE INDEX idx_share_links_created_by ON share_links (created_by)""",
+                """CREATE INDEX idx_genesis_events_parent ON genesis_events (parent_event_id)""",
+            ),
+            sqlite=(
+                """CREATE INDEX idx_token_blacklist_user ON token_blacklist (user_id)""",
+                """CREATE INDEX idx_share_links_created_by ON share_links (created_by)""",
+                """CREATE INDEX idx_genesis_events_parent ON genesis_events (parent_event_id)""",
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """DROP INDEX idx_genesis_events_parent""",
+                """DROP INDEX idx_share_links_created_by""",
+                """DROP INDEX idx_token_blacklist_user""",
+            ),
+            sqlite=(
+                """DROP INDEX idx_genesis_events_parent""",
+                """DROP INDEX idx_share_links_created_by""",
+                """DROP INDEX idx_token_blacklist_user""",
+            ),
+        ),
+    ),
 )

@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=8,
+    version=9,
     tables=(
         ExpectedTable(
             "agent_metrics",
@@ -314,7 +314,10 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("data", "jsonb", 0, "TEXT", True),
                 ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
             ),
-            ("idx_genesis_type",),
+            (
+                "idx_genesis_events_parent",
+                "idx_genesis_type",
+            ),
         ),
         ExpectedTable(
             "genomes",
@@ -522,7 +525,10 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("revoked", "bool", 0, "INTEGER", True),
                 ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
             ),
-            ("idx_share_links_debate",),
+            (
+                "idx_share_links_created_by",
+                "idx_share_links_debate",
+            ),
         ),
         ExpectedTable(
             "stream_events",
@@ -559,7 +565,10 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("revoked_at", "timestamptz", 0, "TEXT", True),
                 ExpectedColumn("expires_at", "timestamptz", 0, "TEXT", True),
             ),
-            ("idx_token_blacklist_expires",),
+            (
+                "idx_token_blacklist_expires",
+                "idx_token_blacklist_user",
+            ),
         ),
         ExpectedTable(
             "tournaments",

@@ -76,25 +76,6 @@ CREATE TABLE calibration_predictions (
     CHECK (confidence >= 0 AND confidence <= 1)
 );
 
-CREATE TABLE consensus (
-    id bigserial,
-    topic text NOT NULL,
-    topic_hash text NOT NULL,
-    conclusion text NOT NULL DEFAULT '',
-    strength text NOT NULL DEFAULT 'moderate',
-    confidence double precision NOT NULL DEFAULT 0.0,
-    participating_agents text[] NOT NULL DEFAULT '{}',
-    agreeing_agents text[] NOT NULL DEFAULT '{}',
-    domain text NOT NULL DEFAULT 'general',
-    debate_id text,
-    metadata jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
-    data jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
-    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    updated_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (id),
-    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE SET NULL
-);
-
 CREATE TABLE continuum_memory (
     id text NOT NULL,
     tier memory_tier NOT NULL DEFAULT 'fast',
@@ -114,51 +95,6 @@ CREATE TABLE continuum_memory (
     red_line boolean NOT NULL DEFAULT FALSE,
     red_line_reason text,
     PRIMARY KEY (id)
-);
-
-CREATE TABLE critiques (
-    id bigserial,
-    debate_id text NOT NULL,
-    agent text NOT NULL,
-    target_agent text,
-    issues jsonb NOT NULL DEFAULT CAST('[]' AS JSONB),
-    suggestions jsonb NOT NULL DEFAULT CAST('[]' AS JSONB),
-    severity double precision NOT NULL DEFAULT 0.0,
-    reasoning text,
-    led_to_improvement boolean NOT NULL DEFAULT FALSE,
-    expected_usefulness double precision,
-    actual_usefulness double precision,
-    prediction_error double precision,
-    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (id),
-    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE
-);
-
-CREATE TABLE cycle_evolution (
-    id bigserial,
-    loop_id text NOT NULL,
-    cycle_number int NOT NULL,
-    evolution_type text NOT NULL,
-    description text NOT NULL DEFAULT '',
-    prompt_changes jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
-    metrics_before jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
-    metrics_after jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
-    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (id),
-    FOREIGN KEY (loop_id, cycle_number) REFERENCES nomic_cycles (loop_id, cycle_number) ON DELETE CASCADE
-);
-
-CREATE TABLE cycle_file_changes (
-    id bigserial,
-    loop_id text NOT NULL,
-    cycle_number int NOT NULL,
-    file_path text NOT NULL,
-    change_type text NOT NULL,
-    lines_added int NOT NULL DEFAULT 0,
-    lines_removed int NOT NULL DEFAULT 0,
-    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (id),
-    FOREIGN KEY (loop_id, cycle_number) REFERENCES nomic_cycles (loop_id, cycle_number) ON DELETE CASCADE
 );
 
 CREATE TABLE debate_artifacts (
@@ -199,6 +135,43 @@ CREATE TABLE debates (
     PRIMARY KEY (id),
     UNIQUE (slug),
     CHECK (view_count >= 0)
+);
+
+CREATE TABLE consensus (
+    id bigserial,
+    topic text NOT NULL,
+    topic_hash text NOT NULL,
+    conclusion text NOT NULL DEFAULT '',
+    strength text NOT NULL DEFAULT 'moderate',
+    confidence double precision NOT NULL DEFAULT 0.0,
+    participating_agents text[] NOT NULL DEFAULT '{}',
+    agreeing_agents text[] NOT NULL DEFAULT '{}',
+    domain text NOT NULL DEFAULT 'general',
+    debate_id text,
+    metadata jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    data jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id),
+    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE SET NULL
+);
+
+CREATE TABLE critiques (
+    id bigserial,
+    debate_id text NOT NULL,
+    agent text NOT NULL,
+    target_agent text,
+    issues jsonb NOT NULL DEFAULT CAST('[]' AS JSONB),
+    suggestions jsonb NOT NULL DEFAULT CAST('[]' AS JSONB),
+    severity double precision NOT NULL DEFAULT 0.0,
+    reasoning text,
+    led_to_improvement boolean NOT NULL DEFAULT FALSE,
+    expected_usefulness double precision,
+    actual_usefulness double precision,
+    prediction_error double precision,
+    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id),
+    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE
 );
 
 CREATE TABLE dissent (
@@ -323,6 +296,33 @@ CREATE TABLE nomic_cycles (
     PRIMARY KEY (loop_id, cycle_number)
 );
 
+CREATE TABLE cycle_evolution (
+    id bigserial,
+    loop_id text NOT NULL,
+    cycle_number int NOT NULL,
+    evolution_type text NOT NULL,
+    description text NOT NULL DEFAULT '',
+    prompt_changes jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    metrics_before jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    metrics_after jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id),
+    FOREIGN KEY (loop_id, cycle_number) REFERENCES nomic_cycles (loop_id, cycle_number) ON DELETE CASCADE
+);
+
+CREATE TABLE cycle_file_changes (
+    id bigserial,
+    loop_id text NOT NULL,
+    cycle_number int NOT NULL,
+    file_path text NOT NULL,
+    change_type text NOT NULL,
+    lines_added int NOT NULL DEFAULT 0,
+    lines_removed int NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id),
+    FOREIGN KEY (loop_id, cycle_number) REFERENCES nomic_cycles (loop_id, cycle_number) ON DELETE CASCADE
+);
+
 CREATE TABLE nomic_rollbacks (
     id text NOT NULL,
     loop_id text NOT NULL,
@@ -337,22 +337,6 @@ CREATE TABLE nomic_rollbacks (
     error_message text,
     created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (id)
-);
-
-CREATE TABLE organizations (
-    id text NOT NULL,
-    name text NOT NULL,
-    slug text NOT NULL,
-    tier text NOT NULL DEFAULT 'free',
-    owner_id text,
-    stripe_customer_id text,
-    stripe_subscription_id text,
-    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    updated_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    settings jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
-    PRIMARY KEY (id),
-    UNIQUE (slug),
-    FOREIGN KEY (owner_id) REFERENCES users (id) ON DELETE SET NULL
 );
 
 CREATE TABLE patterns (
@@ -431,20 +415,6 @@ CREATE TABLE ratings (
     PRIMARY KEY (agent_name, domain)
 );
 
-CREATE TABLE share_links (
-    token text NOT NULL,
-    debate_id text NOT NULL,
-    created_by text,
-    visibility text NOT NULL DEFAULT 'public',
-    expires_at timestamptz,
-    view_count int NOT NULL DEFAULT 0,
-    revoked boolean NOT NULL DEFAULT FALSE,
-    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (token),
-    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE,
-    FOREIGN KEY (created_by) REFERENCES users (id) ON DELETE SET NULL
-);
-
 CREATE TABLE stream_events (
     id bigserial,
     loop_id text NOT NULL,
@@ -466,16 +436,6 @@ CREATE TABLE tier_transitions (
     created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (id),
     FOREIGN KEY (memory_id) REFERENCES continuum_memory (id) ON DELETE CASCADE
-);
-
-CREATE TABLE token_blacklist (
-    jti text NOT NULL,
-    user_id text,
-    reason text,
-    revoked_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    expires_at timestamptz NOT NULL,
-    PRIMARY KEY (jti),
-    FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 );
 
 CREATE TABLE tournaments (
@@ -504,17 +464,6 @@ CREATE TABLE traces (
     FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE
 );
 
-CREATE TABLE usage_events (
-    id bigserial,
-    org_id text NOT NULL,
-    event_type text NOT NULL,
-    count int NOT NULL DEFAULT 1,
-    metadata jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
-    timestamp timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (id),
-    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
-);
-
 CREATE TABLE users (
     id text NOT NULL,
     email text NOT NULL,
@@ -538,6 +487,57 @@ CREATE TABLE users (
     PRIMARY KEY (id),
     UNIQUE (email),
     CHECK (failed_login_count >= 0)
+);
+
+CREATE TABLE organizations (
+    id text NOT NULL,
+    name text NOT NULL,
+    slug text NOT NULL,
+    tier text NOT NULL DEFAULT 'free',
+    owner_id text,
+    stripe_customer_id text,
+    stripe_subscription_id text,
+    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    settings jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    PRIMARY KEY (id),
+    UNIQUE (slug),
+    FOREIGN KEY (owner_id) REFERENCES users (id) ON DELETE SET NULL
+);
+
+CREATE TABLE share_links (
+    token text NOT NULL,
+    debate_id text NOT NULL,
+    created_by text,
+    visibility text NOT NULL DEFAULT 'public',
+    expires_at timestamptz,
+    view_count int NOT NULL DEFAULT 0,
+    revoked boolean NOT NULL DEFAULT FALSE,
+    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (token),
+    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE,
+    FOREIGN KEY (created_by) REFERENCES users (id) ON DELETE SET NULL
+);
+
+CREATE TABLE token_blacklist (
+    jti text NOT NULL,
+    user_id text,
+    reason text,
+    revoked_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (jti),
+    FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
+);
+
+CREATE TABLE usage_events (
+    id bigserial,
+    org_id text NOT NULL,
+    event_type text NOT NULL,
+    count int NOT NULL DEFAULT 1,
+    metadata jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    timestamp timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
 );
 
 CREATE TABLE verified_proofs (
@@ -616,6 +616,8 @@ CREATE INDEX idx_elo_history_agent ON elo_history(agent_name, domain, id);
 
 CREATE INDEX idx_embeddings_source ON embeddings(source_type, source_id);
 
+CREATE INDEX idx_genesis_events_parent ON genesis_events(parent_event_id);
+
 CREATE INDEX idx_genesis_type ON genesis_events(event_type, seq);
 
 CREATE INDEX idx_genomes_fitness ON genomes(fitness_score, genome_id);
@@ -644,6 +646,8 @@ CREATE INDEX idx_relationships_b ON agent_relationships(agent_b);
 
 CREATE INDEX idx_reputation_score ON agent_reputation(calibration_score);
 
+CREATE INDEX idx_share_links_created_by ON share_links(created_by);
+
 CREATE INDEX idx_share_links_debate ON share_links(debate_id);
 
 CREATE INDEX idx_stream_events_loop ON stream_events(loop_id, cycle, id);
@@ -651,6 +655,8 @@ CREATE INDEX idx_stream_events_loop ON stream_events(loop_id, cycle, id);
 CREATE INDEX idx_tier_transitions_memory ON tier_transitions(memory_id, id);
 
 CREATE INDEX idx_token_blacklist_expires ON token_blacklist(expires_at);
+
+CREATE INDEX idx_token_blacklist_user ON token_blacklist(user_id);
 
 CREATE INDEX idx_tournaments_status ON tournaments(status, created_at);
 

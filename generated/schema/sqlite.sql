@@ -591,6 +591,8 @@ CREATE INDEX idx_elo_history_agent ON elo_history (agent_name, domain, id);
 
 CREATE INDEX idx_embeddings_source ON embeddings (source_type, source_id);
 
+CREATE INDEX idx_genesis_events_parent ON genesis_events (parent_event_id);
+
 CREATE INDEX idx_genesis_type ON genesis_events (event_type, seq);
 
 CREATE INDEX idx_genomes_fitness ON genomes (fitness_score, genome_id);
@@ -619,6 +621,8 @@ CREATE INDEX idx_relationships_b ON agent_relationships (agent_b);
 
 CREATE INDEX idx_reputation_score ON agent_reputation (calibration_score);
 
+CREATE INDEX idx_share_links_created_by ON share_links (created_by);
+
 CREATE INDEX idx_share_links_debate ON share_links (debate_id);
 
 CREATE INDEX idx_stream_events_loop ON stream_events (loop_id, cycle, id);
@@ -626,6 +630,8 @@ CREATE INDEX idx_stream_events_loop ON stream_events (loop_id, cycle, id);
 CREATE INDEX idx_tier_transitions_memory ON tier_transitions (memory_id, id);
 
 CREATE INDEX idx_token_blacklist_expires ON token_blacklist (expires_at);
+
+CREATE INDEX idx_token_blacklist_user ON token_blacklist (user_id);
 
 CREATE INDEX idx_tournaments_status ON tournaments (status, created_at);
 

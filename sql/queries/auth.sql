@@ -26,7 +26,12 @@ SELECT * FROM webhooks WHERE id = $1;
 SELECT * FROM webhooks WHERE org_id = $1 ORDER BY created_at, id;
 
 -- name: ListActiveWebhooksForEvent :many
-SELECT w.* FROM webhooks w WHERE w.org_id = $1 AND w.active ORDER BY w.id;
+-- The active webhooks of an organization subscribed to an event: its name is in their
+-- events, or they list '*' (every event). An empty list subscribes to nothing.
+SELECT w.* FROM webhooks w
+WHERE w.org_id = $1 AND w.active
+  AND (sqlc.arg(event)::text = ANY(w.events) OR '*' = ANY(w.events))
+ORDER BY w.id;
 
 -- name: UpdateWebhook :one
 UPDATE webhooks

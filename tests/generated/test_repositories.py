@@ -435,3 +435,32 @@ async def test_auth_state(db: Database) -> None:
         None,
         0,
     )
+
+
+async def test_webhooks_for_an_event_are_those_subscribed_to_it(db: Database) -> None:
+    """An event reaches an organization's active webhooks that list it or '*'; not those
+    that list other events or none, not inactive ones, not another organization's."""
+    await make_user(db, "owner")
+    for oid in ("acme", "other"):
+        await make_org(db, oid, "owner")
+    hooks = {
+        "w1": ("acme", ["debate.created"], True),
+        "w2": ("acme", ["debate.created", "vote.cast"], True),
+        "w3": ("acme", ["*"], True),
+        "w4": ("acme", [], True),
+        "w5": ("acme", ["debate.created"], False),
+        "w6": ("other", ["debate.created", "*"], True),
+    }
+    for hid, (org, events, active) in hooks.items():
+        await db.auth.create_webhook(
+            id=hid, org_id=org, url=f"https://x/{hid}", secret="s", events=events, active=active
+        )
+
+    async def ids(event: str) -> list[str]:
+        rows = await db.auth.list_active_webhooks_for_event(org_id="acme", event=event)
+        return [w.id for w in rows]
+
+    assert await ids("debate.created") == ["w1", "w2", "w3"]
+    assert await ids("vote.cast") == ["w2", "w3"]
+    assert await ids("unheard.of") == ["w3"]
+    assert await ids("*") == ["w3"]  # '*' is a subscription, not a query wildcard
