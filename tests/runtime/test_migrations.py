@@ -93,3 +93,49 @@ async def test_unknown_applied_version_is_refused(backend: AsyncBackend) -> None
     await backend.migrate([FIRST])
     with pytest.raises(MigrationError, match="does not know"):
         await backend.migrate([])
+
+
+@pytest.mark.postgres
+def test_a_role_without_schema_privileges_is_told_what_to_grant(postgres_dsn: str) -> None:
+    """PostgreSQL 15: GRANT ALL PRIVILEGES ON DATABASE (the seeds' setup) does not let a
+    role create tables in schema public; migrate says which GRANT it needs."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    from aragora_db import connect
+    from tests.pg_server import fresh_database, with_database
+
+    role = f"aragora_t_{uuid.uuid4().hex[:10]}"
+
+    async def admin(dsn: str, sql: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def migrate(dsn: str) -> None:
+        db = await connect(Config(backend="postgres", dsn=Secret(dsn), pool_max=1))
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    run_async(admin(postgres_dsn, f"CREATE ROLE {role} LOGIN"))
+    try:
+        with fresh_database(postgres_dsn) as dsn:
+            name = dsn.rsplit("/", 1)[1]
+            run_async(admin(dsn, f'GRANT ALL PRIVILEGES ON DATABASE "{name}" TO {role}'))
+            parts = urlsplit(with_database(postgres_dsn, name))
+            host = parts.netloc.rsplit("@", 1)[-1]
+            as_role = urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+            with pytest.raises(MigrationError) as caught:
+                run_async(migrate(as_role))
+            message = str(caught.value)
+            assert f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"' in message, message
+            assert caught.value.sqlstate == "42501"
+            run_async(admin(dsn, f"GRANT USAGE, CREATE ON SCHEMA public TO {role}"))
+            run_async(migrate(as_role))  # what the message said is enough
+            run_async(admin(dsn, f"DROP OWNED BY {role}"))
+    finally:
+        run_async(admin(postgres_dsn, f"DROP ROLE IF EXISTS {role}"))

@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 _log = logging.getLogger("aragora_repos.migrations")
 
 
+def privilege_hint(exc: BaseException, role: str | None) -> str:
+    """What to grant, when a migration fails for a missing privilege (42501)."""
+    if getattr(exc, "sqlstate", None) != "42501":
+        return ""
+    who = f'"{role}"' if role else "<the application role>"
+    return (
+        "; the role lacks a privilege: since PostgreSQL 15 no role may create tables in "
+        "schema public by default, and GRANT ALL PRIVILEGES ON DATABASE does not change "
+        f"that. As the database owner, run: GRANT USAGE, CREATE ON SCHEMA public TO {who}; "
+        "(see the README's 'Roles and privileges')"
+    )
+
+
 async def applied_versions(conn: BoundConnection) -> dict[int, Applied]:
     """The ``schema_version`` rows; empty when the table does not exist yet."""
     if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
@@ -46,9 +59,28 @@ async def run_step(
     step: Step,
     lock_timeout: float,
     on_statement: Callable[[str], None] | None,
+    role: str | None = None,
 ) -> None:
     """Run one step. A lock timeout makes a blocked ALTER fail fast instead of queueing
-    every other query behind its ACCESS EXCLUSIVE request (explicit-locking.html)."""
+    every other query behind its ACCESS EXCLUSIVE request (explicit-locking.html). A
+    missing privilege (creating ``schema_version`` too) says what ``role`` needs."""
+    try:
+        await _run_step(conn, step, lock_timeout, on_statement, role)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise errors.MigrationError(
+            f"cannot apply {step.direction} {step.migration.label} on postgresql: {exc} "
+            f"({exc.sqlstate}){privilege_hint(exc, role)}",
+            sqlstate=exc.sqlstate,
+        ) from exc
+
+
+async def _run_step(
+    conn: BoundConnection,
+    step: Step,
+    lock_timeout: float,
+    on_statement: Callable[[str], None] | None,
+    role: str | None,
+) -> None:
     m = step.migration
     timeout = f"SET {{}} lock_timeout = '{int(lock_timeout * 1000)}ms'"
     started = time.perf_counter()
@@ -61,7 +93,9 @@ async def run_step(
                 await conn.execute(statement)
             except asyncpg.PostgresError as exc:
                 raise errors.MigrationError(
-                    f"cannot apply {step.direction} {m.label} on postgresql: {exc} ({exc.sqlstate})"
+                    f"cannot apply {step.direction} {m.label} on postgresql: {exc} "
+                    f"({exc.sqlstate}){privilege_hint(exc, role)}",
+                    sqlstate=exc.sqlstate,
                 ) from exc
 
     if step.transactional:
@@ -180,7 +214,7 @@ async def run_plan(
             if on_backup is not None:
                 on_backup(where)
         for step in steps:
-            await run_step(conn, step, lock_timeout, on_statement)
+            await run_step(conn, step, lock_timeout, on_statement, dsn.parsed.user)
             done.append(step.migration.version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
