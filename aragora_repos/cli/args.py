@@ -248,6 +248,11 @@ def _operations_commands(sub: Commands) -> None:
         "--no-backup", action="store_true", help="do not back up what the restore replaces"
     )
     _command(sub, "health", help="probe the database and print its health as JSON")
+    h = _command(
+        sub, "serve-health", help="serve /api/health, /api/health/db and /metrics over HTTP"
+    )
+    h.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    h.add_argument("--port", type=int, default=8081, help="port (default 8081; 0: any free one)")
     for name, what in (
         ("encrypt", "encrypt every SQLite file with ARAGORA_SQLITE_KEY"),
         ("decrypt", "decrypt every SQLite file encrypted with ARAGORA_SQLITE_KEY"),

@@ -28,6 +28,23 @@ from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration
 
 
+async def run_serve_health(args: argparse.Namespace, config: Config, app: App) -> int:
+    """Serve /api/health, /api/health/db and /metrics until interrupted."""
+    from aragora_repos.health_http import HealthApp, serve
+
+    db = await open_async(config, inspect=config.backend == "sqlite")
+    expected = app.migrations[-1].version if app.migrations else None
+
+    def ready(port: int) -> None:
+        print(f"serving health on http://{args.host}:{port}/api/health", flush=True)
+
+    try:
+        await serve(HealthApp(db, expected_version=expected), args.host, args.port, ready=ready)
+    finally:
+        await db.close()
+    return 0
+
+
 def run_cipher(args: argparse.Namespace, config: Config) -> int:
     """``encrypt``, ``decrypt`` and ``rekey`` (see :mod:`aragora_repos.tools.cipher`)."""
     from aragora_repos.config import key_from_file, sqlite_key_from_env
@@ -250,6 +267,8 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             return asyncio.run(run_health(config))
         if args.command in ("encrypt", "decrypt", "rekey"):
             return run_cipher(args, config)
+        if args.command == "serve-health":
+            return asyncio.run(run_serve_health(args, config, app))
         _flag_action(args)
         if args.db is not None:
             print(
