@@ -11,7 +11,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ def _get(port: int, path: str, method: str = "GET") -> tuple[int, str, str]:
         return exc.code, exc.headers["content-type"] or "", exc.read().decode()
 
 
+@asynccontextmanager
 async def _serving(app: HealthApp) -> AsyncIterator[int]:
     bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.ensure_future(serve(app, "127.0.0.1", 0, ready=bound.set_result))
@@ -45,8 +47,11 @@ async def _serving(app: HealthApp) -> AsyncIterator[int]:
 
 async def test_the_probes_and_metrics_over_http(db: Database) -> None:
     expected = MIGRATIONS[-1].version
-    async for port in _serving(HealthApp(db.backend, expected_version=expected)):
-        fetch = lambda path, method="GET": asyncio.to_thread(_get, port, path, method)  # noqa: E731
+    async with _serving(HealthApp(db.backend, expected_version=expected)) as port:
+
+        def fetch(path: str, method: str = "GET") -> Awaitable[tuple[int, str, str]]:
+            return asyncio.to_thread(_get, port, path, method)
+
         code, kind, body = await fetch("/api/health")
         assert (code, kind) == (200, "application/json")
         health = json.loads(body)
@@ -70,7 +75,7 @@ async def test_the_probes_and_metrics_over_http(db: Database) -> None:
 
 async def test_a_database_behind_the_code_is_503(db: Database) -> None:
     app = HealthApp(db.backend, expected_version=MIGRATIONS[-1].version + 1)
-    async for port in _serving(app):
+    async with _serving(app) as port:
         code, _, body = await asyncio.to_thread(_get, port, "/api/health/db")
         assert code == 503 and json.loads(body)["status"] == "behind"
 
@@ -140,7 +145,7 @@ async def test_no_password_in_any_body(postgres_dsn: str) -> None:
     )
     backend = await open_async(config)
     try:
-        async for port in _serving(HealthApp(backend)):
+        async with _serving(HealthApp(backend)) as port:
             for path in ("/api/health", "/api/health/db", "/metrics"):
                 code, _, body = await asyncio.to_thread(_get, port, path)
                 assert code in (200, 503) and canary not in body, body
