@@ -220,6 +220,10 @@ class Config:
         sqlite_key: the SQLCipher passphrase; set, SQLite files are encrypted
             (``ARAGORA_SQLITE_ENCRYPTION=1`` with ``ARAGORA_SQLITE_KEY`` or
             ``ARAGORA_SQLITE_KEY_FILE``).
+        audit_retention_days: ``aragora-repos maintenance`` removes audit entries older
+            than this (``ARAGORA_AUDIT_RETENTION_DAYS``, default 90).
+        usage_retention_days: and rolls up, then removes, usage events older than this
+            (``ARAGORA_USAGE_RETENTION_DAYS``, default 90).
         collation: ``check`` (default): refuse a PostgreSQL database whose default
             collation does not order text by code point as SQLite does (``C``, ``POSIX``,
             ``C.UTF-8``); ``any`` accepts it, and text order then differs between the
@@ -243,6 +247,8 @@ class Config:
     direct_dsn: Secret | None = None
     collation: Literal["check", "any"] = "check"
     sqlite_key: SqliteKey | None = None
+    audit_retention_days: float = 90.0
+    usage_retention_days: float = 90.0
 
     @property
     def sqlite_file(self) -> Path:
@@ -358,6 +364,8 @@ class Config:
             direct_dsn=Secret(direct) if direct is not None else None,
             collation=cast(Literal["check", "any"], collation),
             sqlite_key=sqlite_key_setting(env),
+            audit_retention_days=_number(env, "ARAGORA_AUDIT_RETENTION_DAYS", 90.0, float),
+            usage_retention_days=_number(env, "ARAGORA_USAGE_RETENTION_DAYS", 90.0, float),
         )
 
     def __repr__(self) -> str:

@@ -248,6 +248,14 @@ def _operations_commands(sub: Commands) -> None:
         "--no-backup", action="store_true", help="do not back up what the restore replaces"
     )
     _command(sub, "health", help="probe the database and print its health as JSON")
+    mt = _command(
+        sub,
+        "maintenance",
+        help="data retention: old audit entries, usage events (rolled up first), expired tokens",
+    )
+    mt.add_argument("--audit-days", type=float, help="default ARAGORA_AUDIT_RETENTION_DAYS (90)")
+    mt.add_argument("--usage-days", type=float, help="default ARAGORA_USAGE_RETENTION_DAYS (90)")
+    mt.add_argument("--batch", type=int, default=1000, help="rows per transaction (default 1000)")
     h = _command(
         sub, "serve-health", help="serve /api/health, /api/health/db and /metrics over HTTP"
     )

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from aragora_repos.backends import open_async
 from aragora_repos.cli.args import (
@@ -26,6 +27,29 @@ from aragora_repos.cli.migrate import App, _needs, run_check, run_migrate
 from aragora_repos.config import Config
 from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration
+
+
+async def run_maintenance_command(args: argparse.Namespace, config: Config, app: App) -> int:
+    """``maintenance`` (see :mod:`aragora_repos.tools.maintenance`)."""
+    from aragora_repos.tools.maintenance import Maintained, run_maintenance
+
+    if app.database is None:
+        raise _needs("Database", "maintenance")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    backend = await open_async(config)
+    try:
+        db = cast(Maintained, app.database(backend))
+        report = await run_maintenance(
+            db,
+            audit_days=config.audit_retention_days if args.audit_days is None else args.audit_days,
+            usage_days=config.usage_retention_days if args.usage_days is None else args.usage_days,
+            batch=args.batch,
+        )
+    finally:
+        await backend.close()
+    print(report.render())
+    return 0
 
 
 async def run_serve_health(args: argparse.Namespace, config: Config, app: App) -> int:
@@ -267,6 +291,8 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             return asyncio.run(run_health(config))
         if args.command in ("encrypt", "decrypt", "rekey"):
             return run_cipher(args, config)
+        if args.command == "maintenance":
+            return asyncio.run(run_maintenance_command(args, config, app))
         if args.command == "serve-health":
             return asyncio.run(run_serve_health(args, config, app))
         _flag_action(args)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aragora_repos.backends import AsyncBackend, open_async
+from aragora_repos.backends import AsyncBackend, Backend, open_async
 from aragora_repos.cli.args import UsageError
 from aragora_repos.config import Config
 from aragora_repos.drift import ExpectedSchema
@@ -43,6 +43,8 @@ class App:
     review: Callable[[list[str]], int] | None = None
     generator: Callable[[list[str]], int] | None = None
     """The generator's command line, ``main(["generate" | "check", "--root", DIR])``."""
+    database: Callable[[Backend], object] | None = None
+    """The package's ``Database`` facade class, built over an open backend (``maintenance``)."""
 
 
 def _needs(what: str, command: str) -> ConfigError:

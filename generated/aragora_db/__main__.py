@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from aragora_db import Database
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.schema import EXPECTED
 from aragora_repos.cli import App
@@ -30,7 +31,7 @@ def _generator() -> tuple[Command | None, Command | None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     review, generate = _generator()
-    return cli_main(argv, app=App(MIGRATIONS, EXPECTED, review, generate))
+    return cli_main(argv, app=App(MIGRATIONS, EXPECTED, review, generate, Database))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"""
 APPEND_AUDIT_EVENTS_BATCH_SQLITE: Final = """-- name: AppendAuditEventsBatch :batchexec
 INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"""
 
+DELETE_AUDIT_EVENTS_BEFORE: Final = """-- name: DeleteAuditEventsBefore :execrows
+DELETE FROM audit_log
+WHERE id IN (
+    SELECT a.id FROM audit_log a WHERE a.timestamp < $1 ORDER BY a.id
+    LIMIT $2
+)"""
+DELETE_AUDIT_EVENTS_BEFORE_SQLITE: Final = """-- name: DeleteAuditEventsBefore :execrows
+DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log AS a WHERE a.timestamp < ?1 ORDER BY a.id LIMIT ?2)"""
+
 
 @dataclass(frozen=True, slots=True)
 class AppendAuditEventsParams:
@@ -322,6 +331,22 @@ class AuditRepository(abc.ABC):
             The number of parameter rows run (one executemany on either backend).
         """
 
+    @abc.abstractmethod
+    async def delete_audit_events_before(self, *, cutoff: datetime, lim: int) -> int:
+        """Retention, in bounded batches: at most lim of the oldest entries before the cutoff.
+
+        SQL (PostgreSQL)::
+
+            DELETE FROM audit_log
+            WHERE id IN (
+                SELECT a.id FROM audit_log a WHERE a.timestamp < $1 ORDER BY a.id
+                LIMIT $2
+            )
+
+        Returns:
+            The number of rows affected.
+        """
+
 
 class PostgresAuditRepository(AuditRepository):
     """AuditRepository on PostgreSQL (asyncpg)."""
@@ -458,6 +483,9 @@ class PostgresAuditRepository(AuditRepository):
                 for p in rows
             ],
         )
+
+    async def delete_audit_events_before(self, *, cutoff: datetime, lim: int) -> int:
+        return await self._db.execute(DELETE_AUDIT_EVENTS_BEFORE, (cutoff, lim))
 
 
 class AuditSyncRepository:
@@ -692,6 +720,17 @@ class AuditSyncRepository:
             ),
         )
 
+    def delete_audit_events_before(self, *, cutoff: datetime, lim: int) -> int:
+        """Run DeleteAuditEventsBefore (:execrows) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log AS a WHERE a.timestamp < ?1 ORDER BY a.id LIMIT ?2)
+        """
+        return self._db.execute(
+            DELETE_AUDIT_EVENTS_BEFORE_SQLITE, (encode_timestamptz(cutoff), check_row_count(lim))
+        )
+
 
 class SqliteAuditRepository(SqliteRepository[AuditSyncRepository], AuditRepository):
     """AuditRepository on SQLite: single-row reads inline, the rest one hop each."""
@@ -799,3 +838,6 @@ class SqliteAuditRepository(SqliteRepository[AuditSyncRepository], AuditReposito
 
     async def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
         return await self._db.run(self._sync.append_audit_events_batch, rows)
+
+    async def delete_audit_events_before(self, *, cutoff: datetime, lim: int) -> int:
+        return await self._db.run(self._sync.delete_audit_events_before, cutoff=cutoff, lim=lim)

@@ -16,6 +16,7 @@ from aragora_db.models import Webhook
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
+    check_row_count,
     check_text,
     decode_timestamptz,
     encode_json,
@@ -99,6 +100,15 @@ DELETE_WEBHOOK: Final = """-- name: DeleteWebhook :execrows
 DELETE FROM webhooks WHERE id = $1"""
 DELETE_WEBHOOK_SQLITE: Final = """-- name: DeleteWebhook :execrows
 DELETE FROM webhooks WHERE id = ?1"""
+
+DELETE_EXPIRED_TOKENS_BATCH: Final = """-- name: DeleteExpiredTokensBatch :execrows
+DELETE FROM token_blacklist
+WHERE jti IN (
+    SELECT t.jti FROM token_blacklist t WHERE t.expires_at <= $1 ORDER BY t.jti
+    LIMIT $2
+)"""
+DELETE_EXPIRED_TOKENS_BATCH_SQLITE: Final = """-- name: DeleteExpiredTokensBatch :execrows
+DELETE FROM token_blacklist WHERE jti IN (SELECT t.jti FROM token_blacklist AS t WHERE t.expires_at <= ?1 ORDER BY t.jti LIMIT ?2)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +340,23 @@ class AuthRepository(abc.ABC):
             The number of rows affected.
         """
 
+    @abc.abstractmethod
+    async def delete_expired_tokens_batch(self, *, now_at: datetime, lim: int) -> int:
+        """At most lim blacklist entries whose token has expired (a token past its expiry is
+        refused anyway, so its entry is no longer needed).
+
+        SQL (PostgreSQL)::
+
+            DELETE FROM token_blacklist
+            WHERE jti IN (
+                SELECT t.jti FROM token_blacklist t WHERE t.expires_at <= $1 ORDER BY t.jti
+                LIMIT $2
+            )
+
+        Returns:
+            The number of rows affected.
+        """
+
 
 class PostgresAuthRepository(AuthRepository):
     """AuthRepository on PostgreSQL (asyncpg)."""
@@ -415,6 +442,9 @@ class PostgresAuthRepository(AuthRepository):
 
     async def delete_webhook(self, *, id: str) -> int:
         return await self._db.execute(DELETE_WEBHOOK, (id,))
+
+    async def delete_expired_tokens_batch(self, *, now_at: datetime, lim: int) -> int:
+        return await self._db.execute(DELETE_EXPIRED_TOKENS_BATCH, (now_at, lim))
 
 
 class AuthSyncRepository:
@@ -616,6 +646,17 @@ class AuthSyncRepository:
         """
         return self._db.execute(DELETE_WEBHOOK_SQLITE, (check_text(id),))
 
+    def delete_expired_tokens_batch(self, *, now_at: datetime, lim: int) -> int:
+        """Run DeleteExpiredTokensBatch (:execrows) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            DELETE FROM token_blacklist WHERE jti IN (SELECT t.jti FROM token_blacklist AS t WHERE t.expires_at <= ?1 ORDER BY t.jti LIMIT ?2)
+        """
+        return self._db.execute(
+            DELETE_EXPIRED_TOKENS_BATCH_SQLITE, (encode_timestamptz(now_at), check_row_count(lim))
+        )
+
 
 class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository):
     """AuthRepository on SQLite: single-row reads inline, the rest one hop each."""
@@ -707,3 +748,6 @@ class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository)
 
     async def delete_webhook(self, *, id: str) -> int:
         return await self._db.run(self._sync.delete_webhook, id=id)
+
+    async def delete_expired_tokens_batch(self, *, now_at: datetime, lim: int) -> int:
+        return await self._db.run(self._sync.delete_expired_tokens_batch, now_at=now_at, lim=lim)

@@ -1323,4 +1323,33 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             ),
         ),
     ),
+    Migration(
+        version=10,
+        name="usage_monthly",
+        checksum="d1d52b8333fea47a05bacd2d1c51fa1522d3aece373aba3c2fb5585b04e7b46a",
+        up=Section(
+            postgres=(
+                """CREATE TABLE usage_monthly (
+    org_id     TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    month      TIMESTAMPTZ NOT NULL,
+    event_type TEXT NOT NULL,
+    total      BIGINT NOT NULL,
+    PRIMARY KEY (org_id, month, event_type)
+)""",
+            ),
+            sqlite=(
+                """CREATE TABLE usage_monthly (
+    org_id TEXT NOT NULL,
+    month TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    PRIMARY KEY (org_id, month, event_type),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT""",
+            ),
+        ),
+        down=Section(
+            postgres=("""DROP TABLE usage_monthly""",), sqlite=("""DROP TABLE usage_monthly""",)
+        ),
+    ),
 )

@@ -51,6 +51,7 @@ __all__ = [
     "Tournament",
     "Trace",
     "UsageEvent",
+    "UsageMonthly",
     "User",
     "UserRole",
     "VerifiedProof",
@@ -695,3 +696,13 @@ class CycleFileChange:
     lines_added: int
     lines_removed: int
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UsageMonthly:
+    """A row of the usage_monthly table."""
+
+    org_id: str
+    month: datetime
+    event_type: str
+    total: int

@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=9,
+    version=10,
     tables=(
         ExpectedTable(
             "agent_metrics",
@@ -610,6 +610,16 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("timestamp", "timestamptz", 0, "TEXT", True),
             ),
             ("idx_usage_events_org_time",),
+        ),
+        ExpectedTable(
+            "usage_monthly",
+            (
+                ExpectedColumn("org_id", "text", 0, "TEXT", True),
+                ExpectedColumn("month", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("event_type", "text", 0, "TEXT", True),
+                ExpectedColumn("total", "int8", 0, "INTEGER", True),
+            ),
+            (),
         ),
         ExpectedTable(
             "users",

@@ -17,10 +17,12 @@ from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
     check_int4,
+    check_row_count,
     check_text,
     decode_timestamptz,
     encode_json,
     encode_timestamptz,
+    int8_element,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -59,6 +61,38 @@ DELETE FROM usage_events WHERE timestamp < now() - $1::int * interval '1 day'"""
 PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE: Final = """-- name: PruneUsageOlderThanDays :execrows
 DELETE FROM usage_events WHERE timestamp < ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * -86400)"""
 
+CLAIM_USAGE_EVENTS_BEFORE: Final = """-- name: ClaimUsageEventsBefore :many
+SELECT id FROM usage_events
+WHERE timestamp < $1
+ORDER BY id
+LIMIT $2
+FOR UPDATE SKIP LOCKED"""
+CLAIM_USAGE_EVENTS_BEFORE_SQLITE: Final = """-- name: ClaimUsageEventsBefore :many
+SELECT id FROM usage_events WHERE timestamp < ?1 ORDER BY id LIMIT ?2"""
+
+ROLL_UP_USAGE_EVENTS: Final = """-- name: RollUpUsageEvents :execrows
+INSERT INTO usage_monthly (org_id, month, event_type, total)
+SELECT org_id, date_trunc('month', timestamp)::timestamptz, event_type, sum(count)::bigint
+FROM usage_events
+WHERE id = ANY($1::bigint[])
+GROUP BY org_id, date_trunc('month', timestamp)::timestamptz, event_type
+ON CONFLICT (org_id, month, event_type) DO UPDATE
+SET total = usage_monthly.total + EXCLUDED.total"""
+ROLL_UP_USAGE_EVENTS_SQLITE: Final = """-- name: RollUpUsageEvents :execrows
+INSERT INTO usage_monthly (org_id, month, event_type, total) SELECT org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type, CAST(SUM(count) AS INTEGER) FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1)) GROUP BY org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type ON CONFLICT(org_id, month, event_type) DO UPDATE SET total = usage_monthly.total + EXCLUDED.total"""
+
+DELETE_USAGE_EVENTS: Final = """-- name: DeleteUsageEvents :execrows
+DELETE FROM usage_events WHERE id = ANY($1::bigint[])"""
+DELETE_USAGE_EVENTS_SQLITE: Final = """-- name: DeleteUsageEvents :execrows
+DELETE FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1))"""
+
+LIST_USAGE_MONTHLY: Final = """-- name: ListUsageMonthly :many
+SELECT month, event_type, total FROM usage_monthly
+WHERE org_id = $1 AND month >= $2
+ORDER BY month, event_type"""
+LIST_USAGE_MONTHLY_SQLITE: Final = """-- name: ListUsageMonthly :many
+SELECT month, event_type, total FROM usage_monthly WHERE org_id = ?1 AND month >= ?2 ORDER BY month, event_type"""
+
 
 @dataclass(frozen=True, slots=True)
 class SumUsageSinceRow:
@@ -71,6 +105,15 @@ class SumUsageSinceRow:
 @dataclass(frozen=True, slots=True)
 class MonthlyUsageByOrgRow:
     """A row of MonthlyUsageByOrg."""
+
+    month: datetime
+    event_type: str
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListUsageMonthlyRow:
+    """A row of ListUsageMonthly."""
 
     month: datetime
     event_type: str
@@ -99,6 +142,14 @@ def _monthly_usage_by_org_row_from_pg(r: DbRow) -> MonthlyUsageByOrgRow:
 
 def _monthly_usage_by_org_row_from_sqlite(r: DbRow) -> MonthlyUsageByOrgRow:
     return MonthlyUsageByOrgRow(decode_timestamptz(r[0]), r[1], r[2])
+
+
+def _list_usage_monthly_row_from_pg(r: DbRow) -> ListUsageMonthlyRow:
+    return ListUsageMonthlyRow(r[0], r[1], r[2])
+
+
+def _list_usage_monthly_row_from_sqlite(r: DbRow) -> ListUsageMonthlyRow:
+    return ListUsageMonthlyRow(decode_timestamptz(r[0]), r[1], r[2])
 
 
 class UsageRepository(abc.ABC):
@@ -196,6 +247,84 @@ class UsageRepository(abc.ABC):
             The number of rows affected.
         """
 
+    @abc.abstractmethod
+    async def claim_usage_events_before(self, *, cutoff: datetime, lim: int) -> list[int]:
+        """A batch of events older than the cutoff for the roll-up, in a transaction: rows another
+        process has claimed are skipped on PostgreSQL (SQLite runs one writer at a time).
+
+        SQL (PostgreSQL)::
+
+            SELECT id FROM usage_events
+            WHERE timestamp < $1
+            ORDER BY id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+
+        Returns:
+            Every matching row.
+        """
+
+    @abc.abstractmethod
+    def claim_usage_events_before_iter(self, *, cutoff: datetime, lim: int) -> AsyncIterator[int]:
+        """ClaimUsageEventsBefore's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
+    @abc.abstractmethod
+    async def roll_up_usage_events(self, *, ids: list[int]) -> int:
+        """Adds the claimed events to their month's totals (run before DeleteUsageEvents, in the
+        same transaction).
+
+        SQL (PostgreSQL)::
+
+            INSERT INTO usage_monthly (org_id, month, event_type, total)
+            SELECT org_id, date_trunc('month', timestamp)::timestamptz, event_type, sum(count)::bigint
+            FROM usage_events
+            WHERE id = ANY($1::bigint[])
+            GROUP BY org_id, date_trunc('month', timestamp)::timestamptz, event_type
+            ON CONFLICT (org_id, month, event_type) DO UPDATE
+            SET total = usage_monthly.total + EXCLUDED.total
+
+        Returns:
+            The number of rows affected.
+        """
+
+    @abc.abstractmethod
+    async def delete_usage_events(self, *, ids: list[int]) -> int:
+        """Run DeleteUsageEvents (:execrows).
+
+        SQL (PostgreSQL)::
+
+            DELETE FROM usage_events WHERE id = ANY($1::bigint[])
+
+        Returns:
+            The number of rows affected.
+        """
+
+    @abc.abstractmethod
+    async def list_usage_monthly(
+        self, *, org_id: str, since: datetime
+    ) -> list[ListUsageMonthlyRow]:
+        """The rolled-up history of an organization from a month on.
+
+        SQL (PostgreSQL)::
+
+            SELECT month, event_type, total FROM usage_monthly
+            WHERE org_id = $1 AND month >= $2
+            ORDER BY month, event_type
+
+        Returns:
+            Every matching row.
+        """
+
+    @abc.abstractmethod
+    def list_usage_monthly_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[ListUsageMonthlyRow]:
+        """ListUsageMonthly's rows as they come, never all in memory: a server-side
+        cursor on PostgreSQL, batched reads on SQLite that do not hold the writer.
+        """
+
 
 class PostgresUsageRepository(UsageRepository):
     """UsageRepository on PostgreSQL (asyncpg)."""
@@ -240,6 +369,34 @@ class PostgresUsageRepository(UsageRepository):
 
     async def prune_usage_older_than_days(self, *, days: int) -> int:
         return await self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS, (days,))
+
+    async def claim_usage_events_before(self, *, cutoff: datetime, lim: int) -> list[int]:
+        rows = await self._db.fetch(CLAIM_USAGE_EVENTS_BEFORE, (cutoff, lim), readonly=False)
+        return [r[0] for r in rows]
+
+    async def claim_usage_events_before_iter(
+        self, *, cutoff: datetime, lim: int
+    ) -> AsyncIterator[int]:
+        async for r in self._db.stream(CLAIM_USAGE_EVENTS_BEFORE, (cutoff, lim), readonly=False):
+            yield r[0]
+
+    async def roll_up_usage_events(self, *, ids: list[int]) -> int:
+        return await self._db.execute(ROLL_UP_USAGE_EVENTS, (ids,))
+
+    async def delete_usage_events(self, *, ids: list[int]) -> int:
+        return await self._db.execute(DELETE_USAGE_EVENTS, (ids,))
+
+    async def list_usage_monthly(
+        self, *, org_id: str, since: datetime
+    ) -> list[ListUsageMonthlyRow]:
+        rows = await self._db.fetch(LIST_USAGE_MONTHLY, (org_id, since), readonly=True)
+        return list(map(_list_usage_monthly_row_from_pg, rows))
+
+    async def list_usage_monthly_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[ListUsageMonthlyRow]:
+        async for r in self._db.stream(LIST_USAGE_MONTHLY, (org_id, since), readonly=True):
+            yield _list_usage_monthly_row_from_pg(r)
 
 
 class UsageSyncRepository:
@@ -331,6 +488,74 @@ class UsageSyncRepository:
         """
         return self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS_SQLITE, (check_int4(days),))
 
+    def claim_usage_events_before(self, *, cutoff: datetime, lim: int) -> list[int]:
+        """Run ClaimUsageEventsBefore (:many) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            SELECT id FROM usage_events WHERE timestamp < ?1 ORDER BY id LIMIT ?2
+        """
+        return [
+            r[0]
+            for r in self._db.fetchall(
+                CLAIM_USAGE_EVENTS_BEFORE_SQLITE, (encode_timestamptz(cutoff), check_row_count(lim))
+            )
+        ]
+
+    def claim_usage_events_before_iter(self, *, cutoff: datetime, lim: int) -> Iterator[int]:
+        """ClaimUsageEventsBefore's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            CLAIM_USAGE_EVENTS_BEFORE_SQLITE, (encode_timestamptz(cutoff), check_row_count(lim))
+        ):
+            yield r[0]
+
+    def roll_up_usage_events(self, *, ids: list[int]) -> int:
+        """Run RollUpUsageEvents (:execrows) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            INSERT INTO usage_monthly (org_id, month, event_type, total) SELECT org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type, CAST(SUM(count) AS INTEGER) FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1)) GROUP BY org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type ON CONFLICT(org_id, month, event_type) DO UPDATE SET total = usage_monthly.total + EXCLUDED.total
+        """
+        return self._db.execute(
+            ROLL_UP_USAGE_EVENTS_SQLITE, (encode_json([int8_element(x) for x in ids]),)
+        )
+
+    def delete_usage_events(self, *, ids: list[int]) -> int:
+        """Run DeleteUsageEvents (:execrows) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            DELETE FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1))
+        """
+        return self._db.execute(
+            DELETE_USAGE_EVENTS_SQLITE, (encode_json([int8_element(x) for x in ids]),)
+        )
+
+    def list_usage_monthly(self, *, org_id: str, since: datetime) -> list[ListUsageMonthlyRow]:
+        """Run ListUsageMonthly (:many) on SQLite; returns as the async method.
+
+        SQL (SQLite)::
+
+            SELECT month, event_type, total FROM usage_monthly WHERE org_id = ?1 AND month >= ?2 ORDER BY month, event_type
+        """
+        return list(
+            map(
+                _list_usage_monthly_row_from_sqlite,
+                self._db.fetchall(
+                    LIST_USAGE_MONTHLY_SQLITE, (check_text(org_id), encode_timestamptz(since))
+                ),
+            )
+        )
+
+    def list_usage_monthly_iter(
+        self, *, org_id: str, since: datetime
+    ) -> Iterator[ListUsageMonthlyRow]:
+        """ListUsageMonthly's rows as they come, read in batches."""
+        for r in self._db.iterate(
+            LIST_USAGE_MONTHLY_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        ):
+            yield _list_usage_monthly_row_from_sqlite(r)
+
 
 class SqliteUsageRepository(SqliteRepository[UsageSyncRepository], UsageRepository):
     """UsageRepository on SQLite: single-row reads inline, the rest one hop each."""
@@ -380,3 +605,33 @@ class SqliteUsageRepository(SqliteRepository[UsageSyncRepository], UsageReposito
 
     async def prune_usage_older_than_days(self, *, days: int) -> int:
         return await self._db.run(self._sync.prune_usage_older_than_days, days=days)
+
+    async def claim_usage_events_before(self, *, cutoff: datetime, lim: int) -> list[int]:
+        return await self._db.run(self._sync.claim_usage_events_before, cutoff=cutoff, lim=lim)
+
+    async def claim_usage_events_before_iter(
+        self, *, cutoff: datetime, lim: int
+    ) -> AsyncIterator[int]:
+        async for r in self._db.stream(
+            CLAIM_USAGE_EVENTS_BEFORE_SQLITE, (encode_timestamptz(cutoff), check_row_count(lim))
+        ):
+            yield r[0]
+
+    async def roll_up_usage_events(self, *, ids: list[int]) -> int:
+        return await self._db.run(self._sync.roll_up_usage_events, ids=ids)
+
+    async def delete_usage_events(self, *, ids: list[int]) -> int:
+        return await self._db.run(self._sync.delete_usage_events, ids=ids)
+
+    async def list_usage_monthly(
+        self, *, org_id: str, since: datetime
+    ) -> list[ListUsageMonthlyRow]:
+        return await self._db.run(self._sync.list_usage_monthly, org_id=org_id, since=since)
+
+    async def list_usage_monthly_iter(
+        self, *, org_id: str, since: datetime
+    ) -> AsyncIterator[ListUsageMonthlyRow]:
+        async for r in self._db.stream(
+            LIST_USAGE_MONTHLY_SQLITE, (check_text(org_id), encode_timestamptz(since))
+        ):
+            yield _list_usage_monthly_row_from_sqlite(r)

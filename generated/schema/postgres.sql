@@ -540,6 +540,15 @@ CREATE TABLE usage_events (
     FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
 );
 
+CREATE TABLE usage_monthly (
+    org_id text NOT NULL,
+    month timestamptz NOT NULL,
+    event_type text NOT NULL,
+    total bigint NOT NULL,
+    PRIMARY KEY (org_id, month, event_type),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+);
+
 CREATE TABLE verified_proofs (
     id text NOT NULL,
     debate_id text NOT NULL,

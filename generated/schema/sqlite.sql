@@ -495,6 +495,15 @@ CREATE TABLE usage_events (
     FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
 ) STRICT;
 
+CREATE TABLE usage_monthly (
+    org_id TEXT NOT NULL,
+    month TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    PRIMARY KEY (org_id, month, event_type),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT;
+
 CREATE TABLE users (
     id TEXT NOT NULL PRIMARY KEY,
     email TEXT NOT NULL,

@@ -41,3 +41,11 @@ DELETE FROM audit_log WHERE timestamp < now() - sqlc.arg(days)::int * interval '
 -- The same insert as AppendAuditEvents, one statement per row (executemany).
 INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: DeleteAuditEventsBefore :execrows
+-- Retention, in bounded batches: at most lim of the oldest entries before the cutoff.
+DELETE FROM audit_log
+WHERE id IN (
+    SELECT a.id FROM audit_log a WHERE a.timestamp < sqlc.arg(cutoff) ORDER BY a.id
+    LIMIT sqlc.arg(lim)
+);

@@ -53,3 +53,12 @@ RETURNING failure_count, active;
 
 -- name: DeleteWebhook :execrows
 DELETE FROM webhooks WHERE id = $1;
+
+-- name: DeleteExpiredTokensBatch :execrows
+-- At most lim blacklist entries whose token has expired (a token past its expiry is
+-- refused anyway, so its entry is no longer needed).
+DELETE FROM token_blacklist
+WHERE jti IN (
+    SELECT t.jti FROM token_blacklist t WHERE t.expires_at <= sqlc.arg(now_at) ORDER BY t.jti
+    LIMIT sqlc.arg(lim)
+);

@@ -23,3 +23,32 @@ ORDER BY month, event_type;
 
 -- name: PruneUsageOlderThanDays :execrows
 DELETE FROM usage_events WHERE timestamp < now() - sqlc.arg(days)::int * interval '1 day';
+
+-- name: ClaimUsageEventsBefore :many
+-- A batch of events older than the cutoff for the roll-up, in a transaction: rows another
+-- process has claimed are skipped on PostgreSQL (SQLite runs one writer at a time).
+SELECT id FROM usage_events
+WHERE timestamp < sqlc.arg(cutoff)
+ORDER BY id
+LIMIT sqlc.arg(lim)
+FOR UPDATE SKIP LOCKED;
+
+-- name: RollUpUsageEvents :execrows
+-- Adds the claimed events to their month's totals (run before DeleteUsageEvents, in the
+-- same transaction).
+INSERT INTO usage_monthly (org_id, month, event_type, total)
+SELECT org_id, date_trunc('month', timestamp)::timestamptz, event_type, sum(count)::bigint
+FROM usage_events
+WHERE id = ANY(sqlc.arg(ids)::bigint[])
+GROUP BY org_id, date_trunc('month', timestamp)::timestamptz, event_type
+ON CONFLICT (org_id, month, event_type) DO UPDATE
+SET total = usage_monthly.total + EXCLUDED.total;
+
+-- name: DeleteUsageEvents :execrows
+DELETE FROM usage_events WHERE id = ANY(sqlc.arg(ids)::bigint[]);
+
+-- name: ListUsageMonthly :many
+-- The rolled-up history of an organization from a month on.
+SELECT month, event_type, total FROM usage_monthly
+WHERE org_id = $1 AND month >= sqlc.arg(since)
+ORDER BY month, event_type;
