@@ -86,8 +86,9 @@ def check_text(value: str) -> str:
 
 
 def _element(value: object, expected: str) -> DataError:
-    """PostgreSQL's driver refuses an array element of the wrong type (asyncpg: "invalid
-    array element"); JSON would take any, so the element encoders refuse it here too."""
+    """PostgreSQL's driver refuses most array elements of the wrong type (asyncpg:
+    "invalid array element"; a float for an integer it truncates, see :func:`int_array`);
+    JSON would take any, so the element encoders refuse them here too."""
     return DataError(
         f"invalid input for query argument: invalid array element: expected {expected}, "
         f"got {type(value).__name__}",
@@ -119,6 +120,16 @@ def int8_element(value: int) -> int:
     if not -(2**63) <= value < 2**63:
         raise DataError(f"value {value} out of bigint range", sqlstate="22003")
     return value
+
+
+def int_array(values: list[int]) -> list[int]:
+    """An integer array argument for PostgreSQL, checked: asyncpg truncates a float
+    element (``[1.5]`` becomes ``[1]``, so ``id = ANY($1)`` matches row 1); refused here,
+    as the SQLite side refuses it."""
+    for value in values:
+        if not isinstance(value, int):
+            raise _element(value, "int")
+    return values
 
 
 def float_element(value: float) -> float:

@@ -45,7 +45,12 @@ async def _truncate_all(dsn: str) -> None:
             )
         ]
         if tables:
-            await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            # Replica mode: append-only tables' triggers (which refuse TRUNCATE) stay quiet.
+            await conn.execute(
+                "SET session_replication_role = replica; "
+                f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE; "
+                "SET session_replication_role = DEFAULT"
+            )
     finally:
         await conn.close()
 

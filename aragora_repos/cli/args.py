@@ -256,6 +256,18 @@ def _operations_commands(sub: Commands) -> None:
     mt.add_argument("--audit-days", type=float, help="default ARAGORA_AUDIT_RETENTION_DAYS (90)")
     mt.add_argument("--usage-days", type=float, help="default ARAGORA_USAGE_RETENTION_DAYS (90)")
     mt.add_argument("--batch", type=int, default=1000, help="rows per transaction (default 1000)")
+    ea = _command(sub, "export-audit", help="a time range of the audit log, hash-chained")
+    ea.add_argument("--since", required=True, help="ISO time, inclusive (UTC when no zone)")
+    ea.add_argument("--until", required=True, help="ISO time, exclusive")
+    ea.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    ea.add_argument("--output", required=True, help="file to write (replaced whole)")
+    va = _command(sub, "verify-audit", help="check an export's hash chain (and the database)")
+    va.add_argument("path", help="a file export-audit wrote")
+    va.add_argument(
+        "--against-database",
+        action="store_true",
+        help="also compare every entry of the range with the database",
+    )
     h = _command(
         sub, "serve-health", help="serve /api/health, /api/health/db and /metrics over HTTP"
     )

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -27,6 +28,60 @@ from aragora_repos.cli.migrate import App, _needs, run_check, run_migrate
 from aragora_repos.config import Config
 from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration
+
+
+def _when(text: str, flag: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected an ISO time such as 2026-01-31T12:00:00Z") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def run_audit_command(args: argparse.Namespace, config: Config, app: App) -> int:
+    """``export-audit`` and ``verify-audit`` (see :mod:`aragora_repos.tools.audit_export`):
+    exit 1 when the export does not verify or differs from the database."""
+    from aragora_repos.tools.audit_export import (
+        Audited,
+        AuditError,
+        export_audit,
+        verify_against,
+        verify_file,
+    )
+
+    if args.command == "verify-audit":
+        try:
+            report = verify_file(Path(args.path))
+        except AuditError as exc:
+            print(f"verify-audit: {exc}", file=sys.stderr)
+            return 1
+        differences: list[str] = []
+        if args.against_database:
+            if app.database is None:
+                raise _needs("Database", "verify-audit --against-database")
+            backend = await open_async(config, inspect=config.backend == "sqlite")
+            try:
+                differences = await verify_against(cast(Audited, app.database(backend)), report)
+            finally:
+                await backend.close()
+        print(report.render())
+        return 1 if differences else 0
+    if app.database is None:
+        raise _needs("Database", "export-audit")
+    since, until = _when(args.since, "--since"), _when(args.until, "--until")
+    backend = await open_async(config, inspect=config.backend == "sqlite")
+    try:
+        done = await export_audit(
+            cast(Audited, app.database(backend)),
+            Path(args.output),
+            since=since,
+            until=until,
+            format=args.format,
+        )
+    finally:
+        await backend.close()
+    print(done.render())
+    return 0
 
 
 async def run_maintenance_command(args: argparse.Namespace, config: Config, app: App) -> int:
@@ -291,6 +346,8 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             return asyncio.run(run_health(config))
         if args.command in ("encrypt", "decrypt", "rekey"):
             return run_cipher(args, config)
+        if args.command in ("export-audit", "verify-audit"):
+            return asyncio.run(run_audit_command(args, config, app))
         if args.command == "maintenance":
             return asyncio.run(run_maintenance_command(args, config, app))
         if args.command == "serve-health":

@@ -18,6 +18,7 @@ from codegen.analysis.tables import (
     type_sql,
     validate_table,
 )
+from codegen.analysis import append_only
 from codegen.dialects import sqlite, sqlite_ddl
 from codegen.model.ir import (
     Check,
@@ -42,6 +43,7 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
                 out.sqlite.append(native)
         elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
             for col in action.args.get("tables") or []:
+                append_only.guard(table, f"DROP COLUMN {col.name}", col.name)
                 if table.column(col.name) is None:
                     if action.args.get("exists"):
                         continue
@@ -49,10 +51,12 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
                 table = _without_column(table, col.name, state)
                 rebuild = True
         elif isinstance(action, exp.AlterColumn):
+            append_only.guard(table, f"ALTER COLUMN {name_of(action.this)}", name_of(action.this))
             table = _alter_column(table, action)
             rebuild = True
         elif isinstance(action, exp.RenameColumn):
             old, new = name_of(action.this), name_of(action.args.get("to"))
+            append_only.guard(table, f"RENAME COLUMN {old}", old)
             table = _rename_column(table, old, new, state)
             copied = {new if c == old else c for c in copied}
             out.renames.append(f"column {table_name}.{old} -> {new}")
@@ -62,6 +66,7 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
             )
         elif isinstance(action, exp.AlterRename):
             new = name_of(action.this)
+            append_only.guard(table, f"RENAME TO {new}")
             state.tables.pop(table_name)
             state.indexes = {
                 k: replace(v, table=new) if v.table == table_name else v
@@ -248,5 +253,11 @@ def _rebuild(table: Table, old_columns: set[str], state: State) -> list[str]:
             for i in state.indexes.values()
             if i.table == table.name
             for sql in (i.sqlite_triggers or (i.sqlite_sql,))
+        ),
+        # The rebuild dropped the append-only triggers with the old table.
+        *(
+            append_only.sqlite_sql(table.name, table.append_only)
+            if table.append_only is not None
+            else ()
         ),
     ]

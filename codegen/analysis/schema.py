@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import TokenType
 
+from codegen.analysis import append_only
 from codegen.analysis.alter import apply_alter
 from codegen.analysis.tables import Out, State, index_of, name_of, table_of
 from codegen.dialects import sqlite, sqlite_ddl
@@ -132,7 +133,17 @@ def _translate_section(
         line, col = line_col(whole, base)
         problems.append(Problem(rel, line, col, f"cannot tokenize: {exc}"))
         return out.section()
-    for stmt in statements:
+    pending = append_only.marks(text, base)
+    for stmt in [*statements, None]:
+        upto = stmt.offset if stmt is not None else len(whole)
+        while pending and pending[0].offset < upto:
+            mark = pending.pop(0)
+            try:
+                append_only.apply(mark, state, out)
+            except sqlite.Untranslatable as exc:
+                problems.append(Problem(rel, *line_col(whole, mark.offset), str(exc)))
+        if stmt is None:
+            break
         line, col = line_col(whole, stmt.offset)
         try:
             tree = sqlglot.parse_one(stmt.sql, read="postgres")

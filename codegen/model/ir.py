@@ -61,6 +61,9 @@ class Table:
     """``COMMENT ON TABLE``: the model's docstring."""
     column_comments: tuple[tuple[str, str], ...] = ()
     """``COMMENT ON COLUMN``: (column, text), each field's docstring."""
+    append_only: str | None = None
+    """``-- aragora:append-only t (col)``: rows are never updated or deleted, except by
+    retention of rows older than a cutoff on this time column (codegen.analysis.append_only)."""
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

@@ -35,6 +35,7 @@ _CODEC = (
     "int4_element",
     "int8_element",
     "float_element",
+    "int_array",
 )
 
 
@@ -225,6 +226,15 @@ def method(
             expr = f"check_row_count({expr or v})"
         return imports.note(_nullable(expr, v, p.nullable))
 
+    def pg_enc(p: Param, v: str) -> str:
+        if p.type.array_dims == 1 and p.type.name in ("int2", "int4", "int8"):
+            return imports.note(_nullable(f"int_array({v})", v, p.nullable))
+        if p.number in q.row_count_params:
+            # PostgreSQL refuses a negative LIMIT only when the LIMIT runs (not in a
+            # subquery over no rows); refused before sending, on both backends alike.
+            return imports.note(_nullable(f"check_row_count({v})", v, p.nullable))
+        return v
+
     pg_row, sqlite_row = _rows(q, row_cls, ty, imports, decoders)
     if q.cmd == ":many":
         imports.stdlib.add(("collections.abc", "AsyncIterator"))
@@ -239,12 +249,12 @@ def method(
         _doc(q),
         _sync_doc(q),
         call_kwargs,
-        _tuple([p.name for p in q.params]),
+        _tuple([pg_enc(p, p.name) for p in q.params]),
         _tuple([enc(p, p.name) for p in q.params]),
         pg_row,
         sqlite_row,
         _tuple([repr(c) for c in q.insert_columns]),
-        _tuple([f"p.{p.name}" for p in q.params]),
+        _tuple([pg_enc(p, f"p.{p.name}") for p in q.params]),
         _tuple([enc(p, f"p.{p.name}") for p in q.params]),
         row_cls or scalar,
     )

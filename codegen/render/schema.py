@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from codegen.dialects import sqlite_ddl
+from codegen.analysis import append_only
 from codegen.model.ir import Catalog, Section, Table
 
 _TYPNAMES = {
@@ -148,4 +149,9 @@ def postgres_schema(catalog: Catalog) -> str:
         fk = catalog.table(name).foreign_keys[at]  # type: ignore[union-attr]
         parts.append(f"ALTER TABLE {name} ADD {sqlite_ddl.foreign_key_sql(fk, str)};")
     parts.extend(f"{i.postgres_sql};" for i in sorted(catalog.indexes, key=lambda i: i.name))
+    guarded = [t for t in sorted(catalog.tables, key=lambda t: t.name) if t.append_only]
+    for at, table in enumerate(guarded):
+        assert table.append_only is not None
+        statements = append_only.postgres_sql(table.name, table.append_only)
+        parts.extend(f"{sql};" for sql in (statements if at == 0 else statements[1:]))
     return "\n\n".join(parts) + "\n"

@@ -508,11 +508,15 @@ class PostgresAgentsRepository(AgentsRepository):
         return None if r is None else _persona_from_pg(r)
 
     async def list_personas(self, *, off: int, lim: int) -> list[Persona]:
-        rows = await self._db.fetch(LIST_PERSONAS, (off, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_PERSONAS, (check_row_count(off), check_row_count(lim)), readonly=True
+        )
         return list(map(_persona_from_pg, rows))
 
     async def list_personas_iter(self, *, off: int, lim: int) -> AsyncIterator[Persona]:
-        async for r in self._db.stream(LIST_PERSONAS, (off, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_PERSONAS, (check_row_count(off), check_row_count(lim)), readonly=True
+        ):
             yield _persona_from_pg(r)
 
     async def delete_persona(self, *, agent_name: str) -> int:
@@ -553,11 +557,11 @@ class PostgresAgentsRepository(AgentsRepository):
         return None if r is None else _genome_from_pg(r)
 
     async def top_genomes(self, *, lim: int) -> list[Genome]:
-        rows = await self._db.fetch(TOP_GENOMES, (lim,), readonly=True)
+        rows = await self._db.fetch(TOP_GENOMES, (check_row_count(lim),), readonly=True)
         return list(map(_genome_from_pg, rows))
 
     async def top_genomes_iter(self, *, lim: int) -> AsyncIterator[Genome]:
-        async for r in self._db.stream(TOP_GENOMES, (lim,), readonly=True):
+        async for r in self._db.stream(TOP_GENOMES, (check_row_count(lim),), readonly=True):
             yield _genome_from_pg(r)
 
     async def list_genome_lineage(self, *, name: str) -> list[Genome]:
@@ -628,13 +632,17 @@ class PostgresAgentsRepository(AgentsRepository):
         return None if r is None else _genesis_event_from_pg(r)
 
     async def list_genesis_events(self, *, after_seq: int, lim: int) -> list[GenesisEvent]:
-        rows = await self._db.fetch(LIST_GENESIS_EVENTS, (after_seq, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_GENESIS_EVENTS, (after_seq, check_row_count(lim)), readonly=True
+        )
         return list(map(_genesis_event_from_pg, rows))
 
     async def list_genesis_events_iter(
         self, *, after_seq: int, lim: int
     ) -> AsyncIterator[GenesisEvent]:
-        async for r in self._db.stream(LIST_GENESIS_EVENTS, (after_seq, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_GENESIS_EVENTS, (after_seq, check_row_count(lim)), readonly=True
+        ):
             yield _genesis_event_from_pg(r)
 
     async def list_genesis_events_by_type(self, *, event_type: str) -> list[GenesisEvent]:

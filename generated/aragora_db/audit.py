@@ -16,7 +16,6 @@ from aragora_db.models import AuditLog
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import (
-    check_int4,
     check_row_count,
     check_text,
     decode_timestamptz,
@@ -74,11 +73,6 @@ GROUP BY action
 ORDER BY events DESC, action"""
 COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE: Final = """-- name: CountAuditEventsByAction :many
 SELECT action, COUNT(*) AS events, MAX(timestamp) AS last_seen FROM audit_log WHERE org_id = ?1 GROUP BY action ORDER BY events DESC NULLS FIRST, action"""
-
-DELETE_AUDIT_EVENTS_OLDER_THAN: Final = """-- name: DeleteAuditEventsOlderThan :execrows
-DELETE FROM audit_log WHERE timestamp < now() - $1::int * interval '1 day'"""
-DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE: Final = """-- name: DeleteAuditEventsOlderThan :execrows
-DELETE FROM audit_log WHERE timestamp < ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * -86400)"""
 
 APPEND_AUDIT_EVENTS_BATCH: Final = """-- name: AppendAuditEventsBatch :batchexec
 INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
@@ -307,18 +301,6 @@ class AuditRepository(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def delete_audit_events_older_than(self, *, days: int) -> int:
-        """Run DeleteAuditEventsOlderThan (:execrows).
-
-        SQL (PostgreSQL)::
-
-            DELETE FROM audit_log WHERE timestamp < now() - $1::int * interval '1 day'
-
-        Returns:
-            The number of rows affected.
-        """
-
-    @abc.abstractmethod
     async def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
         """The same insert as AppendAuditEvents, one statement per row (executemany).
 
@@ -334,6 +316,8 @@ class AuditRepository(abc.ABC):
     @abc.abstractmethod
     async def delete_audit_events_before(self, *, cutoff: datetime, lim: int) -> int:
         """Retention, in bounded batches: at most lim of the oldest entries before the cutoff.
+        audit_log is append-only: this runs in a transaction that allowed retention up to the
+        same cutoff (aragora_repos.tools.maintenance.allow_retention), else it is refused.
 
         SQL (PostgreSQL)::
 
@@ -413,25 +397,37 @@ class PostgresAuditRepository(AuditRepository):
         return None if r is None else _audit_log_from_pg(r)
 
     async def list_audit_events_by_user(self, *, user_id: str | None, lim: int) -> list[AuditLog]:
-        rows = await self._db.fetch(LIST_AUDIT_EVENTS_BY_USER, (user_id, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_AUDIT_EVENTS_BY_USER, (user_id, check_row_count(lim)), readonly=True
+        )
         return list(map(_audit_log_from_pg, rows))
 
     async def list_audit_events_by_user_iter(
         self, *, user_id: str | None, lim: int
     ) -> AsyncIterator[AuditLog]:
-        async for r in self._db.stream(LIST_AUDIT_EVENTS_BY_USER, (user_id, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_AUDIT_EVENTS_BY_USER, (user_id, check_row_count(lim)), readonly=True
+        ):
             yield _audit_log_from_pg(r)
 
     async def list_audit_events_by_org(
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[AuditLog]:
-        rows = await self._db.fetch(LIST_AUDIT_EVENTS_BY_ORG, (org_id, off, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_AUDIT_EVENTS_BY_ORG,
+            (org_id, check_row_count(off), check_row_count(lim)),
+            readonly=True,
+        )
         return list(map(_audit_log_from_pg, rows))
 
     async def list_audit_events_by_org_iter(
         self, *, org_id: str | None, off: int, lim: int
     ) -> AsyncIterator[AuditLog]:
-        async for r in self._db.stream(LIST_AUDIT_EVENTS_BY_ORG, (org_id, off, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_AUDIT_EVENTS_BY_ORG,
+            (org_id, check_row_count(off), check_row_count(lim)),
+            readonly=True,
+        ):
             yield _audit_log_from_pg(r)
 
     async def list_audit_events_in_range(
@@ -462,9 +458,6 @@ class PostgresAuditRepository(AuditRepository):
         async for r in self._db.stream(COUNT_AUDIT_EVENTS_BY_ACTION, (org_id,), readonly=True):
             yield _count_audit_events_by_action_row_from_pg(r)
 
-    async def delete_audit_events_older_than(self, *, days: int) -> int:
-        return await self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN, (days,))
-
     async def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
         return await self._db.executemany(
             APPEND_AUDIT_EVENTS_BATCH,
@@ -485,7 +478,7 @@ class PostgresAuditRepository(AuditRepository):
         )
 
     async def delete_audit_events_before(self, *, cutoff: datetime, lim: int) -> int:
-        return await self._db.execute(DELETE_AUDIT_EVENTS_BEFORE, (cutoff, lim))
+        return await self._db.execute(DELETE_AUDIT_EVENTS_BEFORE, (cutoff, check_row_count(lim)))
 
 
 class AuditSyncRepository:
@@ -686,15 +679,6 @@ class AuditSyncRepository:
         ):
             yield _count_audit_events_by_action_row_from_sqlite(r)
 
-    def delete_audit_events_older_than(self, *, days: int) -> int:
-        """Run DeleteAuditEventsOlderThan (:execrows) on SQLite; returns as the async method.
-
-        SQL (SQLite)::
-
-            DELETE FROM audit_log WHERE timestamp < ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * -86400)
-        """
-        return self._db.execute(DELETE_AUDIT_EVENTS_OLDER_THAN_SQLITE, (check_int4(days),))
-
     def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
         """Run AppendAuditEventsBatch (:batchexec) on SQLite; returns as the async method.
 
@@ -832,9 +816,6 @@ class SqliteAuditRepository(SqliteRepository[AuditSyncRepository], AuditReposito
             COUNT_AUDIT_EVENTS_BY_ACTION_SQLITE, (None if org_id is None else check_text(org_id),)
         ):
             yield _count_audit_events_by_action_row_from_sqlite(r)
-
-    async def delete_audit_events_older_than(self, *, days: int) -> int:
-        return await self._db.run(self._sync.delete_audit_events_older_than, days=days)
 
     async def append_audit_events_batch(self, rows: Iterable[AppendAuditEventsBatchParams]) -> int:
         return await self._db.run(self._sync.append_audit_events_batch, rows)

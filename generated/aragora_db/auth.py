@@ -444,7 +444,7 @@ class PostgresAuthRepository(AuthRepository):
         return await self._db.execute(DELETE_WEBHOOK, (id,))
 
     async def delete_expired_tokens_batch(self, *, now_at: datetime, lim: int) -> int:
-        return await self._db.execute(DELETE_EXPIRED_TOKENS_BATCH, (now_at, lim))
+        return await self._db.execute(DELETE_EXPIRED_TOKENS_BATCH, (now_at, check_row_count(lim)))
 
 
 class AuthSyncRepository:

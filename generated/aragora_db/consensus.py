@@ -603,23 +603,31 @@ class PostgresConsensusRepository(ConsensusRepository):
     async def find_similar_consensus(
         self, *, query: str, lim: int
     ) -> list[FindSimilarConsensusRow]:
-        rows = await self._db.fetch(FIND_SIMILAR_CONSENSUS, (query, lim), readonly=True)
+        rows = await self._db.fetch(
+            FIND_SIMILAR_CONSENSUS, (query, check_row_count(lim)), readonly=True
+        )
         return list(map(_find_similar_consensus_row_from_pg, rows))
 
     async def find_similar_consensus_iter(
         self, *, query: str, lim: int
     ) -> AsyncIterator[FindSimilarConsensusRow]:
-        async for r in self._db.stream(FIND_SIMILAR_CONSENSUS, (query, lim), readonly=True):
+        async for r in self._db.stream(
+            FIND_SIMILAR_CONSENSUS, (query, check_row_count(lim)), readonly=True
+        ):
             yield _find_similar_consensus_row_from_pg(r)
 
     async def list_consensus_by_domain(self, *, domain: str, lim: int) -> list[Consensus]:
-        rows = await self._db.fetch(LIST_CONSENSUS_BY_DOMAIN, (domain, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_CONSENSUS_BY_DOMAIN, (domain, check_row_count(lim)), readonly=True
+        )
         return list(map(_consensus_from_pg, rows))
 
     async def list_consensus_by_domain_iter(
         self, *, domain: str, lim: int
     ) -> AsyncIterator[Consensus]:
-        async for r in self._db.stream(LIST_CONSENSUS_BY_DOMAIN, (domain, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_CONSENSUS_BY_DOMAIN, (domain, check_row_count(lim)), readonly=True
+        ):
             yield _consensus_from_pg(r)
 
     async def update_consensus_conclusion(
@@ -673,11 +681,15 @@ class PostgresConsensusRepository(ConsensusRepository):
             yield _dissent_from_pg(r)
 
     async def list_unacknowledged_dissent(self, *, lim: int) -> list[Dissent]:
-        rows = await self._db.fetch(LIST_UNACKNOWLEDGED_DISSENT, (lim,), readonly=True)
+        rows = await self._db.fetch(
+            LIST_UNACKNOWLEDGED_DISSENT, (check_row_count(lim),), readonly=True
+        )
         return list(map(_dissent_from_pg, rows))
 
     async def list_unacknowledged_dissent_iter(self, *, lim: int) -> AsyncIterator[Dissent]:
-        async for r in self._db.stream(LIST_UNACKNOWLEDGED_DISSENT, (lim,), readonly=True):
+        async for r in self._db.stream(
+            LIST_UNACKNOWLEDGED_DISSENT, (check_row_count(lim),), readonly=True
+        ):
             yield _dissent_from_pg(r)
 
     async def count_dissent_by_type(self) -> list[CountDissentByTypeRow]:

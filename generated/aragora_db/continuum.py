@@ -437,13 +437,17 @@ class PostgresContinuumRepository(ContinuumRepository):
     async def list_memories_by_tier(
         self, *, tier: MemoryTier, now_at: datetime | None, lim: int
     ) -> list[ContinuumMemory]:
-        rows = await self._db.fetch(LIST_MEMORIES_BY_TIER, (tier, now_at, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_MEMORIES_BY_TIER, (tier, now_at, check_row_count(lim)), readonly=True
+        )
         return list(map(_continuum_memory_from_pg, rows))
 
     async def list_memories_by_tier_iter(
         self, *, tier: MemoryTier, now_at: datetime | None, lim: int
     ) -> AsyncIterator[ContinuumMemory]:
-        async for r in self._db.stream(LIST_MEMORIES_BY_TIER, (tier, now_at, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_MEMORIES_BY_TIER, (tier, now_at, check_row_count(lim)), readonly=True
+        ):
             yield _continuum_memory_from_pg(r)
 
     async def move_memory_tier(

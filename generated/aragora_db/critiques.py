@@ -702,13 +702,17 @@ class PostgresCritiquesRepository(CritiquesRepository):
             yield _critique_from_pg(r)
 
     async def list_critiques_by_agent(self, *, agent: str, lim: int) -> list[Critique]:
-        rows = await self._db.fetch(LIST_CRITIQUES_BY_AGENT, (agent, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_CRITIQUES_BY_AGENT, (agent, check_row_count(lim)), readonly=True
+        )
         return list(map(_critique_from_pg, rows))
 
     async def list_critiques_by_agent_iter(
         self, *, agent: str, lim: int
     ) -> AsyncIterator[Critique]:
-        async for r in self._db.stream(LIST_CRITIQUES_BY_AGENT, (agent, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_CRITIQUES_BY_AGENT, (agent, check_row_count(lim)), readonly=True
+        ):
             yield _critique_from_pg(r)
 
     async def mark_critique_outcome(
@@ -747,13 +751,15 @@ class PostgresCritiquesRepository(CritiquesRepository):
         return None if r is None else _pattern_from_pg(r)
 
     async def top_patterns(self, *, issue_type: str | None, lim: int) -> list[Pattern]:
-        rows = await self._db.fetch(TOP_PATTERNS, (issue_type, lim), readonly=True)
+        rows = await self._db.fetch(TOP_PATTERNS, (issue_type, check_row_count(lim)), readonly=True)
         return list(map(_pattern_from_pg, rows))
 
     async def top_patterns_iter(
         self, *, issue_type: str | None, lim: int
     ) -> AsyncIterator[Pattern]:
-        async for r in self._db.stream(TOP_PATTERNS, (issue_type, lim), readonly=True):
+        async for r in self._db.stream(
+            TOP_PATTERNS, (issue_type, check_row_count(lim)), readonly=True
+        ):
             yield _pattern_from_pg(r)
 
     async def archive_stale_patterns(
@@ -765,11 +771,13 @@ class PostgresCritiquesRepository(CritiquesRepository):
         return await self._db.execute(DELETE_ARCHIVED_PATTERNS, ())
 
     async def list_archived_patterns(self, *, lim: int) -> list[PatternsArchive]:
-        rows = await self._db.fetch(LIST_ARCHIVED_PATTERNS, (lim,), readonly=True)
+        rows = await self._db.fetch(LIST_ARCHIVED_PATTERNS, (check_row_count(lim),), readonly=True)
         return list(map(_patterns_archive_from_pg, rows))
 
     async def list_archived_patterns_iter(self, *, lim: int) -> AsyncIterator[PatternsArchive]:
-        async for r in self._db.stream(LIST_ARCHIVED_PATTERNS, (lim,), readonly=True):
+        async for r in self._db.stream(
+            LIST_ARCHIVED_PATTERNS, (check_row_count(lim),), readonly=True
+        ):
             yield _patterns_archive_from_pg(r)
 
     async def update_reputation(

@@ -734,19 +734,25 @@ class PostgresDebatesRepository(DebatesRepository):
         return None if r is None else _debate_from_pg(r)
 
     async def list_recent_debates(self, *, off: int, lim: int) -> list[Debate]:
-        rows = await self._db.fetch(LIST_RECENT_DEBATES, (off, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_RECENT_DEBATES, (check_row_count(off), check_row_count(lim)), readonly=True
+        )
         return list(map(_debate_from_pg, rows))
 
     async def list_recent_debates_iter(self, *, off: int, lim: int) -> AsyncIterator[Debate]:
-        async for r in self._db.stream(LIST_RECENT_DEBATES, (off, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_RECENT_DEBATES, (check_row_count(off), check_row_count(lim)), readonly=True
+        ):
             yield _debate_from_pg(r)
 
     async def search_debates(self, *, pattern: str | None, lim: int) -> list[Debate]:
-        rows = await self._db.fetch(SEARCH_DEBATES, (pattern, lim), readonly=True)
+        rows = await self._db.fetch(SEARCH_DEBATES, (pattern, check_row_count(lim)), readonly=True)
         return list(map(_debate_from_pg, rows))
 
     async def search_debates_iter(self, *, pattern: str | None, lim: int) -> AsyncIterator[Debate]:
-        async for r in self._db.stream(SEARCH_DEBATES, (pattern, lim), readonly=True):
+        async for r in self._db.stream(
+            SEARCH_DEBATES, (pattern, check_row_count(lim)), readonly=True
+        ):
             yield _debate_from_pg(r)
 
     async def increment_debate_views(self, *, slug: str) -> int | None:

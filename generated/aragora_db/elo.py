@@ -516,11 +516,15 @@ class PostgresEloRepository(EloRepository):
         return None if r is None else _match__from_pg(r)
 
     async def list_recent_matches(self, *, domain: str, lim: int) -> list[Match]:
-        rows = await self._db.fetch(LIST_RECENT_MATCHES, (domain, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_RECENT_MATCHES, (domain, check_row_count(lim)), readonly=True
+        )
         return list(map(_match__from_pg, rows))
 
     async def list_recent_matches_iter(self, *, domain: str, lim: int) -> AsyncIterator[Match]:
-        async for r in self._db.stream(LIST_RECENT_MATCHES, (domain, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_RECENT_MATCHES, (domain, check_row_count(lim)), readonly=True
+        ):
             yield _match__from_pg(r)
 
     async def append_elo_history(
@@ -529,23 +533,31 @@ class PostgresEloRepository(EloRepository):
         await self._db.execute(APPEND_ELO_HISTORY, (agent_name, domain, elo, debate_id))
 
     async def get_elo_history(self, *, agent_name: str, domain: str, lim: int) -> list[EloHistory]:
-        rows = await self._db.fetch(GET_ELO_HISTORY, (agent_name, domain, lim), readonly=True)
+        rows = await self._db.fetch(
+            GET_ELO_HISTORY, (agent_name, domain, check_row_count(lim)), readonly=True
+        )
         return list(map(_elo_history_from_pg, rows))
 
     async def get_elo_history_iter(
         self, *, agent_name: str, domain: str, lim: int
     ) -> AsyncIterator[EloHistory]:
-        async for r in self._db.stream(GET_ELO_HISTORY, (agent_name, domain, lim), readonly=True):
+        async for r in self._db.stream(
+            GET_ELO_HISTORY, (agent_name, domain, check_row_count(lim)), readonly=True
+        ):
             yield _elo_history_from_pg(r)
 
     async def leaderboard(self, *, domain: str, off: int, lim: int) -> list[LeaderboardRow]:
-        rows = await self._db.fetch(LEADERBOARD, (domain, off, lim), readonly=True)
+        rows = await self._db.fetch(
+            LEADERBOARD, (domain, check_row_count(off), check_row_count(lim)), readonly=True
+        )
         return list(map(_leaderboard_row_from_pg, rows))
 
     async def leaderboard_iter(
         self, *, domain: str, off: int, lim: int
     ) -> AsyncIterator[LeaderboardRow]:
-        async for r in self._db.stream(LEADERBOARD, (domain, off, lim), readonly=True):
+        async for r in self._db.stream(
+            LEADERBOARD, (domain, check_row_count(off), check_row_count(lim)), readonly=True
+        ):
             yield _leaderboard_row_from_pg(r)
 
     async def record_calibration_prediction(

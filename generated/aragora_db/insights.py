@@ -244,13 +244,17 @@ class PostgresInsightsRepository(InsightsRepository):
         return None if r is None else _insight_from_pg(r)
 
     async def list_insights_by_type(self, *, type: str, off: int, lim: int) -> list[Insight]:
-        rows = await self._db.fetch(LIST_INSIGHTS_BY_TYPE, (type, off, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_INSIGHTS_BY_TYPE, (type, check_row_count(off), check_row_count(lim)), readonly=True
+        )
         return list(map(_insight_from_pg, rows))
 
     async def list_insights_by_type_iter(
         self, *, type: str, off: int, lim: int
     ) -> AsyncIterator[Insight]:
-        async for r in self._db.stream(LIST_INSIGHTS_BY_TYPE, (type, off, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_INSIGHTS_BY_TYPE, (type, check_row_count(off), check_row_count(lim)), readonly=True
+        ):
             yield _insight_from_pg(r)
 
     async def list_insights_for_debate(self, *, debate_id: str | None) -> list[Insight]:

@@ -1352,4 +1352,43 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             postgres=("""DROP TABLE usage_monthly""",), sqlite=("""DROP TABLE usage_monthly""",)
         ),
     ),
+    Migration(
+        version=11,
+        name="audit_append_only",
+        checksum="ce989d49d70d90e8e1d59d435901dc5884cd0fb874c2492bc4eee4f3eba3d433",
+        up=Section(
+            postgres=(
+                """CREATE OR REPLACE FUNCTION aragora_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    cutoff text := current_setting('aragora.retention_cutoff', true);
+BEGIN
+    IF TG_OP = 'DELETE' AND coalesce(cutoff, '') <> '' THEN
+        IF (to_jsonb(OLD) ->> TG_ARGV[0])::timestamptz < cutoff::timestamptz THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'restrict_violation';
+END
+$$""",
+                """CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION aragora_append_only('timestamp')""",
+                """CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION aragora_append_only('timestamp')""",
+            ),
+            sqlite=(
+                """CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END""",
+                """CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log WHEN NOT aragora_retention_allows(OLD.timestamp) BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END""",
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """DROP TRIGGER audit_log_no_truncate ON audit_log""",
+                """DROP TRIGGER audit_log_append_only ON audit_log""",
+            ),
+            sqlite=(
+                """DROP TRIGGER audit_log_append_only_delete""",
+                """DROP TRIGGER audit_log_append_only""",
+            ),
+        ),
+    ),
 )

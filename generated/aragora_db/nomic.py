@@ -927,7 +927,7 @@ class PostgresNomicRepository(NomicRepository):
         self, *, loop_id: str, after_id: int, lim: int
     ) -> list[StreamEvent]:
         rows = await self._db.fetch(
-            LIST_STREAM_EVENTS_AFTER, (loop_id, after_id, lim), readonly=True
+            LIST_STREAM_EVENTS_AFTER, (loop_id, after_id, check_row_count(lim)), readonly=True
         )
         return list(map(_stream_event_from_pg, rows))
 
@@ -935,7 +935,7 @@ class PostgresNomicRepository(NomicRepository):
         self, *, loop_id: str, after_id: int, lim: int
     ) -> AsyncIterator[StreamEvent]:
         async for r in self._db.stream(
-            LIST_STREAM_EVENTS_AFTER, (loop_id, after_id, lim), readonly=True
+            LIST_STREAM_EVENTS_AFTER, (loop_id, after_id, check_row_count(lim)), readonly=True
         ):
             yield _stream_event_from_pg(r)
 
@@ -1101,11 +1101,11 @@ class PostgresNomicRepository(NomicRepository):
             yield _cycle_file_change_from_pg(r)
 
     async def file_churn(self, *, loop_id: str, lim: int) -> list[FileChurnRow]:
-        rows = await self._db.fetch(FILE_CHURN, (loop_id, lim), readonly=True)
+        rows = await self._db.fetch(FILE_CHURN, (loop_id, check_row_count(lim)), readonly=True)
         return list(map(_file_churn_row_from_pg, rows))
 
     async def file_churn_iter(self, *, loop_id: str, lim: int) -> AsyncIterator[FileChurnRow]:
-        async for r in self._db.stream(FILE_CHURN, (loop_id, lim), readonly=True):
+        async for r in self._db.stream(FILE_CHURN, (loop_id, check_row_count(lim)), readonly=True):
             yield _file_churn_row_from_pg(r)
 
 

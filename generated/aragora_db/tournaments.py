@@ -224,11 +224,15 @@ class PostgresTournamentsRepository(TournamentsRepository):
         return None if r is None else _tournament_from_pg(r)
 
     async def list_tournaments(self, *, off: int, lim: int) -> list[Tournament]:
-        rows = await self._db.fetch(LIST_TOURNAMENTS, (off, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_TOURNAMENTS, (check_row_count(off), check_row_count(lim)), readonly=True
+        )
         return list(map(_tournament_from_pg, rows))
 
     async def list_tournaments_iter(self, *, off: int, lim: int) -> AsyncIterator[Tournament]:
-        async for r in self._db.stream(LIST_TOURNAMENTS, (off, lim), readonly=True):
+        async for r in self._db.stream(
+            LIST_TOURNAMENTS, (check_row_count(off), check_row_count(lim)), readonly=True
+        ):
             yield _tournament_from_pg(r)
 
     async def list_tournaments_by_status(self, *, status: str) -> list[Tournament]:

@@ -23,6 +23,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
     int8_element,
+    int_array,
 )
 from aragora_repos.types import JSON, DbRow
 
@@ -371,20 +372,24 @@ class PostgresUsageRepository(UsageRepository):
         return await self._db.execute(PRUNE_USAGE_OLDER_THAN_DAYS, (days,))
 
     async def claim_usage_events_before(self, *, cutoff: datetime, lim: int) -> list[int]:
-        rows = await self._db.fetch(CLAIM_USAGE_EVENTS_BEFORE, (cutoff, lim), readonly=False)
+        rows = await self._db.fetch(
+            CLAIM_USAGE_EVENTS_BEFORE, (cutoff, check_row_count(lim)), readonly=False
+        )
         return [r[0] for r in rows]
 
     async def claim_usage_events_before_iter(
         self, *, cutoff: datetime, lim: int
     ) -> AsyncIterator[int]:
-        async for r in self._db.stream(CLAIM_USAGE_EVENTS_BEFORE, (cutoff, lim), readonly=False):
+        async for r in self._db.stream(
+            CLAIM_USAGE_EVENTS_BEFORE, (cutoff, check_row_count(lim)), readonly=False
+        ):
             yield r[0]
 
     async def roll_up_usage_events(self, *, ids: list[int]) -> int:
-        return await self._db.execute(ROLL_UP_USAGE_EVENTS, (ids,))
+        return await self._db.execute(ROLL_UP_USAGE_EVENTS, (int_array(ids),))
 
     async def delete_usage_events(self, *, ids: list[int]) -> int:
-        return await self._db.execute(DELETE_USAGE_EVENTS, (ids,))
+        return await self._db.execute(DELETE_USAGE_EVENTS, (int_array(ids),))
 
     async def list_usage_monthly(
         self, *, org_id: str, since: datetime

@@ -689,27 +689,37 @@ class PostgresUsersRepository(UsersRepository):
     async def list_organization_members(
         self, *, org_id: str | None, off: int, lim: int
     ) -> list[ListOrganizationMembersRow]:
-        rows = await self._db.fetch(LIST_ORGANIZATION_MEMBERS, (org_id, off, lim), readonly=True)
+        rows = await self._db.fetch(
+            LIST_ORGANIZATION_MEMBERS,
+            (org_id, check_row_count(off), check_row_count(lim)),
+            readonly=True,
+        )
         return list(map(_list_organization_members_row_from_pg, rows))
 
     async def list_organization_members_iter(
         self, *, org_id: str | None, off: int, lim: int
     ) -> AsyncIterator[ListOrganizationMembersRow]:
         async for r in self._db.stream(
-            LIST_ORGANIZATION_MEMBERS, (org_id, off, lim), readonly=True
+            LIST_ORGANIZATION_MEMBERS,
+            (org_id, check_row_count(off), check_row_count(lim)),
+            readonly=True,
         ):
             yield _list_organization_members_row_from_pg(r)
 
     async def search_users_by_name(
         self, *, term: str | None, lim: int
     ) -> list[SearchUsersByNameRow]:
-        rows = await self._db.fetch(SEARCH_USERS_BY_NAME, (term, lim), readonly=True)
+        rows = await self._db.fetch(
+            SEARCH_USERS_BY_NAME, (term, check_row_count(lim)), readonly=True
+        )
         return list(map(_search_users_by_name_row_from_pg, rows))
 
     async def search_users_by_name_iter(
         self, *, term: str | None, lim: int
     ) -> AsyncIterator[SearchUsersByNameRow]:
-        async for r in self._db.stream(SEARCH_USERS_BY_NAME, (term, lim), readonly=True):
+        async for r in self._db.stream(
+            SEARCH_USERS_BY_NAME, (term, check_row_count(lim)), readonly=True
+        ):
             yield _search_users_by_name_row_from_pg(r)
 
     async def list_users_by_email_pattern(
@@ -738,13 +748,17 @@ class PostgresUsersRepository(UsersRepository):
         await self._db.execute(DELETE_USER, (id,))
 
     async def list_users_by_recent_login(self, *, lim: int) -> list[ListUsersByRecentLoginRow]:
-        rows = await self._db.fetch(LIST_USERS_BY_RECENT_LOGIN, (lim,), readonly=True)
+        rows = await self._db.fetch(
+            LIST_USERS_BY_RECENT_LOGIN, (check_row_count(lim),), readonly=True
+        )
         return list(map(_list_users_by_recent_login_row_from_pg, rows))
 
     async def list_users_by_recent_login_iter(
         self, *, lim: int
     ) -> AsyncIterator[ListUsersByRecentLoginRow]:
-        async for r in self._db.stream(LIST_USERS_BY_RECENT_LOGIN, (lim,), readonly=True):
+        async for r in self._db.stream(
+            LIST_USERS_BY_RECENT_LOGIN, (check_row_count(lim),), readonly=True
+        ):
             yield _list_users_by_recent_login_row_from_pg(r)
 
     async def get_user_auth_state(self, *, id: str) -> GetUserAuthStateRow | None:

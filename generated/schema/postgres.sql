@@ -680,3 +680,22 @@ CREATE INDEX idx_users_org_id ON users(org_id);
 CREATE INDEX idx_verified_proofs_debate ON verified_proofs(debate_id, created_at);
 
 CREATE INDEX idx_webhooks_org ON webhooks(org_id, created_at);
+
+CREATE OR REPLACE FUNCTION aragora_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    cutoff text := current_setting('aragora.retention_cutoff', true);
+BEGIN
+    IF TG_OP = 'DELETE' AND coalesce(cutoff, '') <> '' THEN
+        IF (to_jsonb(OLD) ->> TG_ARGV[0])::timestamptz < cutoff::timestamptz THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'restrict_violation';
+END
+$$;
+
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION aragora_append_only('timestamp');
+
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION aragora_append_only('timestamp');

@@ -34,9 +34,6 @@ WHERE org_id = $1
 GROUP BY action
 ORDER BY events DESC, action;
 
--- name: DeleteAuditEventsOlderThan :execrows
-DELETE FROM audit_log WHERE timestamp < now() - sqlc.arg(days)::int * interval '1 day';
-
 -- name: AppendAuditEventsBatch :batchexec
 -- The same insert as AppendAuditEvents, one statement per row (executemany).
 INSERT INTO audit_log (timestamp, user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
@@ -44,6 +41,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: DeleteAuditEventsBefore :execrows
 -- Retention, in bounded batches: at most lim of the oldest entries before the cutoff.
+-- audit_log is append-only: this runs in a transaction that allowed retention up to the
+-- same cutoff (aragora_repos.tools.maintenance.allow_retention), else it is refused.
 DELETE FROM audit_log
 WHERE id IN (
     SELECT a.id FROM audit_log a WHERE a.timestamp < sqlc.arg(cutoff) ORDER BY a.id

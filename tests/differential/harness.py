@@ -46,6 +46,7 @@ from aragora_db import Database
 from aragora_repos import errors
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase
+from aragora_repos.tools.maintenance import allow_retention
 from aragora_repos.tools.migrate_data import fk_order
 from aragora_repos.types import JSON as JSON_ALIAS
 
@@ -404,7 +405,8 @@ class Pair:
             )
         ]
         self.empty_sql = (
-            "BEGIN;"
+            # Append-only tables (audit_log) let retention delete rows older than this.
+            "BEGIN; SELECT set_config('aragora.retention_cutoff', 'infinity', true);"
             + "".join(f'DELETE FROM "{t}";' for t in reversed(fk_order(self.tables, edges)))
             + "".join(f"ALTER SEQUENCE {s} RESTART;" for s in sequences)
             + "COMMIT"
@@ -420,9 +422,12 @@ class Pair:
         def wipe() -> None:
             raw = conn._conn  # the harness, not an application, empties every table
             raw.execute("PRAGMA foreign_keys = OFF")
+            raw.execute("BEGIN")
+            raw.execute("SELECT aragora_set_retention_cutoff('9999')")  # append-only tables
             for table in self.tables:
                 raw.execute(f'DELETE FROM "{table}"')
             raw.execute("DELETE FROM sqlite_sequence")
+            raw.execute("COMMIT")
             raw.execute("PRAGMA foreign_keys = ON")
 
         self.run(self.lite_backend.run(wipe))
@@ -477,11 +482,25 @@ class Pair:
     def _one(self, db: Database, call: Call, args: dict[str, Any]) -> tuple[str, Any]:
         method = getattr(getattr(db, call.store), call.method)
         try:
-            return "ok", normalise(self.run(method(**args)))
+            return "ok", normalise(self.run(_invoke(db, call, method, args)))
         except errors.DatabaseError as exc:
             return "error", type(exc)
         except Exception as exc:  # a raw driver error escaping is a mismatch by itself
             return "raw", f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+
+
+#: Queries that delete from append-only tables run as retention does: in a transaction
+#: that allowed deleting rows older than the cutoff argument named here.
+RETENTION = {"DeleteAuditEventsBefore": "cutoff"}
+
+
+async def _invoke(db: Database, call: Call, method: Any, args: dict[str, Any]) -> Any:
+    cutoff = RETENTION.get(call.query)
+    if cutoff is None:
+        return await method(**args)
+    async with db.transaction():
+        await allow_retention(db.backend, args[cutoff])
+        return await method(**args)
 
 
 async def seed(db: Database) -> None:

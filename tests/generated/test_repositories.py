@@ -22,6 +22,7 @@ from aragora_repos import (
     TransactionError,
     UniqueViolation,
 )
+from aragora_repos.tools.maintenance import allow_retention
 
 
 async def make_user(
@@ -303,8 +304,11 @@ async def test_audit_listing_and_retention(db: Database) -> None:
     summary = await db.audit.count_audit_events_by_action(org_id="o1")
     assert [(s.action, s.events) for s in summary] == [("old", 3), ("login", 1)]
     assert summary[1].last_seen is not None and summary[1].last_seen >= now - timedelta(minutes=1)
-    assert await db.audit.delete_audit_events_older_than(days=30) == 3
-    assert await db.audit.delete_audit_events_older_than(days=30) == 0
+    cutoff = now - timedelta(days=30)
+    for removed in (3, 0):
+        async with db.transaction():
+            await allow_retention(db.backend, cutoff)
+            assert await db.audit.delete_audit_events_before(cutoff=cutoff, lim=10) == removed
     assert [
         e.action for e in await db.audit.list_audit_events_by_org(org_id="o1", lim=10, off=0)
     ] == ["login"]

@@ -312,7 +312,7 @@ async def test_capabilities_and_what_sqlite_does_not_have(db: Database) -> None:
 async def test_health(db: Database) -> None:
     health = await db.get_database_health()
     assert health.reachable and health.error is None
-    assert health.schema_version == MIGRATIONS[-1].version and health.table_count == 39
+    assert health.schema_version == MIGRATIONS[-1].version and health.table_count == 40
     assert health.latency_ms is not None and health.latency_ms >= 0
     status = db.get_health_status()
     assert status.healthy and status.pool.total >= 1

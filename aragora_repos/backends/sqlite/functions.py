@@ -206,9 +206,44 @@ def ilike(text: str | None, pattern: str | None, escape: str | None = None) -> i
     return int(_match(str(text).lower(), str(pattern).lower(), _escape(escape)) == _TRUE)
 
 
+class Retention:
+    """The retention cutoff of one connection's current transaction: append-only tables'
+    DELETE trigger calls ``aragora_retention_allows(ts)``, true only for a row older than
+    the cutoff ``aragora_set_retention_cutoff(text)`` set in the same transaction (the
+    clock's key tells transactions apart). Without a keyed clock (another tool's
+    connection) nothing is ever allowed."""
+
+    __slots__ = ("clock", "cutoff", "key")
+
+    def __init__(self, clock: Clock | None) -> None:
+        self.clock = clock if clock is not None and clock.key is not None else None
+        self.key: object = None
+        self.cutoff: str | None = None
+
+    def set(self, cutoff: str | None) -> int:
+        if self.clock is None or cutoff is None:
+            return 0
+        assert self.clock.key is not None
+        self.key, self.cutoff = self.clock.key(), str(cutoff)
+        return 1
+
+    def allows(self, value: str | None) -> int:
+        if self.clock is None or self.cutoff is None or value is None:
+            return 0
+        assert self.clock.key is not None
+        if self.clock.key() != self.key:
+            self.cutoff = None
+            return 0
+        # Canonical timestamptz text is fixed width UTC: it orders as the times do.
+        return int(str(value) < self.cutoff)
+
+
 def install(conn: sqlite3.Connection, clock: Clock | None = None) -> None:
     """Register the functions on ``conn``; ``clock`` (default: a fresh value per call)
-    gives ``aragora_now()``."""
+    gives ``aragora_now()`` and tells its transactions apart for retention."""
+    retention = Retention(clock)
+    conn.create_function("aragora_set_retention_cutoff", 1, retention.set, deterministic=False)
+    conn.create_function("aragora_retention_allows", 1, retention.allows, deterministic=False)
     conn.create_function("aragora_now", 0, clock or now_text, deterministic=False)
     conn.create_function("aragora_ts_add", 2, ts_add, deterministic=True)
     conn.create_function("aragora_date_trunc", 2, date_trunc, deterministic=True)

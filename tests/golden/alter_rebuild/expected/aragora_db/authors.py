@@ -21,6 +21,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
     int8_element,
+    int_array,
     text_element,
 )
 from aragora_repos.types import JSON, DbRow, ExecResult
@@ -317,7 +318,7 @@ class PostgresAuthorsRepository(AuthorsRepository):
         return await self._db.execute(RENAME_AUTHOR, (name, id))
 
     async def touch_authors(self, *, ids: list[int]) -> ExecResult:
-        return ExecResult(await self._db.execute(TOUCH_AUTHORS, (ids,)))
+        return ExecResult(await self._db.execute(TOUCH_AUTHORS, (int_array(ids),)))
 
     async def delete_author(self, *, id: int) -> None:
         await self._db.execute(DELETE_AUTHOR, (id,))

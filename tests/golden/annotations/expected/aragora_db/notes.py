@@ -19,6 +19,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
     int8_element,
+    int_array,
     text_element,
 )
 from aragora_repos.types import JSON, DbRow, ExecResult
@@ -321,11 +322,11 @@ class PostgresNotesRepository(NotesRepository):
         return None if r is None else _note_from_pg(r)
 
     async def list_notes(self, *, ids: list[int]) -> list[Note]:
-        rows = await self._db.fetch(LIST_NOTES, (ids,), readonly=True)
+        rows = await self._db.fetch(LIST_NOTES, (int_array(ids),), readonly=True)
         return list(map(_note_from_pg, rows))
 
     async def list_notes_iter(self, *, ids: list[int]) -> AsyncIterator[Note]:
-        async for r in self._db.stream(LIST_NOTES, (ids,), readonly=True):
+        async for r in self._db.stream(LIST_NOTES, (int_array(ids),), readonly=True):
             yield _note_from_pg(r)
 
     async def note_titles(self, *, state: NoteState) -> list[NoteTitlesRow]:
