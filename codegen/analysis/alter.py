@@ -9,6 +9,7 @@ from dataclasses import replace
 import sqlglot
 from sqlglot import exp
 
+from codegen.analysis import append_only
 from codegen.analysis.tables import (
     Out,
     State,
@@ -18,7 +19,6 @@ from codegen.analysis.tables import (
     type_sql,
     validate_table,
 )
-from codegen.analysis import append_only
 from codegen.dialects import sqlite, sqlite_ddl
 from codegen.model.ir import (
     Check,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from codegen.dialects import sqlite_ddl
 from codegen.analysis import append_only
+from codegen.dialects import sqlite_ddl
 from codegen.model.ir import Catalog, Section, Table
 
 _TYPNAMES = {

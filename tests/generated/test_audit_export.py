@@ -57,7 +57,7 @@ async def test_an_export_verifies_and_tampering_is_found(
     if format == "csv":  # one edited cell; the chain's other cases are the same code
         bad = tmp_path / "edited.csv"
         bad.write_text(path.read_text(encoding="utf-8").replace("plain", "plain!", 1))
-        with pytest.raises(AuditError, match="entry 1 .* was changed"):
+        with pytest.raises(AuditError, match=r"entry 1 .* was changed"):
             verify_file(bad)
         return
     first, entries, trailer = lines[0], lines[1:-1], lines[-1]
