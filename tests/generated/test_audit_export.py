@@ -47,7 +47,7 @@ async def test_an_export_verifies_and_tampering_is_found(
     await _fill(db)
     path = tmp_path / f"audit.{format}"
     since, until = NOW - timedelta(days=30), NOW + timedelta(days=1)
-    done = await export_audit(db, path, since=since, until=until, format=format)  # type: ignore[arg-type]
+    done = await export_audit(db, path, since=since, until=until, format=format)
     assert done.entries == len(HOSTILE)
     assert path.stat().st_mode & 0o077 == 0
     report = verify_file(path)
@@ -94,7 +94,7 @@ async def test_the_database_compared_with_an_export(db: Database, tmp_path: Path
     await _fill(db)
     path = tmp_path / "audit.jsonl"
     since, until = NOW - timedelta(days=30), NOW + timedelta(days=1)
-    await export_audit(db, path, since=since, until=until)  # type: ignore[arg-type]
+    await export_audit(db, path, since=since, until=until)
     report = verify_file(path)
     oldest = report.ids[0]
     cutoff = NOW - timedelta(days=9, hours=12)  # retention takes the first entry only
@@ -111,7 +111,7 @@ async def test_the_database_compared_with_an_export(db: Database, tmp_path: Path
         ip_address=None,
         user_agent=None,
     )
-    differences = await verify_against(db, report)  # type: ignore[arg-type]
+    differences = await verify_against(db, report)
     assert differences == [f"entry {oldest} is missing", f"entry {added} is not in the export"]
 
 
