@@ -358,6 +358,16 @@ class Pair:
         assert isinstance(lite.backend, AsyncSqliteDatabase)
         self.pg_backend: PostgresDatabase = pg.backend
         self.lite_backend: AsyncSqliteDatabase = lite.backend
+        lite_tables = {
+            r[0]
+            for r in self.run(
+                self.lite_backend.fetch(
+                    "SELECT name FROM sqlite_schema WHERE type = 'table'", (), readonly=True
+                )
+            )
+        }
+        # The project's tables: on both sides (another test's table in the shared
+        # database would make the SQLite reset fail half way and leak rows).
         self.tables = [
             r[0]
             for r in self.run(
@@ -367,6 +377,7 @@ class Pair:
                     (),
                 )
             )
+            if r[0] in lite_tables
         ]
         self.sequences = [
             (r[0], r[1])
@@ -378,6 +389,7 @@ class Pair:
                     (),
                 )
             )
+            if r[0] in self.tables
         ]
         self.slack = timedelta(milliseconds=2)
         # Emptied by DELETE, children before parents, with every sequence restarted, in

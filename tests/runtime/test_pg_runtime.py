@@ -39,6 +39,11 @@ BEGIN
 END $$;
 """
 
+DROP = (
+    "DROP TABLE IF EXISTS rt_items; DROP SEQUENCE IF EXISTS rt_inject; "
+    "DROP FUNCTION IF EXISTS rt_fail(text, int)"
+)
+
 
 @pytest.fixture
 async def pg(postgres_dsn: str) -> AsyncIterator[PostgresDatabase]:
@@ -54,6 +59,13 @@ async def pg(postgres_dsn: str) -> AsyncIterator[PostgresDatabase]:
     )
     yield db
     await db.close()
+    # The session database is shared with other test files (the differential suite lists
+    # its tables): leave nothing behind.
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(DROP)
+    finally:
+        await admin.close()
 
 
 async def _restart_sequence(db: PostgresDatabase) -> None:
@@ -249,7 +261,7 @@ async def test_connection_lost_during_commit_is_reported_and_not_retried(
 async def test_cancellation_at_every_step_leaves_no_open_transaction(postgres_dsn: str) -> None:
     db = await PostgresDatabase.open(Secret(postgres_dsn), min_size=2, max_size=2)
     admin = await asyncpg.connect(postgres_dsn)
-    await admin.execute("TRUNCATE rt_items")
+    await admin.execute(SETUP + "TRUNCATE rt_items")
     rng = random.Random(11)
     handed_out_in_tx = 0
     try:
@@ -292,6 +304,7 @@ async def test_cancellation_at_every_step_leaves_no_open_transaction(postgres_ds
         # Every committed row is whole: inserted and updated together or not at all.
         partial = await admin.fetchval("SELECT count(*) FROM rt_items WHERE note <> 'b'")
     finally:
+        await admin.execute(DROP)
         await admin.close()
         await db.close()
     assert (handed_out_in_tx, idle_in_tx, partial) == (0, 0, 0)
