@@ -71,6 +71,12 @@ from aragora_db.insights import (
     PostgresInsightsRepository,
     SqliteInsightsRepository,
 )
+from aragora_db.jobs import (
+    JobsRepository,
+    JobsSyncRepository,
+    PostgresJobsRepository,
+    SqliteJobsRepository,
+)
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.models import (
     MEMORY_TIER_VALUES,
@@ -95,6 +101,7 @@ from aragora_db.models import (
     GenesisEvent,
     Genome,
     Insight,
+    Job,
     Match,
     MemoryTier,
     NomicCycle,
@@ -204,6 +211,9 @@ __all__ = [
     "Insight",
     "InsightsRepository",
     "InsightsSyncRepository",
+    "Job",
+    "JobsRepository",
+    "JobsSyncRepository",
     "Match",
     "MemoryTier",
     "NomicCycle",
@@ -258,6 +268,7 @@ class Database(facade.Database):
         "elo",
         "embeddings",
         "insights",
+        "jobs",
         "nomic",
         "orgs",
         "share_links",
@@ -276,6 +287,7 @@ class Database(facade.Database):
     elo: EloRepository
     embeddings: EmbeddingsRepository
     insights: InsightsRepository
+    jobs: JobsRepository
     nomic: NomicRepository
     orgs: OrgsRepository
     share_links: ShareLinksRepository
@@ -324,6 +336,10 @@ class Database(facade.Database):
             BackendType.POSTGRES: PostgresInsightsRepository,
             BackendType.SQLITE: SqliteInsightsRepository,
         },
+        "jobs": {
+            BackendType.POSTGRES: PostgresJobsRepository,
+            BackendType.SQLITE: SqliteJobsRepository,
+        },
         "nomic": {
             BackendType.POSTGRES: PostgresNomicRepository,
             BackendType.SQLITE: SqliteNomicRepository,
@@ -367,6 +383,7 @@ class SyncDatabase(facade.SyncDatabase):
         "elo",
         "embeddings",
         "insights",
+        "jobs",
         "nomic",
         "orgs",
         "share_links",
@@ -385,6 +402,7 @@ class SyncDatabase(facade.SyncDatabase):
     elo: EloSyncRepository
     embeddings: EmbeddingsSyncRepository
     insights: InsightsSyncRepository
+    jobs: JobsSyncRepository
     nomic: NomicSyncRepository
     orgs: OrgsSyncRepository
     share_links: ShareLinksSyncRepository
@@ -403,6 +421,7 @@ class SyncDatabase(facade.SyncDatabase):
         "elo": EloSyncRepository,
         "embeddings": EmbeddingsSyncRepository,
         "insights": InsightsSyncRepository,
+        "jobs": JobsSyncRepository,
         "nomic": NomicSyncRepository,
         "orgs": OrgsSyncRepository,
         "share_links": ShareLinksSyncRepository,

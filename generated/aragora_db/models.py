@@ -34,6 +34,7 @@ __all__ = [
     "GenesisEvent",
     "Genome",
     "Insight",
+    "Job",
     "Match",
     "MemoryTier",
     "NomicCycle",
@@ -706,3 +707,26 @@ class UsageMonthly:
     month: datetime
     event_type: str
     total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A row of the jobs table."""
+
+    id: int
+    queue: str
+    kind: str
+    payload: JSON
+    priority: int
+    run_after: datetime
+    idempotency_key: str | None
+    status: str
+    attempts: int
+    max_attempts: int
+    locked_by: str | None
+    locked_until: datetime | None
+    last_error: str | None
+    result: JSON | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None

@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=11,
+    version=12,
     tables=(
         ExpectedTable(
             "agent_metrics",
@@ -355,6 +355,33 @@ EXPECTED: Final = ExpectedSchema(
             (
                 "idx_insights_debate",
                 "idx_insights_type",
+            ),
+        ),
+        ExpectedTable(
+            "jobs",
+            (
+                ExpectedColumn("id", "int8", 0, "INTEGER", True, sqlite_rowid=True),
+                ExpectedColumn("queue", "text", 0, "TEXT", True),
+                ExpectedColumn("kind", "text", 0, "TEXT", True),
+                ExpectedColumn("payload", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("priority", "int4", 0, "INTEGER", True),
+                ExpectedColumn("run_after", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("idempotency_key", "text", 0, "TEXT", False),
+                ExpectedColumn("status", "text", 0, "TEXT", True),
+                ExpectedColumn("attempts", "int4", 0, "INTEGER", True),
+                ExpectedColumn("max_attempts", "int4", 0, "INTEGER", True),
+                ExpectedColumn("locked_by", "text", 0, "TEXT", False),
+                ExpectedColumn("locked_until", "timestamptz", 0, "TEXT", False),
+                ExpectedColumn("last_error", "text", 0, "TEXT", False),
+                ExpectedColumn("result", "jsonb", 0, "TEXT", False),
+                ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("finished_at", "timestamptz", 0, "TEXT", False),
+            ),
+            (
+                "idx_jobs_idempotency",
+                "idx_jobs_lease",
+                "idx_jobs_ready",
             ),
         ),
         ExpectedTable(

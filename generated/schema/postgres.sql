@@ -267,6 +267,29 @@ CREATE TABLE insights (
     PRIMARY KEY (id)
 );
 
+CREATE TABLE jobs (
+    id bigserial,
+    queue text NOT NULL DEFAULT 'default',
+    kind text NOT NULL,
+    payload jsonb NOT NULL DEFAULT CAST('{}' AS JSONB),
+    priority int NOT NULL DEFAULT 0,
+    run_after timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    idempotency_key text,
+    status text NOT NULL DEFAULT 'queued',
+    attempts int NOT NULL DEFAULT 0,
+    max_attempts int NOT NULL DEFAULT 5,
+    locked_by text,
+    locked_until timestamptz,
+    last_error text,
+    result jsonb,
+    created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    finished_at timestamptz,
+    PRIMARY KEY (id),
+    CHECK (status IN ('queued', 'running', 'done', 'dead')),
+    CHECK (max_attempts >= 1)
+);
+
 CREATE TABLE matches (
     id bigserial,
     debate_id text NOT NULL,
@@ -636,6 +659,12 @@ CREATE INDEX idx_genomes_name ON genomes(name, generation);
 CREATE INDEX idx_insights_debate ON insights(debate_id);
 
 CREATE INDEX idx_insights_type ON insights(type, created_at);
+
+CREATE UNIQUE INDEX idx_jobs_idempotency ON jobs(queue, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE INDEX idx_jobs_lease ON jobs(status, locked_until);
+
+CREATE INDEX idx_jobs_ready ON jobs(queue, status, priority, run_after, id);
 
 CREATE INDEX idx_matches_domain ON matches(domain, created_at);
 

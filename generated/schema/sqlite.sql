@@ -292,6 +292,28 @@ CREATE TABLE insights (
     created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
 ) STRICT;
 
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL DEFAULT 'default',
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
+    priority INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (priority BETWEEN -2147483648 AND 2147483647),
+    run_after TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    idempotency_key TEXT,
+    status TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (attempts BETWEEN -2147483648 AND 2147483647),
+    max_attempts INTEGER NOT NULL DEFAULT 5 CONSTRAINT int4_range CHECK (max_attempts BETWEEN -2147483648 AND 2147483647),
+    locked_by TEXT,
+    locked_until TEXT,
+    last_error TEXT,
+    result TEXT CHECK (result IS NULL OR json_valid(result)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    finished_at TEXT,
+    CHECK (status IN ('queued', 'running', 'done', 'dead')),
+    CHECK (max_attempts >= 1)
+) STRICT;
+
 CREATE TABLE matches (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     debate_id TEXT NOT NULL,
@@ -615,6 +637,12 @@ CREATE INDEX idx_genomes_name ON genomes (name, generation);
 CREATE INDEX idx_insights_debate ON insights (debate_id);
 
 CREATE INDEX idx_insights_type ON insights (type, created_at);
+
+CREATE UNIQUE INDEX idx_jobs_idempotency ON jobs (queue, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE INDEX idx_jobs_lease ON jobs (status, locked_until);
+
+CREATE INDEX idx_jobs_ready ON jobs (queue, status, priority, run_after, id);
 
 CREATE INDEX idx_matches_domain ON matches (domain, created_at);
 

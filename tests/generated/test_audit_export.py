@@ -9,6 +9,7 @@ import io
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -42,7 +43,7 @@ async def _fill(db: Database) -> None:
 
 @pytest.mark.parametrize("format", ["jsonl", "csv"])
 async def test_an_export_verifies_and_tampering_is_found(
-    db: Database, tmp_path: Path, format: str
+    db: Database, tmp_path: Path, format: Literal["jsonl", "csv"]
 ) -> None:
     await _fill(db)
     path = tmp_path / f"audit.{format}"
