@@ -78,6 +78,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run
 	$(PY) -m bench.sqlcipher
+	$(PY) -m bench.jobs
 
 ## bench-migrate: migrate-data against pgloader on a 1,000,000-row SQLite file
 bench-migrate: $(STAMP)
