@@ -71,6 +71,12 @@ from aragora_db.insights import (
     PostgresInsightsRepository,
     SqliteInsightsRepository,
 )
+from aragora_db.integrations import (
+    IntegrationsRepository,
+    IntegrationsSyncRepository,
+    PostgresIntegrationsRepository,
+    SqliteIntegrationsRepository,
+)
 from aragora_db.jobs import (
     JobsRepository,
     JobsSyncRepository,
@@ -79,8 +85,10 @@ from aragora_db.jobs import (
 )
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.models import (
+    FINDING_SEVERITY_VALUES,
     MEMORY_TIER_VALUES,
     USER_ROLE_VALUES,
+    WORKFLOW_STATUS_VALUES,
     AgentMetric,
     AgentRelationship,
     AgentReputation,
@@ -98,9 +106,11 @@ from aragora_db.models import (
     DomainCalibration,
     EloHistory,
     Embedding,
+    FindingSeverity,
     GenesisEvent,
     Genome,
     Insight,
+    Integration,
     Job,
     Match,
     MemoryTier,
@@ -110,6 +120,8 @@ from aragora_db.models import (
     Pattern,
     PatternsArchive,
     Persona,
+    PolicyRule,
+    PolicyViolation,
     Position,
     Rating,
     ShareLink,
@@ -124,6 +136,10 @@ from aragora_db.models import (
     UserRole,
     VerifiedProof,
     Webhook,
+    Workflow,
+    WorkflowCheckpoint,
+    WorkflowFinding,
+    WorkflowStatus,
 )
 from aragora_db.nomic import (
     NomicRepository,
@@ -136,6 +152,12 @@ from aragora_db.orgs import (
     OrgsSyncRepository,
     PostgresOrgsRepository,
     SqliteOrgsRepository,
+)
+from aragora_db.policies import (
+    PoliciesRepository,
+    PoliciesSyncRepository,
+    PostgresPoliciesRepository,
+    SqlitePoliciesRepository,
 )
 from aragora_db.schema import EXPECTED
 from aragora_db.share_links import (
@@ -162,14 +184,22 @@ from aragora_db.users import (
     UsersRepository,
     UsersSyncRepository,
 )
+from aragora_db.workflows import (
+    PostgresWorkflowsRepository,
+    SqliteWorkflowsRepository,
+    WorkflowsRepository,
+    WorkflowsSyncRepository,
+)
 from aragora_repos import facade
 from aragora_repos.config import Config
 from aragora_repos.observability import BackendType
 
 __all__ = [
+    "FINDING_SEVERITY_VALUES",
     "MEMORY_TIER_VALUES",
     "MIGRATIONS",
     "USER_ROLE_VALUES",
+    "WORKFLOW_STATUS_VALUES",
     "AgentMetric",
     "AgentRelationship",
     "AgentReputation",
@@ -206,11 +236,15 @@ __all__ = [
     "Embedding",
     "EmbeddingsRepository",
     "EmbeddingsSyncRepository",
+    "FindingSeverity",
     "GenesisEvent",
     "Genome",
     "Insight",
     "InsightsRepository",
     "InsightsSyncRepository",
+    "Integration",
+    "IntegrationsRepository",
+    "IntegrationsSyncRepository",
     "Job",
     "JobsRepository",
     "JobsSyncRepository",
@@ -226,6 +260,10 @@ __all__ = [
     "Pattern",
     "PatternsArchive",
     "Persona",
+    "PoliciesRepository",
+    "PoliciesSyncRepository",
+    "PolicyRule",
+    "PolicyViolation",
     "Position",
     "Rating",
     "ShareLink",
@@ -249,6 +287,12 @@ __all__ = [
     "UsersSyncRepository",
     "VerifiedProof",
     "Webhook",
+    "Workflow",
+    "WorkflowCheckpoint",
+    "WorkflowFinding",
+    "WorkflowStatus",
+    "WorkflowsRepository",
+    "WorkflowsSyncRepository",
     "connect",
     "connect_sync",
 ]
@@ -268,13 +312,16 @@ class Database(facade.Database):
         "elo",
         "embeddings",
         "insights",
+        "integrations",
         "jobs",
         "nomic",
         "orgs",
+        "policies",
         "share_links",
         "tournaments",
         "usage",
         "users",
+        "workflows",
     )
 
     agents: AgentsRepository
@@ -287,13 +334,16 @@ class Database(facade.Database):
     elo: EloRepository
     embeddings: EmbeddingsRepository
     insights: InsightsRepository
+    integrations: IntegrationsRepository
     jobs: JobsRepository
     nomic: NomicRepository
     orgs: OrgsRepository
+    policies: PoliciesRepository
     share_links: ShareLinksRepository
     tournaments: TournamentsRepository
     usage: UsageRepository
     users: UsersRepository
+    workflows: WorkflowsRepository
 
     repositories: ClassVar[facade.RepositoryTable] = {
         "agents": {
@@ -336,6 +386,10 @@ class Database(facade.Database):
             BackendType.POSTGRES: PostgresInsightsRepository,
             BackendType.SQLITE: SqliteInsightsRepository,
         },
+        "integrations": {
+            BackendType.POSTGRES: PostgresIntegrationsRepository,
+            BackendType.SQLITE: SqliteIntegrationsRepository,
+        },
         "jobs": {
             BackendType.POSTGRES: PostgresJobsRepository,
             BackendType.SQLITE: SqliteJobsRepository,
@@ -347,6 +401,10 @@ class Database(facade.Database):
         "orgs": {
             BackendType.POSTGRES: PostgresOrgsRepository,
             BackendType.SQLITE: SqliteOrgsRepository,
+        },
+        "policies": {
+            BackendType.POSTGRES: PostgresPoliciesRepository,
+            BackendType.SQLITE: SqlitePoliciesRepository,
         },
         "share_links": {
             BackendType.POSTGRES: PostgresShareLinksRepository,
@@ -363,6 +421,10 @@ class Database(facade.Database):
         "users": {
             BackendType.POSTGRES: PostgresUsersRepository,
             BackendType.SQLITE: SqliteUsersRepository,
+        },
+        "workflows": {
+            BackendType.POSTGRES: PostgresWorkflowsRepository,
+            BackendType.SQLITE: SqliteWorkflowsRepository,
         },
     }
     migrations = MIGRATIONS
@@ -383,13 +445,16 @@ class SyncDatabase(facade.SyncDatabase):
         "elo",
         "embeddings",
         "insights",
+        "integrations",
         "jobs",
         "nomic",
         "orgs",
+        "policies",
         "share_links",
         "tournaments",
         "usage",
         "users",
+        "workflows",
     )
 
     agents: AgentsSyncRepository
@@ -402,13 +467,16 @@ class SyncDatabase(facade.SyncDatabase):
     elo: EloSyncRepository
     embeddings: EmbeddingsSyncRepository
     insights: InsightsSyncRepository
+    integrations: IntegrationsSyncRepository
     jobs: JobsSyncRepository
     nomic: NomicSyncRepository
     orgs: OrgsSyncRepository
+    policies: PoliciesSyncRepository
     share_links: ShareLinksSyncRepository
     tournaments: TournamentsSyncRepository
     usage: UsageSyncRepository
     users: UsersSyncRepository
+    workflows: WorkflowsSyncRepository
 
     repositories: ClassVar[facade.SyncRepositoryTable] = {
         "agents": AgentsSyncRepository,
@@ -421,13 +489,16 @@ class SyncDatabase(facade.SyncDatabase):
         "elo": EloSyncRepository,
         "embeddings": EmbeddingsSyncRepository,
         "insights": InsightsSyncRepository,
+        "integrations": IntegrationsSyncRepository,
         "jobs": JobsSyncRepository,
         "nomic": NomicSyncRepository,
         "orgs": OrgsSyncRepository,
+        "policies": PoliciesSyncRepository,
         "share_links": ShareLinksSyncRepository,
         "tournaments": TournamentsSyncRepository,
         "usage": UsageSyncRepository,
         "users": UsersSyncRepository,
+        "workflows": WorkflowsSyncRepository,
     }
     migrations = MIGRATIONS
 

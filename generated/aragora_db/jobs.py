@@ -39,7 +39,8 @@ INSERT INTO jobs (queue, kind, payload, priority, run_after, idempotency_key, ma
 CLAIM_JOBS: Final = """-- name: ClaimJobs :many
 UPDATE jobs
 SET status = 'running', locked_by = $1::text,
-    locked_until = now() + $2::bigint * interval '1 millisecond',
+    locked_until = now() + least(greatest($2::bigint, 0), 86400000)
+        * interval '1 millisecond',
     attempts = attempts + 1, updated_at = now()
 WHERE id IN (
     SELECT j.id FROM jobs j
@@ -50,7 +51,7 @@ WHERE id IN (
 )
 RETURNING id, queue, kind, payload, priority, run_after, idempotency_key, status, attempts, max_attempts, locked_by, locked_until, last_error, result, created_at, updated_at, finished_at"""
 CLAIM_JOBS_SQLITE: Final = """-- name: ClaimJobs :many
-UPDATE jobs SET status = 'running', locked_by = CAST(?1 AS TEXT), locked_until = ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?2 AS INTEGER)) * 0.001), attempts = attempts + 1, updated_at = ARAGORA_NOW() WHERE id IN (SELECT j.id FROM jobs AS j WHERE j.queue = ?3 AND j.status = 'queued' AND j.run_after <= ARAGORA_NOW() ORDER BY j.priority DESC, j.run_after, j.id LIMIT ?4) RETURNING id, queue, kind, payload, priority, run_after, idempotency_key, status, attempts, max_attempts, locked_by, locked_until, last_error, result, created_at, updated_at, finished_at"""
+UPDATE jobs SET status = 'running', locked_by = CAST(?1 AS TEXT), locked_until = ARAGORA_TS_ADD(ARAGORA_NOW(), (MIN(COALESCE(MAX(COALESCE(CAST(?2 AS INTEGER), 0), COALESCE(0, CAST(?2 AS INTEGER))), 86400000), COALESCE(86400000, MAX(COALESCE(CAST(?2 AS INTEGER), 0), COALESCE(0, CAST(?2 AS INTEGER)))))) * 0.001), attempts = attempts + 1, updated_at = ARAGORA_NOW() WHERE id IN (SELECT j.id FROM jobs AS j WHERE j.queue = ?3 AND j.status = 'queued' AND j.run_after <= ARAGORA_NOW() ORDER BY j.priority DESC, j.run_after, j.id LIMIT ?4) RETURNING id, queue, kind, payload, priority, run_after, idempotency_key, status, attempts, max_attempts, locked_by, locked_until, last_error, result, created_at, updated_at, finished_at"""
 
 COMPLETE_JOB: Final = """-- name: CompleteJob :execrows
 UPDATE jobs
@@ -64,13 +65,14 @@ FAIL_JOB: Final = """-- name: FailJob :one
 UPDATE jobs
 SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
     run_after = CASE WHEN attempts >= max_attempts THEN run_after
-                     ELSE now() + $1::bigint * interval '1 millisecond' END,
+                     ELSE now() + least(greatest($1::bigint, 0), 2592000000)
+                                  * interval '1 millisecond' END,
     finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END,
     last_error = $2::text, locked_by = NULL, locked_until = NULL, updated_at = now()
 WHERE id = $3 AND status = 'running' AND locked_by = $4::text
 RETURNING status"""
 FAIL_JOB_SQLITE: Final = """-- name: FailJob :one
-UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, run_after = CASE WHEN attempts >= max_attempts THEN run_after ELSE ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * 0.001) END, finished_at = CASE WHEN attempts >= max_attempts THEN ARAGORA_NOW() ELSE NULL END, last_error = CAST(?2 AS TEXT), locked_by = NULL, locked_until = NULL, updated_at = ARAGORA_NOW() WHERE id = ?3 AND status = 'running' AND locked_by = CAST(?4 AS TEXT) RETURNING status"""
+UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, run_after = CASE WHEN attempts >= max_attempts THEN run_after ELSE ARAGORA_TS_ADD(ARAGORA_NOW(), (MIN(COALESCE(MAX(COALESCE(CAST(?1 AS INTEGER), 0), COALESCE(0, CAST(?1 AS INTEGER))), 2592000000), COALESCE(2592000000, MAX(COALESCE(CAST(?1 AS INTEGER), 0), COALESCE(0, CAST(?1 AS INTEGER)))))) * 0.001) END, finished_at = CASE WHEN attempts >= max_attempts THEN ARAGORA_NOW() ELSE NULL END, last_error = CAST(?2 AS TEXT), locked_by = NULL, locked_until = NULL, updated_at = ARAGORA_NOW() WHERE id = ?3 AND status = 'running' AND locked_by = CAST(?4 AS TEXT) RETURNING status"""
 
 RECLAIM_EXPIRED_JOBS: Final = """-- name: ReclaimExpiredJobs :execrows
 UPDATE jobs
@@ -204,14 +206,16 @@ class JobsRepository(abc.ABC):
         self, *, worker: str, visibility_ms: int, queue: str, lim: int
     ) -> list[Job]:
         """Up to lim ready jobs of a queue (highest priority first, then oldest), leased to a
-        worker for visibility_ms: no other worker gets them until the lease runs out. Rows
-        another worker is claiming are skipped on PostgreSQL; SQLite has one writer at a time.
+        worker for visibility_ms (taken between 0 and one day): no other worker gets them until
+        the lease runs out. Rows another worker is claiming are skipped on PostgreSQL; SQLite
+        has one writer at a time.
 
         SQL (PostgreSQL)::
 
             UPDATE jobs
             SET status = 'running', locked_by = $1::text,
-                locked_until = now() + $2::bigint * interval '1 millisecond',
+                locked_until = now() + least(greatest($2::bigint, 0), 86400000)
+                    * interval '1 millisecond',
                 attempts = attempts + 1, updated_at = now()
             WHERE id IN (
                 SELECT j.id FROM jobs j
@@ -253,15 +257,16 @@ class JobsRepository(abc.ABC):
 
     @abc.abstractmethod
     async def fail_job(self, *, delay_ms: int, error: str, id: int, worker: str) -> str | None:
-        """A failed attempt: queued again after delay_ms, or to the dead letters once it has had
-        max_attempts. No row when this worker no longer held the job.
+        """A failed attempt: queued again after delay_ms (taken between 0 and 30 days), or to the
+        dead letters once it has had max_attempts. No row when this worker no longer held it.
 
         SQL (PostgreSQL)::
 
             UPDATE jobs
             SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
                 run_after = CASE WHEN attempts >= max_attempts THEN run_after
-                                 ELSE now() + $1::bigint * interval '1 millisecond' END,
+                                 ELSE now() + least(greatest($1::bigint, 0), 2592000000)
+                                              * interval '1 millisecond' END,
                 finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END,
                 last_error = $2::text, locked_by = NULL, locked_until = NULL, updated_at = now()
             WHERE id = $3 AND status = 'running' AND locked_by = $4::text
@@ -477,7 +482,7 @@ class JobsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE jobs SET status = 'running', locked_by = CAST(?1 AS TEXT), locked_until = ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?2 AS INTEGER)) * 0.001), attempts = attempts + 1, updated_at = ARAGORA_NOW() WHERE id IN (SELECT j.id FROM jobs AS j WHERE j.queue = ?3 AND j.status = 'queued' AND j.run_after <= ARAGORA_NOW() ORDER BY j.priority DESC, j.run_after, j.id LIMIT ?4) RETURNING id, queue, kind, payload, priority, run_after, idempotency_key, status, attempts, max_attempts, locked_by, locked_until, last_error, result, created_at, updated_at, finished_at
+            UPDATE jobs SET status = 'running', locked_by = CAST(?1 AS TEXT), locked_until = ARAGORA_TS_ADD(ARAGORA_NOW(), (MIN(COALESCE(MAX(COALESCE(CAST(?2 AS INTEGER), 0), COALESCE(0, CAST(?2 AS INTEGER))), 86400000), COALESCE(86400000, MAX(COALESCE(CAST(?2 AS INTEGER), 0), COALESCE(0, CAST(?2 AS INTEGER)))))) * 0.001), attempts = attempts + 1, updated_at = ARAGORA_NOW() WHERE id IN (SELECT j.id FROM jobs AS j WHERE j.queue = ?3 AND j.status = 'queued' AND j.run_after <= ARAGORA_NOW() ORDER BY j.priority DESC, j.run_after, j.id LIMIT ?4) RETURNING id, queue, kind, payload, priority, run_after, idempotency_key, status, attempts, max_attempts, locked_by, locked_until, last_error, result, created_at, updated_at, finished_at
         """
         return list(
             map(
@@ -516,7 +521,7 @@ class JobsSyncRepository:
 
         SQL (SQLite)::
 
-            UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, run_after = CASE WHEN attempts >= max_attempts THEN run_after ELSE ARAGORA_TS_ADD(ARAGORA_NOW(), (CAST(?1 AS INTEGER)) * 0.001) END, finished_at = CASE WHEN attempts >= max_attempts THEN ARAGORA_NOW() ELSE NULL END, last_error = CAST(?2 AS TEXT), locked_by = NULL, locked_until = NULL, updated_at = ARAGORA_NOW() WHERE id = ?3 AND status = 'running' AND locked_by = CAST(?4 AS TEXT) RETURNING status
+            UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, run_after = CASE WHEN attempts >= max_attempts THEN run_after ELSE ARAGORA_TS_ADD(ARAGORA_NOW(), (MIN(COALESCE(MAX(COALESCE(CAST(?1 AS INTEGER), 0), COALESCE(0, CAST(?1 AS INTEGER))), 2592000000), COALESCE(2592000000, MAX(COALESCE(CAST(?1 AS INTEGER), 0), COALESCE(0, CAST(?1 AS INTEGER)))))) * 0.001) END, finished_at = CASE WHEN attempts >= max_attempts THEN ARAGORA_NOW() ELSE NULL END, last_error = CAST(?2 AS TEXT), locked_by = NULL, locked_until = NULL, updated_at = ARAGORA_NOW() WHERE id = ?3 AND status = 'running' AND locked_by = CAST(?4 AS TEXT) RETURNING status
         """
         r = self._db.fetchone(
             FAIL_JOB_SQLITE, (delay_ms, check_text(error), id, check_text(worker))

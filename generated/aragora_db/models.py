@@ -12,8 +12,10 @@ from typing import Final
 from aragora_repos.types import JSON
 
 __all__ = [
+    "FINDING_SEVERITY_VALUES",
     "MEMORY_TIER_VALUES",
     "USER_ROLE_VALUES",
+    "WORKFLOW_STATUS_VALUES",
     "AgentMetric",
     "AgentRelationship",
     "AgentReputation",
@@ -31,9 +33,11 @@ __all__ = [
     "DomainCalibration",
     "EloHistory",
     "Embedding",
+    "FindingSeverity",
     "GenesisEvent",
     "Genome",
     "Insight",
+    "Integration",
     "Job",
     "Match",
     "MemoryTier",
@@ -43,6 +47,8 @@ __all__ = [
     "Pattern",
     "PatternsArchive",
     "Persona",
+    "PolicyRule",
+    "PolicyViolation",
     "Position",
     "Rating",
     "ShareLink",
@@ -57,6 +63,10 @@ __all__ = [
     "UserRole",
     "VerifiedProof",
     "Webhook",
+    "Workflow",
+    "WorkflowCheckpoint",
+    "WorkflowFinding",
+    "WorkflowStatus",
 ]
 
 
@@ -80,6 +90,31 @@ class MemoryTier(StrEnum):
 
 MEMORY_TIER_VALUES: Final[dict[str, MemoryTier]] = {m.value: m for m in MemoryTier}
 """MemoryTier by stored value, for decoding rows."""
+
+
+class WorkflowStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+WORKFLOW_STATUS_VALUES: Final[dict[str, WorkflowStatus]] = {m.value: m for m in WorkflowStatus}
+"""WorkflowStatus by stored value, for decoding rows."""
+
+
+class FindingSeverity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+FINDING_SEVERITY_VALUES: Final[dict[str, FindingSeverity]] = {m.value: m for m in FindingSeverity}
+"""FindingSeverity by stored value, for decoding rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -730,3 +765,82 @@ class Job:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A row of the workflows table."""
+
+    id: str
+    org_id: str | None
+    name: str
+    definition: JSON
+    status: WorkflowStatus
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFinding:
+    """A row of the workflow_findings table."""
+
+    id: int
+    workflow_id: str
+    severity: FindingSeverity
+    title: str
+    detail: str
+    evidence: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowCheckpoint:
+    """A row of the workflow_checkpoints table."""
+
+    workflow_id: str
+    step: int
+    state: JSON
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """A row of the integrations table."""
+
+    id: str
+    org_id: str
+    provider: str
+    config: JSON
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """A row of the policy_rules table."""
+
+    id: str
+    org_id: str | None
+    name: str
+    rule: JSON
+    severity: FindingSeverity
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyViolation:
+    """A row of the policy_violations table."""
+
+    id: int
+    rule_id: str
+    debate_id: str | None
+    subject: str
+    detail: JSON
+    resolved: bool
+    created_at: datetime
+    resolved_at: datetime | None

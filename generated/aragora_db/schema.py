@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=12,
+    version=13,
     tables=(
         ExpectedTable(
             "agent_metrics",
@@ -358,6 +358,19 @@ EXPECTED: Final = ExpectedSchema(
             ),
         ),
         ExpectedTable(
+            "integrations",
+            (
+                ExpectedColumn("id", "text", 0, "TEXT", True),
+                ExpectedColumn("org_id", "text", 0, "TEXT", True),
+                ExpectedColumn("provider", "text", 0, "TEXT", True),
+                ExpectedColumn("config", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("enabled", "bool", 0, "INTEGER", True),
+                ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
+            ),
+            (),
+        ),
+        ExpectedTable(
             "jobs",
             (
                 ExpectedColumn("id", "int8", 0, "INTEGER", True, sqlite_rowid=True),
@@ -506,6 +519,37 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
             ),
             (),
+        ),
+        ExpectedTable(
+            "policy_rules",
+            (
+                ExpectedColumn("id", "text", 0, "TEXT", True),
+                ExpectedColumn("org_id", "text", 0, "TEXT", False),
+                ExpectedColumn("name", "text", 0, "TEXT", True),
+                ExpectedColumn("rule", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("severity", "finding_severity", 0, "TEXT", True),
+                ExpectedColumn("enabled", "bool", 0, "INTEGER", True),
+                ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
+            ),
+            ("idx_policy_rules_org",),
+        ),
+        ExpectedTable(
+            "policy_violations",
+            (
+                ExpectedColumn("id", "int8", 0, "INTEGER", True, sqlite_rowid=True),
+                ExpectedColumn("rule_id", "text", 0, "TEXT", True),
+                ExpectedColumn("debate_id", "text", 0, "TEXT", False),
+                ExpectedColumn("subject", "text", 0, "TEXT", True),
+                ExpectedColumn("detail", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("resolved", "bool", 0, "INTEGER", True),
+                ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("resolved_at", "timestamptz", 0, "TEXT", False),
+            ),
+            (
+                "idx_policy_violations_debate",
+                "idx_policy_violations_rule",
+            ),
         ),
         ExpectedTable(
             "positions",
@@ -710,6 +754,47 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
             ),
             ("idx_webhooks_org",),
+        ),
+        ExpectedTable(
+            "workflow_checkpoints",
+            (
+                ExpectedColumn("workflow_id", "text", 0, "TEXT", True),
+                ExpectedColumn("step", "int4", 0, "INTEGER", True),
+                ExpectedColumn("state", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
+            ),
+            (),
+        ),
+        ExpectedTable(
+            "workflow_findings",
+            (
+                ExpectedColumn("id", "int8", 0, "INTEGER", True, sqlite_rowid=True),
+                ExpectedColumn("workflow_id", "text", 0, "TEXT", True),
+                ExpectedColumn("severity", "finding_severity", 0, "TEXT", True),
+                ExpectedColumn("title", "text", 0, "TEXT", True),
+                ExpectedColumn("detail", "text", 0, "TEXT", True),
+                ExpectedColumn("evidence", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
+            ),
+            ("idx_workflow_findings_workflow",),
+        ),
+        ExpectedTable(
+            "workflows",
+            (
+                ExpectedColumn("id", "text", 0, "TEXT", True),
+                ExpectedColumn("org_id", "text", 0, "TEXT", False),
+                ExpectedColumn("name", "text", 0, "TEXT", True),
+                ExpectedColumn("definition", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("status", "workflow_status", 0, "TEXT", True),
+                ExpectedColumn("created_by", "text", 0, "TEXT", False),
+                ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("finished_at", "timestamptz", 0, "TEXT", False),
+            ),
+            (
+                "idx_workflows_created_by",
+                "idx_workflows_org",
+            ),
         ),
     ),
 )

@@ -292,6 +292,18 @@ CREATE TABLE insights (
     created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
 ) STRICT;
 
+CREATE TABLE integrations (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    config TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    UNIQUE (org_id, provider),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT;
+
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL DEFAULT 'default',
@@ -412,6 +424,31 @@ CREATE TABLE personas (
     expertise TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(expertise)),
     created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
     updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
+) STRICT;
+
+CREATE TABLE policy_rules (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT,
+    name TEXT NOT NULL,
+    rule TEXT NOT NULL CHECK (json_valid(rule)),
+    severity TEXT NOT NULL DEFAULT 'medium' CHECK (severity IN ('info', 'low', 'medium', 'high', 'critical')),
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE policy_violations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id TEXT NOT NULL,
+    debate_id TEXT,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(detail)),
+    resolved INTEGER NOT NULL DEFAULT 0 CHECK (resolved IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    resolved_at TEXT,
+    FOREIGN KEY (rule_id) REFERENCES policy_rules (id) ON DELETE CASCADE,
+    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE
 ) STRICT;
 
 CREATE TABLE positions (
@@ -584,6 +621,41 @@ CREATE TABLE webhooks (
     FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
 ) STRICT;
 
+CREATE TABLE workflow_checkpoints (
+    workflow_id TEXT NOT NULL,
+    step INTEGER NOT NULL CONSTRAINT int4_range CHECK (step BETWEEN -2147483648 AND 2147483647),
+    state TEXT NOT NULL CHECK (json_valid(state)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    PRIMARY KEY (workflow_id, step),
+    CHECK (step >= 0),
+    FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE workflow_findings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('info', 'low', 'medium', 'high', 'critical')),
+    title TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    evidence TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(evidence)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE workflows (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(definition)),
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'paused', 'completed', 'failed', 'cancelled')),
+    created_by TEXT,
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    finished_at TEXT,
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE,
+    FOREIGN KEY (created_by) REFERENCES users (id) ON DELETE SET NULL
+) STRICT;
+
 CREATE INDEX idx_agent_metrics_agent ON agent_metrics (agent_name, id);
 
 CREATE INDEX idx_agent_metrics_loop ON agent_metrics (loop_id, cycle, agent_name);
@@ -656,6 +728,12 @@ CREATE INDEX idx_patterns_type ON patterns (issue_type, success_count);
 
 CREATE INDEX idx_patterns_updated ON patterns (updated_at);
 
+CREATE INDEX idx_policy_rules_org ON policy_rules (org_id, name);
+
+CREATE INDEX idx_policy_violations_debate ON policy_violations (debate_id);
+
+CREATE INDEX idx_policy_violations_rule ON policy_violations (rule_id, created_at);
+
 CREATE INDEX idx_ratings_leaderboard ON ratings (domain, elo, agent_name);
 
 CREATE INDEX idx_relationships_b ON agent_relationships (agent_b);
@@ -687,3 +765,9 @@ CREATE INDEX idx_users_org_id ON users (org_id);
 CREATE INDEX idx_verified_proofs_debate ON verified_proofs (debate_id, created_at);
 
 CREATE INDEX idx_webhooks_org ON webhooks (org_id, created_at);
+
+CREATE INDEX idx_workflow_findings_workflow ON workflow_findings (workflow_id, id);
+
+CREATE INDEX idx_workflows_created_by ON workflows (created_by);
+
+CREATE INDEX idx_workflows_org ON workflows (org_id, created_at);

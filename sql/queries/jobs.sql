@@ -11,11 +11,13 @@ RETURNING *;
 
 -- name: ClaimJobs :many
 -- Up to lim ready jobs of a queue (highest priority first, then oldest), leased to a
--- worker for visibility_ms: no other worker gets them until the lease runs out. Rows
--- another worker is claiming are skipped on PostgreSQL; SQLite has one writer at a time.
+-- worker for visibility_ms (taken between 0 and one day): no other worker gets them until
+-- the lease runs out. Rows another worker is claiming are skipped on PostgreSQL; SQLite
+-- has one writer at a time.
 UPDATE jobs
 SET status = 'running', locked_by = sqlc.arg(worker)::text,
-    locked_until = now() + sqlc.arg(visibility_ms)::bigint * interval '1 millisecond',
+    locked_until = now() + least(greatest(sqlc.arg(visibility_ms)::bigint, 0), 86400000)
+        * interval '1 millisecond',
     attempts = attempts + 1, updated_at = now()
 WHERE id IN (
     SELECT j.id FROM jobs j
@@ -36,12 +38,13 @@ SET status = 'done', result = sqlc.narg(result), finished_at = now(), updated_at
 WHERE id = sqlc.arg(id) AND status = 'running' AND locked_by = sqlc.arg(worker)::text;
 
 -- name: FailJob :one
--- A failed attempt: queued again after delay_ms, or to the dead letters once it has had
--- max_attempts. No row when this worker no longer held the job.
+-- A failed attempt: queued again after delay_ms (taken between 0 and 30 days), or to the
+-- dead letters once it has had max_attempts. No row when this worker no longer held it.
 UPDATE jobs
 SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
     run_after = CASE WHEN attempts >= max_attempts THEN run_after
-                     ELSE now() + sqlc.arg(delay_ms)::bigint * interval '1 millisecond' END,
+                     ELSE now() + least(greatest(sqlc.arg(delay_ms)::bigint, 0), 2592000000)
+                                  * interval '1 millisecond' END,
     finished_at = CASE WHEN attempts >= max_attempts THEN now() ELSE NULL END,
     last_error = sqlc.arg(error)::text, locked_by = NULL, locked_until = NULL, updated_at = now()
 WHERE id = sqlc.arg(id) AND status = 'running' AND locked_by = sqlc.arg(worker)::text

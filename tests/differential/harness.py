@@ -519,7 +519,7 @@ async def seed(db: Database) -> None:
     """The same parent rows on both backends before every example, so that calls whose
     foreign keys point at users, organizations, debates, cycles or memories can succeed
     (their keys come from ``KEY_STRINGS`` and small integers)."""
-    from aragora_db.models import MemoryTier, UserRole
+    from aragora_db.models import FindingSeverity, MemoryTier, UserRole
 
     for key in KEY_STRINGS[:2]:
         await db.users.create_user(
@@ -554,6 +554,12 @@ async def seed(db: Database) -> None:
             surprise_score=0.0,
             metadata={},
             expires_at=None,
+        )
+        await db.workflows.create_workflow(
+            id=key, org_id=None, name=key, definition={}, created_by=None
+        )
+        await db.policies.create_policy_rule(
+            id=key, org_id=None, name=key, rule={}, severity=FindingSeverity.HIGH, enabled=True
         )
         for cycle in range(3):
             await db.nomic.save_cycle(
