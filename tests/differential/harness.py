@@ -61,6 +61,9 @@ class Call:
     hints: dict[str, Any]
     ordered: bool
     ranked: bool
+    rows: bool = False
+    """It returns rows (``:many``): compared as a set unless ordered. Any other result,
+    a JSON array among them, is compared as it is, order and all."""
 
 
 def _queries_of(module: types.ModuleType) -> dict[str, tuple[str, str]]:
@@ -109,6 +112,7 @@ def discover() -> list[Call]:
                     hints,
                     "ORDER BY" in sql.upper(),
                     "ts_rank(" in sql,
+                    ":many" in sql.split("\n", 1)[0],
                 )
             )
     return sorted(calls, key=lambda c: (c.store, c.method))
@@ -343,7 +347,20 @@ def same(a: Any, b: Any, slack: timedelta) -> bool:
 
 
 def _sort_key(value: Any) -> str:
-    return repr(value)
+    """A text that orders equal values alike: a dict's keys in sorted order (jsonb gives
+    them back in its own order, SQLite in the order written), so the rows of a list
+    sort to the same places on both backends."""
+    return repr(_canonical(value))
+
+
+def _canonical(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, _canonical(dataclasses.asdict(value)))
+    if isinstance(value, dict):
+        return sorted((repr(k), _canonical(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
 
 
 # --- the two databases -------------------------------------------------------------------
@@ -482,7 +499,7 @@ class Pair:
                 return
         elif pg[0] == "ok" and lite[0] == "ok":
             a, b = pg[1], lite[1]
-            if isinstance(a, list) and (not call.ordered or call.ranked):
+            if call.rows and isinstance(a, list) and (not call.ordered or call.ranked):
                 a, b = sorted(a, key=_sort_key), sorted(b, key=_sort_key)
             if same(a, b, self.slack):
                 tally.both_ok[key] += 1
@@ -490,6 +507,10 @@ class Pair:
         tally.mismatches.setdefault(key, []).append(
             f"{call.method}({_short(args)}): postgres {_short(pg)} / sqlite {_short(lite)}"
         )
+        dump = os.environ.get("ARAGORA_DIFF_DUMP")
+        if dump:  # every mismatch in full, for a closer look
+            with open(dump, "a", encoding="utf-8") as f:
+                f.write(f"{call.method}\t{args!r}\t{pg!r}\t{lite!r}\n")
 
     def _one(self, db: Database, call: Call, args: dict[str, Any]) -> tuple[str, Any]:
         method = getattr(getattr(db, call.store), call.method)
