@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -28,6 +29,21 @@ from aragora_repos.cli.migrate import App, _needs, run_check, run_migrate
 from aragora_repos.config import Config
 from aragora_repos.errors import ConfigError, DatabaseError
 from aragora_repos.migrations import Migration
+
+
+@contextlib.asynccontextmanager
+async def _app_database(
+    config: Config, app: App, command: str, *, inspect: bool = False
+) -> AsyncIterator[object]:
+    """The generated package's ``Database`` over the configured backend, closed after;
+    ``inspect``: a SQLite file is only read (nothing created)."""
+    if app.database is None:
+        raise _needs("Database", command)
+    backend = await open_async(config, inspect=inspect and config.backend == "sqlite")
+    try:
+        yield app.database(backend)
+    finally:
+        await backend.close()
 
 
 def _when(text: str, flag: str) -> datetime:
@@ -57,29 +73,15 @@ async def run_audit_command(args: argparse.Namespace, config: Config, app: App) 
             return 1
         differences: list[str] = []
         if args.against_database:
-            if app.database is None:
-                raise _needs("Database", "verify-audit --against-database")
-            backend = await open_async(config, inspect=config.backend == "sqlite")
-            try:
-                differences = await verify_against(cast(Audited, app.database(backend)), report)
-            finally:
-                await backend.close()
+            async with _app_database(config, app, "verify-audit", inspect=True) as db:
+                differences = await verify_against(cast(Audited, db), report)
         print(report.render())
         return 1 if differences else 0
-    if app.database is None:
-        raise _needs("Database", "export-audit")
     since, until = _when(args.since, "--since"), _when(args.until, "--until")
-    backend = await open_async(config, inspect=config.backend == "sqlite")
-    try:
+    async with _app_database(config, app, "export-audit", inspect=True) as db:
         done = await export_audit(
-            cast(Audited, app.database(backend)),
-            Path(args.output),
-            since=since,
-            until=until,
-            format=args.format,
+            cast(Audited, db), Path(args.output), since=since, until=until, format=args.format
         )
-    finally:
-        await backend.close()
     print(done.render())
     return 0
 
@@ -88,21 +90,15 @@ async def run_maintenance_command(args: argparse.Namespace, config: Config, app:
     """``maintenance`` (see :mod:`aragora_repos.tools.maintenance`)."""
     from aragora_repos.tools.maintenance import Maintained, run_maintenance
 
-    if app.database is None:
-        raise _needs("Database", "maintenance")
     if args.batch < 1:
         raise UsageError(f"--batch must be at least 1, got {args.batch}")
-    backend = await open_async(config)
-    try:
-        db = cast(Maintained, app.database(backend))
+    async with _app_database(config, app, "maintenance") as db:
         report = await run_maintenance(
-            db,
+            cast(Maintained, db),
             audit_days=config.audit_retention_days if args.audit_days is None else args.audit_days,
             usage_days=config.usage_retention_days if args.usage_days is None else args.usage_days,
             batch=args.batch,
         )
-    finally:
-        await backend.close()
     print(report.render())
     return 0
 
