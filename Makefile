@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) -m bench.run
 	$(PY) -m bench.sqlcipher
 	$(PY) -m bench.jobs
+	$(PY) -m bench.inline_reads
 
 ## bench-migrate: migrate-data against pgloader on a 1,000,000-row SQLite file
 bench-migrate: $(STAMP)

@@ -224,6 +224,9 @@ class Config:
             than this (``ARAGORA_AUDIT_RETENTION_DAYS``, default 90).
         usage_retention_days: and rolls up, then removes, usage events older than this
             (``ARAGORA_USAGE_RETENTION_DAYS``, default 90).
+        sqlite_inline_budget_ms: how long a single-row SQLite read may run on the event
+            loop's thread before it is interrupted and run on the writer's thread instead
+            (``ARAGORA_SQLITE_INLINE_BUDGET_MS``, default 1; ``off``: no bound).
         collation: ``check`` (default): refuse a PostgreSQL database whose default
             collation does not order text by code point as SQLite does (``C``, ``POSIX``,
             ``C.UTF-8``); ``any`` accepts it, and text order then differs between the
@@ -249,6 +252,7 @@ class Config:
     sqlite_key: SqliteKey | None = None
     audit_retention_days: float = 90.0
     usage_retention_days: float = 90.0
+    sqlite_inline_budget_ms: float | None = 1.0
 
     @property
     def sqlite_file(self) -> Path:
@@ -366,6 +370,11 @@ class Config:
             sqlite_key=sqlite_key_setting(env),
             audit_retention_days=_number(env, "ARAGORA_AUDIT_RETENTION_DAYS", 90.0, float),
             usage_retention_days=_number(env, "ARAGORA_USAGE_RETENTION_DAYS", 90.0, float),
+            sqlite_inline_budget_ms=(
+                None
+                if _get(env, "ARAGORA_SQLITE_INLINE_BUDGET_MS").lower() == "off"
+                else _number(env, "ARAGORA_SQLITE_INLINE_BUDGET_MS", 1.0, float)
+            ),
         )
 
     def __repr__(self) -> str:

@@ -105,6 +105,11 @@ class DatabaseBusy(OperationalError):
     """SQLite stayed locked by another writer for longer than the busy timeout."""
 
 
+class InlineBudgetExceeded(OperationalError):
+    """An inline SQLite read (on the event loop's thread) ran past its time budget and was
+    interrupted; the runtime runs it again on the writer's thread."""
+
+
 class IntegrityError(DatabaseError):
     """A constraint was violated (class 23)."""
 

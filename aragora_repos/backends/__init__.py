@@ -29,6 +29,7 @@ async def open_async(config: Config | None = None, *, inspect: bool = False) -> 
         slow_query_ms=config.slow_query_ms,
         inspect=inspect,
         opener=opener_for(config),
+        inline_budget_ms=config.sqlite_inline_budget_ms,
     )
 
 

@@ -54,3 +54,45 @@ async def test_reader_serves_reads_and_falls_back_when_busy(
     with pytest.raises(Exception, match=r"readonly|read-only|attempt to write"):
         backend.reader.execute("DELETE FROM users", ())
     await db.close()
+
+
+async def test_a_read_past_the_inline_budget_runs_on_the_writer_instead(tmp_path: Path) -> None:
+    """An aggregate over a large table is interrupted on the event loop's thread (its
+    budget here 0.2 ms) and answered from the writer's thread, with the same result; the
+    query then goes to the writer directly. A key lookup stays inline."""
+    db = await connect(Config(data_dir=tmp_path, sqlite_inline_budget_ms=0.2))
+    await db.migrate()
+    backend = db.backend
+    assert isinstance(backend, AsyncSqliteDatabase) and backend.reader is not None
+    rows = [(f"u{i}", f"u{i}@x", "h", "s", "", "member", 1 if i % 3 else 0) for i in range(60_000)]
+    await backend.run(
+        backend.connection.executemany,
+        "INSERT INTO users (id, email, password_hash, password_salt, name, role, is_active) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    reads = backend.reader.queries
+    assert await db.users.count_active_users() == 40_000
+    assert backend.inline_fallbacks == 1
+    assert backend.reader.queries == reads + 1  # tried inline once, then the writer
+    assert await db.users.count_active_users() == 40_000
+    assert (backend.inline_fallbacks, backend.reader.queries) == (1, reads + 1)
+    user = await db.users.get_user_by_id(id="u7")
+    assert user is not None and backend.reader.queries == reads + 2  # a lookup: inline
+    await db.close()
+
+
+async def test_without_a_budget_every_read_stays_inline(tmp_path: Path) -> None:
+    db = await connect(Config(data_dir=tmp_path, sqlite_inline_budget_ms=None))
+    await db.migrate()
+    backend = db.backend
+    assert isinstance(backend, AsyncSqliteDatabase) and backend.reader is not None
+    await backend.run(
+        backend.connection.executemany,
+        "INSERT INTO users (id, email, password_hash, password_salt, name, role) "
+        "VALUES (?, ?, ?, ?, '', 'member')",
+        [(f"u{i}", f"u{i}@x", "h", "s") for i in range(20_000)],
+    )
+    assert await db.users.count_active_users() == 20_000
+    assert backend.inline_fallbacks == 0
+    await db.close()

@@ -75,6 +75,7 @@ class SqliteConnection:
     """One SQLite connection: queries, explicit transactions with savepoints, migrations."""
 
     __slots__ = (
+        "_budget",
         "_clock",
         "_closed",
         "_conn",
@@ -86,6 +87,7 @@ class SqliteConnection:
         "path",
         "queries",
         "slow_ms",
+        "started",
         "timeout",
     )
 
@@ -99,6 +101,7 @@ class SqliteConnection:
         slow_query_ms: float | None = 1000.0,
         inspect: bool = False,
         opener: Opener = PLAIN,
+        budget_ms: float | None = None,
     ) -> None:
         """Open (and create, 0600 in 0700 folders) the database at ``path``.
 
@@ -107,12 +110,17 @@ class SqliteConnection:
         opened with ``mode=ro``, nothing is created and the journal mode is left as it
         is, so the file stays byte-identical.
         ``opener``: the DB-API module and key (SQLCipher for an encrypted file).
+        ``budget_ms``: a statement running longer is interrupted and raises
+        :class:`~aragora_repos.errors.InlineBudgetExceeded` (the inline reader's bound:
+        it runs on the event loop's thread, so it must never stall it).
         """
         self.path = str(path)
         self.timeout = timeout
         self.queries = 0
         self.slow_ms = slow_query_ms
         self.opener = opener
+        self.started = 0.0
+        self._budget = None if budget_ms is None else budget_ms / 1000
         memory = self.path == ":memory:"
         if not memory and not read_only and not inspect:
             private_dir(Path(self.path).parent)
@@ -138,6 +146,10 @@ class SqliteConnection:
                 self._conn.execute("PRAGMA query_only = ON")
             if read_only:
                 self._conn.execute("PRAGMA busy_timeout = 0")
+            if self._budget is not None:
+                # Called every 1,000 virtual-machine steps (tens of microseconds): a
+                # statement past its budget is interrupted (SQLITE_INTERRUPT).
+                self._conn.set_progress_handler(self._over_budget, 1000)
             # now() as PostgreSQL has it: microseconds, one value per transaction.
             self._transactions = 0
             self._clock = Clock(self._clock_key)
@@ -157,15 +169,26 @@ class SqliteConnection:
             return (self._transactions, -1)
         return (-1, self.queries)
 
+    def _over_budget(self) -> int:
+        assert self._budget is not None
+        return int(time.perf_counter() - self.started > self._budget)
+
+    def _failed(self, exc: Exception) -> errors.DatabaseError:
+        if self._budget is not None and "interrupted" in str(exc):
+            return errors.InlineBudgetExceeded(
+                f"the statement ran past the inline read budget ({self._budget * 1000:g} ms)"
+            )
+        return errors.from_sqlite(exc)  # type: ignore[arg-type]
+
     # --- statements (called by generated repositories) ---------------------------------
 
     def fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
         self.queries += 1
-        started = time.perf_counter()
+        started = self.started = time.perf_counter()
         try:
             row: Row | None = self._conn.execute(sql, args).fetchone()
         except SQLITE_ERROR as exc:
-            raise errors.from_sqlite(exc) from exc
+            raise self._failed(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
         finally:
@@ -174,11 +197,11 @@ class SqliteConnection:
 
     def fetchall(self, sql: str, args: Sequence[Any]) -> list[Row]:
         self.queries += 1
-        started = time.perf_counter()
+        started = self.started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).fetchall()
         except SQLITE_ERROR as exc:
-            raise errors.from_sqlite(exc) from exc
+            raise self._failed(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
         finally:

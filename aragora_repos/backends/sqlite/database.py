@@ -150,7 +150,16 @@ class AsyncSqliteDatabase(Backend):
     kind = BackendType.SQLITE
     dialect = "sqlite"
 
-    __slots__ = ("_executor", "_lock", "_lock_timeouts", "_waits", "connection", "reader")
+    __slots__ = (
+        "_executor",
+        "_heavy",
+        "_lock",
+        "_lock_timeouts",
+        "_waits",
+        "connection",
+        "inline_fallbacks",
+        "reader",
+    )
 
     def __init__(
         self,
@@ -166,6 +175,9 @@ class AsyncSqliteDatabase(Backend):
         self._lock = asyncio.Lock()
         self._waits = 0
         self._lock_timeouts = 0
+        self._heavy: set[object] = set()
+        self.inline_fallbacks = 0
+        """Inline reads that ran past their budget and went to the writer's thread."""
 
     @classmethod
     async def open(
@@ -177,6 +189,7 @@ class AsyncSqliteDatabase(Backend):
         transaction_config: TransactionConfig | None = None,
         inspect: bool = False,
         opener: Opener = PLAIN,
+        inline_budget_ms: float | None = 1.0,
     ) -> AsyncSqliteDatabase:
         """Open the database; ``inspect`` opens an existing file read-only and changes
         nothing (see :class:`SqliteConnection`); ``opener``: the module and key."""
@@ -201,7 +214,12 @@ class AsyncSqliteDatabase(Backend):
         reader = None
         if str(path) != ":memory:" and not inspect:  # in-memory: private to one connection
             reader = SqliteConnection(
-                path, timeout=timeout, read_only=True, slow_query_ms=slow_query_ms, opener=opener
+                path,
+                timeout=timeout,
+                read_only=True,
+                slow_query_ms=slow_query_ms,
+                opener=opener,
+                budget_ms=inline_budget_ms,
             )
         return cls(connection, executor, reader, transaction_config)
 
@@ -236,10 +254,24 @@ class AsyncSqliteDatabase(Backend):
     ) -> T:
         """A single-row read: ``fn(reader, ...)`` inline on the event loop's thread when no
         transaction is open, else (or when the file is busy) ``fn(writer, ...)`` in one
-        hop. ``writer`` and ``reader`` are the same repository over each connection."""
-        if reader is not None and self._tx.get() is None and not self._closed:
+        hop. ``writer`` and ``reader`` are the same repository over each connection.
+
+        Inline reads are bounded (``ARAGORA_SQLITE_INLINE_BUDGET_MS``, default 1 ms): one
+        that runs longer (an aggregate over a large table) is interrupted and run again
+        on the writer's thread, and that query is not tried inline again by this database.
+        """
+        if (
+            reader is not None
+            and self._tx.get() is None
+            and not self._closed
+            and fn not in self._heavy
+        ):
             try:
                 return fn(reader, *args, **kwargs)
+            except errors.InlineBudgetExceeded:
+                self.inline_fallbacks += 1
+                if len(self._heavy) < 10_000:
+                    self._heavy.add(fn)
             except errors.DatabaseBusy:
                 pass  # a checkpoint or recovery holds the file: take the writer's thread
         return await self.run(fn, writer, *args, **kwargs)
