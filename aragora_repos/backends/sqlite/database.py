@@ -131,6 +131,10 @@ async def _chunked(
         await hop(rows.close)
 
 
+#: Overruns of the inline budget after which a query is always run on the writer's thread.
+HEAVY_AFTER = 3
+
+
 class AsyncSqliteDatabase(Backend):
     """Async access to SQLite: a writer connection owned by one worker thread, and a
     reader connection used on the event loop's own thread.
@@ -155,6 +159,7 @@ class AsyncSqliteDatabase(Backend):
         "_heavy",
         "_lock",
         "_lock_timeouts",
+        "_overruns",
         "_waits",
         "connection",
         "inline_fallbacks",
@@ -176,6 +181,7 @@ class AsyncSqliteDatabase(Backend):
         self._waits = 0
         self._lock_timeouts = 0
         self._heavy: set[object] = set()
+        self._overruns: dict[object, int] = {}
         self.inline_fallbacks = 0
         """Inline reads that ran past their budget and went to the writer's thread."""
 
@@ -258,7 +264,8 @@ class AsyncSqliteDatabase(Backend):
 
         Inline reads are bounded (``ARAGORA_SQLITE_INLINE_BUDGET_MS``, default 1 ms): one
         that runs longer (an aggregate over a large table) is interrupted and run again
-        on the writer's thread, and that query is not tried inline again by this database.
+        on the writer's thread; a query that overran ``HEAVY_AFTER`` times is not tried
+        inline again by this database.
         """
         if (
             reader is not None
@@ -269,8 +276,11 @@ class AsyncSqliteDatabase(Backend):
             try:
                 return fn(reader, *args, **kwargs)
             except errors.InlineBudgetExceeded:
+                # One overrun can be a cold cache or a schema reload; a query past its
+                # budget HEAVY_AFTER times is not tried inline again.
                 self.inline_fallbacks += 1
-                if len(self._heavy) < 10_000:
+                overruns = self._overruns[fn] = self._overruns.get(fn, 0) + 1
+                if overruns >= HEAVY_AFTER and len(self._heavy) < 10_000:
                     self._heavy.add(fn)
             except errors.DatabaseBusy:
                 pass  # a checkpoint or recovery holds the file: take the writer's thread
