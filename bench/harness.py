@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gc
 import inspect
+import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 Call = Callable[[], Awaitable[object] | object]
 
@@ -78,3 +80,12 @@ async def measure(scenario: Scenario, repetitions: int) -> Result:
         for n in names
     }
     return Result(scenario, seconds, ratios)
+
+
+def save(name: str, data: object) -> str:
+    """Write ``data`` as JSON to ``bench/results/<name>.json``; return the text."""
+    text = json.dumps(data, indent=2)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(text + "\n")
+    return text

@@ -29,6 +29,7 @@ from typing import Any
 
 from aragora_db import connect
 from aragora_repos import Config, DatabaseError
+from bench.harness import save
 from bench.stall import WRITER
 from tests.differential.harness import Call, arguments, discover
 
@@ -147,11 +148,8 @@ async def main() -> None:
         "over 5 ms, budget off": sum(v >= 5 for v in off.values()),
         "over 5 ms, budget 1 ms": sum(v >= 5 for v in on.values()),
     }
-    text = json.dumps({"summary": summary, "queries": table}, indent=2)
+    save("inline_reads", {"summary": summary, "queries": table})
     print(json.dumps(summary, indent=2))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "inline_reads.json").write_text(text + "\n")
 
 
 if __name__ == "__main__":

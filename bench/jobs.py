@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sqlite3
 import statistics
@@ -32,6 +31,7 @@ import asyncpg
 from aragora_db import Database, connect
 from aragora_repos import Config, Secret
 from aragora_repos.tools.jobs import work_once
+from bench.harness import save
 
 BATCH = 50
 PG_CLAIM = """
@@ -186,11 +186,7 @@ async def main() -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-    text = json.dumps(results, indent=2)
-    print(text)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "jobs.json").write_text(text + "\n")
+    print(save("jobs", results))
 
 
 if __name__ == "__main__":

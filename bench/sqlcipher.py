@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import tempfile
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from aragora_repos import Config
 from aragora_repos.backends.sqlite import Opener
 from aragora_repos.config import SqliteKey
 from bench.contract import ratio_rounds
+from bench.harness import save
 
 KEY = SqliteKey("bench-passphrase")
 ROWS = 1000
@@ -127,11 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = asyncio.run(scenarios(Path(tmp), args.rounds))
-    text = json.dumps(results, indent=2)
-    print(text)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "sqlcipher.json").write_text(text + "\n")
+    print(save("sqlcipher", results))
 
 
 if __name__ == "__main__":

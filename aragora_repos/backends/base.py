@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -214,6 +215,24 @@ class Backend(abc.ABC):
             f"cannot NOTIFY: {self.kind.value} has no notifications "
             "(check db.capabilities.listen_notify)"
         )
+
+    async def allow_retention(self, cutoff: datetime) -> None:
+        """Let the current transaction delete rows of append-only tables whose retention
+        column is older than ``cutoff`` (see :mod:`codegen.analysis.append_only`); the
+        permission ends with the transaction.
+
+        Raises:
+            TransactionError: no transaction is open (the permission would end at once).
+        """
+        if not self.in_transaction():
+            raise errors.TransactionError(
+                "cannot allow retention outside a transaction: the permission lasts for "
+                "the transaction that sets it"
+            )
+        await self._allow_retention(cutoff)
+
+    @abc.abstractmethod
+    async def _allow_retention(self, cutoff: datetime) -> None: ...
 
     async def copy_records(
         self, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]

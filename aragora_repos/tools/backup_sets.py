@@ -27,7 +27,7 @@ from pathlib import Path
 from aragora_repos import errors
 from aragora_repos.backends.postgres import COUNT_TABLES, connect_one
 from aragora_repos.backends.sqlite import Opener, connect_read_only, opener_for
-from aragora_repos.backends.sqlite.opener import for_file
+from aragora_repos.backends.sqlite.opener import PLAIN_HEADER, for_file, header
 from aragora_repos.backup import (
     PARTIAL,
     backup_sqlite,
@@ -46,7 +46,6 @@ from aragora_repos.files import ensure_private_file, private_dir, replacing
 
 MANIFEST = "manifest.json"
 _SET_NAME = re.compile(r"^(\d{8}_\d{6})(?:_\d+)?$")
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(slots=True)
@@ -74,18 +73,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_sqlite(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            return f.read(16) == _SQLITE_HEADER
-    except OSError:
-        return False
+def data_files(config: Config) -> list[Path]:
+    """The configured file (first, when it exists) and every other regular ``*.db`` file
+    of the data directory, whatever they hold."""
+    found = [config.sqlite_file] if config.sqlite_file.is_file() else []
+    if config.data_dir.is_dir():
+        found += sorted(
+            p
+            for p in config.data_dir.glob("*.db")
+            if p.is_file() and not p.is_symlink() and p != config.sqlite_file
+        )
+    return found
 
 
 def _opens(path: Path, config: Config) -> bool:
     """Whether ``path`` is a database this configuration reads: a plain SQLite file, or
     (with a key set) one the key opens."""
-    if _is_sqlite(path):
+    if header(path) == PLAIN_HEADER:
         return True
     if config.sqlite_key is None:
         return False
@@ -100,14 +104,7 @@ def sqlite_files(config: Config) -> list[Path]:
     """Every database file of the data directory (the configured file first), as they
     are in either Aragora layout; files that are not SQLite databases (or, encrypted,
     that the configured key does not open) are left out."""
-    found = [config.sqlite_file] if config.sqlite_file.is_file() else []
-    if config.data_dir.is_dir():
-        found += sorted(
-            p
-            for p in config.data_dir.glob("*.db")
-            if p.is_file() and not p.is_symlink() and p != config.sqlite_file and _opens(p, config)
-        )
-    return found
+    return [p for p in data_files(config) if p == config.sqlite_file or _opens(p, config)]
 
 
 def _write_manifest(folder: Path, backend: str, files: dict[str, dict[str, int]]) -> None:

@@ -39,13 +39,12 @@ from aragora_repos.backends.sqlite.opener import (
     Opener,
     attach_key,
     header,
-    key_pragma,
     need_sqlcipher,
 )
 from aragora_repos.backup import table_counts
 from aragora_repos.config import Config, SqliteKey
 from aragora_repos.files import create_private, fsync_dir
-from aragora_repos.tools.backup_sets import _take_sqlite
+from aragora_repos.tools.backup_sets import _take_sqlite, data_files
 
 Action = Literal["encrypt", "decrypt", "rekey"]
 SUFFIX = ".rekey"
@@ -112,7 +111,7 @@ def change_key(
     if take_backup:
         report.backup = _take_sqlite(config, config.data_dir / "backup").folder
     for path in files:
-        report.files[path.name] = _swap(path, old, new, config.timeout)
+        report.files[path.name] = _swap(path, old, new)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -120,15 +119,8 @@ def change_key(
 def _files(config: Config, old: SqliteKey | None) -> list[Path]:
     """The configured file and every other ``*.db`` of the data directory that is of the
     kind the action starts from; the configured file must be."""
-    candidates = [config.sqlite_file] if config.sqlite_file.is_file() else []
-    if config.data_dir.is_dir():
-        candidates += sorted(
-            p
-            for p in config.data_dir.glob("*.db")
-            if p.is_file() and not p.is_symlink() and p != config.sqlite_file
-        )
     found = []
-    for path in candidates:
+    for path in data_files(config):
         plain = header(path) in (PLAIN_HEADER, None)
         if (old is None) != plain:
             if path == config.sqlite_file:
@@ -145,22 +137,12 @@ def _files(config: Config, old: SqliteKey | None) -> list[Path]:
     return found
 
 
-def _swap(
-    path: Path, old: SqliteKey | None, new: SqliteKey | None, timeout: float
-) -> dict[str, int]:
-    module = need_sqlcipher()
+def _swap(path: Path, old: SqliteKey | None, new: SqliteKey | None) -> dict[str, int]:
     temp = Path(str(path) + SUFFIX)
-    src: sqlite3.Connection = module.connect(str(path), isolation_level=None, timeout=0.5)
+    # SQLCipher's module even for a plain file: sqlcipher_export is its function. A short
+    # busy wait: a connection another process keeps open never lets go.
+    src = Opener(old, sqlcipher=True).connect(path, isolation_level=None, timeout=0.5)
     try:
-        src.execute("PRAGMA cipher_log_level = NONE")
-        first = header(path)
-        if old is not None:
-            assert first is not None
-            src.execute(key_pragma(old, first))
-        try:
-            src.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-        except errors.SQLITE_ERROR as exc:
-            raise (Opener(old) if old is not None else PLAIN).open_error(str(path), exc) from None
         _take_exclusive(src, path)
         expected = table_counts(src)
         version = src.execute("PRAGMA user_version").fetchone()[0]

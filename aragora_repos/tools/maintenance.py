@@ -5,7 +5,7 @@ Three steps, each a loop of short transactions of at most ``batch`` rows, so non
 a lock for long and a kill loses at most the batch in flight (which rolls back whole):
 
 1. audit entries older than ``ARAGORA_AUDIT_RETENTION_DAYS`` (default 90) are removed,
-   the one way rows leave the append-only ``audit_log`` (:func:`allow_retention`);
+   the one way rows leave the append-only ``audit_log`` (``Backend.allow_retention``);
 2. usage events older than ``ARAGORA_USAGE_RETENTION_DAYS`` (default 90) are added to
    their month's totals in ``usage_monthly`` and removed in the same transaction, so
    billing history survives pruning and no event is counted twice;
@@ -24,8 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from aragora_repos.backends import Backend
-from aragora_repos.codec import encode_timestamptz
-from aragora_repos.observability import BackendType
 from aragora_repos.transaction import Transaction
 
 
@@ -61,20 +59,6 @@ class Maintained(Protocol):
     def auth(self) -> _Auth: ...
 
     def transaction(self) -> Transaction: ...
-
-
-async def allow_retention(backend: Backend, cutoff: datetime) -> None:
-    """Let the current transaction delete rows of append-only tables whose retention
-    column is older than ``cutoff`` (see :mod:`codegen.analysis.append_only`); the
-    permission ends with the transaction."""
-    if backend.kind is BackendType.POSTGRES:
-        await backend.execute(
-            "SELECT set_config('aragora.retention_cutoff', $1, true)", (cutoff.isoformat(),)
-        )
-    else:
-        await backend.execute(
-            "SELECT aragora_set_retention_cutoff(?)", (encode_timestamptz(cutoff),)
-        )
 
 
 @dataclass(slots=True)
@@ -118,7 +102,7 @@ async def run_maintenance(
     while True:
         async with db.transaction():
             # audit_log is append-only: this transaction may delete rows older than this.
-            await allow_retention(db.backend, audit_cutoff)
+            await db.backend.allow_retention(audit_cutoff)
             removed = await db.audit.delete_audit_events_before(cutoff=audit_cutoff, lim=batch)
         report.batches += 1
         report.audit_removed += removed

@@ -317,7 +317,7 @@ class AuditRepository(abc.ABC):
     async def delete_audit_events_before(self, *, cutoff: datetime, lim: int) -> int:
         """Retention, in bounded batches: at most lim of the oldest entries before the cutoff.
         audit_log is append-only: this runs in a transaction that allowed retention up to the
-        same cutoff (aragora_repos.tools.maintenance.allow_retention), else it is refused.
+        same cutoff (Backend.allow_retention), else it is refused.
 
         SQL (PostgreSQL)::
 

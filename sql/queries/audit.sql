@@ -42,7 +42,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 -- name: DeleteAuditEventsBefore :execrows
 -- Retention, in bounded batches: at most lim of the oldest entries before the cutoff.
 -- audit_log is append-only: this runs in a transaction that allowed retention up to the
--- same cutoff (aragora_repos.tools.maintenance.allow_retention), else it is refused.
+-- same cutoff (Backend.allow_retention), else it is refused.
 DELETE FROM audit_log
 WHERE id IN (
     SELECT a.id FROM audit_log a WHERE a.timestamp < sqlc.arg(cutoff) ORDER BY a.id

@@ -46,7 +46,6 @@ from aragora_db import Database
 from aragora_repos import errors
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase
-from aragora_repos.tools.maintenance import allow_retention
 from aragora_repos.tools.migrate_data import fk_order
 from aragora_repos.types import JSON as JSON_ALIAS
 
@@ -532,7 +531,7 @@ async def _invoke(db: Database, call: Call, method: Any, args: dict[str, Any]) -
     if cutoff is None:
         return await method(**args)
     async with db.transaction():
-        await allow_retention(db.backend, args[cutoff])
+        await db.backend.allow_retention(args[cutoff])
         return await method(**args)
 
 

@@ -14,7 +14,6 @@ import pytest
 from aragora_db import Database, connect
 from aragora_db.audit import AppendAuditEventsParams
 from aragora_repos import Config, IntegrityError
-from aragora_repos.tools.maintenance import allow_retention
 
 NOW = datetime.now(UTC)
 
@@ -63,18 +62,18 @@ async def test_retention_deletes_only_rows_older_than_its_cutoff(db: Database) -
     await _fill(db)
     cutoff = NOW - timedelta(days=90)
     async with db.transaction():
-        await allow_retention(db.backend, cutoff)
+        await db.backend.allow_retention(cutoff)
         assert await db.audit.delete_audit_events_before(cutoff=cutoff, lim=10) == 2
     assert await _count(db) == 2
     # Allowed up to a cutoff, a delete reaching past it is refused whole.
     with pytest.raises(IntegrityError, match="append-only"):
         async with db.transaction():
-            await allow_retention(db.backend, NOW - timedelta(days=5))
+            await db.backend.allow_retention(NOW - timedelta(days=5))
             await db.backend.execute("DELETE FROM audit_log", ())
     assert await _count(db) == 2
     # The permission ended with its transaction.
     async with db.transaction():
-        await allow_retention(db.backend, NOW)
+        await db.backend.allow_retention(NOW)
     with pytest.raises(IntegrityError, match="append-only"):
         await db.backend.execute("DELETE FROM audit_log", ())
     assert await _count(db) == 2

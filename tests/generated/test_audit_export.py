@@ -16,7 +16,6 @@ import pytest
 from aragora_db import Database
 from aragora_db.audit import AppendAuditEventsParams
 from aragora_repos.tools.audit_export import AuditError, export_audit, verify_against, verify_file
-from aragora_repos.tools.maintenance import allow_retention
 
 NOW = datetime.now(UTC).replace(microsecond=123456)
 HOSTILE = ["plain", "quote \" and '", "new\nline", "\\N", "\\starts", "", "ünï ✓ \U0001f600", ","]
@@ -100,7 +99,7 @@ async def test_the_database_compared_with_an_export(db: Database, tmp_path: Path
     oldest = report.ids[0]
     cutoff = NOW - timedelta(days=9, hours=12)  # retention takes the first entry only
     async with db.transaction():
-        await allow_retention(db.backend, cutoff)
+        await db.backend.allow_retention(cutoff)
         assert await db.audit.delete_audit_events_before(cutoff=cutoff, lim=10) == 1
     added = await db.audit.append_audit_event(
         user_id=None,

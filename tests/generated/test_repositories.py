@@ -22,7 +22,6 @@ from aragora_repos import (
     TransactionError,
     UniqueViolation,
 )
-from aragora_repos.tools.maintenance import allow_retention
 
 
 async def make_user(
@@ -307,7 +306,7 @@ async def test_audit_listing_and_retention(db: Database) -> None:
     cutoff = now - timedelta(days=30)
     for removed in (3, 0):
         async with db.transaction():
-            await allow_retention(db.backend, cutoff)
+            await db.backend.allow_retention(cutoff)
             assert await db.audit.delete_audit_events_before(cutoff=cutoff, lim=10) == removed
     assert [
         e.action for e in await db.audit.list_audit_events_by_org(org_id="o1", lim=10, off=0)

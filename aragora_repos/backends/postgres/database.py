@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -646,6 +647,12 @@ class PostgresDatabase(Backend):
                 )
         except DRIVER_ERRORS as exc:
             raise map_error(exc) from exc
+
+    async def _allow_retention(self, cutoff: datetime) -> None:
+        # Transaction-local, so it holds behind a transaction pooler too.
+        await self.execute(
+            "SELECT set_config('aragora.retention_cutoff', $1, true)", (cutoff.isoformat(),)
+        )
 
     async def backup(self, root: Path) -> Path | None:
         """``pg_dump --format=custom`` into a new folder under ``root``, verified; None

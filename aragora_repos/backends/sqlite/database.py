@@ -11,6 +11,7 @@ import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
@@ -23,6 +24,7 @@ from aragora_repos.backends.sqlite.connection import (
     check_isolation,
 )
 from aragora_repos.backends.sqlite.opener import PLAIN, Opener
+from aragora_repos.codec import encode_timestamptz
 from aragora_repos.migrations import Applied, Migration
 from aragora_repos.observability import BackendCapabilities, BackendType, PoolStats
 from aragora_repos.transaction import TransactionConfig, TxOptions
@@ -392,6 +394,11 @@ class AsyncSqliteDatabase(Backend):
             writes=self.connection.queries,
             replica_reads=0,
         )
+
+    async def _allow_retention(self, cutoff: datetime) -> None:
+        # The runtime's own SQL function (backends/sqlite/functions.py): another SQLite
+        # tool's connection has none, so it can never delete from an append-only table.
+        await self.execute("SELECT aragora_set_retention_cutoff(?)", (encode_timestamptz(cutoff),))
 
     async def _probe(self) -> tuple[int, int | None]:
         def probe() -> tuple[int, int | None]:

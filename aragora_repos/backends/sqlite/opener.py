@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from aragora_repos import errors
-from aragora_repos.config import SqliteKey, sqlite_key_from_env, sqlite_key_setting
+from aragora_repos.config import Config, SqliteKey, sqlite_key_from_env, sqlite_key_setting
 
 #: The first 16 bytes of every plain SQLite file (sqlite.org/fileformat.html §1.3).
 PLAIN_HEADER = b"SQLite format 3\x00"
@@ -83,16 +83,16 @@ def _derive(key: SqliteKey, salt: bytes) -> bytes:
     return found
 
 
-def key_pragma(key: SqliteKey, salt: bytes, schema: str = "main") -> str:
-    """``PRAGMA key`` with the derived key and the salt: no passphrase in the text."""
-    return f"PRAGMA {schema}.key = \"x'{_derive(key, salt).hex()}{salt.hex()}'\""
-
-
 def attach_key(key: SqliteKey | None, salt: bytes) -> str:
-    """The ``KEY`` clause of an ``ATTACH`` (``''``: a plain file)."""
+    """The key as SQLCipher takes it in ``PRAGMA key`` and ``ATTACH ... KEY``: the derived
+    key with the salt (no passphrase in the text); ``''`` for a plain file."""
     if key is None:
         return "''"
     return f"\"x'{_derive(key, salt).hex()}{salt.hex()}'\""
+
+
+def key_pragma(key: SqliteKey, salt: bytes) -> str:
+    return f"PRAGMA key = {attach_key(key, salt)}"
 
 
 def need_sqlcipher() -> ModuleType:
@@ -114,9 +114,11 @@ class Opener:
 
     __slots__ = ("key", "module")
 
-    def __init__(self, key: SqliteKey | None = None) -> None:
+    def __init__(self, key: SqliteKey | None = None, *, sqlcipher: bool = False) -> None:
+        """``sqlcipher``: open with SQLCipher's module even without a key (a plain file
+        that ``sqlcipher_export`` will encrypt)."""
         self.key = key
-        self.module: ModuleType = sqlite3 if key is None else need_sqlcipher()
+        self.module: ModuleType = need_sqlcipher() if key is not None or sqlcipher else sqlite3
 
     @property
     def encrypted(self) -> bool:
@@ -162,8 +164,9 @@ class Opener:
         else:
             conn = self.module.connect(name, **kwargs)
         try:
+            if self.module is not sqlite3:
+                conn.execute("PRAGMA cipher_log_level = NONE")  # no errors on stderr
             if self.key is not None:
-                conn.execute("PRAGMA cipher_log_level = NONE")
                 conn.execute(key_pragma(self.key, first or os.urandom(SALT_BYTES)))
             conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
         except Error as exc:
@@ -250,7 +253,7 @@ def for_file(path: str | Path, key: SqliteKey | object | None = ENV) -> Opener:
     return Opener(found)  # type: ignore[arg-type]
 
 
-def opener_for(config: Any) -> Opener:
+def opener_for(config: Config) -> Opener:
     """The :class:`Opener` for a :class:`~aragora_repos.config.Config`."""
     key = config.sqlite_key
     return PLAIN if key is None else Opener(key)
