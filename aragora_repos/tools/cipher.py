@@ -41,7 +41,7 @@ from aragora_repos.backends.sqlite.opener import (
     header,
     need_sqlcipher,
 )
-from aragora_repos.backup import table_counts
+from aragora_repos.backup import locked, table_counts
 from aragora_repos.config import Config, SqliteKey
 from aragora_repos.files import create_private, fsync_dir
 from aragora_repos.tools.backup_sets import _take_sqlite, data_files
@@ -104,14 +104,22 @@ def change_key(
         )
     old = None if action == "encrypt" else config.sqlite_key
     new = {"encrypt": config.sqlite_key, "decrypt": None, "rekey": new_key}[action]
-    files = _files(config, old)
-    report = CipherReport(action)
-    for path in files:  # a leftover of a killed run goes first: it is never a database
-        Path(str(path) + SUFFIX).unlink(missing_ok=True)
-    if take_backup:
-        report.backup = _take_sqlite(config, config.data_dir / "backup").folder
-    for path in files:
-        report.files[path.name] = _swap(path, old, new)
+    # One run at a time per data directory: a second one would take the first one's
+    # <file>.rekey for a killed run's leftover and remove it mid-export.
+    with locked(config.data_dir, exclusive=True, wait=False) as alone:
+        if not alone:
+            raise errors.FileError(
+                f"cannot {action} {config.data_dir}: another encrypt, decrypt or rekey (or a "
+                "copy into this database) is running there"
+            )
+        files = _files(config, old)
+        report = CipherReport(action)
+        for path in files:  # a killed run's leftover goes first: it is never a database
+            Path(str(path) + SUFFIX).unlink(missing_ok=True)
+        if take_backup:
+            report.backup = _take_sqlite(config, config.data_dir / "backup").folder
+        for path in files:
+            report.files[path.name] = _swap(path, old, new)
     report.seconds = time.perf_counter() - started
     return report
 

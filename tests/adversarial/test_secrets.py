@@ -146,6 +146,20 @@ def test_canary_never_shown(dsn: str, tmp_path: Path, monkeypatch: pytest.Monkey
         [f"--database-url={dsn}", "health", "--bogus"],
         ["--database-url", dsn, "backup", "--verify"],
         ["--database-url", dsn, "restore", str(tmp_path / "no-such-set")],
+        ["--database-url", dsn, "maintenance"],
+        ["--database-url", dsn, "serve-health", "--port", "0"],
+        ["--database-url", dsn, "rekey"],
+        [
+            "--database-url",
+            dsn,
+            "export-audit",
+            "--since",
+            "2020-01-01",
+            "--until",
+            "2030-01-01",
+            "--output",
+            str(tmp_path / "audit.jsonl"),
+        ],
     ]
     with recording() as handler:
         for argv in runs:

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from contextlib import closing, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -384,3 +385,68 @@ def test_the_data_tools_keep_encrypted_data_encrypted(
     with connect_sync(other) as db:
         assert db.users.get_user_by_email(email=email) is not None
     assert on_disk(tmp_path / "other", email) == []
+
+
+_REKEY_ONCE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from aragora_repos.config import Config, SqliteKey
+    from aragora_repos.errors import DatabaseError
+    from aragora_repos.tools import cipher
+
+    data, old, new, hold = sys.argv[1:5]
+    if hold == "hold":  # stop with the new file written, until the test says go
+        verify = cipher._verify
+
+        def held(*args):
+            (Path(data) / "ready").touch()
+            while not (Path(data) / "go").exists():
+                time.sleep(0.001)
+            return verify(*args)
+
+        cipher._verify = held
+    try:
+        cipher.change_key(Config(data_dir=Path(data), sqlite_key=SqliteKey(old)), "rekey",
+                          new_key=SqliteKey(new), take_backup=False)
+    except DatabaseError as exc:
+        print(f"refused: {exc}")
+        sys.exit(1)
+    """
+)
+
+
+def test_a_second_rekey_started_mid_export_is_refused(tmp_path: Path) -> None:
+    """Found by attack: a second rekey, started while the first was exporting, took the
+    first one's <file>.rekey for a killed run's leftover and removed it, so the first
+    failed with "cannot verify". One run per data directory at a time now."""
+    with connect_sync(Config(data_dir=tmp_path, sqlite_key=SqliteKey("k0"))) as db:
+        db.migrate()
+        db.connection.executemany(
+            "INSERT INTO users (id, email, password_hash, password_salt, name, role) "
+            "VALUES (?, ?, 'h', 's', '', 'member')",
+            [(f"u{i}", f"{i}@x") for i in range(2_000)],
+        )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        [sys.executable, "-c", _REKEY_ONCE, str(tmp_path), "k0", "k1", "hold"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    while not (tmp_path / "ready").exists():  # the first has written <file>.rekey
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.001)
+    assert Path(str(tmp_path / "aragora.db") + SUFFIX).exists()
+    second = subprocess.run(
+        [sys.executable, "-c", _REKEY_ONCE, str(tmp_path), "k0", "k2", "go"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    (tmp_path / "go").touch()
+    out, _ = first.communicate()
+    assert first.returncode == 0, out
+    assert second.returncode == 1 and "another encrypt, decrypt or rekey" in second.stdout
+    with closing(Opener(SqliteKey("k1")).connect(tmp_path / "aragora.db", read_only=True)) as c:
+        assert table_counts(c)["users"] == 2_000
