@@ -33,6 +33,7 @@ from urllib.parse import quote, urlencode, urlunsplit
 
 from aragora_repos.dsn import Dsn, DsnError, parse_dsn, redact_dsn
 from aragora_repos.errors import ConfigError
+from aragora_repos.keyring import NO_KEYS, KeyRing
 
 DSN_VARIABLES = (
     "DATABASE_URL",
@@ -224,6 +225,9 @@ class Config:
             than this (``ARAGORA_AUDIT_RETENTION_DAYS``, default 90).
         usage_retention_days: and rolls up, then removes, usage events older than this
             (``ARAGORA_USAGE_RETENTION_DAYS``, default 90).
+        encryption: the column keys (``ARAGORA_ENCRYPTION_KEY`` or
+            ``ARAGORA_ENCRYPTION_KEY_FILE``, and ``ARAGORA_ENCRYPTION_PREVIOUS_KEYS``) that
+            seal and open the columns marked ``-- aragora:encrypted``.
         sqlite_inline_budget_ms: how long a single-row SQLite read may run on the event
             loop's thread before it is interrupted and run on the writer's thread instead
             (``ARAGORA_SQLITE_INLINE_BUDGET_MS``, default 1; ``off``: no bound).
@@ -253,6 +257,7 @@ class Config:
     audit_retention_days: float = 90.0
     usage_retention_days: float = 90.0
     sqlite_inline_budget_ms: float | None = 1.0
+    encryption: KeyRing = NO_KEYS
 
     @property
     def sqlite_file(self) -> Path:
@@ -375,6 +380,7 @@ class Config:
                 if _get(env, "ARAGORA_SQLITE_INLINE_BUDGET_MS").lower() == "off"
                 else _number(env, "ARAGORA_SQLITE_INLINE_BUDGET_MS", 1.0, float)
             ),
+            encryption=KeyRing.from_env(env),
         )
 
     def __repr__(self) -> str:
@@ -383,6 +389,7 @@ class Config:
             f"Config(backend={self.backend!r}, dsn={self.dsn!r}, replicas=({replicas}), "
             f"data_dir={str(self.data_dir)!r}, pool={self.pool_min}..{self.pool_max}"
             + (", sqlite encrypted" if self.sqlite_key is not None else "")
+            + (f", columns {self.encryption!r}" if self.encryption else "")
             + ")"
         )
 

@@ -194,6 +194,21 @@ class EncryptionError(FileError):
     file or value and what to set, never the key."""
 
 
+class ColumnEncryptionError(DatabaseError):
+    """An encrypted column's value cannot be sealed or opened; the message names the
+    table, column and row, never the key or the plaintext."""
+
+
+class UnknownKey(ColumnEncryptionError):
+    """No key is configured, or the value was sealed under a key the ring does not hold
+    (``ARAGORA_ENCRYPTION_KEY``, ``ARAGORA_ENCRYPTION_PREVIOUS_KEYS``)."""
+
+
+class TamperedValue(ColumnEncryptionError):
+    """A sealed value does not authenticate: it was altered, or copied from another row,
+    column or table."""
+
+
 class BackupError(DatabaseError):
     """A backup could not be taken or did not verify; nothing that needed it has run."""
 

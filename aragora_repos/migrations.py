@@ -14,13 +14,14 @@ bookkeeping where the backend allows. Integrity rules, checked before any DDL ru
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aragora_repos.errors import MigrationError
+from aragora_repos.keyring import KeyRing
 
 Direction = Literal["up", "down"]
 Dialect = Literal["postgres", "sqlite"]
@@ -55,6 +56,85 @@ class Section:
     """False when a PostgreSQL statement cannot run in a transaction (CONCURRENTLY)."""
     sqlite_rebuild: bool = False
     """A SQLite table rebuild: foreign keys off around the transaction, checked at the end."""
+    crypts: tuple[Crypt, ...] = ()
+    """Encrypted columns whose stored values this section seals or opens (data steps run
+    by the runtime with its column keys, between the statements)."""
+
+    def steps(self, dialect: Dialect) -> list[str | Crypt]:
+        """The section's statements for ``dialect`` with its data steps in place."""
+        statements: tuple[str, ...] = getattr(self, dialect)
+        crypts = sorted(self.crypts, key=lambda c: c.at(dialect))
+        out: list[str | Crypt] = []
+        for i, sql in enumerate(statements):
+            out.extend(c for c in crypts if c.at(dialect) == i)
+            out.append(sql)
+        out.extend(c for c in crypts if c.at(dialect) >= len(statements))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Crypt:
+    """A migration's data step: seal (or open) every stored value of ``table.column``
+    with the runtime's column keys (:mod:`aragora_repos.keyring`), before the statement at
+    ``postgres_at`` / ``sqlite_at``."""
+
+    table: str
+    column: str
+    row_key: tuple[str, ...]
+    seal: bool
+    postgres_at: int
+    sqlite_at: int
+
+    def at(self, dialect: Dialect) -> int:
+        return self.postgres_at if dialect == "postgres" else self.sqlite_at
+
+    def describe(self) -> str:
+        """The step as a comment, where a plan is printed."""
+        what = "seal" if self.seal else "open (decrypt)"
+        return (
+            f"-- aragora: {what} every stored value of {self.table}.{self.column} "
+            "with the column keys (run by the migrator, ARAGORA_ENCRYPTION_KEY)"
+        )
+
+    def select_sql(self, dialect: Dialect) -> str:
+        """The rows to convert: row key, then the value."""
+        q = _quoter(dialect)
+        keys = ", ".join(q(k) for k in self.row_key)
+        return (
+            f"SELECT {keys}, {q(self.column)} FROM {q(self.table)} "
+            f"WHERE {q(self.column)} IS NOT NULL"
+        )
+
+    def update_sql(self, dialect: Dialect) -> str:
+        """Set the value (first parameter) of the row whose key follows."""
+        q = _quoter(dialect)
+        mark = "$" if dialect == "postgres" else "?"
+        where = " AND ".join(f"{q(k)} = {mark}{i + 2}" for i, k in enumerate(self.row_key))
+        return f"UPDATE {q(self.table)} SET {q(self.column)} = {mark}1 WHERE {where}"
+
+    def convert(self, keys: KeyRing, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Update arguments for ``rows`` (as :meth:`select_sql` reads them): each value sealed
+        (its bytes are the plaintext) or opened (to its plaintext bytes)."""
+        out = []
+        n = len(self.row_key)
+        for row in rows:
+            key, value = tuple(row[:n]), bytes(row[n])
+            if self.seal:
+                new = keys.seal(value, self.table, self.column, key)
+            else:
+                new = keys.open(value, self.table, self.column, key)
+            out.append((new, *key))
+        return out
+
+
+def _quoter(dialect: Dialect) -> Callable[[str], str]:
+    if dialect == "postgres":
+        return lambda name: name if name.isidentifier() and name.islower() else _dq(name)
+    return _dq
+
+
+def _dq(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +193,16 @@ class Step:
 
     migration: Migration
     direction: Direction
-    statements: tuple[str, ...]
+    statements: tuple[str | Crypt, ...]
+    """SQL, and the data steps that seal or open encrypted columns between them."""
     transactional: bool
     sqlite_rebuild: bool
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The statements as printed and reported: SQL as it runs, a data step as a
+        comment saying what it does."""
+        return tuple(s.describe() if isinstance(s, Crypt) else s for s in self.statements)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +309,10 @@ def plan_down(
 
 
 def _step(m: Migration, direction: Direction, section: Section, dialect: Dialect) -> Step:
+    statements = tuple(section.steps(dialect))
     if dialect == "postgres":
-        return Step(m, direction, section.postgres, section.transactional, False)
-    return Step(m, direction, section.sqlite, True, section.sqlite_rebuild)
+        return Step(m, direction, statements, section.transactional, False)
+    return Step(m, direction, statements, True, section.sqlite_rebuild)
 
 
 def assumed_applied(migrations: Sequence[Migration], version: int) -> dict[int, Applied]:
@@ -252,7 +340,9 @@ def render_plan(steps: Sequence[Step], dialect: str) -> str:
                 "-- PRAGMA foreign_keys = OFF around the transaction; "
                 "PRAGMA foreign_key_check before COMMIT"
             )
-        out += [f"{s.rstrip(';')};" for s in step.statements]
+        out += [
+            s.describe() if isinstance(s, Crypt) else f"{s.rstrip(';')};" for s in step.statements
+        ]
         record = "record" if step.direction == "up" else "remove"
         out.append(f"-- {record} version {step.migration.version} in schema_version\n")
     return "\n".join(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from aragora_db import Database, connect
 from aragora_repos import Config, Secret
 from aragora_repos.config import SqliteKey
+from aragora_repos.keyring import KeyRing
 from tests.pg_server import find_server, fresh_database
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -87,6 +89,7 @@ def pooled_dsn(postgres_dsn: str) -> Iterator[str]:
 
 def postgres_config(pooled: str, direct: str, **settings: Any) -> Config:
     """The Config the repository tests use for PostgreSQL (through the pooler, if any)."""
+    settings.setdefault("encryption", COLUMN_KEYS)
     return Config(
         backend="postgres",
         dsn=Secret(pooled),
@@ -94,6 +97,10 @@ def postgres_config(pooled: str, direct: str, **settings: Any) -> Config:
         direct_dsn=Secret(direct) if POOLER == "transaction" else None,
         **settings,
     )
+
+
+#: The column key of the repository tests (encrypted columns: webhooks.secret, ...).
+COLUMN_KEYS = KeyRing(hashlib.sha256(b"aragora-repos test column key").digest())
 
 
 #: ``ARAGORA_TEST_SQLITE_KEY=...``: the repository tests' SQLite databases are encrypted
@@ -109,7 +116,9 @@ SQLITE_KEY = (
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """The generated facade over a migrated, empty database of each backend."""
     if request.param == "sqlite":
-        database = await connect(Config(data_dir=tmp_path, sqlite_key=SQLITE_KEY))
+        database = await connect(
+            Config(data_dir=tmp_path, sqlite_key=SQLITE_KEY, encryption=COLUMN_KEYS)
+        )
     else:
         dsn: str = request.getfixturevalue("postgres_dsn")
         await _reset_if_unversioned(dsn)

@@ -30,6 +30,7 @@ async def open_async(config: Config | None = None, *, inspect: bool = False) -> 
         inspect=inspect,
         opener=opener_for(config),
         inline_budget_ms=config.sqlite_inline_budget_ms,
+        keys=config.encryption,
     )
 
 
@@ -46,6 +47,7 @@ def open_sync(config: Config | None = None) -> SqliteConnection:
         timeout=config.timeout,
         slow_query_ms=config.slow_query_ms,
         opener=opener_for(config),
+        keys=config.encryption,
     )
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from aragora_repos import errors
+from aragora_repos.keyring import NO_KEYS, KeyRing
 from aragora_repos.migrations import Applied, Dialect, Migration, Step, plan_down, plan_up
 from aragora_repos.observability import (
     BackendCapabilities,
@@ -51,7 +52,7 @@ Planner = Callable[[dict[int, Applied]], list[Step]]
 class Backend(abc.ABC):
     """One open database, PostgreSQL or SQLite, behind the generated repositories."""
 
-    __slots__ = ("_closed", "_tx", "_tx_config", "_tx_stats", "rng")
+    __slots__ = ("_closed", "_tx", "_tx_config", "_tx_stats", "keys", "rng")
 
     #: The health report's backend name.
     kind: ClassVar[BackendType]
@@ -66,6 +67,8 @@ class Backend(abc.ABC):
         self._tx_stats = TransactionStats()
         self._closed = False
         self.rng = random.Random()
+        self.keys: KeyRing = NO_KEYS
+        """The column keys the generated repositories seal and open encrypted columns with."""
 
     # --- statements (called by generated repositories) ---------------------------------
 

@@ -248,6 +248,12 @@ def _operations_commands(sub: Commands) -> None:
         "--no-backup", action="store_true", help="do not back up what the restore replaces"
     )
     _command(sub, "health", help="probe the database and print its health as JSON")
+    rk = _command(
+        sub,
+        "rotate-keys",
+        help="seal every encrypted column value under ARAGORA_ENCRYPTION_KEY (online, resumable)",
+    )
+    rk.add_argument("--batch", type=int, default=500, help="values per transaction (default 500)")
     mt = _command(
         sub,
         "maintenance",

@@ -103,6 +103,28 @@ async def run_maintenance_command(args: argparse.Namespace, config: Config, app:
     return 0
 
 
+async def run_rotate_keys(args: argparse.Namespace, config: Config, app: App) -> int:
+    """``rotate-keys`` (see :mod:`aragora_repos.tools.rotate_keys`)."""
+    from aragora_repos.tools.rotate_keys import rotate_keys
+
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    if app.migrations is None:
+        raise _needs("MIGRATIONS", "rotate-keys")
+    backend = await open_async(config)
+    try:
+        report = await rotate_keys(
+            backend,
+            app.migrations,
+            batch=args.batch,
+            on_batch=lambda name, n: print(f"{name}: {n} value(s) sealed again", flush=True),
+        )
+    finally:
+        await backend.close()
+    print(report.render())
+    return 0
+
+
 async def run_serve_health(args: argparse.Namespace, config: Config, app: App) -> int:
     """Serve /api/health, /api/health/db and /metrics until interrupted."""
     from aragora_repos.health_http import HealthApp, serve
@@ -346,6 +368,8 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             return asyncio.run(run_audit_command(args, config, app))
         if args.command == "maintenance":
             return asyncio.run(run_maintenance_command(args, config, app))
+        if args.command == "rotate-keys":
+            return asyncio.run(run_rotate_keys(args, config, app))
         if args.command == "serve-health":
             return asyncio.run(run_serve_health(args, config, app))
         _flag_action(args)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import sqlglot
 from sqlglot import exp
 
-from codegen.analysis import append_only
+from codegen.analysis import append_only, encrypted
 from codegen.analysis.tables import (
     Out,
     State,
@@ -44,6 +44,7 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
         elif isinstance(action, exp.Drop) and (action.args.get("kind") or "").upper() == "COLUMN":
             for col in action.args.get("tables") or []:
                 append_only.guard(table, f"DROP COLUMN {col.name}", col.name)
+                encrypted.guard(table, f"DROP COLUMN {col.name}", col.name)
                 if table.column(col.name) is None:
                     if action.args.get("exists"):
                         continue
@@ -52,11 +53,13 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
                 rebuild = True
         elif isinstance(action, exp.AlterColumn):
             append_only.guard(table, f"ALTER COLUMN {name_of(action.this)}", name_of(action.this))
+            encrypted.guard(table, f"ALTER COLUMN {name_of(action.this)}", name_of(action.this))
             table = _alter_column(table, action)
             rebuild = True
         elif isinstance(action, exp.RenameColumn):
             old, new = name_of(action.this), name_of(action.args.get("to"))
             append_only.guard(table, f"RENAME COLUMN {old}", old)
+            encrypted.guard(table, f"RENAME COLUMN {old}", old)
             table = _rename_column(table, old, new, state)
             copied = {new if c == old else c for c in copied}
             out.renames.append(f"column {table_name}.{old} -> {new}")
@@ -67,6 +70,7 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
         elif isinstance(action, exp.AlterRename):
             new = name_of(action.this)
             append_only.guard(table, f"RENAME TO {new}")
+            encrypted.guard(table, f"RENAME TO {new}")
             state.tables.pop(table_name)
             state.indexes = {
                 k: replace(v, table=new) if v.table == table_name else v
@@ -81,6 +85,7 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
             pk, uniques = list(table.primary_key), list(table.uniques)
             fks, checks = list(table.foreign_keys), list(table.checks)
             for constraint in action.expressions:
+                encrypted.refuse_in(constraint, [table], "the constraint")
                 add_constraint(constraint, pk, uniques, fks, checks)
             table = replace(
                 table,
@@ -237,15 +242,26 @@ def _rename_column(table: Table, old: str, new: str, state: State) -> Table:
     )
 
 
-def _rebuild(table: Table, old_columns: set[str], state: State) -> list[str]:
+def rebuild(table: Table, casts: dict[str, str], state: State) -> list[str]:
+    """A rebuild that keeps every column, converting ``casts`` (column -> SQLite type)."""
+    return _rebuild(table, {c.name for c in table.columns}, state, casts)
+
+
+def _rebuild(
+    table: Table, old_columns: set[str], state: State, casts: dict[str, str] | None = None
+) -> list[str]:
     """SQLite's table rebuild (lang_altertable.html §7, steps 4-10)."""
     temp = replace(table, name=f"{table.name}__rebuild")
     kept = [c for c in table.columns if c.name in old_columns]
-    cols = ", ".join(sqlite_ddl.quote(c.name) for c in kept)
+    q = sqlite_ddl.quote
+    cols = ", ".join(q(c.name) for c in kept)
+    values = ", ".join(
+        f"CAST({q(c.name)} AS {casts[c.name]})" if casts and c.name in casts else q(c.name)
+        for c in kept
+    )
     return [
         sqlite_ddl.create_table_sql(temp, state.enum_values()),
-        f"INSERT INTO {sqlite_ddl.quote(temp.name)} ({cols}) SELECT {cols} "
-        f"FROM {sqlite_ddl.quote(table.name)}",
+        f"INSERT INTO {q(temp.name)} ({cols}) SELECT {values} FROM {q(table.name)}",
         f"DROP TABLE {sqlite_ddl.quote(table.name)}",
         f"ALTER TABLE {sqlite_ddl.quote(temp.name)} RENAME TO {sqlite_ddl.quote(table.name)}",
         *(

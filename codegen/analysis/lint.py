@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from sqlglot.errors import TokenError
 
-from codegen.analysis import append_only
+from codegen.analysis import append_only, encrypted
 from codegen.analysis.schema import split_statements
 from codegen.errors import Problem, line_col
 
@@ -90,7 +90,9 @@ def lint_migration(rel: str, text: str) -> list[Problem]:
     if outside:
         at(outside[0], f"statement outside any section: put it below {UP_MARKER}")
     if not any(up < s < up_end for s, _ in spans) and not any(
-        up < m.start() < up_end for m in append_only.MARKER.finditer(text)
+        up < m.start() < up_end
+        for marker in (append_only.MARKER, encrypted.MARKER)
+        for m in marker.finditer(text)
     ):
         at(up, "empty migration: the up section has no statement")
     return problems

@@ -20,8 +20,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import TokenType
 
-from codegen.analysis import append_only
-from codegen.analysis.alter import apply_alter
+from codegen.analysis import append_only, encrypted
+from codegen.analysis.alter import apply_alter, rebuild
 from codegen.analysis.tables import Out, State, index_of, name_of, table_of
 from codegen.dialects import sqlite, sqlite_ddl
 from codegen.errors import CodegenError, Problem, line_col
@@ -33,6 +33,7 @@ from codegen.model.ir import (
     Section,
 )
 
+ANY_MARKER = re.compile(r"^[ \t]*--[ \t]*aragora:.*$", re.MULTILINE)
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 UP = re.compile(r"^--\s*migrate:up\b.*$", re.MULTILINE)
 DOWN = re.compile(r"^--\s*migrate:down\b.*$", re.MULTILINE)
@@ -133,13 +134,31 @@ def _translate_section(
         line, col = line_col(whole, base)
         problems.append(Problem(rel, line, col, f"cannot tokenize: {exc}"))
         return out.section()
-    pending = append_only.marks(text, base)
+    pending: list[append_only.Mark | encrypted.Mark] = sorted(
+        [*append_only.marks(text, base), *encrypted.marks(text, base)], key=lambda m: m.offset
+    )
+    known = {m.offset for m in pending}
+    for m in ANY_MARKER.finditer(text):
+        if base + m.start() not in known:
+            problems.append(
+                Problem(
+                    rel,
+                    *line_col(whole, base + m.start()),
+                    f"not a marker this generator knows: {m.group(0).strip()!r} (expected "
+                    "-- aragora:append-only t (col), -- aragora:not-append-only t, "
+                    "-- aragora:encrypted t (col, ...) [by (key, ...)] or "
+                    "-- aragora:not-encrypted t (col, ...))",
+                )
+            )
     for stmt in [*statements, None]:
         upto = stmt.offset if stmt is not None else len(whole)
         while pending and pending[0].offset < upto:
             mark = pending.pop(0)
             try:
-                append_only.apply(mark, state, out)
+                if isinstance(mark, encrypted.Mark):
+                    encrypted.apply(mark, state, out, rebuild)
+                else:
+                    append_only.apply(mark, state, out)
             except sqlite.Untranslatable as exc:
                 problems.append(Problem(rel, *line_col(whole, mark.offset), str(exc)))
         if stmt is None:
@@ -178,6 +197,7 @@ def _apply(tree: exp.Expr, state: State, loc: Location, out: Out) -> None:
             return
         if kind == "INDEX":
             index = index_of(tree, state)
+            encrypted.refuse_in(tree.this, [state.tables[index.table]], f"index {index.name}")
             state.indexes[index.name] = index
             if index.concurrently:
                 out.transactional = False  # 25001 inside a transaction block
@@ -252,6 +272,8 @@ def _create_view(tree: exp.Create, state: State, out: Out) -> None:
         raise sqlite.Untranslatable(f"CREATE VIEW {name}", "expected AS SELECT ...")
     if any(True for _ in select.find_all(exp.Parameter, exp.Placeholder)):
         raise sqlite.Untranslatable(f"CREATE VIEW {name}", "a view cannot take parameters")
+    read = [t for t in state.tables.values() if t.encrypted]
+    encrypted.refuse_in(select, read, f"view {name}")
     body = sqlite.translate_expression(select)
     if tree.args.get("replace") or name in state.views:
         out.sqlite.append(f"DROP VIEW IF EXISTS {sqlite_ddl.quote(name)}")

@@ -13,6 +13,7 @@ from codegen.model.ir import (
     Catalog,
     Check,
     Column,
+    Crypt,
     Enum,
     ForeignKey,
     Index,
@@ -56,6 +57,8 @@ class Out:
     last_rebuild: tuple[str, int, frozenset[str], int] | None = None
     """(table, first statement, columns copied, end) of the latest rebuild."""
 
+    crypts: list[Crypt] = field(default_factory=list)
+
     def section(self) -> Section:
         return Section(
             tuple(self.postgres),
@@ -63,6 +66,7 @@ class Out:
             self.transactional,
             self.rebuild,
             tuple(self.renames),
+            tuple(self.crypts),
         )
 
 

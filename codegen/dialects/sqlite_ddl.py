@@ -57,7 +57,7 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
     """One column definition of a STRICT table (sqlite.org/stricttables.html)."""
     name = quote(col.name)
     pk_single = table.primary_key == (col.name,)
-    storage = storage_of(col.type, enum_values)
+    storage = "BLOB" if col.encrypted else storage_of(col.type, enum_values)
     if col.identity:
         if not pk_single or storage != "INTEGER":
             kind = col.pg_type_sql or "serial"
@@ -81,7 +81,9 @@ def column_sql(col: Column, table: Table, enum_values: dict[str, tuple[str, ...]
         # An expression DEFAULT must be parenthesised (lang_createtable.html §3.2).
         parts.append(f"DEFAULT {default}" if is_literal(default) else f"DEFAULT ({default})")
     checks = []
-    if col.type.array_dims or col.type.name in ("json", "jsonb"):
+    if col.encrypted:
+        pass  # ciphertext: no check can read it
+    elif col.type.array_dims or col.type.name in ("json", "jsonb"):
         # json_valid(NULL) is 0 before SQLite 3.45, so a nullable column says so itself.
         checks.append(
             f"json_valid({name})" if col.not_null else f"{name} IS NULL OR json_valid({name})"

@@ -19,6 +19,7 @@ from sqlglot.errors import ParseError
 
 from codegen.errors import Problems
 from codegen.model import naming, types
+from codegen.model.encryption import encryption
 from codegen.model.ir import (
     Catalog,
     Column,
@@ -381,6 +382,7 @@ def _build_one(
     insert_columns = _check_command(raw.cmd, tree, raw.insert_into_table, params, columns, report)
     if insert_columns is None:
         return None
+    sealed, opened = encryption(raw, tree, catalog, report)
     hints = TranslationHints(
         list_params=frozenset(p.number for p in params if p.is_slice or p.type.array_dims),
         not_null=_not_null_columns(tree, catalog),
@@ -405,6 +407,8 @@ def _build_one(
         source_sql=raw.text,
         hints=hints,
         source_block=source,
+        sealed=sealed,
+        opened=opened,
     )
 
 

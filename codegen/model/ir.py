@@ -46,6 +46,17 @@ class Column:
     default_sqlite: str | None = None
     identity: bool = False
     """serial, bigserial or GENERATED ... AS IDENTITY."""
+    encrypted: bool = False
+    """Marked ``-- aragora:encrypted``: stored as bytes (``bytea``, ``BLOB``), sealed by the
+    generated code; ``type`` stays the declared type, which the application sees."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encrypted:
+    """An encrypted column and the row key its values are bound to."""
+
+    column: str
+    row_key: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +75,18 @@ class Table:
     append_only: str | None = None
     """``-- aragora:append-only t (col)``: rows are never updated or deleted, except by
     retention of rows older than a cutoff on this time column (codegen.analysis.append_only)."""
+    encrypted: tuple[Encrypted, ...] = ()
+    """Columns marked ``-- aragora:encrypted t (col) [by (key)]`` (codegen.analysis.encrypted)."""
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    def encryption(self, column: str) -> Encrypted | None:
+        return next((e for e in self.encrypted if e.column == column), None)
+
+    def row_key_columns(self) -> frozenset[str]:
+        """Columns some encrypted column's values are bound to."""
+        return frozenset(k for e in self.encrypted for k in e.row_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +141,21 @@ class Section:
     """A SQLite table rebuild: foreign keys off around the transaction, checked before commit."""
     renames: tuple[str, ...] = ()
     """Tables and columns renamed (for schema review)."""
+    crypts: tuple[Crypt, ...] = ()
+    """Encrypted columns whose existing values this section seals or opens."""
+
+
+@dataclass(frozen=True, slots=True)
+class Crypt:
+    """A data step of a migration: seal (or open) every value of ``table.column``, run
+    before the statement at ``postgres_at`` / ``sqlite_at`` of its section."""
+
+    table: str
+    column: str
+    row_key: tuple[str, ...]
+    seal: bool
+    postgres_at: int
+    sqlite_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +182,29 @@ class ResultColumn:
     name: str
     type: PgType
     nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A parameter written to an encrypted column: sealed with the row key's parameters."""
+
+    param: int
+    table: str
+    column: str
+    kind: str
+    """How the value is sealed: ``text``, ``json`` or ``bytes``."""
+    key_params: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A result column read from an encrypted column: opened with the row key's columns."""
+
+    index: int
+    table: str
+    column: str
+    kind: str
+    key_columns: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +248,10 @@ class Query:
     hints: TranslationHints = TranslationHints()
     source_block: str = ""
     """The annotated block in its file, for placing a translation problem on its line."""
+    sealed: tuple[Sealed, ...] = ()
+    """Parameters written to encrypted columns (codegen.model.encryption)."""
+    opened: tuple[Opened, ...] = ()
+    """Result columns read from encrypted columns."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,10 @@ def render(
         out[f"{pkg}/{qf.stem}.py"] = _query_module(env, ty, qf, versions, pkg)
         modules.append((qf.stem, naming.pascal(qf.stem)))
     out[f"{pkg}/migrations.py"] = env.get_template("migrations.py.j2").render(
-        header=_header("sql/schema", versions), migrations=project.migrations, section=section
+        header=_header("sql/schema", versions),
+        migrations=project.migrations,
+        section=section,
+        crypts=any(s is not None and s.crypts for m in project.migrations for s in (m.up, m.down)),
     )
     out[f"{pkg}/__init__.py"] = env.get_template("init.py.j2").render(
         header=_header("sql/", versions), package=pkg, modules=modules, models=exported
@@ -135,11 +138,13 @@ def _query_module(
         | ({"JSON"} if imports.json_alias else set())
         | ({"DbRow"} if decoders.by_shape else set())
     )
+    keyring = any(d.keys for d in decoders.specs())
     return env.get_template("queries.py.j2").render(
         header=_header(qf.path, versions),
         imports=imports.lines(),
         codec=sorted(imports.codec),
         types=type_names,
+        keyring=keyring,
         package=package,
         models=sorted(imports.models),
         classes=classes,

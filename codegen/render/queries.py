@@ -147,6 +147,11 @@ class DecoderSpec:
     cls: str
     expr: str
 
+    @property
+    def keys(self) -> bool:
+        """Whether the decoder opens encrypted columns (it takes the key ring)."""
+        return "keys.open_" in self.expr
+
 
 class Decoders:
     """One decoder function per result shape in a module: every query returning the same
@@ -189,6 +194,8 @@ class MethodSpec:
     sqlite_record: str
     row_type: str = ""
     """A row's type: the element of a :many list (its streaming form yields these)."""
+    keys_arg: str = ""
+    """``, self._db.keys`` when the decoders open encrypted columns."""
 
 
 def _row(cls: str, cols: tuple[ResultColumn, ...], decode: list[str | None]) -> str:
@@ -219,14 +226,31 @@ def method(
         else ""
     )
     signature, call_kwargs = _signature(q, ty, imports, classes)
+    names = {p.number: p.name for p in q.params}
+    sealed = {s.param: s for s in q.sealed}
+
+    def seal(p: Param, v: str) -> str | None:
+        """The sealed form of an encrypted column's value, bound to its row key."""
+        s = sealed.get(p.number)
+        if s is None:
+            return None
+        prefix = v[: -len(p.name)]  # "p." for a batch row
+        key = _tuple([prefix + names[k] for k in s.key_params])
+        return f"self._db.keys.seal_{s.kind}({v}, {s.table!r}, {s.column!r}, {key})"
 
     def enc(p: Param, v: str) -> str:
+        sealed_expr = seal(p, v)
+        if sealed_expr is not None:
+            return sealed_expr
         expr = ty.sqlite_encode(p.type, v)
         if p.number in q.row_count_params:
             expr = f"check_row_count({expr or v})"
         return imports.note(_nullable(expr, v, p.nullable))
 
     def pg_enc(p: Param, v: str) -> str:
+        sealed_expr = seal(p, v)
+        if sealed_expr is not None:
+            return sealed_expr
         if p.type.array_dims == 1 and p.type.name in ("int2", "int4", "int8"):
             return imports.note(_nullable(f"int_array({v})", v, p.nullable))
         if p.number in q.row_count_params:
@@ -257,6 +281,7 @@ def method(
         _tuple([pg_enc(p, f"p.{p.name}") for p in q.params]),
         _tuple([enc(p, f"p.{p.name}") for p in q.params]),
         row_cls or scalar,
+        ", self._db.keys" if q.opened else "",
     )
 
 
@@ -316,16 +341,25 @@ def _rows(
             # The decoders read the enum's lookup table, whatever the row class is (a
             # table's model, declared elsewhere, included).
             imports.models.add(types.enum_lookup(ty.enum_names[c.type.name]))
+    opened = {o.index: o for o in q.opened}
+
+    def open_(i: int) -> str | None:
+        o = opened.get(i)
+        if o is None:
+            return None
+        key = _tuple([f"r[{k}]" for k in o.key_columns])
+        return f"keys.open_{o.kind}(r[{i}], {o.table!r}, {o.column!r}, {key})"
+
     pg_row = _row(
         row_cls,
         q.columns,
-        [ty.postgres_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
+        [open_(i) or ty.postgres_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
     )
     sqlite_row = imports.note(
         _row(
             row_cls,
             q.columns,
-            [ty.sqlite_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
+            [open_(i) or ty.sqlite_decode(c.type, f"r[{i}]") for i, c in enumerate(q.columns)],
         )
     )
     if not row_cls:

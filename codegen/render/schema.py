@@ -48,11 +48,11 @@ def expected_tables(catalog: Catalog) -> list[ExpectedTableSpec]:
         for c in table.columns:
             raw = c.pg_type_sql.split("(")[0].removesuffix("[]").strip()
             rowid = c.identity and table.primary_key == (c.name,)
-            storage = sqlite_ddl.storage_of(c.type, enums)
+            storage = "BLOB" if c.encrypted else sqlite_ddl.storage_of(c.type, enums)
             cols.append(
                 ExpectedColumnSpec(
                     c.name,
-                    _TYPNAMES.get(raw, c.type.name),
+                    "bytea" if c.encrypted else _TYPNAMES.get(raw, c.type.name),
                     c.type.array_dims,
                     storage,
                     c.not_null,
@@ -73,6 +73,13 @@ def section(section: Section) -> str:
         flags += ", transactional=False"
     if section.sqlite_rebuild:
         flags += ", sqlite_rebuild=True"
+    if section.crypts:
+        steps = "".join(
+            f"Crypt({c.table!r}, {c.column!r}, {c.row_key!r}, seal={c.seal}, "
+            f"postgres_at={c.postgres_at}, sqlite_at={c.sqlite_at}), "
+            for c in section.crypts
+        )
+        flags += f", crypts=({steps})"
     return (
         f"Section(postgres={statements(section.postgres)}, "
         f"sqlite={statements(section.sqlite)}{flags})"

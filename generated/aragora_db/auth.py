@@ -23,6 +23,7 @@ from aragora_repos.codec import (
     encode_timestamptz,
     text_element,
 )
+from aragora_repos.keyring import KeyRing
 from aragora_repos.types import DbRow
 
 REVOKE_TOKEN: Final = """-- name: RevokeToken :exec
@@ -119,16 +120,27 @@ class RecordWebhookDeliveryRow:
     active: bool
 
 
-def _webhook_from_pg(r: DbRow) -> Webhook:
-    return Webhook(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
-
-
-def _webhook_from_sqlite(r: DbRow) -> Webhook:
+def _webhook_from_pg(r: DbRow, keys: KeyRing) -> Webhook:
     return Webhook(
         r[0],
         r[1],
         r[2],
-        r[3],
+        keys.open_text(r[3], "webhooks", "secret", (r[0],)),
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+    )
+
+
+def _webhook_from_sqlite(r: DbRow, keys: KeyRing) -> Webhook:
+    return Webhook(
+        r[0],
+        r[1],
+        r[2],
+        keys.open_text(r[3], "webhooks", "secret", (r[0],)),
         json.loads(r[4]),
         bool(r[5]),
         r[6],
@@ -400,25 +412,34 @@ class PostgresAuthRepository(AuthRepository):
         self, *, id: str, org_id: str, url: str, secret: str, events: list[str], active: bool
     ) -> Webhook | None:
         r = await self._db.fetchrow(
-            CREATE_WEBHOOK, (id, org_id, url, secret, events, active), readonly=False
+            CREATE_WEBHOOK,
+            (
+                id,
+                org_id,
+                url,
+                self._db.keys.seal_text(secret, "webhooks", "secret", (id,)),
+                events,
+                active,
+            ),
+            readonly=False,
         )
-        return None if r is None else _webhook_from_pg(r)
+        return None if r is None else _webhook_from_pg(r, self._db.keys)
 
     async def get_webhook(self, *, id: str) -> Webhook | None:
         r = await self._db.fetchrow(GET_WEBHOOK, (id,), readonly=True)
-        return None if r is None else _webhook_from_pg(r)
+        return None if r is None else _webhook_from_pg(r, self._db.keys)
 
     async def list_webhooks_for_org(self, *, org_id: str) -> list[Webhook]:
         rows = await self._db.fetch(LIST_WEBHOOKS_FOR_ORG, (org_id,), readonly=True)
-        return list(map(_webhook_from_pg, rows))
+        return [_webhook_from_pg(r, self._db.keys) for r in rows]
 
     async def list_webhooks_for_org_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
         async for r in self._db.stream(LIST_WEBHOOKS_FOR_ORG, (org_id,), readonly=True):
-            yield _webhook_from_pg(r)
+            yield _webhook_from_pg(r, self._db.keys)
 
     async def list_active_webhooks_for_event(self, *, org_id: str, event: str) -> list[Webhook]:
         rows = await self._db.fetch(LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id, event), readonly=True)
-        return list(map(_webhook_from_pg, rows))
+        return [_webhook_from_pg(r, self._db.keys) for r in rows]
 
     async def list_active_webhooks_for_event_iter(
         self, *, org_id: str, event: str
@@ -426,13 +447,13 @@ class PostgresAuthRepository(AuthRepository):
         async for r in self._db.stream(
             LIST_ACTIVE_WEBHOOKS_FOR_EVENT, (org_id, event), readonly=True
         ):
-            yield _webhook_from_pg(r)
+            yield _webhook_from_pg(r, self._db.keys)
 
     async def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str
     ) -> Webhook | None:
         r = await self._db.fetchrow(UPDATE_WEBHOOK, (url, events, active, id), readonly=False)
-        return None if r is None else _webhook_from_pg(r)
+        return None if r is None else _webhook_from_pg(r, self._db.keys)
 
     async def record_webhook_delivery(
         self, *, ok: bool, id: str
@@ -548,12 +569,12 @@ class AuthSyncRepository:
                 check_text(id),
                 check_text(org_id),
                 check_text(url),
-                check_text(secret),
+                self._db.keys.seal_text(secret, "webhooks", "secret", (id,)),
                 encode_json([text_element(x) for x in events]),
                 active,
             ),
         )
-        return None if r is None else _webhook_from_sqlite(r)
+        return None if r is None else _webhook_from_sqlite(r, self._db.keys)
 
     def get_webhook(self, *, id: str) -> Webhook | None:
         """Run GetWebhook (:one) on SQLite; returns as the async method.
@@ -563,7 +584,7 @@ class AuthSyncRepository:
             SELECT id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks WHERE id = ?1
         """
         r = self._db.fetchone(GET_WEBHOOK_SQLITE, (check_text(id),))
-        return None if r is None else _webhook_from_sqlite(r)
+        return None if r is None else _webhook_from_sqlite(r, self._db.keys)
 
     def list_webhooks_for_org(self, *, org_id: str) -> list[Webhook]:
         """Run ListWebhooksForOrg (:many) on SQLite; returns as the async method.
@@ -572,17 +593,15 @@ class AuthSyncRepository:
 
             SELECT id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks WHERE org_id = ?1 ORDER BY created_at, id
         """
-        return list(
-            map(
-                _webhook_from_sqlite,
-                self._db.fetchall(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)),
-            )
-        )
+        return [
+            _webhook_from_sqlite(r, self._db.keys)
+            for r in self._db.fetchall(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),))
+        ]
 
     def list_webhooks_for_org_iter(self, *, org_id: str) -> Iterator[Webhook]:
         """ListWebhooksForOrg's rows as they come, read in batches."""
         for r in self._db.iterate(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)):
-            yield _webhook_from_sqlite(r)
+            yield _webhook_from_sqlite(r, self._db.keys)
 
     def list_active_webhooks_for_event(self, *, org_id: str, event: str) -> list[Webhook]:
         """Run ListActiveWebhooksForEvent (:many) on SQLite; returns as the async method.
@@ -591,21 +610,19 @@ class AuthSyncRepository:
 
             SELECT w.id, w.org_id, w.url, w.secret, w.events, w.active, w.failure_count, w.last_triggered_at, w.created_at, w.updated_at FROM webhooks AS w WHERE w.org_id = ?1 AND w.active AND (CASE WHEN w.events IS NULL THEN NULL ELSE CAST(?2 AS TEXT) IN (SELECT value FROM JSON_EACH(w.events)) END OR CASE WHEN w.events IS NULL THEN NULL ELSE '*' IN (SELECT value FROM JSON_EACH(w.events)) END) ORDER BY w.id
         """
-        return list(
-            map(
-                _webhook_from_sqlite,
-                self._db.fetchall(
-                    LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id), check_text(event))
-                ),
+        return [
+            _webhook_from_sqlite(r, self._db.keys)
+            for r in self._db.fetchall(
+                LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id), check_text(event))
             )
-        )
+        ]
 
     def list_active_webhooks_for_event_iter(self, *, org_id: str, event: str) -> Iterator[Webhook]:
         """ListActiveWebhooksForEvent's rows as they come, read in batches."""
         for r in self._db.iterate(
             LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id), check_text(event))
         ):
-            yield _webhook_from_sqlite(r)
+            yield _webhook_from_sqlite(r, self._db.keys)
 
     def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str
@@ -625,7 +642,7 @@ class AuthSyncRepository:
                 check_text(id),
             ),
         )
-        return None if r is None else _webhook_from_sqlite(r)
+        return None if r is None else _webhook_from_sqlite(r, self._db.keys)
 
     def record_webhook_delivery(self, *, ok: bool, id: str) -> RecordWebhookDeliveryRow | None:
         """Run RecordWebhookDelivery (:one) on SQLite; returns as the async method.
@@ -719,7 +736,7 @@ class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository)
 
     async def list_webhooks_for_org_iter(self, *, org_id: str) -> AsyncIterator[Webhook]:
         async for r in self._db.stream(LIST_WEBHOOKS_FOR_ORG_SQLITE, (check_text(org_id),)):
-            yield _webhook_from_sqlite(r)
+            yield _webhook_from_sqlite(r, self._db.keys)
 
     async def list_active_webhooks_for_event(self, *, org_id: str, event: str) -> list[Webhook]:
         return await self._db.run(
@@ -732,7 +749,7 @@ class SqliteAuthRepository(SqliteRepository[AuthSyncRepository], AuthRepository)
         async for r in self._db.stream(
             LIST_ACTIVE_WEBHOOKS_FOR_EVENT_SQLITE, (check_text(org_id), check_text(event))
         ):
-            yield _webhook_from_sqlite(r)
+            yield _webhook_from_sqlite(r, self._db.keys)
 
     async def update_webhook(
         self, *, url: str | None, events: list[str] | None, active: bool | None, id: str

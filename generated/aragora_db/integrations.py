@@ -6,14 +6,14 @@
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Final
 
 from aragora_db.models import Integration
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
-from aragora_repos.codec import check_text, decode_timestamptz, encode_json
+from aragora_repos.codec import check_text, decode_timestamptz
+from aragora_repos.keyring import KeyRing
 from aragora_repos.types import JSON, DbRow
 
 UPSERT_INTEGRATION: Final = """-- name: UpsertIntegration :one
@@ -46,16 +46,24 @@ DELETE_INTEGRATION_SQLITE: Final = """-- name: DeleteIntegration :execrows
 DELETE FROM integrations WHERE org_id = ?1 AND provider = ?2"""
 
 
-def _integration_from_pg(r: DbRow) -> Integration:
-    return Integration(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
-
-
-def _integration_from_sqlite(r: DbRow) -> Integration:
+def _integration_from_pg(r: DbRow, keys: KeyRing) -> Integration:
     return Integration(
         r[0],
         r[1],
         r[2],
-        json.loads(r[3]),
+        keys.open_json(r[3], "integrations", "config", (r[1], r[2])),
+        r[4],
+        r[5],
+        r[6],
+    )
+
+
+def _integration_from_sqlite(r: DbRow, keys: KeyRing) -> Integration:
+    return Integration(
+        r[0],
+        r[1],
+        r[2],
+        keys.open_json(r[3], "integrations", "config", (r[1], r[2])),
         bool(r[4]),
         decode_timestamptz(r[5]),
         decode_timestamptz(r[6]),
@@ -152,21 +160,29 @@ class PostgresIntegrationsRepository(IntegrationsRepository):
         self, *, id: str, org_id: str, provider: str, config: JSON, enabled: bool
     ) -> Integration | None:
         r = await self._db.fetchrow(
-            UPSERT_INTEGRATION, (id, org_id, provider, config, enabled), readonly=False
+            UPSERT_INTEGRATION,
+            (
+                id,
+                org_id,
+                provider,
+                self._db.keys.seal_json(config, "integrations", "config", (org_id, provider)),
+                enabled,
+            ),
+            readonly=False,
         )
-        return None if r is None else _integration_from_pg(r)
+        return None if r is None else _integration_from_pg(r, self._db.keys)
 
     async def get_integration(self, *, org_id: str, provider: str) -> Integration | None:
         r = await self._db.fetchrow(GET_INTEGRATION, (org_id, provider), readonly=True)
-        return None if r is None else _integration_from_pg(r)
+        return None if r is None else _integration_from_pg(r, self._db.keys)
 
     async def list_integrations_for_org(self, *, org_id: str) -> list[Integration]:
         rows = await self._db.fetch(LIST_INTEGRATIONS_FOR_ORG, (org_id,), readonly=True)
-        return list(map(_integration_from_pg, rows))
+        return [_integration_from_pg(r, self._db.keys) for r in rows]
 
     async def list_integrations_for_org_iter(self, *, org_id: str) -> AsyncIterator[Integration]:
         async for r in self._db.stream(LIST_INTEGRATIONS_FOR_ORG, (org_id,), readonly=True):
-            yield _integration_from_pg(r)
+            yield _integration_from_pg(r, self._db.keys)
 
     async def set_integration_enabled(self, *, org_id: str, provider: str, enabled: bool) -> int:
         return await self._db.execute(SET_INTEGRATION_ENABLED, (org_id, provider, enabled))
@@ -198,11 +214,11 @@ class IntegrationsSyncRepository:
                 check_text(id),
                 check_text(org_id),
                 check_text(provider),
-                encode_json(config),
+                self._db.keys.seal_json(config, "integrations", "config", (org_id, provider)),
                 enabled,
             ),
         )
-        return None if r is None else _integration_from_sqlite(r)
+        return None if r is None else _integration_from_sqlite(r, self._db.keys)
 
     def get_integration(self, *, org_id: str, provider: str) -> Integration | None:
         """Run GetIntegration (:one) on SQLite; returns as the async method.
@@ -212,7 +228,7 @@ class IntegrationsSyncRepository:
             SELECT id, org_id, provider, config, enabled, created_at, updated_at FROM integrations WHERE org_id = ?1 AND provider = ?2
         """
         r = self._db.fetchone(GET_INTEGRATION_SQLITE, (check_text(org_id), check_text(provider)))
-        return None if r is None else _integration_from_sqlite(r)
+        return None if r is None else _integration_from_sqlite(r, self._db.keys)
 
     def list_integrations_for_org(self, *, org_id: str) -> list[Integration]:
         """Run ListIntegrationsForOrg (:many) on SQLite; returns as the async method.
@@ -221,17 +237,15 @@ class IntegrationsSyncRepository:
 
             SELECT id, org_id, provider, config, enabled, created_at, updated_at FROM integrations WHERE org_id = ?1 ORDER BY provider
         """
-        return list(
-            map(
-                _integration_from_sqlite,
-                self._db.fetchall(LIST_INTEGRATIONS_FOR_ORG_SQLITE, (check_text(org_id),)),
-            )
-        )
+        return [
+            _integration_from_sqlite(r, self._db.keys)
+            for r in self._db.fetchall(LIST_INTEGRATIONS_FOR_ORG_SQLITE, (check_text(org_id),))
+        ]
 
     def list_integrations_for_org_iter(self, *, org_id: str) -> Iterator[Integration]:
         """ListIntegrationsForOrg's rows as they come, read in batches."""
         for r in self._db.iterate(LIST_INTEGRATIONS_FOR_ORG_SQLITE, (check_text(org_id),)):
-            yield _integration_from_sqlite(r)
+            yield _integration_from_sqlite(r, self._db.keys)
 
     def set_integration_enabled(self, *, org_id: str, provider: str, enabled: bool) -> int:
         """Run SetIntegrationEnabled (:execrows) on SQLite; returns as the async method.
@@ -292,7 +306,7 @@ class SqliteIntegrationsRepository(
 
     async def list_integrations_for_org_iter(self, *, org_id: str) -> AsyncIterator[Integration]:
         async for r in self._db.stream(LIST_INTEGRATIONS_FOR_ORG_SQLITE, (check_text(org_id),)):
-            yield _integration_from_sqlite(r)
+            yield _integration_from_sqlite(r, self._db.keys)
 
     async def set_integration_enabled(self, *, org_id: str, provider: str, enabled: bool) -> int:
         return await self._db.run(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from aragora_repos.migrations import Migration, Section
+from aragora_repos.migrations import Crypt, Migration, Section
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -1617,6 +1617,129 @@ $$""",
                 """DROP TABLE workflow_checkpoints""",
                 """DROP TABLE workflow_findings""",
                 """DROP TABLE workflows""",
+            ),
+        ),
+    ),
+    Migration(
+        version=14,
+        name="encrypted_columns",
+        checksum="6e53e722f0c977832faf52336ba971655173621ba9d91786625b61e50e65036f",
+        up=Section(
+            postgres=(
+                """ALTER TABLE webhooks ALTER COLUMN secret TYPE bytea USING convert_to(secret::text, 'UTF8')""",
+                """ALTER TABLE integrations ALTER COLUMN config DROP DEFAULT""",
+                """ALTER TABLE integrations ALTER COLUMN config TYPE bytea USING convert_to(config::text, 'UTF8')""",
+            ),
+            sqlite=(
+                """CREATE TABLE webhooks__rebuild (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    events TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(events)),
+    active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    failure_count INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (failure_count BETWEEN -2147483648 AND 2147483647),
+    last_triggered_at TEXT,
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT""",
+                """INSERT INTO webhooks__rebuild (id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at) SELECT id, org_id, url, CAST(secret AS BLOB), events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks""",
+                """DROP TABLE webhooks""",
+                """ALTER TABLE webhooks__rebuild RENAME TO webhooks""",
+                """CREATE INDEX idx_webhooks_org ON webhooks (org_id, created_at)""",
+                """CREATE TABLE integrations__rebuild (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    config BLOB NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    UNIQUE (org_id, provider),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT""",
+                """INSERT INTO integrations__rebuild (id, org_id, provider, config, enabled, created_at, updated_at) SELECT id, org_id, provider, CAST(config AS BLOB), enabled, created_at, updated_at FROM integrations""",
+                """DROP TABLE integrations""",
+                """ALTER TABLE integrations__rebuild RENAME TO integrations""",
+            ),
+            sqlite_rebuild=True,
+            crypts=(
+                Crypt("webhooks", "secret", ("id",), seal=True, postgres_at=1, sqlite_at=5),
+                Crypt(
+                    "integrations",
+                    "config",
+                    ("org_id", "provider"),
+                    seal=True,
+                    postgres_at=3,
+                    sqlite_at=9,
+                ),
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """ALTER TABLE integrations ALTER COLUMN config TYPE jsonb USING convert_from(config, 'UTF8')::jsonb""",
+                """ALTER TABLE webhooks ALTER COLUMN secret TYPE text USING convert_from(secret, 'UTF8')""",
+                """ALTER TABLE integrations ALTER COLUMN config SET DEFAULT '{}'::jsonb""",
+            ),
+            sqlite=(
+                """CREATE TABLE integrations__rebuild (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    config TEXT NOT NULL CHECK (json_valid(config)),
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    UNIQUE (org_id, provider),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT""",
+                """INSERT INTO integrations__rebuild (id, org_id, provider, config, enabled, created_at, updated_at) SELECT id, org_id, provider, CAST(config AS TEXT), enabled, created_at, updated_at FROM integrations""",
+                """DROP TABLE integrations""",
+                """ALTER TABLE integrations__rebuild RENAME TO integrations""",
+                """CREATE TABLE webhooks__rebuild (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    events TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(events)),
+    active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    failure_count INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (failure_count BETWEEN -2147483648 AND 2147483647),
+    last_triggered_at TEXT,
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT""",
+                """INSERT INTO webhooks__rebuild (id, org_id, url, secret, events, active, failure_count, last_triggered_at, created_at, updated_at) SELECT id, org_id, url, CAST(secret AS TEXT), events, active, failure_count, last_triggered_at, created_at, updated_at FROM webhooks""",
+                """DROP TABLE webhooks""",
+                """ALTER TABLE webhooks__rebuild RENAME TO webhooks""",
+                """CREATE INDEX idx_webhooks_org ON webhooks (org_id, created_at)""",
+                """CREATE TABLE integrations__rebuild (
+    id TEXT NOT NULL PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    config TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    UNIQUE (org_id, provider),
+    FOREIGN KEY (org_id) REFERENCES organizations (id) ON DELETE CASCADE
+) STRICT""",
+                """INSERT INTO integrations__rebuild (id, org_id, provider, config, enabled, created_at, updated_at) SELECT id, org_id, provider, config, enabled, created_at, updated_at FROM integrations""",
+                """DROP TABLE integrations""",
+                """ALTER TABLE integrations__rebuild RENAME TO integrations""",
+            ),
+            sqlite_rebuild=True,
+            crypts=(
+                Crypt(
+                    "integrations",
+                    "config",
+                    ("org_id", "provider"),
+                    seal=False,
+                    postgres_at=0,
+                    sqlite_at=0,
+                ),
+                Crypt("webhooks", "secret", ("id",), seal=False, postgres_at=1, sqlite_at=4),
             ),
         ),
     ),

@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=13,
+    version=14,
     tables=(
         ExpectedTable(
             "agent_metrics",
@@ -363,7 +363,7 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("id", "text", 0, "TEXT", True),
                 ExpectedColumn("org_id", "text", 0, "TEXT", True),
                 ExpectedColumn("provider", "text", 0, "TEXT", True),
-                ExpectedColumn("config", "jsonb", 0, "TEXT", True),
+                ExpectedColumn("config", "bytea", 0, "BLOB", True),
                 ExpectedColumn("enabled", "bool", 0, "INTEGER", True),
                 ExpectedColumn("created_at", "timestamptz", 0, "TEXT", True),
                 ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
@@ -745,7 +745,7 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("id", "text", 0, "TEXT", True),
                 ExpectedColumn("org_id", "text", 0, "TEXT", True),
                 ExpectedColumn("url", "text", 0, "TEXT", True),
-                ExpectedColumn("secret", "text", 0, "TEXT", True),
+                ExpectedColumn("secret", "bytea", 0, "BLOB", True),
                 ExpectedColumn("events", "text", 1, "TEXT", True),
                 ExpectedColumn("active", "bool", 0, "INTEGER", True),
                 ExpectedColumn("failure_count", "int4", 0, "INTEGER", True),

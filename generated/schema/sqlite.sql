@@ -292,11 +292,11 @@ CREATE TABLE insights (
     created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
 ) STRICT;
 
-CREATE TABLE integrations (
+CREATE TABLE "integrations" (
     id TEXT NOT NULL PRIMARY KEY,
     org_id TEXT NOT NULL,
     provider TEXT NOT NULL,
-    config TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    config BLOB NOT NULL,
     enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
     created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
     updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
@@ -607,11 +607,11 @@ CREATE TABLE verified_proofs (
     created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
 ) STRICT;
 
-CREATE TABLE webhooks (
+CREATE TABLE "webhooks" (
     id TEXT NOT NULL PRIMARY KEY,
     org_id TEXT NOT NULL,
     url TEXT NOT NULL,
-    secret TEXT NOT NULL,
+    secret BLOB NOT NULL,
     events TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(events)),
     active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
     failure_count INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (failure_count BETWEEN -2147483648 AND 2147483647),

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from aragora_db import Database, connect
 from aragora_repos import Config
-from tests.conftest import POOLER, SQLITE_KEY, postgres_config
+from tests.conftest import COLUMN_KEYS, POOLER, SQLITE_KEY, postgres_config
 from tests.differential.harness import Call, Pair, Tally, arguments, discover
 
 pytestmark = pytest.mark.postgres
@@ -42,7 +42,9 @@ def pair(
 
     async def open_both() -> tuple[Database, Database]:
         pg = await connect(postgres_config(pooled_dsn, postgres_dsn, pool_max=2))
-        lite = await connect(Config(data_dir=data_dir, sqlite_key=SQLITE_KEY))
+        lite = await connect(
+            Config(data_dir=data_dir, sqlite_key=SQLITE_KEY, encryption=COLUMN_KEYS)
+        )
         await pg.migrate()
         await lite.migrate()
         return pg, lite

@@ -190,12 +190,12 @@ async def test_dry_run_changes_nothing_and_prints_what_runs(
             assert await db.migrate(MIGRATIONS, on_statement=executed.append) == [
                 m.version for m in MIGRATIONS
             ]
-            planned = [s for step in steps for s in step.statements]
+            planned = [s for step in steps for s in step.texts]
             assert executed == planned and len(planned) > 5
             down_steps = await db.plan(MIGRATIONS, target=0, down=True)
             undone: list[str] = []
             await db.migrate_down(MIGRATIONS, target=0, on_statement=undone.append)
-            assert undone == [s for step in down_steps for s in step.statements]
+            assert undone == [s for step in down_steps for s in step.texts]
     print(
         f"\nFIGURE dry run [{backend}]: {len(planned)} planned statements, executed the same "
         f"{len(executed)} in order; schema unchanged by planning"

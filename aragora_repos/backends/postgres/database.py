@@ -254,7 +254,7 @@ class PostgresDatabase(Backend):
     async def from_config(cls, config: Config) -> PostgresDatabase:
         if config.dsn is None:
             raise errors.ConfigError("cannot open postgresql: no DSN is configured")
-        return await cls.open(
+        db = await cls.open(
             config.dsn,
             min_size=config.pool_min,
             max_size=config.pool_max,
@@ -267,6 +267,8 @@ class PostgresDatabase(Backend):
             direct_dsn=config.direct_dsn,
             collation=config.collation,
         )
+        db.keys = config.encryption
+        return db
 
     # --- routing ------------------------------------------------------------------------
 
@@ -644,6 +646,7 @@ class PostgresDatabase(Backend):
                     on_statement=on_statement,
                     backup_to=backup_to,
                     on_backup=on_backup,
+                    keys=self.keys,
                 )
         except DRIVER_ERRORS as exc:
             raise map_error(exc) from exc

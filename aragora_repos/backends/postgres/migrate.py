@@ -14,10 +14,12 @@ import asyncpg
 from aragora_repos import errors
 from aragora_repos.backup import pg_dump_backup
 from aragora_repos.config import Secret
+from aragora_repos.keyring import NO_KEYS, KeyRing
 from aragora_repos.migrations import (
     ADVISORY_LOCK_KEY,
     SCHEMA_VERSION_POSTGRES,
     Applied,
+    Crypt,
     Migration,
     Step,
     applied_row,
@@ -60,12 +62,13 @@ async def run_step(
     lock_timeout: float,
     on_statement: Callable[[str], None] | None,
     role: str | None = None,
+    keys: KeyRing = NO_KEYS,
 ) -> None:
     """Run one step. A lock timeout makes a blocked ALTER fail fast instead of queueing
     every other query behind its ACCESS EXCLUSIVE request (explicit-locking.html). A
     missing privilege (creating ``schema_version`` too) says what ``role`` needs."""
     try:
-        await _run_step(conn, step, lock_timeout, on_statement, role)
+        await _run_step(conn, step, lock_timeout, on_statement, role, keys)
     except asyncpg.InsufficientPrivilegeError as exc:
         raise errors.MigrationError(
             f"cannot apply {step.direction} {step.migration.label} on postgresql: {exc} "
@@ -80,6 +83,7 @@ async def _run_step(
     lock_timeout: float,
     on_statement: Callable[[str], None] | None,
     role: str | None,
+    keys: KeyRing,
 ) -> None:
     m = step.migration
     timeout = f"SET {{}} lock_timeout = '{int(lock_timeout * 1000)}ms'"
@@ -88,14 +92,24 @@ async def _run_step(
     async def run_statements() -> None:
         for statement in step.statements:
             if on_statement is not None:
-                on_statement(statement)
+                on_statement(statement.describe() if isinstance(statement, Crypt) else statement)
             try:
-                await conn.execute(statement)
+                if isinstance(statement, Crypt):
+                    rows = await conn.fetch(statement.select_sql("postgres"))
+                    await conn.executemany(
+                        statement.update_sql("postgres"), statement.convert(keys, rows)
+                    )
+                else:
+                    await conn.execute(statement)
             except asyncpg.PostgresError as exc:
                 raise errors.MigrationError(
                     f"cannot apply {step.direction} {m.label} on postgresql: {exc} "
                     f"({exc.sqlstate}){privilege_hint(exc, role)}",
                     sqlstate=exc.sqlstate,
+                ) from exc
+            except errors.ColumnEncryptionError as exc:
+                raise errors.MigrationError(
+                    f"cannot apply {step.direction} {m.label} on postgresql: {exc}"
                 ) from exc
 
     if step.transactional:
@@ -199,6 +213,7 @@ async def run_plan(
     on_statement: Callable[[str], None] | None,
     backup_to: Path | None,
     on_backup: Callable[[Path | None], None] | None,
+    keys: KeyRing = NO_KEYS,
 ) -> list[int]:
     """Instances starting together serialise on an advisory lock taken by polling
     ``pg_try_advisory_lock``: a waiter blocked in ``pg_advisory_lock`` can be killed
@@ -214,7 +229,7 @@ async def run_plan(
             if on_backup is not None:
                 on_backup(where)
         for step in steps:
-            await run_step(conn, step, lock_timeout, on_statement, dsn.parsed.user)
+            await run_step(conn, step, lock_timeout, on_statement, dsn.parsed.user, keys)
             done.append(step.migration.version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)

@@ -21,9 +21,11 @@ from aragora_repos.backends.sqlite.opener import PLAIN, Opener
 from aragora_repos.backup import backup_sqlite, new_backup_folder
 from aragora_repos.errors import SQLITE_ERROR, SQLITE_OPERATIONAL_ERROR
 from aragora_repos.files import ensure_private_file, private_dir
+from aragora_repos.keyring import NO_KEYS, KeyRing
 from aragora_repos.migrations import (
     SCHEMA_VERSION_SQLITE,
     Applied,
+    Crypt,
     Migration,
     Step,
     applied_row,
@@ -39,6 +41,10 @@ Row = tuple[Any, ...]
 
 #: Connection settings the generated SQL relies on (codegen.dialects.verify uses the same).
 PRAGMAS = ("PRAGMA foreign_keys = ON", "PRAGMA case_sensitive_like = ON")
+
+
+#: What a migration step can fail with: SQL, or sealing and opening encrypted columns.
+_STEP_ERRORS: tuple[type[Exception], ...] = (*SQLITE_ERROR, errors.ColumnEncryptionError)
 
 
 def check_isolation(isolation: Isolation | None) -> None:
@@ -83,6 +89,7 @@ class SqliteConnection:
         "_slot",
         "_transactions",
         "_tx_stats",
+        "keys",
         "opener",
         "path",
         "queries",
@@ -102,6 +109,7 @@ class SqliteConnection:
         inspect: bool = False,
         opener: Opener = PLAIN,
         budget_ms: float | None = None,
+        keys: KeyRing = NO_KEYS,
     ) -> None:
         """Open (and create, 0600 in 0700 folders) the database at ``path``.
 
@@ -113,12 +121,15 @@ class SqliteConnection:
         ``budget_ms``: a statement running longer is interrupted and raises
         :class:`~aragora_repos.errors.InlineBudgetExceeded` (the inline reader's bound:
         it runs on the event loop's thread, so it must never stall it).
+        ``keys``: the column keys (:class:`~aragora_repos.keyring.KeyRing`).
         """
         self.path = str(path)
         self.timeout = timeout
         self.queries = 0
         self.slow_ms = slow_query_ms
         self.opener = opener
+        self.keys = keys
+        """The column keys the generated repositories seal and open encrypted columns with."""
         self.started = 0.0
         self._budget = None if budget_ms is None else budget_ms / 1000
         memory = self.path == ":memory:"
@@ -478,10 +489,16 @@ class SqliteConnection:
         started = time.perf_counter()
         for statement in step.statements:
             if on_statement is not None:
-                on_statement(statement)
+                on_statement(statement.describe() if isinstance(statement, Crypt) else statement)
             try:
-                self._conn.execute(statement)
-            except SQLITE_ERROR as exc:
+                if isinstance(statement, Crypt):
+                    rows = self._conn.execute(statement.select_sql("sqlite")).fetchall()
+                    self._conn.executemany(
+                        statement.update_sql("sqlite"), statement.convert(self.keys, rows)
+                    )
+                else:
+                    self._conn.execute(statement)
+            except _STEP_ERRORS as exc:
                 raise errors.MigrationError(
                     f"cannot apply {step.direction} {m.label} on sqlite: {exc}"
                 ) from exc

@@ -25,6 +25,7 @@ from aragora_repos.backends.sqlite.connection import (
 )
 from aragora_repos.backends.sqlite.opener import PLAIN, Opener
 from aragora_repos.codec import encode_timestamptz
+from aragora_repos.keyring import NO_KEYS, KeyRing
 from aragora_repos.migrations import Applied, Migration
 from aragora_repos.observability import BackendCapabilities, BackendType, PoolStats
 from aragora_repos.transaction import TransactionConfig, TxOptions
@@ -198,6 +199,7 @@ class AsyncSqliteDatabase(Backend):
         inspect: bool = False,
         opener: Opener = PLAIN,
         inline_budget_ms: float | None = 1.0,
+        keys: KeyRing = NO_KEYS,
     ) -> AsyncSqliteDatabase:
         """Open the database; ``inspect`` opens an existing file read-only and changes
         nothing (see :class:`SqliteConnection`); ``opener``: the module and key."""
@@ -214,6 +216,7 @@ class AsyncSqliteDatabase(Backend):
                     inspect=inspect,
                     slow_query_ms=slow_query_ms,
                     opener=opener,
+                    keys=keys,
                 ),
             )
         except BaseException:
@@ -228,8 +231,11 @@ class AsyncSqliteDatabase(Backend):
                 slow_query_ms=slow_query_ms,
                 opener=opener,
                 budget_ms=inline_budget_ms,
+                keys=keys,
             )
-        return cls(connection, executor, reader, transaction_config)
+        db = cls(connection, executor, reader, transaction_config)
+        db.keys = keys
+        return db
 
     # --- where a call runs -------------------------------------------------------------
 

@@ -1,0 +1,2 @@
+-- name: One :one
+SELECT id FROM secrets WHERE id = $1;
