@@ -78,6 +78,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run
 	$(PY) -m bench.sqlcipher
+	$(PY) -m bench.encrypted_columns
 	$(PY) -m bench.jobs
 	$(PY) -m bench.inline_reads
 

@@ -149,6 +149,7 @@ def test_canary_never_shown(dsn: str, tmp_path: Path, monkeypatch: pytest.Monkey
         ["--database-url", dsn, "maintenance"],
         ["--database-url", dsn, "serve-health", "--port", "0"],
         ["--database-url", dsn, "rekey"],
+        ["--database-url", dsn, "rotate-keys", "--batch", "10"],
         [
             "--database-url",
             dsn,
