@@ -30,6 +30,8 @@ DSN_VARIABLE = "ARAGORA_CODEGEN_POSTGRES_DSN"
 #: PostgreSQL type names the generated code treats as the same Python type.
 _SAME = {"varchar": "text", "bpchar": "text", "name": "text", "serial": "int4"}
 
+_BYTEA = PgType("bytea")
+
 
 def verify_postgres(
     migrations: Sequence[Migration], files: Sequence[QueryFile], problems: Problems
@@ -135,13 +137,20 @@ async def _check(
             )
         )
         return
+    # An encrypted column is stored as bytea: what is sealed into it or opened from it
+    # goes over the wire as bytes whatever type the generated code gives it.
+    sealed = {s.param for s in query.sealed}
+    opened = {o.index for o in query.opened}
     for param, actual in zip(query.params, statement.get_parameters(), strict=False):
-        _compare(query, f"parameter ${param.number} ({param.name})", param.type, actual, problems)
-    for result, attribute in zip(query.columns, statement.get_attributes(), strict=False):
+        typed = _BYTEA if param.number in sealed else param.type
+        _compare(query, f"parameter ${param.number} ({param.name})", typed, actual, problems)
+    for index, (result, attribute) in enumerate(
+        zip(query.columns, statement.get_attributes(), strict=False)
+    ):
         _compare(
             query,
             f"result column {result.name}",
-            result.type,
+            _BYTEA if index in opened else result.type,
             attribute.type,
             problems,
             near=result.name,

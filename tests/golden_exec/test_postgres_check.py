@@ -97,3 +97,19 @@ def test_statements_are_prepared_and_typed_on_postgresql(tmp_path: Path, postgre
     unreachable = _generate(root, "postgresql://nobody@127.0.0.1:1/none")
     assert unreachable.returncode == 1
     assert "cannot reach PostgreSQL to check the statements" in unreachable.stderr
+
+
+@pytest.mark.postgres
+def test_encrypted_columns_are_checked_as_bytea(tmp_path: Path, postgres_dsn: str) -> None:
+    """What is sealed into an encrypted column or opened from it travels as bytea, whatever
+    the generated code types it: the check compares those with bytea (a project with
+    encrypted text and jsonb columns passes it)."""
+    import shutil
+
+    root = tmp_path / "project"
+    shutil.copytree(
+        ROOT / "tests" / "golden" / "encrypted", root, ignore=shutil.ignore_patterns("expected")
+    )
+    checked = _generate(root, postgres_dsn)
+    assert checked.returncode == 0, checked.stderr
+    assert (root / "generated").exists()
