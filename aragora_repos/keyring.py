@@ -11,6 +11,13 @@ authenticates the associated data with the ciphertext (NIST SP 800-38D §5.2.1).
 random nonce per value keeps a key well inside GCM's limit of 2^32 random nonces
 (SP 800-38D §8.3) for any table this project holds.
 
+A column marked ``deterministic`` (one looked up by its value, such as a share link's
+token) is sealed with AES-SIV instead (RFC 5297, under a key derived from the column key
+with HKDF): ``02 | key id | synthetic IV and ciphertext``, bound to its table and column
+only, so equal values under one key seal alike and ``WHERE token = $1`` finds a row by
+the parameter's sealed form. It reveals which rows hold equal values and nothing else
+(RFC 5297 §1.3.2).
+
 The current key (``ARAGORA_ENCRYPTION_KEY``, base64 of 32 bytes) seals; earlier keys
 (``ARAGORA_ENCRYPTION_PREVIOUS_KEYS``) only open, until ``aragora-repos rotate-keys`` has
 sealed every value under the current one. A key's id is derived from the key itself, so
@@ -30,16 +37,25 @@ from typing import overload
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from aragora_repos.errors import ConfigError, DataError, TamperedValue, UnknownKey
 from aragora_repos.types import JSON
 
 VERSION = 1
+DETERMINISTIC = 2
+"""The first byte of a value sealed with AES-SIV (a ``deterministic`` column)."""
 HEADER = 1 + 4 + 12
 """Bytes before the ciphertext: version, key id, nonce."""
 OVERHEAD = HEADER + 16
 """What sealing adds to a value: the header and GCM's tag."""
+DETERMINISTIC_OVERHEAD = 1 + 4 + 16
+"""What deterministic sealing adds: version, key id and SIV's synthetic IV."""
+DETERMINISTIC_MAX = 2048
+"""The longest value a deterministic column takes, in bytes: sealed, it stays under
+PostgreSQL's btree entry limit (about 2,700 bytes), and SQLite refuses the same."""
 _AAD = b"aragora-repos column v1\x00"
 
 RowKey = Sequence[object]
@@ -50,6 +66,15 @@ def key_id(key: bytes) -> bytes:
     """The 4-byte id a value sealed under ``key`` records (an HMAC of the key, so the id
     says nothing about it)."""
     return hmac.new(key, b"aragora-repos column key id", hashlib.sha256).digest()[:4]
+
+
+def _siv_key(key: bytes) -> bytes:
+    """The AES-256-SIV key (64 bytes) of a column key: separate from the GCM key, so one
+    key never serves two ciphers."""
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=64, salt=None, info=b"aragora-repos deterministic v1"
+    )
+    return hkdf.derive(key)
 
 
 def _row_bytes(row: RowKey) -> bytes:
@@ -81,11 +106,12 @@ class KeyRing:
     :class:`~aragora_repos.errors.UnknownKey` naming the column and the variable to set.
     """
 
-    __slots__ = ("_current", "_current_id", "_keys")
+    __slots__ = ("_current", "_current_id", "_keys", "_sivs")
 
     def __init__(self, current: bytes | None = None, previous: Iterable[bytes] = ()) -> None:
         """``current`` seals and opens; ``previous`` keys only open. Each is 32 bytes."""
         self._keys: dict[bytes, AESGCM] = {}
+        self._sivs: dict[bytes, AESSIV] = {}
         self._current: AESGCM | None = None
         self._current_id = b""
         for i, key in enumerate([*([current] if current is not None else []), *previous]):
@@ -95,6 +121,7 @@ class KeyRing:
             if kid in self._keys:
                 continue  # the same key twice (current also listed as previous)
             self._keys[kid] = AESGCM(key)
+            self._sivs[kid] = AESSIV(_siv_key(key))
             if i == 0 and current is not None:
                 self._current, self._current_id = self._keys[kid], kid
 
@@ -158,16 +185,48 @@ class KeyRing:
 
     # --- bytes ---------------------------------------------------------------------------
 
-    def seal(self, plaintext: bytes, table: str, column: str, row: RowKey) -> bytes:
-        """The sealed form of ``plaintext`` for ``table.column`` of the row ``row``."""
+    def seal(
+        self,
+        plaintext: bytes,
+        table: str,
+        column: str,
+        row: RowKey,
+        *,
+        deterministic: bool = False,
+    ) -> bytes:
+        """The sealed form of ``plaintext`` for ``table.column`` of the row ``row``; with
+        ``deterministic`` (``row`` is then empty), the same for every row."""
         if self._current is None:
             raise UnknownKey(
                 f"cannot encrypt {table}.{column}: no column key is configured "
                 "(set ARAGORA_ENCRYPTION_KEY to base64 of 32 random bytes)"
             )
+        if deterministic:
+            return self._seal_siv(self._current_id, plaintext, table, column)
         nonce = os.urandom(12)
         sealed = self._current.encrypt(nonce, plaintext, associated_data(table, column, row))
         return b"".join((b"\x01", self._current_id, nonce, sealed))
+
+    def _seal_siv(self, kid: bytes, plaintext: bytes, table: str, column: str) -> bytes:
+        if len(plaintext) > DETERMINISTIC_MAX:
+            raise DataError(
+                f"cannot encrypt {table}.{column}: a deterministic value is at most "
+                f"{DETERMINISTIC_MAX} bytes (it is a key, and ciphertext does not compress to "
+                f"fit an index entry); this one is {len(plaintext)}"
+            )
+        sealed = self._sivs[kid].encrypt(plaintext, [associated_data(table, column, ())])
+        return b"".join((b"\x02", kid, sealed))
+
+    def lookup(self, plaintext: bytes, table: str, column: str) -> list[bytes]:
+        """``plaintext`` sealed deterministically under each key of the ring, the current
+        one first, and the current one again last when there are earlier keys: what a
+        lookup by value tries in turn until one finds a row. A row not yet sealed again
+        under the current key (during ``rotate-keys``) is found under its own key; one that
+        rotation moves while the earlier tries run is found by the last."""
+        if self._current is None:
+            self.seal(plaintext, table, column, (), deterministic=True)  # raises
+        tries = [self._seal_siv(kid, plaintext, table, column) for kid in self._sivs]
+        return [*tries, tries[0]] if len(tries) > 1 else tries
 
     def open(self, value: bytes, table: str, column: str, row: RowKey) -> bytes:
         """The plaintext of a sealed value of ``table.column`` in row ``row``.
@@ -177,21 +236,27 @@ class KeyRing:
             TamperedValue: the value was changed, or belongs to another row or column.
         """
         raw = bytes(value)
-        if len(raw) < OVERHEAD or raw[0] != VERSION:
+        kind = raw[0] if raw else 0
+        if (kind == VERSION and len(raw) >= OVERHEAD) or (
+            kind == DETERMINISTIC and len(raw) >= DETERMINISTIC_OVERHEAD
+        ):
+            kid = raw[1:5]
+        else:
             raise TamperedValue(
                 f"cannot decrypt {table}.{column} of row {_show(row)}: "
                 "the value is not in the encrypted form"
             )
-        kid = raw[1:5]
-        aead = self._keys.get(kid)
-        if aead is None:
+        if kid not in self._keys:
             raise UnknownKey(
                 f"cannot decrypt {table}.{column} of row {_show(row)}: it was encrypted "
                 f"under key {kid.hex()}, which is neither ARAGORA_ENCRYPTION_KEY nor in "
                 "ARAGORA_ENCRYPTION_PREVIOUS_KEYS"
             )
         try:
-            return aead.decrypt(raw[5:HEADER], raw[HEADER:], associated_data(table, column, row))
+            if kind == DETERMINISTIC:
+                return self._sivs[kid].decrypt(raw[5:], [associated_data(table, column, ())])
+            aad = associated_data(table, column, row)
+            return self._keys[kid].decrypt(raw[5:HEADER], raw[HEADER:], aad)
         except InvalidTag:
             raise TamperedValue(
                 f"cannot decrypt {table}.{column} of row {_show(row)}: the value was altered "
@@ -199,53 +264,109 @@ class KeyRing:
             ) from None
 
     def reseal(self, value: bytes, table: str, column: str, row: RowKey) -> bytes:
-        """``value`` sealed again under the current key (for rotation)."""
-        return self.seal(self.open(value, table, column, row), table, column, row)
+        """``value`` sealed again under the current key, the same way (for rotation)."""
+        deterministic = bytes(value[:1]) == b"\x02"
+        plaintext = self.open(value, table, column, () if deterministic else row)
+        return self.seal(plaintext, table, column, row, deterministic=deterministic)
 
     # --- typed forms, called by generated code ------------------------------------------
+    # ``seal_*`` seal what a statement writes (``deterministic`` for a column marked so,
+    # with an empty row key); ``lookup_*`` the value a statement compares a deterministic
+    # column with, under every key; ``open_*`` what it reads. SQL NULL stays NULL.
 
     @overload
-    def seal_text(self, value: str, table: str, column: str, row: RowKey) -> bytes: ...
+    def seal_text(
+        self, value: str, table: str, column: str, row: RowKey, *, deterministic: bool = ...
+    ) -> bytes: ...
     @overload
-    def seal_text(self, value: None, table: str, column: str, row: RowKey) -> None: ...
-    def seal_text(self, value: str | None, table: str, column: str, row: RowKey) -> bytes | None:
+    def seal_text(
+        self, value: None, table: str, column: str, row: RowKey, *, deterministic: bool = ...
+    ) -> None: ...
+    def seal_text(
+        self,
+        value: str | None,
+        table: str,
+        column: str,
+        row: RowKey,
+        *,
+        deterministic: bool = False,
+    ) -> bytes | None:
         if value is None:
             return None
-        try:
-            data = value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise DataError(
-                f"cannot encrypt {table}.{column}: the text is not valid UTF-8 (a lone surrogate)"
-            ) from None
-        return self.seal(data, table, column, row)
+        data = _text_bytes(value, table, column)
+        return self.seal(data, table, column, row, deterministic=deterministic)
+
+    def lookup_text(self, value: str | None, table: str, column: str) -> Iterable[bytes | None]:
+        if value is None:
+            return [None]
+        return list(self.lookup(_text_bytes(value, table, column), table, column))
 
     def open_text(self, value: bytes, table: str, column: str, row: RowKey) -> str:
         return self.open(value, table, column, row).decode("utf-8")
 
-    def seal_json(self, value: JSON, table: str, column: str, row: RowKey) -> bytes | None:
+    def seal_json(
+        self, value: JSON, table: str, column: str, row: RowKey, *, deterministic: bool = False
+    ) -> bytes | None:
         """JSON ``None`` is SQL NULL, as for a plain json column."""
         if value is None:
             return None
-        try:
-            text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            data = text.encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"cannot encrypt {table}.{column}: not JSON: {exc}") from None
-        return self.seal(data, table, column, row)
+        data = _json_bytes(value, table, column)
+        return self.seal(data, table, column, row, deterministic=deterministic)
+
+    def lookup_json(self, value: JSON, table: str, column: str) -> Iterable[bytes | None]:
+        if value is None:
+            return [None]
+        return list(self.lookup(_json_bytes(value, table, column), table, column))
 
     def open_json(self, value: bytes, table: str, column: str, row: RowKey) -> JSON:
         loaded: JSON = json.loads(self.open(value, table, column, row))
         return loaded
 
     @overload
-    def seal_bytes(self, value: bytes, table: str, column: str, row: RowKey) -> bytes: ...
+    def seal_bytes(
+        self, value: bytes, table: str, column: str, row: RowKey, *, deterministic: bool = ...
+    ) -> bytes: ...
     @overload
-    def seal_bytes(self, value: None, table: str, column: str, row: RowKey) -> None: ...
-    def seal_bytes(self, value: bytes | None, table: str, column: str, row: RowKey) -> bytes | None:
-        return None if value is None else self.seal(bytes(value), table, column, row)
+    def seal_bytes(
+        self, value: None, table: str, column: str, row: RowKey, *, deterministic: bool = ...
+    ) -> None: ...
+    def seal_bytes(
+        self,
+        value: bytes | None,
+        table: str,
+        column: str,
+        row: RowKey,
+        *,
+        deterministic: bool = False,
+    ) -> bytes | None:
+        if value is None:
+            return None
+        return self.seal(bytes(value), table, column, row, deterministic=deterministic)
+
+    def lookup_bytes(self, value: bytes | None, table: str, column: str) -> Iterable[bytes | None]:
+        if value is None:
+            return [None]
+        return list(self.lookup(bytes(value), table, column))
 
     def open_bytes(self, value: bytes, table: str, column: str, row: RowKey) -> bytes:
         return self.open(value, table, column, row)
+
+
+def _text_bytes(value: str, table: str, column: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"cannot encrypt {table}.{column}: the text is not valid UTF-8 (a lone surrogate)"
+        ) from None
+
+
+def _json_bytes(value: JSON, table: str, column: str) -> bytes:
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise DataError(f"cannot encrypt {table}.{column}: not JSON: {exc}") from None
 
 
 NO_KEYS = KeyRing()

@@ -81,9 +81,16 @@ class Crypt:
     table: str
     column: str
     row_key: tuple[str, ...]
+    """The columns that find the row (and, unless deterministic, bind its value)."""
     seal: bool
     postgres_at: int
     sqlite_at: int
+    deterministic: bool = False
+    """Sealed with AES-SIV, bound to table and column only (see aragora_repos.keyring)."""
+
+    def bound(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The row key a value is bound to: ``key``, or none for a deterministic column."""
+        return () if self.deterministic else key
 
     def at(self, dialect: Dialect) -> int:
         return self.postgres_at if dialect == "postgres" else self.sqlite_at
@@ -119,10 +126,13 @@ class Crypt:
         n = len(self.row_key)
         for row in rows:
             key, value = tuple(row[:n]), bytes(row[n])
+            bound = self.bound(key)
             if self.seal:
-                new = keys.seal(value, self.table, self.column, key)
+                new = keys.seal(
+                    value, self.table, self.column, bound, deterministic=self.deterministic
+                )
             else:
-                new = keys.open(value, self.table, self.column, key)
+                new = keys.open(value, self.table, self.column, bound)
             out.append((new, *key))
         return out
 

@@ -38,7 +38,7 @@ MARKER = re.compile(
     + _NAMES.format("columns")
     + r"(?:[ \t]+by"
     + _NAMES.format("key")
-    + r")?[ \t]*$",
+    + r")?(?:[ \t]+(?P<deterministic>deterministic))?[ \t]*$",
     re.MULTILINE,
 )
 RebuildFn = Callable[[Table, dict[str, str], State], list[str]]
@@ -57,6 +57,7 @@ class Mark:
     table: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
+    deterministic: bool = False
 
 
 class Refused(sqlite.Untranslatable):
@@ -80,12 +81,22 @@ def marks(text: str, base: int) -> list[Mark]:
             m.group("table"),
             _split(m.group("columns")),
             _split(m.group("key")),
+            bool(m.group("deterministic")),
         )
         for m in MARKER.finditer(text)
     ]
 
 
 def _row_key(table: Table, mark: Mark, construct: str) -> tuple[str, ...]:
+    if mark.deterministic:
+        if mark.key:
+            raise Refused(
+                construct,
+                "a deterministic column is bound to its table and column only: drop by (...)",
+            )
+        if not table.primary_key:
+            raise Refused(construct, f"{table.name} has no primary key to find its rows by")
+        return table.primary_key
     key = mark.key or table.primary_key
     if not key:
         raise Refused(
@@ -112,10 +123,24 @@ def _row_key(table: Table, mark: Mark, construct: str) -> tuple[str, ...]:
     return key
 
 
-def _refuse_constrained(table: Table, name: str, state: State, construct: str) -> None:
+def _unique_alone(table: Table, name: str, state: State) -> bool:
+    """Whether no two rows of ``table`` can hold the same ``name``."""
+    return (
+        table.primary_key == (name,)
+        or (name,) in table.uniques
+        or any(
+            i.table == table.name and i.unique and i.leading == (name,) and i.columns == (name,)
+            for i in state.indexes.values()
+        )
+    )
+
+
+def _refuse_constrained(
+    table: Table, name: str, state: State, construct: str, deterministic: bool
+) -> None:
     why = ""
-    if name in table.primary_key or any(name in u for u in table.uniques):
-        why = "it is part of a key"
+    if not deterministic and (name in table.primary_key or any(name in u for u in table.uniques)):
+        why = "it is part of a key (mark it deterministic to keep it one)"
     elif any(name in fk.columns for fk in table.foreign_keys) or any(
         fk.ref_table == table.name and name in fk.ref_columns
         for t in state.tables.values()
@@ -124,8 +149,10 @@ def _refuse_constrained(table: Table, name: str, state: State, construct: str) -
         why = "it is part of a foreign key"
     elif any(re.search(rf"\b{re.escape(name)}\b", c.postgres) for c in table.checks):
         why = "a CHECK constraint reads it"
-    elif any(i.table == table.name and name in i.columns for i in state.indexes.values()):
-        why = "an index covers it"
+    elif not deterministic and any(
+        i.table == table.name and name in i.columns for i in state.indexes.values()
+    ):
+        why = "an index covers it (mark it deterministic to keep it indexed)"
     if why:
         raise Refused(
             construct,
@@ -156,7 +183,15 @@ def apply(mark: Mark, state: State, out: Out, rebuild: RebuildFn) -> None:
                 raise Refused(construct, f"{table.name}.{name} is not encrypted")
             # Open the values first: the conversion back needs plaintext.
             out.crypts.append(
-                Crypt(table.name, name, found.row_key, False, len(out.postgres), len(out.sqlite))
+                Crypt(
+                    table.name,
+                    name,
+                    table.primary_key if found.deterministic else found.row_key,
+                    False,
+                    len(out.postgres),
+                    len(out.sqlite),
+                    found.deterministic,
+                )
             )
             using = f"convert_from({name}, 'UTF8')"
             declared = col.type.name
@@ -200,9 +235,17 @@ def apply(mark: Mark, state: State, out: Out, rebuild: RebuildFn) -> None:
                 f"{table.name}.{name} is {col.pg_type_sql}: an encrypted column "
                 "holds text, json, jsonb or bytea",
             )
-        if name in key:
+        if name in key and not mark.deterministic:
             raise Refused(construct, f"{name} is the row key; it stays plain")
-        _refuse_constrained(table, name, state, construct)
+        if mark.deterministic and not _unique_alone(table, name, state):
+            # A lookup tries the ring's keys in turn and stops at the first that finds a
+            # row: exact only when no two rows hold the value (each is under one key).
+            raise Refused(
+                construct,
+                f"{table.name}.{name} is not unique: a deterministic column is found by its "
+                "value, so it must be the primary key or UNIQUE on its own",
+            )
+        _refuse_constrained(table, name, state, construct, mark.deterministic)
         if col.default_pg is not None:
             out.postgres.append(f"ALTER TABLE {table.name} ALTER COLUMN {name} DROP DEFAULT")
         using = (
@@ -214,7 +257,7 @@ def apply(mark: Mark, state: State, out: Out, rebuild: RebuildFn) -> None:
         columns[at] = replace(
             col, encrypted=True, pg_type_sql="bytea", default_pg=None, default_sqlite=None
         )
-        added.append(Encrypted(name, key))
+        added.append(Encrypted(name, () if mark.deterministic else key, mark.deterministic))
     table = replace(table, columns=tuple(columns), encrypted=table.encrypted + tuple(added))
     state.tables[table.name] = table
     out.sqlite.extend(rebuild(table, {e.column: "BLOB" for e in added}, state))
@@ -222,7 +265,16 @@ def apply(mark: Mark, state: State, out: Out, rebuild: RebuildFn) -> None:
     out.last_rebuild = None
     # The values are bytes of plaintext now; seal them before the next statement.
     out.crypts.extend(
-        Crypt(table.name, e.column, key, True, len(out.postgres), len(out.sqlite)) for e in added
+        Crypt(
+            table.name,
+            e.column,
+            key,
+            True,
+            len(out.postgres),
+            len(out.sqlite),
+            e.deterministic,
+        )
+        for e in added
     )
 
 
@@ -244,14 +296,19 @@ def guard(table: Table, what: str, column: str | None = None) -> None:
         )
 
 
-def refuse_in(node: exp.Expr, tables: list[Table], what: str) -> None:
+def refuse_in(node: exp.Expr, tables: list[Table], what: str, *, index: bool = False) -> None:
     """Refuse an index, view or constraint expression that reads an encrypted column of
-    ``tables``."""
+    ``tables``; an ``index`` may list a deterministic column itself (equal values seal
+    alike, so the index serves lookups by value)."""
     for col in node.find_all(exp.Column):
         for table in tables:
-            if table.encryption(col.name) and (not col.table or col.table == table.name):
-                raise Refused(
-                    f"cannot create {what}",
-                    f"it reads {table.name}.{col.name}, which is encrypted (its values "
-                    "are ciphertext: it cannot be compared, ordered, grouped, indexed or searched)",
-                )
+            found = table.encryption(col.name)
+            if found is None or (col.table and col.table != table.name):
+                continue
+            if index and found.deterministic and isinstance(col.parent, exp.Ordered):
+                continue
+            raise Refused(
+                f"cannot create {what}",
+                f"it reads {table.name}.{col.name}, which is encrypted (its values "
+                "are ciphertext: it cannot be compared, ordered, grouped, indexed or searched)",
+            )

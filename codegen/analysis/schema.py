@@ -146,7 +146,7 @@ def _translate_section(
                     *line_col(whole, base + m.start()),
                     f"not a marker this generator knows: {m.group(0).strip()!r} (expected "
                     "-- aragora:append-only t (col), -- aragora:not-append-only t, "
-                    "-- aragora:encrypted t (col, ...) [by (key, ...)] or "
+                    "-- aragora:encrypted t (col, ...) [by (key, ...) | deterministic] or "
                     "-- aragora:not-encrypted t (col, ...))",
                 )
             )
@@ -197,7 +197,9 @@ def _apply(tree: exp.Expr, state: State, loc: Location, out: Out) -> None:
             return
         if kind == "INDEX":
             index = index_of(tree, state)
-            encrypted.refuse_in(tree.this, [state.tables[index.table]], f"index {index.name}")
+            encrypted.refuse_in(
+                tree.this, [state.tables[index.table]], f"index {index.name}", index=True
+            )
             state.indexes[index.name] = index
             if index.concurrently:
                 out.transactional = False  # 25001 inside a transaction block

@@ -16,11 +16,19 @@ column only
 
 Anything else (a comparison, ORDER BY, GROUP BY, DISTINCT, a function, a subquery, a
 view) is refused with the column's place, as no answer it gave could be right.
+
+A ``deterministic`` column (AES-SIV: equal values seal alike under one key) may also be a
+conflict target, be ordered by (in sealed order), and be looked up by ``col = $n`` among
+the AND-ed conditions of the statement's own WHERE: the parameter is then a lookup,
+sealed under each key of the ring in turn by the generated method, which runs the
+statement until a try finds or changes a row (``LOOKUP_COMMANDS`` only; one lookup per
+statement).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlglot import exp
 
@@ -45,6 +53,11 @@ _WHY = (
     "searched; select it as a plain result column, test it with IS NULL, or write it from "
     "a parameter"
 )
+_WHY_DETERMINISTIC = (
+    "it is deterministic, so a statement may look it up by `{col} = $n` among the AND-ed "
+    "conditions of its own WHERE, order by it (in sealed order) or write it from a "
+    "parameter; it cannot be compared otherwise, grouped or searched"
+)
 
 
 def encryption(
@@ -60,7 +73,7 @@ def encryption(
     if not set(aliases.values()) & guarded.keys():
         return (), ()
     problems = len(_walk(tree, aliases, guarded, catalog, report))
-    sealed = _sealed(tree, aliases, guarded, report)
+    sealed = _sealed(tree, aliases, guarded, catalog, raw.cmd, report)
     opened = _opened(raw, tree, aliases, guarded, report)
     if problems:
         return (), ()
@@ -78,9 +91,38 @@ def _resolve(col: exp.Column, aliases: dict[str, str], catalog: Catalog) -> Tabl
     return None
 
 
-def _allowed(col: exp.Column, tree: exp.Expr) -> bool:
+def _lookup_param(eq: exp.Expr, col: exp.Column) -> int | None:
+    """The parameter ``col`` is compared with in ``col = $n`` (either side), if so."""
+    if not isinstance(eq, exp.EQ):
+        return None
+    other = eq.expression if eq.this is col else eq.this if eq.expression is col else None
+    return _params_of(other) if other is not None else None
+
+
+def _in_where(node: exp.Expr, tree: exp.Expr) -> bool:
+    """Whether ``node`` is a condition every row of the statement meets: in its own WHERE
+    clause, through AND and parentheses only. (A lookup runs once per key until a try
+    finds a row; under OR, NOT or a subquery a try could find rows the others would not
+    have, and the answer would depend on which key sealed the row.)"""
+    parent = node.parent
+    while isinstance(parent, exp.And | exp.Paren):
+        parent = parent.parent
+    return isinstance(parent, exp.Where) and parent.parent is tree
+
+
+def _allowed(col: exp.Column, tree: exp.Expr, deterministic: bool = False) -> bool:
     node: exp.Expr = col
     parent = node.parent
+    if deterministic:
+        # Equal values seal alike: a lookup by a parameter sealed the same way finds them,
+        # and ORDER BY orders by the sealed bytes (stable, alike on both backends).
+        looked_up = parent is not None and _lookup_param(parent, col) is not None
+        if looked_up and parent is not None and _in_where(parent, tree):
+            return True
+        if isinstance(parent, exp.Ordered) and isinstance(parent.parent, exp.Order):
+            return True
+        if isinstance(parent, exp.Ordered) and isinstance(parent.parent, exp.OnConflict):
+            return True  # a conflict target: equal values are equal bytes under one key
     if isinstance(parent, exp.Alias):
         node, parent = parent, parent.parent
     if node.arg_key == "expressions" and (
@@ -120,10 +162,12 @@ def _walk(
         scoped["excluded"] = scoped["EXCLUDED"] = tree.this.this.name
     for col in tree.find_all(exp.Column):
         table = _resolve(col, scoped, catalog)
-        if table is None or table.name not in guarded or not table.encryption(col.name):
+        found = table.encryption(col.name) if table is not None else None
+        if table is None or table.name not in guarded or found is None:
             continue
-        if not _allowed(col, tree):
-            message = f"cannot use encrypted column {table.name}.{col.name} here: {_WHY}"
+        if not _allowed(col, tree, found.deterministic):
+            why = _WHY_DETERMINISTIC.format(col=col.name) if found.deterministic else _WHY
+            message = f"cannot use encrypted column {table.name}.{col.name} here: {why}"
             problems.append(message)
             report(message, col.name)
     return problems
@@ -134,7 +178,12 @@ def _params_of(node: exp.Expr | None) -> int | None:
 
 
 def _sealed(
-    tree: exp.Expr, aliases: dict[str, str], guarded: dict[str, Table], report: Report
+    tree: exp.Expr,
+    aliases: dict[str, str],
+    guarded: dict[str, Table],
+    catalog: Catalog,
+    cmd: str,
+    report: Report,
 ) -> tuple[Sealed, ...]:
     out: list[Sealed] = []
     uses: dict[int, int] = {}
@@ -150,6 +199,7 @@ def _sealed(
         table = guarded.get(tree.this.name) if isinstance(tree.this, exp.Table) else None
         if table is not None:
             out.extend(_update(tree, table, report))
+    out.extend(_lookups(tree, aliases, guarded, catalog, cmd, report))
     for s in out:
         if uses.get(s.param, 0) > 1:
             report(
@@ -158,6 +208,49 @@ def _sealed(
                 s.column,
             )
     return tuple(out)
+
+
+#: Commands whose statement can run once per key until it finds or changes a row.
+LOOKUP_COMMANDS = (":one", ":many", ":exec", ":execrows")
+
+
+def _lookups(
+    tree: exp.Expr,
+    aliases: dict[str, str],
+    guarded: dict[str, Table],
+    catalog: Catalog,
+    cmd: str,
+    report: Report,
+) -> list[Sealed]:
+    """``col = $n`` on a deterministic column: ``$n`` sealed under each key in turn."""
+    out: list[Sealed] = []
+    for col in tree.find_all(exp.Column):
+        table = _resolve(col, aliases, catalog)
+        found = table.encryption(col.name) if table is not None else None
+        if table is None or table.name not in guarded or found is None:
+            continue
+        if not found.deterministic:
+            continue
+        n = _lookup_param(col.parent, col) if col.parent is not None else None
+        if n is None or col.parent is None or not _in_where(col.parent, tree):
+            continue
+        if cmd not in LOOKUP_COMMANDS:
+            report(
+                f"a lookup by encrypted column {table.name}.{col.name} runs once per key of "
+                f"the ring until it finds a row: a {cmd} query cannot (use "
+                f"{', '.join(LOOKUP_COMMANDS)})",
+                col.name,
+            )
+            continue
+        out.append(replace(_seal(n, table, col.name, ()), deterministic=True, lookup=True))
+    if len(out) > 1:
+        report(
+            "a statement may look up one deterministic encrypted column by one parameter "
+            f"(this one compares {len(out)})",
+            out[1].column,
+        )
+        return out[:1]
+    return out
 
 
 def _insert(tree: exp.Insert, table: Table, report: Report) -> list[Sealed]:
@@ -216,8 +309,9 @@ def _insert(tree: exp.Insert, table: Table, report: Report) -> list[Sealed]:
 
 def _seal(n: int, table: Table, column: str, keys: tuple[int, ...]) -> Sealed:
     col = table.column(column)
-    assert col is not None
-    return Sealed(n, table.name, column, KINDS[col.type.name], keys)
+    found = table.encryption(column)
+    assert col is not None and found is not None
+    return Sealed(n, table.name, column, KINDS[col.type.name], keys, found.deterministic)
 
 
 def _check_conflict(
@@ -243,7 +337,7 @@ def _check_conflict(
         found = table.encryption(name)
         if found is None:
             continue
-        if target != set(found.row_key):
+        if not found.deterministic and target != set(found.row_key):
             report(
                 f"ON CONFLICT ... SET {name}: the conflict target must be the row key "
                 f"({', '.join(found.row_key)}) its values are bound to",
@@ -253,7 +347,9 @@ def _check_conflict(
         n = _params_of(eq.expression)
         if n is not None:
             keys = next((s.key_params for s in sealed or [] if s.table == table.name), None)
-            if keys is None:
+            if found.deterministic:
+                out.append(_seal(n, table, name, ()))
+            elif keys is None:
                 report(f"ON CONFLICT ... SET {name} = ${n}: the row key must be parameters", name)
             else:
                 out.append(_seal(n, table, name, keys))

@@ -57,6 +57,10 @@ class Encrypted:
 
     column: str
     row_key: tuple[str, ...]
+    """Empty for a deterministic column: its values are bound to table and column only."""
+    deterministic: bool = False
+    """``-- aragora:encrypted t (col) deterministic``: sealed alike for equal values (AES-SIV),
+    so it can be a key and be looked up by ``col = $n``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +157,11 @@ class Crypt:
     table: str
     column: str
     row_key: tuple[str, ...]
+    """The columns that find the row (and, unless deterministic, bind its value)."""
     seal: bool
     postgres_at: int
     sqlite_at: int
+    deterministic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +200,10 @@ class Sealed:
     kind: str
     """How the value is sealed: ``text``, ``json`` or ``bytes``."""
     key_params: tuple[int, ...]
+    deterministic: bool = False
+    lookup: bool = False
+    """Compared with a deterministic column (``col = $n``): sealed under every key of the
+    ring in turn, until the statement finds or changes a row."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,6 +196,11 @@ class MethodSpec:
     """A row's type: the element of a :many list (its streaming form yields these)."""
     keys_arg: str = ""
     """``, self._db.keys`` when the decoders open encrypted columns."""
+    lookup_var: str = ""
+    """Set when the statement looks up a deterministic encrypted column: the loop variable
+    holding the parameter's sealed form under one key of the ring."""
+    lookup: str = ""
+    """The sealed forms to try in turn, until one finds or changes a row."""
 
 
 def _row(cls: str, cols: tuple[ResultColumn, ...], decode: list[str | None]) -> str:
@@ -234,9 +239,12 @@ def method(
         s = sealed.get(p.number)
         if s is None:
             return None
+        if s.lookup:
+            return f"{p.name}_sealed"  # the lookup loop's variable
         prefix = v[: -len(p.name)]  # "p." for a batch row
         key = _tuple([prefix + names[k] for k in s.key_params])
-        return f"self._db.keys.seal_{s.kind}({v}, {s.table!r}, {s.column!r}, {key})"
+        how = ", deterministic=True" if s.deterministic else ""
+        return f"self._db.keys.seal_{s.kind}({v}, {s.table!r}, {s.column!r}, {key}{how})"
 
     def enc(p: Param, v: str) -> str:
         sealed_expr = seal(p, v)
@@ -282,6 +290,19 @@ def method(
         _tuple([enc(p, f"p.{p.name}") for p in q.params]),
         row_cls or scalar,
         ", self._db.keys" if q.opened else "",
+        *_lookup(q, names),
+    )
+
+
+def _lookup(q: Query, names: dict[int, str]) -> tuple[str, str]:
+    """The loop over a deterministic lookup's sealed forms: its variable and iterable."""
+    s = next((s for s in q.sealed if s.lookup), None)
+    if s is None:
+        return "", ""
+    name = names[s.param]
+    return (
+        f"{name}_sealed",
+        f"self._db.keys.lookup_{s.kind}({name}, {s.table!r}, {s.column!r})",
     )
 
 

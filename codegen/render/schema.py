@@ -76,7 +76,8 @@ def section(section: Section) -> str:
     if section.crypts:
         steps = "".join(
             f"Crypt({c.table!r}, {c.column!r}, {c.row_key!r}, seal={c.seal}, "
-            f"postgres_at={c.postgres_at}, sqlite_at={c.sqlite_at}), "
+            f"postgres_at={c.postgres_at}, sqlite_at={c.sqlite_at}"
+            f"{', deterministic=True' if c.deterministic else ''}), "
             for c in section.crypts
         )
         flags += f", crypts=({steps})"

@@ -1743,4 +1743,81 @@ $$""",
             ),
         ),
     ),
+    Migration(
+        version=15,
+        name="share_link_tokens",
+        checksum="95c68c6155ab2fa040bf2e8045fbcfce01e91f04f107f031221b1f3f578a9d84",
+        up=Section(
+            postgres=(
+                """ALTER TABLE share_links ALTER COLUMN token TYPE bytea USING convert_to(token::text, 'UTF8')""",
+            ),
+            sqlite=(
+                """CREATE TABLE share_links__rebuild (
+    token BLOB NOT NULL PRIMARY KEY,
+    debate_id TEXT NOT NULL,
+    created_by TEXT,
+    visibility TEXT NOT NULL DEFAULT 'public',
+    expires_at TEXT,
+    view_count INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (view_count BETWEEN -2147483648 AND 2147483647),
+    revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE,
+    FOREIGN KEY (created_by) REFERENCES users (id) ON DELETE SET NULL
+) STRICT""",
+                """INSERT INTO share_links__rebuild (token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at) SELECT CAST(token AS BLOB), debate_id, created_by, visibility, expires_at, view_count, revoked, created_at FROM share_links""",
+                """DROP TABLE share_links""",
+                """ALTER TABLE share_links__rebuild RENAME TO share_links""",
+                """CREATE INDEX idx_share_links_debate ON share_links (debate_id)""",
+                """CREATE INDEX idx_share_links_created_by ON share_links (created_by)""",
+            ),
+            sqlite_rebuild=True,
+            crypts=(
+                Crypt(
+                    "share_links",
+                    "token",
+                    ("token",),
+                    seal=True,
+                    postgres_at=1,
+                    sqlite_at=6,
+                    deterministic=True,
+                ),
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """ALTER TABLE share_links ALTER COLUMN token TYPE text USING convert_from(token, 'UTF8')""",
+            ),
+            sqlite=(
+                """CREATE TABLE share_links__rebuild (
+    token TEXT NOT NULL PRIMARY KEY,
+    debate_id TEXT NOT NULL,
+    created_by TEXT,
+    visibility TEXT NOT NULL DEFAULT 'public',
+    expires_at TEXT,
+    view_count INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (view_count BETWEEN -2147483648 AND 2147483647),
+    revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
+    created_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    FOREIGN KEY (debate_id) REFERENCES debates (id) ON DELETE CASCADE,
+    FOREIGN KEY (created_by) REFERENCES users (id) ON DELETE SET NULL
+) STRICT""",
+                """INSERT INTO share_links__rebuild (token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at) SELECT CAST(token AS TEXT), debate_id, created_by, visibility, expires_at, view_count, revoked, created_at FROM share_links""",
+                """DROP TABLE share_links""",
+                """ALTER TABLE share_links__rebuild RENAME TO share_links""",
+                """CREATE INDEX idx_share_links_debate ON share_links (debate_id)""",
+                """CREATE INDEX idx_share_links_created_by ON share_links (created_by)""",
+            ),
+            sqlite_rebuild=True,
+            crypts=(
+                Crypt(
+                    "share_links",
+                    "token",
+                    ("token",),
+                    seal=False,
+                    postgres_at=0,
+                    sqlite_at=0,
+                    deterministic=True,
+                ),
+            ),
+        ),
+    ),
 )

@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=14,
+    version=15,
     tables=(
         ExpectedTable(
             "agent_metrics",
@@ -587,7 +587,7 @@ EXPECTED: Final = ExpectedSchema(
         ExpectedTable(
             "share_links",
             (
-                ExpectedColumn("token", "text", 0, "TEXT", True),
+                ExpectedColumn("token", "bytea", 0, "BLOB", True),
                 ExpectedColumn("debate_id", "text", 0, "TEXT", True),
                 ExpectedColumn("created_by", "text", 0, "TEXT", False),
                 ExpectedColumn("visibility", "text", 0, "TEXT", True),

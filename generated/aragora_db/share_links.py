@@ -14,6 +14,7 @@ from aragora_db.models import ShareLink
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_text, decode_timestamptz, encode_timestamptz
+from aragora_repos.keyring import KeyRing
 from aragora_repos.types import DbRow
 
 CREATE_SHARE_LINK: Final = """-- name: CreateShareLink :one
@@ -46,13 +47,15 @@ DELETE_EXPIRED_SHARE_LINKS_SQLITE: Final = """-- name: DeleteExpiredShareLinks :
 DELETE FROM share_links WHERE expires_at IS NOT NULL AND expires_at <= ?1"""
 
 
-def _share_link_from_pg(r: DbRow) -> ShareLink:
-    return ShareLink(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
-
-
-def _share_link_from_sqlite(r: DbRow) -> ShareLink:
+def _share_link_from_pg(r: DbRow, keys: KeyRing) -> ShareLink:
     return ShareLink(
-        r[0],
+        keys.open_text(r[0], "share_links", "token", ()), r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+    )
+
+
+def _share_link_from_sqlite(r: DbRow, keys: KeyRing) -> ShareLink:
+    return ShareLink(
+        keys.open_text(r[0], "share_links", "token", ()),
         r[1],
         r[2],
         r[3],
@@ -166,25 +169,40 @@ class PostgresShareLinksRepository(ShareLinksRepository):
     ) -> ShareLink | None:
         r = await self._db.fetchrow(
             CREATE_SHARE_LINK,
-            (token, debate_id, created_by, visibility, expires_at),
+            (
+                self._db.keys.seal_text(token, "share_links", "token", (), deterministic=True),
+                debate_id,
+                created_by,
+                visibility,
+                expires_at,
+            ),
             readonly=False,
         )
-        return None if r is None else _share_link_from_pg(r)
+        return None if r is None else _share_link_from_pg(r, self._db.keys)
 
     async def get_active_share_link(self, *, token: str) -> ShareLink | None:
-        r = await self._db.fetchrow(GET_ACTIVE_SHARE_LINK, (token,), readonly=False)
-        return None if r is None else _share_link_from_pg(r)
+        # Each key of the ring in turn, until one finds or changes a row.
+        for token_sealed in self._db.keys.lookup_text(token, "share_links", "token"):
+            r = await self._db.fetchrow(GET_ACTIVE_SHARE_LINK, (token_sealed,), readonly=False)
+            if r is not None:
+                return _share_link_from_pg(r, self._db.keys)
+        return None
 
     async def list_share_links_for_debate(self, *, debate_id: str) -> list[ShareLink]:
         rows = await self._db.fetch(LIST_SHARE_LINKS_FOR_DEBATE, (debate_id,), readonly=True)
-        return list(map(_share_link_from_pg, rows))
+        return [_share_link_from_pg(r, self._db.keys) for r in rows]
 
     async def list_share_links_for_debate_iter(self, *, debate_id: str) -> AsyncIterator[ShareLink]:
         async for r in self._db.stream(LIST_SHARE_LINKS_FOR_DEBATE, (debate_id,), readonly=True):
-            yield _share_link_from_pg(r)
+            yield _share_link_from_pg(r, self._db.keys)
 
     async def revoke_share_link(self, *, token: str) -> int:
-        return await self._db.execute(REVOKE_SHARE_LINK, (token,))
+        # Each key of the ring in turn, until one finds or changes a row.
+        for token_sealed in self._db.keys.lookup_text(token, "share_links", "token"):
+            changed = await self._db.execute(REVOKE_SHARE_LINK, (token_sealed,))
+            if changed:
+                return changed
+        return 0
 
     async def delete_expired_share_links(self, *, now_at: datetime | None) -> int:
         return await self._db.execute(DELETE_EXPIRED_SHARE_LINKS, (now_at,))
@@ -216,14 +234,14 @@ class ShareLinksSyncRepository:
         r = self._db.fetchone(
             CREATE_SHARE_LINK_SQLITE,
             (
-                check_text(token),
+                self._db.keys.seal_text(token, "share_links", "token", (), deterministic=True),
                 check_text(debate_id),
                 None if created_by is None else check_text(created_by),
                 check_text(visibility),
                 None if expires_at is None else encode_timestamptz(expires_at),
             ),
         )
-        return None if r is None else _share_link_from_sqlite(r)
+        return None if r is None else _share_link_from_sqlite(r, self._db.keys)
 
     def get_active_share_link(self, *, token: str) -> ShareLink | None:
         """Run GetActiveShareLink (:one) on SQLite; returns as the async method.
@@ -232,8 +250,11 @@ class ShareLinksSyncRepository:
 
             UPDATE share_links SET view_count = view_count + 1 WHERE token = ?1 AND NOT revoked AND (expires_at IS NULL OR expires_at > ARAGORA_NOW()) RETURNING token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at
         """
-        r = self._db.fetchone(GET_ACTIVE_SHARE_LINK_SQLITE, (check_text(token),))
-        return None if r is None else _share_link_from_sqlite(r)
+        for token_sealed in self._db.keys.lookup_text(token, "share_links", "token"):
+            r = self._db.fetchone(GET_ACTIVE_SHARE_LINK_SQLITE, (token_sealed,))
+            if r is not None:
+                return _share_link_from_sqlite(r, self._db.keys)
+        return None
 
     def list_share_links_for_debate(self, *, debate_id: str) -> list[ShareLink]:
         """Run ListShareLinksForDebate (:many) on SQLite; returns as the async method.
@@ -242,17 +263,15 @@ class ShareLinksSyncRepository:
 
             SELECT token, debate_id, created_by, visibility, expires_at, view_count, revoked, created_at FROM share_links WHERE debate_id = ?1 ORDER BY created_at, token
         """
-        return list(
-            map(
-                _share_link_from_sqlite,
-                self._db.fetchall(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),)),
-            )
-        )
+        return [
+            _share_link_from_sqlite(r, self._db.keys)
+            for r in self._db.fetchall(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),))
+        ]
 
     def list_share_links_for_debate_iter(self, *, debate_id: str) -> Iterator[ShareLink]:
         """ListShareLinksForDebate's rows as they come, read in batches."""
         for r in self._db.iterate(LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),)):
-            yield _share_link_from_sqlite(r)
+            yield _share_link_from_sqlite(r, self._db.keys)
 
     def revoke_share_link(self, *, token: str) -> int:
         """Run RevokeShareLink (:execrows) on SQLite; returns as the async method.
@@ -261,7 +280,11 @@ class ShareLinksSyncRepository:
 
             UPDATE share_links SET revoked = 1 WHERE token = ?1 AND NOT revoked
         """
-        return self._db.execute(REVOKE_SHARE_LINK_SQLITE, (check_text(token),))
+        for token_sealed in self._db.keys.lookup_text(token, "share_links", "token"):
+            changed = self._db.execute(REVOKE_SHARE_LINK_SQLITE, (token_sealed,))
+            if changed:
+                return changed
+        return 0
 
     def delete_expired_share_links(self, *, now_at: datetime | None) -> int:
         """Run DeleteExpiredShareLinks (:execrows) on SQLite; returns as the async method.
@@ -312,7 +335,7 @@ class SqliteShareLinksRepository(SqliteRepository[ShareLinksSyncRepository], Sha
         async for r in self._db.stream(
             LIST_SHARE_LINKS_FOR_DEBATE_SQLITE, (check_text(debate_id),)
         ):
-            yield _share_link_from_sqlite(r)
+            yield _share_link_from_sqlite(r, self._db.keys)
 
     async def revoke_share_link(self, *, token: str) -> int:
         return await self._db.run(self._sync.revoke_share_link, token=token)

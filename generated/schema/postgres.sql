@@ -573,7 +573,7 @@ CREATE TABLE policy_violations (
 );
 
 CREATE TABLE share_links (
-    token text NOT NULL,
+    token bytea NOT NULL,
     debate_id text NOT NULL,
     created_by text,
     visibility text NOT NULL DEFAULT 'public',

@@ -481,8 +481,8 @@ CREATE TABLE ratings (
     PRIMARY KEY (agent_name, domain)
 ) STRICT;
 
-CREATE TABLE share_links (
-    token TEXT NOT NULL PRIMARY KEY,
+CREATE TABLE "share_links" (
+    token BLOB NOT NULL PRIMARY KEY,
     debate_id TEXT NOT NULL,
     created_by TEXT,
     visibility TEXT NOT NULL DEFAULT 'public',

@@ -15,7 +15,9 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -25,7 +27,7 @@ import pytest
 from aragora_db import MIGRATIONS, Database, UserRole, connect
 from aragora_repos import Config, MigrationError, Secret
 from aragora_repos.backup import client_binary, libpq_environment
-from aragora_repos.errors import TamperedValue, UnknownKey
+from aragora_repos.errors import DataError, TamperedValue, UniqueViolation, UnknownKey
 from aragora_repos.keyring import NO_KEYS, KeyRing, key_id
 from aragora_repos.tools.backup_sets import take_backup
 from aragora_repos.tools.rotate_keys import rotate_keys
@@ -101,9 +103,37 @@ async def fill(db: Database, n: int, secret: str = CANARY) -> None:
         )
 
 
+async def share(db: Database, n: int, token: str = CANARY) -> None:
+    """A debate and ``n`` share links of it, whose tokens hold ``token``."""
+    await db.debates.insert_debate(
+        id="d1",
+        slug="d1",
+        task="t",
+        agents=["a"],
+        final_answer=None,
+        consensus_reached=False,
+        confidence=None,
+        rounds_used=None,
+        duration_seconds=None,
+        grounded_verdict=None,
+    )
+    for i in range(n):
+        await db.share_links.create_share_link(
+            token=f"{token}-{i}",
+            debate_id="d1",
+            created_by=None,
+            visibility="public",
+            expires_at=None,
+        )
+
+
 async def key_ids(db: Database) -> set[bytes]:
     ids = set()
-    for table, column in (("webhooks", "secret"), ("integrations", "config")):
+    for table, column in (
+        ("webhooks", "secret"),
+        ("integrations", "config"),
+        ("share_links", "token"),
+    ):
         for row in await db.backend.fetch(f"SELECT {column} FROM {table}", ()):
             ids.add(bytes(row[0])[1:5])
     return ids
@@ -208,9 +238,14 @@ async def test_canary_never_on_disk_sqlite(tmp_path: Path) -> None:
 async def test_canary_never_in_postgres_pages_wal_or_dump(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    # The WAL is the server's, shared with the tests running beside this one, some of which
+    # write CANARY in plain text on purpose (before the marking migration): a canary of
+    # this test's own.
+    canary = f"PGCANARY-{uuid.uuid4().hex}"
     with place("postgres", tmp_path, request) as where:
         async with opened(where, KeyRing(KEY_A)) as db:
-            await fill(db, 20)
+            await fill(db, 20, canary)
+            await share(db, 20, canary)
             await db.orgs.create_organization(
                 id="ctl",
                 name="CONTROLCANARY",
@@ -223,7 +258,7 @@ async def test_canary_never_in_postgres_pages_wal_or_dump(
         try:
             await conn.execute("CHECKPOINT")
             pages = b""
-            for table in ("webhooks", "integrations", "organizations"):
+            for table in ("webhooks", "integrations", "share_links", "organizations"):
                 path = await conn.fetchval("SELECT pg_relation_filepath($1::regclass)", table)
                 pages += await conn.fetchval("SELECT pg_read_binary_file($1)", path)
                 toast = await conn.fetchval(
@@ -234,14 +269,14 @@ async def test_canary_never_in_postgres_pages_wal_or_dump(
                 if toast:
                     pages += await conn.fetchval("SELECT pg_read_binary_file($1)", toast)
             assert b"CONTROLCANARY" in pages
-            assert CANARY.encode() not in pages
+            assert canary.encode() not in pages
             wal = b""
             for (name,) in await conn.fetch(
                 "SELECT name FROM pg_ls_waldir() ORDER BY modification DESC LIMIT 2"
             ):
                 wal += await conn.fetchval("SELECT pg_read_binary_file($1)", f"pg_wal/{name}")
             assert b"CONTROLCANARY" in wal
-            assert CANARY.encode() not in wal
+            assert canary.encode() not in wal
         finally:
             await conn.close()
         dump = client_binary("pg_dump")
@@ -257,13 +292,15 @@ async def test_canary_never_in_postgres_pages_wal_or_dump(
                 "-t",
                 "integrations",
                 "-t",
+                "share_links",
+                "-t",
                 "organizations",
             ],
             env={**os.environ, **libpq_environment(dsn.parsed)},
             capture_output=True,
             check=True,
         ).stdout
-        assert b"CONTROLCANARY" in out and CANARY.encode() not in out
+        assert b"CONTROLCANARY" in out and canary.encode() not in out
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -350,7 +387,11 @@ async def test_rotation_is_online_and_leaves_every_value_under_the_new_key(
             assert 40 <= report.resealed["integrations.config"] <= 60
             assert await key_ids(db) == {key_id(KEY_B)}
             again = await rotate_keys(db.backend, MIGRATIONS, batch=7)
-            assert again.resealed == {"webhooks.secret": 0, "integrations.config": 0}
+            assert again.resealed == {
+                "webhooks.secret": 0,
+                "integrations.config": 0,
+                "share_links.token": 0,
+            }
         async with opened(where, KeyRing(KEY_B), migrate=False) as db:
             configs = {
                 i.provider: i.config
@@ -529,3 +570,170 @@ async def test_two_rotations_at_once_seal_each_value_once(
             assert await key_ids(one) == {key_id(KEY_B)}
             hooks = await one.auth.list_webhooks_for_org(org_id="org")
             assert sorted(h.secret for h in hooks) == sorted(f"{CANARY}-{i}" for i in range(80))
+
+
+# --- share-link tokens: a deterministic column (sql/schema/0015_share_link_tokens.sql) ----
+
+TOKENS = ("share_links", "token")
+
+
+def sealed_token(keys: KeyRing, token: str) -> bytes:
+    return keys.seal_text(token, *TOKENS, (), deterministic=True)
+
+
+async def stored_tokens(db: Database) -> list[bytes]:
+    rows = await db.backend.fetch("SELECT token FROM share_links ORDER BY token", ())
+    return [bytes(r[0]) for r in rows]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_share_links_are_found_by_token_and_stored_sealed(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    keys = KeyRing(KEY_A)
+    with place(backend, tmp_path, request) as where:
+        async with opened(where, keys) as db:
+            await share(db, 4)
+            stored = await stored_tokens(db)
+            assert len(stored) == 4
+            assert all(t[0] == 2 and t[1:5] == key_id(KEY_A) for t in stored)
+            assert not any(CANARY.encode() in t for t in stored)
+            # Deterministic: the stored form is the lookup's, on either backend.
+            assert sealed_token(keys, f"{CANARY}-1") in stored
+
+            first = await db.share_links.get_active_share_link(token=f"{CANARY}-1")
+            assert first is not None and first.token == f"{CANARY}-1" and first.view_count == 1
+            again = await db.share_links.get_active_share_link(token=f"{CANARY}-1")
+            assert again is not None and again.view_count == 2
+            assert await db.share_links.get_active_share_link(token=f"{CANARY}-9") is None
+            assert await db.share_links.revoke_share_link(token=f"{CANARY}-2") == 1
+            assert await db.share_links.revoke_share_link(token=f"{CANARY}-2") == 0
+            assert await db.share_links.get_active_share_link(token=f"{CANARY}-2") is None
+
+            listed = await db.share_links.list_share_links_for_debate(debate_id="d1")
+            assert sorted(s.token for s in listed) == [f"{CANARY}-{i}" for i in range(4)]
+            # ORDER BY created_at, token: ties on created_at go in sealed order, the same
+            # order on both backends (bytes compare alike), not the tokens' text order.
+            order = [(s.created_at, sealed_token(keys, s.token)) for s in listed]
+            assert order == sorted(order)
+            streamed = [
+                s async for s in db.share_links.list_share_links_for_debate_iter(debate_id="d1")
+            ]
+            assert streamed == listed
+
+            with pytest.raises(UniqueViolation):
+                await db.share_links.create_share_link(
+                    token=f"{CANARY}-3",
+                    debate_id="d1",
+                    created_by=None,
+                    visibility="public",
+                    expires_at=None,
+                )
+            for hostile in (
+                "",
+                "'; DROP TABLE share_links; --",
+                "a\nb",
+                "nul\x00byte",
+                "é🙂",
+                "x" * 2048,
+            ):
+                await db.share_links.create_share_link(
+                    token=hostile, debate_id="d1", created_by=None, visibility="v", expires_at=None
+                )
+                got = await db.share_links.get_active_share_link(token=hostile)
+                assert got is not None and got.token == hostile
+            with pytest.raises(DataError, match=r"share_links\.token"):
+                await db.share_links.get_active_share_link(token="\ud800")
+            # Random bytes do not compress: a key past PostgreSQL's index entry limit is
+            # refused on both backends alike, before it is sent.
+            with pytest.raises(DataError, match="at most 2048 bytes"):
+                await db.share_links.create_share_link(
+                    token="x" * 2049,
+                    debate_id="d1",
+                    created_by=None,
+                    visibility="v",
+                    expires_at=None,
+                )
+
+
+class RotatingRing(KeyRing):
+    """A ring whose lookups run ``between`` after the first try: what a rotation running
+    beside the application can do between two statements of one lookup."""
+
+    def __init__(self, between: Callable[[], None], current: bytes, previous: list[bytes]) -> None:
+        super().__init__(current, previous)
+        self.between = between
+
+    def lookup_text(self, value: str | None, table: str, column: str) -> Iterator[bytes | None]:
+        tries = list(super().lookup_text(value, table, column))
+        yield tries[0]
+        self.between()
+        yield from tries[1:]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_share_links_are_found_under_the_previous_key_during_rotation(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    with place(backend, tmp_path, request) as where:
+        async with opened(where, KeyRing(KEY_A)) as db:
+            await share(db, 5)
+        async with opened(where, KeyRing(KEY_B, [KEY_A]), migrate=False) as db:
+            # Not rotated yet: each token is found under A, new ones are sealed under B.
+            for i in range(5):
+                got = await db.share_links.get_active_share_link(token=f"{CANARY}-{i}")
+                assert got is not None and got.token == f"{CANARY}-{i}"
+            await db.share_links.create_share_link(
+                token="fresh", debate_id="d1", created_by=None, visibility="v", expires_at=None
+            )
+            assert await db.share_links.revoke_share_link(token=f"{CANARY}-4") == 1
+            assert {t[1:5] for t in await stored_tokens(db)} == {key_id(KEY_A), key_id(KEY_B)}
+
+        def rotate() -> None:
+            # A whole rotation, from another connection, between the lookup's tries.
+            async def run() -> None:
+                async with opened(where, KeyRing(KEY_B, [KEY_A]), migrate=False) as other:
+                    report = await rotate_keys(other.backend, MIGRATIONS)
+                    resealed.append(report.resealed["share_links.token"])
+
+            thread = threading.Thread(target=asyncio.run, args=(run(),))
+            thread.start()
+            thread.join()
+
+        resealed: list[int] = []
+        # The token is under A when the lookup tries B, and under B when it tries A: the
+        # last try (B again) finds it.
+        racing = RotatingRing(rotate, KEY_B, [KEY_A])
+        async with opened(where, racing, migrate=False) as db:
+            got = await db.share_links.get_active_share_link(token=f"{CANARY}-0")
+            assert got is not None and got.view_count == 2
+        assert resealed == [5]  # the rotation ran, between the tries (4 links and a revoked one)
+        async with opened(where, KeyRing(KEY_B), migrate=False) as db:
+            assert {t[1:5] for t in await stored_tokens(db)} == {key_id(KEY_B)}
+            for token in [f"{CANARY}-{i}" for i in range(4)] + ["fresh"]:
+                got = await db.share_links.get_active_share_link(token=token)
+                assert got is not None and got.token == token
+            assert await db.share_links.get_active_share_link(token=f"{CANARY}-4") is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_marking_migration_seals_existing_tokens_and_down_restores_them(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    version = next(m.version for m in MIGRATIONS if any(c.deterministic for c in m.up.crypts))
+    with place(backend, tmp_path, request) as where:
+        async with opened(where, KeyRing(KEY_A), migrate=False) as db:
+            await db.backend.migrate([m for m in MIGRATIONS if m.version < version])
+            await share(db, 0)
+            for i in range(3):
+                await db.backend.execute(
+                    sql(db, "INSERT INTO share_links (token, debate_id) VALUES ($1, 'd1')"),
+                    (f"{CANARY}-{i}",),
+                )
+            await db.migrate()
+            assert not any(CANARY.encode() in t for t in await stored_tokens(db))
+            got = await db.share_links.get_active_share_link(token=f"{CANARY}-2")
+            assert got is not None and got.view_count == 1
+            await db.backend.migrate_down(MIGRATIONS, target=version - 1)
+            rows = await db.backend.fetch("SELECT token FROM share_links ORDER BY token", ())
+            assert [r[0] for r in rows] == [f"{CANARY}-{i}" for i in range(3)]

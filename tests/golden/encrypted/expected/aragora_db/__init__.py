@@ -14,8 +14,16 @@ from typing import ClassVar
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.models import (
     ApiToken,
+    Invite,
+    Session,
 )
 from aragora_db.schema import EXPECTED
+from aragora_db.sessions import (
+    PostgresSessionsRepository,
+    SessionsRepository,
+    SessionsSyncRepository,
+    SqliteSessionsRepository,
+)
 from aragora_db.tokens import (
     PostgresTokensRepository,
     SqliteTokensRepository,
@@ -30,6 +38,10 @@ __all__ = [
     "MIGRATIONS",
     "ApiToken",
     "Database",
+    "Invite",
+    "Session",
+    "SessionsRepository",
+    "SessionsSyncRepository",
     "SyncDatabase",
     "TokensRepository",
     "TokensSyncRepository",
@@ -41,11 +53,19 @@ __all__ = [
 class Database(facade.Database):
     """All repositories over one async backend (asyncpg pool or SQLite)."""
 
-    __slots__ = ("tokens",)
+    __slots__ = (
+        "sessions",
+        "tokens",
+    )
 
+    sessions: SessionsRepository
     tokens: TokensRepository
 
     repositories: ClassVar[facade.RepositoryTable] = {
+        "sessions": {
+            BackendType.POSTGRES: PostgresSessionsRepository,
+            BackendType.SQLITE: SqliteSessionsRepository,
+        },
         "tokens": {
             BackendType.POSTGRES: PostgresTokensRepository,
             BackendType.SQLITE: SqliteTokensRepository,
@@ -58,11 +78,16 @@ class Database(facade.Database):
 class SyncDatabase(facade.SyncDatabase):
     """All repositories over a synchronous SQLite connection."""
 
-    __slots__ = ("tokens",)
+    __slots__ = (
+        "sessions",
+        "tokens",
+    )
 
+    sessions: SessionsSyncRepository
     tokens: TokensSyncRepository
 
     repositories: ClassVar[facade.SyncRepositoryTable] = {
+        "sessions": SessionsSyncRepository,
         "tokens": TokensSyncRepository,
     }
     migrations = MIGRATIONS

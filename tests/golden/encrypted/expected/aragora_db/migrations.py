@@ -67,4 +67,88 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             postgres=("""DROP TABLE api_tokens""",), sqlite=("""DROP TABLE api_tokens""",)
         ),
     ),
+    Migration(
+        version=2,
+        name="sessions",
+        checksum="acac345293ac148104866cd29884ed29cb5c1ddb6b994af6f4a96a0480600291",
+        up=Section(
+            postgres=(
+                """CREATE TABLE sessions (
+    token TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0
+)""",
+                """ALTER TABLE sessions ALTER COLUMN token TYPE bytea USING convert_to(token::text, 'UTF8')""",
+                """CREATE TABLE invites (
+    id BIGSERIAL PRIMARY KEY,
+    code TEXT NOT NULL UNIQUE,
+    note JSONB
+)""",
+                """ALTER TABLE invites ALTER COLUMN code TYPE bytea USING convert_to(code::text, 'UTF8')""",
+                """CREATE INDEX invites_code_id ON invites (code, id)""",
+            ),
+            sqlite=(
+                """CREATE TABLE sessions (
+    token TEXT NOT NULL PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (hits BETWEEN -2147483648 AND 2147483647)
+) STRICT""",
+                """CREATE TABLE sessions__rebuild (
+    token BLOB NOT NULL PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (hits BETWEEN -2147483648 AND 2147483647)
+) STRICT""",
+                """INSERT INTO sessions__rebuild (token, user_name, hits) SELECT CAST(token AS BLOB), user_name, hits FROM sessions""",
+                """DROP TABLE sessions""",
+                """ALTER TABLE sessions__rebuild RENAME TO sessions""",
+                """CREATE TABLE invites (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    code TEXT NOT NULL,
+    note TEXT CHECK (note IS NULL OR json_valid(note)),
+    UNIQUE (code)
+) STRICT""",
+                """CREATE TABLE invites__rebuild (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    code BLOB NOT NULL,
+    note TEXT CHECK (note IS NULL OR json_valid(note)),
+    UNIQUE (code)
+) STRICT""",
+                """INSERT INTO invites__rebuild (id, code, note) SELECT id, CAST(code AS BLOB), note FROM invites""",
+                """DROP TABLE invites""",
+                """ALTER TABLE invites__rebuild RENAME TO invites""",
+                """CREATE INDEX invites_code_id ON invites (code, id)""",
+            ),
+            sqlite_rebuild=True,
+            crypts=(
+                Crypt(
+                    "sessions",
+                    "token",
+                    ("token",),
+                    seal=True,
+                    postgres_at=2,
+                    sqlite_at=5,
+                    deterministic=True,
+                ),
+                Crypt(
+                    "invites",
+                    "code",
+                    ("id",),
+                    seal=True,
+                    postgres_at=4,
+                    sqlite_at=10,
+                    deterministic=True,
+                ),
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """DROP TABLE invites""",
+                """DROP TABLE sessions""",
+            ),
+            sqlite=(
+                """DROP TABLE invites""",
+                """DROP TABLE sessions""",
+            ),
+        ),
+    ),
 )

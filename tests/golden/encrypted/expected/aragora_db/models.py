@@ -10,6 +10,8 @@ from aragora_repos.types import JSON
 
 __all__ = [
     "ApiToken",
+    "Invite",
+    "Session",
 ]
 
 
@@ -22,3 +24,21 @@ class ApiToken:
     label: str
     token: str
     scopes: JSON | None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A row of the sessions table."""
+
+    token: str
+    user_name: str
+    hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """A row of the invites table."""
+
+    id: int
+    code: str
+    note: JSON | None

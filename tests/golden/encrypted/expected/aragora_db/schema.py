@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=1,
+    version=2,
     tables=(
         ExpectedTable(
             "api_tokens",
@@ -19,6 +19,24 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("label", "text", 0, "TEXT", True),
                 ExpectedColumn("token", "bytea", 0, "BLOB", True),
                 ExpectedColumn("scopes", "bytea", 0, "BLOB", False),
+            ),
+            (),
+        ),
+        ExpectedTable(
+            "invites",
+            (
+                ExpectedColumn("id", "int8", 0, "INTEGER", True, sqlite_rowid=True),
+                ExpectedColumn("code", "bytea", 0, "BLOB", True),
+                ExpectedColumn("note", "jsonb", 0, "TEXT", False),
+            ),
+            ("invites_code_id",),
+        ),
+        ExpectedTable(
+            "sessions",
+            (
+                ExpectedColumn("token", "bytea", 0, "BLOB", True),
+                ExpectedColumn("user_name", "text", 0, "TEXT", True),
+                ExpectedColumn("hits", "int4", 0, "INTEGER", True),
             ),
             (),
         ),

@@ -10,3 +10,20 @@ CREATE TABLE api_tokens (
     PRIMARY KEY (id),
     UNIQUE (owner, label)
 );
+
+CREATE TABLE invites (
+    id bigserial,
+    code bytea NOT NULL,
+    note jsonb,
+    PRIMARY KEY (id),
+    UNIQUE (code)
+);
+
+CREATE TABLE sessions (
+    token bytea NOT NULL,
+    user_name text NOT NULL,
+    hits int NOT NULL DEFAULT 0,
+    PRIMARY KEY (token)
+);
+
+CREATE INDEX invites_code_id ON invites(code, id);

@@ -9,3 +9,18 @@ CREATE TABLE "api_tokens" (
     scopes BLOB,
     UNIQUE (owner, label)
 ) STRICT;
+
+CREATE TABLE "invites" (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    code BLOB NOT NULL,
+    note TEXT CHECK (note IS NULL OR json_valid(note)),
+    UNIQUE (code)
+) STRICT;
+
+CREATE TABLE "sessions" (
+    token BLOB NOT NULL PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (hits BETWEEN -2147483648 AND 2147483647)
+) STRICT;
+
+CREATE INDEX invites_code_id ON invites (code, id);
