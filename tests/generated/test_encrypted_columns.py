@@ -13,12 +13,13 @@ import hashlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -531,22 +532,36 @@ async def test_migrate_data_copies_sealed_values_that_open_on_postgresql(
     keys = KeyRing(KEY_A)
     async with opened(str(tmp_path / "data"), keys) as db:
         await fill(db, 25)
+        await share(db, 5)
         source = {h.id: h.secret for h in await db.auth.list_webhooks_for_org(org_id="org")}
+    # An orphan (written with foreign keys off) that PostgreSQL refuses: its sealed secret
+    # goes to the reject file, which must hold no more plaintext than the database.
+    file = config(str(tmp_path / "data"), keys).sqlite_file
+    with closing(sqlite3.connect(file)) as lite:
+        lite.execute("PRAGMA foreign_keys = OFF")
+        lite.execute(
+            "INSERT INTO webhooks (id, org_id, url, secret, events) "
+            "SELECT 'orphan', 'ghost', url, secret, events FROM webhooks WHERE id = 'w0003'"
+        )
+        lite.commit()
+    rejects = tmp_path / "rejects.jsonl"
     with place("postgres", tmp_path, request) as where:
         async with opened(where, keys):
             pass  # the target's schema
-        report = await migrate_data(
-            config(str(tmp_path / "data"), keys).sqlite_file, where, verify=True
-        )
-        assert report.total_errors == 0 and report.verified
+        report = await migrate_data(file, where, reject_file=rejects)
+        assert report.total_errors == 1
         assert report.tables["webhooks"].migrated == 25
         assert report.tables["integrations"].migrated == 25
-        assert on_disk(tmp_path, CANARY.encode()) == []  # no reject file or state holds it
+        assert report.tables["share_links"].migrated == 5
+        assert b"orphan" in rejects.read_bytes()
+        assert on_disk(tmp_path, CANARY.encode()) == []  # nor the reject file or state
         async with opened(where, keys, migrate=False) as db:
             copied = {h.id: h.secret for h in await db.auth.list_webhooks_for_org(org_id="org")}
             assert copied == source
             got = await db.integrations.get_integration(org_id="org", provider="p0007")
             assert got is not None and got.config == {"token": f"{CANARY}-7", "n": 7}
+            link = await db.share_links.get_active_share_link(token=f"{CANARY}-3")
+            assert link is not None and link.token == f"{CANARY}-3"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
