@@ -192,6 +192,58 @@ def sqlite_key_setting(env: Mapping[str, str]) -> SqliteKey | None:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """The background sync to a cloud PostgreSQL (``SUPABASE_SYNC_ENABLED=true``).
+
+    Attributes:
+        dsn: the target (``SUPABASE_POSTGRES_DSN``), reached directly or through a
+            transaction pooler (nothing is prepared under a name).
+        batch_size: changes per target transaction (``SUPABASE_SYNC_BATCH_SIZE``, 10).
+        interval: seconds between polls of an empty outbox, and the longest wait before
+            retrying an unreachable target (``SUPABASE_SYNC_INTERVAL_SECONDS``, 30).
+        max_retries: tries of a change the target refuses for its content before it is
+            parked in the dead letters (``SUPABASE_SYNC_MAX_RETRIES``, 3).
+    """
+
+    dsn: Secret
+    batch_size: int = 10
+    interval: float = 30.0
+    max_retries: int = 3
+
+
+def sync_settings(env: Mapping[str, str]) -> SyncSettings | None:
+    """The sync's settings when ``SUPABASE_SYNC_ENABLED`` is on, else None."""
+    setting = _get(env, "SUPABASE_SYNC_ENABLED").lower()
+    if setting not in ("", *_ON, "0", "false", "no", "off"):
+        raise ConfigError(f"invalid SUPABASE_SYNC_ENABLED: expected true or false, got {setting!r}")
+    if setting not in _ON:
+        return None
+    dsn = _get(env, "SUPABASE_POSTGRES_DSN")
+    if not dsn:
+        raise ConfigError(
+            "SUPABASE_SYNC_ENABLED is on but SUPABASE_POSTGRES_DSN is not set: expected the "
+            "target PostgreSQL's DSN"
+        )
+    _check_dsn("SUPABASE_POSTGRES_DSN", dsn)
+    if is_production(env):
+        _require_verified_tls("SUPABASE_POSTGRES_DSN", dsn)
+    settings = SyncSettings(
+        Secret(dsn),
+        batch_size=_number(env, "SUPABASE_SYNC_BATCH_SIZE", 10, int),
+        interval=_number(env, "SUPABASE_SYNC_INTERVAL_SECONDS", 30.0, float),
+        max_retries=_number(env, "SUPABASE_SYNC_MAX_RETRIES", 3, int),
+    )
+    if settings.batch_size < 1 or settings.interval <= 0 or settings.max_retries < 1:
+        raise ConfigError(
+            "invalid SUPABASE_SYNC_BATCH_SIZE/SUPABASE_SYNC_INTERVAL_SECONDS/"
+            "SUPABASE_SYNC_MAX_RETRIES: expected a batch of at least 1, an interval above 0 "
+            f"and at least 1 try, got {settings.batch_size}, {settings.interval}, "
+            f"{settings.max_retries}"
+        )
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Resolved settings. Build with :meth:`from_env` or directly in tests.
 
@@ -231,6 +283,9 @@ class Config:
         sqlite_inline_budget_ms: how long a single-row SQLite read may run on the event
             loop's thread before it is interrupted and run on the writer's thread instead
             (``ARAGORA_SQLITE_INLINE_BUDGET_MS``, default 1; ``off``: no bound).
+        sync: the background sync of the local SQLite database to a cloud PostgreSQL
+            (``SUPABASE_SYNC_ENABLED``; see :class:`SyncSettings`), started by
+            ``connect()``; None when off.
         collation: ``check`` (default): refuse a PostgreSQL database whose default
             collation does not order text by code point as SQLite does (``C``, ``POSIX``,
             ``C.UTF-8``); ``any`` accepts it, and text order then differs between the
@@ -258,6 +313,7 @@ class Config:
     usage_retention_days: float = 90.0
     sqlite_inline_budget_ms: float | None = 1.0
     encryption: KeyRing = NO_KEYS
+    sync: SyncSettings | None = None
 
     @property
     def sqlite_file(self) -> Path:
@@ -296,6 +352,10 @@ class Config:
                 f"invalid ARAGORA_PG_SSL_MODE: expected one of {', '.join(SSL_MODES)}, "
                 f"got {ssl_mode!r}"
             )
+        sync = sync_settings(env)
+        if sync is not None:
+            # SUPABASE_POSTGRES_DSN is the sync's target then, not the database to run on.
+            env = {k: v for k, v in env.items() if k != "SUPABASE_POSTGRES_DSN"}
         primary = _primary(env, ssl_mode)
         backend: Literal["sqlite", "postgres"]
         if mode == "postgres" or (mode == "auto" and primary is not None):
@@ -308,6 +368,12 @@ class Config:
             backend = "postgres"
         else:
             backend = "sqlite"
+        if sync is not None and backend != "sqlite":
+            raise ConfigError(
+                "SUPABASE_SYNC_ENABLED copies the local SQLite database to "
+                "SUPABASE_POSTGRES_DSN, but the backend is PostgreSQL (set "
+                "ARAGORA_DB_BACKEND=sqlite, or turn the sync off)"
+            )
         replicas: tuple[tuple[str, str], ...] = ()
         if backend == "postgres":
             assert primary is not None
@@ -381,6 +447,7 @@ class Config:
                 else _number(env, "ARAGORA_SQLITE_INLINE_BUDGET_MS", 1.0, float)
             ),
             encryption=KeyRing.from_env(env),
+            sync=sync,
         )
 
     def __repr__(self) -> str:
@@ -390,6 +457,7 @@ class Config:
             f"data_dir={str(self.data_dir)!r}, pool={self.pool_min}..{self.pool_max}"
             + (", sqlite encrypted" if self.sqlite_key is not None else "")
             + (f", columns {self.encryption!r}" if self.encryption else "")
+            + (f", sync to {self.sync.dsn!r}" if self.sync is not None else "")
             + ")"
         )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from aragora_repos.backends import Backend, open_async, open_sync
 from aragora_repos.backends.postgres import Listener
@@ -33,6 +33,9 @@ from aragora_repos.observability import (
 )
 from aragora_repos.transaction import Isolation, SyncTransaction, Transaction, TransactionStats
 
+if TYPE_CHECKING:
+    from aragora_repos.tools.sync import SyncService
+
 T = TypeVar("T")
 D = TypeVar("D", bound="Database")
 SD = TypeVar("SD", bound="SyncDatabase")
@@ -46,7 +49,7 @@ SyncRepositoryTable = Mapping[str, Callable[[SqliteConnection], object]]
 class Database:
     """All repositories over one async backend (asyncpg pool or SQLite)."""
 
-    __slots__ = ("backend",)
+    __slots__ = ("backend", "sync")
 
     repositories: ClassVar[RepositoryTable] = {}
     migrations: ClassVar[Sequence[Migration]] = ()
@@ -54,6 +57,8 @@ class Database:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.sync: SyncService | None = None
+        """The background sync (``SUPABASE_SYNC_ENABLED``), started by :meth:`open`."""
         for attribute, by_kind in self.repositories.items():
             setattr(self, attribute, by_kind[backend.kind](backend))
 
@@ -64,7 +69,13 @@ class Database:
         With ``check_schema``, refuse to start when the live schema differs from the
         expected one, unless ``ARAGORA_SKIP_SCHEMA_VALIDATION`` is set.
         """
+        config = config or Config.from_env()
         db = cls(await open_async(config))
+        if config.sync is not None:
+            # Imported here: the sync is a tool over the core, used only when configured.
+            from aragora_repos.tools.sync import SyncService
+
+            db.sync = SyncService.start(config, cls.migrations)
         if check_schema:
             try:
                 if cls.expected is None:
@@ -167,6 +178,11 @@ class Database:
         return await validate_schema(self.backend, self.expected)
 
     async def close(self) -> None:
+        """Close; a running sync is stopped and delivers what is queued first (at most
+        30 seconds; what is left stays in the outbox for the next run)."""
+        if self.sync is not None:
+            sync, self.sync = self.sync, None
+            await sync.close()
         await self.backend.close()
 
     async def __aenter__(self: D) -> D:

@@ -254,6 +254,24 @@ def _operations_commands(sub: Commands) -> None:
         help="seal every encrypted column value under ARAGORA_ENCRYPTION_KEY (online, resumable)",
     )
     rk.add_argument("--batch", type=int, default=500, help="values per transaction (default 500)")
+    sy = _command(
+        sub,
+        "sync",
+        help="deliver the local database's captured changes to SUPABASE_POSTGRES_DSN",
+    )
+    mode = sy.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="deliver what is queued, then exit")
+    mode.add_argument("--follow", action="store_true", help="deliver as changes commit")
+    mode.add_argument("--status", action="store_true", help="queue size, counts, lag")
+    mode.add_argument("--dead-letter", action="store_true", help="list parked changes")
+    mode.add_argument(
+        "--redrive",
+        nargs="*",
+        type=int,
+        metavar="ID",
+        help="put parked rows back in the queue (the rows holding these ids; all without)",
+    )
+    sy.add_argument("--batch", type=int, help="changes per transaction (SUPABASE_SYNC_BATCH_SIZE)")
     mt = _command(
         sub,
         "maintenance",

@@ -125,6 +125,60 @@ async def run_rotate_keys(args: argparse.Namespace, config: Config, app: App) ->
     return 0
 
 
+async def run_sync(args: argparse.Namespace, config: Config, app: App) -> int:
+    """``sync`` (see :mod:`aragora_repos.tools.sync`)."""
+    import signal
+
+    from aragora_repos.tools.sync import SyncWorker
+
+    if config.sync is None or config.backend != "sqlite":
+        raise UsageError(
+            "sync delivers the local SQLite database's changes: set SUPABASE_SYNC_ENABLED=true "
+            "and SUPABASE_POSTGRES_DSN to the target"
+        )
+    settings = config.sync
+    if args.batch is not None:
+        if args.batch < 1:
+            raise UsageError(f"--batch must be at least 1, got {args.batch}")
+        settings = dataclasses.replace(settings, batch_size=args.batch)
+    worker = SyncWorker(config, settings, app.migrations or ())
+    try:
+        if args.status:
+            s = await worker.status()
+            print(
+                f"queued: {s.queue_size}\nsynced: {s.synced_count}\nfailed tries: "
+                f"{s.failed_count}\nparked: {s.parked_count}\nlast success: "
+                f"{s.last_success.isoformat() if s.last_success else 'never'}\n"
+                f"lag: {s.lag_seconds:.3f} s"
+            )
+            return 0
+        if args.dead_letter:
+            parked = await worker.dead_letters()
+            for p in parked:
+                print(f"{p.id}\t{p.table}\t{p.key}\t{p.op}\ttries {p.attempts}\t{p.reason}")
+            if not parked:
+                print("no parked changes")
+            return 0
+        if args.redrive is not None:
+            moved = await worker.redrive(args.redrive or None)
+            print(f"{moved} change(s) back in the queue")
+            return 0
+        worker.on_batch = lambda n: print(f"delivered {n} change(s)", flush=True)
+        if args.once:
+            done = await worker.drain()
+            status = await worker.status()
+            print(f"delivered {done} change(s); {status.parked_count} parked")
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.follow(stop)
+        return 0
+    finally:
+        await worker.close()
+
+
 async def run_serve_health(args: argparse.Namespace, config: Config, app: App) -> int:
     """Serve /api/health, /api/health/db and /metrics until interrupted."""
     from aragora_repos.health_http import HealthApp, serve
@@ -370,6 +424,8 @@ def main(argv: Sequence[str] | None = None, *, app: App | None = None) -> int:
             return asyncio.run(run_maintenance_command(args, config, app))
         if args.command == "rotate-keys":
             return asyncio.run(run_rotate_keys(args, config, app))
+        if args.command == "sync":
+            return asyncio.run(run_sync(args, config, app))
         if args.command == "serve-health":
             return asyncio.run(run_serve_health(args, config, app))
         _flag_action(args)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import sqlglot
 from sqlglot import exp
 
-from codegen.analysis import append_only, encrypted
+from codegen.analysis import append_only, encrypted, synced
 from codegen.analysis.tables import (
     Out,
     State,
@@ -70,6 +70,7 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
         elif isinstance(action, exp.AlterRename):
             new = name_of(action.this)
             append_only.guard(table, f"RENAME TO {new}")
+            synced.guard(table, f"RENAME TO {new}")
             encrypted.guard(table, f"RENAME TO {new}")
             state.tables.pop(table_name)
             state.indexes = {
@@ -111,6 +112,9 @@ def apply_alter(tree: exp.Alter, state: State, out: Out) -> None:
         out.sqlite.extend(_rebuild(table, copied, state))
         out.last_rebuild = (table_name, start, frozenset(copied), len(out.sqlite))
         out.rebuild = True
+    elif table.synced:
+        # Added or renamed columns: the capture triggers name every column.
+        out.sqlite.extend(synced.refresh_sql(table))
 
 
 def _add_column(table: Table, cdef: exp.ColumnDef, state: State) -> tuple[Table, str | None]:
@@ -270,10 +274,11 @@ def _rebuild(
             if i.table == table.name
             for sql in (i.sqlite_triggers or (i.sqlite_sql,))
         ),
-        # The rebuild dropped the append-only triggers with the old table.
+        # The rebuild dropped the append-only and capture triggers with the old table.
         *(
             append_only.sqlite_sql(table.name, table.append_only)
             if table.append_only is not None
             else ()
         ),
+        *(synced.sqlite_sql(table) if table.synced else ()),
     ]

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from sqlglot.errors import TokenError
 
-from codegen.analysis import append_only, encrypted
+from codegen.analysis import append_only, encrypted, synced
 from codegen.analysis.schema import split_statements
 from codegen.errors import Problem, line_col
 
@@ -91,7 +91,7 @@ def lint_migration(rel: str, text: str) -> list[Problem]:
         at(outside[0], f"statement outside any section: put it below {UP_MARKER}")
     if not any(up < s < up_end for s, _ in spans) and not any(
         up < m.start() < up_end
-        for marker in (append_only.MARKER, encrypted.MARKER)
+        for marker in (append_only.MARKER, encrypted.MARKER, synced.MARKER)
         for m in marker.finditer(text)
     ):
         at(up, "empty migration: the up section has no statement")

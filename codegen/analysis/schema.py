@@ -20,7 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import TokenType
 
-from codegen.analysis import append_only, encrypted
+from codegen.analysis import append_only, encrypted, synced
 from codegen.analysis.alter import apply_alter, rebuild
 from codegen.analysis.tables import Out, State, index_of, name_of, table_of
 from codegen.dialects import sqlite, sqlite_ddl
@@ -134,8 +134,13 @@ def _translate_section(
         line, col = line_col(whole, base)
         problems.append(Problem(rel, line, col, f"cannot tokenize: {exc}"))
         return out.section()
-    pending: list[append_only.Mark | encrypted.Mark] = sorted(
-        [*append_only.marks(text, base), *encrypted.marks(text, base)], key=lambda m: m.offset
+    pending: list[append_only.Mark | encrypted.Mark | synced.Mark] = sorted(
+        [
+            *append_only.marks(text, base),
+            *encrypted.marks(text, base),
+            *synced.marks(text, base),
+        ],
+        key=lambda m: m.offset,
     )
     known = {m.offset for m in pending}
     for m in ANY_MARKER.finditer(text):
@@ -146,8 +151,9 @@ def _translate_section(
                     *line_col(whole, base + m.start()),
                     f"not a marker this generator knows: {m.group(0).strip()!r} (expected "
                     "-- aragora:append-only t (col), -- aragora:not-append-only t, "
-                    "-- aragora:encrypted t (col, ...) [by (key, ...) | deterministic] or "
-                    "-- aragora:not-encrypted t (col, ...))",
+                    "-- aragora:encrypted t (col, ...) [by (key, ...) | deterministic], "
+                    "-- aragora:not-encrypted t (col, ...), -- aragora:synced t or "
+                    "-- aragora:not-synced t)",
                 )
             )
     for stmt in [*statements, None]:
@@ -157,6 +163,8 @@ def _translate_section(
             try:
                 if isinstance(mark, encrypted.Mark):
                     encrypted.apply(mark, state, out, rebuild)
+                elif isinstance(mark, synced.Mark):
+                    synced.apply(mark, state, out)
                 else:
                     append_only.apply(mark, state, out)
             except sqlite.Untranslatable as exc:

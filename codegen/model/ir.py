@@ -79,6 +79,8 @@ class Table:
     append_only: str | None = None
     """``-- aragora:append-only t (col)``: rows are never updated or deleted, except by
     retention of rows older than a cutoff on this time column (codegen.analysis.append_only)."""
+    synced: bool = False
+    """``-- aragora:synced t``: SQLite triggers capture its changes (codegen.analysis.synced)."""
     encrypted: tuple[Encrypted, ...] = ()
     """Columns marked ``-- aragora:encrypted t (col) [by (key)]`` (codegen.analysis.encrypted)."""
 

@@ -1820,4 +1820,118 @@ $$""",
             ),
         ),
     ),
+    Migration(
+        version=16,
+        name="sync",
+        checksum="6c243a5b491f86c11818db7a861bdf3eb309e8c96d5b000bf6f4a562b1f0eac6",
+        up=Section(
+            postgres=(
+                """CREATE TABLE sync_outbox (
+    seq         BIGSERIAL PRIMARY KEY,
+    table_name  TEXT NOT NULL,
+    op          TEXT NOT NULL CHECK (op IN ('U', 'D')),
+    row_key     TEXT NOT NULL,
+    row_data    TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    captured_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)""",
+                """CREATE TABLE sync_dead_letter (
+    id          BIGSERIAL PRIMARY KEY,
+    seq         BIGINT NOT NULL,
+    table_name  TEXT NOT NULL,
+    op          TEXT NOT NULL,
+    row_key     TEXT NOT NULL,
+    row_data    TEXT,
+    attempts    INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    captured_at TIMESTAMPTZ NOT NULL,
+    parked_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+)""",
+                """CREATE INDEX idx_sync_dead_letter_row ON sync_dead_letter (table_name, row_key, id)""",
+                """CREATE TABLE sync_local (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)""",
+                """CREATE TABLE sync_state (
+    source_id  TEXT PRIMARY KEY,
+    last_seq   BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)""",
+            ),
+            sqlite=(
+                """CREATE TABLE sync_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    table_name TEXT NOT NULL,
+    op TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    row_data TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0 CONSTRAINT int4_range CHECK (attempts BETWEEN -2147483648 AND 2147483647),
+    last_error TEXT,
+    captured_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now')),
+    CHECK (op IN ('U', 'D'))
+) STRICT""",
+                """CREATE TABLE sync_dead_letter (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER NOT NULL,
+    table_name TEXT NOT NULL,
+    op TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    row_data TEXT,
+    attempts INTEGER NOT NULL CONSTRAINT int4_range CHECK (attempts BETWEEN -2147483648 AND 2147483647),
+    reason TEXT NOT NULL,
+    captured_at TEXT NOT NULL,
+    parked_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
+) STRICT""",
+                """CREATE INDEX idx_sync_dead_letter_row ON sync_dead_letter (table_name, row_key, id)""",
+                """CREATE TABLE sync_local (
+    name TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT""",
+                """CREATE TABLE sync_state (
+    source_id TEXT NOT NULL PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    updated_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
+) STRICT""",
+                """CREATE TRIGGER debates_sync_insert AFTER INSERT ON debates BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('debates', 'U', json_array(NEW.id), json_object('id', NEW.id, 'slug', NEW.slug, 'task', NEW.task, 'agents', NEW.agents, 'final_answer', NEW.final_answer, 'consensus_reached', NEW.consensus_reached, 'confidence', NEW.confidence, 'rounds_used', NEW.rounds_used, 'duration_seconds', NEW.duration_seconds, 'grounded_verdict', NEW.grounded_verdict, 'view_count', NEW.view_count, 'created_at', NEW.created_at)); END""",
+                """CREATE TRIGGER debates_sync_update AFTER UPDATE ON debates BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'debates', 'D', json_array(OLD.id), NULL WHERE OLD.id IS NOT NEW.id; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('debates', 'U', json_array(NEW.id), json_object('id', NEW.id, 'slug', NEW.slug, 'task', NEW.task, 'agents', NEW.agents, 'final_answer', NEW.final_answer, 'consensus_reached', NEW.consensus_reached, 'confidence', NEW.confidence, 'rounds_used', NEW.rounds_used, 'duration_seconds', NEW.duration_seconds, 'grounded_verdict', NEW.grounded_verdict, 'view_count', NEW.view_count, 'created_at', NEW.created_at)); END""",
+                """CREATE TRIGGER debates_sync_delete AFTER DELETE ON debates BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('debates', 'D', json_array(OLD.id), NULL); END""",
+                """CREATE TRIGGER nomic_cycles_sync_insert AFTER INSERT ON nomic_cycles BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('nomic_cycles', 'U', json_array(NEW.loop_id, NEW.cycle_number), json_object('loop_id', NEW.loop_id, 'cycle_number', NEW.cycle_number, 'phase', NEW.phase, 'stage', NEW.stage, 'started_at', NEW.started_at, 'completed_at', NEW.completed_at, 'success', NEW.success, 'git_commit', NEW.git_commit, 'task_description', NEW.task_description, 'total_tasks', NEW.total_tasks, 'completed_tasks', NEW.completed_tasks, 'error_message', NEW.error_message)); END""",
+                """CREATE TRIGGER nomic_cycles_sync_update AFTER UPDATE ON nomic_cycles BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'nomic_cycles', 'D', json_array(OLD.loop_id, OLD.cycle_number), NULL WHERE OLD.loop_id IS NOT NEW.loop_id OR OLD.cycle_number IS NOT NEW.cycle_number; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('nomic_cycles', 'U', json_array(NEW.loop_id, NEW.cycle_number), json_object('loop_id', NEW.loop_id, 'cycle_number', NEW.cycle_number, 'phase', NEW.phase, 'stage', NEW.stage, 'started_at', NEW.started_at, 'completed_at', NEW.completed_at, 'success', NEW.success, 'git_commit', NEW.git_commit, 'task_description', NEW.task_description, 'total_tasks', NEW.total_tasks, 'completed_tasks', NEW.completed_tasks, 'error_message', NEW.error_message)); END""",
+                """CREATE TRIGGER nomic_cycles_sync_delete AFTER DELETE ON nomic_cycles BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('nomic_cycles', 'D', json_array(OLD.loop_id, OLD.cycle_number), NULL); END""",
+                """CREATE TRIGGER stream_events_sync_insert AFTER INSERT ON stream_events BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('stream_events', 'U', json_array(NEW.id), json_object('id', NEW.id, 'loop_id', NEW.loop_id, 'cycle', NEW.cycle, 'event_type', NEW.event_type, 'event_data', NEW.event_data, 'agent', NEW.agent, 'timestamp', NEW.timestamp)); END""",
+                """CREATE TRIGGER stream_events_sync_update AFTER UPDATE ON stream_events BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'stream_events', 'D', json_array(OLD.id), NULL WHERE OLD.id IS NOT NEW.id; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('stream_events', 'U', json_array(NEW.id), json_object('id', NEW.id, 'loop_id', NEW.loop_id, 'cycle', NEW.cycle, 'event_type', NEW.event_type, 'event_data', NEW.event_data, 'agent', NEW.agent, 'timestamp', NEW.timestamp)); END""",
+                """CREATE TRIGGER stream_events_sync_delete AFTER DELETE ON stream_events BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('stream_events', 'D', json_array(OLD.id), NULL); END""",
+                """CREATE TRIGGER agent_metrics_sync_insert AFTER INSERT ON agent_metrics BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('agent_metrics', 'U', json_array(NEW.id), json_object('id', NEW.id, 'loop_id', NEW.loop_id, 'cycle', NEW.cycle, 'agent_name', NEW.agent_name, 'model', NEW.model, 'phase', NEW.phase, 'messages_sent', NEW.messages_sent, 'proposals_made', NEW.proposals_made, 'critiques_given', NEW.critiques_given, 'votes_won', NEW.votes_won, 'tokens_used', NEW.tokens_used, 'latency_ms', NEW.latency_ms, 'error_count', NEW.error_count, 'timestamp', NEW.timestamp)); END""",
+                """CREATE TRIGGER agent_metrics_sync_update AFTER UPDATE ON agent_metrics BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'agent_metrics', 'D', json_array(OLD.id), NULL WHERE OLD.id IS NOT NEW.id; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('agent_metrics', 'U', json_array(NEW.id), json_object('id', NEW.id, 'loop_id', NEW.loop_id, 'cycle', NEW.cycle, 'agent_name', NEW.agent_name, 'model', NEW.model, 'phase', NEW.phase, 'messages_sent', NEW.messages_sent, 'proposals_made', NEW.proposals_made, 'critiques_given', NEW.critiques_given, 'votes_won', NEW.votes_won, 'tokens_used', NEW.tokens_used, 'latency_ms', NEW.latency_ms, 'error_count', NEW.error_count, 'timestamp', NEW.timestamp)); END""",
+                """CREATE TRIGGER agent_metrics_sync_delete AFTER DELETE ON agent_metrics BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('agent_metrics', 'D', json_array(OLD.id), NULL); END""",
+            ),
+        ),
+        down=Section(
+            postgres=(
+                """DROP TABLE sync_state""",
+                """DROP TABLE sync_local""",
+                """DROP TABLE sync_dead_letter""",
+                """DROP TABLE sync_outbox""",
+            ),
+            sqlite=(
+                """DROP TRIGGER IF EXISTS agent_metrics_sync_insert""",
+                """DROP TRIGGER IF EXISTS agent_metrics_sync_update""",
+                """DROP TRIGGER IF EXISTS agent_metrics_sync_delete""",
+                """DROP TRIGGER IF EXISTS stream_events_sync_insert""",
+                """DROP TRIGGER IF EXISTS stream_events_sync_update""",
+                """DROP TRIGGER IF EXISTS stream_events_sync_delete""",
+                """DROP TRIGGER IF EXISTS nomic_cycles_sync_insert""",
+                """DROP TRIGGER IF EXISTS nomic_cycles_sync_update""",
+                """DROP TRIGGER IF EXISTS nomic_cycles_sync_delete""",
+                """DROP TRIGGER IF EXISTS debates_sync_insert""",
+                """DROP TRIGGER IF EXISTS debates_sync_update""",
+                """DROP TRIGGER IF EXISTS debates_sync_delete""",
+                """DROP TABLE sync_state""",
+                """DROP TABLE sync_local""",
+                """DROP TABLE sync_dead_letter""",
+                """DROP TABLE sync_outbox""",
+            ),
+        ),
+    ),
 )

@@ -53,6 +53,10 @@ __all__ = [
     "Rating",
     "ShareLink",
     "StreamEvent",
+    "SyncDeadLetter",
+    "SyncLocal",
+    "SyncOutbox",
+    "SyncState",
     "TierTransition",
     "TokenBlacklist",
     "Tournament",
@@ -844,3 +848,50 @@ class PolicyViolation:
     resolved: bool
     created_at: datetime
     resolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutbox:
+    """A row of the sync_outbox table."""
+
+    seq: int
+    table_name: str
+    op: str
+    row_key: str
+    row_data: str | None
+    attempts: int
+    last_error: str | None
+    captured_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDeadLetter:
+    """A row of the sync_dead_letter table."""
+
+    id: int
+    seq: int
+    table_name: str
+    op: str
+    row_key: str
+    row_data: str | None
+    attempts: int
+    reason: str
+    captured_at: datetime
+    parked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLocal:
+    """A row of the sync_local table."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """A row of the sync_state table."""
+
+    source_id: str
+    last_seq: int
+    updated_at: datetime

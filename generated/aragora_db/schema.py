@@ -9,7 +9,7 @@ from typing import Final
 from aragora_repos.drift import ExpectedColumn, ExpectedSchema, ExpectedTable
 
 EXPECTED: Final = ExpectedSchema(
-    version=15,
+    version=16,
     tables=(
         ExpectedTable(
             "agent_metrics",
@@ -613,6 +613,53 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("timestamp", "timestamptz", 0, "TEXT", True),
             ),
             ("idx_stream_events_loop",),
+        ),
+        ExpectedTable(
+            "sync_dead_letter",
+            (
+                ExpectedColumn("id", "int8", 0, "INTEGER", True, sqlite_rowid=True),
+                ExpectedColumn("seq", "int8", 0, "INTEGER", True),
+                ExpectedColumn("table_name", "text", 0, "TEXT", True),
+                ExpectedColumn("op", "text", 0, "TEXT", True),
+                ExpectedColumn("row_key", "text", 0, "TEXT", True),
+                ExpectedColumn("row_data", "text", 0, "TEXT", False),
+                ExpectedColumn("attempts", "int4", 0, "INTEGER", True),
+                ExpectedColumn("reason", "text", 0, "TEXT", True),
+                ExpectedColumn("captured_at", "timestamptz", 0, "TEXT", True),
+                ExpectedColumn("parked_at", "timestamptz", 0, "TEXT", True),
+            ),
+            ("idx_sync_dead_letter_row",),
+        ),
+        ExpectedTable(
+            "sync_local",
+            (
+                ExpectedColumn("name", "text", 0, "TEXT", True),
+                ExpectedColumn("value", "text", 0, "TEXT", True),
+            ),
+            (),
+        ),
+        ExpectedTable(
+            "sync_outbox",
+            (
+                ExpectedColumn("seq", "int8", 0, "INTEGER", True, sqlite_rowid=True),
+                ExpectedColumn("table_name", "text", 0, "TEXT", True),
+                ExpectedColumn("op", "text", 0, "TEXT", True),
+                ExpectedColumn("row_key", "text", 0, "TEXT", True),
+                ExpectedColumn("row_data", "text", 0, "TEXT", False),
+                ExpectedColumn("attempts", "int4", 0, "INTEGER", True),
+                ExpectedColumn("last_error", "text", 0, "TEXT", False),
+                ExpectedColumn("captured_at", "timestamptz", 0, "TEXT", True),
+            ),
+            (),
+        ),
+        ExpectedTable(
+            "sync_state",
+            (
+                ExpectedColumn("source_id", "text", 0, "TEXT", True),
+                ExpectedColumn("last_seq", "int8", 0, "INTEGER", True),
+                ExpectedColumn("updated_at", "timestamptz", 0, "TEXT", True),
+            ),
+            (),
         ),
         ExpectedTable(
             "tier_transitions",

@@ -453,6 +453,46 @@ CREATE TABLE stream_events (
     PRIMARY KEY (id)
 );
 
+CREATE TABLE sync_dead_letter (
+    id bigserial,
+    seq bigint NOT NULL,
+    table_name text NOT NULL,
+    op text NOT NULL,
+    row_key text NOT NULL,
+    row_data text,
+    attempts int NOT NULL,
+    reason text NOT NULL,
+    captured_at timestamptz NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id)
+);
+
+CREATE TABLE sync_local (
+    name text NOT NULL,
+    value text NOT NULL,
+    PRIMARY KEY (name)
+);
+
+CREATE TABLE sync_outbox (
+    seq bigserial,
+    table_name text NOT NULL,
+    op text NOT NULL,
+    row_key text NOT NULL,
+    row_data text,
+    attempts int NOT NULL DEFAULT 0,
+    last_error text,
+    captured_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (seq),
+    CHECK (op IN ('U', 'D'))
+);
+
+CREATE TABLE sync_state (
+    source_id text NOT NULL,
+    last_seq bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (source_id)
+);
+
 CREATE TABLE tier_transitions (
     id bigserial,
     memory_id text NOT NULL,
@@ -776,6 +816,8 @@ CREATE INDEX idx_share_links_created_by ON share_links(created_by);
 CREATE INDEX idx_share_links_debate ON share_links(debate_id);
 
 CREATE INDEX idx_stream_events_loop ON stream_events(loop_id, cycle, id);
+
+CREATE INDEX idx_sync_dead_letter_row ON sync_dead_letter(table_name, row_key, id);
 
 CREATE INDEX idx_tier_transitions_memory ON tier_transitions(memory_id, id);
 

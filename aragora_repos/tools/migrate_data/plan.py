@@ -73,7 +73,7 @@ def _source_tables(db: sqlite3.Connection) -> dict[str, tuple[list[str], list[st
     return found
 
 
-async def _target_columns(conn: Connection, schema: str) -> dict[str, list[TargetColumn]]:
+async def target_columns(conn: Connection, schema: str) -> dict[str, list[TargetColumn]]:
     rows = await conn.fetch(
         """
         SELECT c.relname, a.attname, t.typname, format_type(a.atttypid, a.atttypmod),
@@ -200,7 +200,7 @@ async def plan(
             "first (aragora-repos migrate up)"
         )
     src = _source_tables(source)
-    target = await _target_columns(conn, schema)
+    target = await target_columns(conn, schema)
     excluded = set(exclude)
     if tables:
         unknown = [t for t in tables if t not in src or t not in target]
@@ -241,14 +241,14 @@ async def plan(
     for position, name in enumerate(order):
         columns, pk, rowid = src[name]
         wanted = set(columns)
-        target_columns = [c for c in target[name] if c.name in wanted]
+        wanted_columns = [c for c in target[name] if c.name in wanted]
         extra = [c for c in columns if c not in {t.name for t in target[name]}]
         if extra:
             dropped[name] = extra
-        if not target_columns:
+        if not wanted_columns:
             unmatched.append(name)
             continue
-        for column in target_columns:
+        for column in wanted_columns:
             try:
                 converter(column, Counter())
             except UnsupportedType as exc:
@@ -256,7 +256,7 @@ async def plan(
         plans.append(
             TablePlan(
                 name,
-                target_columns,
+                wanted_columns,
                 ["rowid"] if rowid else pk,
                 pk or ["rowid"],
                 await _serial_columns(conn, schema, name),

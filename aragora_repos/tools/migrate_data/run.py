@@ -92,7 +92,7 @@ async def migrate_data(
     copier = _Copier(path, conn, options)
     verifier: _Verifier | None = None
     try:
-        await _text_codecs(conn)
+        await text_codecs(conn)
         if not dry_run:
             await conn.execute(STATE_DDL)
             # Keys a killed run set aside come back first: the plan reads the catalog.
@@ -163,7 +163,7 @@ async def _forget_earlier_runs(conn: Connection, source_id: str) -> None:
         await conn.execute(f"DELETE FROM {STATE_SCHEMA}.{table} WHERE source = $1", source_id)
 
 
-async def _text_codecs(conn: Connection) -> None:
+async def text_codecs(conn: Connection) -> None:
     """JSON goes over the wire as the validated source text, unchanged."""
     await conn.set_type_codec(
         "jsonb",

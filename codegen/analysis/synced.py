@@ -1,0 +1,141 @@
+"""Synced tables: every committed change is captured for the background sync to a cloud
+PostgreSQL (``aragora_repos.sync``).
+
+A migration marks a table with a comment line in its up (or down) section::
+
+    -- aragora:synced debates
+    -- aragora:not-synced debates
+
+and the generator writes SQLite triggers (after INSERT, UPDATE and DELETE) that append
+each change to ``sync_outbox`` in the writing transaction itself: a change is in the
+outbox if and only if its transaction committed, whatever wrote it (a generated method,
+raw SQL, another SQLite tool). An insert or update captures the whole row (``U``: upsert
+by primary key), a delete its primary key (``D``); an update that changes the primary key
+captures the old key's delete first. Row values are a JSON object of SQLite's stored
+values, blobs (bytea and encrypted columns) as hex. PostgreSQL gets nothing: it is the
+sync's target, never its source.
+
+The triggers name the table's columns, so they are written again after anything that
+changes them (ADD, DROP, RENAME or ALTER COLUMN, a table rebuild); renaming a synced table
+is refused until it is unmarked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from codegen.analysis.tables import Out, State
+from codegen.dialects import sqlite, sqlite_ddl
+from codegen.model.ir import Table
+
+MARKER = re.compile(
+    r"^[ \t]*--[ \t]*aragora:(?P<kind>synced|not-synced)[ \t]+(?P<table>\w+)[ \t]*$",
+    re.MULTILINE,
+)
+OUTBOX = "sync_outbox"
+#: Tables of the sync's own bookkeeping, never synced themselves.
+OWN = ("sync_outbox", "sync_dead_letter", "sync_local", "sync_state", "schema_version")
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    offset: int
+    kind: str
+    table: str
+
+
+def marks(text: str, base: int) -> list[Mark]:
+    return [
+        Mark(base + m.start(), m.group("kind"), m.group("table")) for m in MARKER.finditer(text)
+    ]
+
+
+def _names(table: str) -> tuple[str, str, str]:
+    return f"{table}_sync_insert", f"{table}_sync_update", f"{table}_sync_delete"
+
+
+def _value(table: Table, column: str, row: str) -> str:
+    col = table.column(column)
+    ref = f"{row}.{sqlite_ddl.quote(column)}"
+    if col is not None and (col.encrypted or col.type.name == "bytea"):
+        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE hex({ref}) END"
+    return ref
+
+
+def _key(table: Table, row: str) -> str:
+    return "json_array(" + ", ".join(f"{row}.{sqlite_ddl.quote(k)}" for k in table.primary_key) + ")"
+
+
+def _data(table: Table) -> str:
+    pairs = ", ".join(
+        f"{sqlite_ddl.quote_string(c.name)}, {_value(table, c.name, 'NEW')}" for c in table.columns
+    )
+    return f"json_object({pairs})"
+
+
+def sqlite_sql(table: Table) -> list[str]:
+    """The three capture triggers of ``table`` as its columns are now."""
+    insert, update, delete = _names(table.name)
+    q = sqlite_ddl.quote
+    name = sqlite_ddl.quote_string(table.name)
+    into = f"INSERT INTO {OUTBOX} (table_name, op, row_key, row_data) VALUES"
+    moved = " OR ".join(f"OLD.{q(k)} IS NOT NEW.{q(k)}" for k in table.primary_key)
+    return [
+        f"CREATE TRIGGER {q(insert)} AFTER INSERT ON {q(table.name)} BEGIN "
+        f"{into} ({name}, 'U', {_key(table, 'NEW')}, {_data(table)}); END",
+        f"CREATE TRIGGER {q(update)} AFTER UPDATE ON {q(table.name)} BEGIN "
+        f"INSERT INTO {OUTBOX} (table_name, op, row_key, row_data) "
+        f"SELECT {name}, 'D', {_key(table, 'OLD')}, NULL WHERE {moved}; "
+        f"{into} ({name}, 'U', {_key(table, 'NEW')}, {_data(table)}); END",
+        f"CREATE TRIGGER {q(delete)} AFTER DELETE ON {q(table.name)} BEGIN "
+        f"{into} ({name}, 'D', {_key(table, 'OLD')}, NULL); END",
+    ]
+
+
+def drop_sql(table: str) -> list[str]:
+    return [f"DROP TRIGGER IF EXISTS {sqlite_ddl.quote(n)}" for n in _names(table)]
+
+
+def refresh_sql(table: Table) -> list[str]:
+    """The triggers written again after the table's columns changed."""
+    return [*drop_sql(table.name), *sqlite_sql(table)] if table.synced else []
+
+
+def apply(mark: Mark, state: State, out: Out) -> None:
+    """Mark or unmark ``mark.table``, writing SQLite's statements into ``out``."""
+    table = state.tables.get(mark.table)
+    construct = f"aragora:{mark.kind} {mark.table}"
+    if table is None:
+        raise sqlite.Untranslatable(construct, "no such table (mark it after CREATE TABLE)")
+    if mark.kind == "synced":
+        if table.synced:
+            raise sqlite.Untranslatable(construct, "the table is synced already")
+        if table.name in OWN:
+            raise sqlite.Untranslatable(construct, "the sync's own tables are not synced")
+        if OUTBOX not in state.tables:
+            raise sqlite.Untranslatable(
+                construct, f"no {OUTBOX} table to capture changes into (create it first)"
+            )
+        if not table.primary_key:
+            raise sqlite.Untranslatable(
+                construct, "a synced table needs a primary key (the target upserts by it)"
+            )
+        table = replace(table, synced=True)
+        state.tables[table.name] = table
+        out.sqlite.extend(sqlite_sql(table))
+        return
+    if not table.synced:
+        raise sqlite.Untranslatable(construct, "the table is not synced")
+    state.tables[table.name] = replace(table, synced=False)
+    out.sqlite.extend(drop_sql(table.name))
+
+
+def guard(table: Table, what: str) -> None:
+    """Refuse renaming a synced table (the target knows it by its name)."""
+    if table.synced:
+        raise sqlite.Untranslatable(
+            what,
+            f"{table.name} is synced: unmark it first (-- aragora:not-synced {table.name}), "
+            "then mark the new name",
+        )
