@@ -155,7 +155,8 @@ async def run_sync(args: argparse.Namespace, config: Config, app: App) -> int:
         if args.dead_letter:
             parked = await worker.dead_letters()
             for p in parked:
-                print(f"{p.id}\t{p.table}\t{p.key}\t{p.op}\ttries {p.attempts}\t{p.reason}")
+                reason = " / ".join(p.reason.splitlines())
+                print(f"{p.id}\t{p.table}\t{p.key}\t{p.op}\ttries {p.attempts}\t{reason}")
             if not parked:
                 print("no parked changes")
             return 0

@@ -656,7 +656,7 @@ class SyncWorker:
             return len(waiting)
         target = await self._remote()
         try:
-            await target.apply(self._source, batch)
+            applied = await target.apply(self._source, batch)
         except _Refused as first:
             refused = await target.probe(self._source, batch)
             for change, reason in refused or [(first.change, first.reason)]:
@@ -672,7 +672,8 @@ class SyncWorker:
             if _is_transient(exc):
                 await self._drop_target()
             raise
-        await asyncio.to_thread(outbox.ack, batch[-1].seq, len(batch))
+        # Counted as applied: a batch sent again after a crash (the target had it) adds 0.
+        await asyncio.to_thread(outbox.ack, batch[-1].seq, applied)
         self.last_error = None
         if self.on_batch is not None:
             self.on_batch(len(batch))

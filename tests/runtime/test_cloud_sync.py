@@ -1,0 +1,346 @@
+"""The background sync of the local SQLite database to a cloud PostgreSQL
+(``aragora_repos.tools.sync``), against real servers at both ends: captured changes
+(inserts, updates, deletes, a key changed, a row inserted and deleted before the worker
+sees it, many updates of one row in one batch) reach the target, and the target then
+equals the source by migrate-data's row counts and canonical checksums; a batch sent twice
+changes nothing; a change the target refuses is parked after the retries while other rows
+flow, and delivered after a re-drive; the target's schema is checked; ``connect()`` runs
+the service; the worker SIGKILLed at random points loses and duplicates nothing; the
+target stopped for a while under a write load costs the application nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from aragora_db import MIGRATIONS, Database, connect
+from aragora_repos import Config, Secret
+from aragora_repos.config import SyncSettings
+from aragora_repos.tools.migrate_data.plan import plan
+from aragora_repos.tools.migrate_data.verify import Checksum, source_checksum, target_checksum_sql
+from aragora_repos.tools.sync import SyncError, SyncWorker
+from tests.faults.cluster import Cluster
+from tests.pg_server import fresh_database, run_async
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SYNCED = ("debates", "nomic_cycles", "stream_events", "agent_metrics")
+
+
+@contextmanager
+def target(postgres_dsn: str, *, migrate: bool = True, upto: int | None = None) -> Iterator[str]:
+    """A fresh target database of this test's own, migrated (to ``upto``)."""
+    with fresh_database(postgres_dsn) as dsn:
+        if migrate:
+            run_async(_migrate(dsn, upto))
+        yield dsn
+
+
+async def _migrate(dsn: str, upto: int | None) -> None:
+    db = await connect(Config(backend="postgres", dsn=Secret(dsn), pool_max=2))
+    try:
+        await db.backend.migrate([m for m in MIGRATIONS if upto is None or m.version <= upto])
+    finally:
+        await db.close()
+
+
+def local_config(data: Path, dsn: str, **settings: object) -> Config:
+    return Config(data_dir=data, sync=SyncSettings(Secret(dsn), **settings))  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def local(data: Path, dsn: str, **settings: object) -> AsyncIterator[Database]:
+    """The local database, migrated, without the service (tests drive a worker)."""
+    db = await connect(Config(data_dir=data))
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.close()
+
+
+async def debate(db: Database, i: int, task: str = "t") -> None:
+    await db.debates.insert_debate(
+        id=f"d{i}",
+        slug=f"s{i}",
+        task=task,
+        agents=["a", "b"],
+        final_answer=None,
+        consensus_reached=i % 2 == 0,
+        confidence=0.5,
+        rounds_used=2,
+        duration_seconds=None,
+        grounded_verdict={"i": i, "q": "it's\n"},
+    )
+
+
+async def checksums(source: Path, dsn: str) -> dict[str, tuple[Checksum, Checksum]]:
+    """Per synced table, migrate-data's (source, target) row count and checksum."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        with closing(sqlite3.connect(source)) as lite:
+            planned = await plan(lite, conn, tables=list(SYNCED))
+        out = {}
+        for table in planned.tables:
+            rows, total = await conn.fetchrow(target_checksum_sql("public", table))
+            out[table.name] = (
+                source_checksum(source, table),
+                Checksum(int(rows), int(total)),
+            )
+        return out
+    finally:
+        await conn.close()
+
+
+async def assert_equal(source: Path, dsn: str) -> int:
+    """The target holds the source's synced tables exactly; their total row count."""
+    found = await checksums(source, dsn)
+    assert set(found) == set(SYNCED)
+    for name, (here, there) in found.items():
+        assert here == there, f"{name}: source {here}, target {there}"
+    return sum(here.rows for here, _ in found.values())
+
+
+async def drain(data: Path, dsn: str, **settings: object) -> SyncWorker:
+    cfg = local_config(data, dsn, **settings)
+    assert cfg.sync is not None
+    worker = SyncWorker(cfg, cfg.sync, MIGRATIONS)
+    await worker.drain()
+    return worker
+
+
+async def test_changes_reach_the_target_and_it_equals_the_source(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        async with local(data, dsn) as db:
+            for i in range(12):
+                await debate(db, i)
+            for n in range(25):  # one row updated many times, within and across batches
+                await db.backend.execute("UPDATE debates SET view_count = ? WHERE id = 'd3'", (n,))
+            await debate(db, 99)  # inserted and deleted before the worker sees it
+            await db.backend.execute("DELETE FROM debates WHERE id = 'd99'", ())
+            await db.backend.execute("DELETE FROM debates WHERE id = 'd5'", ())
+            await db.backend.execute("UPDATE debates SET id = 'd7b' WHERE id = 'd7'", ())
+            await db.backend.execute(
+                "INSERT INTO nomic_cycles (loop_id, cycle_number, phase) VALUES ('l', 1, 'p')", ()
+            )
+            await db.backend.execute(
+                "INSERT INTO stream_events (loop_id, cycle, event_type, event_data) "
+                "VALUES ('l', 1, 'e', '{\"k\": \"\\u00e9\"}')",
+                (),
+            )
+            queued = (await db.backend.fetchrow("SELECT count(*) FROM sync_outbox", ()))[0]
+            assert queued == 12 + 25 + 2 + 1 + 2 + 2
+        worker = await drain(data, dsn, batch_size=7)
+        status = await worker.status()
+        await worker.close()
+        assert status.queue_size == 0 and status.synced_count == queued
+        assert status.parked_count == 0 and status.last_success is not None
+        assert await assert_equal(data / "aragora.db", dsn) == 11 + 2
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await conn.fetchval("SELECT view_count FROM debates WHERE id = 'd3'") == 24
+            ids = [r[0] for r in await conn.fetch("SELECT id FROM debates ORDER BY id")]
+            assert "d5" not in ids and "d7" not in ids and "d7b" in ids and "d99" not in ids
+            (last,) = await conn.fetchrow("SELECT last_seq FROM sync_state")
+            assert last >= queued
+        finally:
+            await conn.close()
+
+
+async def test_a_batch_sent_twice_changes_nothing(tmp_path: Path, postgres_dsn: str) -> None:
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        async with local(data, dsn) as db:
+            for i in range(3):
+                await debate(db, i)
+        cfg = local_config(data, dsn, batch_size=10)
+        assert cfg.sync is not None
+        worker = SyncWorker(cfg, cfg.sync, MIGRATIONS)
+        try:
+            # The target commits a batch and the worker dies before removing it locally.
+            remote = await worker._remote()
+            outbox = await worker._local()
+            batch = outbox.read(10)
+            assert await remote.apply(worker._source, batch) == 3
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("UPDATE debates SET task = 'edited there' WHERE id = 'd1'")
+                # Sent again: nothing applied, the row edited on the target is untouched.
+                assert await worker.step() == 3
+                assert await conn.fetchval("SELECT task FROM debates WHERE id = 'd1'") == (
+                    "edited there"
+                )
+                assert (await worker.status()).queue_size == 0
+                assert (await worker.status()).synced_count == 0
+            finally:
+                await conn.close()
+        finally:
+            await worker.close()
+
+
+def cli(data: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ARAGORA_DATA_DIR": str(data),
+        "SUPABASE_SYNC_ENABLED": "true",
+        "SUPABASE_POSTGRES_DSN": dsn,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "aragora_db", "sync", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+async def test_a_refused_change_is_parked_others_flow_and_a_redrive_delivers_it(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "ALTER TABLE debates ADD CONSTRAINT no_poison CHECK (task <> 'poison')"
+            )
+            async with local(data, dsn) as db:
+                for i in range(10):
+                    await debate(db, i, "poison" if i == 4 else "fine")
+                # A later change of the refused row waits behind it.
+                await db.backend.execute("UPDATE debates SET view_count = 5 WHERE id = 'd4'", ())
+            worker = await drain(data, dsn, batch_size=4, max_retries=3)
+            status = await worker.status()
+            assert status.queue_size == 0
+            assert status.parked_count == 2 and status.failed_count == 3
+            parked = await worker.dead_letters()
+            assert [p.op for p in parked] == ["U", "U"]
+            assert "no_poison" in parked[0].reason and parked[0].attempts == 3
+            assert "waiting behind" in parked[1].reason
+            ids = {r[0] for r in await conn.fetch("SELECT id FROM debates")}
+            assert ids == {f"d{i}" for i in range(10)} - {"d4"}
+
+            # Other rows keep flowing; a new change of the parked row joins it.
+            async with local(data, dsn) as db:
+                await debate(db, 20)
+                await db.backend.execute("UPDATE debates SET task = 'poison' WHERE id = 'd4'", ())
+            await worker.drain()
+            assert await conn.fetchval("SELECT count(*) FROM debates WHERE id = 'd20'") == 1
+            assert (await worker.status()).parked_count == 3
+            await worker.close()
+
+            listed = cli(data, dsn, "--dead-letter")
+            assert listed.returncode == 0, listed.stderr
+            lines = listed.stdout.splitlines()
+            assert len(lines) == 3 and all('\tdebates\t["d4"]\t' in line for line in lines)
+            assert "no_poison" in lines[0] and "waiting behind" in lines[2]
+
+            # Fixed on the target, re-driven: delivered, in order.
+            await conn.execute("ALTER TABLE debates DROP CONSTRAINT no_poison")
+            redriven = cli(data, dsn, "--redrive")
+            assert redriven.returncode == 0 and "3 change(s) back" in redriven.stdout
+            once = cli(data, dsn, "--once")
+            assert once.returncode == 0, once.stderr
+            assert await conn.fetchval("SELECT view_count FROM debates WHERE id = 'd4'") == 5
+            assert await assert_equal(data / "aragora.db", dsn) == 11
+            status_out = cli(data, dsn, "--status")
+            assert "queued: 0" in status_out.stdout and "parked: 0" in status_out.stdout
+        finally:
+            await conn.close()
+
+
+@pytest.mark.parametrize("how", ["unmigrated", "older", "different"])
+async def test_the_target_schema_is_checked_before_the_first_push(
+    how: str, tmp_path: Path, postgres_dsn: str
+) -> None:
+    data = tmp_path / "data"
+    synced_at = max(m.version for m in MIGRATIONS)
+    upto = synced_at - 1 if how == "older" else None
+    with target(postgres_dsn, migrate=how != "unmigrated", upto=upto) as dsn:
+        if how == "different":
+            conn = await asyncpg.connect(dsn)
+            await conn.execute("UPDATE schema_version SET checksum = 'x' WHERE version = 3")
+            await conn.close()
+        async with local(data, dsn) as db:
+            await debate(db, 1)
+        expected = {
+            "unmigrated": "no schema_version table",
+            "older": f"older than this database's: migration(s) {synced_at} not applied",
+            "different": "migration(s) 3 were applied there with other contents",
+        }[how]
+        with pytest.raises(SyncError, match=re.escape(expected)):
+            await drain(data, dsn)
+        out = cli(data, dsn, "--once")
+        assert out.returncode != 0 and expected.split(":")[0] in out.stderr
+        async with local(data, dsn) as db:
+            left = await db.backend.fetchrow("SELECT count(*) FROM sync_outbox", ())
+            assert left is not None and left[0] == 1  # nothing lost
+
+
+async def test_connect_runs_the_service_and_queue_calls_capture_again(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        db = await connect(local_config(data, dsn, batch_size=10, interval=0.5))
+        assert db.sync is not None
+        await db.migrate()
+        for i in range(30):
+            await debate(db, i)
+        assert await db.sync.flush(timeout=30)
+        status = await db.sync.get_status()
+        assert status.queue_size == 0 and status.synced_count == 30 and status.running
+        db.sync.queue_debate({"id": "d3", "task": "ignored: the row is captured as it is"})
+        assert (await db.sync.get_status()).queue_size == 1
+        from aragora_repos import NotFoundError
+
+        with pytest.raises(NotFoundError, match="save it first"):
+            db.sync.queue_debate({"id": "nope"})
+        await debate(db, 30)
+        await db.close()  # delivers what is queued
+        assert await assert_equal(data / "aragora.db", dsn) == 31
+
+
+def test_settings_from_the_environment_keep_the_target_out_of_sight(tmp_path: Path) -> None:
+    from aragora_repos import ConfigError
+
+    canary = "postgresql://sync:CANARYPW-91f3@db.example.com:6543/postgres"
+    env = {
+        "ARAGORA_DATA_DIR": str(tmp_path),
+        "SUPABASE_SYNC_ENABLED": "true",
+        "SUPABASE_POSTGRES_DSN": canary,
+        "SUPABASE_SYNC_BATCH_SIZE": "50",
+    }
+    cfg = Config.from_env(env)
+    assert cfg.backend == "sqlite" and cfg.sync is not None and cfg.sync.batch_size == 50
+    assert (cfg.sync.interval, cfg.sync.max_retries) == (30.0, 3)
+    assert "CANARYPW" not in repr(cfg) and "CANARYPW" not in repr(cfg.sync)
+    for bad, message in (
+        ({"SUPABASE_SYNC_ENABLED": "maybe"}, "invalid SUPABASE_SYNC_ENABLED"),
+        ({"SUPABASE_POSTGRES_DSN": ""}, "SUPABASE_POSTGRES_DSN is not set"),
+        ({"SUPABASE_SYNC_BATCH_SIZE": "0"}, "SUPABASE_SYNC_BATCH_SIZE"),
+        ({"ARAGORA_DB_BACKEND": "postgres", "ARAGORA_POSTGRES_DSN": canary}, "backend is Post"),
+    ):
+        with pytest.raises(ConfigError, match=message) as caught:
+            Config.from_env({**env, **bad})
+        assert "CANARYPW" not in str(caught.value)
+    assert Config.from_env({**env, "SUPABASE_SYNC_ENABLED": "false"}).backend == "postgres"
