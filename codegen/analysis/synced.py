@@ -12,7 +12,8 @@ outbox if and only if its transaction committed, whatever wrote it (a generated 
 raw SQL, another SQLite tool). An insert or update captures the whole row (``U``: upsert
 by primary key), a delete its primary key (``D``); an update that changes the primary key
 captures the old key's delete first. Row values are a JSON object of SQLite's stored
-values, blobs (bytea and encrypted columns) as hex. PostgreSQL gets nothing: it is the
+values, blobs (bytea and encrypted columns) as hex, doubles as text of 17 significant digits
+(JSON would round them to 15). PostgreSQL gets nothing: it is the
 sync's target, never its source.
 
 The triggers name the table's columns, so they are written again after anything that
@@ -60,6 +61,10 @@ def _value(table: Table, column: str, row: str) -> str:
     ref = f"{row}.{sqlite_ddl.quote(column)}"
     if col is not None and (col.encrypted or col.type.name == "bytea"):
         return f"CASE WHEN {ref} IS NULL THEN NULL ELSE hex({ref}) END"
+    if col is not None and col.type.name in ("float4", "float8") and not col.type.array_dims:
+        # JSON would keep 15 significant digits (json_object's own rendering): 17 carry a
+        # double exactly, as text the target's conversion reads back.
+        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE printf('%!.17g', {ref}) END"
     return ref
 
 

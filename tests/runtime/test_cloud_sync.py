@@ -344,3 +344,142 @@ def test_settings_from_the_environment_keep_the_target_out_of_sight(tmp_path: Pa
             Config.from_env({**env, **bad})
         assert "CANARYPW" not in str(caught.value)
     assert Config.from_env({**env, "SUPABASE_SYNC_ENABLED": "false"}).backend == "postgres"
+
+
+CHANGES = int(os.environ.get("ARAGORA_SYNC_CHANGES", "100000"))
+KILLS = int(os.environ.get("ARAGORA_SYNC_KILLS", "20"))
+
+
+def capture_load(file: Path, changes: int) -> None:
+    """``changes`` captured changes by raw SQL: inserts of two tables, then updates and
+    deletes of some of the rows (the triggers capture any writer)."""
+    events, metrics = changes * 70 // 100, changes * 20 // 100
+    touched = (changes - events - metrics) // 2
+    with closing(sqlite3.connect(file)) as lite:
+        lite.execute("BEGIN")
+        lite.executemany(
+            "INSERT INTO stream_events (loop_id, cycle, event_type, event_data) "
+            "VALUES (?, ?, 'e', ?)",
+            ((f"loop{i % 7}", i, json.dumps({"n": i, "s": "é\n'"})) for i in range(events)),
+        )
+        lite.executemany(
+            "INSERT INTO agent_metrics (loop_id, cycle, agent_name, phase, latency_ms) "
+            "VALUES ('l', ?, 'a', 'p', ?)",
+            ((i, i / 3) for i in range(metrics)),
+        )
+        lite.execute(f"UPDATE stream_events SET agent = 'x' WHERE id <= {touched}")
+        lite.execute(
+            f"DELETE FROM stream_events WHERE id > {events - touched}",
+        )
+        lite.commit()
+
+
+async def test_the_worker_killed_at_random_points_loses_and_duplicates_nothing(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        async with local(data, dsn):
+            pass
+        file = data / "aragora.db"
+        capture_load(file, CHANGES)
+        with closing(sqlite3.connect(file)) as lite:
+            (captured,) = lite.execute("SELECT count(*) FROM sync_outbox").fetchone()
+            (last,) = lite.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'sync_outbox'"
+            ).fetchone()
+        assert captured == CHANGES
+        env = {
+            **os.environ,
+            "ARAGORA_DATA_DIR": str(data),
+            "SUPABASE_SYNC_ENABLED": "true",
+            "SUPABASE_POSTGRES_DSN": dsn,
+        }
+        command = [sys.executable, "-m", "aragora_db", "sync", "--once", "--batch", "250"]
+        rng = random.Random(7)
+        kills = 0
+        for _ in range(KILLS):
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            assert process.stdout is not None
+            for _ in range(rng.randrange(1, max(2, CHANGES // 250 // KILLS))):
+                if not process.stdout.readline():
+                    break
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += process.returncode == -signal.SIGKILL
+        assert kills == KILLS
+        with closing(sqlite3.connect(file)) as lite:
+            (left,) = lite.execute("SELECT count(*) FROM sync_outbox").fetchone()
+        assert 0 < left < captured  # the killed runs delivered some, not all
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        rows = await assert_equal(file, dsn)
+        assert rows == CHANGES * 70 // 100 + CHANGES * 20 // 100 - (CHANGES // 10) // 2
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await conn.fetchval("SELECT last_seq FROM sync_state") == last
+        finally:
+            await conn.close()
+        with closing(sqlite3.connect(file)) as lite:
+            assert lite.execute("SELECT count(*) FROM sync_outbox").fetchone() == (0,)
+            assert lite.execute("SELECT count(*) FROM sync_dead_letter").fetchone() == (0,)
+
+
+#: How long the target is down (``make faults``: ARAGORA_FAULT_SECONDS=30).
+DOWN = float(os.environ.get("ARAGORA_FAULT_SECONDS", "5"))
+
+
+async def test_the_target_down_under_a_write_load_costs_the_application_nothing(
+    tmp_path: Path,
+) -> None:
+    cluster = Cluster.create()
+    if cluster is None:
+        pytest.fail("no PostgreSQL server binaries to start a target of the test's own")
+    data = tmp_path / "data"
+    try:
+        await _migrate(cluster.dsn, None)
+        db = await connect(local_config(data, cluster.dsn, batch_size=100, interval=1.0))
+        assert db.sync is not None
+        await db.migrate()
+        loop = asyncio.get_running_loop()
+        latencies: dict[str, list[float]] = {"up": [], "down": [], "back": []}
+        written = 0
+
+        async def write(phase: str, seconds: float) -> None:
+            # About 200 committed changes a second (the pace, not a synchronisation).
+            nonlocal written
+            end = loop.time() + seconds
+            while loop.time() < end:
+                start = time.perf_counter()
+                await db.backend.execute(
+                    "INSERT INTO stream_events (loop_id, cycle, event_type) VALUES (?, ?, 'e')",
+                    (phase, written),
+                )
+                latencies[phase].append(time.perf_counter() - start)
+                written += 1
+                await asyncio.sleep(0.005)
+
+        await write("up", 2.0)
+        await asyncio.to_thread(cluster.stop)
+        await write("down", DOWN)
+        down_status = await db.sync.get_status()
+        await asyncio.to_thread(cluster.start)
+        await write("back", 2.0)
+        assert await db.sync.flush(timeout=120)
+        status = await db.sync.get_status()
+        await db.close()
+        assert written == sum(len(v) for v in latencies.values())
+        assert down_status.queue_size > 0 and down_status.last_error is not None
+        assert "unreachable" in down_status.last_error
+        assert status.queue_size == 0 and status.parked_count == 0
+        assert await assert_equal(data / "aragora.db", cluster.dsn) == written
+        for phase, values in latencies.items():
+            values.sort()
+            print(
+                f"{phase}: {len(values)} inserts, p50 {values[len(values) // 2] * 1e3:.2f} ms, "
+                f"p99 {values[int(len(values) * 0.99)] * 1e3:.2f} ms, max {values[-1] * 1e3:.2f} ms"
+            )
+    finally:
+        cluster.destroy()
