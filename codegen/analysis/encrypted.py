@@ -60,13 +60,8 @@ class Mark:
     deterministic: bool = False
 
 
-class Refused(sqlite.Untranslatable):
-    """An encrypted-column marker or a use of an encrypted column that is refused on both
-    dialects (it is no translation problem): the message is ``<construct>: <reason>``."""
-
-    def __init__(self, construct: str, reason: str) -> None:
-        super().__init__(construct, reason)
-        self.args = (f"{construct}: {reason}",)
+Refused = sqlite.Refused
+"""An encrypted-column marker or a use of an encrypted column that is refused."""
 
 
 def _split(names: str | None) -> tuple[str, ...]:

@@ -112,18 +112,18 @@ def apply(mark: Mark, state: State, out: Out) -> None:
     table = state.tables.get(mark.table)
     construct = f"aragora:{mark.kind} {mark.table}"
     if table is None:
-        raise sqlite.Untranslatable(construct, "no such table (mark it after CREATE TABLE)")
+        raise sqlite.Refused(construct, "no such table (mark it after CREATE TABLE)")
     if mark.kind == "synced":
         if table.synced:
-            raise sqlite.Untranslatable(construct, "the table is synced already")
+            raise sqlite.Refused(construct, "the table is synced already")
         if table.name in OWN:
-            raise sqlite.Untranslatable(construct, "the sync's own tables are not synced")
+            raise sqlite.Refused(construct, "the sync's own tables are not synced")
         if OUTBOX not in state.tables:
-            raise sqlite.Untranslatable(
+            raise sqlite.Refused(
                 construct, f"no {OUTBOX} table to capture changes into (create it first)"
             )
         if not table.primary_key:
-            raise sqlite.Untranslatable(
+            raise sqlite.Refused(
                 construct, "a synced table needs a primary key (the target upserts by it)"
             )
         table = replace(table, synced=True)
@@ -131,7 +131,7 @@ def apply(mark: Mark, state: State, out: Out) -> None:
         out.sqlite.extend(sqlite_sql(table))
         return
     if not table.synced:
-        raise sqlite.Untranslatable(construct, "the table is not synced")
+        raise sqlite.Refused(construct, "the table is not synced")
     state.tables[table.name] = replace(table, synced=False)
     out.sqlite.extend(drop_sql(table.name))
 
@@ -139,7 +139,7 @@ def apply(mark: Mark, state: State, out: Out) -> None:
 def guard(table: Table, what: str) -> None:
     """Refuse renaming a synced table (the target knows it by its name)."""
     if table.synced:
-        raise sqlite.Untranslatable(
+        raise sqlite.Refused(
             what,
             f"{table.name} is synced: unmark it first (-- aragora:not-synced {table.name}), "
             "then mark the new name",

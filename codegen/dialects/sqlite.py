@@ -85,6 +85,15 @@ class Untranslatable(Exception):
         super().__init__(f"cannot translate {construct} to sqlite: {reason}")
 
 
+class Refused(Untranslatable):
+    """A construct refused on both dialects (no translation problem: a marker or a use the
+    project does not allow); the message is ``<construct>: <reason>``."""
+
+    def __init__(self, construct: str, reason: str) -> None:
+        super().__init__(construct, reason)
+        self.args = (f"{construct}: {reason}",)
+
+
 #: What rules may consult about the statement being translated (built with the query).
 Context = TranslationHints
 NO_HINTS = Context()

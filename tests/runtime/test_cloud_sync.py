@@ -483,3 +483,36 @@ async def test_the_target_down_under_a_write_load_costs_the_application_nothing(
             )
     finally:
         cluster.destroy()
+
+
+async def test_through_a_transaction_pooler(tmp_path: Path, postgres_dsn: str) -> None:
+    """PgBouncer in transaction mode, one server connection shared by two workers of two
+    source databases: nothing is prepared under a name, every statement is in a
+    transaction (the refused change's savepoints too)."""
+    from tests.pgbouncer import pgbouncer
+
+    with target(postgres_dsn) as dsn, pgbouncer(dsn, "transaction", pool_size=1) as pooled:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute("ALTER TABLE debates ADD CONSTRAINT no_poison CHECK (task <> 'poison')")
+        await conn.close()
+        sources = [tmp_path / "one", tmp_path / "two"]
+        for n, data in enumerate(sources):
+            async with local(data, pooled) as db:
+                for i in range(40):
+                    await debate(db, n * 100 + i, "poison" if i == 13 else "fine")
+        workers = []
+        for data in sources:
+            cfg = local_config(data, pooled, batch_size=9, max_retries=1)
+            assert cfg.sync is not None
+            workers.append(SyncWorker(cfg, cfg.sync, MIGRATIONS))
+        await asyncio.gather(*(w.drain() for w in workers))
+        for w in workers:
+            status = await w.status()
+            assert status.queue_size == 0 and status.parked_count == 1
+            await w.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM debates") == 78
+            assert await conn.fetchval("SELECT count(*) FROM sync_state") == 2
+        finally:
+            await conn.close()

@@ -1,0 +1,2 @@
+-- name: AddNote :exec
+INSERT INTO notes (owner, n, body) VALUES ($1, $2, $3);

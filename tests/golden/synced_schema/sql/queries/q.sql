@@ -1,0 +1,2 @@
+-- name: One :one
+SELECT id FROM twice WHERE id = $1;
