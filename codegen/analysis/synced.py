@@ -69,7 +69,8 @@ def _value(table: Table, column: str, row: str) -> str:
 
 
 def _key(table: Table, row: str) -> str:
-    return "json_array(" + ", ".join(f"{row}.{sqlite_ddl.quote(k)}" for k in table.primary_key) + ")"
+    columns = ", ".join(f"{row}.{sqlite_ddl.quote(k)}" for k in table.primary_key)
+    return f"json_array({columns})"
 
 
 def _data(table: Table) -> str:
