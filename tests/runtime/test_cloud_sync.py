@@ -97,7 +97,9 @@ async def checksums(source: Path, dsn: str) -> dict[str, tuple[Checksum, Checksu
             planned = await plan(lite, conn, tables=list(SYNCED))
         out = {}
         for table in planned.tables:
-            rows, total = await conn.fetchrow(target_checksum_sql("public", table))
+            found = await conn.fetchrow(target_checksum_sql("public", table))
+            assert found is not None
+            rows, total = found
             out[table.name] = (
                 source_checksum(source, table),
                 Checksum(int(rows), int(total)),
@@ -159,7 +161,7 @@ async def test_changes_reach_the_target_and_it_equals_the_source(
             assert await conn.fetchval("SELECT view_count FROM debates WHERE id = 'd3'") == 24
             ids = [r[0] for r in await conn.fetch("SELECT id FROM debates ORDER BY id")]
             assert "d5" not in ids and "d7" not in ids and "d7b" in ids and "d99" not in ids
-            (last,) = await conn.fetchrow("SELECT last_seq FROM sync_state")
+            last = await conn.fetchval("SELECT last_seq FROM sync_state")
             assert last >= queued
         finally:
             await conn.close()
