@@ -25,7 +25,10 @@ backoff; the application never waits for it. The target's schema is checked befo
 first push: each migration the local database has applied must be applied there with the
 same checksum.
 
-Values travel as SQLite stores them (blobs as hex) and are converted with migrate-data's
+A ``U`` change sends the row as it is when the batch is read (in the read transaction that
+reads the outbox, so rows and outbox agree): a row updated many times is sent whole each
+time, its latest state, and one deleted since is skipped (its ``D`` follows). Values are
+read with SQLite's own types and converted with migrate-data's
 rules (:mod:`aragora_repos.tools.convert`) into the target column's type, so a synced
 table and a migrated one hold the same values and the same canonical checksums.
 """
@@ -90,8 +93,9 @@ class Change:
     table: str
     op: str
     key: str
-    data: str | None
     attempts: int
+    data: dict[str, Any] | None = None
+    """A ``U`` change's row as read with the batch (None: deleted since)."""
 
     @property
     def row(self) -> tuple[str, str]:
@@ -139,6 +143,7 @@ class Outbox:
             path, isolation_level=None, timeout=timeout, check_same_thread=False
         )
         self._db.execute("PRAGMA foreign_keys = ON")
+        self._selects: dict[str, tuple[str, list[str]]] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -178,12 +183,36 @@ class Outbox:
         return {int(v): str(c) for v, c in rows}
 
     def read(self, limit: int) -> list[Change]:
-        rows = self._db.execute(
-            "SELECT seq, table_name, op, row_key, row_data, attempts FROM sync_outbox "
-            "ORDER BY seq LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [Change(*r) for r in rows]
+        """The next ``limit`` changes, each ``U`` with its row as it is now (one read
+        transaction: the rows are those of the outbox's snapshot)."""
+        self._db.execute("BEGIN")
+        try:
+            rows = self._db.execute(
+                "SELECT seq, table_name, op, row_key, attempts FROM sync_outbox "
+                "ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+            out = []
+            for seq, table, op, key, attempts in rows:
+                data = self._row(table, key) if op == "U" else None
+                out.append(Change(seq, table, op, key, attempts, data))
+            return out
+        finally:
+            self._db.execute("COMMIT")
+
+    def _row(self, table: str, key: str) -> dict[str, Any] | None:
+        found = self._selects.get(table)
+        if found is None:
+            info = self._db.execute(f'PRAGMA table_info("{table}")').fetchall()
+            names = [r[1] for r in info]
+            pk = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+            cols = ", ".join(f'"{n}"' for n in names)
+            where = " AND ".join(f'"{k}" = ?' for k in pk)
+            found = (f'SELECT {cols} FROM "{table}" WHERE {where}', names)
+            self._selects[table] = found
+        sql, names = found
+        row = self._db.execute(sql, tuple(json.loads(key))).fetchone()
+        return None if row is None else dict(zip(names, row, strict=True))
 
     def parked_rows(self) -> set[tuple[str, str]]:
         rows = self._db.execute("SELECT DISTINCT table_name, row_key FROM sync_dead_letter")
@@ -211,7 +240,7 @@ class Outbox:
         self, db: sqlite3.Connection, row: tuple[str, str], from_seq: int
     ) -> list[tuple[Any, ...]]:
         found = db.execute(
-            "SELECT seq, table_name, op, row_key, row_data, attempts, last_error, captured_at "
+            "SELECT seq, table_name, op, row_key, attempts, last_error, captured_at "
             "FROM sync_outbox WHERE table_name = ? AND row_key = ? AND seq >= ? ORDER BY seq",
             (*row, from_seq),
         ).fetchall()
@@ -228,16 +257,15 @@ class Outbox:
             for r in self._move_row(db, change.row, change.seq):
                 first = r[0] == change.seq
                 db.execute(
-                    "INSERT INTO sync_outbox (table_name, op, row_key, row_data, attempts, "
-                    "last_error, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO sync_outbox (table_name, op, row_key, attempts, "
+                    "last_error, captured_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         r[1],
                         r[2],
                         r[3],
-                        r[4],
-                        r[5] + 1 if first else r[5],
-                        reason if first else r[6],
-                        r[7],
+                        r[4] + 1 if first else r[4],
+                        reason if first else r[5],
+                        r[6],
                     ),
                 )
             self._bump(db, "failed", 1)
@@ -248,17 +276,16 @@ class Outbox:
             for r in self._move_row(db, change.row, change.seq):
                 first = r[0] == change.seq
                 db.execute(
-                    "INSERT INTO sync_dead_letter (seq, table_name, op, row_key, row_data, "
-                    "attempts, reason, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO sync_dead_letter (seq, table_name, op, row_key, "
+                    "attempts, reason, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         r[0],
                         r[1],
                         r[2],
                         r[3],
-                        r[4],
-                        r[5] + 1 if first else r[5],
+                        r[4] + 1 if first else r[4],
                         reason if first else f"waiting behind change {change.seq} of the row",
-                        r[7],
+                        r[6],
                     ),
                 )
             self._bump(db, "failed", 1)
@@ -269,9 +296,9 @@ class Outbox:
             for c in changes:
                 for r in self._move_row(db, c.row, c.seq):
                     db.execute(
-                        "INSERT INTO sync_dead_letter (seq, table_name, op, row_key, row_data, "
-                        "attempts, reason, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*r[:6], "waiting behind a parked change of the row", r[7]),
+                        "INSERT INTO sync_dead_letter (seq, table_name, op, row_key, "
+                        "attempts, reason, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (*r[:5], "waiting behind a parked change of the row", r[6]),
                     )
 
     def dead_letters(self) -> list[Parked]:
@@ -297,13 +324,13 @@ class Outbox:
             moved = 0
             for table, key in rows.fetchall():
                 for r in db.execute(
-                    "SELECT table_name, op, row_key, row_data, captured_at FROM sync_dead_letter "
+                    "SELECT table_name, op, row_key, captured_at FROM sync_dead_letter "
                     "WHERE table_name = ? AND row_key = ? ORDER BY id",
                     (table, key),
                 ).fetchall():
                     db.execute(
-                        "INSERT INTO sync_outbox (table_name, op, row_key, row_data, "
-                        "captured_at) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO sync_outbox (table_name, op, row_key, captured_at) "
+                        "VALUES (?, ?, ?, ?)",
                         r,
                     )
                     moved += 1
@@ -400,8 +427,6 @@ class _Table:
         column = self.columns.get(name)
         if column is None:
             raise Reject(f"the target has no column {self.name}.{name}")
-        if column.type_name == "bytea" and isinstance(raw, str):
-            raw = bytes.fromhex(raw)
         return self.convert[name](raw)
 
 
@@ -452,7 +477,7 @@ class Target:
                 return table.delete_sql(), tuple(
                     table.value(k, v) for k, v in zip(table.key, key, strict=True)
                 )
-            data = json.loads(change.data or "{}")
+            data = change.data or {}
             names = tuple(data)
             return table.upsert_sql(names), tuple(table.value(n, data[n]) for n in names)
         except (Reject, ValueError) as exc:
@@ -471,7 +496,9 @@ class Target:
         applied (those above the mark). Raises _Refused for the first refused change."""
         async with self.conn.transaction():
             mark = await self._mark(source)
-            pending = [c for c in batch if c.seq > mark]
+            fresh = [c for c in batch if c.seq > mark]
+            # A row deleted since its change was captured: its delete follows.
+            pending = [c for c in fresh if c.op == "D" or c.data is not None]
             run: list[tuple[Any, ...]] = []
             run_sql = ""
             runs: list[tuple[str, list[tuple[Any, ...]], list[Change]]] = []
@@ -499,7 +526,7 @@ class Target:
                     source,
                     batch[-1].seq,
                 )
-        return len(pending)
+        return len(fresh)
 
     async def probe(self, source: str, batch: Sequence[Change]) -> list[tuple[Change, str]]:
         """Which changes of ``batch`` the target refuses, and why: each applied under a
@@ -515,6 +542,8 @@ class Target:
                 mark = await self._mark(source)
                 for change in batch:
                     if change.seq <= mark or change.row in blocked:
+                        continue
+                    if change.op == "U" and change.data is None:
                         continue
                     try:
                         sql, args = self._args(change)

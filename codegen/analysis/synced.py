@@ -9,16 +9,17 @@ A migration marks a table with a comment line in its up (or down) section::
 and the generator writes SQLite triggers (after INSERT, UPDATE and DELETE) that append
 each change to ``sync_outbox`` in the writing transaction itself: a change is in the
 outbox if and only if its transaction committed, whatever wrote it (a generated method,
-raw SQL, another SQLite tool). An insert or update captures the whole row (``U``: upsert
-by primary key), a delete its primary key (``D``); an update that changes the primary key
-captures the old key's delete first. Row values are a JSON object of SQLite's stored
-values, blobs (bytea and encrypted columns) as hex, doubles as text of 17 significant digits
-(JSON would round them to 15). PostgreSQL gets nothing: it is the
-sync's target, never its source.
+raw SQL, another SQLite tool). A change is its table, its primary key (a JSON array) and
+``U`` (inserted or updated: upsert the row) or ``D`` (deleted); an update that changes the
+primary key captures the old key's delete first. The row's values are read when the
+change is delivered, in the same read transaction as the outbox, so the capture writes
+as little as it can (a whole-row copy cost the insert about twice as much again) and
+values keep SQLite's own types. PostgreSQL gets nothing: it is the sync's target, never its
+source.
 
-The triggers name the table's columns, so they are written again after anything that
-changes them (ADD, DROP, RENAME or ALTER COLUMN, a table rebuild); renaming a synced table
-is refused until it is unmarked.
+The triggers name the primary key, so they are written again after anything that
+changes the table's columns (ADD, DROP, RENAME or ALTER COLUMN, a table rebuild); renaming a
+synced table is refused until it is unmarked.
 """
 
 from __future__ import annotations
@@ -56,46 +57,27 @@ def _names(table: str) -> tuple[str, str, str]:
     return f"{table}_sync_insert", f"{table}_sync_update", f"{table}_sync_delete"
 
 
-def _value(table: Table, column: str, row: str) -> str:
-    col = table.column(column)
-    ref = f"{row}.{sqlite_ddl.quote(column)}"
-    if col is not None and (col.encrypted or col.type.name == "bytea"):
-        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE hex({ref}) END"
-    if col is not None and col.type.name in ("float4", "float8") and not col.type.array_dims:
-        # JSON would keep 15 significant digits (json_object's own rendering): 17 carry a
-        # double exactly, as text the target's conversion reads back.
-        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE printf('%!.17g', {ref}) END"
-    return ref
-
-
 def _key(table: Table, row: str) -> str:
     columns = ", ".join(f"{row}.{sqlite_ddl.quote(k)}" for k in table.primary_key)
     return f"json_array({columns})"
 
 
-def _data(table: Table) -> str:
-    pairs = ", ".join(
-        f"{sqlite_ddl.quote_string(c.name)}, {_value(table, c.name, 'NEW')}" for c in table.columns
-    )
-    return f"json_object({pairs})"
-
-
 def sqlite_sql(table: Table) -> list[str]:
-    """The three capture triggers of ``table`` as its columns are now."""
+    """The three capture triggers of ``table``."""
     insert, update, delete = _names(table.name)
     q = sqlite_ddl.quote
     name = sqlite_ddl.quote_string(table.name)
-    into = f"INSERT INTO {OUTBOX} (table_name, op, row_key, row_data) VALUES"
+    into = f"INSERT INTO {OUTBOX} (table_name, op, row_key) VALUES"
     moved = " OR ".join(f"OLD.{q(k)} IS NOT NEW.{q(k)}" for k in table.primary_key)
     return [
         f"CREATE TRIGGER {q(insert)} AFTER INSERT ON {q(table.name)} BEGIN "
-        f"{into} ({name}, 'U', {_key(table, 'NEW')}, {_data(table)}); END",
+        f"{into} ({name}, 'U', {_key(table, 'NEW')}); END",
         f"CREATE TRIGGER {q(update)} AFTER UPDATE ON {q(table.name)} BEGIN "
-        f"INSERT INTO {OUTBOX} (table_name, op, row_key, row_data) "
-        f"SELECT {name}, 'D', {_key(table, 'OLD')}, NULL WHERE {moved}; "
-        f"{into} ({name}, 'U', {_key(table, 'NEW')}, {_data(table)}); END",
+        f"INSERT INTO {OUTBOX} (table_name, op, row_key) "
+        f"SELECT {name}, 'D', {_key(table, 'OLD')} WHERE {moved}; "
+        f"{into} ({name}, 'U', {_key(table, 'NEW')}); END",
         f"CREATE TRIGGER {q(delete)} AFTER DELETE ON {q(table.name)} BEGIN "
-        f"{into} ({name}, 'D', {_key(table, 'OLD')}, NULL); END",
+        f"{into} ({name}, 'D', {_key(table, 'OLD')}); END",
     ]
 
 

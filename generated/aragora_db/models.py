@@ -858,7 +858,6 @@ class SyncOutbox:
     table_name: str
     op: str
     row_key: str
-    row_data: str | None
     attempts: int
     last_error: str | None
     captured_at: datetime
@@ -873,7 +872,6 @@ class SyncDeadLetter:
     table_name: str
     op: str
     row_key: str
-    row_data: str | None
     attempts: int
     reason: str
     captured_at: datetime

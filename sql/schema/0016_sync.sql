@@ -1,6 +1,7 @@
 -- Background sync of the local database to a cloud PostgreSQL (aragora_repos.sync).
--- sync_outbox holds each committed change of a synced table, captured by triggers in the
--- writing transaction, until the target has committed it; sync_dead_letter the changes
+-- sync_outbox holds each committed change of a synced table (its table, primary key and
+-- U or D), captured by triggers in the writing transaction, until the target has
+-- committed it (the row's values are read when it is delivered); sync_dead_letter the changes
 -- the target refused past the retries, and those of the same row waiting behind them;
 -- sync_local this database's id as a sync source and its counters. On the target,
 -- sync_state holds each source's high-water mark, written in the transaction that
@@ -11,7 +12,6 @@ CREATE TABLE sync_outbox (
     table_name  TEXT NOT NULL,
     op          TEXT NOT NULL CHECK (op IN ('U', 'D')),
     row_key     TEXT NOT NULL,
-    row_data    TEXT,
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
     captured_at TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -23,7 +23,6 @@ CREATE TABLE sync_dead_letter (
     table_name  TEXT NOT NULL,
     op          TEXT NOT NULL,
     row_key     TEXT NOT NULL,
-    row_data    TEXT,
     attempts    INTEGER NOT NULL,
     reason      TEXT NOT NULL,
     captured_at TIMESTAMPTZ NOT NULL,

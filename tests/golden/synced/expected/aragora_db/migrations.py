@@ -13,7 +13,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
         name="init",
-        checksum="8a7032790f0067c5a2cc00c5236b719e68f549d149013d661f92317dff3f7dc6",
+        checksum="f7a16322011ceddfa06c1c17dbd1c0d6553d3b3af2ba43a8672c0c9038d8a4cf",
         up=Section(
             postgres=(
                 """CREATE TABLE sync_outbox (
@@ -21,7 +21,6 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     table_name TEXT NOT NULL,
     op TEXT NOT NULL,
     row_key TEXT NOT NULL,
-    row_data TEXT,
     captured_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )""",
                 """CREATE TABLE notes (
@@ -39,7 +38,6 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     table_name TEXT NOT NULL,
     op TEXT NOT NULL,
     row_key TEXT NOT NULL,
-    row_data TEXT,
     captured_at TEXT NOT NULL DEFAULT (STRFTIME('%Y-%m-%d %H:%M:%f000+00:00', 'now'))
 ) STRICT""",
                 """CREATE TABLE notes (
@@ -50,9 +48,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     blob BLOB,
     PRIMARY KEY (owner, n)
 ) STRICT""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n), NULL WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n), NULL); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
             ),
         ),
         down=Section(
@@ -83,9 +81,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 """DROP TRIGGER IF EXISTS notes_sync_insert""",
                 """DROP TRIGGER IF EXISTS notes_sync_update""",
                 """DROP TRIGGER IF EXISTS notes_sync_delete""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END, 'tags', NEW.tags)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n), NULL WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END, 'tags', NEW.tags)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n), NULL); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
                 """CREATE TABLE notes__rebuild (
     owner TEXT NOT NULL,
     n INTEGER NOT NULL CONSTRAINT int4_range CHECK (n BETWEEN -2147483648 AND 2147483647),
@@ -98,9 +96,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 """INSERT INTO notes__rebuild (owner, n, body, score, blob, tags) SELECT owner, n, body, score, blob, tags FROM notes""",
                 """DROP TABLE notes""",
                 """ALTER TABLE notes__rebuild RENAME TO notes""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END, 'tags', NEW.tags)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n), NULL WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END, 'tags', NEW.tags)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n), NULL); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
             ),
             sqlite_rebuild=True,
         ),
@@ -121,9 +119,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 """INSERT INTO notes__rebuild (owner, n, body, score, blob) SELECT owner, n, body, score, blob FROM notes""",
                 """DROP TABLE notes""",
                 """ALTER TABLE notes__rebuild RENAME TO notes""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n), NULL WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n), json_object('owner', NEW.owner, 'n', NEW.n, 'body', NEW.body, 'score', CASE WHEN NEW.score IS NULL THEN NULL ELSE printf('%!.17g', NEW.score) END, 'blob', CASE WHEN NEW.blob IS NULL THEN NULL ELSE hex(NEW.blob) END)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key, row_data) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n), NULL); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
             ),
             sqlite_rebuild=True,
         ),

@@ -21,7 +21,6 @@ class SyncOutbox:
     table_name: str
     op: str
     row_key: str
-    row_data: str | None
     captured_at: datetime
 
 

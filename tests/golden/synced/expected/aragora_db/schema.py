@@ -30,7 +30,6 @@ EXPECTED: Final = ExpectedSchema(
                 ExpectedColumn("table_name", "text", 0, "TEXT", True),
                 ExpectedColumn("op", "text", 0, "TEXT", True),
                 ExpectedColumn("row_key", "text", 0, "TEXT", True),
-                ExpectedColumn("row_data", "text", 0, "TEXT", False),
                 ExpectedColumn("captured_at", "timestamptz", 0, "TEXT", True),
             ),
             (),

@@ -16,7 +16,6 @@ CREATE TABLE sync_outbox (
     table_name text NOT NULL,
     op text NOT NULL,
     row_key text NOT NULL,
-    row_data text,
     captured_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (seq)
 );

@@ -4,7 +4,6 @@ CREATE TABLE sync_outbox (
     table_name TEXT NOT NULL,
     op TEXT NOT NULL,
     row_key TEXT NOT NULL,
-    row_data TEXT,
     captured_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE TABLE notes (

@@ -5,8 +5,7 @@ CREATE TABLE sync_outbox (
     seq BIGSERIAL PRIMARY KEY,
     table_name TEXT NOT NULL,
     op TEXT NOT NULL,
-    row_key TEXT NOT NULL,
-    row_data TEXT
+    row_key TEXT NOT NULL
 );
 CREATE TABLE keyless (body TEXT);
 -- aragora:synced keyless
