@@ -81,6 +81,11 @@ bench: $(STAMP)
 	$(PY) -m bench.encrypted_columns
 	$(PY) -m bench.jobs
 	$(PY) -m bench.inline_reads
+	$(PY) -m bench.sync --capture-only
+
+## bench-sync: the sync's capture cost, lag at 200 changes/s and catch-up on a 1,000,000-change backlog
+bench-sync: $(STAMP)
+	$(PY) -m bench.sync
 
 ## bench-migrate: migrate-data against pgloader on a 1,000,000-row SQLite file
 bench-migrate: $(STAMP)
@@ -109,7 +114,7 @@ schema-diff: $(STAMP)
 
 ## faults: runtime fault tests at full size (30 s loads, 10,000 replica pairs, 100 SIGKILLs)
 faults: $(STAMP)
-	ARAGORA_FAULT_SECONDS=30 $(VENV)/bin/pytest -s -q tests/faults tests/runtime/test_pg_runtime.py | grep -E 'FIGURE|passed|failed'
+	ARAGORA_FAULT_SECONDS=30 $(VENV)/bin/pytest -s -q tests/faults tests/runtime/test_pg_runtime.py tests/runtime/test_cloud_sync.py | grep -E 'FIGURE|passed|failed'
 
 ## adversarial: hostile inputs, secrets, files and concurrent migrators at 10 rounds
 adversarial: $(STAMP)

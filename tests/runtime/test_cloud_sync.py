@@ -480,7 +480,7 @@ async def test_the_target_down_under_a_write_load_costs_the_application_nothing(
         for phase, values in latencies.items():
             values.sort()
             print(
-                f"{phase}: {len(values)} inserts, p50 {values[len(values) // 2] * 1e3:.2f} ms, "
+                f"FIGURE sync, target down {DOWN:.0f} s: {phase}: {len(values)} inserts, p50 {values[len(values) // 2] * 1e3:.2f} ms, "
                 f"p99 {values[int(len(values) * 0.99)] * 1e3:.2f} ms, max {values[-1] * 1e3:.2f} ms"
             )
     finally:
