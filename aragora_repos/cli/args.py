@@ -265,6 +265,11 @@ def _operations_commands(sub: Commands) -> None:
     mode.add_argument("--status", action="store_true", help="queue size, counts, lag")
     mode.add_argument("--dead-letter", action="store_true", help="list parked changes")
     mode.add_argument(
+        "--new-source",
+        action="store_true",
+        help="take a new source id (a restored or copied database)",
+    )
+    mode.add_argument(
         "--redrive",
         nargs="*",
         type=int,

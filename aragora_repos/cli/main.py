@@ -160,6 +160,9 @@ async def run_sync(args: argparse.Namespace, config: Config, app: App) -> int:
             if not parked:
                 print("no parked changes")
             return 0
+        if args.new_source:
+            print(f"source id: {await worker.new_source()}")
+            return 0
         if args.redrive is not None:
             moved = await worker.redrive(args.redrive or None)
             print(f"{moved} change(s) back in the queue")

@@ -178,6 +178,20 @@ class Outbox:
             row = db.execute("SELECT value FROM sync_local WHERE name = 'source_id'").fetchone()
         return str(row[0])
 
+    def issued(self) -> int:
+        """The highest change number this database has issued (AUTOINCREMENT's counter)."""
+        row = self._db.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'sync_outbox'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def new_source(self) -> str:
+        """Forget this database's source id (a restored or copied file): the next run
+        takes a new one, and the target treats it as a new source."""
+        with self._write() as db:
+            db.execute("DELETE FROM sync_local WHERE name = 'source_id'")
+        return self.source_id()
+
     def applied(self) -> dict[int, str]:
         rows = self._db.execute("SELECT version, checksum FROM schema_version").fetchall()
         return {int(v): str(c) for v, c in rows}
@@ -636,8 +650,29 @@ class SyncWorker:
         if self._target is None:
             outbox = await self._local()
             local = await asyncio.to_thread(outbox.applied)
-            self._target = await Target.open(self.settings, local)
+            target = await Target.open(self.settings, local)
+            try:
+                await self._check_numbering(target, outbox)
+            except BaseException:
+                await target.close()
+                raise
+            self._target = target
         return self._target
+
+    async def _check_numbering(self, target: Target, outbox: Outbox) -> None:
+        """A database restored from a backup (or a copy) issues change numbers the target
+        already has from it: they would be skipped. Refuse, saying what to do."""
+        async with target.conn.transaction():
+            mark = await target._mark(self._source)
+        issued = await asyncio.to_thread(outbox.issued)
+        if mark > issued:
+            raise SyncError(
+                f"this database's change numbers are behind the target's mark for it "
+                f"(source {self._source}: the target has changes up to {mark}, this database "
+                f"has issued up to {issued}): it was restored from a backup or copied, and "
+                "its changes would be skipped; give it a new source id with aragora-repos "
+                "sync --new-source (what the target holds stays)"
+            )
 
     async def _drop_target(self) -> None:
         if self._target is not None:
@@ -653,6 +688,11 @@ class SyncWorker:
     async def dead_letters(self) -> list[Parked]:
         outbox = await self._local()
         return await asyncio.to_thread(outbox.dead_letters) if self._source else []
+
+    async def new_source(self) -> str:
+        outbox = await self._local()
+        self._source = await asyncio.to_thread(outbox.new_source)
+        return self._source
 
     async def redrive(self, ids: Sequence[int] | None = None) -> int:
         outbox = await self._local()

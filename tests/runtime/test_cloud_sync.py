@@ -518,3 +518,42 @@ async def test_through_a_transaction_pooler(tmp_path: Path, postgres_dsn: str) -
             assert await conn.fetchval("SELECT count(*) FROM sync_state") == 2
         finally:
             await conn.close()
+
+
+async def test_a_restored_database_is_refused_until_it_takes_a_new_source_id(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Restored from a backup, the database issues change numbers the target already has
+    from it, and they would be skipped: the worker refuses, and --new-source fixes it."""
+    import shutil
+
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        async with local(data, dsn) as db:
+            await debate(db, 1)
+        backup = tmp_path / "backup.db"
+        shutil.copy(data / "aragora.db", backup)
+        async with local(data, dsn) as db:
+            for i in range(2, 6):
+                await debate(db, i)
+        await (await drain(data, dsn)).close()
+        shutil.copy(backup, data / "aragora.db")  # the restore
+        async with local(data, dsn) as db:
+            await debate(db, 7)
+        cfg = local_config(data, dsn)
+        assert cfg.sync is not None
+        worker = SyncWorker(cfg, cfg.sync, MIGRATIONS)
+        with pytest.raises(SyncError, match="restored from a backup or copied"):
+            await worker.drain()
+        await worker.close()
+        refused = cli(data, dsn, "--once")
+        assert refused.returncode != 0 and "--new-source" in refused.stderr
+        renewed = cli(data, dsn, "--new-source")
+        assert renewed.returncode == 0 and "source id: " in renewed.stdout
+        assert cli(data, dsn, "--once").returncode == 0
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM debates WHERE id = 'd7'") == 1
+            assert await conn.fetchval("SELECT count(*) FROM sync_state") == 2
+        finally:
+            await conn.close()
