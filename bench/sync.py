@@ -72,7 +72,7 @@ def _cpu_rounds(off: Any, on: Any, rounds: int, inner: int) -> dict[str, Any]:
     }
 
 
-async def capture_cost(rounds: int, inner: int = 2000) -> dict[str, Any]:
+async def capture_cost(rounds: int, inner: int = 5000) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         on = connect_sync(Config(data_dir=Path(tmp) / "on"))
         off = connect_sync(Config(data_dir=Path(tmp) / "off"))

@@ -17,6 +17,9 @@ as little as it can (a whole-row copy cost the insert about twice as much again)
 values keep SQLite's own types. PostgreSQL gets nothing: it is the sync's target, never its
 source.
 
+Capture is off in a transaction that holds the ``sync_local`` row ``capture_paused`` (the
+data tools write it while copying a database, and delete it before committing).
+
 The triggers name the primary key, so they are written again after anything that
 changes the table's columns (ADD, DROP, RENAME or ALTER COLUMN, a table rebuild); renaming a
 synced table is refused until it is unmarked.
@@ -36,6 +39,10 @@ MARKER = re.compile(
     re.MULTILINE,
 )
 OUTBOX = "sync_outbox"
+#: A ``sync_local`` row that turns capture off for the transaction that writes it and
+#: deletes it before committing (a copy of a database: copied rows are not changes). A
+#: transaction that dies with it rolls it back, so capture can never stay off.
+PAUSED = "capture_paused"
 #: Tables of the sync's own bookkeeping, never synced themselves.
 OWN = ("sync_outbox", "sync_dead_letter", "sync_local", "sync_state", "schema_version")
 
@@ -69,14 +76,15 @@ def sqlite_sql(table: Table) -> list[str]:
     name = sqlite_ddl.quote_string(table.name)
     into = f"INSERT INTO {OUTBOX} (table_name, op, row_key) VALUES"
     moved = " OR ".join(f"OLD.{q(k)} IS NOT NEW.{q(k)}" for k in table.primary_key)
+    when = f"WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = '{PAUSED}')"
     return [
-        f"CREATE TRIGGER {q(insert)} AFTER INSERT ON {q(table.name)} BEGIN "
+        f"CREATE TRIGGER {q(insert)} AFTER INSERT ON {q(table.name)} {when} BEGIN "
         f"{into} ({name}, 'U', {_key(table, 'NEW')}); END",
-        f"CREATE TRIGGER {q(update)} AFTER UPDATE ON {q(table.name)} BEGIN "
+        f"CREATE TRIGGER {q(update)} AFTER UPDATE ON {q(table.name)} {when} BEGIN "
         f"INSERT INTO {OUTBOX} (table_name, op, row_key) "
         f"SELECT {name}, 'D', {_key(table, 'OLD')} WHERE {moved}; "
         f"{into} ({name}, 'U', {_key(table, 'NEW')}); END",
-        f"CREATE TRIGGER {q(delete)} AFTER DELETE ON {q(table.name)} BEGIN "
+        f"CREATE TRIGGER {q(delete)} AFTER DELETE ON {q(table.name)} {when} BEGIN "
         f"{into} ({name}, 'D', {_key(table, 'OLD')}); END",
     ]
 
@@ -101,9 +109,10 @@ def apply(mark: Mark, state: State, out: Out) -> None:
             raise sqlite.Refused(construct, "the table is synced already")
         if table.name in OWN:
             raise sqlite.Refused(construct, "the sync's own tables are not synced")
-        if OUTBOX not in state.tables:
+        if OUTBOX not in state.tables or "sync_local" not in state.tables:
             raise sqlite.Refused(
-                construct, f"no {OUTBOX} table to capture changes into (create it first)"
+                construct,
+                f"no {OUTBOX} table to capture changes into, or no sync_local (create them first)",
             )
         if not table.primary_key:
             raise sqlite.Refused(

@@ -521,24 +521,30 @@ async def test_through_a_transaction_pooler(tmp_path: Path, postgres_dsn: str) -
             await conn.close()
 
 
+def copy_database(source: Path, target: Path) -> None:
+    """SQLite's online backup: the file as its readers see it, WAL included."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
 async def test_a_restored_database_is_refused_until_it_takes_a_new_source_id(
     tmp_path: Path, postgres_dsn: str
 ) -> None:
     """Restored from a backup, the database issues change numbers the target already has
     from it, and they would be skipped: the worker refuses, and --new-source fixes it."""
-    import shutil
 
     data = tmp_path / "data"
     with target(postgres_dsn) as dsn:
         async with local(data, dsn) as db:
             await debate(db, 1)
+        await (await drain(data, dsn)).close()  # the database is a source now: it has an id
         backup = tmp_path / "backup.db"
-        shutil.copy(data / "aragora.db", backup)
+        copy_database(data / "aragora.db", backup)
         async with local(data, dsn) as db:
             for i in range(2, 6):
                 await debate(db, i)
         await (await drain(data, dsn)).close()
-        shutil.copy(backup, data / "aragora.db")  # the restore
+        copy_database(backup, data / "aragora.db")  # the restore
         async with local(data, dsn) as db:
             await debate(db, 7)
         cfg = local_config(data, dsn)

@@ -272,6 +272,26 @@ class _SqliteCopier:
         """Row hashers of the tables verified (to take refused rows out of the sums)."""
         self.columns: dict[str, list[TargetColumn]] = {}
         """Every target table's columns (a parent's storage form, for the orphan check)."""
+        self.pausable = (
+            self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_local'"
+            ).fetchone()
+            is not None
+        )
+        """Whether the target captures changes for the sync (codegen.analysis.synced):
+        copied rows are no changes, so each batch's transaction turns capture off."""
+
+    def _begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        if self.pausable:
+            self.db.execute(
+                "INSERT OR IGNORE INTO sync_local (name, value) VALUES ('capture_paused', 'copy')"
+            )
+
+    def _commit(self) -> None:
+        if self.pausable:
+            self.db.execute("DELETE FROM sync_local WHERE name = 'capture_paused'")
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
@@ -343,11 +363,11 @@ class _SqliteCopier:
                 report.errors += len(rejects)
                 if not self.dry_run:
                     self._progress(table, report, after, counts, refused, done=False)
-                    self.db.execute("COMMIT")
+                    self._commit()
             if not self.dry_run:
-                self.db.execute("BEGIN IMMEDIATE")
+                self._begin()
                 self._progress(table, report, after, counts, refused, done=True)
-                self.db.execute("COMMIT")
+                self._commit()
         finally:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
@@ -374,7 +394,7 @@ class _SqliteCopier:
         copied = 0
         failed: list[tuple[Any, ...]] = []
         if not self.dry_run:
-            self.db.execute("BEGIN IMMEDIATE")
+            self._begin()
             # rowcount counts the rows each INSERT wrote (a conflict skipped writes none),
             # not what triggers wrote (a full-text index kept in step).
             try:

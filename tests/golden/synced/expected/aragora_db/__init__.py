@@ -14,6 +14,7 @@ from typing import ClassVar
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.models import (
     Note,
+    SyncLocal,
     SyncOutbox,
 )
 from aragora_db.notes import (
@@ -34,6 +35,7 @@ __all__ = [
     "NotesRepository",
     "NotesSyncRepository",
     "SyncDatabase",
+    "SyncLocal",
     "SyncOutbox",
     "connect",
     "connect_sync",

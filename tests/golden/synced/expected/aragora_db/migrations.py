@@ -13,9 +13,10 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=1,
         name="init",
-        checksum="f7a16322011ceddfa06c1c17dbd1c0d6553d3b3af2ba43a8672c0c9038d8a4cf",
+        checksum="efbc3f77ee2d0c532d4903439a3f05e23ba4dc636df7408ced9bfcdf6e5b0ec3",
         up=Section(
             postgres=(
+                """CREATE TABLE sync_local (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
                 """CREATE TABLE sync_outbox (
     seq BIGSERIAL PRIMARY KEY,
     table_name TEXT NOT NULL,
@@ -33,6 +34,10 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )""",
             ),
             sqlite=(
+                """CREATE TABLE sync_local (
+    name TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT""",
                 """CREATE TABLE sync_outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     table_name TEXT NOT NULL,
@@ -48,15 +53,16 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     blob BLOB,
     PRIMARY KEY (owner, n)
 ) STRICT""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
             ),
         ),
         down=Section(
             postgres=(
                 """DROP TABLE notes""",
                 """DROP TABLE sync_outbox""",
+                """DROP TABLE sync_local""",
             ),
             sqlite=(
                 """DROP TRIGGER IF EXISTS notes_sync_insert""",
@@ -64,6 +70,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 """DROP TRIGGER IF EXISTS notes_sync_delete""",
                 """DROP TABLE notes""",
                 """DROP TABLE sync_outbox""",
+                """DROP TABLE sync_local""",
             ),
         ),
     ),
@@ -81,9 +88,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 """DROP TRIGGER IF EXISTS notes_sync_insert""",
                 """DROP TRIGGER IF EXISTS notes_sync_update""",
                 """DROP TRIGGER IF EXISTS notes_sync_delete""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
                 """CREATE TABLE notes__rebuild (
     owner TEXT NOT NULL,
     n INTEGER NOT NULL CONSTRAINT int4_range CHECK (n BETWEEN -2147483648 AND 2147483647),
@@ -96,9 +103,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 """INSERT INTO notes__rebuild (owner, n, body, score, blob, tags) SELECT owner, n, body, score, blob, tags FROM notes""",
                 """DROP TABLE notes""",
                 """ALTER TABLE notes__rebuild RENAME TO notes""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
             ),
             sqlite_rebuild=True,
         ),
@@ -119,9 +126,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 """INSERT INTO notes__rebuild (owner, n, body, score, blob) SELECT owner, n, body, score, blob FROM notes""",
                 """DROP TABLE notes""",
                 """ALTER TABLE notes__rebuild RENAME TO notes""",
-                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
-                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
+                """CREATE TRIGGER notes_sync_insert AFTER INSERT ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_update AFTER UPDATE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) SELECT 'notes', 'D', json_array(OLD.owner, OLD.n) WHERE OLD.owner IS NOT NEW.owner OR OLD.n IS NOT NEW.n; INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'U', json_array(NEW.owner, NEW.n)); END""",
+                """CREATE TRIGGER notes_sync_delete AFTER DELETE ON notes WHEN NOT EXISTS (SELECT 1 FROM sync_local WHERE name = 'capture_paused') BEGIN INSERT INTO sync_outbox (table_name, op, row_key) VALUES ('notes', 'D', json_array(OLD.owner, OLD.n)); END""",
             ),
             sqlite_rebuild=True,
         ),

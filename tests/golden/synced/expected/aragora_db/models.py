@@ -9,8 +9,17 @@ from datetime import datetime
 
 __all__ = [
     "Note",
+    "SyncLocal",
     "SyncOutbox",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLocal:
+    """A row of the sync_local table."""
+
+    name: str
+    value: str
 
 
 @dataclass(frozen=True, slots=True)

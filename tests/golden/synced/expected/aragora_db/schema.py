@@ -24,6 +24,14 @@ EXPECTED: Final = ExpectedSchema(
             (),
         ),
         ExpectedTable(
+            "sync_local",
+            (
+                ExpectedColumn("name", "text", 0, "TEXT", True),
+                ExpectedColumn("value", "text", 0, "TEXT", True),
+            ),
+            (),
+        ),
+        ExpectedTable(
             "sync_outbox",
             (
                 ExpectedColumn("seq", "int8", 0, "INTEGER", True, sqlite_rowid=True),

@@ -11,6 +11,12 @@ CREATE TABLE notes (
     PRIMARY KEY (owner, n)
 );
 
+CREATE TABLE sync_local (
+    name text NOT NULL,
+    value text NOT NULL,
+    PRIMARY KEY (name)
+);
+
 CREATE TABLE sync_outbox (
     seq bigserial,
     table_name text NOT NULL,

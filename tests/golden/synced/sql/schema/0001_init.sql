@@ -1,4 +1,5 @@
 -- migrate:up
+CREATE TABLE sync_local (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sync_outbox (
     seq BIGSERIAL PRIMARY KEY,
     table_name TEXT NOT NULL,
@@ -20,3 +21,4 @@ CREATE TABLE notes (
 -- aragora:not-synced notes
 DROP TABLE notes;
 DROP TABLE sync_outbox;
+DROP TABLE sync_local;

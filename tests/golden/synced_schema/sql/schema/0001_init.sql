@@ -1,6 +1,7 @@
 -- migrate:up
 CREATE TABLE early (id TEXT PRIMARY KEY);
 -- aragora:synced early
+CREATE TABLE sync_local (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sync_outbox (
     seq BIGSERIAL PRIMARY KEY,
     table_name TEXT NOT NULL,
@@ -22,4 +23,5 @@ ALTER TABLE twice RENAME TO thrice;
 DROP TABLE twice;
 DROP TABLE keyless;
 DROP TABLE sync_outbox;
+DROP TABLE sync_local;
 DROP TABLE early;
