@@ -82,6 +82,7 @@ bench: $(STAMP)
 	$(PY) -m bench.jobs
 	$(PY) -m bench.inline_reads
 	$(PY) -m bench.sync --capture-only
+	$(PY) -m bench.charts
 
 ## bench-sync: the sync's capture cost, lag at 200 changes/s and catch-up on a 1,000,000-change backlog
 bench-sync: $(STAMP)
@@ -90,6 +91,7 @@ bench-sync: $(STAMP)
 ## bench-migrate: migrate-data against pgloader on a 1,000,000-row SQLite file
 bench-migrate: $(STAMP)
 	$(PY) -m bench.migrate_data
+	$(PY) -m bench.charts
 
 ## bench-adopt: adopt --verify of a legacy layout with a 1,000,000-row audit log, both targets
 bench-adopt: $(STAMP)
@@ -102,6 +104,7 @@ clean:
 fidelity: $(STAMP)
 	ARAGORA_DIFF_RANDOM=1 ARAGORA_DIFF_EXAMPLES=300 $(VENV)/bin/pytest -s -q tests/differential
 	@head -3 build/fidelity.md
+	@echo "one page: build/fidelity-summary.md (chart: build/fidelity.svg)"
 
 ## reliability: the migration fault tests at full size (20 concurrent rounds), with figures
 reliability: $(STAMP)

@@ -1,6 +1,7 @@
 """``make bench``: every scenario, then code generation, written to bench/results/.
 
-Usage: ``python -m bench.run [--repetitions 5] [--only postgresql|sqlite|codegen]``.
+Usage: ``python -m bench.run [--rounds 31] [--only postgresql|sqlite|codegen]``. Charts of
+the results are drawn by :mod:`bench.charts` into ``bench/results/charts/``.
 PostgreSQL comes from ``ARAGORA_TEST_POSTGRES_DSN`` or the local service (as for tests).
 """
 
@@ -172,10 +173,13 @@ def markdown(
         f"{info.get('postgresql', '-')}, asyncpg {info['asyncpg']}, SQLAlchemy "
         f"{info['sqlalchemy']}, aiosql {info['aiosql']}, aiosqlite {info['aiosqlite']}.",
         "",
-        f"Median of {repetitions} repetitions, contender order rotated; ratio = "
-        "contender time / baseline time within each repetition, median over "
-        "repetitions. Absolute times move 10-20% between runs on this machine; compare "
-        "ratios.",
+        f"{repetitions} interleaved rounds per scenario, contender order rotated; ratio = "
+        "contender time / baseline time within each round (CPU time of the process for "
+        "SQLite, wall time for PostgreSQL), median over rounds with its interquartile "
+        "range. A target is met only when the whole range is within it. Absolute times "
+        "move 10-20% between runs on this machine; compare ratios.",
+        "",
+        "![ratios against the raw driver](charts/ratios.svg)",
         "",
     ]
     for r in results:
@@ -185,12 +189,13 @@ def markdown(
             "",
             f"Baseline: {s.baseline}.",
             "",
-            f"| contender | µs per {s.unit} | ratio | target | met |",
-            "|---|---:|---:|---:|---|",
+            f"| contender | µs per {s.unit} | ratio | IQR | target | met |",
+            "|---|---:|---:|---:|---:|---|",
         ]
         for c in s.contenders:
             target = s.target.get(c.name)
-            met = "" if target is None else ("yes" if r.ratios[c.name] <= target else "**no**")
+            verdict = r.met(c.name)
+            met = "" if verdict is None else ("yes" if verdict else "**no**")
             shown = (
                 ""
                 if target is None
@@ -203,7 +208,8 @@ def markdown(
             note = f" ({c.note})" if c.note else ""
             lines.append(
                 f"| {c.name}{note} | {r.median_us(c.name):,.1f} | "
-                f"{r.ratios[c.name]:.2f} | {shown} | {met} |"
+                f"{r.ratios[c.name]:.2f} | {r.iqr[c.name][0]:.2f}-{r.iqr[c.name][1]:.2f} | "
+                f"{shown} | {met} |"
             )
         if s.per_call_items > 1:
             rate = {c.name: s.per_call_items / (r.median_us(c.name) / 1e6) for c in s.contenders}
@@ -232,7 +238,7 @@ def markdown(
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--rounds", "--repetitions", dest="repetitions", type=int, default=31)
     parser.add_argument("--only", choices=["postgresql", "sqlite", "codegen"])
     args = parser.parse_args()
     info = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), **machine()}
@@ -251,7 +257,7 @@ def main() -> None:
         json.dumps(
             {
                 "machine": info,
-                "repetitions": args.repetitions,
+                "rounds": args.repetitions,
                 "codegen_seconds": codegen,
                 "scenarios": [
                     {
@@ -260,8 +266,11 @@ def main() -> None:
                         "baseline": r.scenario.baseline,
                         "unit": r.scenario.unit,
                         "ratios": r.ratios,
+                        "iqr": r.iqr,
                         "targets": r.scenario.target,
+                        "met": {n: r.met(n) for n in r.scenario.target},
                         "median_us": {n: r.median_us(n) for n in r.ratios},
+                        "seconds_per_round": r.seconds,
                     }
                     for r in results
                 ],

@@ -19,6 +19,7 @@ from aragora_db import Database, connect
 from aragora_repos import Config
 from tests.conftest import COLUMN_KEYS, POOLER, SQLITE_KEY, postgres_config
 from tests.differential.harness import Call, Pair, Tally, arguments, discover
+from tests.differential.summary import write_summary
 
 pytestmark = pytest.mark.postgres
 
@@ -162,5 +163,6 @@ def test_fidelity_report() -> None:
             lines.append(f"\n- {_key(call)}: `{detail}`")
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("# Fidelity\n\n" + summary + "\n\n" + "\n".join(lines) + "\n")
-    print("\n" + summary + f"\nreport: {REPORT}")
+    page = write_summary(CALLS, TALLY, summary, REPORT.parent, REPORT.stem)
+    print("\n" + summary + f"\nreport: {REPORT}, one page: {page}")
     assert passed == len(CALLS), summary
