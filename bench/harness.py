@@ -41,6 +41,9 @@ class Scenario:
     per_call_items: int = 1
     target: dict[str, float] = field(default_factory=dict)
     """Contender name -> the highest acceptable ratio (issue targets)."""
+    reset: Call | None = None
+    """Run before each contender's turn, untimed: bulk scenarios empty what the last turn
+    inserted, so every contender writes into a table of the same size."""
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -88,6 +91,10 @@ async def measure(scenario: Scenario, rounds: int) -> Result:
         shift = rep % len(names)
         order = scenario.contenders[shift:] + scenario.contenders[:shift]
         for contender in order:
+            if scenario.reset is not None:
+                done = scenario.reset()
+                if inspect.isawaitable(done):
+                    await done
             gc.collect()
             seconds[contender.name].append(
                 await _run_once(contender.call, scenario.inner, scenario.clock)
