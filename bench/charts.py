@@ -56,11 +56,11 @@ def ratios_chart(run: dict[str, Any], out: Path) -> Path:
                     low,
                     high,
                     target,
-                    name == "generated",
+                    name.startswith("generated"),
                 )
             )
     height = max(3.0, 0.22 * len(rows) + 1.2)
-    fig, ax = plt.subplots(figsize=(10, height))
+    fig, ax = plt.subplots(figsize=(14, height))
     ys = list(range(len(rows)))[::-1]
     for y, (_, ratio, low, high, target, ours) in zip(ys, rows, strict=True):
         colour = "tab:blue" if ours else "tab:gray"
@@ -74,13 +74,14 @@ def ratios_chart(run: dict[str, Any], out: Path) -> Path:
     ax.set_yticks(ys)
     ax.set_yticklabels([r[0] for r in rows])
     ax.set_xlabel(
-        "time / raw driver's time in the same round (log scale): median and interquartile "
-        "range; | target (green: met)"
+        "time / raw driver's time in the same round (log scale): dot at the median, bar "
+        "across the interquartile range; | the target (green: met over the whole range)"
     )
     machine = run.get("machine", {})
     ax.set_title(
         f"Ratio to the raw driver, {run.get('rounds', '?')} interleaved rounds "
-        f"({machine.get('date', '')}); blue: generated code"
+        f"({machine.get('date', '')})\nblue: generated code; grey: other contenders",
+        loc="left",
     )
     ax.grid(axis="x", which="both", linewidth=0.3)
     fig.tight_layout()
@@ -114,7 +115,7 @@ def migrate_chart(results: Path, out: Path) -> Path | None:
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="svg", metadata={"Date": None})
+    fig.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)
     return path
 
