@@ -181,6 +181,9 @@ def markdown(
         "",
         "![ratios against the raw driver](charts/ratios.svg)",
         "",
+        "migrate-data against pgloader (`make bench-migrate`): "
+        "![migrate-data against pgloader](charts/migrate_data.svg)",
+        "",
     ]
     for r in results:
         s = r.scenario
