@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from codegen.config import load_config
-from codegen.errors import CodegenError
-from codegen.pipeline import generate
-from codegen.writer import diff, write
+from .config import load_config
+from .errors import CodegenError
+from .pipeline import generate
+from .writer import diff, write
 
 
 def main(argv: list[str] | None = None) -> int:

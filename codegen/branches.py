@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from codegen.config import load_config
-from codegen.errors import CodegenError
+from .config import load_config
+from .errors import CodegenError
 
 NUMBERED = re.compile(r"^(\d{4})_[^/]*\.sql$")
 

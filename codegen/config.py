@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from codegen.errors import CodegenError, Problem
+from .errors import CodegenError, Problem
 
 CONFIG_NAME = "sqlc.yaml"
 DEFAULT_PACKAGE = "aragora_db"

@@ -18,10 +18,10 @@ import re
 import sys
 from pathlib import Path
 
-from codegen.analysis.schema import analyse_schema, read_migrations
-from codegen.config import load_config
-from codegen.errors import CodegenError, Problem
-from codegen.model.ir import Catalog
+from .analysis.schema import analyse_schema, read_migrations
+from .config import load_config
+from .errors import CodegenError, Problem
+from .model.ir import Catalog
 
 MARK = re.compile(
     r"--\s*unindexed foreign key:\s*(?P<table>[\w.\"]+)\s*\((?P<columns>[^)]*)\)", re.IGNORECASE

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from codegen.errors import CodegenError, Problem
+from .errors import CodegenError, Problem
 
 
 def _ruff() -> str:

@@ -25,20 +25,20 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from codegen.analysis.lint import lint_sources
-from codegen.analysis.schema import load_schema, read_migrations
-from codegen.analysis.sqlc import query_locations, read_queries, run_sqlc, sqlc_version
-from codegen.analysis.variants import load_variants
-from codegen.config import Config, Entry, load_config
-from codegen.dialects.queries import translate_queries
-from codegen.dialects.verify import verify
-from codegen.dialects.verify_postgres import verify_postgres
-from codegen.errors import CodegenError, Problems
-from codegen.format import format_files
-from codegen.model.build import build_queries
-from codegen.model.ir import Project
-from codegen.model.sqlc import SqlcRequest
-from codegen.render import render
+from .analysis.lint import lint_sources
+from .analysis.schema import load_schema, read_migrations
+from .analysis.sqlc import query_locations, read_queries, run_sqlc, sqlc_version
+from .analysis.variants import load_variants
+from .config import Config, Entry, load_config
+from .dialects.queries import translate_queries
+from .dialects.verify import verify
+from .dialects.verify_postgres import verify_postgres
+from .errors import CodegenError, Problems
+from .format import format_files
+from .model.build import build_queries
+from .model.ir import Project
+from .model.sqlc import SqlcRequest
+from .render import render
 
 
 def generate(root: Path, config: Config | None = None) -> dict[str, str]:

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from codegen.analysis.schema import analyse_schema, read_migrations
-from codegen.config import load_config
-from codegen.errors import CodegenError
-from codegen.model.ir import Catalog, Column, Migration, Table
+from .analysis.schema import analyse_schema, read_migrations
+from .config import load_config
+from .errors import CodegenError
+from .model.ir import Catalog, Column, Migration, Table
 
 # Narrowing: (from, to) base type pairs that can lose values or fail on existing data.
 _COLUMN_RENAME = re.compile(r"^column (?P<table>\w+)\.(?P<old>\w+) -> (?P<new>\w+)$")

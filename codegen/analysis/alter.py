@@ -9,8 +9,14 @@ from dataclasses import replace
 import sqlglot
 from sqlglot import exp
 
-from codegen.analysis import append_only, encrypted, synced
-from codegen.analysis.tables import (
+from ..dialects import sqlite, sqlite_ddl
+from ..model.ir import (
+    Check,
+    ForeignKey,
+    Table,
+)
+from . import append_only, encrypted, synced
+from .tables import (
     Out,
     State,
     add_constraint,
@@ -18,12 +24,6 @@ from codegen.analysis.tables import (
     name_of,
     type_sql,
     validate_table,
-)
-from codegen.dialects import sqlite, sqlite_ddl
-from codegen.model.ir import (
-    Check,
-    ForeignKey,
-    Table,
 )
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
-from codegen.analysis.tables import Out, State
-from codegen.dialects import sqlite
-from codegen.model.encryption import KINDS
-from codegen.model.ir import Crypt, Encrypted, Table
+from ..dialects import sqlite
+from ..model.encryption import KINDS
+from ..model.ir import Crypt, Encrypted, Table
+from .tables import Out, State
 
 _NAMES = r"[ \t]*\((?P<{0}>[ \t]*\w+(?:[ \t]*,[ \t]*\w+)*[ \t]*)\)"
 MARKER = re.compile(

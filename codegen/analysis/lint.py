@@ -21,9 +21,9 @@ from collections.abc import Mapping
 
 from sqlglot.errors import TokenError
 
-from codegen.analysis import append_only, encrypted, synced
-from codegen.analysis.schema import split_statements
-from codegen.errors import Problem, line_col
+from ..errors import Problem, line_col
+from . import append_only, encrypted, synced
+from .schema import split_statements
 
 UP_MARKER = "-- migrate:up"
 DOWN_MARKER = "-- migrate:down"

@@ -20,18 +20,18 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import TokenType
 
-from codegen.analysis import append_only, encrypted, synced
-from codegen.analysis.alter import apply_alter, rebuild
-from codegen.analysis.tables import Out, State, index_of, name_of, table_of
-from codegen.dialects import sqlite, sqlite_ddl
-from codegen.errors import CodegenError, Problem, line_col
-from codegen.model.ir import (
+from ..dialects import sqlite, sqlite_ddl
+from ..errors import CodegenError, Problem, line_col
+from ..model.ir import (
     Catalog,
     Enum,
     Location,
     Migration,
     Section,
 )
+from . import append_only, encrypted, synced
+from .alter import apply_alter, rebuild
+from .tables import Out, State, index_of, name_of, table_of
 
 ANY_MARKER = re.compile(r"^[ \t]*--[ \t]*aragora:.*$", re.MULTILINE)
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codegen.config import CONFIG_NAME, Config, Entry
-from codegen.errors import CodegenError, Problem
-from codegen.model.sqlc import SqlcRequest
+from ..config import CONFIG_NAME, Config, Entry
+from ..errors import CodegenError, Problem
+from ..model.sqlc import SqlcRequest
 
 DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<msg>.*)$")
 

@@ -30,9 +30,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from codegen.analysis.tables import Out, State
-from codegen.dialects import sqlite, sqlite_ddl
-from codegen.model.ir import Table
+from ..dialects import sqlite, sqlite_ddl
+from ..model.ir import Table
+from .tables import Out, State
 
 MARKER = re.compile(
     r"^[ \t]*--[ \t]*aragora:(?P<kind>synced|not-synced)[ \t]+(?P<table>\w+)[ \t]*$",

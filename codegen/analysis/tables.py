@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
-from codegen.dialects import sqlite, sqlite_ddl
-from codegen.model import types
-from codegen.model.ir import (
+from ..dialects import sqlite, sqlite_ddl
+from ..model import types
+from ..model.ir import (
     Catalog,
     Check,
     Column,

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from aragora_repos.backends.sqlite.functions import install
-from codegen.analysis.sqlc import DIAGNOSTIC, query_locations, sqlc_binary
-from codegen.errors import CodegenError, Problem
-from codegen.model import naming
-from codegen.model.ir import Catalog, Migration, Variant
-from codegen.model.sqlc import SqlcColumn, SqlcRequest
-from codegen.model.types import py_type
+
+from ..errors import CodegenError, Problem
+from ..model import naming
+from ..model.ir import Catalog, Migration, Variant
+from ..model.sqlc import SqlcColumn, SqlcRequest
+from ..model.types import py_type
+from .sqlc import DIAGNOSTIC, query_locations, sqlc_binary
 
 VARIANT_DIR = "sqlite"
 

@@ -15,10 +15,10 @@ from dataclasses import replace
 
 import sqlglot
 
-from codegen.dialects import sqlite
-from codegen.errors import Problems
-from codegen.model.ir import Catalog, Query, QueryFile, Variant
-from codegen.model.types import py_type
+from ..errors import Problems
+from ..model.ir import Catalog, Query, QueryFile, Variant
+from ..model.types import py_type
+from . import sqlite
 
 
 def translate_queries(

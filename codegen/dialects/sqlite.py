@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 import sqlglot
 from sqlglot import exp
 
-from codegen.model import types
-from codegen.model.ir import PgType, TranslationHints
-from codegen.model.nodes import param_number
+from ..model import types
+from ..model.ir import PgType, TranslationHints
+from ..model.nodes import param_number
 
 #: SQLite's ``now()``: the canonical UTC text form (see codegen.model.types), from the
 #: runtime's clock (SQLite's own has milliseconds only, sqlite.org/lang_datefunc.html).

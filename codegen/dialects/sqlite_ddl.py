@@ -13,9 +13,9 @@ from collections.abc import Callable, Container
 
 from sqlglot import exp
 
-from codegen.dialects.sqlite import Untranslatable
-from codegen.model import types
-from codegen.model.ir import Column, ForeignKey, PgType, Table
+from ..model import types
+from ..model.ir import Column, ForeignKey, PgType, Table
+from .sqlite import Untranslatable
 
 _RESERVED_DEFAULT = re.compile(r"^[-+]?\d+(\.\d+)?$")
 

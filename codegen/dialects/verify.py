@@ -11,8 +11,9 @@ import sqlite3
 from collections.abc import Sequence
 
 from aragora_repos.backends.sqlite.functions import install
-from codegen.errors import Problem, Problems
-from codegen.model.ir import Migration, QueryFile, Section
+
+from ..errors import Problem, Problems
+from ..model.ir import Migration, QueryFile, Section
 
 #: Connection settings the runtime applies too; translation relies on them.
 CONNECTION_PRAGMAS = ("PRAGMA foreign_keys = ON", "PRAGMA case_sensitive_like = ON")

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from codegen.errors import Problem, Problems
-from codegen.model.build import place
-from codegen.model.ir import Migration, PgType, Query, QueryFile
+from ..errors import Problem, Problems
+from ..model.build import place
+from ..model.ir import Migration, PgType, Query, QueryFile
 
 DSN_VARIABLE = "ARAGORA_CODEGEN_POSTGRES_DSN"
 

@@ -17,10 +17,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from codegen.errors import Problems
-from codegen.model import naming, types
-from codegen.model.encryption import encryption
-from codegen.model.ir import (
+from ..errors import Problems
+from . import naming, types
+from .encryption import encryption
+from .ir import (
     Catalog,
     Column,
     Location,
@@ -32,8 +32,8 @@ from codegen.model.ir import (
     Table,
     TranslationHints,
 )
-from codegen.model.nodes import param_number
-from codegen.model.sqlc import SqlcColumn, SqlcParam, SqlcQuery, SqlcRequest
+from .nodes import param_number
+from .sqlc import SqlcColumn, SqlcParam, SqlcQuery, SqlcRequest
 
 COMMANDS = frozenset(
     {

@@ -32,9 +32,9 @@ from dataclasses import replace
 
 from sqlglot import exp
 
-from codegen.model.ir import Catalog, Opened, Sealed, Table
-from codegen.model.nodes import param_number
-from codegen.model.sqlc import SqlcQuery
+from .ir import Catalog, Opened, Sealed, Table
+from .nodes import param_number
+from .sqlc import SqlcQuery
 
 #: How a declared type is sealed: as text, JSON or bytes.
 KINDS = {

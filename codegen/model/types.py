@@ -17,8 +17,8 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass
 
-from codegen.model.ir import PgType
-from codegen.model.naming import pascal
+from .ir import PgType
+from .naming import pascal
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import jinja2
 
-from codegen.model import naming, types
-from codegen.model.ir import Project, QueryFile
-from codegen.render.queries import ClassSpec, Decoders, FieldSpec, Imports, Types, method
-from codegen.render.schema import expected_tables, literal, postgres_schema, section
+from ..model import naming, types
+from ..model.ir import Project, QueryFile
+from .queries import ClassSpec, Decoders, FieldSpec, Imports, Types, method
+from .schema import expected_tables, literal, postgres_schema, section
 
 PACKAGE = "aragora_db"
 TEMPLATES = Path(__file__).parent.parent / "templates"

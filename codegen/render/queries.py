@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from codegen.model import naming, types
-from codegen.model.ir import Catalog, Param, PgType, Query, ResultColumn
+from ..model import naming, types
+from ..model.ir import Catalog, Param, PgType, Query, ResultColumn
 
 _STDLIB = {
     "datetime": "datetime",

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from codegen.analysis import append_only
-from codegen.dialects import sqlite_ddl
-from codegen.model.ir import Catalog, Section, Table
+from ..analysis import append_only
+from ..dialects import sqlite_ddl
+from ..model.ir import Catalog, Section, Table
 
 _TYPNAMES = {
     "varchar": "varchar",

@@ -61,12 +61,12 @@ class Lender:
             ConnectionFailure: a new connection could not be opened (nothing was sent).
         """
         if stale is not None:
-            await self.pool.release(stale)
+            await self._drop(stale)
         while self.idle:
             conn = self.idle.pop()
             if not gone(conn):
                 return conn
-            await self.pool.release(conn)
+            await self._drop(conn)
         if self.closed:
             raise errors.PoolClosed("cannot use the database: it is closed")
         pool = self.pool
@@ -179,10 +179,18 @@ class Lender:
         finally:
             FULL_RESET.reset(token)
 
+    async def _drop(self, conn: Lent) -> None:
+        """Return a connection the server may have ended. asyncpg hands the holder of a
+        connection it sees closed back to the pool by itself (``Connection._cleanup``);
+        seen closed before that cleanup ran, a release can meet the holder already free
+        (InternalClientError), which only means it is back."""
+        with contextlib.suppress(*DRIVER_ERRORS):
+            await self.pool.release(conn)
+
     async def close(self) -> None:
         self.closed = True
         while self.idle:
-            await self.pool.release(self.idle.pop())
+            await self._drop(self.idle.pop())
 
     def free(self) -> int:
         return len(self.idle) + self.pool.get_idle_size()

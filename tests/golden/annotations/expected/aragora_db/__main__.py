@@ -7,30 +7,18 @@ it is installed."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from aragora_db import Database
 from aragora_db.migrations import MIGRATIONS
 from aragora_db.schema import EXPECTED
 from aragora_repos.cli import App
 from aragora_repos.cli import main as cli_main
-
-Command = Callable[[list[str]], int]
-
-
-def _generator() -> tuple[Command | None, Command | None]:
-    """The generator's schema review and command line; none in a runtime-only install
-    (``generate`` and ``schema-diff`` then say what to install)."""
-    try:
-        from codegen import review
-        from codegen.__main__ import main as generate
-    except ImportError:
-        return None, None
-    return review.main, generate
+from aragora_repos.cli.entry import generator_commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    review, generate = _generator()
+    review, generate = generator_commands()
     return cli_main(argv, app=App(MIGRATIONS, EXPECTED, review, generate, Database))
 
 
