@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
 
 _log = logging.getLogger("aragora_repos.sync")
+T = TypeVar("T")
 
 #: The tables the seeds' ``queue_*`` calls name, and their primary keys.
 QUEUED = {
@@ -284,36 +285,30 @@ class Outbox:
                 )
             self._bump(db, "failed", 1)
 
+    def _bury(
+        self, db: sqlite3.Connection, change: Change, reason: str | None, waiting: str
+    ) -> None:
+        """Move ``change`` and every later change of its row to the dead letters: the
+        first with ``reason`` and its try counted (when given), the rest ``waiting``."""
+        for r in self._move_row(db, change.row, change.seq):
+            first = reason is not None and r[0] == change.seq
+            db.execute(
+                "INSERT INTO sync_dead_letter (seq, table_name, op, row_key, "
+                "attempts, reason, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*r[:4], r[4] + 1 if first else r[4], reason if first else waiting, r[6]),
+            )
+
     def park(self, change: Change, reason: str) -> None:
         """Move ``change`` and every later change of its row to the dead letters."""
         with self._write() as db:
-            for r in self._move_row(db, change.row, change.seq):
-                first = r[0] == change.seq
-                db.execute(
-                    "INSERT INTO sync_dead_letter (seq, table_name, op, row_key, "
-                    "attempts, reason, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        r[0],
-                        r[1],
-                        r[2],
-                        r[3],
-                        r[4] + 1 if first else r[4],
-                        reason if first else f"waiting behind change {change.seq} of the row",
-                        r[6],
-                    ),
-                )
+            self._bury(db, change, reason, f"waiting behind change {change.seq} of the row")
             self._bump(db, "failed", 1)
 
     def divert(self, changes: Iterable[Change]) -> None:
         """Changes of parked rows wait behind them, in the dead letters."""
         with self._write() as db:
             for c in changes:
-                for r in self._move_row(db, c.row, c.seq):
-                    db.execute(
-                        "INSERT INTO sync_dead_letter (seq, table_name, op, row_key, "
-                        "attempts, reason, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (*r[:5], "waiting behind a parked change of the row", r[6]),
-                    )
+                self._bury(db, c, None, "waiting behind a parked change of the row")
 
     def dead_letters(self) -> list[Parked]:
         rows = self._db.execute(
@@ -634,6 +629,10 @@ class SyncWorker:
         self._source = ""
         self.last_error: str | None = None
         self.running = False
+        self._steps = asyncio.Lock()
+        """One step at a time (the service's task and a flush share the worker)."""
+        self._io = asyncio.Lock()
+        """One call at a time on the outbox's connection (each runs in a thread)."""
         self.on_batch: Callable[[int], None] | None = None
         """Called after each delivered batch with its size (tests, the CLI)."""
 
@@ -642,14 +641,14 @@ class SyncWorker:
             self._outbox = await asyncio.to_thread(
                 Outbox, self.config.sqlite_file, self._opener, self.config.timeout
             )
-        if not self._source and await asyncio.to_thread(self._outbox.ready):
-            self._source = await asyncio.to_thread(self._outbox.source_id)
+        if not self._source and await self._call(self._outbox.ready):
+            self._source = await self._call(self._outbox.source_id)
         return self._outbox
 
     async def _remote(self) -> Target:
         if self._target is None:
             outbox = await self._local()
-            local = await asyncio.to_thread(outbox.applied)
+            local = await self._call(outbox.applied)
             target = await Target.open(self.settings, local)
             try:
                 await self._check_numbering(target, outbox)
@@ -664,7 +663,7 @@ class SyncWorker:
         already has from it: they would be skipped. Refuse, saying what to do."""
         async with target.conn.transaction():
             mark = await target._mark(self._source)
-        issued = await asyncio.to_thread(outbox.issued)
+        issued = await self._call(outbox.issued)
         if mark > issued:
             raise SyncError(
                 f"this database's change numbers are behind the target's mark for it "
@@ -683,26 +682,30 @@ class SyncWorker:
         await self._drop_target()
         if self._outbox is not None:
             outbox, self._outbox = self._outbox, None
-            await asyncio.to_thread(outbox.close)
+            await self._call(outbox.close)
 
     async def dead_letters(self) -> list[Parked]:
         outbox = await self._local()
-        return await asyncio.to_thread(outbox.dead_letters) if self._source else []
+        return await self._call(outbox.dead_letters) if self._source else []
 
     async def new_source(self) -> str:
         outbox = await self._local()
-        self._source = await asyncio.to_thread(outbox.new_source)
+        self._source = await self._call(outbox.new_source)
         return self._source
 
     async def redrive(self, ids: Sequence[int] | None = None) -> int:
         outbox = await self._local()
-        return await asyncio.to_thread(outbox.redrive, ids) if self._source else 0
+        return await self._call(outbox.redrive, ids) if self._source else 0
 
     async def status(self) -> SyncStatus:
         outbox = await self._local()
         if not self._source:
             return SyncStatus(0, 0, 0, 0, None, 0.0, self.running, self.last_error)
-        return await asyncio.to_thread(outbox.status, self.running, self.last_error)
+        return await self._call(outbox.status, self.running, self.last_error)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._io:
+            return await asyncio.to_thread(fn, *args)
 
     async def step(self) -> int:
         """Deliver one batch; the changes it removed from the outbox (0: it was empty).
@@ -712,16 +715,20 @@ class SyncWorker:
             errors.ConnectionFailure and the like: the target is unreachable (the batch
                 stays in the outbox).
         """
+        async with self._steps:
+            return await self._step()
+
+    async def _step(self) -> int:
         outbox = await self._local()
         if not self._source:
             return 0  # not migrated yet: nothing can have been captured
-        batch = await asyncio.to_thread(outbox.read, self.settings.batch_size)
+        batch = await self._call(outbox.read, self.settings.batch_size)
         if not batch:
             return 0
-        parked = await asyncio.to_thread(outbox.parked_rows)
+        parked = await self._call(outbox.parked_rows)
         waiting = [c for c in batch if c.row in parked]
         if waiting:
-            await asyncio.to_thread(outbox.divert, waiting)
+            await self._call(outbox.divert, waiting)
             return len(waiting)
         target = await self._remote()
         try:
@@ -733,16 +740,16 @@ class SyncWorker:
                     _log.warning(
                         "sync: parked change %d of %s (%s)", change.seq, change.table, reason
                     )
-                    await asyncio.to_thread(outbox.park, change, reason)
+                    await self._call(outbox.park, change, reason)
                 else:
-                    await asyncio.to_thread(outbox.retry_later, change, reason)
+                    await self._call(outbox.retry_later, change, reason)
             return len(batch)  # what is left of the batch goes with the next read
         except Exception as exc:
             if _is_transient(exc):
                 await self._drop_target()
             raise
         # Counted as applied: a batch sent again after a crash (the target had it) adds 0.
-        await asyncio.to_thread(outbox.ack, batch[-1].seq, applied)
+        await self._call(outbox.ack, batch[-1].seq, applied)
         self.last_error = None
         if self.on_batch is not None:
             self.on_batch(len(batch))
@@ -786,13 +793,13 @@ class SyncWorker:
                         await asyncio.wait_for(stop.wait(), backoff)
                     backoff = min(backoff * 2, self.settings.interval)
                     continue
-                seen = await asyncio.to_thread(outbox.data_version)
+                seen = await self._call(outbox.data_version)
                 waited = 0.0
                 while not stop.is_set() and waited < self.settings.interval:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.1)
                     waited += 0.1
-                    if await asyncio.to_thread(outbox.data_version) != seen:
+                    if await self._call(outbox.data_version) != seen:
                         break
         finally:
             self.running = False

@@ -564,3 +564,24 @@ async def test_a_restored_database_is_refused_until_it_takes_a_new_source_id(
             assert await conn.fetchval("SELECT count(*) FROM sync_state") == 2
         finally:
             await conn.close()
+
+
+async def test_flushes_beside_the_running_service_share_the_worker(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Three flushes at once while the service's own task delivers: the steps take turns
+    (one connection to the target, one to the outbox), every change arrives once."""
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        db = await connect(local_config(data, dsn, batch_size=7, interval=0.2))
+        assert db.sync is not None
+        await db.migrate()
+        for i in range(150):
+            await debate(db, i)
+        done = await asyncio.gather(*(db.sync.flush(timeout=60) for _ in range(3)))
+        status = await db.sync.get_status()
+        await db.close()
+        assert done == [True, True, True]
+        assert status.queue_size == 0 and status.synced_count == 150
+        assert status.last_error is None
+        assert await assert_equal(data / "aragora.db", dsn) == 150
