@@ -187,7 +187,7 @@ def rewrite_list_membership(tree: exp.Expr, ctx: Context) -> exp.Expr:
                 return json_each_in(node.this, node.expressions[0], negate=False)
         return node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 #: Target types whose SQLite storage is the already-encoded parameter or column value.
@@ -248,7 +248,7 @@ def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
             return inner  # enums and storage-identical types
         raise Untranslatable(f"::{name}", f"{name} is stored as text on sqlite; no exact cast")
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 def array_literal(text: str) -> str:
@@ -375,7 +375,7 @@ def rewrite_interval_arithmetic(tree: exp.Expr, ctx: Context) -> exp.Expr:
             return exp.func("aragora_ts_add", base, _seconds(right, sign))
         return node
 
-    out = tree.transform(fix)
+    out = tree.transform(fix, copy=False)
     leftover = next(out.find_all(exp.Interval), None)
     if leftover is not None:
         raise Untranslatable(
@@ -401,7 +401,7 @@ def rewrite_now(tree: exp.Expr, ctx: Context) -> exp.Expr:
             return _now()
         return node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 #: date_trunc units with a fixed floor (weeks and quarters are refused).
@@ -429,7 +429,7 @@ def rewrite_date_trunc(tree: exp.Expr, ctx: Context) -> exp.Expr:
             return exp.func("aragora_date_trunc", exp.Literal.string(name.lower()), node.this)
         return node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 def rewrite_like(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -456,7 +456,7 @@ def rewrite_like(tree: exp.Expr, ctx: Context) -> exp.Expr:
             return call(node, None)
         return node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 def rewrite_ordering(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -497,7 +497,7 @@ def rewrite_ordering(tree: exp.Expr, ctx: Context) -> exp.Expr:
         node.set("nulls_first", not desc)
         return node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 def refuse_json_equality(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -529,7 +529,7 @@ def rewrite_placeholders(tree: exp.Expr, ctx: Context) -> exp.Expr:
         n = param_number(node)
         return exp.Var(this=f"?{n}") if n is not None else node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -540,7 +540,7 @@ def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
             return exp.Literal.number(1 if node.this else 0)
         return node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
 def refuse_array_operators(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -643,10 +643,13 @@ def strip_public_schema(tree: exp.Expr, ctx: Context) -> exp.Expr:
             node.set("db", None)
         return node
 
-    return tree.transform(fix)
+    return tree.transform(fix, copy=False)
 
 
-#: Applied in this order; each is a pure Expression -> Expression function.
+#: Applied in this order by :func:`translate`, which copies the statement once: each rule
+#: rewrites the tree it is given in place (``transform(copy=False)``) and returns it. A
+#: copy per rule cost about 15% of the generator's CPU time (3.5 s against 3.0 s
+#: for ``codegen check``, 6 alternating runs each).
 RULES: Sequence[Rule] = (
     strip_public_schema,
     refuse_array_operators,
@@ -665,6 +668,7 @@ RULES: Sequence[Rule] = (
 
 
 def translate(tree: exp.Expr, ctx: Context = NO_HINTS) -> exp.Expr:
+    """``tree`` in SQLite's form; ``tree`` itself is left as it was."""
     out = tree.copy()
     for rule in RULES:
         out = rule(out, ctx)
