@@ -59,6 +59,7 @@ from aragora_repos.migrations import Migration
 from aragora_repos.tools.convert import Converter, Reject, TargetColumn, converter
 from aragora_repos.tools.migrate_data.plan import target_columns
 from aragora_repos.tools.migrate_data.run import text_codecs
+from aragora_repos.tools.migrate_data.state import quote
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -97,6 +98,8 @@ class Change:
     attempts: int
     data: dict[str, Any] | None = None
     """A ``U`` change's row as read with the batch (None: deleted since)."""
+    problem: str | None = None
+    """Why the row could not be read (an outbox row no trigger wrote): it is refused."""
 
     @property
     def row(self) -> tuple[str, str]:
@@ -144,7 +147,7 @@ class Outbox:
             path, isolation_level=None, timeout=timeout, check_same_thread=False
         )
         self._db.execute("PRAGMA foreign_keys = ON")
-        self._selects: dict[str, tuple[str, list[str]]] = {}
+        self._selects: dict[str, tuple[str, list[str], int]] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -209,8 +212,15 @@ class Outbox:
             ).fetchall()
             out = []
             for seq, table, op, key, attempts in rows:
-                data = self._row(table, key) if op == "U" else None
-                out.append(Change(seq, table, op, key, attempts, data))
+                data, problem = None, None
+                if op == "U":
+                    try:
+                        data = self._row(table, key)
+                    except (sqlite3.Error, ValueError, errors.DatabaseError) as exc:
+                        # Outbox rows written by hand (any SQLite tool can): refused like
+                        # a change the target refuses, never a stop of the whole sync.
+                        problem = f"cannot read the row: {exc}"
+                out.append(Change(seq, table, op, key, attempts, data, problem))
             return out
         finally:
             self._db.execute("COMMIT")
@@ -218,15 +228,20 @@ class Outbox:
     def _row(self, table: str, key: str) -> dict[str, Any] | None:
         found = self._selects.get(table)
         if found is None:
-            info = self._db.execute(f'PRAGMA table_info("{table}")').fetchall()
+            info = self._db.execute(f"PRAGMA table_info({quote(table)})").fetchall()
             names = [r[1] for r in info]
             pk = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
-            cols = ", ".join(f'"{n}"' for n in names)
-            where = " AND ".join(f'"{k}" = ?' for k in pk)
-            found = (f'SELECT {cols} FROM "{table}" WHERE {where}', names)
+            if not pk:
+                raise ValueError(f"no table {table!r} with a primary key here")
+            cols = ", ".join(quote(n) for n in names)
+            where = " AND ".join(f"{quote(k)} = ?" for k in pk)
+            found = (f"SELECT {cols} FROM {quote(table)} WHERE {where}", names, len(pk))
             self._selects[table] = found
-        sql, names = found
-        row = self._db.execute(sql, tuple(json.loads(key))).fetchone()
+        sql, names, width = found
+        values = json.loads(key)
+        if not isinstance(values, list) or len(values) != width:
+            raise ValueError(f"the key {key!r} is not {width} value(s)")
+        row = self._db.execute(sql, tuple(values)).fetchone()
         return None if row is None else dict(zip(names, row, strict=True))
 
     def parked_rows(self) -> set[tuple[str, str]]:
@@ -351,11 +366,11 @@ class Outbox:
 
     def touch(self, table: str, key: Sequence[str], values: Sequence[Any]) -> int:
         """Capture a row again as it is now (a no-op UPDATE fires its capture trigger)."""
-        where = " AND ".join(f'"{k}" = ?' for k in key)
+        where = " AND ".join(f"{quote(k)} = ?" for k in key)
+        first = quote(key[0])
         with self._write() as db:
-            first = key[0]
             changed: int = db.execute(
-                f'UPDATE "{table}" SET "{first}" = "{first}" WHERE {where}', tuple(values)
+                f"UPDATE {quote(table)} SET {first} = {first} WHERE {where}", tuple(values)
             ).rowcount
         return changed
 
@@ -412,25 +427,25 @@ class _Table:
     def upsert_sql(self, names: tuple[str, ...]) -> str:
         sql = self.upserts.get(names)
         if sql is None:
-            cols = ", ".join(f'"{n}"' for n in names)
+            cols = ", ".join(quote(n) for n in names)
             marks = ", ".join(f"${i + 1}" for i in range(len(names)))
             rest = [n for n in names if n not in self.key]
             action = (
-                "DO UPDATE SET " + ", ".join(f'"{n}" = EXCLUDED."{n}"' for n in rest)
+                "DO UPDATE SET " + ", ".join(f"{quote(n)} = EXCLUDED.{quote(n)}" for n in rest)
                 if rest
                 else "DO NOTHING"
             )
-            target = ", ".join(f'"{k}"' for k in self.key)
+            target = ", ".join(quote(k) for k in self.key)
             sql = (
-                f'INSERT INTO "{self.name}" ({cols}) VALUES ({marks}) '
+                f"INSERT INTO {quote(self.name)} ({cols}) VALUES ({marks}) "
                 f"ON CONFLICT ({target}) {action}"
             )
             self.upserts[names] = sql
         return sql
 
     def delete_sql(self) -> str:
-        where = " AND ".join(f'"{k}" = ${i + 1}' for i, k in enumerate(self.key))
-        return f'DELETE FROM "{self.name}" WHERE {where}'
+        where = " AND ".join(f"{quote(k)} = ${i + 1}" for i, k in enumerate(self.key))
+        return f"DELETE FROM {quote(self.name)} WHERE {where}"
 
     def value(self, name: str, raw: Any) -> Any:
         column = self.columns.get(name)
@@ -472,14 +487,12 @@ class Target:
         with contextlib.suppress(Exception):
             await self.conn.close()
 
-    def _table(self, name: str) -> _Table:
-        table = self.tables.get(name)
-        if table is None:
-            raise SyncError(f"the target has no table {name} with a primary key to sync into")
-        return table
-
     def _args(self, change: Change) -> tuple[str, tuple[Any, ...]]:
-        table = self._table(change.table)
+        if change.problem is not None:
+            raise _Refused(change, change.problem)
+        table = self.tables.get(change.table)
+        if table is None:
+            raise _Refused(change, f"the target has no table {change.table!r} with a primary key")
         try:
             if change.op == "D":
                 key = json.loads(change.key)
@@ -507,7 +520,7 @@ class Target:
             mark = await self._mark(source)
             fresh = [c for c in batch if c.seq > mark]
             # A row deleted since its change was captured: its delete follows.
-            pending = [c for c in fresh if c.op == "D" or c.data is not None]
+            pending = [c for c in fresh if c.op == "D" or c.data is not None or c.problem]
             run: list[tuple[Any, ...]] = []
             run_sql = ""
             runs: list[tuple[str, list[tuple[Any, ...]], list[Change]]] = []
@@ -552,7 +565,7 @@ class Target:
                 for change in batch:
                     if change.seq <= mark or change.row in blocked:
                         continue
-                    if change.op == "U" and change.data is None:
+                    if change.op == "U" and change.data is None and change.problem is None:
                         continue
                     try:
                         sql, args = self._args(change)

@@ -585,3 +585,77 @@ async def test_flushes_beside_the_running_service_share_the_worker(
         assert status.queue_size == 0 and status.synced_count == 150
         assert status.last_error is None
         assert await assert_equal(data / "aragora.db", dsn) == 150
+
+
+async def test_hostile_outbox_rows_are_parked_and_nothing_they_name_runs(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Any SQLite tool can write the outbox: table names with quotes, a NUL, a newline and
+    SQL in them, keys that are not JSON or have the wrong arity, a table the target lacks.
+    Each is refused on its own and parked; the changes around them arrive; nothing they
+    name runs."""
+    data = tmp_path / "data"
+    hostile = [
+        ('debates"; DROP TABLE debates; --', "U", '["d1"]'),
+        ("debates", "U", "not json"),
+        ("debates", "U", '["d1", "extra"]'),
+        ("deb\x00ates", "U", '["d1"]'),
+        ("debates\n-- aragora:synced x", "D", '["d1"]'),
+        ("no_such_table", "D", '["x"]'),
+        ("debates", "D", '["x\'); DROP TABLE debates; --"]'),
+    ]
+    with target(postgres_dsn) as dsn:
+        async with local(data, dsn) as db:
+            await debate(db, 1)
+        with closing(sqlite3.connect(data / "aragora.db")) as lite:
+            lite.executemany(
+                "INSERT INTO sync_outbox (table_name, op, row_key) VALUES (?, ?, ?)", hostile
+            )
+            lite.commit()
+        async with local(data, dsn) as db:
+            await debate(db, 2)
+        worker = await drain(data, dsn, batch_size=4, max_retries=1)
+        status = await worker.status()
+        parked = await worker.dead_letters()
+        await worker.close()
+        assert status.queue_size == 0
+        # The last one is a well-formed delete of a key no row has: applied, a no-op.
+        assert status.parked_count == len(hostile) - 1
+        assert {(p.table, p.key) for p in parked} == {(t, k) for t, _, k in hostile[:-1]}
+        assert await assert_equal(data / "aragora.db", dsn) == 2
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM debates") == 2
+        finally:
+            await conn.close()
+
+
+async def test_four_workers_at_once_deliver_each_change_once(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Four ``sync --once`` processes on one database and one target: the target's mark
+    row serializes them, the outbox's writer lock too; the target equals the source."""
+    data = tmp_path / "data"
+    with target(postgres_dsn) as dsn:
+        async with local(data, dsn):
+            pass
+        capture_load(data / "aragora.db", 20_000)
+        env = {
+            **os.environ,
+            "ARAGORA_DATA_DIR": str(data),
+            "SUPABASE_SYNC_ENABLED": "true",
+            "SUPABASE_POSTGRES_DSN": dsn,
+        }
+        command = [sys.executable, "-m", "aragora_db", "sync", "--once", "--batch", "200"]
+        runs = [
+            subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for _ in range(4)
+        ]
+        for run in runs:
+            _, err = run.communicate()
+            assert run.returncode == 0, err.decode()
+        with closing(sqlite3.connect(data / "aragora.db")) as lite:
+            assert lite.execute("SELECT count(*) FROM sync_outbox").fetchone() == (0,)
+        assert await assert_equal(data / "aragora.db", dsn) == 20_000 * 9 // 10 - 1_000
