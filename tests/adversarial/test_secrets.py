@@ -9,9 +9,11 @@ pg_dump got the password on its command line from ``?password=``.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import traceback
@@ -116,6 +118,20 @@ def _with_locals(exc: BaseException) -> str:
     return "\n".join(parts)
 
 
+async def _sync_service(data: Path) -> str:
+    """The service connect() starts, against the environment's target: its status and
+    error after a flush that cannot reach the target, and the Database's repr."""
+    from aragora_db import connect
+
+    db = await connect(Config.from_env())
+    assert db.sync is not None
+    await db.sync.flush(timeout=3)
+    status = await db.sync.get_status()
+    shown = f"{status!r} {db!r} {db.sync.worker.settings!r}"
+    await db.close()
+    return shown
+
+
 def leaks(text: str) -> bool:
     return CANARY in text or CANARY.lower() in text.lower()
 
@@ -166,6 +182,24 @@ def test_canary_never_shown(dsn: str, tmp_path: Path, monkeypatch: pytest.Monkey
         for argv in runs:
             outputs.append(run_cli(argv))
         if "\x00" not in dsn:  # no environment variable can hold a NUL
+            # The sync's target: a migrated local database with a captured change, so
+            # the worker reaches for the target (refused, unreachable or malformed).
+            outputs.append(run_cli(["migrate", "up"]))
+            with sqlite3.connect(tmp_path / "aragora.db") as lite:
+                lite.execute(
+                    "INSERT INTO stream_events (loop_id, cycle, event_type) VALUES ('l', 1, 'e')"
+                )
+            monkeypatch.setenv("SUPABASE_SYNC_ENABLED", "true")
+            monkeypatch.setenv("SUPABASE_POSTGRES_DSN", dsn)
+            for args in (["sync", "--once"], ["sync", "--status"], ["sync", "--dead-letter"]):
+                outputs.append(run_cli(args))
+            try:
+                outputs.append(repr(Config.from_env()))
+                outputs.append(asyncio.run(_sync_service(tmp_path)))
+            except ConfigError as exc:
+                outputs.append(_with_locals(exc))
+            monkeypatch.delenv("SUPABASE_SYNC_ENABLED")
+            monkeypatch.delenv("SUPABASE_POSTGRES_DSN")
             monkeypatch.setenv("DATABASE_URL", dsn)
             outputs.append(run_cli(["health"]))
             outputs.append(run_cli(["migrate", "--status"]))
