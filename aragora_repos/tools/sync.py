@@ -45,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -140,11 +141,19 @@ class Outbox:
     """The local database's outbox, dead letters and counters, on a connection of its own
     (short write transactions, SQLite's writer lock)."""
 
-    def __init__(self, path: Path, opener: Opener, timeout: float = 30.0) -> None:
-        self.path = path
+    def __init__(
+        self, path: Path, opener: Opener, timeout: float = 30.0, *, read_only: bool = False
+    ) -> None:
+        """``read_only``: for looking (status, the dead letters): the file must exist, and
+        nothing is created or written."""
+        self.read_only = read_only
         # Used from asyncio.to_thread's threads, one call at a time.
         self._db = opener.connect(
-            path, isolation_level=None, timeout=timeout, check_same_thread=False
+            path,
+            read_only=read_only,
+            isolation_level=None,
+            timeout=timeout,
+            check_same_thread=False,
         )
         self._db.execute("PRAGMA foreign_keys = ON")
         self._selects: dict[str, tuple[str, list[str], int]] = {}
@@ -649,12 +658,20 @@ class SyncWorker:
         self.on_batch: Callable[[int], None] | None = None
         """Called after each delivered batch with its size (tests, the CLI)."""
 
-    async def _local(self) -> Outbox:
+    async def _local(self, *, read_only: bool = False) -> Outbox:
+        """The outbox's connection (read-only when the first use only looks); for
+        delivering, also this database's source id (taken on first delivery)."""
+        if self._outbox is not None and self._outbox.read_only and not read_only:
+            await self._call(self._outbox.close)  # it looked first; now it writes
+            self._outbox = None
         if self._outbox is None:
             self._outbox = await asyncio.to_thread(
-                Outbox, self.config.sqlite_file, self._opener, self.config.timeout
+                partial(Outbox, read_only=read_only),
+                self.config.sqlite_file,
+                self._opener,
+                self.config.timeout,
             )
-        if not self._source and await self._call(self._outbox.ready):
+        if not read_only and not self._source and await self._call(self._outbox.ready):
             self._source = await self._call(self._outbox.source_id)
         return self._outbox
 
@@ -698,8 +715,8 @@ class SyncWorker:
             await self._call(outbox.close)
 
     async def dead_letters(self) -> list[Parked]:
-        outbox = await self._local()
-        return await self._call(outbox.dead_letters) if self._source else []
+        outbox = await self._local(read_only=True)
+        return await self._call(outbox.dead_letters) if await self._call(outbox.ready) else []
 
     async def new_source(self) -> str:
         outbox = await self._local()
@@ -711,8 +728,8 @@ class SyncWorker:
         return await self._call(outbox.redrive, ids) if self._source else 0
 
     async def status(self) -> SyncStatus:
-        outbox = await self._local()
-        if not self._source:
+        outbox = await self._local(read_only=True)
+        if not await self._call(outbox.ready):
             return SyncStatus(0, 0, 0, 0, None, 0.0, self.running, self.last_error)
         return await self._call(outbox.status, self.running, self.last_error)
 

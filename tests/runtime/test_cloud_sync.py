@@ -659,3 +659,51 @@ async def test_four_workers_at_once_deliver_each_change_once(
         with closing(sqlite3.connect(data / "aragora.db")) as lite:
             assert lite.execute("SELECT count(*) FROM sync_outbox").fetchone() == (0,)
         assert await assert_equal(data / "aragora.db", dsn) == 20_000 * 9 // 10 - 1_000
+
+
+def test_looking_at_the_sync_writes_nothing(tmp_path: Path) -> None:
+    """``sync --status`` and ``--dead-letter`` only look: a database never synced keeps its
+    bytes (no source id is taken), a foreign file in rollback-journal mode keeps its bytes
+    and gets no journal, and a missing one is a clear error with nothing created."""
+    target_dsn = "postgresql://nobody@127.0.0.1:1/none"  # never reached by looking
+    migrated = tmp_path / "migrated"
+    subprocess.run(
+        [sys.executable, "-m", "aragora_db", "migrate", "up"],
+        cwd=ROOT,
+        env={**os.environ, "ARAGORA_DATA_DIR": str(migrated)},
+        check=True,
+        capture_output=True,
+    )
+    with closing(sqlite3.connect(migrated / "aragora.db")) as lite:
+        lite.execute("INSERT INTO stream_events (loop_id, cycle, event_type) VALUES ('l', 1, 'e')")
+        lite.commit()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with closing(sqlite3.connect(foreign / "aragora.db")) as lite:
+        lite.execute("PRAGMA journal_mode = DELETE")
+        lite.execute("CREATE TABLE notes (body TEXT)")
+        lite.commit()
+
+    def files(folder: Path) -> dict[Path, bytes]:
+        # A WAL database's readers use its -shm (and -wal) files, whoever they are: the
+        # database's own bytes are what must not change.
+        return {
+            p: p.read_bytes()
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.endswith(("-shm", "-wal"))
+        }
+
+    for folder, queued in ((migrated, "queued: 1"), (foreign, "queued: 0")):
+        before = files(folder)
+        for args in (["--status"], ["--dead-letter"]):
+            out = cli(folder, target_dsn, *args)
+            assert out.returncode == 0, out.stderr
+        assert queued in cli(folder, target_dsn, "--status").stdout
+        assert files(folder) == before
+        if folder is foreign:
+            assert sorted(p.name for p in folder.iterdir()) == ["aragora.db"]
+    missing = tmp_path / "missing" / "data"
+    out = cli(missing, target_dsn, "--status")
+    assert out.returncode != 0 and "no database there" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "missing").exists()
