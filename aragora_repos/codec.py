@@ -75,6 +75,18 @@ def json_text(value: object) -> str:
     return text
 
 
+def encode_numeric(value: Decimal) -> str:
+    """numeric text as PostgreSQL prints it: plain digits keeping the value's places
+    (``Decimal("1E+3")`` is ``1000``), no negative zero, ``NaN`` and ``Infinity``."""
+    if value.is_finite():
+        return format(value.copy_abs() if value.is_zero() else value, "f")
+    if value.is_nan():
+        if value.is_snan():
+            raise DataError("invalid input syntax for type numeric: sNaN", sqlstate="22P02")
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
 def check_text(value: str) -> str:
     """PostgreSQL text cannot hold NUL (22021); SQLite could, so it is refused here too.
 

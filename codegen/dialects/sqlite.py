@@ -216,7 +216,9 @@ def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
         if not isinstance(node, exp.Cast):
             return node
         target = type_of(node.to)
-        inner: exp.Expr = node.this
+        # The operand first: the cast replaces this node, and transform() does not visit
+        # a replaced node's operands ((x::timestamp)::text).
+        inner: exp.Expr = node.this.transform(fix, copy=False)
         if target.array_dims:
             if isinstance(inner, exp.Literal) and inner.is_string:
                 return exp.Literal.string(array_literal(inner.this))
@@ -543,83 +545,487 @@ def rewrite_booleans(tree: exp.Expr, ctx: Context) -> exp.Expr:
     return tree.transform(fix, copy=False)
 
 
-def refuse_array_operators(tree: exp.Expr, ctx: Context) -> exp.Expr:
-    """Array and jsonb containment, overlap and key tests (``@>``, ``<@``, ``&&``, ``?``)
-    and ``extract()`` have no faithful SQLite form here; refused by name rather than left
-    for SQLite to reject as a token it cannot read."""
-    operators: dict[type[exp.Expr], str] = {
-        exp.ArrayContainsAll: "@>",
-        exp.ArrayContainedBy: "<@",
-        exp.ArrayOverlaps: "&&",
-        exp.JSONBContainsTopKey: "?",
-        exp.JSONBContainsAnyTopKeys: "?|",
-        exp.JSONBContainsAllTopKeys: "?&",
-    }
-    for node in tree.find_all(*operators):
-        operator = operators[type(node)]
-        raise Untranslatable(
-            operator,
-            "containment, overlap and key tests of arrays or jsonb have no sqlite form; "
-            "test one element with x = ANY(array), a key with ->> ... IS NOT NULL, or write "
-            "a sqlite variant",
-        )
-    extract = next(tree.find_all(exp.Extract), None)
-    if extract is not None:
-        raise Untranslatable(
-            "extract",
-            "its numeric result has no exact sqlite form; use date_trunc, or compute the "
-            "field in Python from the timestamp",
-        )
-    return tree
-
-
-#: Where a value's text is not its numeric meaning: comparison, order, arithmetic, and
-#: the aggregates that compare or add.
-_NUMERIC_USES: dict[type[exp.Expr], str] = {
-    exp.EQ: "compared (=)",
-    exp.NEQ: "compared (<>)",
-    exp.LT: "compared (<)",
-    exp.LTE: "compared (<=)",
-    exp.GT: "compared (>)",
-    exp.GTE: "compared (>=)",
-    exp.Between: "compared (BETWEEN)",
-    exp.In: "compared (IN)",
-    exp.Ordered: "ordered (ORDER BY)",
-    exp.Min: "aggregated (min)",
-    exp.Max: "aggregated (max)",
-    exp.Sum: "aggregated (sum)",
-    exp.Avg: "aggregated (avg)",
-    exp.Add: "added",
-    exp.Sub: "subtracted",
-    exp.Mul: "multiplied",
-    exp.Div: "divided",
+_CONTAINMENT: dict[type[exp.Expr], tuple[str, bool]] = {
+    exp.ArrayContainsAll: ("contains", False),  # a @> b
+    exp.ArrayContainedBy: ("contains", True),  # a <@ b is b @> a
+    exp.ArrayOverlaps: ("overlaps", False),  # a && b
+}
+_KEY_TESTS: dict[type[exp.Expr], str] = {
+    exp.JSONBContainsTopKey: "aragora_jsonb_exists",  # j ? key
+    exp.JSONBContainsAnyTopKeys: "aragora_jsonb_exists_any",  # j ?| keys
+    exp.JSONBContainsAllTopKeys: "aragora_jsonb_exists_all",  # j ?& keys
 }
 
 
-def refuse_numeric_semantics(tree: exp.Expr, ctx: Context) -> exp.Expr:
-    """A ``numeric`` column is exact text on SQLite (``12.50``), so it is stored and read
-    back exactly; compared, ordered or computed with there it would answer as text
-    (``'9.99' > '10.00'``, ``'12.5' <> '12.50'``) or as a float (``0.1 + 0.2``), where
-    PostgreSQL answers exactly. Such a statement is refused."""
-    numeric = ctx.numeric_columns
-    if not numeric:
-        return tree
-    for node in tree.find_all(exp.Column):
-        if node.name not in numeric:
-            continue
-        parent = node.parent
-        while isinstance(parent, exp.Paren | exp.Alias):
-            parent = parent.parent
-        use = _NUMERIC_USES.get(type(parent)) if parent is not None else None
-        if isinstance(parent, exp.EQ) and isinstance(parent.parent, exp.Update | exp.OnConflict):
-            use = None  # SET price = ...: an assignment, not a comparison
-        if use is not None:
-            raise Untranslatable(
-                f"numeric column {node.name} {use}",
-                "numeric is exact text on sqlite, which compares and computes it as text or "
-                "float; compare or compute in Python, or use double precision",
+def rewrite_containers(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """Array and jsonb containment, overlap and key tests (``@>``, ``<@``, ``&&``, ``?``,
+    ``?|``, ``?&``), and ``extract()``/``date_part()``, through the runtime's functions
+    (:mod:`aragora_repos.backends.sqlite.containers`), which answer as PostgreSQL's
+    operators do on SQLite's storage forms. An operand is jsonb when it is a json(b)
+    column or cast; otherwise it is an array."""
+    json_columns = ctx.json_columns
+
+    def is_json(node: exp.Expr) -> bool:
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.Cast):
+            return type_of(node.to) in (PgType("json"), PgType("jsonb"))
+        return isinstance(node, exp.Column) and node.name in json_columns
+
+    def sub(node: exp.Expr) -> exp.Expr:
+        return node.transform(fix, copy=False)
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, tuple(_CONTAINMENT)):
+            operation, swap = _CONTAINMENT[type(node)]
+            left, right = sub(node.this), sub(node.expression)
+            if swap:
+                left, right = right, left
+            jsonb = is_json(node.this) or is_json(node.expression)
+            if jsonb and operation == "overlaps":
+                raise Untranslatable("&&", "jsonb has no && operator")
+            kind = "jsonb" if jsonb else "array"
+            return exp.Anonymous(this=f"aragora_{kind}_{operation}", expressions=[left, right])
+        if isinstance(node, tuple(_KEY_TESTS)):
+            return exp.Anonymous(
+                this=_KEY_TESTS[type(node)], expressions=[sub(node.this), sub(node.expression)]
             )
-    return tree
+        if isinstance(node, exp.Array):
+            # ARRAY[a, b]: JSON array text, the arrays' storage form on SQLite
+            return exp.Anonymous(this="json_array", expressions=[sub(e) for e in node.expressions])
+        if isinstance(node, exp.Extract):
+            field = node.this
+            name = field.name if isinstance(field, exp.Var | exp.Identifier | exp.Column) else None
+            if isinstance(field, exp.Literal) and field.is_string:
+                name = field.this
+            if not name:
+                raise Untranslatable("extract", "the field must be named in the statement")
+            return exp.Anonymous(
+                this="aragora_extract",
+                expressions=[exp.Literal.string(name.lower()), sub(node.expression)],
+            )
+        return node
+
+    return tree.transform(fix, copy=False)
+
+
+def _json_each(array: exp.Expr, alias: str) -> exp.Table:
+    return exp.Table(
+        this=exp.Anonymous(this="json_each", expressions=[array]),
+        alias=exp.TableAlias(this=exp.to_identifier(alias)),
+    )
+
+
+def _zipped(arrays: list[exp.Expr], names: list[str], ordinality: str | None) -> exp.Select:
+    """``unnest(a1, ..., an)``: the arrays' elements side by side, the shorter ones padded
+    with NULL (as PostgreSQL zips them), in element order; ``ordinality`` numbers them."""
+    keys = [exp.column("key", table=f"_u{i}") for i in range(len(arrays))]
+    key: exp.Expr = keys[0] if len(keys) == 1 else exp.Coalesce(this=keys[0], expressions=keys[1:])
+    items: list[exp.Expr] = [
+        exp.alias_(exp.column("value", table=f"_u{i}"), name, quoted=True)
+        for i, name in enumerate(names)
+    ]
+    if ordinality is not None:
+        items.append(exp.alias_(exp.Add(this=key, expression=exp.Literal.number(1)), ordinality))
+    select = exp.select(*items).from_(_json_each(arrays[0], "_u0"))
+    for i in range(1, len(arrays)):
+        joined = keys[0] if i == 1 else exp.Coalesce(this=keys[0], expressions=keys[1:i])
+        select = select.join(
+            _json_each(arrays[i], f"_u{i}"),
+            on=exp.EQ(this=keys[i].copy(), expression=joined.copy()),
+            join_type="FULL",
+        )
+    return select.order_by(key.copy())
+
+
+def rewrite_unnest(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``unnest()`` over arrays (JSON text on SQLite) -> ``json_each``: in FROM or a join
+    (``unnest($1::bigint[]) AS u(id)``, several arrays zipped, ``WITH ORDINALITY``), and as
+    the whole select list of a SELECT without FROM (``INSERT ... SELECT unnest($1),
+    unnest($2)``, sqlc's bulk insert)."""
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Unnest):
+            alias = node.args.get("alias")
+            table = alias.name if alias is not None and alias.name else "unnest"
+            columns = [c.name for c in alias.columns] if alias is not None else []
+            arrays = list(node.expressions)
+            offset = node.args.get("offset")
+            ordinality = None
+            if offset:
+                ordinality = offset.name if isinstance(offset, exp.Identifier) else "ordinality"
+                if len(columns) == len(arrays) + 1:
+                    ordinality = columns.pop()
+            if not columns:
+                columns = [table] if len(arrays) == 1 else ["unnest"] * len(arrays)
+            if len(columns) != len(arrays):
+                raise Untranslatable("unnest", "name one column per array")
+            return exp.alias_(
+                exp.Subquery(this=_zipped(arrays, columns, ordinality)), table, table=True
+            )
+        if isinstance(node, exp.Select) and any(
+            isinstance(e.unalias(), exp.Explode) for e in node.expressions
+        ):
+            if node.args.get("from_") is not None or not all(
+                isinstance(e.unalias(), exp.Explode) for e in node.expressions
+            ):
+                raise Untranslatable(
+                    "unnest() in a select list",
+                    "only a select list of unnest() calls and no FROM has a sqlite form; "
+                    "write FROM unnest(...) AS u(col) instead",
+                )
+            arrays = [e.unalias().this for e in node.expressions]
+            names = [e.alias if isinstance(e, exp.Alias) else "unnest" for e in node.expressions]
+            zipped = _zipped(arrays, names, None)
+            for key in ("where", "order", "limit", "offset", "group", "having"):
+                if node.args.get(key) is not None and key != "order":
+                    zipped.set(key, node.args[key])
+            if node.args.get("order") is not None:
+                zipped.set("order", node.args["order"])
+            return zipped
+        return node
+
+    return tree.transform(fix, copy=False)
+
+
+#: The numeric operators, and the runtime function computing each on numeric text.
+_NUMERIC_OPS: dict[type[exp.Expr], str] = {
+    exp.Add: "aragora_numeric_add",
+    exp.Sub: "aragora_numeric_sub",
+    exp.Mul: "aragora_numeric_mul",
+    exp.Div: "aragora_numeric_div",
+    exp.Mod: "aragora_numeric_mod",
+}
+_NUMERIC_UNARY: dict[type[exp.Expr], str] = {
+    exp.Neg: "aragora_numeric_neg",
+    exp.Abs: "aragora_numeric_abs",
+    exp.Round: "aragora_numeric_round",
+    exp.Trunc: "aragora_numeric_trunc",
+    exp.Ceil: "aragora_numeric_ceil",
+    exp.Floor: "aragora_numeric_floor",
+}
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.NullSafeEQ, exp.NullSafeNEQ)
+_INT_TYPES = frozenset({"int2", "int4", "int8"})
+_FLOAT_TYPES = frozenset({"float4", "float8"})
+NUMERIC_COLLATION = "aragora_numeric"
+
+
+class _NumericTypes:
+    """Which expressions of one statement are numeric, integer or float, as PostgreSQL
+    types them (columns from the catalog, casts, literals, operators, aggregates)."""
+
+    def __init__(self, tree: exp.Expr, ctx: Context) -> None:
+        self.ctx = ctx
+        self.aliases: dict[str, exp.Expr] = {}
+        for select in tree.find_all(exp.Select):
+            for item in select.expressions:
+                if isinstance(item, exp.Alias):
+                    self.aliases.setdefault(item.alias, item.this)
+
+    def kind(self, node: exp.Expr, depth: int = 0) -> str | None:
+        """ "numeric", "int", "float" or None (another type, or not known)."""
+        while isinstance(node, exp.Paren | exp.Alias | exp.Collate):
+            node = node.this
+        if isinstance(node, exp.Column):
+            name = node.name
+            if name in self.ctx.numeric_columns:
+                return "numeric"
+            if name in self.ctx.integer_columns:
+                return "int"
+            if name in self.ctx.float_columns:
+                return "float"
+            alias = self.aliases.get(name)
+            if alias is not None and not node.table and depth < 8:
+                return self.kind(alias, depth + 1)
+            return None
+        if isinstance(node, exp.Cast):
+            target = type_of(node.to)
+            if target.array_dims:
+                return None
+            if target.name == "numeric":
+                return "numeric"
+            if target.name in _INT_TYPES:
+                return "int"
+            if target.name in _FLOAT_TYPES:
+                return "float"
+            return None
+        if isinstance(node, exp.Literal) and not node.is_string:
+            number = str(node.this)
+            # A decimal literal is numeric unless the other operand makes it float.
+            return "literal" if any(c in number for c in ".eE") else "int"
+        if isinstance(node, exp.Anonymous) and node.name.startswith(
+            ("aragora_numeric", "aragora_extract")
+        ):
+            return "int" if node.name == "aragora_numeric_int" else "numeric"
+        if isinstance(node, exp.Count):
+            return "int"
+        if isinstance(node, tuple(_NUMERIC_OPS)):
+            return _combined(
+                {self.kind(node.this, depth + 1), self.kind(node.expression, depth + 1)}
+            )
+        if isinstance(node, exp.Avg):
+            inner = self.kind(node.this, depth + 1)
+            return "numeric" if inner in ("numeric", "int", "literal") else inner
+        if isinstance(node, exp.Sum | exp.Min | exp.Max | exp.Neg | exp.Abs):
+            return self.kind(node.this, depth + 1)
+        if isinstance(node, exp.Round | exp.Trunc | exp.Ceil | exp.Floor):
+            inner = self.kind(node.this, depth + 1)
+            return "numeric" if inner == "numeric" else None
+        if isinstance(node, exp.Coalesce | exp.Case):
+            parts = (
+                [node.this, *node.expressions]
+                if isinstance(node, exp.Coalesce)
+                else [
+                    *(i.args.get("true") for i in node.args.get("ifs") or ()),
+                    node.args.get("default"),
+                ]
+            )
+            kinds = {self.kind(p, depth + 1) for p in parts if not isinstance(p, exp.Null | None)}
+            return _combined(kinds)
+        if isinstance(node, exp.Window):
+            return self.kind(node.this, depth + 1)
+        return None
+
+    def numeric(self, node: exp.Expr) -> bool:
+        return self.kind(node) == "numeric"
+
+
+def _combined(kinds: set[str | None]) -> str | None:
+    """The type PostgreSQL gives an operator's or a CASE's result from its operands'."""
+    if "float" in kinds:
+        return "float"
+    if "numeric" in kinds:
+        return "numeric"
+    if None in kinds:
+        return None
+    return "numeric" if "literal" in kinds else ("int" if kinds == {"int"} else None)
+
+
+def _numeric_text(node: exp.Expr, types_: _NumericTypes) -> exp.Expr:
+    """``node`` as numeric text: numeric values as they are, a number literal as its
+    canonical text (PostgreSQL reads ``1.10`` as numeric with two places), anything else
+    through ``aragora_numeric()``."""
+    bare = node
+    while isinstance(bare, exp.Paren):
+        bare = bare.this
+    if isinstance(bare, exp.Null) or types_.numeric(bare):
+        if isinstance(bare, exp.Literal):
+            return exp.Literal.string(numeric_literal(str(bare.this)))
+        return node
+    if isinstance(bare, exp.Literal) and not bare.is_string:
+        return exp.Literal.string(numeric_literal(str(bare.this)))
+    return exp.Anonymous(this="aragora_numeric", expressions=[node])
+
+
+def numeric_literal(number: str) -> str:
+    from decimal import Decimal
+
+    value = Decimal(number)
+    return format(value if not value.is_zero() else value.copy_abs(), "f")
+
+
+def _collated(node: exp.Expr) -> exp.Expr:
+    return exp.Collate(this=node, expression=exp.to_identifier(NUMERIC_COLLATION))
+
+
+def rewrite_numeric(tree: exp.Expr, ctx: Context) -> exp.Expr:
+    """``numeric`` is exact decimal text on SQLite (``12.50``), which SQLite would compare
+    as text (``'9.99' > '10.00'``, ``'12.5' <> '12.50'``) and compute with as a float
+    (``0.1 + 0.2``). Where PostgreSQL computes with numeric, the statement uses the
+    runtime's numeric support instead (:mod:`aragora_repos.backends.sqlite.numeric`):
+
+    - comparisons, ``IN``, ``BETWEEN``, ``ORDER BY``, ``GROUP BY``, ``DISTINCT``, ``min``
+      and ``max`` through the collation ``aragora_numeric`` (numeric order and equality);
+    - ``+ - * / %``, unary minus, ``abs``, ``round``, ``trunc``, ``ceil``, ``floor`` and
+      ``::int`` through exact functions with PostgreSQL's result scale;
+    - ``sum`` and ``avg`` (and ``avg`` of integers, which is numeric there) through exact
+      aggregates, also as window functions;
+    - a value written to a ``numeric(p, s)`` column rounded to its scale, 22003 when it
+      does not fit, as PostgreSQL's input does.
+    """
+    if not (ctx.numeric_columns or ctx.numeric_typmods) and not any(
+        True for _ in tree.find_all(exp.Cast, exp.Literal, exp.Avg)
+    ):
+        return tree
+    types_ = _NumericTypes(tree, ctx)
+    typmods = {name: (p, s) for name, p, s in ctx.numeric_typmods}
+
+    def sub(node: exp.Expr) -> exp.Expr:
+        """A replaced node's operands (``transform`` does not visit a new node)."""
+        return node.transform(fix, copy=False)
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, _COMPARISONS):
+            if isinstance(node, exp.EQ) and isinstance(node.parent, exp.Update | exp.OnConflict):
+                column = node.this
+                if isinstance(column, exp.Column) and column.name in typmods:
+                    p, s = typmods[column.name]
+                    node.set("expression", _fit(node.expression, p, s))
+                return node  # SET price = ...: an assignment, not a comparison
+            if types_.numeric(node.this) or types_.numeric(node.expression):
+                node.set("this", _collated(_numeric_text(node.this, types_)))
+                node.set("expression", _numeric_text(node.expression, types_))
+            return node
+        if isinstance(node, exp.Between) and types_.numeric(node.this):
+            node.set("this", _collated(node.this))
+            node.set("low", _numeric_text(node.args["low"], types_))
+            node.set("high", _numeric_text(node.args["high"], types_))
+            return node
+        if isinstance(node, exp.In) and (
+            types_.numeric(node.this) or any(types_.numeric(e) for e in node.expressions)
+        ):
+            node.set("this", _collated(_numeric_text(node.this, types_)))
+            node.set("expressions", [_numeric_text(e, types_) for e in node.expressions])
+            return node
+        if isinstance(node, exp.Ordered) and _ordinal_or_numeric(node.this, tree, types_):
+            node.set("this", _collated(node.this))
+            return node
+        if isinstance(node, exp.Group):
+            node.set(
+                "expressions",
+                [_collated(e) if types_.numeric(e) else e for e in node.expressions],
+            )
+            return node
+        if (
+            isinstance(node, exp.Min | exp.Max)
+            and types_.numeric(node.this)
+            and not node.expressions
+        ):
+            # Of equal values (1 and 1.0) PostgreSQL keeps the last seen: an aggregate
+            # of the runtime's (a collated min() would keep the first).
+            name = "aragora_numeric_min" if isinstance(node, exp.Min) else "aragora_numeric_max"
+            return exp.Anonymous(this=name, expressions=[sub(node.this)])
+        if isinstance(node, exp.Sum | exp.Avg):
+            out = _aggregate(node, types_)
+            if out is not node:
+                out.set("expressions", [sub(e) for e in out.expressions])
+            return out
+        if isinstance(node, tuple(_NUMERIC_OPS)) and types_.kind(node) == "numeric":
+            return exp.Anonymous(
+                this=_NUMERIC_OPS[type(node)],
+                expressions=[
+                    sub(_numeric_text(node.this, types_)),
+                    sub(_numeric_text(node.expression, types_)),
+                ],
+            )
+        if isinstance(node, tuple(_NUMERIC_UNARY)) and types_.numeric(node.this):
+            args = [sub(node.this)]
+            places = node.args.get("decimals")
+            if places is not None:
+                args.append(places)
+            if isinstance(node, exp.Ceil | exp.Floor) and places is not None:
+                raise Untranslatable(f"{node.key}(numeric, n)", "no such function")
+            return exp.Anonymous(this=_NUMERIC_UNARY[type(node)], expressions=args)
+        if isinstance(node, exp.Cast):
+            target = type_of(node.to)
+            if not target.array_dims and target.name in _INT_TYPES and types_.numeric(node.this):
+                bits = {"int2": 16, "int4": 32, "int8": 64}[target.name]
+                return exp.Anonymous(
+                    this="aragora_numeric_int",
+                    expressions=[sub(node.this), exp.Literal.number(bits)],
+                )
+            if not target.array_dims and target.name == "numeric":
+                params = [p.this for p in node.to.expressions if isinstance(p, exp.DataTypeParam)]
+                if not params and types_.numeric(node.this):
+                    return sub(node.this)
+                args = [sub(node.this), *(exp.Literal.number(int(str(p.this))) for p in params)]
+                if len(args) == 2:
+                    args.append(exp.Literal.number(0))
+                return exp.Anonymous(this="aragora_numeric", expressions=args)
+            return node
+        if isinstance(node, exp.Select) and node.args.get("distinct") is not None:
+            _distinct_numeric(node, types_)
+            return node
+        if isinstance(node, exp.Insert) and typmods:
+            _fit_insert(node, typmods)
+            return node
+        return node
+
+    return tree.transform(fix, copy=False)
+
+
+def _ordinal_or_numeric(node: exp.Expr, tree: exp.Expr, types_: _NumericTypes) -> bool:
+    if isinstance(node, exp.Literal) and not node.is_string:
+        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+        position = int(str(node.this)) - 1
+        if select is None or not 0 <= position < len(select.expressions):
+            return False
+        return types_.numeric(select.expressions[position])
+    return types_.numeric(node)
+
+
+def _aggregate(node: exp.Sum | exp.Avg, types_: _NumericTypes) -> exp.Expr:
+    inner = node.this
+    kind = types_.kind(inner)
+    exact = kind == "numeric" or (isinstance(node, exp.Avg) and kind == "int")
+    if not exact:
+        return node
+    if isinstance(inner, exp.Distinct):
+        raise Untranslatable(
+            f"{node.key}(DISTINCT numeric)",
+            "DISTINCT over numeric text on sqlite would tell 9.9 from 9.90",
+        )
+    name = "aragora_numeric_sum" if isinstance(node, exp.Sum) else "aragora_numeric_avg"
+    return exp.Anonymous(this=name, expressions=[inner])
+
+
+def _distinct_numeric(select: exp.Select, types_: _NumericTypes) -> None:
+    """``SELECT DISTINCT price``: numeric equality, keeping the column's name."""
+    items = []
+    for item in select.expressions:
+        inner = item.this if isinstance(item, exp.Alias) else item
+        if types_.numeric(inner) and not isinstance(inner, exp.Collate):
+            name = item.alias_or_name
+            item = exp.Alias(this=_collated(inner), alias=exp.to_identifier(name))
+        items.append(item)
+    select.set("expressions", items)
+
+
+def _fit(value: exp.Expr, precision: int, places: int) -> exp.Expr:
+    return exp.Anonymous(
+        this="aragora_numeric",
+        expressions=[value, exp.Literal.number(precision), exp.Literal.number(places)],
+    )
+
+
+def _fit_insert(insert: exp.Insert, typmods: dict[str, tuple[int, int]]) -> None:
+    """Values written to ``numeric(p, s)`` columns, rounded to the column's scale."""
+    target = insert.this
+    if not isinstance(target, exp.Schema):
+        return
+    names = [c.name for c in target.expressions]
+    if not any(n in typmods for n in names):
+        return
+    source = insert.expression
+    rows: list[exp.Expr] = []
+    if isinstance(source, exp.Values):
+        rows = [r for r in source.expressions if isinstance(r, exp.Tuple)]
+        for row in rows:
+            row.set("expressions", _fitted(row.expressions, names, typmods))
+    elif isinstance(source, exp.Select) and not any(
+        isinstance(e, exp.Star) for e in source.expressions
+    ):
+        source.set("expressions", _fitted(source.expressions, names, typmods))
+    else:
+        raise Untranslatable(
+            "INSERT into a numeric(p, s) column",
+            "only VALUES rows or a SELECT list name the values to round to the column's scale",
+        )
+
+
+def _fitted(
+    values: list[exp.Expr], names: list[str], typmods: dict[str, tuple[int, int]]
+) -> list[exp.Expr]:
+    out = []
+    for name, value in zip(names, values, strict=False):
+        if name in typmods:
+            p, s = typmods[name]
+            alias = value.alias if isinstance(value, exp.Alias) else None
+            inner = value.this if isinstance(value, exp.Alias) else value
+            fitted = _fit(inner, p, s)
+            value = exp.Alias(this=fitted, alias=exp.to_identifier(alias)) if alias else fitted
+        out.append(value)
+    return out + values[len(names) :]
 
 
 def strip_public_schema(tree: exp.Expr, ctx: Context) -> exp.Expr:
@@ -652,8 +1058,9 @@ def strip_public_schema(tree: exp.Expr, ctx: Context) -> exp.Expr:
 #: for ``codegen check``, 6 alternating runs each).
 RULES: Sequence[Rule] = (
     strip_public_schema,
-    refuse_array_operators,
-    refuse_numeric_semantics,
+    rewrite_containers,
+    rewrite_unnest,
+    rewrite_numeric,
     refuse_json_equality,
     rewrite_list_membership,
     rewrite_casts,

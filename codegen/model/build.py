@@ -72,6 +72,13 @@ def _projections(tree: exp.Expr) -> list[exp.Expr]:
     return []
 
 
+def _unwrap_alias(node: exp.Expr) -> exp.Expr:
+    """``node`` without its alias and parentheses (a cast stays: it sets the type)."""
+    while isinstance(node, exp.Alias | exp.Paren):
+        node = node.this
+    return node
+
+
 def _unwrap(node: exp.Expr) -> exp.Expr:
     while isinstance(node, exp.Alias | exp.Cast | exp.Paren):
         node = node.this
@@ -105,6 +112,12 @@ def _repair_columns(
             # sqlc types date_trunc(...) as an interval and ts ± interval as an integer;
             # PostgreSQL gives both the timestamp's own type.
             col = ResultColumn(col.name, timed, col.nullable)
+        if isinstance(inner, _ARITHMETIC_OPS):
+            # sqlc types arithmetic as integer (price * 0.9, -price); PostgreSQL gives the
+            # wider operand's type.
+            computed = _value_type(inner, tables)
+            if computed is not None and col.type != computed:
+                col = ResultColumn(col.name, computed, col.nullable)
         if not col.nullable and any(True for _ in inner.find_all(exp.Nullif)):
             # NULLIF(x, 0) is NULL when x is 0, and so is what it is part of: sqlc marks
             # a cast of it NOT NULL (wins::float8 / NULLIF(...))::float8 all the same.
@@ -117,6 +130,13 @@ def _repair_columns(
             if found is not None:
                 literal = any(isinstance(a, exp.Literal) for a in [inner.this, *inner.expressions])
                 col = ResultColumn(col.name, found, col.nullable and not literal)
+        if isinstance(inner, exp.Sum | exp.Avg) and inner is _unwrap_alias(proj):
+            # sqlc types avg() as double precision whatever it averages; PostgreSQL's avg
+            # of integers or numeric is numeric (functions-aggregate.html), and so are
+            # sums of bigint and numeric.
+            found = _aggregate_type(inner, tables)
+            if found is not None and found != col.type:
+                col = ResultColumn(col.name, found, col.nullable)
         if isinstance(inner, exp.Min | exp.Max | exp.Sum | exp.Avg):
             arg = _unwrap(inner.this)
             if col.type.name in types.PSEUDO and isinstance(arg, exp.Column):
@@ -164,19 +184,46 @@ def _aggregate_type(node: exp.Expr, tables: Sequence[Table | None]) -> PgType | 
     a column; None for anything else."""
     if isinstance(node, exp.Count):
         return PgType("int8")
-    column = _unwrap(node.this) if isinstance(node, exp.Min | exp.Max | exp.Sum | exp.Avg) else node
-    if not isinstance(column, exp.Column):
+    value = _unwrap(node.this) if isinstance(node, exp.Min | exp.Max | exp.Sum | exp.Avg) else node
+    typed = _value_type(value, tables)
+    if typed is None or typed.array_dims:
         return None
-    source = _source_column(column.name, tables)
-    if source is None or source.type.array_dims:
-        return None
-    name = source.type.name
+    name = typed.name
     if isinstance(node, exp.Sum):
         return PgType(_SUM.get(name, name))
     if isinstance(node, exp.Avg):
         return PgType(_AVG.get(name, name))
-    found: PgType = source.type
-    return found
+    return typed
+
+
+_ARITHMETIC_OPS = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg)
+#: The order PostgreSQL promotes numbers in arithmetic (int2 op int2 stays int2).
+_PROMOTION = ("int2", "int4", "int8", "numeric", "float4", "float8")
+
+
+def _value_type(node: exp.Expr, tables: Sequence[Table | None]) -> PgType | None:
+    """The type of a column, a cast, a number literal, or arithmetic over them (the wider
+    operand's: ``quantity * unit_price`` is numeric); None for anything else."""
+    while isinstance(node, exp.Paren | exp.Alias):
+        node = node.this
+    if isinstance(node, exp.Column):
+        source = _source_column(node.name, tables)
+        return None if source is None else source.type
+    if isinstance(node, exp.Cast):
+        return PgType(types.normalize(node.to.sql("postgres")))
+    if isinstance(node, exp.Literal) and not node.is_string:
+        return PgType("numeric" if any(c in str(node.this) for c in ".eE") else "int4")
+    if isinstance(node, exp.Neg):
+        return _value_type(node.this, tables)
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+        sides = [_value_type(node.this, tables), _value_type(node.expression, tables)]
+        if any(t is None or t.array_dims or t.name not in _PROMOTION for t in sides):
+            return None
+        names = {t.name for t in sides if t is not None}
+        if names == {"float4", "numeric"}:
+            return PgType("float8")  # float4 op numeric resolves to float8 op float8
+        return PgType(max(names, key=_PROMOTION.index))
+    return None
 
 
 #: Nodes of an expression that is never NULL when its columns are not: arithmetic.
@@ -238,6 +285,23 @@ def _columns_typed(tree: exp.Expr, catalog: Catalog, names: tuple[str, ...]) -> 
         for col in table.columns
         if col.type.name in names and not col.type.array_dims
     )
+
+
+_TYPMOD = re.compile(r"^\s*(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\)\s*$", re.I)
+
+
+def _numeric_typmods(tree: exp.Expr, catalog: Catalog) -> tuple[tuple[str, int, int], ...]:
+    """The ``numeric(p, s)`` columns of the table an INSERT or UPDATE writes."""
+    if not isinstance(tree, exp.Insert | exp.Update):
+        return ()
+    target = tree.find(exp.Table)
+    table = catalog.table(target.name) if target is not None else None
+    out = []
+    for col in table.columns if table is not None else ():
+        match = _TYPMOD.match(col.pg_type_sql) if not col.type.array_dims else None
+        if match:
+            out.append((col.name, int(match.group(1)), int(match.group(2) or 0)))
+    return tuple(out)
 
 
 def _enum_columns(tree: exp.Expr, catalog: Catalog) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -389,6 +453,9 @@ def _build_one(
         enums=_enum_columns(tree, catalog),
         json_columns=_json_columns(tree, catalog),
         numeric_columns=_columns_typed(tree, catalog, ("numeric",)),
+        integer_columns=_columns_typed(tree, catalog, ("int2", "int4", "int8")),
+        float_columns=_columns_typed(tree, catalog, ("float4", "float8")),
+        numeric_typmods=_numeric_typmods(tree, catalog),
     )
     return Query(
         raw.name,

@@ -234,6 +234,12 @@ class TranslationHints:
     """Enum-typed columns of the tables the statement reads, with their values in order."""
     numeric_columns: frozenset[str] = frozenset()
     """numeric columns of the tables the statement reads (exact text on SQLite)."""
+    integer_columns: frozenset[str] = frozenset()
+    """smallint, integer and bigint columns of the tables the statement reads."""
+    float_columns: frozenset[str] = frozenset()
+    """real and double precision columns of the tables the statement reads."""
+    numeric_typmods: tuple[tuple[str, int, int], ...] = ()
+    """``numeric(p, s)`` columns of the table the statement writes: (name, p, s)."""
 
 
 @dataclass(frozen=True, slots=True)

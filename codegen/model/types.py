@@ -51,7 +51,9 @@ BUILTIN: dict[str, TypeInfo] = {
     "bool": TypeInfo("bool", "INTEGER", sqlite_decode="bool({v})"),
     "float4": _FLOAT,
     "float8": _FLOAT,
-    "numeric": TypeInfo("Decimal", "TEXT", "str({v})", "Decimal({v})", "str({v})"),
+    "numeric": TypeInfo(
+        "Decimal", "TEXT", "encode_numeric({v})", "Decimal({v})", "encode_numeric({v})"
+    ),
     "timestamptz": TypeInfo(
         "datetime",
         "TEXT",

@@ -24,6 +24,7 @@ _CODEC = (
     "decode_timestamptz",
     "encode_timestamp",
     "encode_json",
+    "encode_numeric",
     "encode_interval",
     "decode_interval",
     "check_text",

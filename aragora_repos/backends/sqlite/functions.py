@@ -16,6 +16,9 @@ started. The generated SQLite statements therefore call:
   the escape character fails exactly where PostgreSQL's fails, and ILIKE folds every
   letter (SQLite's ``lower()`` folds ASCII only).
 
+Numeric arithmetic and order (:mod:`.numeric`), array and jsonb containment and
+``extract()`` (:mod:`.containers`) are registered here too.
+
 A function's own error (an invalid LIKE pattern) is kept as :func:`take_error` returns it,
 for the connection to raise instead of SQLite's "user-defined function raised exception".
 
@@ -32,7 +35,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aragora_repos.errors import DataError
+from aragora_repos.backends.sqlite import containers, numeric
+from aragora_repos.errors import DatabaseError, DataError
 
 NAIVE_LENGTH = len("2024-01-15 10:30:00.000000")
 _TRUNC = ("year", "month", "day", "hour", "minute", "second")
@@ -107,18 +111,18 @@ def date_trunc(unit: str | None, text: str | None) -> str | None:
 _pending = threading.local()
 
 
-def take_error() -> DataError | None:
+def take_error() -> DatabaseError | None:
     """The error a function raised on this thread, once."""
-    error: DataError | None = getattr(_pending, "error", None)
+    error: DatabaseError | None = getattr(_pending, "error", None)
     _pending.error = None
     return error
 
 
-def _keeping_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+def keeping_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
         try:
             return fn(*args)
-        except DataError as exc:
+        except DatabaseError as exc:
             _pending.error = exc
             raise
 
@@ -248,6 +252,19 @@ def install(conn: sqlite3.Connection, clock: Clock | None = None) -> None:
     conn.create_function("aragora_ts_add", 2, ts_add, deterministic=True)
     conn.create_function("aragora_date_trunc", 2, date_trunc, deterministic=True)
     for name, fn in (("aragora_like", like), ("aragora_ilike", ilike)):
-        kept = _keeping_errors(fn)
+        kept = keeping_errors(fn)
         conn.create_function(name, 2, kept, deterministic=True)
         conn.create_function(name, 3, kept, deterministic=True)
+    binary: dict[str, Callable[[object, object], object]] = {
+        "aragora_array_contains": containers.array_contains,
+        "aragora_array_overlaps": containers.array_overlaps,
+        "aragora_jsonb_contains": containers.jsonb_contains,
+        "aragora_jsonb_exists": containers.jsonb_exists,
+        "aragora_jsonb_exists_any": containers.jsonb_exists_any,
+        "aragora_jsonb_exists_all": containers.jsonb_exists_all,
+        "aragora_extract": containers.extract,
+        "aragora_date_part": containers.date_part,
+    }
+    for name, function in binary.items():
+        conn.create_function(name, 2, keeping_errors(function), deterministic=True)
+    numeric.install(conn, keeping_errors)

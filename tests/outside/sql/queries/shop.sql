@@ -125,3 +125,59 @@ WHERE status = 'pending' AND placed_at < sqlc.arg(before);
 
 -- name: DeleteCancelledOrders :execrows
 DELETE FROM orders WHERE status = 'cancelled';
+
+-- name: BooksCheaperThan :many
+SELECT id, title, price FROM books WHERE price < $1 ORDER BY price DESC, id;
+
+-- name: DiscountedPrices :many
+SELECT id, price, price * 0.9 AS discounted, round(price * 0.9, 2) AS rounded,
+       price / 3 AS third, -price AS negated, price::int AS whole
+FROM books ORDER BY id;
+
+-- name: PriceByAuthor :many
+SELECT author_id, avg(price) AS average, sum(price) AS total, count(*) AS books
+FROM books GROUP BY author_id ORDER BY total DESC, author_id;
+
+-- name: PriceGroups :many
+SELECT price, count(*) AS books FROM books GROUP BY price ORDER BY price;
+
+-- name: RunningTotal :many
+SELECT order_id, book_id,
+       sum(quantity * unit_price) OVER (ORDER BY order_id, book_id) AS running
+FROM order_items ORDER BY order_id, book_id;
+
+-- name: AverageQuantity :one
+SELECT avg(quantity) AS average FROM order_items;
+
+-- name: SetBookPrice :one
+UPDATE books SET price = $2 WHERE id = $1 RETURNING price;
+
+-- name: BooksByMeta :many
+SELECT id FROM books WHERE meta @> sqlc.arg(filter)::jsonb ORDER BY id;
+
+-- name: BooksWithMetaKey :many
+SELECT id FROM books WHERE meta ? sqlc.arg(key)::text ORDER BY id;
+
+-- name: BooksSharingTags :many
+SELECT id FROM books WHERE tags && sqlc.arg(any_tags)::text[] ORDER BY id;
+
+-- name: BooksTaggedWithin :many
+SELECT id FROM books WHERE tags <@ sqlc.arg(allowed)::text[] ORDER BY id;
+
+-- name: PublishedYears :many
+SELECT extract(year FROM published_at) AS year, count(*) AS books
+FROM books WHERE published_at IS NOT NULL GROUP BY 1 ORDER BY 1;
+
+-- name: OrderEpochs :many
+SELECT id, extract(epoch FROM placed_at) AS epoch, extract(dow FROM placed_at) AS dow
+FROM orders ORDER BY id;
+
+-- name: AddAuthorsBulk :many
+INSERT INTO authors (name, born)
+SELECT unnest(sqlc.arg(names)::text[]), unnest(sqlc.arg(borns)::date[])
+RETURNING id, name, born;
+
+-- name: AuthorsInOrder :many
+SELECT a.id, a.name FROM authors a
+JOIN unnest(sqlc.arg(ids)::int[]) WITH ORDINALITY AS u(id, n) ON u.id = a.id
+ORDER BY u.n;
