@@ -224,7 +224,7 @@ def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
                 return exp.Literal.string(array_literal(inner.this))
             return inner
         name = target.name
-        if isinstance(inner, exp.Literal) and inner.is_string:
+        if isinstance(inner, exp.Literal) and inner.is_string and name != "numeric":
             return _convert_literal(inner.this, name)
         if param_number(inner) is not None and name in ("timestamp", "timestamptz"):
             return inner  # the runtime encodes a parameter in its declared type's form
@@ -246,6 +246,13 @@ def rewrite_casts(tree: exp.Expr, ctx: Context) -> exp.Expr:
             )
         if name in _CAST_TO:
             return exp.Cast(this=inner, to=exp.DataType.build(_CAST_TO[name]))
+        if name == "numeric":
+            # the runtime's canonical numeric text, rounded to numeric(p, s) when given
+            params = [p.this for p in node.to.expressions if isinstance(p, exp.DataTypeParam)]
+            args = [inner, *(exp.Literal.number(int(str(p.this))) for p in params)]
+            if len(args) == 2:
+                args.append(exp.Literal.number(0))
+            return exp.Anonymous(this="aragora_numeric", expressions=args)
         if name in _CAST_DROP or name not in types.BUILTIN:
             return inner  # enums and storage-identical types
         raise Untranslatable(f"::{name}", f"{name} is stored as text on sqlite; no exact cast")
@@ -924,14 +931,6 @@ def rewrite_numeric(tree: exp.Expr, ctx: Context) -> exp.Expr:
                     this="aragora_numeric_int",
                     expressions=[sub(node.this), exp.Literal.number(bits)],
                 )
-            if not target.array_dims and target.name == "numeric":
-                params = [p.this for p in node.to.expressions if isinstance(p, exp.DataTypeParam)]
-                if not params and types_.numeric(node.this):
-                    return sub(node.this)
-                args = [sub(node.this), *(exp.Literal.number(int(str(p.this))) for p in params)]
-                if len(args) == 2:
-                    args.append(exp.Literal.number(0))
-                return exp.Anonymous(this="aragora_numeric", expressions=args)
             return node
         if isinstance(node, exp.Select) and node.args.get("distinct") is not None:
             _distinct_numeric(node, types_)
@@ -956,11 +955,12 @@ def _ordinal_or_numeric(node: exp.Expr, tree: exp.Expr, types_: _NumericTypes) -
 
 def _aggregate(node: exp.Sum | exp.Avg, types_: _NumericTypes) -> exp.Expr:
     inner = node.this
-    kind = types_.kind(inner)
-    exact = kind == "numeric" or (isinstance(node, exp.Avg) and kind == "int")
+    distinct = isinstance(inner, exp.Distinct)
+    kind = types_.kind(inner.expressions[0] if distinct and inner.expressions else inner)
+    exact = kind == "numeric" or (isinstance(node, exp.Avg) and kind in ("int", "literal"))
     if not exact:
         return node
-    if isinstance(inner, exp.Distinct):
+    if distinct:
         raise Untranslatable(
             f"{node.key}(DISTINCT numeric)",
             "DISTINCT over numeric text on sqlite would tell 9.9 from 9.90",

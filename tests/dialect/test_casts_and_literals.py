@@ -34,6 +34,5 @@ CASES = [
     ),
 ]
 REFUSALS = [
-    Refusal("numeric_cast", rewrite_casts, "SELECT $1::numeric", "::numeric"),
     Refusal("non_empty_array_literal", rewrite_casts, "SELECT '{a,b}'::text[]", "'{a,b}'"),
 ]

@@ -14,6 +14,7 @@ from codegen.dialects.sqlite import Untranslatable, translate_query
 from tests.dialect import (
     test_casts_and_literals,
     test_json,
+    test_numeric_and_containers,
     test_ordering,
     test_placeholders_and_lists,
     test_sqlglot_base,
@@ -25,6 +26,7 @@ from tests.dialect.support import Case, Refusal, translate_with, without
 FAMILIES = (
     test_casts_and_literals,
     test_json,
+    test_numeric_and_containers,
     test_ordering,
     test_placeholders_and_lists,
     test_sqlglot_base,

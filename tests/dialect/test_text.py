@@ -10,8 +10,6 @@ import pytest
 from aragora_repos.backends.sqlite.functions import take_error
 from codegen.dialects.sqlite import (
     Context,
-    refuse_array_operators,
-    refuse_numeric_semantics,
     rewrite_like,
     strip_public_schema,
     translate_query,
@@ -47,35 +45,6 @@ CASES = [
 PRICES = Context(numeric_columns=frozenset({"price"}))
 REFUSALS = [
     Refusal("other_schema", strip_public_schema, "SELECT a FROM audit.t", "audit.t"),
-    Refusal(
-        "array_containment",
-        refuse_array_operators,
-        "SELECT id FROM t WHERE tags @> $1::text[]",
-        "@>",
-    ),
-    Refusal("jsonb_key_test", refuse_array_operators, "SELECT id FROM t WHERE meta ? 'a'", "?"),
-    Refusal("extract", refuse_array_operators, "SELECT extract(epoch FROM ts) FROM t", "extract"),
-    Refusal(
-        "numeric_order",
-        refuse_numeric_semantics,
-        "SELECT id FROM t ORDER BY price",
-        "numeric column price ordered (ORDER BY)",
-        PRICES,
-    ),
-    Refusal(
-        "numeric_compare",
-        refuse_numeric_semantics,
-        "SELECT id FROM t WHERE price = $1",
-        "numeric column price compared (=)",
-        PRICES,
-    ),
-    Refusal(
-        "numeric_sum",
-        refuse_numeric_semantics,
-        "SELECT sum(price * 2) FROM t",
-        "numeric column price multiplied",
-        PRICES,
-    ),
 ]
 
 

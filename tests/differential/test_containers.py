@@ -99,7 +99,7 @@ def test_array_operators(query: str, postgres_dsn: str) -> None:
     @settings(max_examples=20, deadline=None, database=None)
     @given(st.lists(st.tuples(INT_ARRAYS, INT_ARRAYS), min_size=25, max_size=25))
     def check(rows: list[tuple[Any, ...]]) -> None:
-        rows = rows + [([1, None], [None]), ([1, 1], [1]), ([], []), ([1], []), (None, [1])]
+        rows = [*rows, ([1, None], [None]), ([1, 1], [1]), ([], []), ([1], []), (None, [1])]
         _same(postgres_dsn, query, rows)
 
     check()
@@ -112,7 +112,8 @@ def test_jsonb_containment(postgres_dsn: str) -> None:
     @settings(max_examples=25, deadline=None, database=None)
     @given(st.lists(st.tuples(DOCUMENTS, DOCUMENTS), min_size=25, max_size=25))
     def check(rows: list[tuple[Any, ...]]) -> None:
-        rows = rows + [
+        rows = [
+            *rows,
             (["a", "b"], "a"),
             ({"a": ["x"]}, {"a": "x"}),
             ([1, [2, 3]], [[3]]),
@@ -179,7 +180,7 @@ def test_extract(kind: str, postgres_dsn: str) -> None:
     @settings(max_examples=6, deadline=None, database=None)
     @given(st.lists(MOMENTS, min_size=10, max_size=10))
     def check(moments: list[datetime]) -> None:
-        moments = moments + [datetime(2021, 1, 3), datetime(2020, 12, 31, 23, 59, 59, 999999)]
+        moments = [*moments, datetime(2021, 1, 3), datetime(2020, 12, 31, 23, 59, 59, 999999)]
         for field in FIELDS:
             query = f"SELECT extract({field} FROM $1::{kind})::text"
             expected = asyncio.run(
