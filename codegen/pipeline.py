@@ -15,8 +15,9 @@ Imports run one way, downwards: ``model`` (the IR, sqlc's records, the query bui
 imports no other stage; ``dialects`` imports ``model``; ``analysis`` imports ``model``
 and the dialect's DDL; ``render`` imports ``model`` and the dialect's storage forms;
 only this module imports them all. Every stage reports to one :class:`Problems`
-collector; the run stops at the first stage boundary where it holds anything (sqlc's
-own diagnostics stop it at once: nothing else can be analysed without its result).
+collector, and every stage that can still run does, so one run reports every problem:
+the queries sqlc refuses are left out of a second sqlc run, and the rest go on through
+translation and verification; a problem sqlc finds in the schema stops the run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from .analysis.lint import lint_sources
 from .analysis.schema import load_schema, read_migrations
-from .analysis.sqlc import query_locations, read_queries, run_sqlc, sqlc_version
+from .analysis.sqlc import query_locations, read_queries, run_sqlc_around, sqlc_version
 from .analysis.variants import load_variants
 from .config import Config, Entry, load_config
 from .dialects.queries import translate_queries
@@ -55,7 +56,8 @@ def generate(root: Path, config: Config | None = None) -> dict[str, str]:
         )
     problems.raise_if_any()
     try:
-        requests = run_sqlc(config)
+        requests, refused = run_sqlc_around(config)
+        problems.extend(refused)  # the other queries still go through every stage
     except CodegenError as exc:
         # sqlc's problems stop the run; the schema's own (which need no sqlc) are reported
         # with them, so one run shows every problem it can find.

@@ -7,12 +7,14 @@ each query with ``EXPLAIN``, which compiles without running (sqlite.org/lang_exp
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 
 from aragora_repos.backends.sqlite.functions import install
 
 from ..errors import Problem, Problems
+from ..model.build import place
 from ..model.ir import Migration, QueryFile, Section
 
 #: Connection settings the runtime applies too; translation relies on them.
@@ -25,6 +27,10 @@ def snapshot(conn: sqlite3.Connection) -> str:
         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type DESC, name"
     ).fetchall()
     return "".join(f"{sql};\n\n" for _, _, sql in rows)
+
+
+#: What SQLite names in a rejection: the query's place is where the query names it.
+_NAMED = re.compile(r"no such (?:function|column|table): ([\w.]+)")
 
 
 def verify(migrations: Sequence[Migration], files: Sequence[QueryFile], problems: Problems) -> str:
@@ -76,11 +82,15 @@ def verify(migrations: Sequence[Migration], files: Sequence[QueryFile], problems
                         conn.execute("EXPLAIN " + q.sqlite_sql, (None,) * count)
                     except sqlite3.Error as exc:
                         loc = q.location
+                        line, col = loc.line, loc.col
+                        named = _NAMED.search(str(exc))
+                        if named and q.source_block:
+                            line, col = place(q.source_block, loc, named.group(1).split(".")[-1])
                         problems.append(
                             Problem(
                                 loc.file,
-                                loc.line,
-                                loc.col,
+                                line,
+                                col,
                                 f"query {q.name}: sqlite rejected the translated statement: {exc}",
                             )
                         )
