@@ -81,9 +81,7 @@ def encode_numeric(value: Decimal) -> str:
     if value.is_finite():
         return format(value.copy_abs() if value.is_zero() else value, "f")
     if value.is_nan():
-        if value.is_snan():
-            raise DataError("invalid input syntax for type numeric: sNaN", sqlstate="22P02")
-        return "NaN"
+        return "NaN"  # a signalling NaN too, as asyncpg sends it
     return "Infinity" if value > 0 else "-Infinity"
 
 

@@ -83,6 +83,7 @@ BINARY = [
     "SELECT $1::numeric BETWEEN $2::numeric AND $2::numeric + 1",
 ]
 UNARY = [
+    "SELECT $1::numeric",
     "SELECT -$1::numeric",
     "SELECT abs($1::numeric)",
     "SELECT round($1::numeric)",
@@ -148,6 +149,7 @@ def test_operators(query: str, postgres_dsn: str) -> None:
 @pytest.mark.parametrize("query", UNARY)
 def test_functions_and_casts(query: str, postgres_dsn: str) -> None:
     extra = [_d("2.5"), _d("-2.5"), _d("9999.995"), _d("32767.5"), _d("-0.001"), _d("NaN")]
+    extra += [_d("sNaN"), _d("-0.00"), _d("1E+20"), _d("1E-20")]
     _check(postgres_dsn, query, 1, extra)
 
 
