@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aiosql
@@ -294,7 +295,7 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             [
                 Contender("raw asyncpg pool", raw_auth),
                 Contender("raw asyncpg connection", raw_conn_auth),
-                Contender("generated", lambda: db.users.get_user_auth_state(id="u42")),
+                Contender("generated", partial(db.users.get_user_auth_state, id="u42")),
                 Contender("SQLAlchemy Core", sa_core_auth),
                 Contender("SQLAlchemy ORM", sa_orm_auth),
                 Contender("aiosql", aiosql_auth),
@@ -364,7 +365,7 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             [
                 Contender("raw asyncpg connection", raw_conn_user),
                 Contender("raw asyncpg pool", raw_user),
-                Contender("generated", lambda: db.users.get_user_by_id(id="u42")),
+                Contender("generated", partial(db.users.get_user_by_id, id="u42")),
                 Contender("SQLAlchemy ORM", sa_orm_user),
             ],
             inner=300,
@@ -404,11 +405,11 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             "fetch 1,000 rows (no JSON)",
             "raw asyncpg connection",
             [
-                Contender("raw asyncpg connection", lambda: raw_members(raw_conn)),
+                Contender("raw asyncpg connection", partial(raw_members, raw_conn)),
                 Contender("raw asyncpg pool", raw_members),
                 Contender(
                     "generated",
-                    lambda: db.users.list_organization_members(org_id="org", lim=1000, off=0),
+                    partial(db.users.list_organization_members, org_id="org", lim=1000, off=0),
                 ),
                 Contender("SQLAlchemy Core", sa_core_members),
                 Contender("SQLAlchemy ORM", sa_orm_members, "whole User rows"),
@@ -444,11 +445,11 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             "fetch 1,000 rows (JSON decoded)",
             "raw asyncpg connection",
             [
-                Contender("raw asyncpg connection", lambda: raw_events(raw_conn)),
+                Contender("raw asyncpg connection", partial(raw_events, raw_conn)),
                 Contender("raw asyncpg pool", raw_events),
                 Contender(
                     "generated",
-                    lambda: db.audit.list_audit_events_by_org(org_id="org", lim=1000, off=0),
+                    partial(db.audit.list_audit_events_by_org, org_id="org", lim=1000, off=0),
                 ),
                 Contender("SQLAlchemy Core", sa_core_events),
                 Contender("SQLAlchemy ORM", sa_orm_events),
@@ -470,11 +471,12 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             "insert one row",
             "raw asyncpg connection",
             [
-                Contender("raw asyncpg connection", lambda: raw_insert(raw_conn)),
+                Contender("raw asyncpg connection", partial(raw_insert, raw_conn)),
                 Contender("raw asyncpg pool", raw_insert),
                 Contender(
                     "generated",
-                    lambda: db.audit.append_audit_event(
+                    partial(
+                        db.audit.append_audit_event,
                         user_id="u1",
                         org_id="ins",
                         action="login",
@@ -585,12 +587,14 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
                 Contender("raw asyncpg executemany", raw_bulk),
                 Contender(
                     "generated :batchexec (executemany)",
-                    lambda: db.audit.append_audit_events_batch(batch_rows),
+                    partial(db.audit.append_audit_events_batch, batch_rows),
                 ),
                 Contender("raw asyncpg COPY", raw_copy),
-                Contender("generated :copyfrom (COPY)", lambda: db.audit.append_audit_events(rows)),
+                Contender(
+                    "generated :copyfrom (COPY)", partial(db.audit.append_audit_events, rows)
+                ),
                 Contender("SQLAlchemy Core", sa_core_bulk),
-                Contender("aiosql", lambda: queries.bulk(raw, aiosql_rows)),
+                Contender("aiosql", partial(queries.bulk, raw, aiosql_rows)),
             ],
             inner=1,
             unit="50,000 rows",
@@ -704,7 +708,7 @@ async def pooler_scenarios(dsn: str, pooled: str) -> AsyncIterator[list[Scenario
                 "raw asyncpg pool",
                 [
                     Contender("raw asyncpg pool", raw_auth),
-                    Contender("generated", lambda: db.users.get_user_auth_state(id="u42")),
+                    Contender("generated", partial(db.users.get_user_auth_state, id="u42")),
                 ],
                 inner=160,
                 target={"generated": 1.05},

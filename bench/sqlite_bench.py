@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -237,14 +238,14 @@ def _build(
             "raw sqlite3",
             [
                 Contender("raw sqlite3", raw_auth),
-                Contender("generated sync", lambda: sync.users.get_user_auth_state(id="u42")),
-                Contender("generated async", lambda: adb.users.get_user_auth_state(id="u42")),
+                Contender("generated sync", partial(sync.users.get_user_auth_state, id="u42")),
+                Contender("generated async", partial(adb.users.get_user_auth_state, id="u42")),
                 Contender("aiosqlite", aiosqlite_auth),
                 Contender("SQLAlchemy Core sync", sa_core_auth),
                 Contender("SQLAlchemy ORM sync", sa_orm_auth),
                 Contender("SQLAlchemy Core async", sa_async_core_auth),
                 Contender("SQLAlchemy ORM async", sa_async_orm_auth),
-                Contender("aiosql sync", lambda: queries.auth_state(raw, id="u42")),
+                Contender("aiosql sync", partial(queries.auth_state, raw, id="u42")),
             ],
             inner=400,
             target={"generated sync": 1.05, "generated async": 3.0},
@@ -286,8 +287,8 @@ def _build(
             [
                 Contender("raw sqlite3 (no conversion)", raw_user_plain),
                 Contender("raw sqlite3 + hand-written User mapping", raw_user),
-                Contender("generated sync", lambda: sync.users.get_user_by_id(id="u42")),
-                Contender("generated async", lambda: adb.users.get_user_by_id(id="u42")),
+                Contender("generated sync", partial(sync.users.get_user_by_id, id="u42")),
+                Contender("generated async", partial(adb.users.get_user_by_id, id="u42")),
             ],
             inner=400,
             target={"generated sync": 1.45},
@@ -330,11 +331,11 @@ def _build(
                 Contender("raw sqlite3", raw_events),
                 Contender(
                     "generated sync",
-                    lambda: sync.audit.list_audit_events_by_org(org_id="org", lim=1000, off=0),
+                    partial(sync.audit.list_audit_events_by_org, org_id="org", lim=1000, off=0),
                 ),
                 Contender(
                     "generated async",
-                    lambda: adb.audit.list_audit_events_by_org(org_id="org", lim=1000, off=0),
+                    partial(adb.audit.list_audit_events_by_org, org_id="org", lim=1000, off=0),
                 ),
                 Contender("aiosqlite", aiosqlite_events),
                 Contender("SQLAlchemy Core sync", sa_core_events),
@@ -435,8 +436,12 @@ def _build(
             "raw sqlite3 executemany",
             [
                 Contender("raw sqlite3 executemany", raw_bulk),
-                Contender("generated sync :copyfrom", lambda: sync.audit.append_audit_events(rows)),
-                Contender("generated async :copyfrom", lambda: adb.audit.append_audit_events(rows)),
+                Contender(
+                    "generated sync :copyfrom", partial(sync.audit.append_audit_events, rows)
+                ),
+                Contender(
+                    "generated async :copyfrom", partial(adb.audit.append_audit_events, rows)
+                ),
                 Contender("aiosqlite executemany", aiosqlite_bulk),
                 Contender("SQLAlchemy Core sync", sa_core_bulk),
             ],

@@ -43,13 +43,27 @@ def run_sqlc(config: Config) -> tuple[SqlcRequest, ...]:
     return tuple(_request(entry) for entry in config.entries)
 
 
-def run_sqlc_around(config: Config) -> tuple[tuple[SqlcRequest, ...], list[Problem]]:
+def start_sqlc(root: Path) -> subprocess.Popen[str]:
+    """``sqlc generate`` at ``root``, running while the caller does other work; its
+    result is read by :func:`run_sqlc_around`."""
+    return subprocess.Popen(
+        [sqlc_binary(), "generate", "-f", CONFIG_NAME],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_sqlc_around(
+    config: Config, started: subprocess.Popen[str] | None = None
+) -> tuple[tuple[SqlcRequest, ...], list[Problem]]:
     """Like :func:`run_sqlc`, but when sqlc refuses some queries, also the requests for
     every other query, so the later stages can report their problems in the same run:
     sqlc runs again on a copy in which the refused queries are blanked out (spaces, so
     every other line and column stays where it was). Raises when a problem is not in a
-    query (the schema, the configuration)."""
-    problems = _generate(config.root)
+    query (the schema, the configuration). ``started``: the run :func:`start_sqlc` began."""
+    problems = _generate(config.root, started)
     if not problems:
         return tuple(_request(entry) for entry in config.entries), []
     found = list(problems)
@@ -75,18 +89,13 @@ def run_sqlc_around(config: Config) -> tuple[tuple[SqlcRequest, ...], list[Probl
 _MAX_RETRIES = 4
 
 
-def _generate(root: Path) -> list[Problem]:
-    proc = subprocess.run(
-        [sqlc_binary(), "generate", "-f", CONFIG_NAME],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _generate(root: Path, started: subprocess.Popen[str] | None = None) -> list[Problem]:
+    proc = started or start_sqlc(root)
+    out, err = proc.communicate()
     if proc.returncode == 0:
         return []
     problems = []
-    for raw in (proc.stderr + proc.stdout).splitlines():
+    for raw in (err + out).splitlines():
         match = DIAGNOSTIC.match(raw.strip())
         if match:
             # sqlc reports column 0 for some syntax errors; columns are 1-based.

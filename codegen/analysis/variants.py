@@ -70,13 +70,21 @@ def load_variants(
     root: Path, queries_dir: str, migrations: Sequence[Migration], catalog: Catalog
 ) -> dict[tuple[str, str], Variant]:
     """Analyse every variant file with sqlc's SQLite engine; key: (file stem, query name)."""
-    directory = variant_dir(root, queries_dir)
-    files = sorted(directory.glob("*.sql")) if directory.is_dir() else []
-    if not files:
-        return {}
-    rel_dir = f"{queries_dir}/{VARIANT_DIR}"
-    with tempfile.TemporaryDirectory(prefix="aragora-variants-") as tmp:
-        work = Path(tmp)
+    run = start_variants(root, queries_dir, migrations)
+    return {} if run is None else run.finish(catalog)
+
+
+class VariantRun:
+    """sqlc's SQLite engine at work on the variant files, in a scratch directory: started
+    by :func:`start_variants` so that it runs beside the rest of the generator."""
+
+    def __init__(
+        self, root: Path, queries_dir: str, files: list[Path], migrations: Sequence[Migration]
+    ) -> None:
+        self.root = root
+        self.rel_dir = f"{queries_dir}/{VARIANT_DIR}"
+        self._scratch = tempfile.TemporaryDirectory(prefix="aragora-variants-")
+        work = self.work = Path(self._scratch.name)
         (work / "schema").mkdir()
         (work / "schema" / "schema.sql").write_text(_sqlc_schema(migrations), encoding="utf-8")
         (work / "queries").mkdir()
@@ -88,18 +96,44 @@ def load_variants(
             '        filename: "request.json"\n',
             encoding="utf-8",
         )
-        proc = subprocess.run(
+        self._proc = subprocess.Popen(
             [sqlc_binary(), "generate", "-f", "sqlc.yaml"],
             cwd=work,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
-        if proc.returncode != 0:
-            raise CodegenError(_problems(proc.stderr + proc.stdout, rel_dir))
-        request = SqlcRequest.parse(
-            json.loads((work / "out" / "request.json").read_text(encoding="utf-8"))
-        )
+
+    def cancel(self) -> None:
+        self._proc.kill()
+        self._proc.communicate()
+        self._scratch.cleanup()
+
+    def finish(self, catalog: Catalog) -> dict[tuple[str, str], Variant]:
+        try:
+            out, err = self._proc.communicate()
+            if self._proc.returncode != 0:
+                raise CodegenError(_problems(err + out, self.rel_dir))
+            request = SqlcRequest.parse(
+                json.loads((self.work / "out" / "request.json").read_text(encoding="utf-8"))
+            )
+        finally:
+            self._scratch.cleanup()
+        return _variants(self.root, self.rel_dir, request, catalog)
+
+
+def start_variants(
+    root: Path, queries_dir: str, migrations: Sequence[Migration]
+) -> VariantRun | None:
+    """Start sqlc on the variant files, or None when there are none."""
+    directory = variant_dir(root, queries_dir)
+    files = sorted(directory.glob("*.sql")) if directory.is_dir() else []
+    return VariantRun(root, queries_dir, files, migrations) if files else None
+
+
+def _variants(
+    root: Path, rel_dir: str, request: SqlcRequest, catalog: Catalog
+) -> dict[tuple[str, str], Variant]:
     locations = {
         key: value
         for key, value in query_locations(root, rel_dir).items()

@@ -13,10 +13,9 @@ import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import replace
 
-import sqlglot
-
 from ..errors import Problems
 from ..model.ir import Catalog, Query, QueryFile, Variant
+from ..model.nodes import parse_postgres
 from ..model.types import py_type
 from . import sqlite
 
@@ -57,7 +56,7 @@ def translate_queries(
 
 
 def _translate(query: Query, problems: Problems) -> Query | None:
-    tree = sqlglot.parse_one(query.source_sql, read="postgres")
+    tree = parse_postgres(query.source_sql)  # translate() works on a copy
     try:
         sql = sqlite.render(sqlite.translate(tree, query.hints))
     except sqlite.Untranslatable as exc:

@@ -18,8 +18,10 @@ import asyncio
 import os
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import asyncpg
+if TYPE_CHECKING:
+    import asyncpg
 
 from ..errors import Problem, Problems
 from ..model.build import place
@@ -39,6 +41,9 @@ def verify_postgres(
     dsn = os.environ.get(DSN_VARIABLE, "").strip()
     if not dsn:
         return
+    global asyncpg
+    import asyncpg  # only when a server is named: the import costs every run 20 ms
+
     asyncio.run(_verify(dsn, migrations, files, problems))
 
 

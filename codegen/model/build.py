@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Protocol
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
@@ -32,7 +31,7 @@ from .ir import (
     Table,
     TranslationHints,
 )
-from .nodes import param_number
+from .nodes import param_number, parse_postgres
 from .sqlc import SqlcColumn, SqlcParam, SqlcQuery, SqlcRequest
 
 COMMANDS = frozenset(
@@ -350,7 +349,7 @@ def _compared_lists(text: str) -> dict[int, str]:
     """``col = ANY($n)`` -> {n: "cols"}: a list parameter sqlc leaves unnamed is named after
     the column it is compared with (``ids``), not ``arg1``."""
     try:
-        tree = sqlglot.parse_one(text, read="postgres")
+        tree = parse_postgres(text)
     except ParseError:
         return {}
     names: dict[int, str] = {}
@@ -428,7 +427,7 @@ def _build_one(
         lambda m: f"= ANY(${m.group(1)})" if int(m.group(1)) in slices else m.group(0), raw.text
     )
     try:
-        tree = sqlglot.parse_one(raw.text, read="postgres")
+        tree = parse_postgres(raw.text)
     except ParseError as exc:
         report(f"cannot parse for translation: {exc}")
         return None

@@ -140,18 +140,10 @@ class Lender:
         try:
             result = await op(lent)
         except BaseException as exc:
-            # Back through asyncpg's release: it waits out a cancellation and terminates
-            # a broken connection.
-            if isinstance(exc, asyncpg.exceptions.InternalClientError):
-                terminate(lent)
-                await lender.discard(lent)
-                raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
-            await lender.discard(lent)
-            if isinstance(exc, DRIVER_ERRORS):
-                if isinstance(exc, asyncpg.InterfaceError) and gone(lent):
-                    raise errors.ConnectionUnavailable(f"cannot use the connection: {exc}") from exc
-                raise map_error(exc) from exc
-            raise
+            error = await lender.failed(lent, exc)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             if slow_ms is not None:
                 elapsed = (time.perf_counter() - started) * 1000
@@ -160,6 +152,21 @@ class Lender:
         if not lender.put(lent):
             await lender.discard(lent)
         return result
+
+    async def failed(self, lent: Lent, exc: BaseException) -> BaseException:
+        """Give back a connection whose statement raised ``exc``; return what to raise.
+        The connection goes back through asyncpg's release, which waits out a
+        cancellation and terminates a broken connection."""
+        if isinstance(exc, asyncpg.exceptions.InternalClientError):
+            terminate(lent)
+            await self.discard(lent)
+            return errors.ConnectionUnavailable(f"cannot use the connection: {exc}")
+        await self.discard(lent)
+        if isinstance(exc, DRIVER_ERRORS):
+            if isinstance(exc, asyncpg.InterfaceError) and gone(lent):
+                return errors.ConnectionUnavailable(f"cannot use the connection: {exc}")
+            return map_error(exc)
+        return exc
 
     def put(self, conn: Lent) -> bool:
         if self.waiting or self.closed or gone(conn) or conn.is_in_transaction():
