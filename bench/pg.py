@@ -247,9 +247,15 @@ async def scenarios(dsn: str) -> AsyncIterator[list[Scenario]]:
         dsn.replace("postgresql://", "postgresql+asyncpg://"), pool_size=10, max_overflow=0
     )
     queries = aiosql.from_str(AIOSQL, "asyncpg")
+    # Held for the whole run, in autocommit: no BEGIN/ROLLBACK per call, as a raw held
+    # asyncpg connection has none.
+    held = await (await engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
+    session = AsyncSession(held)
     try:
-        yield _build(db, raw, raw_conn, engine, queries)
+        yield _build(db, raw, raw_conn, engine, queries, held, session)
     finally:
+        await session.close()
+        await held.close()
         await raw.release(raw_conn)
         await raw.close()
         await engine.dispose()
@@ -264,7 +270,13 @@ def _event(r: Any) -> Event:
     return Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9])
 
 
-def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> list[Scenario]:
+def _build(
+    db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any, held: Any, session: Any
+) -> list[Scenario]:
+    """Every library is timed twice where it can be: through its pool (a connection taken
+    and given back per call, as applications write it) and on a connection held for the
+    whole run (the raw-driver reference's way); every result is typed the same way, with
+    the hand-written mapping of the raw reference."""
     text_auth = sa.text(AUTH_SQL.replace("$1", ":id"))
     text_members = sa.text(MEMBERS_SQL.replace("$1", ":o").replace("$2", ":l").replace("$3", ":f"))
     text_events = sa.text(EVENTS_SQL.replace("$1", ":o").replace("$2", ":l").replace("$3", ":f"))
@@ -276,16 +288,26 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
     async def raw_conn_auth() -> AuthState:
         return _auth(await raw_conn.fetchrow(AUTH_SQL, "u42"))
 
-    async def sa_core_auth() -> Any:
+    async def sa_core_auth() -> AuthState:
         async with engine.connect() as conn:
-            return (await conn.execute(text_auth, {"id": "u42"})).one()
+            return AuthState(*(await conn.execute(text_auth, {"id": "u42"})).one())
+
+    async def sa_core_held_auth() -> AuthState:
+        return AuthState(*(await held.execute(text_auth, {"id": "u42"})).one())
 
     async def sa_orm_auth() -> Any:
         async with AsyncSession(engine) as session:
             return await session.get(UserORM, "u42")
 
-    async def aiosql_auth() -> Any:
-        return await queries.auth_state(raw, id="u42")
+    async def sa_orm_held_auth() -> Any:
+        # populate_existing: a query every call, not the identity map's copy
+        return await session.get(UserORM, "u42", populate_existing=True)
+
+    async def aiosql_auth() -> AuthState:
+        return _auth(await queries.auth_state(raw, id="u42"))
+
+    async def aiosql_held_auth() -> AuthState:
+        return _auth(await queries.auth_state(raw_conn, id="u42"))
 
     out.append(
         Scenario(
@@ -297,10 +319,13 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
                 Contender("raw asyncpg connection", raw_conn_auth),
                 Contender("generated", partial(db.users.get_user_auth_state, id="u42")),
                 Contender("SQLAlchemy Core", sa_core_auth),
+                Contender("SQLAlchemy Core (held connection)", sa_core_held_auth),
                 Contender("SQLAlchemy ORM", sa_orm_auth),
+                Contender("SQLAlchemy ORM (held session)", sa_orm_held_auth),
                 Contender("aiosql", aiosql_auth),
+                Contender("aiosql (held connection)", aiosql_held_auth),
             ],
-            inner=300,
+            inner=800,
             target={"generated": 1.03},
         )
     )
@@ -368,7 +393,7 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
                 Contender("generated", partial(db.users.get_user_by_id, id="u42")),
                 Contender("SQLAlchemy ORM", sa_orm_user),
             ],
-            inner=300,
+            inner=800,
             target={"generated": 1.05},
         )
     )
@@ -379,15 +404,19 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
             for r in await on.fetch(MEMBERS_SQL, "org", 1000, 0)
         ]
 
-    async def aiosql_members() -> Any:
-        result = queries.members(raw, org_id="org", lim=1000, off=0)
-        if inspect.isawaitable(result):
-            return await result
-        return [r async for r in result]
+    async def aiosql_members(on: Any = raw) -> list[Member]:
+        result = queries.members(on, org_id="org", lim=1000, off=0)
+        rows = await result if inspect.isawaitable(result) else [r async for r in result]
+        return [Member(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
-    async def sa_core_members() -> Any:
+    async def sa_core_members() -> list[Member]:
         async with engine.connect() as conn:
-            return (await conn.execute(text_members, {"o": "org", "l": 1000, "f": 0})).all()
+            rows = (await conn.execute(text_members, {"o": "org", "l": 1000, "f": 0})).all()
+        return [Member(*r) for r in rows]
+
+    async def sa_core_held_members() -> list[Member]:
+        rows = (await held.execute(text_members, {"o": "org", "l": 1000, "f": 0})).all()
+        return [Member(*r) for r in rows]
 
     async def sa_orm_members() -> Any:
         async with AsyncSession(engine) as session:
@@ -412,8 +441,10 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
                     partial(db.users.list_organization_members, org_id="org", lim=1000, off=0),
                 ),
                 Contender("SQLAlchemy Core", sa_core_members),
+                Contender("SQLAlchemy Core (held connection)", sa_core_held_members),
                 Contender("SQLAlchemy ORM", sa_orm_members, "whole User rows"),
                 Contender("aiosql", aiosql_members),
+                Contender("aiosql (held connection)", partial(aiosql_members, raw_conn)),
             ],
             inner=10,
             unit="1,000 rows",
@@ -424,10 +455,11 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
     async def raw_events(on: Any = raw) -> list[Event]:
         return [_event(r) for r in await on.fetch(EVENTS_SQL, "org", 1000, 0)]
 
-    async def sa_core_events() -> Any:
+    async def sa_core_events() -> list[Event]:
         async with engine.connect() as conn:
             rows = (await conn.execute(text_events, {"o": "org", "l": 1000, "f": 0})).all()
-            return rows  # the asyncpg dialect decodes jsonb itself
+        # SQLAlchemy's asyncpg dialect decodes jsonb itself, even through text()
+        return [Event(*r) for r in rows]
 
     async def sa_orm_events() -> Any:
         async with AsyncSession(engine) as session:
@@ -488,7 +520,7 @@ def _build(db: Database, raw: Any, raw_conn: Any, engine: Any, queries: Any) -> 
                     ),
                 ),
             ],
-            inner=200,
+            inner=500,
             target={"generated": 1.05},
         )
     )

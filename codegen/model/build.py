@@ -129,11 +129,14 @@ def _repair_columns(
             if found is not None:
                 literal = any(isinstance(a, exp.Literal) for a in [inner.this, *inner.expressions])
                 col = ResultColumn(col.name, found, col.nullable and not literal)
-        if isinstance(inner, exp.Sum | exp.Avg) and inner is _unwrap_alias(proj):
+        bare = _unwrap_alias(proj)  # a cast around the aggregate decides its type
+        if isinstance(bare, exp.Window):
+            bare = bare.this  # sum(x) OVER (...) has sum(x)'s type
+        if isinstance(bare, exp.Sum | exp.Avg):
             # sqlc types avg() as double precision whatever it averages; PostgreSQL's avg
             # of integers or numeric is numeric (functions-aggregate.html), and so are
             # sums of bigint and numeric.
-            found = _aggregate_type(inner, tables)
+            found = _aggregate_type(bare, tables)
             if found is not None and found != col.type:
                 col = ResultColumn(col.name, found, col.nullable)
         if isinstance(inner, exp.Min | exp.Max | exp.Sum | exp.Avg):

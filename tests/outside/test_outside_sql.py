@@ -154,9 +154,13 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-def _run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(
+    cwd: Path, *args: str, check: bool = True, check_dsn: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd / "build" / "src"), str(ROOT)])}
     env.pop("ARAGORA_CODEGEN_POSTGRES_DSN", None)
+    if check_dsn:  # the generator also prepares every statement on PostgreSQL
+        env["ARAGORA_CODEGEN_POSTGRES_DSN"] = check_dsn
     proc = subprocess.run(
         [sys.executable, *args], env=env, capture_output=True, text=True, check=False, cwd=cwd
     )
@@ -178,7 +182,16 @@ def test_outside_sql_generates_types_and_agrees(tmp_path: Path, postgres_dsn: st
     queries = project / "sql" / "queries" / "shop.sql"
     names = re.findall(r"(?m)^-- name: (\w+) ", queries.read_text())
 
-    first = _run(project, "-m", "codegen", "generate", "--root", str(project), check=False)
+    first = _run(
+        project,
+        "-m",
+        "codegen",
+        "generate",
+        "--root",
+        str(project),
+        check=False,
+        check_dsn=postgres_dsn,
+    )
     assert first.returncode == (1 if REFUSED else 0), first.stderr
     refused = {
         name: line
