@@ -3,8 +3,12 @@ operators, extract() and unnest() through the runtime's functions and json_each.
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 
+import pytest
+
+from aragora_repos import errors
 from codegen.dialects.sqlite import (
     Context,
     rewrite_casts,
@@ -123,3 +127,26 @@ def test_numeric_compares_and_computes_as_numbers() -> None:
     assert conn.execute(same).fetchone()[0] == 1
     third = translate_query("SELECT price / 3 FROM p WHERE id = 2", PRICES)
     assert Decimal(conn.execute(third).fetchone()[0]) == Decimal("3.3333333333333333")
+
+
+def test_hostile_values_get_clear_errors() -> None:
+    """Found by attack: text that is not a timestamp reached extract() as a raw ValueError
+    (a ProgrammingError with SQLite's generic message), and JSON nested past Python's
+    recursion limit as a RecursionError."""
+    conn = connection()
+
+    def error_of(sql: str, *args: object) -> errors.DatabaseError:
+        with pytest.raises(sqlite3.Error) as info:
+            conn.execute(sql, args).fetchall()
+        return errors.from_sqlite(info.value)
+
+    extract = error_of("SELECT aragora_extract('year', 'not a time')")
+    assert isinstance(extract, errors.DataError) and extract.sqlstate == "22007"
+    deep = "[" * 5000 + "]" * 5000
+    nested = error_of("SELECT aragora_jsonb_contains(?, '[]')", deep)
+    assert nested.sqlstate == "54001" and "nested" in str(nested)
+    number = error_of("SELECT aragora_numeric_add('12,5', 1)")
+    assert isinstance(number, errors.DataError) and number.sqlstate == "22P02"
+    assert "12,5" in str(number)
+    blob = error_of("SELECT aragora_numeric_mul(x'00', 2)")
+    assert isinstance(blob, errors.DataError)

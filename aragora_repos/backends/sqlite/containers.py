@@ -33,6 +33,10 @@ def _json(text: object) -> Any:
         return json.loads(str(text), parse_float=Decimal)
     except ValueError as exc:
         raise DataError(f"invalid input syntax for type json: {exc}", sqlstate="22P02") from exc
+    except RecursionError:
+        raise from_sqlstate(
+            "54001", "json nested too deeply to evaluate on sqlite (about 900 levels)"
+        ) from None
 
 
 def _array(text: object) -> list[Any]:
@@ -232,7 +236,15 @@ def extract(field: object, value: object) -> str | None:
         if unit != "epoch":
             raise _unsupported(unit, "interval on sqlite (its days and months are not kept)")
         return _seconds(value, 6)
-    text = str(value)
+    try:
+        return _extract(unit, str(value))
+    except ValueError as exc:  # not a date, time or timestamp in a storage form
+        raise DataError(
+            f"invalid input syntax for a date or time: {str(value)[:40]!r}", sqlstate="22007"
+        ) from exc
+
+
+def _extract(unit: str, text: str) -> str:
     if len(text) == 10 and text[4] == "-":
         d = date.fromisoformat(text)
         if unit == "epoch":
