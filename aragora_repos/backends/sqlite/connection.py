@@ -8,10 +8,12 @@ with SQLITE_BUSY_SNAPSHOT, whatever the busy timeout (sqlite.org/lang_transactio
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any, TypeVar
@@ -36,6 +38,8 @@ from aragora_repos.migrations import (
 from aragora_repos.observability import log_slow
 from aragora_repos.retry import Retry, run_in_transaction_sync
 from aragora_repos.transaction import Isolation, Slot, SyncTransaction, TransactionStats, TxOptions
+
+_FIRST = operator.itemgetter(0)
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -272,22 +276,18 @@ class SqliteConnection:
         Rows are encoded as they are executed, so the first bad row raises its own error
         (a value refused by an encoder, or a constraint), as on PostgreSQL.
         """
-        count = 0
-
-        def counted() -> Iterator[Sequence[Any]]:
-            nonlocal count
-            for row in rows:
-                count += 1
-                yield row
-
+        # Counted in C (zip with a counter, no Python frame per row): a generator that
+        # counted cost about 0.15 us a row.
+        counter = itertools.count()
+        counted = map(_FIRST, zip(rows, counter, strict=False))  # counter is endless
         with self.transaction():
             try:
-                self._conn.executemany(sql, counted())
+                self._conn.executemany(sql, counted)
             except SQLITE_ERROR as exc:
                 raise errors.from_sqlite(exc) from exc
             except UnicodeEncodeError as exc:
                 raise _unencodable(exc) from None
-        return count
+        return next(counter)
 
     # --- transactions ------------------------------------------------------------------
 
