@@ -137,6 +137,7 @@ def _query_module(
         {"ExecResult" for m in methods if m.query.cmd == ":execresult"}
         | ({"JSON"} if imports.json_alias else set())
         | ({"DbRow"} if decoders.by_shape else set())
+        | ({"model"} if classes else set())
     )
     keyring = any(d.keys for d in decoders.specs())
     return env.get_template("queries.py.j2").render(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -22,7 +21,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 APPEND_AUDIT_EVENT: Final = """-- name: AppendAuditEvent :one
 INSERT INTO audit_log (user_id, org_id, action, resource_type, resource_id, details, ip_address, user_agent)
@@ -90,7 +89,7 @@ DELETE_AUDIT_EVENTS_BEFORE_SQLITE: Final = """-- name: DeleteAuditEventsBefore :
 DELETE FROM audit_log WHERE id IN (SELECT a.id FROM audit_log AS a WHERE a.timestamp < ?1 ORDER BY a.id LIMIT ?2)"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class AppendAuditEventsParams:
     """One row for AppendAuditEvents."""
 
@@ -105,7 +104,7 @@ class AppendAuditEventsParams:
     user_agent: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CountAuditEventsByActionRow:
     """A row of CountAuditEventsByAction."""
 
@@ -114,7 +113,7 @@ class CountAuditEventsByActionRow:
     last_seen: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class AppendAuditEventsBatchParams:
     """One row for AppendAuditEventsBatch."""
 

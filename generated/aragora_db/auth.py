@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -24,7 +23,7 @@ from aragora_repos.codec import (
     text_element,
 )
 from aragora_repos.keyring import KeyRing
-from aragora_repos.types import DbRow
+from aragora_repos.types import DbRow, model
 
 REVOKE_TOKEN: Final = """-- name: RevokeToken :exec
 INSERT INTO token_blacklist (jti, user_id, reason, expires_at) VALUES ($1, $2, $3, $4)
@@ -112,7 +111,7 @@ DELETE_EXPIRED_TOKENS_BATCH_SQLITE: Final = """-- name: DeleteExpiredTokensBatch
 DELETE FROM token_blacklist WHERE jti IN (SELECT t.jti FROM token_blacklist AS t WHERE t.expires_at <= ?1 ORDER BY t.jti LIMIT ?2)"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class RecordWebhookDeliveryRow:
     """A row of RecordWebhookDelivery."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -22,7 +21,7 @@ from aragora_repos.codec import (
     encode_json,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 STORE_CONSENSUS: Final = """-- name: StoreConsensus :one
 INSERT INTO consensus (topic, topic_hash, conclusion, strength, confidence, participating_agents,
@@ -126,7 +125,7 @@ PROOF_STATS_SQLITE: Final = """-- name: ProofStats :one
 SELECT COUNT(*) AS total, COUNT(*) FILTER(WHERE is_verified) AS verified, AVG(proof_search_time_ms) AS avg_search_ms FROM verified_proofs"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class FindSimilarConsensusRow:
     """A row of FindSimilarConsensus."""
 
@@ -139,7 +138,7 @@ class FindSimilarConsensusRow:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CountDissentByTypeRow:
     """A row of CountDissentByType."""
 
@@ -148,7 +147,7 @@ class CountDissentByTypeRow:
     acknowledged: int
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ProofStatsRow:
     """A row of ProofStats."""
 

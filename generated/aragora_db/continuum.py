@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -22,7 +21,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 ADD_MEMORY: Final = """-- name: AddMemory :one
 INSERT INTO continuum_memory (id, tier, content, importance, surprise_score, metadata, expires_at)
@@ -103,7 +102,7 @@ DELETE_MEMORY_SQLITE: Final = """-- name: DeleteMemory :execrows
 DELETE FROM continuum_memory WHERE id = ?1"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class RecordMemoryOutcomeRow:
     """A row of RecordMemoryOutcome."""
 
@@ -112,7 +111,7 @@ class RecordMemoryOutcomeRow:
     consolidation_score: float
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CountMemoriesByTierRow:
     """A row of CountMemoriesByTier."""
 

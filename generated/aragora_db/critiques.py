@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -23,7 +22,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 STORE_DEBATE_RESULT: Final = """-- name: StoreDebateResult :one
 INSERT INTO debates (id, slug, task, final_answer, consensus_reached, confidence, rounds_used,
@@ -169,7 +168,7 @@ CRITIQUE_STATS_SQLITE: Final = """-- name: CritiqueStats :one
 SELECT (SELECT COUNT(*) FROM critiques) AS critiques, (SELECT COUNT(*) FROM patterns) AS patterns, (SELECT COUNT(*) FROM debates) AS debates, (SELECT CAST((CAST(COUNT(*) FILTER(WHERE consensus_reached) AS REAL) / NULLIF(COUNT(*), 0)) AS REAL) FROM debates) AS consensus_rate, (SELECT AVG(confidence) FROM debates) AS avg_confidence"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CritiqueStatsRow:
     """A row of CritiqueStats."""
 

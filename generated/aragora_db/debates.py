@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import Debate, DebateArtifact, Position, Trace
@@ -22,7 +21,7 @@ from aragora_repos.codec import (
     encode_json,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 RESERVE_SLUG_SUFFIX: Final = """-- name: ReserveSlugSuffix :one
 INSERT INTO debate_slug_counters (base, used)
@@ -163,7 +162,7 @@ GET_ARTIFACT_SQLITE: Final = """-- name: GetArtifact :one
 SELECT id, loop_id, cycle_number, phase, task, agents, transcript, consensus_reached, confidence, winning_proposal, vote_tally, created_at FROM debate_artifacts WHERE id = ?1"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class DebateStatsRow:
     """A row of DebateStats."""
 
@@ -173,7 +172,7 @@ class DebateStatsRow:
     views: int
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CountPositionChangesRow:
     """A row of CountPositionChanges."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import CalibrationPrediction, DomainCalibration, EloHistory, Match, Rating
@@ -21,7 +20,7 @@ from aragora_repos.codec import (
     encode_json,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 GET_RATING: Final = """-- name: GetRating :one
 SELECT agent_name, domain, elo, wins, losses, draws, debates_count, critiques_accepted, critiques_total, calibration_correct, calibration_total, calibration_brier_sum, updated_at FROM ratings WHERE agent_name = $1 AND domain = $2"""
@@ -119,7 +118,7 @@ GET_CALIBRATION_SUMMARY_SQLITE: Final = """-- name: GetCalibrationSummary :many
 SELECT domain, total_predictions, total_correct, CAST((brier_sum / NULLIF(total_predictions, 0)) AS REAL) AS brier_score FROM domain_calibration WHERE agent_name = ?1 ORDER BY domain"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class LeaderboardRow:
     """A row of Leaderboard."""
 
@@ -132,7 +131,7 @@ class LeaderboardRow:
     win_rate: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class GetCalibrationSummaryRow:
     """A row of GetCalibrationSummary."""
 

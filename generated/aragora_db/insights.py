@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -22,7 +21,7 @@ from aragora_repos.codec import (
     encode_json,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 SAVE_INSIGHT: Final = """-- name: SaveInsight :one
 INSERT INTO insights (id, debate_id, type, title, description, confidence, agents, evidence)
@@ -61,7 +60,7 @@ DELETE_INSIGHT_SQLITE: Final = """-- name: DeleteInsight :execrows
 DELETE FROM insights WHERE id = ?1"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class InsightTypeCountsRow:
     """A row of InsightTypeCounts."""
 

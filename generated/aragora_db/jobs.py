@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -23,7 +22,7 @@ from aragora_repos.codec import (
     encode_json,
     encode_timestamptz,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 ENQUEUE_JOB: Final = """-- name: EnqueueJob :one
 INSERT INTO jobs (queue, kind, payload, priority, run_after, idempotency_key, max_attempts)
@@ -107,7 +106,7 @@ REQUEUE_DEAD_JOB_SQLITE: Final = """-- name: RequeueDeadJob :execrows
 UPDATE jobs SET status = 'queued', attempts = 0, run_after = ARAGORA_NOW(), finished_at = NULL, updated_at = ARAGORA_NOW() WHERE id = ?1 AND status = 'dead'"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CountJobsByStatusRow:
     """A row of CountJobsByStatus."""
 

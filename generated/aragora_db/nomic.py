@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -31,7 +30,7 @@ from aragora_repos.codec import (
     encode_timestamptz,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 SAVE_CYCLE: Final = """-- name: SaveCycle :one
 INSERT INTO nomic_cycles (loop_id, cycle_number, phase, stage, task_description, total_tasks)
@@ -182,7 +181,7 @@ FILE_CHURN_SQLITE: Final = """-- name: FileChurn :many
 SELECT file_path, COUNT(*) AS changes, CAST(SUM(lines_added + lines_removed) AS INTEGER) AS lines FROM cycle_file_changes WHERE loop_id = ?1 GROUP BY file_path ORDER BY lines DESC NULLS FIRST, file_path LIMIT ?2"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CompleteTaskRow:
     """A row of CompleteTask."""
 
@@ -190,7 +189,7 @@ class CompleteTaskRow:
     total_tasks: int
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class LoopSummaryRow:
     """A row of LoopSummary."""
 
@@ -200,7 +199,7 @@ class LoopSummaryRow:
     last_cycle: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class AppendStreamEventsParams:
     """One row for AppendStreamEvents."""
 
@@ -212,7 +211,7 @@ class AppendStreamEventsParams:
     timestamp: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CountStreamEventsByTypeRow:
     """A row of CountStreamEventsByType."""
 
@@ -220,7 +219,7 @@ class CountStreamEventsByTypeRow:
     events: int
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class AgentMetricsTotalsRow:
     """A row of AgentMetricsTotals."""
 
@@ -231,7 +230,7 @@ class AgentMetricsTotalsRow:
     avg_latency_ms: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class FileChurnRow:
     """A row of FileChurn."""
 

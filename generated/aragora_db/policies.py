@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -16,7 +15,7 @@ from aragora_db.models import FINDING_SEVERITY_VALUES, FindingSeverity, PolicyRu
 from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_row_count, check_text, decode_timestamptz, encode_json
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 CREATE_POLICY_RULE: Final = """-- name: CreatePolicyRule :one
 INSERT INTO policy_rules (id, org_id, name, rule, severity, enabled)
@@ -60,7 +59,7 @@ RESOLVE_POLICY_VIOLATION_SQLITE: Final = """-- name: ResolvePolicyViolation :exe
 UPDATE policy_violations SET resolved = 1, resolved_at = ARAGORA_NOW() WHERE id = ?1 AND NOT resolved"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListOpenPolicyViolationsRow:
     """A row of ListOpenPolicyViolations."""
 

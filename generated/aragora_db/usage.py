@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -25,7 +24,7 @@ from aragora_repos.codec import (
     int8_element,
     int_array,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 RECORD_USAGE_EVENT: Final = """-- name: RecordUsageEvent :one
 INSERT INTO usage_events (org_id, event_type, count, metadata)
@@ -95,7 +94,7 @@ LIST_USAGE_MONTHLY_SQLITE: Final = """-- name: ListUsageMonthly :many
 SELECT month, event_type, total FROM usage_monthly WHERE org_id = ?1 AND month >= ?2 ORDER BY month, event_type"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class SumUsageSinceRow:
     """A row of SumUsageSince."""
 
@@ -103,7 +102,7 @@ class SumUsageSinceRow:
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class MonthlyUsageByOrgRow:
     """A row of MonthlyUsageByOrg."""
 
@@ -112,7 +111,7 @@ class MonthlyUsageByOrgRow:
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListUsageMonthlyRow:
     """A row of ListUsageMonthly."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -23,7 +22,7 @@ from aragora_repos.codec import (
     encode_json,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 CREATE_USER: Final = """-- name: CreateUser :one
 INSERT INTO users (id, email, password_hash, password_salt, name, org_id, role)
@@ -147,7 +146,7 @@ GET_USER_AUTH_STATE_SQLITE: Final = """-- name: GetUserAuthState :one
 SELECT id, email, password_hash, password_salt, is_active, locked_until, failed_login_count FROM users WHERE id = ?1"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class RecordFailedLoginRow:
     """A row of RecordFailedLogin."""
 
@@ -155,7 +154,7 @@ class RecordFailedLoginRow:
     locked_until: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListOrganizationMembersRow:
     """A row of ListOrganizationMembers."""
 
@@ -167,7 +166,7 @@ class ListOrganizationMembersRow:
     is_active: bool
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class SearchUsersByNameRow:
     """A row of SearchUsersByName."""
 
@@ -176,7 +175,7 @@ class SearchUsersByNameRow:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListUsersByEmailPatternRow:
     """A row of ListUsersByEmailPattern."""
 
@@ -184,7 +183,7 @@ class ListUsersByEmailPatternRow:
     email: str
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListUsersByRecentLoginRow:
     """A row of ListUsersByRecentLogin."""
 
@@ -193,7 +192,7 @@ class ListUsersByRecentLoginRow:
     last_login_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class GetUserAuthStateRow:
     """A row of GetUserAuthState."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import (
@@ -29,7 +28,7 @@ from aragora_repos.codec import (
     decode_timestamptz,
     encode_json,
 )
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 CREATE_WORKFLOW: Final = """-- name: CreateWorkflow :one
 INSERT INTO workflows (id, org_id, name, definition, created_by)
@@ -101,7 +100,7 @@ LIST_WORKFLOW_CHECKPOINTS_SQLITE: Final = """-- name: ListWorkflowCheckpoints :m
 SELECT workflow_id, step, state, created_at FROM workflow_checkpoints WHERE workflow_id = ?1 ORDER BY step"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CountWorkflowFindingsBySeverityRow:
     """A row of CountWorkflowFindingsBySeverity."""
 

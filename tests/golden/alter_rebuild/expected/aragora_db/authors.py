@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import date
 from typing import Final
 from uuid import UUID
@@ -24,7 +23,7 @@ from aragora_repos.codec import (
     int_array,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow, ExecResult
+from aragora_repos.types import JSON, DbRow, ExecResult, model
 
 GET_AUTHOR: Final = """-- name: GetAuthor :one
 SELECT id, name, bio, mood, tags, profile, external, active, score, avatar, born_on, created_at, seen_at FROM authors WHERE id = $1"""
@@ -74,7 +73,7 @@ LATEST_BIO_SQLITE: Final = """-- name: LatestBio :one
 SELECT MAX(bio) AS bio FROM authors"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListAuthorsRow:
     """A row of ListAuthors."""
 
@@ -83,7 +82,7 @@ class ListAuthorsRow:
     bio: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ImportAuthorsParams:
     """One row for ImportAuthors."""
 
@@ -92,7 +91,7 @@ class ImportAuthorsParams:
     tags: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class LatestBioRow:
     """A row of LatestBio."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import NOTE_STATE_VALUES, Note, NoteState
@@ -22,7 +21,7 @@ from aragora_repos.codec import (
     int_array,
     text_element,
 )
-from aragora_repos.types import JSON, DbRow, ExecResult
+from aragora_repos.types import JSON, DbRow, ExecResult, model
 
 ADD_NOTE: Final = """-- name: AddNote :one
 
@@ -83,7 +82,7 @@ LABEL_NOTES_SQLITE: Final = """-- name: LabelNotes :batchexec
 UPDATE notes SET labels = ?2 WHERE id = ?1"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class NoteTitlesRow:
     """A row of NoteTitles."""
 
@@ -91,14 +90,14 @@ class NoteTitlesRow:
     title: str
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class NoteBodyRow:
     """A row of NoteBody."""
 
     body: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class CopyNotesParams:
     """One row for CopyNotes."""
 
@@ -108,7 +107,7 @@ class CopyNotesParams:
     meta: JSON
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class LabelNotesParams:
     """One row for LabelNotes."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import Invite, Session
@@ -16,7 +15,7 @@ from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_int4, check_text, encode_json
 from aragora_repos.keyring import KeyRing
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 CREATE_SESSION: Final = """-- name: CreateSession :one
 INSERT INTO sessions (token, user_name) VALUES ($1, $2) RETURNING token, user_name, hits"""
@@ -67,7 +66,7 @@ INVITE_BY_CODE_SQLITE: Final = """-- name: InviteByCode :one
 SELECT id, code, note FROM invites WHERE code = ?1"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class SessionByTokenRow:
     """A row of SessionByToken."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from aragora_db.models import ApiToken
@@ -15,7 +14,7 @@ from aragora_repos.backends.postgres import PostgresDatabase
 from aragora_repos.backends.sqlite import AsyncSqliteDatabase, SqliteConnection, SqliteRepository
 from aragora_repos.codec import check_text
 from aragora_repos.keyring import KeyRing
-from aragora_repos.types import JSON, DbRow
+from aragora_repos.types import JSON, DbRow, model
 
 CREATE_TOKEN: Final = """-- name: CreateToken :one
 INSERT INTO api_tokens (owner, label, token, scopes) VALUES ($1, $2, $3, $4)
@@ -50,7 +49,7 @@ LIST_SCOPED_SQLITE: Final = """-- name: ListScoped :many
 SELECT owner, label FROM api_tokens WHERE scopes IS NOT NULL ORDER BY owner, label"""
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class GetTokenRow:
     """A row of GetToken."""
 
@@ -60,7 +59,7 @@ class GetTokenRow:
     scopes: JSON | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListOwnerTokensRow:
     """A row of ListOwnerTokens."""
 
@@ -70,7 +69,7 @@ class ListOwnerTokensRow:
     scopes: JSON | None
 
 
-@dataclass(frozen=True, slots=True)
+@model
 class ListScopedRow:
     """A row of ListScoped."""
 
