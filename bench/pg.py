@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 from collections.abc import AsyncIterator
@@ -532,7 +533,8 @@ def _build(
         )
         for i in range(50_000)
     ]
-    batch_rows = [AppendAuditEventsBatchParams(*(getattr(r, f) for f in r.__slots__)) for r in rows]
+    names = [f.name for f in dataclasses.fields(AppendAuditEventsParams)]
+    batch_rows = [AppendAuditEventsBatchParams(*(getattr(r, n) for n in names)) for r in rows]
     aiosql_rows = [
         {
             "ts": r.timestamp,
