@@ -10,8 +10,10 @@ handle both backends with one ``except`` clause and one ``sqlstate`` check.
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from types import ModuleType
-from typing import cast
+from typing import Any, cast
 
 
 def _sqlcipher() -> ModuleType | None:
@@ -263,10 +265,32 @@ _SQLITE: dict[int, tuple[type[DatabaseError], str | None]] = {
 }
 
 
+_pending = threading.local()
+
+
+def take_error() -> DatabaseError | None:
+    """The error a runtime SQL function raised on this thread, once (SQLite itself only
+    reports "user-defined function raised exception")."""
+    error: DatabaseError | None = getattr(_pending, "error", None)
+    _pending.error = None
+    return error
+
+
+def keeping_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as a SQLite function whose own error reaches :func:`from_sqlite`."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except DatabaseError as exc:
+            _pending.error = exc
+            raise
+
+    return call
+
+
 def from_sqlite(exc: sqlite3.Error) -> DatabaseError:
     """The error for a :mod:`sqlite3` exception, by extended then primary result code."""
-    from aragora_repos.backends.sqlite.functions import take_error
-
     raised = take_error()  # a runtime SQL function's own error (an invalid LIKE pattern)
     if raised is not None:
         return raised

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from aragora_repos.backends.sqlite.functions import take_error
+from aragora_repos.errors import take_error
 from codegen.dialects.sqlite import (
     Context,
     rewrite_like,

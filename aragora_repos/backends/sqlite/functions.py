@@ -19,8 +19,9 @@ started. The generated SQLite statements therefore call:
 Numeric arithmetic and order (:mod:`.numeric`), array and jsonb containment and
 ``extract()`` (:mod:`.containers`) are registered here too.
 
-A function's own error (an invalid LIKE pattern) is kept as :func:`take_error` returns it,
-for the connection to raise instead of SQLite's "user-defined function raised exception".
+A function's own error (an invalid LIKE pattern) is kept by
+:func:`aragora_repos.errors.keeping_errors` and raised by ``errors.from_sqlite`` instead of
+SQLite's "user-defined function raised exception".
 
 A tool that writes to a project database with its own :mod:`sqlite3` connection calls
 :func:`install` first; a statement using one of these without it fails with ``no such
@@ -30,13 +31,11 @@ function`` (nothing is written wrong).
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aragora_repos.backends.sqlite import containers, numeric
-from aragora_repos.errors import DatabaseError, DataError
+from aragora_repos.errors import DataError, keeping_errors
 
 NAIVE_LENGTH = len("2024-01-15 10:30:00.000000")
 _TRUNC = ("year", "month", "day", "hour", "minute", "second")
@@ -106,27 +105,6 @@ def date_trunc(unit: str | None, text: str | None) -> str | None:
         value.second if keep >= 5 else 0,
     )
     return _form(datetime(y, mo, d, h, mi, sec, tzinfo=value.tzinfo), naive)
-
-
-_pending = threading.local()
-
-
-def take_error() -> DatabaseError | None:
-    """The error a function raised on this thread, once."""
-    error: DatabaseError | None = getattr(_pending, "error", None)
-    _pending.error = None
-    return error
-
-
-def keeping_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        except DatabaseError as exc:
-            _pending.error = exc
-            raise
-
-    return call
 
 
 _FALSE, _TRUE, _ABORT = 0, 1, -1
