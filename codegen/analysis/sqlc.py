@@ -34,15 +34,6 @@ def sqlc_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def run_sqlc(config: Config) -> tuple[SqlcRequest, ...]:
-    """Run ``sqlc generate``; return each entry's parsed request, or raise with every
-    diagnostic."""
-    problems = _generate(config.root)
-    if problems:
-        raise CodegenError(problems)
-    return tuple(_request(entry) for entry in config.entries)
-
-
 def start_sqlc(root: Path) -> subprocess.Popen[str]:
     """``sqlc generate`` at ``root``, running while the caller does other work; its
     result is read by :func:`run_sqlc_around`."""
@@ -58,10 +49,11 @@ def start_sqlc(root: Path) -> subprocess.Popen[str]:
 def run_sqlc_around(
     config: Config, started: subprocess.Popen[str] | None = None
 ) -> tuple[tuple[SqlcRequest, ...], list[Problem]]:
-    """Like :func:`run_sqlc`, but when sqlc refuses some queries, also the requests for
-    every other query, so the later stages can report their problems in the same run:
-    sqlc runs again on a copy in which the refused queries are blanked out (spaces, so
-    every other line and column stays where it was). Raises when a problem is not in a
+    """Run ``sqlc generate``; return each entry's parsed request and sqlc's problems. When
+    sqlc refuses some queries, the requests still hold every other query, so the later
+    stages report their problems in the same run: sqlc runs again on a copy in which the
+    refused queries are blanked out (spaces, so every other line and column stays where
+    it was). Raises when a problem is not in a
     query (the schema, the configuration). ``started``: the run :func:`start_sqlc` began."""
     problems = _generate(config.root, started)
     if not problems:

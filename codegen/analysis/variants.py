@@ -66,14 +66,6 @@ def _py_of(raw: SqlcColumn, catalog: Catalog) -> str | None:
     return _STORAGE_PY.get(raw.type_name.lower())
 
 
-def load_variants(
-    root: Path, queries_dir: str, migrations: Sequence[Migration], catalog: Catalog
-) -> dict[tuple[str, str], Variant]:
-    """Analyse every variant file with sqlc's SQLite engine; key: (file stem, query name)."""
-    run = start_variants(root, queries_dir, migrations)
-    return {} if run is None else run.finish(catalog)
-
-
 class VariantRun:
     """sqlc's SQLite engine at work on the variant files, in a scratch directory: started
     by :func:`start_variants` so that it runs beside the rest of the generator."""

@@ -14,9 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import sqlglot
 from sqlglot import exp
+
+from aragora_repos.codec import encode_numeric
 
 from ..model import types
 from ..model.ir import PgType, TranslationHints
@@ -712,7 +715,7 @@ _NUMERIC_UNARY: dict[type[exp.Expr], str] = {
     exp.Floor: "aragora_numeric_floor",
 }
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.NullSafeEQ, exp.NullSafeNEQ)
-_INT_TYPES = frozenset({"int2", "int4", "int8"})
+_INT_BITS = {"int2": 16, "int4": 32, "int8": 64}
 _FLOAT_TYPES = frozenset({"float4", "float8"})
 NUMERIC_COLLATION = "aragora_numeric"
 
@@ -751,7 +754,7 @@ class _NumericTypes:
                 return None
             if target.name == "numeric":
                 return "numeric"
-            if target.name in _INT_TYPES:
+            if target.name in _INT_BITS:
                 return "int"
             if target.name in _FLOAT_TYPES:
                 return "float"
@@ -809,26 +812,17 @@ def _combined(kinds: set[str | None]) -> str | None:
 
 
 def _numeric_text(node: exp.Expr, types_: _NumericTypes) -> exp.Expr:
-    """``node`` as numeric text: numeric values as they are, a number literal as its
-    canonical text (PostgreSQL reads ``1.10`` as numeric with two places), anything else
-    through ``aragora_numeric()``."""
+    """``node`` as numeric text: a number literal as its canonical text (PostgreSQL reads
+    ``1.10`` as numeric with two places), numeric values and NULL as they are, anything
+    else through ``aragora_numeric()``."""
     bare = node
     while isinstance(bare, exp.Paren):
         bare = bare.this
-    if isinstance(bare, exp.Null) or types_.numeric(bare):
-        if isinstance(bare, exp.Literal):
-            return exp.Literal.string(numeric_literal(str(bare.this)))
-        return node
     if isinstance(bare, exp.Literal) and not bare.is_string:
-        return exp.Literal.string(numeric_literal(str(bare.this)))
+        return exp.Literal.string(encode_numeric(Decimal(str(bare.this))))
+    if isinstance(bare, exp.Null) or types_.numeric(bare):
+        return node
     return exp.Anonymous(this="aragora_numeric", expressions=[node])
-
-
-def numeric_literal(number: str) -> str:
-    from decimal import Decimal
-
-    value = Decimal(number)
-    return format(value if not value.is_zero() else value.copy_abs(), "f")
 
 
 def _collated(node: exp.Expr) -> exp.Expr:
@@ -901,6 +895,8 @@ def rewrite_numeric(tree: exp.Expr, ctx: Context) -> exp.Expr:
             # Of equal values (1 and 1.0) PostgreSQL keeps the last seen: an aggregate
             # of the runtime's (a collated min() would keep the first).
             name = "aragora_numeric_min" if isinstance(node, exp.Min) else "aragora_numeric_max"
+            if isinstance(node.parent, exp.Window):
+                name += "_over"  # the window form keeps its frame's values
             return exp.Anonymous(this=name, expressions=[sub(node.this)])
         if isinstance(node, exp.Sum | exp.Avg):
             out = _aggregate(node, types_)
@@ -916,20 +912,17 @@ def rewrite_numeric(tree: exp.Expr, ctx: Context) -> exp.Expr:
                 ],
             )
         if isinstance(node, tuple(_NUMERIC_UNARY)) and types_.numeric(node.this):
-            args = [sub(node.this)]
             places = node.args.get("decimals")
-            if places is not None:
-                args.append(places)
             if isinstance(node, exp.Ceil | exp.Floor) and places is not None:
                 raise Untranslatable(f"{node.key}(numeric, n)", "no such function")
+            args = [sub(node.this)] if places is None else [sub(node.this), places]
             return exp.Anonymous(this=_NUMERIC_UNARY[type(node)], expressions=args)
         if isinstance(node, exp.Cast):
             target = type_of(node.to)
-            if not target.array_dims and target.name in _INT_TYPES and types_.numeric(node.this):
-                bits = {"int2": 16, "int4": 32, "int8": 64}[target.name]
+            if not target.array_dims and target.name in _INT_BITS and types_.numeric(node.this):
                 return exp.Anonymous(
                     this="aragora_numeric_int",
-                    expressions=[sub(node.this), exp.Literal.number(bits)],
+                    expressions=[sub(node.this), exp.Literal.number(_INT_BITS[target.name])],
                 )
             return node
         if isinstance(node, exp.Select) and node.args.get("distinct") is not None:

@@ -376,11 +376,15 @@ class PostgresDatabase(Backend):
         round trip). Anything unusual (a connection that has gone, an error a retry
         may cure) goes the long way, which keeps every rule of the layers."""
         lender = self._lender
+
+        def long_way() -> Awaitable[Any]:
+            return self._single(sql, lambda c: getattr(c, name)(sql, *args), readonly)
+
         lent = lender.idle.pop()
         con: asyncpg.Connection | None = cast(Any, lent)._con
         if con is None or con.is_closed():
             lender.idle.append(lent)  # the long way drops it and takes another
-            return await self._single(sql, lambda c: getattr(c, name)(sql, *args), readonly)
+            return await long_way()
         self._queries += 1
         if readonly:
             self._reads += 1
@@ -397,7 +401,7 @@ class PostgresDatabase(Backend):
                 readonly and isinstance(error, errors.ConnectionFailure)
             ):
                 # Nothing ran (or only a read did): the long way retries as it would have.
-                return await self._single(sql, lambda c: getattr(c, name)(sql, *args), readonly)
+                return await long_way()
             raise error from exc
         finally:
             if not readonly:
@@ -406,16 +410,8 @@ class PostgresDatabase(Backend):
                 elapsed = (time.perf_counter() - started) * 1000
                 if elapsed > self._slow_ms:
                     log_slow(sql, elapsed, "postgres")
-        if (
-            lender.waiting
-            or lender.closed
-            or cast(Any, lent)._con is not con
-            or con.is_closed()
-            or con.is_in_transaction()
-        ):
+        if not lender.put(lent):
             await lender.discard(lent)
-        else:
-            lender.idle.append(lent)
         return result
 
     async def fetchrow(

@@ -15,7 +15,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
-from time import perf_counter
 from typing import Any, TypeVar
 
 from aragora_repos import errors
@@ -198,12 +197,9 @@ class SqliteConnection:
 
     # --- statements (called by generated repositories) ---------------------------------
 
-    # fetchone and fetchall time themselves inline (no call to _timed): they are the
-    # single-row read's whole overhead over sqlite3, about 0.5 us of 6.
-
     def fetchone(self, sql: str, args: Sequence[Any]) -> Row | None:
         self.queries += 1
-        started = self.started = perf_counter()
+        started = self.started = time.perf_counter()
         try:
             row: Row | None = self._conn.execute(sql, args).fetchone()
         except SQLITE_ERROR as exc:
@@ -211,14 +207,12 @@ class SqliteConnection:
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
         finally:
-            slow = self.slow_ms
-            if slow is not None and (perf_counter() - started) * 1000 > slow:
-                log_slow(sql, (perf_counter() - started) * 1000, "sqlite")
+            self._timed(sql, started)
         return row
 
     def fetchall(self, sql: str, args: Sequence[Any]) -> list[Row]:
         self.queries += 1
-        started = self.started = perf_counter()
+        started = self.started = time.perf_counter()
         try:
             return self._conn.execute(sql, args).fetchall()
         except SQLITE_ERROR as exc:
@@ -226,9 +220,7 @@ class SqliteConnection:
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
         finally:
-            slow = self.slow_ms
-            if slow is not None and (perf_counter() - started) * 1000 > slow:
-                log_slow(sql, (perf_counter() - started) * 1000, "sqlite")
+            self._timed(sql, started)
 
     def iterate(self, sql: str, args: Sequence[Any], size: int = 500) -> Generator[Row, None, None]:
         """The rows of a statement as they come, read ``size`` at a time."""

@@ -64,8 +64,12 @@ def _same(a: Any, b: Any) -> bool:
     )
 
 
+def _equal(a: Any, b: Any) -> bool:
+    return _same(a, b) and a == b
+
+
 def _scalar_in(value: Any, values: list[Any]) -> bool:
-    return any(_same(value, v) and v == value for v in values if v is not None)
+    return any(_equal(value, v) for v in values if v is not None)
 
 
 def array_contains(a: object, b: object) -> int | None:
@@ -96,17 +100,17 @@ def _contains(a: Any, b: Any) -> bool:
             if isinstance(value, dict | list):
                 if not any(_contains(c, value) for c in containers):
                     return False
-            elif not any(_same(value, s) and s == value for s in scalars):
+            elif not any(_equal(value, s) for s in scalars):
                 return False
         return True
-    return _same(a, b) and a == b
+    return _equal(a, b)
 
 
 def _contains_value(a: Any, b: Any) -> bool:
     """A value nested in an object: the structure must match (no scalar in an array)."""
     if isinstance(b, dict | list) or isinstance(a, dict | list):
         return type(a) is type(b) and _contains(a, b)
-    return _same(a, b) and a == b
+    return _equal(a, b)
 
 
 def jsonb_contains(a: object, b: object) -> int | None:

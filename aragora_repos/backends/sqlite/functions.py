@@ -245,4 +245,4 @@ def install(conn: sqlite3.Connection, clock: Clock | None = None) -> None:
     }
     for name, function in binary.items():
         conn.create_function(name, 2, keeping_errors(function), deterministic=True)
-    numeric.install(conn, keeping_errors)
+    numeric.install(conn)

@@ -17,7 +17,8 @@ computes with it as a float, so the generated SQLite statements use instead:
   has at least 16 significant digits) and errors (22012 on division by zero);
 - aggregates (and window functions) ``aragora_numeric_sum`` and ``aragora_numeric_avg``:
   exact sums, and ``avg`` as ``sum / count`` with PostgreSQL's division scale; ``avg`` of
-  integers is numeric there too.
+  integers is numeric there too; ``aragora_numeric_min``/``_max`` (aggregates) and
+  ``..._min_over``/``_max_over`` (window functions).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decim
 from fractions import Fraction
 from typing import Any
 
-from aragora_repos.errors import DataError, from_sqlstate
+from aragora_repos.codec import encode_numeric
+from aragora_repos.errors import DataError, from_sqlstate, keeping_errors
 
 #: Exact arithmetic: enough precision for any value PostgreSQL's numeric holds, and
 #: invalid operations (Infinity - Infinity) giving NaN as PostgreSQL gives it.
@@ -82,15 +84,9 @@ def parse(value: object) -> Decimal:
     raise DataError(f"cannot read {type(value).__name__} as numeric", sqlstate="22P02")
 
 
-def text(number: Decimal) -> str:
-    """PostgreSQL's output form: plain digits with the display scale, no negative zero."""
-    if number.is_nan():
-        return "NaN"
-    if number.is_infinite():
-        return "Infinity" if number > 0 else "-Infinity"
-    if number.is_zero():
-        number = number.copy_abs()
-    return format(number, "f")
+#: PostgreSQL's output form (plain digits with the display scale, no negative zero): the
+#: same text the generated code stores for a numeric parameter.
+text = encode_numeric
 
 
 def scale(number: Decimal) -> int:
@@ -140,35 +136,30 @@ def typmod(number: Decimal, precision: int, places: int) -> Decimal:
 def compare(a: str, b: str) -> int:
     """The ``aragora_numeric`` collation: numeric order, NaN last and equal to NaN. Text
     that is not a number (written by another tool) sorts after every number, as text."""
+    x, y = _number_or_none(a), _number_or_none(b)
+    if x is not None and y is not None:
+        return _order(x, y)
+    if x is not None or y is not None:
+        return -1 if x is not None else 1
+    return (a > b) - (a < b)
+
+
+def _number_or_none(value: str) -> Decimal | None:
     try:
-        x, y = parse(a), parse(b)
+        return parse(value)
     except DataError:
-        return _compare_foreign(a, b)
-    return _order(x, y)
+        return None
 
 
-def _compare_foreign(a: str, b: str) -> int:
-    def key(s: str) -> tuple[int, str]:
-        try:
-            parse(s)
-        except DataError:
-            return (1, s)
-        return (0, "")
-
-    ka, kb = key(a), key(b)
-    if ka[0] == kb[0] == 0:
-        return compare(a, b)
-    return (ka > kb) - (ka < kb)
-
-
-def _binary(op: str):  # type: ignore[no-untyped-def]
+def _binary(
+    operation: Callable[[Decimal, Decimal], Decimal],
+) -> Callable[[object, object], str | None]:
     def apply(a: object, b: object) -> str | None:
         x, y = _maybe(a), _maybe(b)
         if x is None or y is None:
             return None
-        return text(_OPS[op](x, y))
+        return text(operation(x, y))
 
-    apply.__name__ = f"numeric_{op}"
     return apply
 
 
@@ -224,15 +215,6 @@ def _mod(x: Decimal, y: Decimal) -> Decimal:
     return _EXACT.remainder(x, y)  # truncated: the sign of the dividend, as PostgreSQL
 
 
-_OPS = {
-    "add": _EXACT.add,
-    "sub": _EXACT.subtract,
-    "mul": _EXACT.multiply,
-    "div": _div,
-    "mod": _mod,
-}
-
-
 def neg(a: object) -> str | None:
     x = _maybe(a)
     return None if x is None else text(_EXACT.minus(x) if not x.is_nan() else x)
@@ -243,14 +225,14 @@ def absolute(a: object) -> str | None:
     return None if x is None else text(x.copy_abs() if not x.is_nan() else x)
 
 
-def _rounding(mode: str):  # type: ignore[no-untyped-def]
-    def apply(a: object, places: object = 0) -> str | None:
+def _rounding(mode: str) -> Callable[..., str | None]:
+    def apply(a: object, places: int | None = 0) -> str | None:
         x = _maybe(a)
         if x is None or places is None:
             return None
         if not x.is_finite():
             return text(x)
-        digits = int(places)  # type: ignore[call-overload]
+        digits = int(places)
         # round(x, -2) rounds to hundreds and prints them as digits (scale 0)
         return text(x.quantize(Decimal(1).scaleb(-digits), mode, _EXACT))
 
@@ -328,9 +310,34 @@ class Sum:
 
 
 class Extreme:
-    """``min``/``max`` of numeric, also as a window function: numeric order, and of equal
-    values (``1`` and ``1.0``) the one seen last, as numeric.c's numeric_smaller and
-    numeric_larger keep it."""
+    """``max`` of numeric as an aggregate: numeric order, and of equal values (``1`` and
+    ``1.0``) the one seen last, as numeric.c's numeric_larger keeps it. Holds one value."""
+
+    __slots__ = ("best",)
+    sign = 1
+
+    def __init__(self) -> None:
+        self.best: Decimal | None = None
+
+    def step(self, value: object) -> None:
+        if value is not None:
+            x = parse(value)
+            if self.best is None or _order(x, self.best) * self.sign >= 0:
+                self.best = x
+
+    def finalize(self) -> str | None:
+        return _result(self.best)
+
+
+class Least(Extreme):
+    """``min`` of numeric (numeric_smaller: of equal values, the last seen)."""
+
+    __slots__ = ()
+    sign = -1
+
+
+class ExtremeOver:
+    """``max`` of numeric as a window function: the frame's values, for removal."""
 
     __slots__ = ("values",)
     sign = 1
@@ -357,7 +364,7 @@ class Extreme:
         return self.value()
 
 
-class Least(Extreme):
+class LeastOver(ExtremeOver):
     __slots__ = ()
     sign = -1
 
@@ -378,41 +385,47 @@ class Avg(Sum):
         return None if total is None else text(_div(total, Decimal(self.count)))
 
 
-def install(
-    conn: sqlite3.Connection, keep: Callable[[Callable[..., Any]], Callable[..., Any]]
-) -> None:
-    """Register the collation, functions and aggregates on ``conn``; ``keep`` wraps each
-    so that its DataError reaches the caller (see ``functions.take_error``)."""
+def _kept(cls: type[Any]) -> type[Any]:
+    """``cls`` with its steps wrapped by :func:`keeping_errors`."""
+    methods = {m: keeping_errors(getattr(cls, m)) for m in ("step", "inverse") if hasattr(cls, m)}
+    return type(cls.__name__, (cls,), {"__slots__": (), **methods})
+
+
+_PLAIN: dict[str, tuple[Callable[..., Any], tuple[int, ...]]] = {
+    "aragora_numeric": (canonical, (1, 3)),
+    "aragora_numeric_add": (_binary(_EXACT.add), (2,)),
+    "aragora_numeric_sub": (_binary(_EXACT.subtract), (2,)),
+    "aragora_numeric_mul": (_binary(_EXACT.multiply), (2,)),
+    "aragora_numeric_div": (_binary(_div), (2,)),
+    "aragora_numeric_mod": (_binary(_mod), (2,)),
+    "aragora_numeric_neg": (neg, (1,)),
+    "aragora_numeric_abs": (absolute, (1,)),
+    "aragora_numeric_round": (_rounding(ROUND_HALF_UP), (1, 2)),
+    "aragora_numeric_trunc": (_rounding(ROUND_DOWN), (1, 2)),
+    "aragora_numeric_ceil": (_rounding(ROUND_CEILING), (1,)),
+    "aragora_numeric_floor": (_rounding(ROUND_FLOOR), (1,)),
+    "aragora_numeric_int": (to_int, (1, 2)),
+}
+_FUNCTIONS = {name: (keeping_errors(fn), arities) for name, (fn, arities) in _PLAIN.items()}
+#: Aggregates (min and max keep one value) and window functions (sum and avg remove a
+#: value from their running sums; min and max over a window keep the frame).
+_AGGREGATES = {"aragora_numeric_min": _kept(Least), "aragora_numeric_max": _kept(Extreme)}
+_WINDOW_FUNCTIONS = {
+    "aragora_numeric_sum": _kept(Sum),
+    "aragora_numeric_avg": _kept(Avg),
+    "aragora_numeric_min_over": _kept(LeastOver),
+    "aragora_numeric_max_over": _kept(ExtremeOver),
+}
+
+
+def install(conn: sqlite3.Connection) -> None:
+    """Register the collation, functions and aggregates on ``conn``; each keeps its own
+    error for :func:`aragora_repos.errors.from_sqlite`."""
     conn.create_collation("aragora_numeric", compare)
-    functions = {
-        "aragora_numeric": (canonical, (1, 3)),
-        "aragora_numeric_add": (_binary("add"), (2,)),
-        "aragora_numeric_sub": (_binary("sub"), (2,)),
-        "aragora_numeric_mul": (_binary("mul"), (2,)),
-        "aragora_numeric_div": (_binary("div"), (2,)),
-        "aragora_numeric_mod": (_binary("mod"), (2,)),
-        "aragora_numeric_neg": (neg, (1,)),
-        "aragora_numeric_abs": (absolute, (1,)),
-        "aragora_numeric_round": (_rounding(ROUND_HALF_UP), (1, 2)),
-        "aragora_numeric_trunc": (_rounding(ROUND_DOWN), (1, 2)),
-        "aragora_numeric_ceil": (_rounding(ROUND_CEILING), (1,)),
-        "aragora_numeric_floor": (_rounding(ROUND_FLOOR), (1,)),
-        "aragora_numeric_int": (to_int, (1, 2)),
-    }
-    for name, (fn, arities) in functions.items():
-        kept = keep(fn)
+    for name, (fn, arities) in _FUNCTIONS.items():
         for arity in arities:
-            conn.create_function(name, arity, kept, deterministic=True)
-    aggregates: dict[str, type[Sum | Extreme]] = {
-        "aragora_numeric_sum": Sum,
-        "aragora_numeric_avg": Avg,
-        "aragora_numeric_min": Least,
-        "aragora_numeric_max": Extreme,
-    }
-    for name, cls in aggregates.items():
-        kept_cls = type(
-            cls.__name__,
-            (cls,),
-            {"__slots__": (), "step": keep(cls.step), "inverse": keep(cls.inverse)},
-        )
-        conn.create_window_function(name, 1, kept_cls)
+            conn.create_function(name, arity, fn, deterministic=True)
+    for name, cls in _AGGREGATES.items():
+        conn.create_aggregate(name, 1, cls)
+    for name, cls in _WINDOW_FUNCTIONS.items():
+        conn.create_window_function(name, 1, cls)
