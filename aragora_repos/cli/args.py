@@ -360,6 +360,13 @@ def _data_commands(sub: Commands) -> None:
         "checked per batch are dropped for the copy and added back, validated, after",
     )
     c.add_argument("--reject-file", help="default: <sqlite-path>.rejects.jsonl")
+    c.add_argument(
+        "--columnar",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read, convert and write the tables it can take in Arrow batches (default); "
+        "with --no-columnar every table takes the row path",
+    )
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="log each batch")
 

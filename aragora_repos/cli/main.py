@@ -278,6 +278,7 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
         keep_foreign_keys=args.keep_foreign_keys,
         exclude_tables=[t.strip() for t in (args.exclude_tables or "").split(",") if t.strip()],
         batch_bytes=max(1, int(args.batch_mib * 1024 * 1024)),
+        columnar=args.columnar,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))

@@ -24,7 +24,8 @@ from aragora_repos.tools.convert import (
     converter,
     describe_rules,
 )
-from aragora_repos.tools.migrate_data.plan import TablePlan
+from aragora_repos.tools.migrate_data.columnar import eligible
+from aragora_repos.tools.migrate_data.plan import ForeignKey, TablePlan
 from aragora_repos.tools.migrate_data.report import TableReport
 from aragora_repos.tools.migrate_data.source import (
     DEFAULT_BATCH_BYTES,
@@ -118,6 +119,8 @@ class Options:
     batch_bytes: int = DEFAULT_BATCH_BYTES
     opener: Opener | None = None
     """How the source file opens (an encrypted one with its key); None: the environment's."""
+    columnar: bool = True
+    """Take the columnar path for the tables it can copy."""
 
 
 class _Copier:
@@ -133,6 +136,8 @@ class _Copier:
         self.sums: dict[str, list[int]] = {}
         """Table -> [rows, sum of row hashes] of the rows this run copied or skipped."""
         self.starts: dict[str, Start] = {}
+        self.checked: dict[str, Any] = {}
+        """Tables the columnar path verified itself, as it copied them."""
 
     async def _in_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -173,40 +178,53 @@ class _Copier:
             if progress:
                 progress.start(table.name, report.source_rows, report.already_done)
             started = time.perf_counter()
-            pending = asyncio.ensure_future(self._in_reader(reader.read, last_key, opts.batch_size))
-            while True:
-                batch: Batch = await pending
-                if batch.read == 0:
-                    break
+            columnar = (
+                opts.columnar
+                and not opts.dry_run
+                and direct
+                and await self._in_reader(eligible, self.source, table, self.withhold)
+            )
+            if columnar:
+                from aragora_repos.tools.migrate_data.columnar_copy import copy_table
+
+                await copy_table(self, table, report, counts, last_key, state)
+            else:
                 pending = asyncio.ensure_future(
-                    self._in_reader(reader.read, batch.last_key, opts.batch_size)
+                    self._in_reader(reader.read, last_key, opts.batch_size)
                 )
-                for column, batch_counts in zip(table.columns, batch.counts, strict=True):
-                    counts[column.name].update(batch_counts)
-                refused: list[RejectRow] = []
-                if opts.dry_run:
-                    copied, skipped = len(batch.records), 0
-                    self._write_rejects_now(table.name, batch.rejects)
-                else:
-                    copied, skipped, refused = await self._commit(
-                        table, batch, direct, counts, report
+                while True:
+                    batch: Batch = await pending
+                    if batch.read == 0:
+                        break
+                    pending = asyncio.ensure_future(
+                        self._in_reader(reader.read, batch.last_key, opts.batch_size)
                     )
-                log.info(
-                    "%s: batch %d: %d read, %d copied, %d skipped, %d rejected",
-                    table.name,
-                    report.batches + 1,
-                    batch.read,
-                    copied,
-                    skipped,
-                    len(batch.rejects) + len(refused),
-                )
-                report.migrated += copied
-                report.skipped += skipped
-                report.errors += len(batch.rejects) + len(refused)
-                report.batches += 1
-                if progress:
-                    progress.advance(batch.read)
-            await pending
+                    for column, batch_counts in zip(table.columns, batch.counts, strict=True):
+                        counts[column.name].update(batch_counts)
+                    refused: list[RejectRow] = []
+                    if opts.dry_run:
+                        copied, skipped = len(batch.records), 0
+                        self._write_rejects_now(table.name, batch.rejects)
+                    else:
+                        copied, skipped, refused = await self._commit(
+                            table, batch, direct, counts, report
+                        )
+                    log.info(
+                        "%s: batch %d: %d read, %d copied, %d skipped, %d rejected",
+                        table.name,
+                        report.batches + 1,
+                        batch.read,
+                        copied,
+                        skipped,
+                        len(batch.rejects) + len(refused),
+                    )
+                    report.migrated += copied
+                    report.skipped += skipped
+                    report.errors += len(batch.rejects) + len(refused)
+                    report.batches += 1
+                    if progress:
+                        progress.advance(batch.read)
+                await pending
             if not opts.dry_run:
                 if table.self_keys:
                     await self._retry_deferred(table, reader, direct, report, counts)
@@ -288,27 +306,69 @@ class _Copier:
             _take_back_rules(table, batch, counts, orphans + refused)
             rejects = batch.rejects + orphans + refused
             await self._record(table, rejects, parked)
-            await conn.execute(
-                f"""
-                INSERT INTO {STATE_SCHEMA}.progress AS p (source, table_name, last_key,
-                    rows_read, rows_copied, rows_skipped, rows_rejected, batches, conversions)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8)
-                ON CONFLICT (source, table_name) DO UPDATE SET last_key = $3,
-                    rows_read = p.rows_read + $4, rows_copied = p.rows_copied + $5,
-                    rows_skipped = p.rows_skipped + $6, rows_rejected = p.rows_rejected + $7,
-                    batches = p.batches + 1, conversions = $8, updated_at = now()
-                """,
-                self.source_id,
-                table.name,
-                json.dumps(batch.last_key, default=_json_default),
-                batch.read,
-                copied,
-                skipped,
-                len(rejects),
-                _counts_json(counts),
+            await self._progress(
+                table, batch.last_key, batch.read, copied, skipped, len(rejects), counts
             )
         self._hashed(table.name, batch, {r[0] for r in orphans + refused} | set(parked))
         return copied, skipped, orphans + refused
+
+    async def _progress(
+        self,
+        table: TablePlan,
+        last_key: Any,
+        read: int,
+        copied: int,
+        skipped: int,
+        rejected: int,
+        counts: dict[str, Counter[str]],
+    ) -> None:
+        """Record a committed batch (in its transaction): where the next run resumes."""
+        await self.conn.execute(
+            f"""
+            INSERT INTO {STATE_SCHEMA}.progress AS p (source, table_name, last_key,
+                rows_read, rows_copied, rows_skipped, rows_rejected, batches, conversions)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8)
+            ON CONFLICT (source, table_name) DO UPDATE SET last_key = $3,
+                rows_read = p.rows_read + $4, rows_copied = p.rows_copied + $5,
+                rows_skipped = p.rows_skipped + $6, rows_rejected = p.rows_rejected + $7,
+                batches = p.batches + 1, conversions = $8, updated_at = now()
+            """,
+            self.source_id,
+            table.name,
+            json.dumps(last_key, default=_json_default),
+            read,
+            copied,
+            skipped,
+            rejected,
+            _counts_json(counts),
+        )
+
+    async def _missing_parents(
+        self, table: TablePlan, key: ForeignKey, values: list[Any]
+    ) -> set[Any]:
+        """Those of ``values`` (of ``key``'s column) with no parent row in the target (nor,
+        for a parent copied later, in the source)."""
+        missing = {
+            row[0]
+            for row in await self.conn.fetch(
+                f"SELECT v FROM unnest($1::{key.type_name}[]) AS u(v) WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {quote(self.options.schema)}.{quote(key.parent)} p "
+                f"WHERE p.{quote(key.parent_column)} = u.v)",
+                values,
+            )
+        }
+        if missing and key.parent in table.later_parents:
+            # A cycle: the parent table is copied later; a parent the source holds
+            # is no orphan (the key, added back at the end, validates it then).
+            missing -= await self._in_reader(
+                source_has,
+                self.source,
+                key.parent,
+                key.parent_column,
+                list(missing),
+                self.options.opener,
+            )
+        return missing
 
     async def _orphans(
         self, table: TablePlan, batch: Batch
@@ -323,26 +383,7 @@ class _Copier:
             values = list({r[at] for r in records if r[at] is not None})
             if not values:
                 continue
-            missing = {
-                row[0]
-                for row in await self.conn.fetch(
-                    f"SELECT v FROM unnest($1::{key.type_name}[]) AS u(v) WHERE NOT EXISTS "
-                    f"(SELECT 1 FROM {quote(self.options.schema)}.{quote(key.parent)} p "
-                    f"WHERE p.{quote(key.parent_column)} = u.v)",
-                    values,
-                )
-            }
-            if missing and key.parent in table.later_parents:
-                # A cycle: the parent table is copied later; a parent the source holds
-                # is no orphan (the key, added back at the end, validates it then).
-                missing -= await self._in_reader(
-                    source_has,
-                    self.source,
-                    key.parent,
-                    key.parent_column,
-                    list(missing),
-                    self.options.opener,
-                )
+            missing = await self._missing_parents(table, key, values)
             if not missing:
                 continue
             kept_records, kept_sources = [], []
