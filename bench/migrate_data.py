@@ -3,11 +3,13 @@
 Builds a SQLite file of ``--rows`` rows (default 1,000,000) over four tables, in the loose
 forms older SQLite code leaves (0/1 and 'true'/'t' booleans, ISO text, epoch seconds and
 milliseconds in DATETIME columns, JSON text, BLOBs, infinities) with a small share of
-adversarial rows (NUL in text, broken JSON, orphans). Each tool loads it into its own
-database with the same pre-created schema; the figures are wall time (the median of
-``--repeat`` runs, each into a fresh database), rows/s, the peak RSS of the loader
-process, and whether the two targets hold the same data (row counts and the canonical
-checksum migrate-data's verification computes, over both).
+adversarial rows (NUL in text, broken JSON, orphans). Each round runs every contender
+once, in turn, into a fresh database with the same pre-created schema: migrate-data with
+``--verify``, without it, its row path (``--no-columnar --verify``), and pgloader. The
+figures are wall time (median and interquartile range over ``--repeat`` rounds), rows/s,
+the peak RSS of the loader process, each migrate-data variant's speed relative to
+pgloader per round (median and IQR), and whether the targets hold the same data (row
+counts and the canonical checksum migrate-data's row path verifies).
 
 Usage: ``python -m bench.migrate_data [--rows N] [--batch-size N] [--repeat N]``; pgloader
 comes from the Debian package (``apt-get install pgloader``) and is skipped with a note
@@ -156,20 +158,6 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[fl
     return seconds, peak, done.returncode
 
 
-async def timed(
-    admin: str, name: str, argv: Callable[[str], list[str]], repeat: int
-) -> tuple[str, float, list[float], int, int]:
-    """Each of ``repeat`` runs into a fresh database: the last database's DSN, the median
-    seconds, every run's seconds, the largest peak RSS (KiB), the last exit code."""
-    runs = []
-    dsn = ""
-    for _ in range(repeat):
-        dsn = await fresh(admin, name)
-        runs.append(run_measured(argv(dsn)))
-    seconds = [round(r[0], 2) for r in runs]
-    return dsn, statistics.median(seconds), seconds, max(r[1] for r in runs), runs[-1][2]
-
-
 async def checksums(dsn: str) -> dict[str, tuple[int, int]]:
     conn = await asyncpg.connect(dsn)
     out = {}
@@ -190,9 +178,22 @@ async def checksums(dsn: str) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    if len(ordered) < 2:
+        return ordered[0], ordered[0], ordered[0]
+    q = statistics.quantiles(ordered, n=4, method="inclusive")
+    return q[0], statistics.median(ordered), q[2]
+
+
 async def compare(
     admin: str, source: Path, work: Path, batch_size: int, repeat: int
 ) -> dict[str, Any]:
+    """Each round runs every contender once, in turn, each into a fresh database:
+    migrate-data with and without ``--verify``, its row path (``--no-columnar``, with
+    ``--verify``) and pgloader. Reported per contender: the median seconds with the
+    interquartile range, rows/s, the largest peak RSS; and per round the ratio of
+    pgloader's time to each migrate-data variant's (above 1: faster than pgloader)."""
     total = sum(
         r[0]
         for r in sqlite3.connect(source)
@@ -201,10 +202,9 @@ async def compare(
     )
     results: dict[str, Any] = {"rows": total}
     rejects = work / "rejects.jsonl"
-    ours, seconds, runs, peak, code = await timed(
-        admin,
-        "bench_migrate_data",
-        lambda dsn: [
+
+    def ours(*flags: str) -> Callable[[str], list[str]]:
+        return lambda dsn: [
             sys.executable,
             "-m",
             "aragora_repos",
@@ -215,33 +215,12 @@ async def compare(
             dsn,
             "--batch-size",
             str(batch_size),
-            "--verify",
             "--json",
             "--reject-file",
             str(rejects),
-        ],
-        repeat,
-    )
-    rejected = sum(1 for _ in rejects.open()) if rejects.exists() else 0
-    results["migrate_data"] = {
-        "seconds": round(seconds, 2),
-        "runs": runs,
-        "rows_per_s": round(total / seconds),
-        "peak_rss_mib": round(peak / 1024, 1),
-        "exit": code,
-        "rejected": rejected,
-        "verify": "included",
-    }
-    print(
-        f"  migrate-data --verify: {seconds:.1f} s (median of {runs}), "
-        f"{total / seconds:,.0f} rows/s, peak RSS {peak / 1024:.0f} MiB, {rejected} rejected, "
-        f"exit {code}"
-    )
-    pgloader = shutil.which("pgloader")
-    if pgloader is None:
-        results["pgloader"] = "not installed (apt-get install pgloader)"
-        print("  pgloader: not installed; apt-get install pgloader")
-        return results
+            *flags,
+        ]
+
     script = work / "load.pgl"
 
     def load(dsn: str) -> list[str]:
@@ -249,35 +228,82 @@ async def compare(
             f"LOAD DATABASE FROM sqlite://{source} INTO {dsn}\n"
             "WITH data only, create no tables, create no indexes, reset sequences;\n"
         )
-        return [pgloader, "--root-dir", str(work / "pgl"), str(script)]
+        return [str(pgloader), "--root-dir", str(work / "pgl"), str(script)]
 
-    theirs, seconds_p, runs_p, peak_p, code_p = await timed(admin, "bench_pgloader", load, repeat)
-    results["pgloader"] = {
-        "seconds": round(seconds_p, 2),
-        "runs": runs_p,
-        "rows_per_s": round(total / seconds_p),
-        "peak_rss_mib": round(peak_p / 1024, 1),
-        "exit": code_p,
+    contenders: dict[str, Callable[[str], list[str]]] = {
+        "migrate_data": ours("--verify"),
+        "migrate_data_no_verify": ours(),
+        "migrate_data_row_path": ours("--verify", "--no-columnar"),
     }
-    a, b = await checksums(ours), await checksums(theirs)
-    results["target_rows"] = {
-        "migrate_data": {t: a[t][0] for t in SHARES},
-        "pgloader": {t: b[t][0] for t in SHARES},
-    }
-    results["same_target_data"] = {t: a[t] == b[t] for t in SHARES}
-    results["speedup"] = round(seconds_p / seconds, 2)
-    print(
-        f"  pgloader: {seconds_p:.1f} s (median of {runs_p}), {total / seconds_p:,.0f} rows/s, "
-        f"peak RSS {peak_p / 1024:.0f} MiB, exit {code_p}"
-    )
-    print(
-        f"  rows loaded: migrate-data {results['target_rows']['migrate_data']}, "
-        f"pgloader {results['target_rows']['pgloader']}"
-    )
-    print(
-        f"  same data per table: {results['same_target_data']}; "
-        f"migrate-data at {seconds_p / seconds:.2f}x pgloader's throughput"
-    )
+    pgloader = shutil.which("pgloader")
+    if pgloader is None:
+        results["pgloader"] = "not installed (apt-get install pgloader)"
+        print("  pgloader: not installed; apt-get install pgloader")
+    else:
+        contenders["pgloader"] = load
+    runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in contenders}
+    databases: dict[str, str] = {}
+    rejected: dict[str, int] = {}
+    for _ in range(repeat):
+        for name, argv in contenders.items():
+            databases[name] = await fresh(admin, f"bench_{name}")
+            if rejects.exists():
+                rejects.unlink()
+            runs[name].append(run_measured(argv(databases[name])))
+            if name != "pgloader":
+                rejected[name] = sum(1 for _ in rejects.open()) if rejects.exists() else 0
+    for name, measured in runs.items():
+        seconds = [round(r[0], 2) for r in measured]
+        low, median, high = _quartiles(seconds)
+        entry: dict[str, Any] = {
+            "seconds": round(median, 2),
+            "iqr": [round(low, 2), round(high, 2)],
+            "runs": seconds,
+            "rows_per_s": round(total / median),
+            "peak_rss_mib": round(max(r[1] for r in measured) / 1024, 1),
+            "exit": measured[-1][2],
+        }
+        if name in rejected:
+            entry["rejected"] = rejected[name]
+        if name != "pgloader" and "pgloader" in runs:
+            ratios = [p[0] / m[0] for p, m in zip(runs["pgloader"], measured, strict=True)]
+            r_low, r_median, r_high = _quartiles(ratios)
+            entry["speedup_vs_pgloader"] = round(r_median, 2)
+            entry["speedup_iqr"] = [round(r_low, 2), round(r_high, 2)]
+        results[name] = entry
+        print(
+            f"  {name}: {median:.2f} s (IQR {low:.2f}-{high:.2f}), {total / median:,.0f} rows/s, "
+            f"peak RSS {entry['peak_rss_mib']:.0f} MiB, exit {entry['exit']}"
+            + (f", {entry['rejected']} rejected" if "rejected" in entry else "")
+            + (
+                f", {entry['speedup_vs_pgloader']:.2f}x pgloader "
+                f"(IQR {entry['speedup_iqr'][0]:.2f}-{entry['speedup_iqr'][1]:.2f})"
+                if "speedup_vs_pgloader" in entry
+                else ""
+            )
+        )
+    if "pgloader" in databases:
+        a, b = await checksums(databases["migrate_data"]), await checksums(databases["pgloader"])
+        results["target_rows"] = {
+            "migrate_data": {t: a[t][0] for t in SHARES},
+            "pgloader": {t: b[t][0] for t in SHARES},
+        }
+        results["same_target_data"] = {t: a[t] == b[t] for t in SHARES}
+        print(
+            f"  rows loaded: migrate-data {results['target_rows']['migrate_data']}, "
+            f"pgloader {results['target_rows']['pgloader']}; same data per table: "
+            f"{results['same_target_data']}"
+        )
+    paths = [databases[n] for n in ("migrate_data", "migrate_data_row_path")]
+    first, second = await checksums(paths[0]), await checksums(paths[1])
+    results["columnar_equals_row_path"] = first == second
+    print(f"  columnar path and row path load the same data: {first == second}")
+    for name in databases:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "bench_{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
     return results
 
 
@@ -285,7 +311,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (median and IQR)")
     args = parser.parse_args()
     admin = os.environ.get(
         "ARAGORA_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -23,7 +23,6 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote as url_quote
@@ -42,7 +41,6 @@ else:
     AVAILABLE = True
 
 from aragora_repos.tools.convert import (
-    DECIMAL_JSON,
     INT_RANGES,
     InvalidText,
     Reject,
@@ -53,6 +51,13 @@ from aragora_repos.tools.migrate_data.plan import TablePlan
 from aragora_repos.tools.migrate_data.state import RejectRow, quote
 
 CLASSES = ("integer", "real", "text", "blob")
+#: The Arrow type the driver gives each storage class.
+_ARROW_CLASS = {
+    "integer": pa.int64(),
+    "real": pa.float64(),
+    "text": pa.string(),
+    "blob": pa.binary(),
+} if AVAILABLE else {}
 _SENTINEL = {"integer": "0", "real": "0.0", "text": "''", "blob": "x''"}
 
 #: Timestamp texts the vectorised kernel takes; any other form goes to the converter.
@@ -231,13 +236,9 @@ class ColumnarReader:
 
     def batches(self, after: int | None, upto: int | None = None) -> Iterator[ColumnarBatch]:
         """Converted batches of the rows after ``after`` (and not after ``upto``)."""
-        flag = (
-            " AND ".join(
-                f"typeof({quote(c.name)}) IN ('{kind}', 'null')"
-                for c, kind in zip(self.table.columns, self.expected, strict=True)
-                if kind is not None
-            )
-            or "1"
+        flag = " AND ".join(
+            f"typeof({quote(c.name)}) IN ('{kind or 'null'}', 'null')"
+            for c, kind in zip(self.table.columns, self.expected, strict=True)
         )
         lanes = [(kind,) if kind is not None else () for kind in self.expected]
         previous = after
@@ -251,12 +252,21 @@ class ColumnarReader:
                     ):
                         raise RuntimeError(f"{self.table.name}: rows read out of rowid order")
                     last = int(keys[-1])
-                    if pc.all(record_batch.column(2).cast(pa.bool_())).as_py():
+                    typed = all(
+                        record_batch.column(3 + i).type == _ARROW_CLASS[kind or "integer"]
+                        for i, kind in enumerate(self.expected)
+                    )
+                    if typed and pc.all(record_batch.column(2).cast(pa.bool_())).as_py():
                         yield self.convert(record_batch, lanes, 3)
-                    else:
-                        yield self._exact(previous, last, None)
+                        previous = last
+                        continue
+                    yield self._exact(previous, last, None)
                     previous = last
-                return
+                    if not typed:  # the driver typed a column by other values: start over
+                        break
+                else:
+                    return
+                continue
             except OSError as exc:  # the driver refused a value of another class
                 if "Type mismatch" not in str(exc):
                     raise
@@ -503,8 +513,8 @@ def convert_column(column: TargetColumn, lanes: dict[str, pa.Array], n: int) -> 
         if real is not None:
             work.take(work.present["real"], real)
         if integer is not None:
-            exact = _bools(pc.less_equal(pc.abs(integer), 2**53))
-            work.take(exact, integer.cast(pa.float64()), "real_int")
+            exact = _bools(pc.and_(pc.greater_equal(integer, -(2**53)), pc.less_equal(integer, 2**53)))
+            work.take(exact, integer, "real_int")
     elif kind in ("text", "varchar"):
         limit = column.typmod - 4 if kind == "varchar" and column.typmod >= 4 else None
         text = work.text()
@@ -547,6 +557,9 @@ def _json_valid(text: pa.Array) -> np.ndarray[Any, Any]:
     surrogates), no NUL, not deeply nested, and parsed by a strict JSON parser."""
     candidate = present(text) & ~_bools(pc.match_substring_regex(text, _JSON_ESCAPES))
     candidate &= ~_bools(pc.match_substring(text, "\x00"))
+    # Python's parser refuses integers of more than 4,300 digits: long documents are
+    # left to the converter, which says so.
+    candidate &= _bools(pc.less(pc.binary_length(text), 4000))
     depth = pc.add(pc.count_substring(text, "["), pc.count_substring(text, "{"))
     candidate &= _bools(pc.less(depth, _JSON_DEPTH))
     rows = np.flatnonzero(candidate)
@@ -592,10 +605,11 @@ def _timestamps(work: _Column, zoned: bool) -> None:
                 work.take(mask, micros.cast(stamp), rule)
     integer = work.lanes.get("integer")
     if integer is not None:
-        magnitude = pc.abs(integer)
-        seconds = _bools(pc.less(magnitude, 100_000_000_000))
-        millis = _bools(pc.less(magnitude, 100_000_000_000_000)) & ~seconds
         raw = integer.fill_null(0).to_numpy()
+        ok = present(integer)
+        # Bounds without abs(): abs() of the least int64 overflows.
+        seconds = ok & (raw > -100_000_000_000) & (raw < 100_000_000_000)
+        millis = ok & (raw > -100_000_000_000_000) & (raw < 100_000_000_000_000) & ~seconds
         for mask, scale, rule in (
             (seconds, 1_000_000, "ts_epoch_s"),
             (millis, 1000, "ts_epoch_ms"),
@@ -605,33 +619,37 @@ def _timestamps(work: _Column, zoned: bool) -> None:
             work.take(inside, pa.array(micros, pa.int64()).cast(stamp), rule)
 
 
+def _strings(text: pa.Array) -> np.ndarray[Any, Any]:
+    """How many quote characters delimit strings in each JSON text (twice the number of
+    its strings, keys included): escaped backslashes taken out, escaped quotes not
+    counted."""
+    plain = pc.replace_substring(text, "\\\\", "")
+    quotes = pc.subtract(pc.count_substring(plain, '"'), pc.count_substring(plain, '\\"'))
+    return np.asarray(quotes.fill_null(0).to_numpy(zero_copy_only=False))
+
+
 def json_rules(
-    sent: pa.Array, stored: list[str | None], kept: np.ndarray[Any, Any]
+    sent: pa.Array, stored: pa.Array, rows: np.ndarray[Any, Any], *, compare: bool
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], int]:
-    """Of the jsonb documents sent for the ``kept`` rows (``sent``, all rows) and their
-    text as stored (``stored``, kept rows only): the rows jsonb respelled, the rows it
-    dropped a repeated key from, and how many stored documents differ in meaning."""
+    """Of the jsonb documents sent at ``rows`` (``sent`` holds all rows) and their text as
+    stored (``stored``, one per row of ``rows``): the rows jsonb respelled, the rows it
+    dropped a repeated key from (a document whose stored text has fewer strings), and,
+    with ``compare``, how many stored documents differ in meaning from those sent."""
     n = len(sent)
     respelled = np.zeros(n, dtype=bool)
     duplicated = np.zeros(n, dtype=bool)
-    rows = np.flatnonzero(kept)
     texts = sent.take(pa.array(rows))
-    differs = ~_bools(pc.equal(texts, pa.array(stored, pa.string()))) & present(texts)
+    differs = ~_bools(pc.equal(texts, stored)) & present(texts)
+    if not differs.any():
+        return respelled, duplicated, 0
+    repeated = differs & (_strings(texts) != _strings(stored))
+    duplicated[rows[repeated]] = True
+    respelled[rows[differs & ~repeated]] = True
     wrong = 0
-    repeated: list[bool] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        found = dict(items)
-        if len(found) != len(items):
-            repeated.append(True)
-        return found
-
-    decode = json.JSONDecoder(object_pairs_hook=pairs, parse_float=Decimal).decode
-    for j in np.flatnonzero(differs):
-        repeated.clear()
-        document = decode(texts[j].as_py())
-        (duplicated if repeated else respelled)[rows[j]] = True
-        text = stored[j]
-        if text is None or DECIMAL_JSON.decode(text) != document:
-            wrong += 1
+    if compare:
+        decode = msgspec.json.decode
+        for j in np.flatnonzero(differs):
+            original, kept = texts[j].as_py(), stored[j].as_py()
+            if kept is None or decode(original) != decode(kept):
+                wrong += 1
     return respelled, duplicated, wrong

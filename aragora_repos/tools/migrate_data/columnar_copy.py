@@ -180,25 +180,33 @@ async def _copy_columnar(
     return refused
 
 
-def _key_list(keys: Any) -> str:
-    return "'{" + ",".join(str(int(k)) for k in keys) + "}'::int8[]"
+def _between(table: TablePlan, batch: ColumnarBatch, rows: Any) -> str:
+    """The key range of the batch's ``rows`` (in the target, only they are in it)."""
+    key = quote(table.key_columns[0])
+    return f"{key} BETWEEN {int(batch.keys[rows[0]])} AND {int(batch.keys[rows[-1]])}"
 
 
 async def _stored_documents(
     copier: _Copier, table: TablePlan, batch: ColumnarBatch, at: int, rows: Any
 ) -> tuple[Any, Any, int]:
     """The jsonb column ``at`` of the stored ``rows``, against the documents sent."""
+    if not len(rows):
+        empty = np.zeros(len(batch.keys), dtype=bool)
+        return empty, empty, 0
     column = quote(table.columns[at].name)
     key = quote(table.key_columns[0])
     target = f"{quote(copier.options.schema)}.{quote(table.name)}"
-    stored = await copier.conn.fetchval(
-        f"SELECT array_agg({column}::text ORDER BY {key}) FROM {target} "
-        f"WHERE {key} = ANY($1::int8[])",
-        batch.keys[rows].tolist(),
+    keys, texts = await copier.conn.fetchrow(
+        f"SELECT array_agg({key} ORDER BY {key}), array_agg({column}::text ORDER BY {key}) "
+        f"FROM {target} WHERE {_between(table, batch, rows)}"
     )
-    mask = np.zeros(len(batch.keys), dtype=bool)
-    mask[rows] = True
-    return json_rules(batch.values[at], list(stored or []), mask)
+    wanted = batch.keys[rows]
+    if keys is None or len(keys) != len(wanted) or not np.array_equal(keys, wanted):
+        by_key = dict(zip(keys or [], texts or [], strict=True))
+        texts = [by_key.get(int(k)) for k in wanted]
+        if copier.hashing and len(by_key) != len(wanted):
+            copier.checked[table.name].differing.append(int(wanted[0]))
+    return json_rules(batch.values[at], pa.array(texts, pa.string()), rows, compare=copier.hashing)
 
 
 async def _check_rows(
@@ -225,14 +233,13 @@ async def _check_rows(
         chunks.append(bytes(data))
 
     await copier.conn.copy_from_query(
-        f"SELECT {columns} FROM {target} WHERE {key} = ANY({_key_list(batch.keys[rows])}) "
-        f"ORDER BY {key}",
+        f"SELECT {columns} FROM {target} WHERE {_between(table, batch, rows)} ORDER BY {key}",
         output=sink,
         format="binary",
     )
     taken = pa.array(rows)
     sent = pgcopy.rows([batch.values[i].take(taken) for i in plain], [kinds[i] for i in plain])
-    if pgcopy.body(b"".join(chunks)) != sent:
+    if pgcopy.body(b"".join(chunks)) != bytes(sent):
         check.differing.append(int(batch.keys[rows[0]]))
 
 

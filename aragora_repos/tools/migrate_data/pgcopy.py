@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -57,102 +58,84 @@ def arrow_type(kind: str) -> pa.DataType:
     return _ARROW[kind]
 
 
-def _put_be32(buf: np.ndarray[Any, Any], at: np.ndarray[Any, Any], values: Any) -> None:
-    word = np.asarray(values, dtype=">i4").view(np.uint8).reshape(-1, 4)
-    buf[at[:, None] + np.arange(4)] = word
-
-
 def _fixed_bytes(array: pa.Array, kind: str) -> np.ndarray[Any, Any]:
     """The big-endian bytes of each value (rows x width); NULL slots hold zeros."""
     if kind == "bool":
         values = np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.uint8)
         return values.reshape(-1, 1)
+    if kind == "uuid":
+        data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+        start = array.offset * 16
+        return data[start : start + len(array) * 16].reshape(-1, 16)
     if kind in ("timestamptz", "timestamp"):
         raw = array.cast(pa.int64()).fill_null(0).to_numpy() - PG_EPOCH_US
     elif kind == "date":
         raw = array.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) - PG_EPOCH_DAYS
-    elif kind == "uuid":
-        data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
-        start = array.offset * 16
-        return data[start : start + len(array) * 16].reshape(-1, 16)
     else:
         raw = array.fill_null(0).to_numpy()
     width = np.dtype(_FIXED[kind]).itemsize
     return np.ascontiguousarray(raw.astype(_FIXED[kind])).view(np.uint8).reshape(-1, width)
 
 
-def _variable_parts(array: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(offsets relative to the data, the data bytes) of a string or binary array."""
-    if pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type):
-        array = array.cast(pa.binary() if pa.types.is_large_binary(array.type) else pa.string())
-    buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int32)[
-        array.offset : array.offset + len(array) + 1
-    ]
-    data = (
-        np.frombuffer(buffers[2], dtype=np.uint8)
-        if buffers[2] is not None
-        else np.zeros(0, dtype=np.uint8)
-    )
-    return offsets.astype(np.int64), data
+_NULL_FIELD = pa.scalar(b"\xff\xff\xff\xff", pa.binary())
 
 
-def rows(columns: list[pa.Array], kinds: list[str]) -> bytes:
-    """The tuples of the binary COPY format, one per row, without signature or trailer."""
-    if not columns:
-        return b""
-    n = len(columns[0])
-    if n == 0:
-        return b""
-    valid = [
+def _binary(rows: np.ndarray[Any, Any]) -> pa.Array:
+    """A binary array of the rows of a 2-D uint8 array."""
+    n, width = rows.shape
+    data = pa.py_buffer(np.ascontiguousarray(rows).tobytes())
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, data]).cast(pa.binary())
+
+
+def _fields(array: pa.Array, kind: str) -> list[pa.Array]:
+    """The column's fields, one binary value per row: the length word and the bytes
+    (for jsonb, its version byte first), or the length -1 alone for NULL."""
+    n = len(array)
+    ok = (
         np.ones(n, dtype=bool)
-        if c.null_count == 0
-        else np.asarray(c.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        for c in columns
+        if array.null_count == 0
+        else np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    )
+    if kind in _VARIABLE:
+        data = array.cast(pa.binary()).fill_null(b"")
+        offsets = np.frombuffer(data.buffers()[1], dtype=np.int32)[
+            data.offset : data.offset + n + 1
+        ]
+        extra = 1 if kind == "jsonb" else 0
+        length = np.where(ok, np.diff(offsets) + extra, -1).astype(">i4")
+        parts = [_binary(length.view(np.uint8).reshape(-1, 4))]
+        if extra:
+            parts.append(pc.if_else(pa.array(ok), pa.scalar(b"\x01"), pa.scalar(b"")))
+        return [*parts, data]
+    values = _fixed_bytes(array, kind)
+    width = values.shape[1]
+    field = np.empty((n, 4 + width), dtype=np.uint8)
+    field[:, :4] = np.frombuffer(width.to_bytes(4, "big"), dtype=np.uint8)
+    field[:, 4:] = values
+    whole = _binary(field)
+    return [whole if ok.all() else pc.if_else(pa.array(ok), whole, _NULL_FIELD)]
+
+
+def rows(columns: list[pa.Array], kinds: list[str]) -> memoryview:
+    """The tuples of the binary COPY format, one per row, without signature or trailer:
+    each row's fields joined by Arrow's kernel, the result's data buffer taken whole."""
+    if not columns or not len(columns[0]):
+        return memoryview(b"")
+    count = pa.scalar(len(columns).to_bytes(2, "big", signed=True))
+    parts = [
+        field
+        for column, kind in zip(columns, kinds, strict=True)
+        for field in _fields(column, kind)
     ]
-    lengths: list[np.ndarray[Any, Any]] = []  # the length word of each field (-1: NULL)
-    for column, kind, ok in zip(columns, kinds, valid, strict=True):
-        if kind in _VARIABLE:
-            offsets, _ = _variable_parts(column)
-            size = np.diff(offsets) + (1 if kind == "jsonb" else 0)
-        else:
-            size = np.full(n, 16 if kind == "uuid" else np.dtype(_FIXED[kind]).itemsize)
-        lengths.append(np.where(ok, size, -1).astype(np.int64))
-    row_size = 2 + sum(4 + np.maximum(length, 0) for length in lengths)
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(row_size[:-1], out=starts[1:])
-    buf = np.empty(int(starts[-1] + row_size[-1]), dtype=np.uint8)
-    count = len(columns).to_bytes(2, "big", signed=True)
-    buf[starts[:, None] + np.arange(2)] = np.frombuffer(count, dtype=np.uint8)
-    field = starts + 2
-    for column, kind, ok, length in zip(columns, kinds, valid, lengths, strict=True):
-        _put_be32(buf, field, length)
-        body = field + 4
-        if kind in _VARIABLE:
-            offsets, data = _variable_parts(column)
-            if kind == "jsonb":
-                buf[body[ok]] = 1  # jsonb's binary version byte
-                body = body + 1
-            sizes = np.where(ok, np.diff(offsets), 0)
-            total = int(sizes.sum())
-            if total:
-                keep = sizes > 0
-                counts = sizes[keep]
-                within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-                source = np.repeat(offsets[:-1][keep], counts) + within
-                buf[np.repeat(body[keep], counts) + within] = data[source]
-        else:
-            values = _fixed_bytes(column, kind)
-            width = values.shape[1]
-            at = body[ok]
-            buf[at[:, None] + np.arange(width)] = values[ok]
-        field = field + 4 + np.maximum(length, 0)
-    return buf.tobytes()
+    joined = pc.binary_join_element_wise(count, *parts, b"")
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
+    start, end = int(offsets[joined.offset]), int(offsets[joined.offset + len(joined)])
+    return memoryview(joined.buffers()[2])[start:end]
 
 
 def encode(columns: list[pa.Array], kinds: list[str]) -> bytes:
     """A whole binary COPY stream of these columns."""
-    return SIGNATURE + rows(columns, kinds) + TRAILER
+    return b"".join((SIGNATURE, rows(columns, kinds), TRAILER))
 
 
 def body(stream: bytes) -> bytes:
