@@ -36,10 +36,18 @@ async def test_migrate_data_batches_end_at_a_byte_budget(tmp_path: Path, target_
     conn = await asyncpg.connect(target_dsn)
     await conn.execute("CREATE TABLE blobs (id BIGINT PRIMARY KEY, data BYTEA NOT NULL)")
     await conn.close()
-    report = await migrate_data(source, target_dsn, batch_bytes=4 * MIB, verify=True)
-    table = report.tables["blobs"]
-    # 3 MiB rows against a 4 MiB budget: two rows a batch, whatever --batch-size says.
-    assert (table.migrated, table.batches) == (6, 3) and report.verified
+    # 3 MiB rows against a 4 MiB budget, whatever --batch-size says: the row path stops
+    # reading once a batch reaches the budget (two rows); the columnar path sizes its
+    # batches by the mean row (one row).
+    for columnar, batches in ((False, 3), (True, 6)):
+        report = await migrate_data(
+            source, target_dsn, batch_bytes=4 * MIB, verify=True, columnar=columnar, restart=True
+        )
+        table = report.tables["blobs"]
+        assert (table.migrated, table.batches) == (6, batches) and report.verified
+        conn = await asyncpg.connect(target_dsn)
+        await conn.execute("TRUNCATE blobs")
+        await conn.close()
 
 
 @pytest.mark.postgres

@@ -23,6 +23,7 @@ from aragora_db.__main__ import main as cli_main
 from aragora_repos import Config, Secret, errors
 from aragora_repos.tools.migrate_data import DataMigrationReport, TablePlan
 from aragora_repos.tools.migrate_data import migrate_data as _migrate_data
+from aragora_repos.tools.migrate_data import columnar_copy
 from aragora_repos.tools.migrate_data.copier import _Copier
 from tests.migrate_data.conftest import make_sqlite
 
@@ -524,16 +525,20 @@ async def test_a_role_that_does_not_own_the_tables_copies_with_keys_in_place(
 
 def crash_on_batch(monkeypatch: pytest.MonkeyPatch, table: str, batch: int) -> None:
     """Make the copy fail as it commits ``table``'s ``batch``-th batch (1-based)."""
-    original = _Copier._commit
     seen: Counter[str] = Counter()
 
-    async def failing(self: _Copier, plan: TablePlan, *args: Any) -> Any:
-        seen[plan.name] += 1
-        if plan.name == table and seen[plan.name] == batch:
-            raise RuntimeError("the copy stops here")
-        return await original(self, plan, *args)
+    def failing(original: Any) -> Any:
+        async def commit(self: _Copier, plan: TablePlan, *args: Any) -> Any:
+            seen[plan.name] += 1
+            if plan.name == table and seen[plan.name] == batch:
+                raise RuntimeError("the copy stops here")
+            return await original(self, plan, *args)
 
-    monkeypatch.setattr(_Copier, "_commit", failing)
+        return commit
+
+    monkeypatch.setattr(_Copier, "_commit", failing(_Copier._commit))
+    # The columnar path commits its batches through its own function.
+    monkeypatch.setattr(columnar_copy, "_commit_columnar", failing(columnar_copy._commit_columnar))
 
 
 async def test_a_failed_run_adds_keys_back_and_the_rerun_verifies(

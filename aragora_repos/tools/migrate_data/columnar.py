@@ -52,12 +52,16 @@ from aragora_repos.tools.migrate_data.state import RejectRow, quote
 
 CLASSES = ("integer", "real", "text", "blob")
 #: The Arrow type the driver gives each storage class.
-_ARROW_CLASS = {
-    "integer": pa.int64(),
-    "real": pa.float64(),
-    "text": pa.string(),
-    "blob": pa.binary(),
-} if AVAILABLE else {}
+_ARROW_CLASS = (
+    {
+        "integer": pa.int64(),
+        "real": pa.float64(),
+        "text": pa.string(),
+        "blob": pa.binary(),
+    }
+    if AVAILABLE
+    else {}
+)
 _SENTINEL = {"integer": "0", "real": "0.0", "text": "''", "blob": "x''"}
 
 #: Timestamp texts the vectorised kernel takes; any other form goes to the converter.
@@ -161,10 +165,17 @@ class ColumnarReader:
     (an integer column meeting text, say) continues the same way from the batch it
     failed on."""
 
-    def __init__(self, path: Path, table: TablePlan, batch_size: int) -> None:
+    def __init__(
+        self, path: Path, table: TablePlan, batch_size: int, batch_bytes: int | None = None
+    ) -> None:
         self.path = path
         self.table = table
         self.batch_size = batch_size
+        if batch_bytes is not None:
+            # A batch holds at most batch_bytes at the table's mean row size, taken as
+            # the file's size over the table's rows (an upper bound for all but a table
+            # whose large rows are clustered).
+            self.batch_size = min(batch_size, max(1, batch_bytes // _mean_row_bytes(path, table)))
         self.db = adbc_driver_sqlite.dbapi.connect(f"file:{url_quote(str(path))}?mode=ro")
         self.kinds = [kind_of(c) for c in table.columns]
         self.expected = _first_classes(path, table)
@@ -179,13 +190,25 @@ class ColumnarReader:
         try:
             cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(rows)})
             cursor.execute(sql)
+            # The driver's batches hold ``rows`` rows, the first one the row that set the
+            # types: batches of exactly ``rows`` rows are cut across them.
+            held: list[pa.RecordBatch] = []
+            count = 0
             first = True
             for record_batch in cursor.fetch_record_batch():
                 if first:
-                    record_batch = record_batch.slice(1)  # the row that set the types
+                    record_batch = record_batch.slice(1)
                     first = False
-                if record_batch.num_rows:
-                    yield record_batch
+                while record_batch.num_rows:
+                    take = min(rows - count, record_batch.num_rows)
+                    held.append(record_batch.slice(0, take))
+                    record_batch = record_batch.slice(take)
+                    count += take
+                    if count == rows:
+                        yield _joined(held)
+                        held, count = [], 0
+            if count:
+                yield _joined(held)
         finally:
             cursor.close()
 
@@ -230,9 +253,10 @@ class ColumnarReader:
             upto = int(found[0]) if found and found[0] is not None else after
             where = _range(after, upto)
         lanes = _scan_lanes(self.path, self.table, where)
-        parts = list(self._stream(self._select(lanes, where, None), 1 << 30))
-        joined = pa.Table.from_batches(parts).combine_chunks().to_batches()
-        return self.convert(joined[0] if joined else parts[0], lanes, 2)
+        parts = list(self._stream(self._select(lanes, where, None), self.batch_size))
+        if not parts:
+            return ColumnarBatch(np.zeros(0, dtype=np.int64), [], {}, [])
+        return self.convert(_joined(parts), lanes, 2)
 
     def batches(self, after: int | None, upto: int | None = None) -> Iterator[ColumnarBatch]:
         """Converted batches of the rows after ``after`` (and not after ``upto``)."""
@@ -302,6 +326,13 @@ class ColumnarReader:
         return batch
 
 
+def _joined(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    joined: pa.RecordBatch = pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+    return joined
+
+
 def _range(after: int | None, upto: int | None) -> list[str]:
     where = []
     if after is not None:
@@ -309,6 +340,16 @@ def _range(after: int | None, upto: int | None) -> list[str]:
     if upto is not None:
         where.append(f"rowid <= {int(upto)}")
     return where
+
+
+def _mean_row_bytes(path: Path, table: TablePlan) -> int:
+    db = sqlite3.connect(f"file:{url_quote(str(path))}?mode=ro", uri=True)
+    try:
+        pages, size = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
+        rows = db.execute(f"SELECT count(*) FROM {quote(table.name)}").fetchone()[0]
+    finally:
+        db.close()
+    return max(1, int(pages) * int(size) // max(1, int(rows)))
 
 
 def _first_classes(path: Path, table: TablePlan) -> list[str | None]:
@@ -513,7 +554,9 @@ def convert_column(column: TargetColumn, lanes: dict[str, pa.Array], n: int) -> 
         if real is not None:
             work.take(work.present["real"], real)
         if integer is not None:
-            exact = _bools(pc.and_(pc.greater_equal(integer, -(2**53)), pc.less_equal(integer, 2**53)))
+            exact = _bools(
+                pc.and_(pc.greater_equal(integer, -(2**53)), pc.less_equal(integer, 2**53))
+            )
             work.take(exact, integer, "real_int")
     elif kind in ("text", "varchar"):
         limit = column.typmod - 4 if kind == "varchar" and column.typmod >= 4 else None

@@ -60,7 +60,7 @@ async def copy_table(
     the next batch while this one is copied."""
     opts = copier.options
     reader: ColumnarReader = await copier._in_reader(
-        ColumnarReader, copier.source, table, opts.batch_size
+        ColumnarReader, copier.source, table, opts.batch_size, opts.batch_bytes
     )
     try:
         if copier.hashing:
