@@ -112,7 +112,9 @@ def _same(a: Any, b: Any) -> bool:
         return True
     if isinstance(b, uuid.UUID):
         b = b.bytes
-    return bool(a == b) and type(a) is type(b) or (isinstance(a, str) and a == b)
+    if isinstance(a, str) and isinstance(b, str):  # JsonText is a str
+        return a == b
+    return type(a) is type(b) and bool(a == b)
 
 
 def _check_kernel(path: Path, column: TargetColumn, batch_size: int) -> None:

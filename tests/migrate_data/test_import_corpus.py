@@ -101,6 +101,7 @@ async def _checksum(conn: asyncpg.Connection, table: str) -> str:
     """The canonical checksum of the stored rows, as the row path's verification has it."""
     plan = (await target_plan(conn))[table]
     row = await conn.fetchrow(target_checksum_sql("public", plan))
+    assert row is not None
     return f"{int(row[1]) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 

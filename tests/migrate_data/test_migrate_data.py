@@ -21,9 +21,8 @@ from hypothesis.errors import NonInteractiveExampleWarning
 
 from aragora_db.__main__ import main as cli_main
 from aragora_repos import Config, Secret, errors
-from aragora_repos.tools.migrate_data import DataMigrationReport, TablePlan
+from aragora_repos.tools.migrate_data import DataMigrationReport, TablePlan, columnar_copy
 from aragora_repos.tools.migrate_data import migrate_data as _migrate_data
-from aragora_repos.tools.migrate_data import columnar_copy
 from aragora_repos.tools.migrate_data.copier import _Copier
 from tests.migrate_data.conftest import make_sqlite
 

@@ -264,7 +264,7 @@ class ColumnarReader:
             f"typeof({quote(c.name)}) IN ('{kind or 'null'}', 'null')"
             for c, kind in zip(self.table.columns, self.expected, strict=True)
         )
-        lanes = [(kind,) if kind is not None else () for kind in self.expected]
+        lanes: list[tuple[str, ...]] = [(k,) if k is not None else () for k in self.expected]
         previous = after
         while True:
             sql = self._select(lanes, _range(previous, upto), f"({flag})")
@@ -589,7 +589,7 @@ def convert_column(column: TargetColumn, lanes: dict[str, pa.Array], n: int) -> 
 
 def _fits(text: pa.Array, limit: int | None) -> np.ndarray[Any, Any]:
     """Texts with no NUL (and within ``limit`` characters)."""
-    ok = ~_bools(pc.match_substring(text, "\x00")) & present(text)
+    ok: np.ndarray[Any, Any] = ~_bools(pc.match_substring(text, "\x00")) & present(text)
     if limit is not None:
         ok &= _bools(pc.less_equal(pc.utf8_length(text), limit))
     return ok
@@ -598,7 +598,8 @@ def _fits(text: pa.Array, limit: int | None) -> np.ndarray[Any, Any]:
 def _json_valid(text: pa.Array) -> np.ndarray[Any, Any]:
     """Documents the converter accepts unchanged: no escape that needs its checks (NUL,
     surrogates), no NUL, not deeply nested, and parsed by a strict JSON parser."""
-    candidate = present(text) & ~_bools(pc.match_substring_regex(text, _JSON_ESCAPES))
+    candidate: np.ndarray[Any, Any] = present(text)
+    candidate &= ~_bools(pc.match_substring_regex(text, _JSON_ESCAPES))
     candidate &= ~_bools(pc.match_substring(text, "\x00"))
     # Python's parser refuses integers of more than 4,300 digits: long documents are
     # left to the converter, which says so.

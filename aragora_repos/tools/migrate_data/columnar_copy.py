@@ -67,11 +67,14 @@ async def copy_table(
             check = copier.checked[table.name] = TableCheck()
             if last_key is not None:
                 await _check_earlier(copier, table, reader, last_key, check)
+        parents = await _parent_keys(copier, table)
         batches = await copier._in_reader(reader.batches, last_key)
         pending = asyncio.ensure_future(copier._in_reader(next, batches, None))
         while (batch := await pending) is not None:
             pending = asyncio.ensure_future(copier._in_reader(next, batches, None))
-            copied, rejected = await _commit_columnar(copier, table, batch, reader.kinds, counts)
+            copied, rejected = await _commit_columnar(
+                copier, table, batch, reader.kinds, counts, parents
+            )
             log.info(
                 "%s: batch %d: %d read, %d copied, %d rejected (columnar)",
                 table.name,
@@ -93,12 +96,49 @@ async def copy_table(
         await copier._in_reader(reader.close)
 
 
+#: Parent tables up to this many rows have their keys read once per child table.
+PARENT_KEYS = 20_000_000
+
+
+def _among(values: np.ndarray[Any, Any], sorted_keys: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Which of ``values`` are in ``sorted_keys`` (a sorted array), by binary search."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    found: np.ndarray[Any, Any] = sorted_keys[at] == values
+    return found
+
+
+async def _parent_keys(copier: _Copier, table: TablePlan) -> dict[str, np.ndarray[Any, Any]]:
+    """Per foreign key with an integer column, the keys its parent table holds now, read
+    once: a batch asks the server only about values not among them (a parent row that
+    arrived since, or an orphan). A parent row deleted since is caught when the key is
+    added back, validated, as on the row path."""
+    found: dict[str, np.ndarray[Any, Any]] = {}
+    for key in table.foreign_keys:
+        column = next(c for c in table.columns if c.name == key.column)
+        if column.type_name not in ("int2", "int4", "int8"):
+            continue
+        parent = f"{quote(copier.options.schema)}.{quote(key.parent)}"
+        rows = await copier.conn.fetchval(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", parent
+        )
+        if rows is not None and rows > PARENT_KEYS:
+            continue
+        keys = await copier.conn.fetchval(
+            f"SELECT array_agg({quote(key.parent_column)}) FROM {parent}"
+        )
+        found[key.name] = np.sort(np.asarray(keys or [], dtype=np.int64))
+    return found
+
+
 async def _commit_columnar(
     copier: _Copier,
     table: TablePlan,
     batch: ColumnarBatch,
     kinds: list[str],
     counts: dict[str, Counter[str]],
+    parents: dict[str, np.ndarray[Any, Any]],
 ) -> tuple[int, int]:
     conn = copier.conn
     kept = batch.kept()
@@ -109,19 +149,22 @@ async def _commit_columnar(
         for key in table.foreign_keys:
             column = batch.values[names.index(key.column)]
             has = kept & present(column)
-            values = pc.unique(column.filter(pa.array(has))).to_pylist()
-            missing = await copier._missing_parents(table, key, values) if values else set()
+            values = pc.unique(column.filter(pa.array(has)))
+            if key.name in parents:  # only keys the parent did not hold are asked for
+                values = values.filter(pa.array(~_among(values.to_numpy(), parents[key.name])))
+            unknown = values.to_pylist()
+            missing = await copier._missing_parents(table, key, unknown) if unknown else set()
             if not missing:
                 continue
             orphan = has & np.asarray(
                 pc.is_in(column, pa.array(list(missing), column.type)).fill_null(False),
                 dtype=bool,
             )
-            for i in np.flatnonzero(orphan):
-                position = json.dumps(int(batch.keys[i]))
+            for row in np.flatnonzero(orphan):
+                position = json.dumps(int(batch.keys[row]))
                 reason = (
                     f'23503: insert or update on table "{table.name}" violates foreign '
-                    f'key constraint "{key.name}" (Key ({key.column})=({column[i].as_py()}) '
+                    f'key constraint "{key.name}" (Key ({key.column})=({column[row].as_py()}) '
                     f'is not present in table "{key.parent}".)'
                 )
                 rejects.append((position, position, key.column, reason, None))
@@ -163,7 +206,7 @@ async def _copy_columnar(
         async with copier.conn.transaction():
             await copier.conn.copy_to_table(
                 table.name,
-                source=memoryview(pgcopy.encode(columns, kinds)),
+                source=memoryview(pgcopy.encode(columns, kinds)),  # type: ignore[arg-type]
                 columns=names,
                 schema_name=copier.options.schema,
                 format="binary",
@@ -196,10 +239,12 @@ async def _stored_documents(
     column = quote(table.columns[at].name)
     key = quote(table.key_columns[0])
     target = f"{quote(copier.options.schema)}.{quote(table.name)}"
-    keys, texts = await copier.conn.fetchrow(
+    stored = await copier.conn.fetchrow(
         f"SELECT array_agg({key} ORDER BY {key}), array_agg({column}::text ORDER BY {key}) "
         f"FROM {target} WHERE {_between(table, batch, rows)}"
     )
+    assert stored is not None  # an aggregate has a row
+    keys, texts = stored
     wanted = batch.keys[rows]
     if keys is None or len(keys) != len(wanted) or not np.array_equal(keys, wanted):
         by_key = dict(zip(keys or [], texts or [], strict=True))

@@ -150,7 +150,7 @@ def body(stream: bytes) -> bytes:
 
 def python_values(array: pa.Array, kind: str) -> list[Any]:
     """The column's values as asyncpg takes them (for the row-by-row retry)."""
-    values = array.to_pylist()
+    values: list[Any] = array.to_pylist()
     if kind == "uuid":
         import uuid
 

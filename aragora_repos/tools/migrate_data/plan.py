@@ -41,6 +41,9 @@ class TablePlan:
     self_keys: list[str] = field(default_factory=list)
     """Constraint names of foreign keys from the table to itself: a row refused by one of
     them waits until the rest of the table is in (its parent may come later)."""
+    parents: set[str] = field(default_factory=set)
+    """Every other table a foreign key of this one references (single-column or not):
+    its copy starts once theirs are done (see :func:`fk_order`)."""
 
 
 @dataclass(slots=True)
@@ -271,6 +274,7 @@ async def plan(
         plans[-1].later_parents = {
             parent for child, parent, _ in keys if child == name and parent in order[position + 1 :]
         }
+        plans[-1].parents = {parent for child, parent, _ in keys if child == name != parent}
     return Plan(plans, sorted(unmatched), dropped, left_behind)
 
 

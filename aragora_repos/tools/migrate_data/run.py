@@ -17,7 +17,7 @@ from aragora_repos.backends.sqlite.opener import ENV, for_file
 from aragora_repos.config import Secret, SqliteKey
 from aragora_repos.tools.migrate_data.copier import Options, Progress, _Copier
 from aragora_repos.tools.migrate_data.keys import restore_foreign_keys, set_aside_foreign_keys
-from aragora_repos.tools.migrate_data.plan import Plan, plan
+from aragora_repos.tools.migrate_data.plan import Plan, TablePlan, plan
 from aragora_repos.tools.migrate_data.report import DataMigrationReport
 from aragora_repos.tools.migrate_data.source import DEFAULT_BATCH_BYTES, _open_source
 from aragora_repos.tools.migrate_data.state import STATE_DDL, STATE_SCHEMA
@@ -102,6 +102,7 @@ async def migrate_data(
     source = await asyncio.to_thread(_open_source, path, opener)
     conn = await connect_one(dsn)
     copier = _Copier(path, conn, options)
+    copiers = [copier]
     verifier: _Verifier | None = None
     try:
         await text_codecs(conn)
@@ -123,7 +124,13 @@ async def migrate_data(
             copier.hashing = True
         if not dry_run and not keep_foreign_keys:
             await set_aside_foreign_keys(conn, schema, the_plan.tables)
-        await _copy_tables(copier, the_plan, verifier, report, schema)
+        copiers = [copier]
+        if len(the_plan.tables) > 1 and PARALLEL_TABLES > 1:
+            second = _Copier(path, await connect_one(dsn), options)
+            second.hashing = copier.hashing
+            await text_codecs(second.conn)
+            copiers.append(second)
+        await _copy_tables(copiers, the_plan, verifier, report, schema)
         if not dry_run:
             report.foreign_keys = await restore_foreign_keys(conn, schema)
             report.reject_file = str(reject_path) if await copier.write_reject_file() else None
@@ -134,24 +141,42 @@ async def migrate_data(
     finally:
         if verifier is not None:
             await verifier.close()
-        copier.pool.shutdown(wait=True)
+        for each in copiers:
+            each.pool.shutdown(wait=True)
+            if each is not copier:
+                await each.conn.close()
         source.close()
         await conn.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
+#: Tables copied at once, each on a connection and a reader of its own: a table starts
+#: once the tables it references are done.
+PARALLEL_TABLES = 2
+
+
 async def _copy_tables(
-    copier: _Copier,
+    copiers: list[_Copier],
     the_plan: Plan,
     verifier: _Verifier | None,
     report: DataMigrationReport,
     schema: str,
 ) -> None:
-    """Copy table by table, parents first, handing each finished table to the verifier;
-    on a failure the keys set aside go back before the error propagates."""
-    try:
-        for table in the_plan.tables:
+    """Copy the tables, parents before children, up to one per copier at a time, handing
+    each finished table to the verifier; on a failure the copies still running stop, and
+    the keys set aside go back before the error propagates."""
+    free: asyncio.Queue[_Copier] = asyncio.Queue()
+    for copier in copiers:
+        free.put_nowait(copier)
+    finished = {table.name: asyncio.Event() for table in the_plan.tables}
+
+    async def copy(table: TablePlan) -> None:
+        for parent in table.parents - table.later_parents:
+            if parent in finished:
+                await finished[parent].wait()
+        copier = await free.get()
+        try:
             report.tables[table.name] = await copier.table(table)
             if verifier is not None and table.name not in copier.checked:
                 verifier.submit(
@@ -160,9 +185,27 @@ async def _copy_tables(
                     copier.starts[table.name],
                     copier.sums[table.name],
                 )
+        finally:
+            free.put_nowait(copier)
+        finished[table.name].set()
+
+    try:
+        if len(copiers) == 1:
+            for table in the_plan.tables:
+                await copy(table)
+        else:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for table in the_plan.tables:
+                        group.create_task(copy(table))
+            except BaseExceptionGroup as failed:  # the first failure, as a sequential run
+                raise failed.exceptions[0] from None
+        # The report lists the tables in the plan's order, whichever finished first.
+        done = report.tables
+        report.tables = {t.name: done[t.name] for t in the_plan.tables if t.name in done}
     except Exception:
-        conn = copier.conn
-        if not copier.options.dry_run and not conn.is_closed():
+        conn = copiers[0].conn
+        if not copiers[0].options.dry_run and not conn.is_closed():
             try:
                 await restore_foreign_keys(conn, schema)
             except Exception as exc:  # the copy's own error is the one to raise
