@@ -388,3 +388,45 @@ def test_rows_arrive_in_rowid_order_batch_after_batch(tmp_path: Path) -> None:
     finally:
         reader.close()
     assert keys == list(range(1, 30))
+
+
+@pytest.mark.postgres
+async def test_hostile_names_and_paths_take_the_columnar_path(
+    tmp_path: Path, target_dsn: str
+) -> None:
+    """A source file whose path holds a space, ``?``, ``#`` and a quote, and a table and
+    columns whose names hold quotes and a newline: read, written and read back."""
+    folder = tmp_path / "a b?c#d'e"
+    folder.mkdir()
+    table, text, doc = 'we"ird\ntable', "co'l\"umn", 'd"oc'
+    q = '"' + table.replace('"', '""') + '"'
+    qt, qd = '"' + text.replace('"', '""') + '"', '"' + doc.replace('"', '""') + '"'
+    source = make_sqlite(
+        folder / "s.db",
+        f"CREATE TABLE {q} (id INTEGER PRIMARY KEY, {qt} TEXT, {qd} TEXT);",
+        {},
+    )
+    db = sqlite3.connect(source)
+    db.executemany(
+        f"INSERT INTO {q} VALUES (?, ?, ?)",
+        [(i, f"v'{i}\"\n", '{"b": 1, "a": "x\\"y"}') for i in range(1, 301)],
+    )
+    db.commit()
+    db.close()
+    conn = await asyncpg.connect(target_dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {q} (id BIGINT PRIMARY KEY, {qt} TEXT, {qd} JSONB)")
+    finally:
+        await conn.close()
+    report = await migrate_data(source, target_dsn, batch_size=64, verify=True)
+    result = report.tables[table]
+    assert (result.migrated, result.errors, result.verified) == (300, 0, True)
+    assert "read back" in (result.verify_detail or "")
+    conn = await asyncpg.connect(target_dsn)
+    try:
+        assert await conn.fetchval(f"SELECT {qt} FROM {q} WHERE id = 7") == "v'7\"\n"
+        assert await conn.fetchval(f"SELECT {qd}::text FROM {q} WHERE id = 7") == (
+            '{"a": "x\\"y", "b": 1}'
+        )
+    finally:
+        await conn.close()

@@ -232,26 +232,43 @@ def _between(table: TablePlan, batch: ColumnarBatch, rows: Any) -> str:
 async def _stored_documents(
     copier: _Copier, table: TablePlan, batch: ColumnarBatch, at: int, rows: Any
 ) -> tuple[Any, Any, int]:
-    """The jsonb column ``at`` of the stored ``rows``, against the documents sent."""
+    """The jsonb column ``at`` of the stored ``rows``, against the documents sent.
+
+    Read by COPY in text form, in key order: jsonb's text escapes every control
+    character itself, so a line's only COPY escape is a doubled backslash, and ``\\N``
+    (which no JSON text is) is NULL. When the range holds other rows than those sent,
+    the keys are read too and the documents matched by key."""
     if not len(rows):
         empty = np.zeros(len(batch.keys), dtype=bool)
         return empty, empty, 0
     column = quote(table.columns[at].name)
     key = quote(table.key_columns[0])
     target = f"{quote(copier.options.schema)}.{quote(table.name)}"
-    stored = await copier.conn.fetchrow(
-        f"SELECT array_agg({key} ORDER BY {key}), array_agg({column}::text ORDER BY {key}) "
-        f"FROM {target} WHERE {_between(table, batch, rows)}"
+    where = _between(table, batch, rows)
+    chunks: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        chunks.append(bytes(data))
+
+    await copier.conn.copy_from_query(
+        f"SELECT {column}::text FROM {target} WHERE {where} ORDER BY {key}", output=sink
     )
-    assert stored is not None  # an aggregate has a row
-    keys, texts = stored
+    # No line starts with a backslash but NULL's, so the doubled ones are undone at once.
+    lines: list[bytes | None] = list(b"".join(chunks).replace(b"\\\\", b"\\").split(b"\n")[:-1])
     wanted = batch.keys[rows]
-    if keys is None or len(keys) != len(wanted) or not np.array_equal(keys, wanted):
-        by_key = dict(zip(keys or [], texts or [], strict=True))
-        texts = [by_key.get(int(k)) for k in wanted]
-        if copier.hashing and len(by_key) != len(wanted):
+    if len(lines) == len(wanted):
+        if b"\\N" in lines:
+            lines = [None if line == b"\\N" else line for line in lines]
+        texts = pa.array(lines, pa.binary()).cast(pa.string())
+    else:  # rows of others in the range: matched by key
+        stored = await copier.conn.fetch(
+            f"SELECT {key}, {column}::text FROM {target} WHERE {where}"
+        )
+        by_key = {r[0]: r[1] for r in stored}
+        texts = pa.array([by_key.get(int(k)) for k in wanted], pa.string())
+        if copier.hashing:
             copier.checked[table.name].differing.append(int(wanted[0]))
-    return json_rules(batch.values[at], pa.array(texts, pa.string()), rows, compare=copier.hashing)
+    return json_rules(batch.values[at], texts, rows, compare=copier.hashing)
 
 
 async def _check_rows(

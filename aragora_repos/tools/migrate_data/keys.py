@@ -145,10 +145,13 @@ async def _drop_foreign_keys(conn: Connection, schema: str, wanted: list[tuple[s
             log.info("%s: foreign key %s set aside for the copy", table, name)
 
 
-async def restore_foreign_keys(conn: Connection, schema: str) -> list[str]:
-    """Add back every foreign key a run set aside in ``schema`` (validating it against the
-    copied rows); ``table.constraint`` of each. A key that no longer validates raises
-    :class:`errors.ForeignKeyViolation` and stays recorded for the next attempt.
+async def restore_foreign_keys(
+    conn: Connection, schema: str, table: str | None = None
+) -> list[str]:
+    """Add back every foreign key a run set aside in ``schema`` (only ``table``'s, when
+    given), validating it against the copied rows; ``table.constraint`` of each. A key
+    that no longer validates raises :class:`errors.ForeignKeyViolation` and stays
+    recorded for the next attempt.
 
     The statement is built from the recorded parts with every name quoted; SQL text read
     from a table is never run (whoever owns the database could have written it).
@@ -164,8 +167,10 @@ async def restore_foreign_keys(conn: Connection, schema: str) -> list[str]:
             )
         await conn.execute(f"DROP TABLE {_LEGACY_KEYS_TABLE}")
     rows = await conn.fetch(
-        f"SELECT * FROM {STATE_SCHEMA}.set_aside_keys WHERE schema_name = $1 ORDER BY 2, 3",
+        f"SELECT * FROM {STATE_SCHEMA}.set_aside_keys WHERE schema_name = $1 "
+        "AND ($2::text IS NULL OR table_name = $2) ORDER BY 2, 3",
         schema,
+        table,
     )
     restored = []
     for r in rows:

@@ -132,7 +132,7 @@ async def migrate_data(
             copiers.append(second)
         await _copy_tables(copiers, the_plan, verifier, report, schema)
         if not dry_run:
-            report.foreign_keys = await restore_foreign_keys(conn, schema)
+            report.foreign_keys += await restore_foreign_keys(conn, schema)
             report.reject_file = str(reject_path) if await copier.write_reject_file() else None
         if verifier is not None:
             await verifier.finish()
@@ -178,6 +178,11 @@ async def _copy_tables(
         copier = await free.get()
         try:
             report.tables[table.name] = await copier.table(table)
+            finished[table.name].set()  # its children may start
+            if not copier.options.dry_run and not table.later_parents:
+                # Its parents are done too: its keys are validated now, beside the
+                # copies still running, rather than all at the end.
+                report.foreign_keys += await restore_foreign_keys(copier.conn, schema, table.name)
             if verifier is not None and table.name not in copier.checked:
                 verifier.submit(
                     table,
@@ -187,7 +192,6 @@ async def _copy_tables(
                 )
         finally:
             free.put_nowait(copier)
-        finished[table.name].set()
 
     try:
         if len(copiers) == 1:
