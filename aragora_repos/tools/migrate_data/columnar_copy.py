@@ -5,6 +5,7 @@ and, with verification, every batch read back and compared with what was sent.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import Counter
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aragora_repos.backends.postgres import connect_one
 from aragora_repos.tools.migrate_data import pgcopy
 from aragora_repos.tools.migrate_data.columnar import (
     ColumnarBatch,
@@ -30,6 +32,8 @@ from aragora_repos.tools.migrate_data.state import STATE_SCHEMA, RejectRow, quot
 
 if TYPE_CHECKING:
     from aragora_repos.tools.migrate_data.copier import _Copier
+
+    Connection = asyncpg.Connection[asyncpg.Record]
 
 log = logging.getLogger("aragora_repos.migrate_data")
 
@@ -59,6 +63,7 @@ async def copy_table(
     """Copy ``table`` by the columnar path (:mod:`.columnar`), batch by batch, reading
     the next batch while this one is copied."""
     opts = copier.options
+    checking: _Checking | None = None
     reader: ColumnarReader = await copier._in_reader(
         ColumnarReader, copier.source, table, opts.batch_size, opts.batch_bytes
     )
@@ -68,13 +73,17 @@ async def copy_table(
             if last_key is not None:
                 await _check_earlier(copier, table, reader, last_key, check)
         parents = await _parent_keys(copier, table)
+        if copier.hashing:
+            checking = await _Checking.start(copier, table, reader.kinds)
         batches = await copier._in_reader(reader.batches, last_key)
         pending = asyncio.ensure_future(copier._in_reader(next, batches, None))
         while (batch := await pending) is not None:
             pending = asyncio.ensure_future(copier._in_reader(next, batches, None))
-            copied, rejected = await _commit_columnar(
+            copied, rejected, rows = await _commit_columnar(
                 copier, table, batch, reader.kinds, counts, parents
             )
+            if checking is not None:
+                await checking.put(batch, rows)
             log.info(
                 "%s: batch %d: %d read, %d copied, %d rejected (columnar)",
                 table.name,
@@ -89,11 +98,54 @@ async def copy_table(
             if opts.progress:
                 opts.progress.advance(batch.read)
         await copier._in_reader(batches.close)
-        if copier.hashing:
+        if checking is not None:
+            await checking.finish()
             earlier = state["rows_copied"] if state is not None else 0
             await _check_count(copier, table, report, earlier + report.migrated)
     finally:
+        if checking is not None:
+            await checking.close()
         await copier._in_reader(reader.close)
+
+
+class _Checking:
+    """The read-back of committed batches on a connection of its own, while the next
+    batches are copied (at most two batches wait)."""
+
+    def __init__(
+        self, copier: _Copier, table: TablePlan, kinds: list[str], conn: Connection | None
+    ) -> None:
+        self.copier, self.table, self.kinds, self.conn = copier, table, kinds, conn
+        self.queue: asyncio.Queue[tuple[ColumnarBatch, Any] | None] = asyncio.Queue(2)
+        self.task = asyncio.ensure_future(self._run())
+
+    @classmethod
+    async def start(cls, copier: _Copier, table: TablePlan, kinds: list[str]) -> _Checking:
+        conn = await connect_one(copier.dsn) if copier.dsn is not None else None
+        return cls(copier, table, kinds, conn)
+
+    async def put(self, batch: ColumnarBatch, rows: Any) -> None:
+        if self.task.done():
+            self.task.result()  # its failure, raised here
+        await self.queue.put((batch, rows))
+
+    async def finish(self) -> None:
+        await self.queue.put(None)
+        await self.task
+
+    async def close(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.conn is not None:
+            await self.conn.close()
+
+    async def _run(self) -> None:
+        check = self.copier.checked[self.table.name]
+        while (item := await self.queue.get()) is not None:
+            batch, rows = item
+            await _check_rows(self.copier, self.table, batch, self.kinds, rows, check, self.conn)
 
 
 #: Parent tables up to this many rows have their keys read once per child table.
@@ -139,7 +191,7 @@ async def _commit_columnar(
     kinds: list[str],
     counts: dict[str, Counter[str]],
     parents: dict[str, np.ndarray[Any, Any]],
-) -> tuple[int, int]:
+) -> tuple[int, int, Any]:
     conn = copier.conn
     kept = batch.kept()
     rejects = batch.reject_rows()
@@ -181,15 +233,13 @@ async def _commit_columnar(
                     batch.rules[i][rule] = batch.rules[i].get(rule, False) | (found & later)
             if copier.hashing:
                 copier.checked[table.name].documents += wrong
-        if copier.hashing:
-            await _check_rows(copier, table, batch, kinds, rows, copier.checked[table.name])
         for column, applied in zip(table.columns, batch.counts(kept), strict=True):
             counts[column.name].update(applied)
         await copier._record(table, rejects, [])
         await copier._progress(
             table, batch.last_key, batch.read, len(rows), 0, len(rejects), counts
         )
-    return len(rows), len(rejects)
+    return len(rows), len(rejects), rows
 
 
 async def _copy_columnar(
@@ -278,6 +328,7 @@ async def _check_rows(
     kinds: list[str],
     rows: Any,
     check: TableCheck,
+    conn: Connection | None = None,
 ) -> None:
     """Read the stored ``rows`` back (binary COPY, every column but jsonb, whose
     documents :meth:`_stored_documents` compares) and compare them byte for byte
@@ -294,7 +345,7 @@ async def _check_rows(
     async def sink(data: bytes) -> None:
         chunks.append(bytes(data))
 
-    await copier.conn.copy_from_query(
+    await (conn or copier.conn).copy_from_query(
         f"SELECT {columns} FROM {target} WHERE {_between(table, batch, rows)} ORDER BY {key}",
         output=sink,
         format="binary",

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import asyncpg
 
 from aragora_repos.backends.sqlite.opener import Opener, is_encrypted_file
+from aragora_repos.config import Secret
 from aragora_repos.files import open_append_private, replacing
 from aragora_repos.tools.convert import (
     converter,
@@ -136,6 +137,8 @@ class _Copier:
         self.sums: dict[str, list[int]] = {}
         """Table -> [rows, sum of row hashes] of the rows this run copied or skipped."""
         self.starts: dict[str, Start] = {}
+        self.dsn: Secret | None = None
+        """Where the columnar path's verification opens a connection of its own."""
         self.checked: dict[str, Any] = {}
         """Tables the columnar path verified itself, as it copied them."""
 

@@ -102,6 +102,7 @@ async def migrate_data(
     source = await asyncio.to_thread(_open_source, path, opener)
     conn = await connect_one(dsn)
     copier = _Copier(path, conn, options)
+    copier.dsn = dsn
     copiers = [copier]
     verifier: _Verifier | None = None
     try:
@@ -127,7 +128,7 @@ async def migrate_data(
         copiers = [copier]
         if len(the_plan.tables) > 1 and PARALLEL_TABLES > 1:
             second = _Copier(path, await connect_one(dsn), options)
-            second.hashing = copier.hashing
+            second.hashing, second.dsn = copier.hashing, dsn
             await text_codecs(second.conn)
             copiers.append(second)
         await _copy_tables(copiers, the_plan, verifier, report, schema)
