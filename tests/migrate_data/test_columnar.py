@@ -430,3 +430,42 @@ async def test_hostile_names_and_paths_take_the_columnar_path(
         )
     finally:
         await conn.close()
+
+
+@pytest.mark.postgres
+async def test_a_second_run_of_the_same_source_is_refused_while_one_runs(
+    tmp_path: Path, target_dsn: str
+) -> None:
+    """Two runs of one source at once recorded each other's rows as duplicate rejects
+    (found by running two processes); the second is now refused, by name, and nothing
+    of it is written. The lock is the first run's, held here as a run holds it."""
+    from aragora_repos import errors
+    from aragora_repos.tools.migrate_data.run import run_lock_name
+
+    source = make_sqlite(
+        tmp_path / "s.db",
+        "CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT);",
+        {"parents": [(i, f"p{i}") for i in range(1, 101)]},
+    )
+    conn = await asyncpg.connect(target_dsn)
+    holder = await asyncpg.connect(target_dsn)
+    try:
+        await conn.execute("CREATE TABLE parents (id BIGINT PRIMARY KEY, name TEXT)")
+        await holder.execute("BEGIN")
+        assert await holder.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+            run_lock_name(str(source.resolve())),
+        )
+        with pytest.raises(errors.MigrationError, match="another run is copying"):
+            await migrate_data(source, target_dsn)
+        assert await conn.fetchval("SELECT count(*) FROM parents") == 0
+        assert await conn.fetchval("SELECT to_regclass('aragora_migrate.progress')") is None
+        await holder.execute("ROLLBACK")  # the first run ends
+        report = await migrate_data(source, target_dsn, verify=True)
+        assert (report.tables["parents"].migrated, report.verified) == (100, True)
+        # Each run's lock ends with it: a second run after the first is not refused.
+        again = await migrate_data(source, target_dsn)
+        assert again.tables["parents"].migrated == 0
+    finally:
+        await holder.close()
+        await conn.close()

@@ -1,13 +1,16 @@
 """The columnar copy path: SQLite read into Arrow batches, converted by vectorised kernels.
 
-SQLite gives each value its own storage class, so a column is read as one Arrow array per
-class it holds (its *lanes*: integer, real, text, blob), found by one scan of the table
-before the copy. Text is read as bytes and checked as UTF-8 in bulk. Each kernel takes
-the values of the lanes it can convert exactly as :mod:`aragora_repos.tools.convert` would
-(same result, same rule) and leaves the rest *undecided*; undecided values go through
-that module's converter one by one, so a value's result, its rule or its reject reason
-never depends on the path. The rules applied are kept as a mask per rule, so a row that
-is rejected later (an orphan, a row PostgreSQL refuses) takes its rules back out.
+SQLite gives each value its own storage class. A table is read in one pass with each
+column in the class of its first value and a flag per row saying whether all its values
+are of their column's class (or NULL); a batch holding a row that is not is read again
+with one Arrow array per storage class (a *lane*: integer, real, text, blob) each column
+holds in that range (:class:`ColumnarReader`). Text is checked as UTF-8 in bulk. Each
+kernel takes the values of the lanes it can convert exactly as
+:mod:`aragora_repos.tools.convert` would (same result, same rule) and leaves the rest
+*undecided*; undecided values go through that module's converter one by one, so a
+value's result, its rule or its reject reason never depends on the path. The rules
+applied are kept as a mask per rule, so a row that is rejected later (an orphan, a row
+PostgreSQL refuses) takes its rules back out.
 
 The path is taken for plain (unencrypted) sources, tables whose rows are keyed by an
 ``INTEGER PRIMARY KEY`` (the rowid: the position and the key are one integer), no foreign

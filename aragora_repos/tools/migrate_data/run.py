@@ -100,7 +100,13 @@ async def migrate_data(
     report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
     started = time.perf_counter()
     source = await asyncio.to_thread(_open_source, path, opener)
-    conn = await connect_one(dsn)
+    guard = await _one_run_at_a_time(dsn, str(path.resolve()))
+    try:
+        conn = await connect_one(dsn)
+    except BaseException:
+        await guard.close()
+        source.close()
+        raise
     copier = _Copier(path, conn, options)
     copier.dsn = dsn
     copiers = [copier]
@@ -148,8 +154,47 @@ async def migrate_data(
                 await each.conn.close()
         source.close()
         await conn.close()
+        await guard.close()  # its transaction ends: the next run of this source may start
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _one_run_at_a_time(dsn: Secret, source_id: str) -> Connection:
+    """A connection whose open transaction holds the lock of this source in this
+    database for the run. Two runs of one source at once would each copy the rows the
+    other has not committed yet and record the other's rows as duplicates; the second
+    is refused instead. A transaction-level lock, so that a transaction pooler keeps the
+    server connection for the run, and a killed run's lock ends with its connection.
+
+    Raises:
+        MigrationError: another run of this source into this database holds the lock.
+    """
+    conn = await connect_one(dsn)
+    try:
+        # A killed run's server session may take a moment to notice: wait that long.
+        await conn.execute(f"BEGIN; SET LOCAL lock_timeout = '{RUN_LOCK_WAIT}'")
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", run_lock_name(source_id)
+        )
+    except asyncpg.LockNotAvailableError:
+        await conn.close()
+        raise errors.MigrationError(
+            f"migrate-data: another run is copying {source_id} into this database; "
+            "wait for it to end (or stop it: a killed run resumes where it stopped)"
+        ) from None
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+#: How long a run waits for the lock of its source before refusing to start.
+RUN_LOCK_WAIT = "2s"
+
+
+def run_lock_name(source_id: str) -> str:
+    """What the advisory lock of a run of ``source_id`` is keyed by (hashed in SQL)."""
+    return f"aragora_migrate:{source_id}"
 
 
 #: Tables copied at once, each on a connection and a reader of its own: a table starts
