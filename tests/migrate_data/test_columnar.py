@@ -469,3 +469,26 @@ async def test_a_second_run_of_the_same_source_is_refused_while_one_runs(
     finally:
         await holder.close()
         await conn.close()
+
+
+@pytest.mark.postgres
+async def test_without_the_columnar_packages_every_table_takes_the_row_path(
+    tmp_path: Path, target_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aragora_repos.tools.migrate_data import run
+
+    monkeypatch.setattr(run, "columnar_available", False)
+    source = make_sqlite(
+        tmp_path / "s.db",
+        "CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT);",
+        {"parents": [(i, f"p{i}") for i in range(1, 51)]},
+    )
+    conn = await asyncpg.connect(target_dsn)
+    try:
+        await conn.execute("CREATE TABLE parents (id BIGINT PRIMARY KEY, name TEXT)")
+    finally:
+        await conn.close()
+    report = await migrate_data(source, target_dsn, verify=True)
+    table = report.tables["parents"]
+    assert (table.migrated, table.verified) == (50, True)
+    assert "checksum" in (table.verify_detail or "")  # the row path's verification

@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -107,6 +107,12 @@ class Start:
     """Positions waiting for a parent row (they are copied, or rejected, in this run)."""
 
 
+ColumnarCopy = Callable[
+    ["_Copier", TablePlan, TableReport, dict[str, Counter[str]], Any, "asyncpg.Record | None"],
+    Awaitable[None],
+]
+
+
 @dataclass(slots=True)
 class Options:
     """What the copy of each table needs to know of the run's arguments."""
@@ -120,8 +126,9 @@ class Options:
     batch_bytes: int = DEFAULT_BATCH_BYTES
     opener: Opener | None = None
     """How the source file opens (an encrypted one with its key); None: the environment's."""
-    columnar: bool = True
-    """Take the columnar path for the tables it can copy."""
+    columnar: ColumnarCopy | None = None
+    """The columnar path (:func:`.columnar_copy.copy_table`) for the tables it can copy;
+    None: every table by the row path."""
 
 
 class _Copier:
@@ -182,15 +189,13 @@ class _Copier:
                 progress.start(table.name, report.source_rows, report.already_done)
             started = time.perf_counter()
             columnar = (
-                opts.columnar
+                opts.columnar is not None
                 and not opts.dry_run
                 and direct
                 and await self._in_reader(eligible, self.source, table, self.withhold)
             )
-            if columnar:
-                from aragora_repos.tools.migrate_data.columnar_copy import copy_table
-
-                await copy_table(self, table, report, counts, last_key, state)
+            if columnar and opts.columnar is not None:
+                await opts.columnar(self, table, report, counts, last_key, state)
             else:
                 pending = asyncio.ensure_future(
                     self._in_reader(reader.read, last_key, opts.batch_size)

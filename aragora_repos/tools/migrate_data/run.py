@@ -15,7 +15,8 @@ from aragora_repos import errors
 from aragora_repos.backends.postgres import connect_one
 from aragora_repos.backends.sqlite.opener import ENV, for_file
 from aragora_repos.config import Secret, SqliteKey
-from aragora_repos.tools.migrate_data.copier import Options, Progress, _Copier
+from aragora_repos.tools.migrate_data.columnar import AVAILABLE as columnar_available
+from aragora_repos.tools.migrate_data.copier import ColumnarCopy, Options, Progress, _Copier
 from aragora_repos.tools.migrate_data.keys import restore_foreign_keys, set_aside_foreign_keys
 from aragora_repos.tools.migrate_data.plan import Plan, TablePlan, plan
 from aragora_repos.tools.migrate_data.report import DataMigrationReport
@@ -94,7 +95,7 @@ async def migrate_data(
         progress,
         batch_bytes,
         opener,
-        columnar,
+        _columnar_path() if columnar else None,
     )
     dsn = postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn)
     report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
@@ -157,6 +158,15 @@ async def migrate_data(
         await guard.close()  # its transaction ends: the next run of this source may start
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _columnar_path() -> ColumnarCopy | None:
+    """The columnar path, when its packages (the ``columnar`` extra) are installed."""
+    if not columnar_available:
+        return None
+    from aragora_repos.tools.migrate_data.columnar_copy import copy_table
+
+    return copy_table
 
 
 async def _one_run_at_a_time(dsn: Secret, source_id: str) -> Connection:
