@@ -644,6 +644,10 @@ def _timestamps(work: _Column, zoned: bool) -> None:
             except pa.ArrowInvalid:
                 continue  # a day that does not exist, say: the converter says which
             micros = parsed.cast(pa.int64())
+            # Arrow reads year 0 and UTC instants past year 9999; Python's datetime,
+            # hence the converter, refuses them: they are left to it.
+            raw = micros.fill_null(0).to_numpy()
+            mask &= (raw >= _MIN_US) & (raw <= _MAX_US)
             if zone:
                 utc = _bools(pc.match_substring_regex(text, _UTC_SUFFIX))
                 work.take(mask & utc, micros.cast(stamp))
