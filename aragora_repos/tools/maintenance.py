@@ -14,17 +14,22 @@ a lock for long and a kill loses at most the batch in flight (which rolls back w
 Two processes may run it at once: a batch of usage events is claimed with ``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL (SQLite runs one writer at a time), so each event is rolled
 up by exactly one of them, and deletes of rows the other already removed count nothing.
+Month totals are written in key order, so two runs lock the ones they share in the same
+order; a batch that still meets a deadlock or a serialization failure is run again.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from aragora_repos.backends import Backend
 from aragora_repos.transaction import Transaction
+
+T = TypeVar("T")
 
 
 class _Audit(Protocol):
@@ -59,6 +64,8 @@ class Maintained(Protocol):
     def auth(self) -> _Auth: ...
 
     def transaction(self) -> Transaction: ...
+
+    async def run_in_transaction(self, fn: Callable[[], Awaitable[T]]) -> T: ...
 
 
 @dataclass(slots=True)
@@ -99,30 +106,40 @@ async def run_maintenance(
     now = now or datetime.now(UTC)
     report = MaintenanceReport()
     audit_cutoff = now - timedelta(days=audit_days)
+    usage_cutoff = now - timedelta(days=usage_days)
+
+    # Each batch is one transaction, run again whole after a deadlock or serialization
+    # failure; what it removed is counted once it has committed.
+    async def audit_batch() -> int:
+        # audit_log is append-only: this transaction may delete rows older than this.
+        await db.backend.allow_retention(audit_cutoff)
+        return await db.audit.delete_audit_events_before(cutoff=audit_cutoff, lim=batch)
+
+    async def usage_batch() -> tuple[int, int]:
+        ids = await db.usage.claim_usage_events_before(cutoff=usage_cutoff, lim=batch)
+        if not ids:
+            return 0, 0
+        await db.usage.roll_up_usage_events(ids=ids)
+        return len(ids), await db.usage.delete_usage_events(ids=ids)
+
+    async def token_batch() -> int:
+        return await db.auth.delete_expired_tokens_batch(now_at=now, lim=batch)
+
     while True:
-        async with db.transaction():
-            # audit_log is append-only: this transaction may delete rows older than this.
-            await db.backend.allow_retention(audit_cutoff)
-            removed = await db.audit.delete_audit_events_before(cutoff=audit_cutoff, lim=batch)
+        removed = await db.run_in_transaction(audit_batch)
         report.batches += 1
         report.audit_removed += removed
         if removed < batch:
             break
-    usage_cutoff = now - timedelta(days=usage_days)
     while True:
-        async with db.transaction():
-            ids = await db.usage.claim_usage_events_before(cutoff=usage_cutoff, lim=batch)
-            if ids:
-                await db.usage.roll_up_usage_events(ids=ids)
-                removed = await db.usage.delete_usage_events(ids=ids)
-                report.usage_rolled_up += len(ids)
-                report.usage_removed += removed
+        claimed, removed = await db.run_in_transaction(usage_batch)
+        report.usage_rolled_up += claimed
+        report.usage_removed += removed
         report.batches += 1
-        if len(ids) < batch:
+        if claimed < batch:
             break
     while True:
-        async with db.transaction():
-            removed = await db.auth.delete_expired_tokens_batch(now_at=now, lim=batch)
+        removed = await db.run_in_transaction(token_batch)
         report.batches += 1
         report.tokens_removed += removed
         if removed < batch:

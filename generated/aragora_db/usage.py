@@ -76,10 +76,11 @@ SELECT org_id, date_trunc('month', timestamp)::timestamptz, event_type, sum(coun
 FROM usage_events
 WHERE id = ANY($1::bigint[])
 GROUP BY org_id, date_trunc('month', timestamp)::timestamptz, event_type
+ORDER BY 1, 2, 3
 ON CONFLICT (org_id, month, event_type) DO UPDATE
 SET total = usage_monthly.total + EXCLUDED.total"""
 ROLL_UP_USAGE_EVENTS_SQLITE: Final = """-- name: RollUpUsageEvents :execrows
-INSERT INTO usage_monthly (org_id, month, event_type, total) SELECT org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type, CAST(SUM(count) AS INTEGER) FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1)) GROUP BY org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type ON CONFLICT(org_id, month, event_type) DO UPDATE SET total = usage_monthly.total + EXCLUDED.total"""
+INSERT INTO usage_monthly (org_id, month, event_type, total) SELECT org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type, CAST(SUM(count) AS INTEGER) FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1)) GROUP BY org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type ORDER BY 1 NULLS LAST, 2 NULLS LAST, 3 NULLS LAST ON CONFLICT(org_id, month, event_type) DO UPDATE SET total = usage_monthly.total + EXCLUDED.total"""
 
 DELETE_USAGE_EVENTS: Final = """-- name: DeleteUsageEvents :execrows
 DELETE FROM usage_events WHERE id = ANY($1::bigint[])"""
@@ -273,7 +274,8 @@ class UsageRepository(abc.ABC):
     @abc.abstractmethod
     async def roll_up_usage_events(self, *, ids: list[int]) -> int:
         """Adds the claimed events to their month's totals (run before DeleteUsageEvents, in the
-        same transaction).
+        same transaction). The totals are written in key order, so two runs at once lock the
+        rows they share in the same order and neither waits for the other in a cycle.
 
         SQL (PostgreSQL)::
 
@@ -282,6 +284,7 @@ class UsageRepository(abc.ABC):
             FROM usage_events
             WHERE id = ANY($1::bigint[])
             GROUP BY org_id, date_trunc('month', timestamp)::timestamptz, event_type
+            ORDER BY 1, 2, 3
             ON CONFLICT (org_id, month, event_type) DO UPDATE
             SET total = usage_monthly.total + EXCLUDED.total
 
@@ -518,7 +521,7 @@ class UsageSyncRepository:
 
         SQL (SQLite)::
 
-            INSERT INTO usage_monthly (org_id, month, event_type, total) SELECT org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type, CAST(SUM(count) AS INTEGER) FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1)) GROUP BY org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type ON CONFLICT(org_id, month, event_type) DO UPDATE SET total = usage_monthly.total + EXCLUDED.total
+            INSERT INTO usage_monthly (org_id, month, event_type, total) SELECT org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type, CAST(SUM(count) AS INTEGER) FROM usage_events WHERE id IN (SELECT value FROM JSON_EACH(?1)) GROUP BY org_id, CASE WHEN LENGTH(ARAGORA_DATE_TRUNC('month', timestamp)) = 26 THEN ARAGORA_DATE_TRUNC('month', timestamp) || '+00:00' ELSE ARAGORA_DATE_TRUNC('month', timestamp) END, event_type ORDER BY 1 NULLS LAST, 2 NULLS LAST, 3 NULLS LAST ON CONFLICT(org_id, month, event_type) DO UPDATE SET total = usage_monthly.total + EXCLUDED.total
         """
         return self._db.execute(
             ROLL_UP_USAGE_EVENTS_SQLITE, (encode_json([int8_element(x) for x in ids]),)

@@ -35,12 +35,14 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: RollUpUsageEvents :execrows
 -- Adds the claimed events to their month's totals (run before DeleteUsageEvents, in the
--- same transaction).
+-- same transaction). The totals are written in key order, so two runs at once lock the
+-- rows they share in the same order and neither waits for the other in a cycle.
 INSERT INTO usage_monthly (org_id, month, event_type, total)
 SELECT org_id, date_trunc('month', timestamp)::timestamptz, event_type, sum(count)::bigint
 FROM usage_events
 WHERE id = ANY(sqlc.arg(ids)::bigint[])
 GROUP BY org_id, date_trunc('month', timestamp)::timestamptz, event_type
+ORDER BY 1, 2, 3
 ON CONFLICT (org_id, month, event_type) DO UPDATE
 SET total = usage_monthly.total + EXCLUDED.total;
 
