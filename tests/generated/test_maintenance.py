@@ -14,7 +14,7 @@ import pytest
 
 from aragora_db import Database, connect
 from aragora_db.audit import AppendAuditEventsParams
-from aragora_repos import Config
+from aragora_repos import Config, errors
 from aragora_repos.tools.maintenance import Maintained, run_maintenance
 from tests.conftest import SQLITE_KEY, postgres_config
 from tests.generated.test_repositories import make_org, make_user
@@ -126,6 +126,34 @@ async def test_two_runs_at_once_count_every_event_once(db: Database, tmp_path: P
     assert sum(r.usage_rolled_up for r in reports) == 600
     assert sum(r.usage_removed for r in reports) == 600
     assert sum(r.audit_removed for r in reports) == 600
+    assert await _rolled(db) == expected
+
+
+async def test_a_batch_that_meets_a_deadlock_runs_again_and_counts_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadlock two runs met in CI (their month totals locked in different orders),
+    raised here once in the middle of a batch: the batch rolls back, runs again, and
+    every event is rolled up once."""
+    await make_user(db, "owner")
+    for org in ORGS:
+        await make_org(db, org, "owner")
+    await _seed(db, "old", 60)
+    expected = await _monthly(db)
+    original = type(db.usage).roll_up_usage_events
+    failures = [errors.from_sqlstate("40P01", "deadlock detected")]
+
+    async def roll_up(self: object, *, ids: list[int]) -> int:
+        rolled = await original(self, ids=ids)  # type: ignore[arg-type]
+        if failures:
+            raise failures.pop()  # after the totals were written: they must roll back
+        return rolled
+
+    monkeypatch.setattr(type(db.usage), "roll_up_usage_events", roll_up)
+    later = datetime.now(UTC) + timedelta(days=91)
+    report = await run_maintenance(db, batch=25, now=later)
+    assert not failures
+    assert (report.usage_rolled_up, report.usage_removed) == (60, 60)
     assert await _rolled(db) == expected
 
 
