@@ -103,6 +103,15 @@ class InvalidText(bytes):
     """A SQLite TEXT value that is not UTF-8; no converter accepts it."""
 
 
+def sqlite_text(raw: bytes) -> str | InvalidText:
+    """A SQLite TEXT value read as bytes: its text, or :class:`InvalidText` when it is not
+    UTF-8 (only a raw write can put such text there)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidText(raw)
+
+
 def _describe(value: Any) -> str:
     if type(value) is InvalidText:
         return f"text that is not UTF-8 (x'{value[:32].hex()}')"

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aragora_repos.tools.convert import InvalidText, Reject, TargetColumn, converter
+from aragora_repos.tools.convert import Reject, TargetColumn, converter, sqlite_text
 from aragora_repos.tools.migrate_data import Progress, migrate_data
 from aragora_repos.tools.migrate_data.columnar import ColumnarReader, eligible
 from aragora_repos.tools.migrate_data.plan import TablePlan
@@ -99,12 +99,7 @@ def _stored(path: Path) -> list[Any]:
     db.text_factory = bytes
     out = []
     for kind, value in db.execute("SELECT typeof(v), v FROM t ORDER BY id"):
-        if kind == b"text":
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError:
-                value = InvalidText(value)
-        out.append(value)
+        out.append(sqlite_text(value) if kind == b"text" else value)
     db.close()
     return out
 

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote as url_quote
 
 try:
     import adbc_driver_sqlite.dbapi
@@ -43,12 +41,13 @@ except ImportError:  # the ``columnar`` extra is not installed: every table take
 else:
     AVAILABLE = True
 
+from aragora_repos.backends.sqlite.files import connect_read_only, read_only_uri
 from aragora_repos.tools.convert import (
     INT_RANGES,
-    InvalidText,
     Reject,
     TargetColumn,
     converter,
+    sqlite_text,
 )
 from aragora_repos.tools.migrate_data.plan import TablePlan
 from aragora_repos.tools.migrate_data.state import RejectRow, quote
@@ -104,7 +103,7 @@ def eligible(path: Path, table: TablePlan, encrypted: bool) -> bool:
     key_column = next((c for c in table.columns if c.name == key), None)
     if key_column is None or key_column.type_name not in INT_RANGES:
         return False
-    db = sqlite3.connect(f"file:{url_quote(str(path))}?mode=ro", uri=True)
+    db = connect_read_only(path)
     try:
         info = db.execute(f"PRAGMA table_info({quote(table.name)})").fetchall()
     finally:
@@ -179,7 +178,7 @@ class ColumnarReader:
             # the file's size over the table's rows (an upper bound for all but a table
             # whose large rows are clustered).
             self.batch_size = min(batch_size, max(1, batch_bytes // _mean_row_bytes(path, table)))
-        self.db = adbc_driver_sqlite.dbapi.connect(f"file:{url_quote(str(path))}?mode=ro")
+        self.db = adbc_driver_sqlite.dbapi.connect(read_only_uri(path))
         self.kinds = [kind_of(c) for c in table.columns]
         self.expected = _first_classes(path, table)
         self.exceptional = 0
@@ -346,7 +345,7 @@ def _range(after: int | None, upto: int | None) -> list[str]:
 
 
 def _mean_row_bytes(path: Path, table: TablePlan) -> int:
-    db = sqlite3.connect(f"file:{url_quote(str(path))}?mode=ro", uri=True)
+    db = connect_read_only(path)
     try:
         pages, size = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
         rows = db.execute(f"SELECT count(*) FROM {quote(table.name)}").fetchone()[0]
@@ -362,7 +361,7 @@ def _first_classes(path: Path, table: TablePlan) -> list[str | None]:
         f"WHERE {quote(c.name)} IS NOT NULL LIMIT 1)"
         for c in table.columns
     ]
-    db = sqlite3.connect(f"file:{url_quote(str(path))}?mode=ro", uri=True)
+    db = connect_read_only(path)
     try:
         row = db.execute(f"SELECT {', '.join(probes)}").fetchone()
     finally:
@@ -378,7 +377,7 @@ def _scan_lanes(path: Path, table: TablePlan, where: list[str]) -> list[tuple[st
     key = table.key_columns[0]
     scanned = [c.name for c in table.columns if c.name != key]
     found: dict[str, tuple[str, ...]] = {key: ("integer",)}
-    db = sqlite3.connect(f"file:{url_quote(str(path))}?mode=ro", uri=True)
+    db = connect_read_only(path)
     try:
         if scanned:
             probes = [
@@ -497,20 +496,14 @@ class _Column:
     ) -> pa.Array:
         from aragora_repos.tools.migrate_data.source import _value_text
 
-        python = [None] * len(rows)
+        python: list[Any] = [None] * len(rows)
         for kind, lane in self.lanes.items():
             if kind == "text":
                 lane = lane.cast(pa.binary())  # its bytes: not all of it may be UTF-8
             taken = lane.take(pa.array(rows)).to_pylist()
             for j, value in enumerate(taken):
-                if value is None:
-                    continue
-                if kind == "text":
-                    try:
-                        value = value.decode("utf-8")
-                    except UnicodeDecodeError:
-                        value = InvalidText(value)
-                python[j] = value
+                if value is not None:
+                    python[j] = sqlite_text(value) if kind == "text" else value
         out: list[Any] = []
         for j, value in enumerate(python):
             applied: Counter[str] = Counter()

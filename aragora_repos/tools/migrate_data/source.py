@@ -15,7 +15,7 @@ import asyncpg
 from aragora_repos.backends.sqlite import Opener, open_read_only
 from aragora_repos.errors import SQLITE_OPERATIONAL_ERROR
 from aragora_repos.tools.canonical import row_converter, row_hasher
-from aragora_repos.tools.convert import InvalidText, Reject, converter
+from aragora_repos.tools.convert import Reject, converter, sqlite_text
 from aragora_repos.tools.migrate_data.plan import TablePlan
 from aragora_repos.tools.migrate_data.state import RejectRow, quote
 
@@ -188,12 +188,7 @@ class SourceReader:
             values: list[Any] = [_text(v) for v in row[:lead]]
             for i in range(lead, len(row), 2):
                 kind, value = row[i], row[i + 1]
-                if kind == b"text":
-                    try:
-                        value = value.decode("utf-8")
-                    except UnicodeDecodeError:
-                        value = InvalidText(value)
-                values.append(value)
+                values.append(sqlite_text(value) if kind == b"text" else value)
             out.append(tuple(values))
         return out
 
