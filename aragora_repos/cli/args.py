@@ -367,6 +367,13 @@ def _data_commands(sub: Commands) -> None:
         help="read, convert and write the tables it can take in Arrow batches (default); "
         "with --no-columnar every table takes the row path",
     )
+    c.add_argument(
+        "--pooler",
+        choices=("none", "session", "transaction"),
+        help="what sits between this process and PostgreSQL (default: "
+        "ARAGORA_POSTGRES_POOLER, else none); behind a transaction pooler the run's lock "
+        "goes to ARAGORA_POSTGRES_DIRECT_DSN when set",
+    )
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="log each batch")
 

@@ -253,12 +253,10 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
     difference (the report names the table), 3 when rows went to the reject file."""
     from aragora_repos.tools.migrate_data import Progress, migrate_data
 
-    dsn = (
-        _dsn_from(
-            "--postgres-dsn", args.postgres_dsn, args.postgres_dsn_env, args.postgres_dsn_file
-        )
-        or config.dsn
+    given = _dsn_from(
+        "--postgres-dsn", args.postgres_dsn, args.postgres_dsn_env, args.postgres_dsn_file
     )
+    dsn = given or config.dsn
     if dsn is None:
         print("migrate-data needs --postgres-dsn or DATABASE_URL", file=sys.stderr)
         return 2
@@ -279,6 +277,9 @@ async def run_migrate_data(args: argparse.Namespace, config: Config) -> int:
         exclude_tables=[t.strip() for t in (args.exclude_tables or "").split(",") if t.strip()],
         batch_bytes=max(1, int(args.batch_mib * 1024 * 1024)),
         columnar=args.columnar,
+        pooler=args.pooler or config.pooler,
+        # The direct DSN is DATABASE_URL's server; another database has no lock there.
+        direct_dsn=config.direct_dsn if given is None else None,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))

@@ -437,7 +437,7 @@ async def test_a_second_run_of_the_same_source_is_refused_while_one_runs(
     (found by running two processes); the second is now refused, by name, and nothing
     of it is written. The lock is the first run's, held here as a run holds it."""
     from aragora_repos import errors
-    from aragora_repos.tools.migrate_data.run import run_lock_name
+    from aragora_repos.tools.migrate_data.target import run_lock_name
 
     source = make_sqlite(
         tmp_path / "s.db",

@@ -269,6 +269,8 @@ async def _adopt_locked(
             exclude_tables=exclude,
             batch_size=batch_size,
             key=config.sqlite_key,
+            pooler=config.pooler,
+            direct_dsn=config.direct_dsn,
         )
     elif dry_run:
         copy = _dry_sqlite(

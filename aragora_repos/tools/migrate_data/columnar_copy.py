@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aragora_repos.backends.postgres import connect_one
 from aragora_repos.tools.migrate_data import pgcopy
 from aragora_repos.tools.migrate_data.columnar import (
     ColumnarBatch,
@@ -121,7 +120,7 @@ class _Checking:
 
     @classmethod
     async def start(cls, copier: _Copier, table: TablePlan, kinds: list[str]) -> _Checking:
-        conn = await connect_one(copier.dsn) if copier.dsn is not None else None
+        conn = await copier.target.connect() if copier.target is not None else None
         return cls(copier, table, kinds, conn)
 
     async def put(self, batch: ColumnarBatch, rows: Any) -> None:

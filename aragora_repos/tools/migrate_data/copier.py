@@ -19,7 +19,6 @@ from typing import IO, TYPE_CHECKING, Any
 import asyncpg
 
 from aragora_repos.backends.sqlite.opener import Opener, is_encrypted_file
-from aragora_repos.config import Secret
 from aragora_repos.files import open_append_private, replacing
 from aragora_repos.tools.convert import (
     converter,
@@ -36,6 +35,7 @@ from aragora_repos.tools.migrate_data.source import (
     source_has,
 )
 from aragora_repos.tools.migrate_data.state import STATE_SCHEMA, RejectRow, quote
+from aragora_repos.tools.migrate_data.target import Target
 
 log = logging.getLogger("aragora_repos.migrate_data")
 
@@ -144,7 +144,7 @@ class _Copier:
         self.sums: dict[str, list[int]] = {}
         """Table -> [rows, sum of row hashes] of the rows this run copied or skipped."""
         self.starts: dict[str, Start] = {}
-        self.dsn: Secret | None = None
+        self.target: Target | None = None
         """Where the columnar path's verification opens a connection of its own."""
         self.checked: dict[str, Any] = {}
         """Tables the columnar path verified itself, as it copied them."""

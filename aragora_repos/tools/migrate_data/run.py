@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from aragora_repos import errors
-from aragora_repos.backends.postgres import connect_one
 from aragora_repos.backends.sqlite.opener import ENV, for_file
 from aragora_repos.config import Secret, SqliteKey
 from aragora_repos.tools.migrate_data.columnar import AVAILABLE as columnar_available
@@ -22,6 +21,7 @@ from aragora_repos.tools.migrate_data.plan import Plan, TablePlan, plan
 from aragora_repos.tools.migrate_data.report import DataMigrationReport
 from aragora_repos.tools.migrate_data.source import DEFAULT_BATCH_BYTES, _open_source
 from aragora_repos.tools.migrate_data.state import STATE_DDL, STATE_SCHEMA
+from aragora_repos.tools.migrate_data.target import Target
 from aragora_repos.tools.migrate_data.verify import _Verifier
 
 log = logging.getLogger("aragora_repos.migrate_data")
@@ -50,6 +50,8 @@ async def migrate_data(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     key: SqliteKey | object | None = ENV,
     columnar: bool = True,
+    pooler: str = "none",
+    direct_dsn: str | Secret | None = None,
 ) -> DataMigrationReport:
     """Copy ``sqlite_path`` into the PostgreSQL database at ``postgres_dsn`` (whose schema
     must already exist, e.g. by ``aragora-repos migrate up``); see the module docstring.
@@ -80,6 +82,12 @@ async def migrate_data(
         columnar: copy the tables the columnar path takes (:mod:`.columnar`) in Arrow
             batches; False: every table by the row path. Both give the same rows, rules,
             rejects and progress.
+        pooler: what sits between this process and the target (``none``, ``session`` or
+            ``transaction``, as ``ARAGORA_POSTGRES_POOLER``): behind a transaction pooler
+            no statement is prepared under a name.
+        direct_dsn: the server past the pooler (``ARAGORA_POSTGRES_DIRECT_DSN``), where
+            the run's lock is taken; without it the lock holds one server connection of
+            the pool for the run (see :mod:`.target`).
     """
     if batch_size < 1:
         raise errors.ConfigError(f"batch size must be at least 1, got {batch_size}")
@@ -97,19 +105,27 @@ async def migrate_data(
         opener,
         _columnar_path() if columnar else None,
     )
-    dsn = postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn)
+    target = Target(
+        postgres_dsn if isinstance(postgres_dsn, Secret) else Secret(postgres_dsn),
+        pooler,
+        direct_dsn if direct_dsn is None or isinstance(direct_dsn, Secret) else Secret(direct_dsn),
+    )
     report = DataMigrationReport(str(path), dry_run=dry_run, reject_file=str(reject_path))
     started = time.perf_counter()
     source = await asyncio.to_thread(_open_source, path, opener)
-    guard = await _one_run_at_a_time(dsn, str(path.resolve()))
     try:
-        conn = await connect_one(dsn)
+        guard = await target.lock(str(path.resolve()))
+    except BaseException:
+        source.close()
+        raise
+    try:
+        conn = await target.connect()
     except BaseException:
         await guard.close()
         source.close()
         raise
     copier = _Copier(path, conn, options)
-    copier.dsn = dsn
+    copier.target = target
     copiers = [copier]
     verifier: _Verifier | None = None
     try:
@@ -128,16 +144,17 @@ async def migrate_data(
         elif reject_path.exists():
             reject_path.unlink()
         if verify and not dry_run:
-            verifier = await _Verifier.start(path, copier.source_id, schema, dsn, opener)
+            verifier = await _Verifier.start(path, copier.source_id, schema, target, opener)
             copier.hashing = True
+        if len(the_plan.tables) > 1 and PARALLEL_TABLES > 1:
+            # Before any key is set aside: a pool that cannot give it a server
+            # connection refuses the run with the database as it was.
+            second = _Copier(path, await target.connect(), options)
+            second.hashing, second.target = copier.hashing, target
+            copiers.append(second)
+            await text_codecs(second.conn)
         if not dry_run and not keep_foreign_keys:
             await set_aside_foreign_keys(conn, schema, the_plan.tables)
-        copiers = [copier]
-        if len(the_plan.tables) > 1 and PARALLEL_TABLES > 1:
-            second = _Copier(path, await connect_one(dsn), options)
-            second.hashing, second.dsn = copier.hashing, dsn
-            await text_codecs(second.conn)
-            copiers.append(second)
         await _copy_tables(copiers, the_plan, verifier, report, schema)
         if not dry_run:
             report.foreign_keys += await restore_foreign_keys(conn, schema)
@@ -167,44 +184,6 @@ def _columnar_path() -> ColumnarCopy | None:
     from aragora_repos.tools.migrate_data.columnar_copy import copy_table
 
     return copy_table
-
-
-async def _one_run_at_a_time(dsn: Secret, source_id: str) -> Connection:
-    """A connection whose open transaction holds the lock of this source in this
-    database for the run. Two runs of one source at once would each copy the rows the
-    other has not committed yet and record the other's rows as duplicates; the second
-    is refused instead. A transaction-level lock, so that a transaction pooler keeps the
-    server connection for the run, and a killed run's lock ends with its connection.
-
-    Raises:
-        MigrationError: another run of this source into this database holds the lock.
-    """
-    conn = await connect_one(dsn)
-    try:
-        # A killed run's server session may take a moment to notice: wait that long.
-        await conn.execute(f"BEGIN; SET LOCAL lock_timeout = '{RUN_LOCK_WAIT}'")
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", run_lock_name(source_id)
-        )
-    except asyncpg.LockNotAvailableError:
-        await conn.close()
-        raise errors.MigrationError(
-            f"migrate-data: another run is copying {source_id} into this database; "
-            "wait for it to end (or stop it: a killed run resumes where it stopped)"
-        ) from None
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
-
-
-#: How long a run waits for the lock of its source before refusing to start.
-RUN_LOCK_WAIT = "2s"
-
-
-def run_lock_name(source_id: str) -> str:
-    """What the advisory lock of a run of ``source_id`` is keyed by (hashed in SQL)."""
-    return f"aragora_migrate:{source_id}"
 
 
 #: Tables copied at once, each on a connection and a reader of its own: a table starts

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from aragora_repos.backends.postgres import connect_one
 from aragora_repos.backends.sqlite import Opener
-from aragora_repos.config import Secret
 from aragora_repos.tools.canonical import row_hash_sql
 from aragora_repos.tools.migrate_data.copier import Start
 from aragora_repos.tools.migrate_data.plan import TablePlan
 from aragora_repos.tools.migrate_data.report import TableReport
 from aragora_repos.tools.migrate_data.source import Batch, SourceReader
 from aragora_repos.tools.migrate_data.state import STATE_SCHEMA, quote
+from aragora_repos.tools.migrate_data.target import Target
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -101,9 +100,9 @@ class _Verifier:
 
     @classmethod
     async def start(
-        cls, source: Path, source_id: str, schema: str, dsn: Secret, opener: Opener | None = None
+        cls, source: Path, source_id: str, schema: str, target: Target, opener: Opener | None = None
     ) -> _Verifier:
-        return cls(source, source_id, schema, await connect_one(dsn), opener)
+        return cls(source, source_id, schema, await target.connect(), opener)
 
     def submit(self, table: TablePlan, report: TableReport, start: Start, sums: list[int]) -> None:
         self.queue.put_nowait((table, report, start, sums))

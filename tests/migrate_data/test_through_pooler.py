@@ -1,0 +1,181 @@
+"""migrate-data through a real PgBouncer in transaction mode (Supabase's pooler on port
+6543 has its semantics). Found by running it there: with a pool of 5 the run failed with
+``prepared statement "__asyncpg_stmt_…__" does not exist`` (its connections prepared
+statements under names the next transaction's server connection did not have), and
+with a pool of 1 it waited on itself until PgBouncer's ``query_wait_timeout`` (the run's
+lock holds the only server connection for the run)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from aragora_repos import errors
+from aragora_repos.tools.migrate_data import migrate_data, target
+from tests.migrate_data.conftest import make_sqlite
+from tests.pgbouncer import pgbouncer
+
+pytestmark = pytest.mark.postgres
+
+SCHEMA = """
+CREATE TABLE authors (id BIGINT PRIMARY KEY, name TEXT NOT NULL, meta JSONB);
+CREATE TABLE posts (
+    id BIGINT PRIMARY KEY,
+    author_id BIGINT NOT NULL REFERENCES authors (id),
+    body TEXT,
+    created_at TIMESTAMPTZ
+);
+"""
+
+
+def _source(folder: Path) -> Path:
+    return make_sqlite(
+        folder / "s.db",
+        "CREATE TABLE authors (id INTEGER PRIMARY KEY, name TEXT, meta TEXT);"
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER, body TEXT,"
+        " created_at TEXT);",
+        {
+            "authors": [(i, f"a'{i}", '{"k": %d, "k": 2}' % i) for i in range(1, 401)],
+            "posts": [
+                # 0 is an orphan: rejected by the copy, by the same rule on every path
+                (i, i % 400, f"p{i}\n", f"2026-01-0{1 + i % 9}T10:00:00Z")
+                for i in range(1, 20001)
+            ],
+        },
+    )
+
+
+async def _schema(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(SCHEMA)
+    finally:
+        await conn.close()
+
+
+async def _stored(dsn: str) -> tuple[int, int, str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return (
+            await conn.fetchval("SELECT count(*) FROM authors"),
+            await conn.fetchval("SELECT count(*) FROM posts"),
+            await conn.fetchval("SELECT meta::text FROM authors WHERE id = 7"),
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("columnar", [True, False], ids=["columnar", "row path"])
+@pytest.mark.parametrize("pool_size", [2, 5])
+async def test_a_run_through_a_transaction_pooler_copies_and_verifies(
+    tmp_path: Path, target_dsn: str, pool_size: int, columnar: bool
+) -> None:
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    with pgbouncer(target_dsn, "transaction", pool_size=pool_size) as pooled:
+        report = await migrate_data(
+            source,
+            pooled,
+            pooler="transaction",
+            verify=True,
+            batch_size=500,
+            columnar=columnar,
+        )
+    assert report.verified is True, report.render()
+    assert (report.tables["authors"].migrated, report.tables["posts"].migrated) == (400, 19950)
+    assert report.tables["posts"].errors == 50
+    assert report.foreign_keys  # added back, validated, through the pooler
+    assert await _stored(target_dsn) == (400, 19950, '{"k": 2}')
+
+
+async def test_a_pool_too_small_for_the_run_is_refused_in_time_and_nothing_is_written(
+    tmp_path: Path, target_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool of one server connection: the lock's transaction holds it, so the run's
+    copy connection would wait for it until the pooler gives up (120 s by default).
+    It is refused after POOL_WAIT, saying what it needs, and leaves the pool free."""
+    monkeypatch.setattr(target, "POOL_WAIT", 1.0)
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    with pgbouncer(target_dsn, "transaction", pool_size=1) as pooled:
+        started = time.monotonic()
+        with pytest.raises(errors.MigrationError, match="at least 2 per run") as raised:
+            await migrate_data(source, pooled, pooler="transaction", verify=True)
+        # Well before PgBouncer's own query_wait_timeout, whatever the machine's speed.
+        assert time.monotonic() - started < 60
+        assert "ARAGORA_POSTGRES_DIRECT_DSN" in str(raised.value)
+        # The lock's transaction ended with the run: the one server connection is free.
+        conn = await asyncpg.connect(pooled, statement_cache_size=0)
+        try:
+            assert await conn.fetchval("SELECT to_regclass('aragora_migrate.progress')") is None
+            assert await conn.fetchval("SELECT count(*) FROM authors") == 0
+        finally:
+            await conn.close()
+
+
+async def test_with_a_direct_dsn_the_lock_takes_nothing_from_the_pool(
+    tmp_path: Path, target_dsn: str
+) -> None:
+    """The same pool of one, with ``ARAGORA_POSTGRES_DIRECT_DSN``: the lock is taken on
+    the server itself and the copies share the pool's one connection."""
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    with pgbouncer(target_dsn, "transaction", pool_size=1) as pooled:
+        report = await migrate_data(
+            source, pooled, pooler="transaction", direct_dsn=target_dsn, verify=True
+        )
+    assert report.verified is True, report.render()
+    assert await _stored(target_dsn) == (400, 19950, '{"k": 2}')
+
+
+async def test_a_second_run_through_the_pooler_is_refused(tmp_path: Path, target_dsn: str) -> None:
+    """The lock is one transaction on one server connection, so a run through the pooler
+    sees another run's lock whichever server connection it is given."""
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    holder = await asyncpg.connect(target_dsn)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            target.run_lock_name(str(source.resolve())),
+        )
+        with pgbouncer(target_dsn, "transaction", pool_size=3) as pooled:
+            with pytest.raises(errors.MigrationError, match="another run is copying"):
+                await migrate_data(source, pooled, pooler="transaction")
+    finally:
+        await holder.close()
+    assert (await _stored(target_dsn))[:2] == (0, 0)
+
+
+def test_an_unknown_pooler_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="pooler must be one of"):
+        target.Target(target.Secret("postgresql://u:canary-pw@h/db"), "statement")
+
+
+async def test_a_session_pooler_holds_a_server_connection_per_connection_of_the_run(
+    tmp_path: Path, target_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In session mode every connection of the run keeps a server connection: a pool of
+    6 holds the verified run whole, one of 3 is refused in time, saying so."""
+    monkeypatch.setattr(target, "POOL_WAIT", 1.0)
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    with pgbouncer(target_dsn, "session", pool_size=3) as pooled:
+        with pytest.raises(errors.MigrationError, match="at least 6 per run"):
+            await migrate_data(source, pooled, pooler="session", verify=True)
+    conn = await asyncpg.connect(target_dsn)
+    try:  # refused before any foreign key was set aside for the copy
+        assert await conn.fetchval(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'posts'::regclass "
+            "AND contype = 'f'"
+        ) == 1
+    finally:
+        await conn.close()
+    with pgbouncer(target_dsn, "session", pool_size=6) as pooled:
+        report = await migrate_data(source, pooled, pooler="session", verify=True)
+    assert report.verified is True, report.render()
+    assert await _stored(target_dsn) == (400, 19950, '{"k": 2}')
