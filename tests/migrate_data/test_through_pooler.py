@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from aragora_repos import errors
+from aragora_repos.config import Secret
 from aragora_repos.tools.migrate_data import migrate_data, target
 from tests.migrate_data.conftest import make_sqlite
 from tests.pgbouncer import pgbouncer
@@ -38,7 +39,7 @@ def _source(folder: Path) -> Path:
         "CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER, body TEXT,"
         " created_at TEXT);",
         {
-            "authors": [(i, f"a'{i}", '{"k": %d, "k": 2}' % i) for i in range(1, 401)],
+            "authors": [(i, f"a'{i}", f'{{"k": {i}, "k": 2}}') for i in range(1, 401)],
             "posts": [
                 # 0 is an orphan: rejected by the copy, by the same rule on every path
                 (i, i % 400, f"p{i}\n", f"2026-01-0{1 + i % 9}T10:00:00Z")
@@ -143,9 +144,11 @@ async def test_a_second_run_through_the_pooler_is_refused(tmp_path: Path, target
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
             target.run_lock_name(str(source.resolve())),
         )
-        with pgbouncer(target_dsn, "transaction", pool_size=3) as pooled:
-            with pytest.raises(errors.MigrationError, match="another run is copying"):
-                await migrate_data(source, pooled, pooler="transaction")
+        with (
+            pgbouncer(target_dsn, "transaction", pool_size=3) as pooled,
+            pytest.raises(errors.MigrationError, match="another run is copying"),
+        ):
+            await migrate_data(source, pooled, pooler="transaction")
     finally:
         await holder.close()
     assert (await _stored(target_dsn))[:2] == (0, 0)
@@ -153,7 +156,7 @@ async def test_a_second_run_through_the_pooler_is_refused(tmp_path: Path, target
 
 def test_an_unknown_pooler_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(errors.ConfigError, match="pooler must be one of"):
-        target.Target(target.Secret("postgresql://u:canary-pw@h/db"), "statement")
+        target.Target(Secret("postgresql://u:canary-pw@h/db"), "statement")
 
 
 async def test_a_session_pooler_holds_a_server_connection_per_connection_of_the_run(
@@ -164,18 +167,46 @@ async def test_a_session_pooler_holds_a_server_connection_per_connection_of_the_
     monkeypatch.setattr(target, "POOL_WAIT", 1.0)
     await _schema(target_dsn)
     source = _source(tmp_path)
-    with pgbouncer(target_dsn, "session", pool_size=3) as pooled:
-        with pytest.raises(errors.MigrationError, match="at least 6 per run"):
-            await migrate_data(source, pooled, pooler="session", verify=True)
+    with (
+        pgbouncer(target_dsn, "session", pool_size=3) as pooled,
+        pytest.raises(errors.MigrationError, match="at least 6 per run"),
+    ):
+        await migrate_data(source, pooled, pooler="session", verify=True)
     conn = await asyncpg.connect(target_dsn)
     try:  # refused before any foreign key was set aside for the copy
-        assert await conn.fetchval(
-            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'posts'::regclass "
-            "AND contype = 'f'"
-        ) == 1
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = 'posts'::regclass "
+                "AND contype = 'f'"
+            )
+            == 1
+        )
     finally:
         await conn.close()
     with pgbouncer(target_dsn, "session", pool_size=6) as pooled:
         report = await migrate_data(source, pooled, pooler="session", verify=True)
     assert report.verified is True, report.render()
+    assert await _stored(target_dsn) == (400, 19950, '{"k": 2}')
+
+
+async def test_the_command_takes_the_pooler_from_the_environment(
+    tmp_path: Path, target_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``aragora-repos migrate-data`` with ``DATABASE_URL`` at the pooler and
+    ``ARAGORA_POSTGRES_POOLER=transaction``: the run that failed on prepared statements."""
+    import asyncio
+
+    from aragora_db.__main__ import main as cli_main
+
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    with pgbouncer(target_dsn, "transaction", pool_size=5) as pooled:
+        monkeypatch.setenv("DATABASE_URL", pooled)
+        monkeypatch.setenv("ARAGORA_POSTGRES_POOLER", "transaction")
+        monkeypatch.delenv("ARAGORA_POSTGRES_DIRECT_DSN", raising=False)
+        code = await asyncio.to_thread(
+            cli_main,
+            ["migrate-data", "--sqlite-path", str(source), "--verify", "--batch-size", "150"],
+        )
+    assert code == 3  # the 50 orphans went to the reject file; the rest is verified
     assert await _stored(target_dsn) == (400, 19950, '{"k": 2}')
