@@ -100,3 +100,25 @@ async def test_without_a_budget_every_read_stays_inline(tmp_path: Path) -> None:
     assert await db.users.count_active_users() == 20_000
     assert backend.inline_fallbacks == 0
     await db.close()
+
+
+def test_a_single_row_read_past_the_slow_query_bound_is_logged_failed_or_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The single-row read checks the slow-query bound inline (its hot path): a read
+    past it is logged by name, and so is one that fails."""
+    conn = SqliteConnection(tmp_path / "slow.db", slow_query_ms=0.0)
+    try:
+        with caplog.at_level("WARNING"):
+            assert conn.fetchone("-- name: Fine :one\nSELECT 1", ()) == (1,)
+            with pytest.raises(Exception, match="no such table"):
+                conn.fetchone("-- name: Broken :one\nSELECT * FROM nowhere", ())
+        assert "slow query Fine on sqlite" in caplog.text
+        assert "slow query Broken on sqlite" in caplog.text
+        caplog.clear()
+        conn.slow_ms = None
+        with caplog.at_level("WARNING"):
+            conn.fetchone("-- name: Fine :one\nSELECT 1", ())
+        assert "slow query" not in caplog.text
+    finally:
+        conn.close()
