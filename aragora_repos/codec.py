@@ -75,10 +75,41 @@ def json_text(value: object) -> str:
     return text
 
 
+#: numeric's range: up to 131072 digits before the decimal point and 16383 after
+#: (PostgreSQL's datatype-numeric.html; NUMERIC_WEIGHT_MAX, NUMERIC_DSCALE_MAX).
+NUMERIC_INTEGER_DIGITS = 131072
+NUMERIC_SCALE_MAX = 16383
+
+
+def check_numeric(value: Decimal) -> Decimal:
+    """A numeric argument, refused (22003) outside numeric's range as PostgreSQL's input
+    refuses it. asyncpg's binary encoder sends a value past 131072 integer digits as 0,
+    with no error (``Decimal("1E+131072")`` was stored as 0); a zero of any exponent is
+    0. Another type passes through for the driver, as for :func:`check_text`."""
+    if isinstance(value, Decimal) and value.is_finite():
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if exponent < -NUMERIC_SCALE_MAX or (
+            exponent > 0 and not value.is_zero() and value.adjusted() >= NUMERIC_INTEGER_DIGITS
+        ):
+            raise DataError("value overflows numeric format", sqlstate="22003")
+    return value
+
+
+def numeric_array(values: list[Decimal]) -> list[Decimal]:
+    """A numeric array argument for PostgreSQL, each element checked by :func:`check_numeric`."""
+    for value in values:
+        if value is not None:
+            check_numeric(value)
+    return values
+
+
 def encode_numeric(value: Decimal) -> str:
     """numeric text as PostgreSQL prints it: plain digits keeping the value's places
-    (``Decimal("1E+3")`` is ``1000``), no negative zero, ``NaN`` and ``Infinity``."""
+    (``Decimal("1E+3")`` is ``1000``), no negative zero, ``NaN`` and ``Infinity``; a value
+    outside numeric's range is refused (22003) by :func:`check_numeric`."""
     if value.is_finite():
+        check_numeric(value)
         return format(value.copy_abs() if value.is_zero() else value, "f")
     if value.is_nan():
         return "NaN"  # a signalling NaN too, as asyncpg sends it

@@ -24,6 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from aragora_repos.codec import check_numeric
+from aragora_repos.errors import DataError
+
 Converter = Callable[[Any], Any]
 Canonical = Callable[[Any], str]
 
@@ -232,6 +235,13 @@ def _numeric(column: TargetColumn, counts: Counter[str]) -> Converter:
             if precision is not None:
                 raise Reject(f"{number} does not fit {column.formatted}")
             return number
+        try:  # asyncpg would send a value past numeric's range as 0
+            check_numeric(number)
+        except DataError:
+            raise Reject(
+                f"{str(number)[:40]} is outside numeric's range (131072 digits before the "
+                "decimal point, 16383 after)"
+            ) from None
         if scale is not None and precision is not None:
             quantum = Decimal(1).scaleb(-scale)
             fitted = number.quantize(quantum)

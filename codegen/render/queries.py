@@ -37,6 +37,8 @@ _CODEC = (
     "int8_element",
     "float_element",
     "int_array",
+    "check_numeric",
+    "numeric_array",
 )
 
 
@@ -262,6 +264,10 @@ def method(
             return sealed_expr
         if p.type.array_dims == 1 and p.type.name in ("int2", "int4", "int8"):
             return imports.note(_nullable(f"int_array({v})", v, p.nullable))
+        if p.type.name == "numeric" and p.type.array_dims <= 1:
+            # asyncpg sends a value past numeric's range as 0: refused here, as on SQLite.
+            check = "numeric_array" if p.type.array_dims else "check_numeric"
+            return imports.note(_nullable(f"{check}({v})", v, p.nullable))
         if p.number in q.row_count_params:
             # PostgreSQL refuses a negative LIMIT only when the LIMIT runs (not in a
             # subquery over no rows); refused before sending, on both backends alike.

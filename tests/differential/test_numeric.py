@@ -159,3 +159,46 @@ def test_aggregates(query: str, postgres_dsn: str) -> None:
     extra = [_d("1.5", "2.25", "0"), _d("NaN", "1", "2"), _d("1", "1.000", "1.0")]
     extra += [_d("Infinity", "-Infinity", "1"), _d("0.001", "5", "6")]
     _check(postgres_dsn, query, 3, extra)
+
+
+RANGE_EDGES = st.builds(
+    lambda digits, exponent: Decimal(digits).scaleb(exponent),
+    st.integers(-(10**20), 10**20),
+    st.integers(-16400, -16370) | st.integers(131040, 131080) | st.integers(-3, 3),
+)
+
+
+@pytest.mark.postgres
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(RANGE_EDGES, min_size=20, max_size=20))
+def test_check_numeric_refuses_what_postgresql_input_refuses(
+    postgres_dsn: str, values: list[Decimal]
+) -> None:
+    """numeric's range as PostgreSQL's own input has it (131072 integer digits, 16383
+    after the point): asyncpg's binary encoder sends a value past it as 0, so the check
+    before it must refuse exactly what the server's text input refuses."""
+    from aragora_repos.codec import check_numeric
+
+    async def server() -> list[bool]:
+        conn = await asyncpg.connect(postgres_dsn)
+        accepted: list[bool] = []
+        try:
+            for value in values:
+                try:
+                    await conn.fetchval("SELECT $1::text::numeric IS NOT NULL", str(value))
+                    accepted.append(True)
+                except asyncpg.NumericValueOutOfRangeError:
+                    accepted.append(False)
+        finally:
+            await conn.close()
+        return accepted
+
+    ours: list[bool] = []
+    for value in values:
+        try:
+            check_numeric(value)
+            ours.append(True)
+        except errors.DataError as exc:
+            assert exc.sqlstate == "22003"
+            ours.append(False)
+    assert ours == asyncio.run(server()), values

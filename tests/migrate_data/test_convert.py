@@ -152,6 +152,19 @@ def test_numeric_scale_and_precision_are_enforced() -> None:
         convert("12345.6")
 
 
+def test_numeric_outside_its_range_is_rejected_not_sent_as_zero() -> None:
+    """asyncpg's binary encoder sends a numeric past 131072 integer digits as 0: the row
+    was stored with 0 and no reject. It is rejected now, by the bounds of PostgreSQL's
+    own input (a zero of any exponent is 0)."""
+    convert = converter(TargetColumn("c", "numeric", "numeric", False, (), -1), Counter())
+    assert convert("9.9E+131071") == Decimal("9.9E+131071")
+    assert convert("1E-16383") == Decimal("1E-16383")
+    assert convert("0E+200000") == 0
+    for value in ("1E+131072", "-1E+131072", "1E-16384", "1.0E-16383"):
+        with pytest.raises(Reject, match="outside numeric's range"):
+            convert(value)
+
+
 def test_varchar_length_and_not_null() -> None:
     convert = converter(
         TargetColumn("c", "varchar", "character varying(3)", True, (), 7), Counter()

@@ -134,6 +134,15 @@ async def main(target):
         keep("set_price_overflow", "accepted")
     except DataError as exc:
         keep("set_price_overflow", exc.sqlstate)
+    # Past numeric's own range: asyncpg's binary encoder sent these as 0 (the price became
+    # 0.00 on PostgreSQL, with no error) where SQLite refused them.
+    for huge in ("1E+131072", "-9.5E+131072", "1E-16384"):
+        try:
+            await s.set_book_price(id=b4.id, price=Decimal(huge))
+            keep(f"set_price_range {huge}", "accepted")
+        except DataError as exc:
+            keep(f"set_price_range {huge}", exc.sqlstate)
+    keep("price_after", await s.set_book_price(id=b4.id, price=Decimal("0E+200000")))
     keep("meta", await s.books_by_meta(filter={"lang": "en"}))
     keep("meta_nested", await s.books_by_meta(filter={"n": [{"x": True}]}))
     keep("meta_type", await s.books_by_meta(filter={"n": [True]}))
@@ -213,6 +222,12 @@ def test_outside_sql_generates_types_and_agrees(tmp_path: Path, postgres_dsn: st
     assert sqlite["set_price_rounds"] == "10.00"  # numeric(10, 2) rounds half away from 0
     assert sqlite["set_price_exponent"] == "10.00"
     assert sqlite["set_price_overflow"] == "22003"
+    assert {k: v for k, v in sqlite.items() if k.startswith("set_price_range")} == {
+        "set_price_range 1E+131072": "22003",
+        "set_price_range -9.5E+131072": "22003",
+        "set_price_range 1E-16384": "22003",
+    }
+    assert sqlite["price_after"] == "0.00"  # a zero of any exponent is 0
     assert [r["title"] for r in sqlite["cheaper_scale"]] == ["Nana"]  # 9.90 < 9.90 is false
     assert [r["third"] for r in sqlite["discounted"]][:1] == ["3.3300000000000000"]
     assert sqlite["meta_type"] == [] and len(sqlite["meta_nested"]) == 1
