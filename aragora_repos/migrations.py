@@ -72,11 +72,17 @@ class Section:
         return out
 
 
+#: Rows a migration's data step (:class:`Crypt`) converts at a time.
+CRYPT_PAGE = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Crypt:
     """A migration's data step: seal (or open) every stored value of ``table.column``
     with the runtime's column keys (:mod:`aragora_repos.keyring`), before the statement at
-    ``postgres_at`` / ``sqlite_at``."""
+    ``postgres_at`` / ``sqlite_at``. The values are read, converted and written
+    :data:`CRYPT_PAGE` rows at a time, in the migration's transaction, so memory stays
+    bounded by the page, not the column."""
 
     table: str
     column: str
@@ -103,14 +109,26 @@ class Crypt:
             "with the column keys (run by the migrator, ARAGORA_ENCRYPTION_KEY)"
         )
 
-    def select_sql(self, dialect: Dialect) -> str:
-        """The rows to convert: row key, then the value."""
+    def page_sql(self, dialect: Dialect, after: bool) -> str:
+        """The next rows to convert, in row-key order: row key, then the value. Its
+        parameters: how many rows, then (``after``) the last row key of the page before.
+        The row key is the primary key or a unique key, NOT NULL (the generator checks),
+        so no row is skipped between pages."""
         q = _quoter(dialect)
         keys = ", ".join(q(k) for k in self.row_key)
+        mark = "$" if dialect == "postgres" else "?"
+        where = f"{q(self.column)} IS NOT NULL"
+        if after:
+            marks = ", ".join(f"{mark}{i + 2}" for i in range(len(self.row_key)))
+            where += f" AND ({keys}) > ({marks})"
         return (
-            f"SELECT {keys}, {q(self.column)} FROM {q(self.table)} "
-            f"WHERE {q(self.column)} IS NOT NULL"
+            f"SELECT {keys}, {q(self.column)} FROM {q(self.table)} WHERE {where} "
+            f"ORDER BY {keys} LIMIT {mark}1"
         )
+
+    def last_key(self, rows: Sequence[Any]) -> tuple[Any, ...]:
+        """The row key of the last of ``rows``: where the next page starts after."""
+        return tuple(rows[-1][: len(self.row_key)])
 
     def update_sql(self, dialect: Dialect) -> str:
         """Set the value (first parameter) of the row whose key follows."""
@@ -120,7 +138,7 @@ class Crypt:
         return f"UPDATE {q(self.table)} SET {q(self.column)} = {mark}1 WHERE {where}"
 
     def convert(self, keys: KeyRing, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Update arguments for ``rows`` (as :meth:`select_sql` reads them): each value sealed
+        """Update arguments for ``rows`` (as :meth:`page_sql` reads them): each value sealed
         (its bytes are the plaintext) or opened (to its plaintext bytes)."""
         out = []
         n = len(self.row_key)

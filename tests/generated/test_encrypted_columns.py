@@ -354,6 +354,51 @@ async def test_marking_migration_seals_existing_rows_and_down_opens_them(
             assert hook is not None and hook.secret == f"{CANARY}-4"
 
 
+@pytest.mark.parametrize("page", [3, 5])
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_marking_migration_seals_page_by_page_and_misses_no_row(
+    backend: str,
+    page: int,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The data step reads, seals and writes CRYPT_PAGE rows at a time (it read the whole
+    column at once): across page boundaries, in row-key order (``w10`` before ``w2``),
+    with a page that ends the table exactly (5), every row is sealed once and opens."""
+    from aragora_repos.backends.postgres import migrate as pg_migrate
+    from aragora_repos.backends.sqlite import connection as sqlite_connection
+
+    monkeypatch.setattr(pg_migrate, "CRYPT_PAGE", page)
+    monkeypatch.setattr(sqlite_connection, "CRYPT_PAGE", page)
+    before = [m for m in MIGRATIONS if m.version < MARKED]
+    with place(backend, tmp_path, request) as where:
+        async with opened(where, KeyRing(KEY_A), migrate=False) as db:
+            await db.backend.migrate(before)
+            await db.backend.execute(
+                "INSERT INTO organizations (id, name, slug, tier, settings) "
+                "VALUES ('org', 'Org', 'org', 'free', '{}')",
+                (),
+            )
+            events = "'{}'" if backend == "postgres" else "'[]'"
+            for i in range(10):
+                await db.backend.execute(
+                    "INSERT INTO webhooks (id, org_id, url, secret, events) VALUES "
+                    f"('w{i + 1}', 'org', 'u', '{CANARY}-{i + 1}', {events})",
+                    (),
+                )
+        async with opened(where, KeyRing(KEY_A)) as db:
+            for i in range(1, 11):
+                assert CANARY.encode() not in await raw(db, "webhooks", "secret", f"w{i}")
+                hook = await db.auth.get_webhook(id=f"w{i}")
+                assert hook is not None and hook.secret == f"{CANARY}-{i}"
+            await db.backend.migrate_down(MIGRATIONS, target=MARKED - 1)
+            rows = await db.backend.fetch("SELECT id, secret FROM webhooks", ())
+            assert sorted((r[0], r[1]) for r in rows) == sorted(
+                (f"w{i}", f"{CANARY}-{i}") for i in range(1, 11)
+            )
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_rotation_is_online_and_leaves_every_value_under_the_new_key(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest

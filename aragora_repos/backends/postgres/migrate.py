@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -17,6 +17,7 @@ from aragora_repos.config import Secret
 from aragora_repos.keyring import NO_KEYS, KeyRing
 from aragora_repos.migrations import (
     ADVISORY_LOCK_KEY,
+    CRYPT_PAGE,
     SCHEMA_VERSION_POSTGRES,
     Applied,
     Crypt,
@@ -95,10 +96,7 @@ async def _run_step(
                 on_statement(statement.describe() if isinstance(statement, Crypt) else statement)
             try:
                 if isinstance(statement, Crypt):
-                    rows = await conn.fetch(statement.select_sql("postgres"))
-                    await conn.executemany(
-                        statement.update_sql("postgres"), statement.convert(keys, rows)
-                    )
+                    await _convert_column(conn, statement, keys)
                 else:
                     await conn.execute(statement)
             except asyncpg.PostgresError as exc:
@@ -255,3 +253,16 @@ async def stamp(
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
     return [m.version for m in migrations]
+
+
+async def _convert_column(conn: BoundConnection, crypt: Crypt, keys: KeyRing) -> None:
+    """Seal or open every stored value of the column, a page at a time."""
+    update = crypt.update_sql("postgres")
+    after: tuple[Any, ...] = ()
+    while True:
+        rows = await conn.fetch(crypt.page_sql("postgres", bool(after)), CRYPT_PAGE, *after)
+        if rows:
+            await conn.executemany(update, crypt.convert(keys, rows))
+        if len(rows) < CRYPT_PAGE:
+            return
+        after = crypt.last_key(rows)

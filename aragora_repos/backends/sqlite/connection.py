@@ -26,6 +26,7 @@ from aragora_repos.errors import SQLITE_ERROR, SQLITE_OPERATIONAL_ERROR
 from aragora_repos.files import ensure_private_file, private_dir
 from aragora_repos.keyring import NO_KEYS, KeyRing
 from aragora_repos.migrations import (
+    CRYPT_PAGE,
     SCHEMA_VERSION_SQLITE,
     Applied,
     Crypt,
@@ -259,6 +260,20 @@ class SqliteConnection:
             raise _unencodable(exc) from None
         finally:
             self._timed(sql, started)
+
+    def _convert_column(self, crypt: Crypt) -> None:
+        """Seal or open every stored value of the column, a page at a time."""
+        update = crypt.update_sql("sqlite")
+        after: tuple[Any, ...] = ()
+        while True:
+            rows = self._conn.execute(
+                crypt.page_sql("sqlite", bool(after)), (CRYPT_PAGE, *after)
+            ).fetchall()
+            if rows:
+                self._conn.executemany(update, crypt.convert(self.keys, rows))
+            if len(rows) < CRYPT_PAGE:
+                return
+            after = crypt.last_key(rows)
 
     def _timed(self, sql: str, started: float) -> None:
         if self.slow_ms is not None:
@@ -496,10 +511,7 @@ class SqliteConnection:
                 on_statement(statement.describe() if isinstance(statement, Crypt) else statement)
             try:
                 if isinstance(statement, Crypt):
-                    rows = self._conn.execute(statement.select_sql("sqlite")).fetchall()
-                    self._conn.executemany(
-                        statement.update_sql("sqlite"), statement.convert(self.keys, rows)
-                    )
+                    self._convert_column(statement)
                 else:
                     self._conn.execute(statement)
             except _STEP_ERRORS as exc:
