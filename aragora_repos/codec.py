@@ -6,10 +6,12 @@ The forms are documented in ``codegen/model/types.py``; PostgreSQL needs none of
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from aragora_repos.errors import DataError
 
@@ -75,25 +77,46 @@ def json_text(value: object) -> str:
     return text
 
 
+_Number = TypeVar("_Number")
+
 #: numeric's range: up to 131072 digits before the decimal point and 16383 after
 #: (PostgreSQL's datatype-numeric.html; NUMERIC_WEIGHT_MAX, NUMERIC_DSCALE_MAX).
 NUMERIC_INTEGER_DIGITS = 131072
 NUMERIC_SCALE_MAX = 16383
 
 
-def check_numeric(value: Decimal) -> Decimal:
+def check_numeric(value: _Number) -> _Number:
     """A numeric argument, refused (22003) outside numeric's range as PostgreSQL's input
     refuses it. asyncpg's binary encoder sends a value past 131072 integer digits as 0,
     with no error (``Decimal("1E+131072")`` was stored as 0); a zero of any exponent is
     0. Another type passes through for the driver, as for :func:`check_text`."""
-    if isinstance(value, Decimal) and value.is_finite():
-        exponent = value.as_tuple().exponent
-        assert isinstance(exponent, int)  # finite
-        if exponent < -NUMERIC_SCALE_MAX or (
-            exponent > 0 and not value.is_zero() and value.adjusted() >= NUMERIC_INTEGER_DIGITS
-        ):
-            raise DataError("value overflows numeric format", sqlstate="22003")
+    if isinstance(value, Decimal):
+        if value.is_finite():
+            exponent = value.as_tuple().exponent
+            assert isinstance(exponent, int)  # finite
+            if exponent < -NUMERIC_SCALE_MAX or (
+                exponent > 0 and not value.is_zero() and value.adjusted() >= NUMERIC_INTEGER_DIGITS
+            ):
+                raise DataError("value overflows numeric format", sqlstate="22003")
+    elif (
+        # asyncpg takes an int for numeric too, and sends one this large as 0 as well.
+        isinstance(value, int)
+        and value.bit_length() >= _LIMIT_BITS
+        and abs(value) >= _numeric_limit()
+    ):
+        raise DataError("value overflows numeric format", sqlstate="22003")
     return value
+
+
+#: The bit length of 10**131072, the first integer past numeric's range: a smaller
+#: bit length is always in range.
+_LIMIT_BITS = 435_412
+
+
+@functools.cache
+def _numeric_limit() -> int:
+    limit: int = 10**NUMERIC_INTEGER_DIGITS
+    return limit
 
 
 def numeric_array(values: list[Decimal]) -> list[Decimal]:
@@ -104,10 +127,13 @@ def numeric_array(values: list[Decimal]) -> list[Decimal]:
     return values
 
 
-def encode_numeric(value: Decimal) -> str:
+def encode_numeric(value: Decimal | int | float) -> str:
     """numeric text as PostgreSQL prints it: plain digits keeping the value's places
     (``Decimal("1E+3")`` is ``1000``), no negative zero, ``NaN`` and ``Infinity``; a value
-    outside numeric's range is refused (22003) by :func:`check_numeric`."""
+    outside numeric's range is refused (22003) by :func:`check_numeric`. An int or a
+    float is taken as asyncpg takes it for a numeric argument (``Decimal(value)``)."""
+    if not isinstance(value, Decimal):
+        value = Decimal(check_numeric(value))
     if value.is_finite():
         check_numeric(value)
         return format(value.copy_abs() if value.is_zero() else value, "f")

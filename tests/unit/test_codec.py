@@ -91,3 +91,26 @@ def test_json_text_refuses_what_postgresql_refuses() -> None:
     assert nul.value.sqlstate == "22P05"
     with pytest.raises(DataError):
         json_text(math.nan)
+
+
+def test_numeric_past_its_range_is_refused_as_decimal_int_or_on_sqlite() -> None:
+    """asyncpg's binary encoder sends a numeric argument past 131072 integer digits as 0
+    (a Decimal or an int alike); both are refused with 22003 before it, and SQLite's
+    encoding refuses the same values and takes an int or a float as asyncpg does."""
+    from decimal import Decimal
+
+    from aragora_repos.codec import check_numeric, encode_numeric
+
+    largest = 10**131072 - 1
+    assert check_numeric(largest) == largest
+    assert check_numeric(Decimal("9.99E+131071")) == Decimal("9.99E+131071")
+    huges: list[Decimal | int] = [10**131072, -(10**131072), Decimal("1E+131072")]
+    for huge in [*huges, Decimal("1E-16384")]:
+        for encode in (check_numeric, encode_numeric):
+            with pytest.raises(DataError) as info:
+                encode(huge)
+            assert info.value.sqlstate == "22003"
+    assert encode_numeric(12) == "12"
+    assert encode_numeric(0.5) == "0.5"
+    assert encode_numeric(Decimal("0E+200000")) == "0"
+    assert encode_numeric(Decimal("-0.00")) == "0.00"
