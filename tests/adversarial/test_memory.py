@@ -51,6 +51,55 @@ async def test_migrate_data_batches_end_at_a_byte_budget(tmp_path: Path, target_
 
 
 @pytest.mark.postgres
+async def test_columnar_batches_stay_within_the_budget_where_large_rows_cluster(
+    tmp_path: Path, target_dsn: str
+) -> None:
+    """Found by review: the columnar path sized its batches by the table's mean row, so
+    a stretch of large rows among many small ones came in one batch (here 6 x 3 MiB
+    blobs among 20,000 small rows: one batch of 18 MiB against a 4 MiB budget). A batch
+    is now cut by its rows' sizes, read from their record headers, when the table's
+    largest record could take a batch past the budget."""
+    from aragora_repos.tools.migrate_data.columnar import ColumnarReader
+    from aragora_repos.tools.migrate_data.plan import plan
+    from aragora_repos.tools.migrate_data.source import _open_source
+
+    source = tmp_path / "clustered.db"
+    db = sqlite3.connect(source)
+    db.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    small = [(i, b"x" * 40) for i in range(1, 10_001)]
+    db.executemany("INSERT INTO blobs VALUES (?, ?)", small)
+    db.executemany(
+        "INSERT INTO blobs VALUES (?, randomblob(?))", [(10_000 + i, 3 * MIB) for i in range(1, 7)]
+    )
+    db.executemany("INSERT INTO blobs VALUES (?, ?)", [(i + 10_006, v) for i, v in small])
+    db.commit()
+    db.close()
+    conn = await asyncpg.connect(target_dsn)
+    try:
+        await conn.execute("CREATE TABLE blobs (id BIGINT PRIMARY KEY, data BYTEA NOT NULL)")
+        opened = _open_source(source, None)
+        try:
+            table = (await plan(opened, conn)).tables[0]
+        finally:
+            opened.close()
+    finally:
+        await conn.close()
+    reader = ColumnarReader(source, table, 1000, 4 * MIB)
+    try:
+        assert reader.sized
+        sizes, rows = [], 0
+        for batch in reader.batches(None):
+            sizes.append(sum(v.nbytes for v in batch.values))
+            rows += batch.read
+    finally:
+        reader.close()
+    assert rows == 20_006
+    assert max(sizes) <= 4 * MIB + 64 * 1024, max(sizes)  # the budget, and Arrow's offsets
+    report = await migrate_data(source, target_dsn, batch_bytes=4 * MIB, verify=True)
+    assert report.tables["blobs"].migrated == 20_006 and report.verified
+
+
+@pytest.mark.postgres
 async def test_copyfrom_streams_its_input(target_dsn: str) -> None:
     db = await connect(Config(backend="postgres", dsn=Secret(target_dsn), pool_max=2))
     await db.migrate()

@@ -173,12 +173,19 @@ class ColumnarReader:
         self.path = path
         self.table = table
         self.batch_size = batch_size
+        self.db = adbc_driver_sqlite.dbapi.connect(read_only_uri(path))
+        self.batch_bytes = batch_bytes
+        self.sized = False
+        """Each batch's rows are chosen by their sizes first (see :meth:`_cut`)."""
         if batch_bytes is not None:
             # A batch holds at most batch_bytes at the table's mean row size, taken as
-            # the file's size over the table's rows (an upper bound for all but a table
-            # whose large rows are clustered).
+            # the file's size over the table's rows: enough unless large rows cluster.
             self.batch_size = min(batch_size, max(1, batch_bytes // _mean_row_bytes(path, table)))
-        self.db = adbc_driver_sqlite.dbapi.connect(read_only_uri(path))
+            # The largest record of the table (SQLite's dbstat walks the table's pages,
+            # not its rows): when a batch of such rows could pass the budget, each batch
+            # is cut by the sizes of its rows before it is read.
+            largest = self._largest_record()
+            self.sized = largest is None or largest * self.batch_size > batch_bytes
         self.kinds = [kind_of(c) for c in table.columns]
         self.expected = _first_classes(path, table)
         self.exceptional = 0
@@ -260,8 +267,55 @@ class ColumnarReader:
             return ColumnarBatch(np.zeros(0, dtype=np.int64), [], {}, [])
         return self.convert(_joined(parts), lanes, 2)
 
+    def _largest_record(self) -> int | None:
+        """The largest record of the table in bytes; None when dbstat cannot tell."""
+        cursor = self.db.cursor()
+        try:
+            cursor.execute(
+                "SELECT mx_payload FROM dbstat('main', 1) WHERE name = ?", (self.table.name,)
+            )
+            found = cursor.fetchone()
+        except Exception:  # dbstat compiled out of the driver's SQLite: cut every batch
+            return None
+        finally:
+            cursor.close()
+        return int(found[0]) if found and found[0] is not None else 0
+
+    def _cut(self, after: int | None, upto: int | None) -> int | None:
+        """The rowid that ends the next batch: the rows after ``after`` (not after
+        ``upto``, at most ``batch_size``) whose values' bytes together stay within the
+        budget, and at least one row; None when no row is left."""
+        assert self.batch_bytes is not None
+        where = _range(after, upto)
+        size = " + ".join(f"ifnull(octet_length({quote(c.name)}), 0)" for c in self.table.columns)
+        cursor = self.db.cursor()
+        try:
+            # octet_length reads a value's size from its record header, not its content.
+            cursor.execute(
+                "SELECT coalesce(max(CASE WHEN running <= ? THEN rowid END), min(rowid)) FROM "
+                "(SELECT rowid, sum(size) OVER (ORDER BY rowid ROWS UNBOUNDED PRECEDING) "
+                f"AS running FROM (SELECT rowid, {size or '0'} AS size FROM "
+                f"{quote(self.table.name)}"
+                + (f" WHERE {' AND '.join(where)}" if where else "")
+                + f" ORDER BY rowid LIMIT {int(self.batch_size)}))",
+                (self.batch_bytes,),
+            )
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        return int(found[0]) if found and found[0] is not None else None
+
     def batches(self, after: int | None, upto: int | None = None) -> Iterator[ColumnarBatch]:
         """Converted batches of the rows after ``after`` (and not after ``upto``)."""
+        if not self.sized:
+            yield from self._batches(after, upto)
+            return
+        previous = after
+        while (cut := self._cut(previous, upto)) is not None:
+            yield from self._batches(previous, cut)
+            previous = cut
+
+    def _batches(self, after: int | None, upto: int | None) -> Iterator[ColumnarBatch]:
         flag = " AND ".join(
             f"typeof({quote(c.name)}) IN ('{kind or 'null'}', 'null')"
             for c, kind in zip(self.table.columns, self.expected, strict=True)
