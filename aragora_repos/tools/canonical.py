@@ -8,7 +8,6 @@ import json
 import struct
 from collections import Counter
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from aragora_repos.tools.convert import (
@@ -23,9 +22,9 @@ from aragora_repos.tools.convert import (
     TargetColumn,
     converter,
 )
+from aragora_repos.tools.jsonb import jsonb_text, numeric_text
 
 Converter = Callable[[Any], Any]
-_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def canonical(column: TargetColumn) -> Canonical:
@@ -40,7 +39,7 @@ def canonical(column: TargetColumn) -> Canonical:
     if kind == "float4":
         return lambda v: "nan" if v != v else struct.pack(">f", v).hex()
     if kind == "numeric":
-        return _numeric_text
+        return numeric_text
     if kind in ("timestamptz", "timestamp"):
         origin = EPOCH if kind == "timestamptz" else EPOCH_NAIVE
         return lambda v: str((v - origin) // MICRO)
@@ -73,47 +72,6 @@ def canonical_sql(column: TargetColumn, ref: str) -> str:
     if kind in ("_text", "_varchar"):
         return f"array_to_json({ref})::text"
     return f"{ref}::text"
-
-
-def _numeric_text(value: Decimal) -> str:
-    if value.is_nan():
-        return "NaN"
-    if value.is_infinite():
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        value = abs(value)
-    return format(value, "f")
-
-
-def jsonb_text(value: Any) -> str:
-    """PostgreSQL's text output of a jsonb value (parsed with Decimal for non-integers):
-    object keys deduplicated (last wins) and ordered by byte length then bytes, ``", "``
-    and ``": "`` separators, numbers as numeric prints them, strings escaped as
-    ``escape_json`` does (the same set as Python's encoder without ``ensure_ascii``)."""
-    kind = type(value)
-    if kind is str:
-        return _encode_string(value)
-    if kind is int:
-        return str(value)
-    if kind is dict:
-        keys = sorted(value, key=_key_order) if len(value) > 1 else value
-        return "{" + ", ".join([f"{_encode_string(k)}: {jsonb_text(value[k])}" for k in keys]) + "}"
-    if kind is list:
-        return "[" + ", ".join([jsonb_text(v) for v in value]) + "]"
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if kind is Decimal:
-        return _numeric_text(value)
-    raise TypeError(kind.__name__)
-
-
-def _key_order(key: str) -> tuple[int, bytes]:
-    raw = key.encode("utf-8")
-    return len(raw), raw
 
 
 def _passes_unchanged(column: TargetColumn, ref: str) -> str | None:

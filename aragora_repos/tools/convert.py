@@ -26,6 +26,7 @@ from typing import Any
 
 from aragora_repos.codec import check_numeric
 from aragora_repos.errors import DataError
+from aragora_repos.tools.jsonb import jsonb_text
 
 Converter = Callable[[Any], Any]
 Canonical = Callable[[Any], str]
@@ -362,7 +363,6 @@ def _json(column: TargetColumn, counts: Counter[str], *, keep_documents: bool = 
     if binary:
         # jsonb keeps one value per key and its own key order and spacing: a document it
         # respells is counted, one it loses a duplicate key's value from counted apart.
-        from aragora_repos.tools.canonical import jsonb_text
 
         def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
             found = dict(items)

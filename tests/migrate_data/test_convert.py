@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aragora_repos.tools.canonical import canonical, jsonb_text, row_converter, row_hasher
+from aragora_repos.tools.canonical import canonical, row_converter, row_hasher
 from aragora_repos.tools.convert import Reject, TargetColumn, UnsupportedType, converter
+from aragora_repos.tools.jsonb import jsonb_text
 
 
 def col(

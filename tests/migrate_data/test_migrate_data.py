@@ -327,7 +327,7 @@ async def test_verify_reports_source_drift_by_table(source: Path, target: str) -
 async def test_jsonb_canonical_text_matches_the_server(target: str) -> None:
     from decimal import Decimal
 
-    from aragora_repos.tools.canonical import jsonb_text
+    from aragora_repos.tools.jsonb import jsonb_text
 
     samples = [
         '{"b": 1, "a": 2, "aa": {"z": [1e2, 1.50, -0, 0.0, 1E-2, 123456789012345678901234567890]}}',

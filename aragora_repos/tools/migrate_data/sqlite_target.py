@@ -37,8 +37,9 @@ from aragora_repos.config import SqliteKey
 from aragora_repos.drift import ExpectedSchema
 from aragora_repos.errors import SQLITE_INTEGRITY_ERROR
 from aragora_repos.files import replacing
-from aragora_repos.tools.canonical import jsonb_text, row_hasher
+from aragora_repos.tools.canonical import row_hasher
 from aragora_repos.tools.convert import DECIMAL_JSON, JsonText, TargetColumn, describe_rules
+from aragora_repos.tools.jsonb import jsonb_text
 from aragora_repos.tools.migrate_data.copier import _reject_line
 from aragora_repos.tools.migrate_data.plan import ForeignKey, TablePlan, _source_tables, fk_order
 from aragora_repos.tools.migrate_data.report import DataMigrationReport, TableReport
