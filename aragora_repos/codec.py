@@ -95,7 +95,7 @@ def check_numeric(value: _Number) -> _Number:
             exponent = value.as_tuple().exponent
             assert isinstance(exponent, int)  # finite
             if exponent < -NUMERIC_SCALE_MAX or (
-                exponent > 0 and not value.is_zero() and value.adjusted() >= NUMERIC_INTEGER_DIGITS
+                not value.is_zero() and value.adjusted() >= NUMERIC_INTEGER_DIGITS
             ):
                 raise DataError("value overflows numeric format", sqlstate="22003")
     elif (

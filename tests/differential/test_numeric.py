@@ -165,6 +165,10 @@ RANGE_EDGES = st.builds(
     lambda digits, exponent: Decimal(digits).scaleb(exponent),
     st.integers(-(10**20), 10**20),
     st.integers(-16400, -16370) | st.integers(131040, 131080) | st.integers(-3, 3),
+) | st.builds(  # exponent 0 and every digit written out (Decimal of a large int)
+    lambda digits, width: Decimal(str(digits).ljust(width, "0")),
+    st.integers(1, 10**6),
+    st.integers(131068, 131076),
 )
 
 
