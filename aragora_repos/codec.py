@@ -122,8 +122,7 @@ def _numeric_limit() -> int:
 def numeric_array(values: list[Decimal]) -> list[Decimal]:
     """A numeric array argument for PostgreSQL, each element checked by :func:`check_numeric`."""
     for value in values:
-        if value is not None:
-            check_numeric(value)
+        check_numeric(value)  # a NULL element passes through
     return values
 
 
@@ -133,7 +132,7 @@ def encode_numeric(value: Decimal | int | float) -> str:
     outside numeric's range is refused (22003) by :func:`check_numeric`. An int or a
     float is taken as asyncpg takes it for a numeric argument (``Decimal(value)``)."""
     if not isinstance(value, Decimal):
-        value = Decimal(check_numeric(value))
+        value = Decimal(value)
     if value.is_finite():
         check_numeric(value)
         return format(value.copy_abs() if value.is_zero() else value, "f")

@@ -191,6 +191,10 @@ def sqlite_key_setting(env: Mapping[str, str]) -> SqliteKey | None:
     return None
 
 
+#: What ``ARAGORA_POSTGRES_POOLER`` may name.
+POOLERS = ("none", "session", "transaction")
+
+
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
     """The background sync to a cloud PostgreSQL (``SUPABASE_SYNC_ENABLED=true``).
@@ -399,7 +403,7 @@ class Config:
                 f"0 <= min <= max and max >= 1, got min={pool_min}, max={pool_max}"
             )
         pooler = _get(env, "ARAGORA_POSTGRES_POOLER").lower() or "none"
-        if pooler not in ("none", "session", "transaction"):
+        if pooler not in POOLERS:
             raise ConfigError(
                 "invalid ARAGORA_POSTGRES_POOLER: expected none, session or transaction, "
                 f"got {pooler!r}"

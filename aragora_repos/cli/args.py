@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TypeAlias
 
-from aragora_repos.config import Secret
+from aragora_repos.config import POOLERS, Secret
 from aragora_repos.errors import ConfigError
 
 
@@ -369,7 +369,7 @@ def _data_commands(sub: Commands) -> None:
     )
     c.add_argument(
         "--pooler",
-        choices=("none", "session", "transaction"),
+        choices=POOLERS,
         help="what sits between this process and PostgreSQL (default: "
         "ARAGORA_POSTGRES_POOLER, else none); behind a transaction pooler the run's lock "
         "goes to ARAGORA_POSTGRES_DIRECT_DSN when set",

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 
@@ -73,6 +73,23 @@ async def opened(where: str, keys: KeyRing, *, migrate: bool = True) -> AsyncIte
 def sql(db: Database, text: str) -> str:
     """``text`` with ``$n`` placeholders as the backend spells them."""
     return text if db.backend.dialect == "postgres" else text.replace("$", "?")
+
+
+async def plain_webhooks(db: Database, numbers: Iterable[int]) -> None:
+    """Organization ``org`` and webhooks ``w<n>`` whose secret is ``CANARY-<n>``, written
+    as plain SQL before the columns are marked encrypted."""
+    await db.backend.execute(
+        "INSERT INTO organizations (id, name, slug, tier, settings) "
+        "VALUES ('org', 'Org', 'org', 'free', '{}')",
+        (),
+    )
+    events = "'{}'" if db.backend.dialect == "postgres" else "'[]'"
+    for n in numbers:
+        await db.backend.execute(
+            "INSERT INTO webhooks (id, org_id, url, secret, events) VALUES "
+            f"('w{n}', 'org', 'u', '{CANARY}-{n}', {events})",
+            (),
+        )
 
 
 async def raw(db: Database, table: str, column: str, id_: str) -> bytes:
@@ -312,20 +329,7 @@ async def test_marking_migration_seals_existing_rows_and_down_opens_them(
     with place(backend, tmp_path, request) as where:
         async with opened(where, KeyRing(KEY_A), migrate=False) as db:
             await db.backend.migrate(before)
-            await db.backend.execute(
-                "INSERT INTO organizations (id, name, slug, tier, settings) "
-                "VALUES ('org', 'Org', 'org', 'free', '{}')",
-                (),
-            )
-            for i in range(5):
-                await db.backend.execute(
-                    "INSERT INTO webhooks (id, org_id, url, secret, events) VALUES "
-                    f"('w{i}', 'org', 'u', '{CANARY}-{i}', '{{}}')"
-                    if backend == "postgres"
-                    else "INSERT INTO webhooks (id, org_id, url, secret, events) VALUES "
-                    f"('w{i}', 'org', 'u', '{CANARY}-{i}', '[]')",
-                    (),
-                )
+            await plain_webhooks(db, range(5))
             await db.backend.execute(
                 "INSERT INTO integrations (id, org_id, provider, config) VALUES "
                 "('i0', 'org', 'slack', '{\"token\": \"" + CANARY + "\"}')",
@@ -375,18 +379,7 @@ async def test_the_marking_migration_seals_page_by_page_and_misses_no_row(
     with place(backend, tmp_path, request) as where:
         async with opened(where, KeyRing(KEY_A), migrate=False) as db:
             await db.backend.migrate(before)
-            await db.backend.execute(
-                "INSERT INTO organizations (id, name, slug, tier, settings) "
-                "VALUES ('org', 'Org', 'org', 'free', '{}')",
-                (),
-            )
-            events = "'{}'" if backend == "postgres" else "'[]'"
-            for i in range(10):
-                await db.backend.execute(
-                    "INSERT INTO webhooks (id, org_id, url, secret, events) VALUES "
-                    f"('w{i + 1}', 'org', 'u', '{CANARY}-{i + 1}', {events})",
-                    (),
-                )
+            await plain_webhooks(db, range(1, 11))
         async with opened(where, KeyRing(KEY_A)) as db:
             for i in range(1, 11):
                 assert CANARY.encode() not in await raw(db, "webhooks", "secret", f"w{i}")

@@ -211,8 +211,9 @@ class SqliteConnection:
             raise self._failed(exc) from exc
         except UnicodeEncodeError as exc:
             raise _unencodable(exc) from None
-        if self.slow_ms is not None and (perf_counter() - started) * 1000 > self.slow_ms:
-            log_slow(sql, (perf_counter() - started) * 1000, "sqlite")
+        slow = self.slow_ms
+        if slow is not None and (elapsed := (perf_counter() - started) * 1000) > slow:
+            log_slow(sql, elapsed, "sqlite")
         return row
 
     def fetchall(self, sql: str, args: Sequence[Any]) -> list[Row]:

@@ -189,13 +189,15 @@ class _Copier:
                 progress.start(table.name, report.source_rows, report.already_done)
             started = time.perf_counter()
             columnar = (
-                opts.columnar is not None
+                opts.columnar
+                if opts.columnar is not None
                 and not opts.dry_run
                 and direct
                 and await self._in_reader(eligible, self.source, table, self.withhold)
+                else None
             )
-            if columnar and opts.columnar is not None:
-                await opts.columnar(self, table, report, counts, last_key, state)
+            if columnar is not None:
+                await columnar(self, table, report, counts, last_key, state)
             else:
                 pending = asyncio.ensure_future(
                     self._in_reader(reader.read, last_key, opts.batch_size)

@@ -19,7 +19,7 @@ import asyncpg
 
 from aragora_repos import errors
 from aragora_repos.backends.postgres import connect_one
-from aragora_repos.config import Secret
+from aragora_repos.config import POOLERS, Secret
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -29,8 +29,6 @@ POOL_WAIT = 10.0
 
 #: How long a run waits for the lock of its source before refusing to start.
 RUN_LOCK_WAIT = "2s"
-
-POOLERS = ("none", "session", "transaction")
 
 
 def run_lock_name(source_id: str) -> str:
