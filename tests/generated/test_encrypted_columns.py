@@ -393,6 +393,49 @@ async def test_the_marking_migration_seals_page_by_page_and_misses_no_row(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_paged_marking_migration_killed_leaves_all_or_nothing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGKILL at random points of ``migrate up`` while it seals 3,000 values a page at a
+    time: the pages share the migration's transaction, so after each kill the column is
+    all plain (not applied) or all sealed (applied), never part of each."""
+    rows = 3000
+    before = [m for m in MIGRATIONS if m.version < MARKED]
+    with place(backend, tmp_path, request) as where:
+        async with opened(where, KeyRing(KEY_A), migrate=False) as db:
+            await db.backend.migrate(before)
+            await plain_webhooks(db, range(rows))
+        env = {**os.environ, "ARAGORA_ENCRYPTION_KEY": _b64(KEY_A)}
+        if backend == "postgres":
+            target = ["--database-url", where]
+        else:
+            target, env["ARAGORA_DATA_DIR"] = [], where
+        command = [sys.executable, "-m", "aragora_db", "migrate", *target, "up", "--no-backup"]
+        rng = random.Random(3113)
+        for _ in range(6):
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            try:  # a random point of the run (fault injection, not synchronisation)
+                process.wait(timeout=rng.uniform(0.3, 2.5))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+            async with opened(where, KeyRing(KEY_A), migrate=False) as db:
+                applied = max((await db.backend.applied()).keys()) >= MARKED
+                stored = await db.backend.fetch("SELECT secret FROM webhooks", ())
+                plain = sum(CANARY.encode() in bytes(str(r[0]), "utf-8") for r in stored)
+                assert plain == (0 if applied else rows), (applied, plain)
+                if applied:
+                    break
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        async with opened(where, KeyRing(KEY_A), migrate=False) as db:
+            hooks = await db.auth.list_webhooks_for_org(org_id="org")
+            assert sorted(h.secret for h in hooks) == sorted(f"{CANARY}-{i}" for i in range(rows))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_rotation_is_online_and_leaves_every_value_under_the_new_key(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
