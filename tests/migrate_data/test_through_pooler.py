@@ -210,3 +210,67 @@ async def test_the_command_takes_the_pooler_from_the_environment(
         )
     assert code == 3  # the 50 orphans went to the reject file; the rest is verified
     assert await _stored(target_dsn) == (400, 19950, '{"k": 2}')
+
+
+async def test_a_canary_password_never_shows_on_the_pooler_paths(
+    tmp_path: Path,
+    target_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """T22 on what this module adds: the pool-too-small refusal and a direct DSN that
+    cannot be reached, each with a canary password (PgBouncer's trust mode takes any)."""
+    import logging
+
+    from tests.pg_server import free_port
+
+    canary = "pw-CANARY-/#?@:x"
+    encoded = "pw-CANARY-%2F%23%3F%40%3Ax"
+    monkeypatch.setattr(target, "POOL_WAIT", 1.0)
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    caplog.set_level(logging.DEBUG)
+    with pgbouncer(target_dsn, "transaction", pool_size=1) as pooled:
+        with_password = pooled.replace("postgres@", f"postgres:{encoded}@", 1)
+        with pytest.raises(errors.MigrationError) as small:
+            await migrate_data(source, with_password, pooler="transaction")
+        unreachable = f"postgresql://postgres:{encoded}@127.0.0.1:{free_port()}/x"
+        with pytest.raises(errors.DatabaseError) as direct:
+            await migrate_data(source, with_password, pooler="transaction", direct_dsn=unreachable)
+    for text in (str(small.value), repr(small.value), str(direct.value), caplog.text):
+        assert canary not in text and encoded not in text
+    assert "pw-CANARY" not in "".join(
+        str(getattr(e, "__context__", "")) for e in (small.value, direct.value)
+    )
+
+
+async def test_two_runs_at_once_through_the_pooler_copy_each_row_once(
+    tmp_path: Path, target_dsn: str
+) -> None:
+    """T21 through PgBouncer: two runs of one source started together. One waits for the
+    other's lock and then finds nothing left to copy, or is refused; the rows are stored
+    once and no row is recorded as a duplicate reject."""
+    import asyncio
+
+    await _schema(target_dsn)
+    source = _source(tmp_path)
+    with pgbouncer(target_dsn, "transaction", pool_size=6) as pooled:
+        results = await asyncio.gather(
+            *(migrate_data(source, pooled, pooler="transaction", batch_size=500) for _ in "ab"),
+            return_exceptions=True,
+        )
+    reports = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(e, errors.MigrationError) and "another run" in str(e) for e in refused), (
+        refused
+    )
+    assert reports
+    assert sum(r.tables["posts"].migrated for r in reports) == 19950
+    # A run that finds the copy done reports the rejects recorded before it.
+    assert all(r.tables["posts"].errors == 50 for r in reports)
+    assert await _stored(target_dsn) == (400, 19950, '{"k": 2}')
+    conn = await asyncpg.connect(target_dsn)
+    try:  # the orphans recorded once, none of the other run's rows as duplicates
+        assert await conn.fetchval("SELECT count(*) FROM aragora_migrate.rejects") == 50
+    finally:
+        await conn.close()
